@@ -1,0 +1,348 @@
+//! The active segment: appends, atomic batches, and sealing.
+//!
+//! # Write protocol (see docs/FORMAT.md §Write path)
+//! A write is encoded into a buffer, written at the end of `active.seg`, and
+//! (unless `--no-sync`) `fdatasync`ed before the command reports success. A
+//! batch writes its records with `FLAG_BATCH`, flushing the buffer as it
+//! fills, and becomes visible to replay only when its `Commit` record is
+//! durable. A failed write truncates the file back to where it started.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::engine::format::{
+    self, ACTIVE_NAME, FLAG_BATCH, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD, RECORD_HEADER_LEN,
+    SealPayload, SegmentHeader, TMP_SUFFIX,
+};
+use crate::engine::index::{self, Entry, IndexWriter, SealedIndex};
+use crate::engine::segment::{self, Sealed};
+use crate::engine::store::{Mode, Store};
+use crate::engine::vfs::VFile;
+use crate::error::{Error, Result};
+
+/// Flush a batch's buffer to the file once it holds this much.
+const BATCH_FLUSH: usize = 1 << 20;
+
+/// The active segment's state: its file and an in-memory hash index of the
+/// records it holds.
+pub(crate) struct Active {
+    pub number: u64,
+    pub path: PathBuf,
+    /// `None` only in a read-only open of a store without `active.seg`.
+    pub file: Option<Box<dyn VFile>>,
+    /// Logical end: on disk plus buffered.
+    pub len: u64,
+    /// End of what has been written to the file.
+    pub flushed: u64,
+    /// Encoded records not yet written.
+    pub wbuf: Vec<u8>,
+    /// Entries by document.
+    pub map: HashMap<u64, Vec<IndexEntry>>,
+    /// Committed data records.
+    pub records: u64,
+}
+
+/// What to restore if a batch is rolled back.
+pub(crate) struct BatchState {
+    start: u64,
+    next_seq: u64,
+    doc_hwm: u64,
+    records: u64,
+}
+
+impl Active {
+    pub fn empty(number: u64, path: PathBuf) -> Active {
+        Active {
+            number,
+            path,
+            file: None,
+            len: format::SEGMENT_HEADER_LEN as u64,
+            flushed: format::SEGMENT_HEADER_LEN as u64,
+            wbuf: Vec::new(),
+            map: HashMap::new(),
+            records: 0,
+        }
+    }
+
+    /// All entries sorted by key (for sealing and merges).
+    pub fn sorted_entries(&self) -> Vec<IndexEntry> {
+        let mut all: Vec<IndexEntry> = self.map.values().flatten().copied().collect();
+        all.sort_unstable_by_key(index::key);
+        all
+    }
+
+    fn file(&self) -> Result<&dyn VFile> {
+        self.file
+            .as_deref()
+            .ok_or_else(|| Error::io("write", &self.path, std::io::Error::other("store opened read-only")))
+    }
+}
+
+/// Creates a fresh `active.seg` numbered `number`: written under a temporary
+/// name, fsynced, renamed, and the directory fsynced, so `active.seg` never
+/// exists with a partial header.
+pub(crate) fn create_active(store_dir: &std::path::Path, vfs: &dyn crate::engine::vfs::Vfs, number: u64, sync: bool) -> Result<Active> {
+    let tmp = store_dir.join(format!("{ACTIVE_NAME}{TMP_SUFFIX}"));
+    let _ = vfs.remove_file(&tmp);
+    let file = vfs.create_new(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    let header = SegmentHeader {
+        flags: 0,
+        number,
+        gen_base: 0,
+        gen_count: 0,
+    };
+    file.write_all_at(&header.encode(), 0)
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    if sync {
+        file.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
+    }
+    let path = store_dir.join(ACTIVE_NAME);
+    vfs.rename(&tmp, &path).map_err(|e| Error::io("rename", &path, e))?;
+    if sync {
+        vfs.sync_dir(store_dir)
+            .map_err(|e| Error::io("fsync", store_dir, e))?;
+    }
+    let mut active = Active::empty(number, path);
+    active.file = Some(file);
+    Ok(active)
+}
+
+impl Store {
+    /// Appends one record. Outside a batch it is durable when this returns.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn append_flags(
+        &mut self,
+        kind: Kind,
+        doc: u64,
+        node: u64,
+        aux: u64,
+        flags: u8,
+        a: &[u8],
+        b: &[u8],
+    ) -> Result<()> {
+        if self.mode != Mode::Write {
+            return Err(Error::invalid("internal: write on a read-only store"));
+        }
+        let payload = a.len() + b.len();
+        if payload > MAX_PAYLOAD as usize {
+            return Err(Error::invalid(format!(
+                "a record of {payload} bytes exceeds the limit of {MAX_PAYLOAD} bytes"
+            )));
+        }
+        let total = (RECORD_HEADER_LEN + payload) as u64;
+        if self.batch.is_none() {
+            self.maybe_seal(total)?;
+        }
+        let flags = if self.batch.is_some() {
+            flags | FLAG_BATCH
+        } else {
+            flags
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let offset = self.active.len;
+        format::encode_record(&mut self.active.wbuf, seq, kind, flags, doc, node, a, b);
+        self.active.len += total;
+        self.active
+            .map
+            .entry(doc)
+            .or_default()
+            .push(IndexEntry {
+                doc,
+                node,
+                seq,
+                offset,
+                aux,
+                len: total as u32,
+                kind,
+                flags,
+            });
+        self.active.records += 1;
+        if kind == Kind::DocPut {
+            self.doc_hwm = self.doc_hwm.max(doc);
+        }
+        if self.batch.is_none() {
+            self.flush()?;
+            self.sync_active()?;
+        } else if self.active.wbuf.len() >= BATCH_FLUSH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffer to the file. On failure the file is cut back to its
+    /// last good end, so a full disk leaves no partial record behind.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        if self.active.wbuf.is_empty() {
+            return Ok(());
+        }
+        let file = self.active.file()?;
+        if let Err(e) = file.write_all_at(&self.active.wbuf, self.active.flushed) {
+            let _ = file.set_len(self.active.flushed);
+            return Err(Error::io("write", &self.active.path, e));
+        }
+        self.active.flushed = self.active.len;
+        self.active.wbuf.clear();
+        Ok(())
+    }
+
+    /// fdatasync of `active.seg`. A failure is reported, never retried: after
+    /// a failed fsync the kernel may have dropped the dirty pages.
+    pub(crate) fn sync_active(&self) -> Result<()> {
+        if self.opts.sync {
+            self.active
+                .file()?
+                .sync_data()
+                .map_err(|e| Error::io("fsync", &self.active.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Reads the record an active-segment entry points at, from the file or
+    /// from the unflushed buffer.
+    pub(crate) fn read_active(&self, e: &Entry) -> Result<(format::RecordHeader, Vec<u8>)> {
+        if e.offset >= self.active.flushed {
+            let start = (e.offset - self.active.flushed) as usize;
+            let buf = self
+                .active
+                .wbuf
+                .get(start..start + e.len as usize)
+                .ok_or_else(|| Error::corrupt(&self.active.path, e.offset, "entry past the end of the segment"))?;
+            return segment::check_record(buf, &self.active.path, e);
+        }
+        segment::read_record(self.active.file()?, &self.active.path, e)
+    }
+
+    fn maybe_seal(&mut self, incoming: u64) -> Result<()> {
+        if self.active.records > 0 && self.active.len + incoming > self.opts.segment_size {
+            self.seal()?;
+        }
+        Ok(())
+    }
+
+    /// Seals `active.seg` as `seg_N.seg` with a footer and an index file, and
+    /// starts a fresh `active.seg`. See docs/FORMAT.md §Sealing.
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let footer = SealPayload {
+            records: self.active.records,
+            max_seq: seq,
+            doc_hwm: self.doc_hwm,
+        };
+        format::encode_record(&mut self.active.wbuf, seq, Kind::Seal, 0, 0, 0, &footer.encode(), &[]);
+        self.active.len += format::SEAL_RECORD_LEN as u64;
+        self.flush()?;
+        self.sync_active()?;
+        let number = self.active.number;
+        let dir = self.opts.dir.clone();
+        let vfs = self.opts.vfs.clone();
+        let seg_path = dir.join(format::segment_name(number));
+        vfs.rename(&self.active.path, &seg_path)
+            .map_err(|e| Error::io("rename", &seg_path, e))?;
+        self.sync_dir()?;
+        let entries = self.active.sorted_entries();
+        let mut w = IndexWriter::create(&*vfs, &dir, number)?;
+        for e in &entries {
+            w.push(*e)?;
+        }
+        let seg_len = self.active.len;
+        w.finish(
+            &*vfs,
+            &dir,
+            IndexHeader {
+                segment: number,
+                segment_len: seg_len,
+                entries: 0,
+                max_seq: seq,
+                doc_hwm: self.doc_hwm,
+            },
+            self.opts.sync,
+        )?;
+        let next = create_active(&dir, &*vfs, number + 1, self.opts.sync)?;
+        let old = std::mem::replace(&mut self.active, next);
+        let file = old.file.ok_or_else(|| Error::invalid("internal: sealing without a file"))?;
+        self.sealed.push(Sealed {
+            number,
+            path: seg_path,
+            file,
+            len: seg_len,
+            max_seq: seq,
+            doc_hwm: self.doc_hwm,
+            index: SealedIndex::in_memory(dir.join(format::index_name(number)), entries),
+        });
+        Ok(())
+    }
+
+    pub(crate) fn sync_dir(&self) -> Result<()> {
+        if self.opts.sync {
+            self.opts
+                .vfs
+                .sync_dir(&self.opts.dir)
+                .map_err(|e| Error::io("fsync", &self.opts.dir, e))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn begin_batch(&mut self) -> Result<()> {
+        if self.batch.is_some() {
+            return Err(Error::invalid("internal: nested batch"));
+        }
+        if self.mode != Mode::Write {
+            return Err(Error::invalid("internal: batch on a read-only store"));
+        }
+        self.maybe_seal(1)?;
+        self.batch = Some(BatchState {
+            start: self.active.len,
+            next_seq: self.next_seq,
+            doc_hwm: self.doc_hwm,
+            records: self.active.records,
+        });
+        Ok(())
+    }
+
+    pub(crate) fn commit_batch(&mut self) -> Result<()> {
+        let Some(b) = self.batch.take() else {
+            return Ok(());
+        };
+        let count = self.active.records - b.records;
+        if count == 0 {
+            return Ok(());
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        format::encode_record(&mut self.active.wbuf, seq, Kind::Commit, 0, 0, 0, &count.to_le_bytes(), &[]);
+        self.active.len += (RECORD_HEADER_LEN + 8) as u64;
+        self.flush()?;
+        self.sync_active()?;
+        // A large batch may leave the active segment over its threshold:
+        // seal now so the next open reads an index, not the whole batch.
+        if self.active.len > self.opts.segment_size {
+            self.seal()?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn rollback_batch(&mut self) -> Result<()> {
+        let Some(b) = self.batch.take() else {
+            return Ok(());
+        };
+        self.active.wbuf.clear();
+        if self.active.flushed > b.start {
+            let file = self.active.file()?;
+            file.set_len(b.start)
+                .map_err(|e| Error::io("truncate", &self.active.path, e))?;
+            self.sync_active()?;
+        }
+        self.active.len = b.start;
+        self.active.flushed = b.start;
+        for v in self.active.map.values_mut() {
+            v.retain(|e| e.offset < b.start);
+        }
+        self.active.map.retain(|_, v| !v.is_empty());
+        self.active.records = b.records;
+        self.next_seq = b.next_seq;
+        self.doc_hwm = b.doc_hwm;
+        Ok(())
+    }
+}

@@ -1,0 +1,515 @@
+//! Compaction (and the whole-store accounting `stats` and `--dry-run` use).
+//!
+//! # Protocol (see docs/FORMAT.md §Compaction)
+//! 1. Seal `active.seg` so every record is in a sealed, indexed segment.
+//! 2. Check free space against the live bytes.
+//! 3. Stream a merge of all segment indexes in document order; write each
+//!    live document (its newest record, its live nodes with their newest
+//!    outputs folded in) to `seg_M.seg.stratum-tmp`, `seg_M+1…`, with fresh
+//!    sequence numbers. Tombstones and dead versions are not copied. Every
+//!    output carries the store's document-id high-water mark.
+//! 4. Stamp each output's header with the generation (base M, count K),
+//!    fsync each, rename each into place, write their indexes, fsync the
+//!    directory: the commit point. A generation counts only when all K
+//!    members are present, so a crash before this leaves the old state.
+//! 5. Remove the old segments and their indexes, fsync the directory.
+//! 6. Start a new `active.seg`.
+//!
+//! Memory stays flat: one document's records at a time, one index block per
+//! input, a 1 MiB write buffer per output.
+
+use std::path::PathBuf;
+
+use crate::engine::active::create_active;
+use crate::engine::format::{
+    self, FLAG_HAS_OUTPUT, IndexEntry, IndexHeader, Kind, RECORD_HEADER_LEN, SEG_FLAG_COMPACTED,
+    SEGMENT_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
+};
+use crate::engine::index::{self, IndexWriter, SealedIndex};
+use crate::engine::segment::Sealed;
+use crate::engine::store::{DocView, Progress, SegmentStats, Stats, Store, resolve};
+use crate::engine::vfs::VFile;
+use crate::error::{Error, Result};
+
+/// What a compaction would do, computed from the indexes alone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompactPlan {
+    /// Segment files now (the active one included).
+    pub segments: usize,
+    /// Bytes of segment and index files now.
+    pub bytes_before: u64,
+    /// Estimated bytes of live records (what compaction keeps).
+    pub live_bytes: u64,
+    /// Bytes compaction would reclaim (estimate).
+    pub reclaimable_bytes: u64,
+    /// `reclaimable / before`, 0 for an empty store.
+    pub garbage_ratio: f64,
+}
+
+/// What a compaction did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Segment and index bytes before.
+    pub bytes_before: u64,
+    /// Segment and index bytes after.
+    pub bytes_after: u64,
+    /// Segment files before (the active one included).
+    pub segments_before: usize,
+    /// Segment files after (the new, empty active one included).
+    pub segments_after: usize,
+    /// Live documents written.
+    pub documents: u64,
+}
+
+/// Size a live item takes once compacted.
+fn live_size(view: &DocView) -> u64 {
+    let mut n = u64::from(view.doc.len);
+    for (input, output) in view.nodes.values() {
+        n += u64::from(input.len);
+        if let Some(o) = output {
+            if o.kind == Kind::OutputPut {
+                n += u64::from(o.len) - RECORD_HEADER_LEN as u64;
+            }
+        }
+    }
+    n
+}
+
+impl Store {
+    /// Bytes of segment and index files on disk now.
+    fn file_bytes(&self) -> u64 {
+        let idx: u64 = self
+            .sealed
+            .iter()
+            .map(|s| {
+                self.opts
+                    .vfs
+                    .open_read(&s.index.path)
+                    .and_then(|f| f.len())
+                    .unwrap_or(0)
+            })
+            .sum();
+        self.total_bytes() + idx
+    }
+
+    /// What [`Store::compact`] would reclaim, without changing anything.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`], [`Error::Io`].
+    pub fn compact_plan(&self) -> Result<CompactPlan> {
+        let mut live = 0u64;
+        let mut merge = self.merge()?;
+        while let Some(entries) = merge.next_doc()? {
+            if let Some(view) = resolve(&entries) {
+                live += live_size(&view);
+            }
+        }
+        let before = self.file_bytes();
+        let reclaimable = before.saturating_sub(live);
+        Ok(CompactPlan {
+            segments: self.sealed.len() + 1,
+            bytes_before: before,
+            live_bytes: live,
+            reclaimable_bytes: reclaimable,
+            garbage_ratio: if before == 0 {
+                0.0
+            } else {
+                reclaimable as f64 / before as f64
+            },
+        })
+    }
+
+    /// Merges all segments into new ones holding only live data; see the
+    /// module docs for the crash-safe protocol.
+    ///
+    /// # Errors
+    /// [`Error::NoSpace`] when the live data would not fit (nothing changed);
+    /// [`Error::Corrupt`] when a record it must copy is damaged (nothing
+    /// changed); [`Error::Io`].
+    pub fn compact(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<CompactReport> {
+        let bytes_before = self.file_bytes();
+        let segments_before = self.sealed.len() + 1;
+        if self.active.records > 0 {
+            self.seal()?;
+        }
+        let plan = self.compact_plan()?;
+        // Live records plus their index (48 bytes per record of at least 36)
+        // plus slack.
+        let needed = plan.live_bytes + plan.live_bytes / 2 + (1 << 20);
+        let available = self
+            .opts
+            .vfs
+            .available_space(&self.opts.dir)
+            .map_err(|e| Error::io("statvfs", &self.opts.dir, e))?;
+        if available < needed {
+            return Err(Error::NoSpace {
+                path: self.opts.dir.clone(),
+                needed,
+                available,
+            });
+        }
+        let base = self.active.number.max(self.sealed.last().map_or(0, |s| s.number)) + 1;
+        let mut out = Outputs {
+            base,
+            done: Vec::new(),
+            cur: None,
+            seq: self.next_seq,
+        };
+        let total = plan.live_bytes.max(1);
+        let mut written = 0u64;
+        let mut documents = 0u64;
+        let result = (|| -> Result<()> {
+            let mut merge = self.merge()?;
+            while let Some(entries) = merge.next_doc()? {
+                let Some(view) = resolve(&entries) else { continue };
+                out.ensure(self)?;
+                self.copy_doc(&view, &mut out)?;
+                documents += 1;
+                written += live_size(&view);
+                progress(Progress {
+                    done: written.min(total),
+                    total,
+                });
+                if out.cur.as_ref().is_some_and(|c| c.len >= self.opts.segment_size) {
+                    out.close_current(self)?;
+                }
+            }
+            out.ensure(self)?;
+            out.close_current(self)
+        })();
+        if let Err(e) = result {
+            out.discard(self);
+            return Err(e);
+        }
+        self.commit_outputs(out, bytes_before, segments_before, documents)
+    }
+
+    fn copy_doc(&self, view: &DocView, out: &mut Outputs) -> Result<()> {
+        let (_, payload) = self.read_entry(&view.doc)?;
+        let doc = format::decode_doc(&payload)
+            .map_err(|why| Error::corrupt(self.opts.dir.join(format::segment_name(view.doc.seg)), view.doc.offset, why))?;
+        let meta = format::encode_doc_meta(view.node_hwm, doc.category.as_deref(), doc.version.as_deref());
+        let cur = out.cur.as_mut().ok_or_else(|| Error::invalid("internal: no output"))?;
+        cur.push(&mut out.seq, Kind::DocPut, 0, view.doc.doc, 0, view.node_hwm, &meta, &doc.body)?;
+        for (input, output) in view.nodes.values() {
+            let node = self.read_node(input, output.as_ref())?;
+            let (prefix, rest) =
+                format::encode_input(node.input.as_str(), node.output.as_ref().map(|j| j.as_str()));
+            let flags = if node.output.is_some() { FLAG_HAS_OUTPUT } else { 0 };
+            cur.push(&mut out.seq, Kind::InputPut, flags, view.doc.doc, input.node, 0, &prefix, rest)?;
+        }
+        Ok(())
+    }
+
+    fn commit_outputs(
+        &mut self,
+        mut out: Outputs,
+        bytes_before: u64,
+        segments_before: usize,
+        documents: u64,
+    ) -> Result<CompactReport> {
+        let vfs = self.opts.vfs.clone();
+        let dir = self.opts.dir.clone();
+        let count = out.done.len() as u32;
+        // Stamp the generation into every header, then make each durable.
+        for o in &out.done {
+            let h = SegmentHeader {
+                flags: SEG_FLAG_COMPACTED,
+                number: o.number,
+                gen_base: out.base,
+                gen_count: count,
+            };
+            let r = o
+                .file
+                .write_all_at(&h.encode(), 0)
+                .map_err(|e| Error::io("write", &o.tmp, e))
+                .and_then(|()| {
+                    if self.opts.sync {
+                        o.file.sync_data().map_err(|e| Error::io("fsync", &o.tmp, e))
+                    } else {
+                        Ok(())
+                    }
+                });
+            if let Err(e) = r {
+                out.discard(self);
+                return Err(e);
+            }
+        }
+        let mut renamed: Vec<PathBuf> = Vec::new();
+        for o in &out.done {
+            let dest = dir.join(format::segment_name(o.number));
+            if let Err(e) = vfs.rename(&o.tmp, &dest) {
+                // Not committed: the generation is incomplete. Undo.
+                for p in &renamed {
+                    let _ = vfs.remove_file(p);
+                }
+                out.discard(self);
+                return Err(Error::io("rename", &dest, e));
+            }
+            renamed.push(dest);
+        }
+        // From here the generation is complete on disk as soon as the
+        // directory is durable; a failure below is repaired by the next open.
+        let outputs = std::mem::take(&mut out.done);
+        let mut new_sealed = Vec::with_capacity(outputs.len());
+        for o in outputs {
+            o.index.finish(
+                &*vfs,
+                &dir,
+                IndexHeader {
+                    segment: o.number,
+                    segment_len: o.len,
+                    entries: 0,
+                    max_seq: o.max_seq,
+                    doc_hwm: self.doc_hwm,
+                },
+                self.opts.sync,
+            )?;
+            let path = dir.join(format::segment_name(o.number));
+            let idx_path = dir.join(format::index_name(o.number));
+            let index = match index::open_index(&*vfs, &idx_path, o.number, o.len) {
+                Some((f, h)) => SealedIndex::on_disk(idx_path, f, h),
+                None => return Err(Error::corrupt(&idx_path, 0, "index just written does not read back")),
+            };
+            new_sealed.push(Sealed {
+                number: o.number,
+                path,
+                file: o.file,
+                len: o.len,
+                max_seq: o.max_seq,
+                doc_hwm: self.doc_hwm,
+                index,
+            });
+        }
+        self.sync_dir()?;
+        let old = std::mem::replace(&mut self.sealed, new_sealed);
+        for s in &old {
+            for p in [&s.path, &s.index.path] {
+                match vfs.remove_file(p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("remove", p, e)),
+                }
+            }
+        }
+        let _ = vfs.remove_file(&self.active.path);
+        self.sync_dir()?;
+        self.next_seq = out.seq;
+        let next_number = out.base + u64::from(count);
+        self.active = create_active(&dir, &*vfs, next_number, self.opts.sync)?;
+        Ok(CompactReport {
+            bytes_before,
+            bytes_after: self.file_bytes(),
+            segments_before,
+            segments_after: self.sealed.len() + 1,
+            documents,
+        })
+    }
+}
+
+/// One compaction output being written.
+struct Output {
+    number: u64,
+    tmp: PathBuf,
+    file: Box<dyn VFile>,
+    len: u64,
+    flushed: u64,
+    buf: Vec<u8>,
+    records: u64,
+    max_seq: u64,
+    index: IndexWriter,
+}
+
+impl Output {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        seq: &mut u64,
+        kind: Kind,
+        flags: u8,
+        doc: u64,
+        node: u64,
+        aux: u64,
+        a: &[u8],
+        b: &[u8],
+    ) -> Result<()> {
+        let s = *seq;
+        *seq += 1;
+        let before = self.buf.len();
+        format::encode_record(&mut self.buf, s, kind, flags, doc, node, a, b);
+        let len = (self.buf.len() - before) as u32;
+        self.index.push(IndexEntry {
+            doc,
+            node,
+            seq: s,
+            offset: self.len,
+            aux,
+            len,
+            kind,
+            flags,
+        })?;
+        self.len += u64::from(len);
+        self.records += 1;
+        self.max_seq = s;
+        if self.buf.len() >= 1 << 20 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.file
+            .write_all_at(&self.buf, self.flushed)
+            .map_err(|e| Error::io("write", &self.tmp, e))?;
+        self.flushed += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+struct Outputs {
+    base: u64,
+    done: Vec<Output>,
+    cur: Option<Output>,
+    seq: u64,
+}
+
+impl Outputs {
+    fn ensure(&mut self, store: &Store) -> Result<()> {
+        if self.cur.is_some() {
+            return Ok(());
+        }
+        let number = self.base + self.done.len() as u64;
+        let vfs = &*store.opts.vfs;
+        let tmp = store
+            .opts
+            .dir
+            .join(format!("{}{TMP_SUFFIX}", format::segment_name(number)));
+        let _ = vfs.remove_file(&tmp);
+        let file = vfs.create_new(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        // The real header (with the generation count) is written at commit;
+        // until then the placeholder keeps the file self-describing.
+        let placeholder = SegmentHeader {
+            flags: SEG_FLAG_COMPACTED,
+            number,
+            gen_base: self.base,
+            gen_count: 0,
+        };
+        let mut buf = Vec::with_capacity(1 << 20);
+        buf.extend_from_slice(&placeholder.encode());
+        let index = IndexWriter::create(vfs, &store.opts.dir, number)?;
+        self.cur = Some(Output {
+            number,
+            tmp,
+            file,
+            len: SEGMENT_HEADER_LEN as u64,
+            flushed: 0,
+            buf,
+            records: 0,
+            max_seq: 0,
+            index,
+        });
+        Ok(())
+    }
+
+    fn close_current(&mut self, store: &Store) -> Result<()> {
+        let Some(mut o) = self.cur.take() else {
+            return Ok(());
+        };
+        let s = self.seq;
+        self.seq += 1;
+        let footer = SealPayload {
+            records: o.records,
+            max_seq: s,
+            doc_hwm: store.doc_hwm,
+        };
+        format::encode_record(&mut o.buf, s, Kind::Seal, 0, 0, 0, &footer.encode(), &[]);
+        o.len += format::SEAL_RECORD_LEN as u64;
+        o.max_seq = s;
+        let r = o.flush();
+        self.done.push(o);
+        r
+    }
+
+    /// Removes every temporary output; the old segments were never touched.
+    fn discard(&mut self, store: &Store) {
+        let vfs = &*store.opts.vfs;
+        for o in self.cur.take().into_iter().chain(self.done.drain(..)) {
+            let _ = vfs.remove_file(&o.tmp);
+            let idx_tmp = store
+                .opts
+                .dir
+                .join(format!("{}{TMP_SUFFIX}", format::index_name(o.number)));
+            let _ = vfs.remove_file(&idx_tmp);
+        }
+    }
+}
+
+/// Whole-store figures for `stats`.
+pub(crate) fn stats(store: &Store) -> Result<Stats> {
+    let mut segs: Vec<SegmentStats> = store
+        .sealed
+        .iter()
+        .map(|s| SegmentStats {
+            name: format::segment_name(s.number),
+            bytes: s.len,
+            live_bytes: 0,
+            dead_bytes: 0,
+        })
+        .collect();
+    segs.push(SegmentStats {
+        name: format::ACTIVE_NAME.to_owned(),
+        bytes: store.active.len,
+        live_bytes: 0,
+        dead_bytes: 0,
+    });
+    let slot = |seg: u64| -> usize {
+        store
+            .sealed
+            .binary_search_by_key(&seg, |s| s.number)
+            .unwrap_or(store.sealed.len())
+    };
+    let (mut documents, mut inputs, mut outputs, mut tombstones) = (0u64, 0u64, 0u64, 0u64);
+    let mut merge = store.merge()?;
+    while let Some(entries) = merge.next_doc()? {
+        tombstones += entries
+            .iter()
+            .filter(|e| matches!(e.kind, Kind::DocDelete | Kind::InputDelete))
+            .count() as u64;
+        let Some(view) = resolve(&entries) else { continue };
+        documents += 1;
+        segs[slot(view.doc.seg)].live_bytes += u64::from(view.doc.len);
+        for (input, output) in view.nodes.values() {
+            inputs += 1;
+            segs[slot(input.seg)].live_bytes += u64::from(input.len);
+            if let Some(o) = output {
+                outputs += 1;
+                if o.offset != input.offset || o.seg != input.seg {
+                    segs[slot(o.seg)].live_bytes += u64::from(o.len);
+                }
+            }
+        }
+    }
+    for s in &mut segs {
+        s.dead_bytes = s.bytes.saturating_sub(s.live_bytes);
+    }
+    let total_bytes: u64 = segs.iter().map(|s| s.bytes).sum();
+    let live_bytes: u64 = segs.iter().map(|s| s.live_bytes).sum();
+    Ok(Stats {
+        segments: segs,
+        documents,
+        inputs,
+        outputs,
+        tombstones,
+        total_bytes,
+        live_bytes,
+        garbage_ratio: if total_bytes == 0 {
+            0.0
+        } else {
+            1.0 - live_bytes as f64 / total_bytes as f64
+        },
+        last_seq: store.next_seq - 1,
+        doc_id_high_water: store.doc_hwm,
+        format_version: format::FORMAT_VERSION,
+    })
+}

@@ -1,0 +1,376 @@
+//! Index entries, sealed-segment index files, and sorted merges over them.
+//!
+//! A sealed segment's index file lists every record of the segment sorted by
+//! (document, node, sequence), in CRC-checked 4 KiB blocks. It is searched on
+//! disk, a block at a time, so opening a store never loads it: a lookup costs
+//! O(log n) block reads per segment. The file is a cache: it is rebuilt from
+//! its segment when missing, and when a block fails its CRC the segment itself
+//! is scanned instead, so a damaged index can cost time but never give a
+//! wrong answer.
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+use crate::engine::format::{
+    self, ENTRIES_PER_BLOCK, INDEX_BLOCK_LEN, INDEX_HEADER_LEN, IndexEntry, IndexHeader, Kind,
+    TMP_SUFFIX,
+};
+use crate::engine::vfs::{VFile, Vfs};
+use crate::error::{Error, Result};
+
+/// An index entry together with the segment (by number) it points into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub doc: u64,
+    pub node: u64,
+    pub seq: u64,
+    pub offset: u64,
+    pub aux: u64,
+    pub len: u32,
+    pub kind: Kind,
+    pub flags: u8,
+    pub seg: u64,
+}
+
+impl Entry {
+    pub fn new(e: &IndexEntry, seg: u64) -> Entry {
+        Entry {
+            doc: e.doc,
+            node: e.node,
+            seq: e.seq,
+            offset: e.offset,
+            aux: e.aux,
+            len: e.len,
+            kind: e.kind,
+            flags: e.flags,
+            seg,
+        }
+    }
+}
+
+/// Sort key of index entries.
+pub(crate) fn key(e: &IndexEntry) -> (u64, u64, u64) {
+    (e.doc, e.node, e.seq)
+}
+
+/// A sealed segment's index: on disk, or (when the file is missing or
+/// damaged in a read-only open) built in memory from the segment.
+pub(crate) struct SealedIndex {
+    pub path: PathBuf,
+    disk: Option<(Box<dyn VFile>, IndexHeader)>,
+    memory: OnceCell<Vec<IndexEntry>>,
+}
+
+impl SealedIndex {
+    pub fn on_disk(path: PathBuf, file: Box<dyn VFile>, header: IndexHeader) -> SealedIndex {
+        SealedIndex {
+            path,
+            disk: Some((file, header)),
+            memory: OnceCell::new(),
+        }
+    }
+
+    pub fn in_memory(path: PathBuf, entries: Vec<IndexEntry>) -> SealedIndex {
+        let memory = OnceCell::new();
+        let _ = memory.set(entries);
+        SealedIndex {
+            path,
+            disk: None,
+            memory,
+        }
+    }
+
+    fn blocks(&self) -> u64 {
+        self.disk
+            .as_ref()
+            .map_or(0, |(_, h)| h.entries.div_ceil(ENTRIES_PER_BLOCK as u64))
+    }
+
+    fn read_block(&self, i: u64) -> Option<Vec<IndexEntry>> {
+        let (file, _) = self.disk.as_ref()?;
+        let mut buf = vec![0u8; INDEX_BLOCK_LEN];
+        let at = INDEX_HEADER_LEN as u64 + i * INDEX_BLOCK_LEN as u64;
+        file.read_exact_at(&mut buf, at).ok()?;
+        format::decode_block(&buf)
+    }
+
+    /// All entries for `doc`, in key order. `fallback` scans the segment when
+    /// the index file cannot be trusted.
+    pub fn lookup(
+        &self,
+        doc: u64,
+        fallback: &dyn Fn() -> Result<Vec<IndexEntry>>,
+    ) -> Result<Vec<IndexEntry>> {
+        if let Some(mem) = self.memory.get() {
+            return Ok(range(mem, doc));
+        }
+        match self.lookup_disk(doc) {
+            Some(found) => Ok(found),
+            None => {
+                let entries = fallback()?;
+                let found = range(&entries, doc);
+                let _ = self.memory.set(entries);
+                Ok(found)
+            }
+        }
+    }
+
+    /// Binary search over blocks by their last entry; `None` if a block is
+    /// damaged or the blocks are out of order.
+    fn lookup_disk(&self, doc: u64) -> Option<Vec<IndexEntry>> {
+        let (mut lo, mut hi) = (0u64, self.blocks());
+        // First block whose last entry has doc >= `doc`.
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let block = self.read_block(mid)?;
+            if block.last()?.doc < doc {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let mut out = Vec::new();
+        let mut b = lo;
+        while b < self.blocks() {
+            let block = self.read_block(b)?;
+            for e in &block {
+                if e.doc > doc {
+                    return Some(out);
+                }
+                if e.doc == doc {
+                    out.push(*e);
+                }
+            }
+            b += 1;
+        }
+        Some(out)
+    }
+
+    /// A cursor over every entry in key order.
+    pub fn cursor<'a>(
+        &'a self,
+        fallback: &dyn Fn() -> Result<Vec<IndexEntry>>,
+    ) -> Result<Cursor<'a>> {
+        if self.memory.get().is_none() && self.disk.is_some() {
+            // Validate every block up front only in the sense of reading them
+            // as the cursor goes; a bad block switches to the fallback then.
+            return Ok(Cursor::Disk {
+                index: self,
+                block: 0,
+                buf: Vec::new(),
+                pos: 0,
+            });
+        }
+        if self.memory.get().is_none() {
+            let _ = self.memory.set(fallback()?);
+        }
+        Ok(Cursor::Memory {
+            entries: self.memory.get().map_or(&[][..], Vec::as_slice),
+            pos: 0,
+        })
+    }
+}
+
+/// Entries for `doc` from a sorted slice.
+fn range(sorted: &[IndexEntry], doc: u64) -> Vec<IndexEntry> {
+    let start = sorted.partition_point(|e| e.doc < doc);
+    sorted[start..]
+        .iter()
+        .take_while(|e| e.doc == doc)
+        .copied()
+        .collect()
+}
+
+/// A forward cursor over sorted index entries.
+pub(crate) enum Cursor<'a> {
+    Disk {
+        index: &'a SealedIndex,
+        block: u64,
+        buf: Vec<IndexEntry>,
+        pos: usize,
+    },
+    Memory {
+        entries: &'a [IndexEntry],
+        pos: usize,
+    },
+    Owned {
+        entries: Vec<IndexEntry>,
+        pos: usize,
+    },
+}
+
+impl Cursor<'_> {
+    /// The next entry without consuming it.
+    pub fn peek(&mut self) -> Result<Option<IndexEntry>> {
+        match self {
+            Cursor::Disk {
+                index,
+                block,
+                buf,
+                pos,
+            } => {
+                while *pos >= buf.len() {
+                    if *block >= index.blocks() {
+                        return Ok(None);
+                    }
+                    *buf = index.read_block(*block).ok_or_else(|| {
+                        Error::corrupt(
+                            &index.path,
+                            INDEX_HEADER_LEN as u64 + *block * INDEX_BLOCK_LEN as u64,
+                            "index block fails its checksum (run `stratum repair` to rebuild index files)",
+                        )
+                    })?;
+                    *block += 1;
+                    *pos = 0;
+                }
+                Ok(buf.get(*pos).copied())
+            }
+            Cursor::Memory { entries, pos } => Ok(entries.get(*pos).copied()),
+            Cursor::Owned { entries, pos } => Ok(entries.get(*pos).copied()),
+        }
+    }
+
+    /// Consumes the entry `peek` returned.
+    pub fn advance(&mut self) {
+        match self {
+            Cursor::Disk { pos, .. } | Cursor::Memory { pos, .. } | Cursor::Owned { pos, .. } => {
+                *pos += 1;
+            }
+        }
+    }
+}
+
+/// A merge of sorted cursors, yielding all entries of one document at a time.
+pub(crate) struct Merge<'a> {
+    /// Each cursor with the segment number its entries point into.
+    pub sources: Vec<(Cursor<'a>, u64)>,
+}
+
+impl Merge<'_> {
+    /// Entries of the next document (lowest id first) from every source.
+    pub fn next_doc(&mut self) -> Result<Option<Vec<Entry>>> {
+        let mut min: Option<u64> = None;
+        for (c, _) in &mut self.sources {
+            if let Some(e) = c.peek()? {
+                min = Some(min.map_or(e.doc, |m: u64| m.min(e.doc)));
+            }
+        }
+        let Some(doc) = min else { return Ok(None) };
+        let mut out = Vec::new();
+        for (c, seg) in &mut self.sources {
+            while let Some(e) = c.peek()? {
+                if e.doc != doc {
+                    break;
+                }
+                out.push(Entry::new(&e, *seg));
+                c.advance();
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Writes an index file block by block: to a temporary name, then fsynced
+/// and renamed into place by [`IndexWriter::finish`].
+pub(crate) struct IndexWriter {
+    tmp: PathBuf,
+    file: Box<dyn VFile>,
+    pending: Vec<IndexEntry>,
+    blocks: u64,
+    count: u64,
+    last: Option<(u64, u64, u64)>,
+}
+
+impl IndexWriter {
+    pub fn create(vfs: &dyn Vfs, dir: &Path, number: u64) -> Result<IndexWriter> {
+        let tmp = dir.join(format!("{}{TMP_SUFFIX}", format::index_name(number)));
+        let _ = vfs.remove_file(&tmp);
+        let file = vfs
+            .create_new(&tmp)
+            .map_err(|e| Error::io("create", &tmp, e))?;
+        Ok(IndexWriter {
+            tmp,
+            file,
+            pending: Vec::with_capacity(ENTRIES_PER_BLOCK),
+            blocks: 0,
+            count: 0,
+            last: None,
+        })
+    }
+
+    /// Adds an entry; entries must arrive in key order.
+    pub fn push(&mut self, e: IndexEntry) -> Result<()> {
+        debug_assert!(self.last.is_none_or(|l| l < key(&e)), "index entries out of order");
+        self.last = Some(key(&e));
+        self.pending.push(e);
+        self.count += 1;
+        if self.pending.len() == ENTRIES_PER_BLOCK {
+            self.flush_block()?;
+        }
+        Ok(())
+    }
+
+    fn flush_block(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let block = format::encode_block(&self.pending);
+        let at = INDEX_HEADER_LEN as u64 + self.blocks * INDEX_BLOCK_LEN as u64;
+        self.file
+            .write_all_at(&block, at)
+            .map_err(|e| Error::io("write", &self.tmp, e))?;
+        self.blocks += 1;
+        self.pending.clear();
+        Ok(())
+    }
+
+    /// Writes the header, fsyncs (when `sync`), and renames into place. The
+    /// caller fsyncs the directory.
+    pub fn finish(
+        mut self,
+        vfs: &dyn Vfs,
+        dir: &Path,
+        header: IndexHeader,
+        sync: bool,
+    ) -> Result<()> {
+        self.flush_block()?;
+        let header = IndexHeader {
+            entries: self.count,
+            ..header
+        };
+        self.file
+            .write_all_at(&header.encode(), 0)
+            .map_err(|e| Error::io("write", &self.tmp, e))?;
+        if sync {
+            self.file
+                .sync_data()
+                .map_err(|e| Error::io("fsync", &self.tmp, e))?;
+        }
+        let dest = dir.join(format::index_name(header.segment));
+        vfs.rename(&self.tmp, &dest)
+            .map_err(|e| Error::io("rename", &dest, e))
+    }
+}
+
+/// Opens and checks an index file against its segment. `None` when it is
+/// missing, unreadable or describes something else: the caller rebuilds it.
+pub(crate) fn open_index(
+    vfs: &dyn Vfs,
+    path: &Path,
+    segment: u64,
+    segment_len: u64,
+) -> Option<(Box<dyn VFile>, IndexHeader)> {
+    let file = vfs.open_read(path).ok()?;
+    let mut buf = [0u8; INDEX_HEADER_LEN];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    let header = IndexHeader::decode(&buf)?;
+    let blocks = header.entries.div_ceil(ENTRIES_PER_BLOCK as u64);
+    let expect_len = INDEX_HEADER_LEN as u64 + blocks * INDEX_BLOCK_LEN as u64;
+    if header.segment != segment
+        || header.segment_len != segment_len
+        || file.len().ok()? != expect_len
+    {
+        return None;
+    }
+    Some((file, header))
+}

@@ -1,0 +1,33 @@
+//! The storage engine: a log-structured, hierarchical store in the spirit of
+//! Bitcask. See `docs/FORMAT.md` for the bytes on disk and the crash analysis.
+//!
+//! # Shape
+//! Every write appends one record (or one atomic batch) to `active.seg`. Full
+//! active segments are sealed as `seg_NNNNNN.seg`, each with a sorted index
+//! file `seg_NNNNNN.idx` (Bitcask's hint file, sorted so that it can be
+//! searched on disk instead of loaded). Opening a store therefore reads the
+//! directory, one header per sealed segment and the active segment only; a
+//! `get` binary-searches each sealed index and reads the records it needs.
+//!
+//! # Invariants
+//! - Sealed segments and their index files are never modified in place.
+//! - Newest wins by sequence number; sequence numbers strictly increase.
+//! - Document ids and node ids are never reused: their high-water marks are
+//!   stored in every sealed segment and survive compaction.
+//! - A value is served only after its record's CRC has been checked.
+
+pub mod format;
+pub mod vfs;
+
+mod active;
+mod compact;
+mod index;
+mod lock;
+mod replay;
+mod segment;
+mod store;
+mod verify;
+
+pub use compact::{CompactPlan, CompactReport};
+pub use store::{Mode, Options, Progress, RecordInfo, SegmentStats, Stats, Store};
+pub use verify::{FileReport, Problem, ProblemKind, VerifyReport, verify};

@@ -1,0 +1,427 @@
+//! Opening a store: lock, directory listing, crash recovery, and replay of
+//! the active segment into its in-memory index.
+//!
+//! # Recovery (see docs/FORMAT.md §Recovery)
+//! In write mode, before anything else is appended:
+//! 1. temporary files (`*.stratum-tmp`) are removed;
+//! 2. compaction output of an incomplete generation is removed; segments
+//!    superseded by a complete generation are removed;
+//! 3. a sealed segment whose index file is missing or stale gets it rebuilt;
+//! 4. an `active.seg` that already ends in a seal footer is renamed into
+//!    place (the crash came between footer and rename);
+//! 5. a torn tail of `active.seg` (bytes after the last valid record, with no
+//!    valid record after them) is truncated away, with a notice.
+//!
+//! Read mode does the same reasoning in memory and changes nothing on disk.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use crate::engine::active::{self, Active};
+use crate::engine::format::{
+    self, ACTIVE_NAME, IndexEntry, IndexHeader, LOCK_NAME, SEG_FLAG_COMPACTED, SegmentHeader, TMP_SUFFIX,
+};
+use crate::engine::index::{self, IndexWriter, SealedIndex};
+use crate::engine::lock;
+use crate::engine::segment::{self, Sealed};
+use crate::engine::store::{Mode, Options, Store};
+use crate::engine::vfs::{EntryKind, VFile, Vfs};
+use crate::error::{Error, Result};
+
+/// Files found in the data directory, by role.
+#[derive(Default)]
+pub(crate) struct Listing {
+    pub segments: BTreeMap<u64, ()>,
+    pub indexes: BTreeMap<u64, ()>,
+    pub temps: Vec<String>,
+    pub active: bool,
+}
+
+/// Lists the directory; entries with stratum's names that are not regular
+/// files are damage, and everything else is ignored.
+pub(crate) fn list_dir(vfs: &dyn Vfs, dir: &Path) -> Result<Listing> {
+    let mut l = Listing::default();
+    for (name, kind) in vfs.read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+        let Some(name) = name.to_str() else { continue };
+        let ours = name == ACTIVE_NAME || format::parse_segment_name(name).is_some();
+        if ours && kind != EntryKind::File {
+            return Err(Error::corrupt(
+                dir.join(name),
+                0,
+                "is not a regular file (symlinks and other file types are refused)",
+            ));
+        }
+        if name == ACTIVE_NAME {
+            l.active = true;
+        } else if let Some((n, is_index)) = format::parse_segment_name(name) {
+            if is_index {
+                l.indexes.insert(n, ());
+            } else {
+                l.segments.insert(n, ());
+            }
+        } else if name.ends_with(TMP_SUFFIX) && kind == EntryKind::File {
+            l.temps.push(name.to_owned());
+        }
+    }
+    Ok(l)
+}
+
+/// Reads and checks a segment's header.
+pub(crate) fn read_header(file: &dyn VFile, path: &Path) -> Result<SegmentHeader> {
+    let mut buf = [0u8; format::SEGMENT_HEADER_LEN];
+    file.read_exact_at(&mut buf, 0).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::corrupt(path, 0, "file is shorter than a segment header")
+        } else {
+            Error::io("read", path, e)
+        }
+    })?;
+    SegmentHeader::decode(&buf).map_err(|e| match e {
+        format::HeaderError::Version(found) => Error::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found,
+        },
+        format::HeaderError::Bad(why) => Error::corrupt(path, 0, why),
+    })
+}
+
+/// Decides which sealed segments are current, given their headers: segments
+/// below the base of the newest complete compaction generation are
+/// superseded; members of an incomplete generation newer than that are
+/// leftovers of a compaction that did not commit. Returns (current, stale).
+pub(crate) fn current_segments(headers: &BTreeMap<u64, SegmentHeader>) -> (Vec<u64>, Vec<u64>) {
+    let mut gens: HashMap<u64, (u32, u32)> = HashMap::new();
+    for h in headers.values() {
+        if h.flags & SEG_FLAG_COMPACTED != 0 {
+            let g = gens.entry(h.gen_base).or_insert((h.gen_count, 0));
+            if g.0 == h.gen_count {
+                g.1 += 1;
+            }
+        }
+    }
+    let complete_base = gens
+        .iter()
+        .filter(|(base, (count, seen))| {
+            *count > 0
+                && seen == count
+                && (0..u64::from(*count)).all(|i| {
+                    headers
+                        .get(&(**base + i))
+                        .is_some_and(|h| h.gen_base == **base && h.flags & SEG_FLAG_COMPACTED != 0)
+                })
+        })
+        .map(|(base, _)| *base)
+        .max()
+        .unwrap_or(0);
+    let mut current = Vec::new();
+    let mut stale = Vec::new();
+    for (&n, h) in headers {
+        let superseded = n < complete_base;
+        let uncommitted = h.flags & SEG_FLAG_COMPACTED != 0 && h.gen_base > complete_base;
+        if superseded || uncommitted {
+            stale.push(n);
+        } else {
+            current.push(n);
+        }
+    }
+    (current, stale)
+}
+
+pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
+    let vfs = opts.vfs.clone();
+    let dir = opts.dir.clone();
+    let write = mode == Mode::Write;
+    match vfs.kind(&dir).map_err(|e| Error::io("stat", &dir, e))? {
+        None if write => {
+            vfs.create_dir_all(&dir)
+                .map_err(|e| Error::io("create directory", &dir, e))?;
+            if opts.sync {
+                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    vfs.sync_dir(parent)
+                        .map_err(|e| Error::io("fsync", parent, e))?;
+                }
+            }
+        }
+        None => return Err(Error::NoStore { path: dir }),
+        Some(EntryKind::Dir) => {}
+        Some(_) => {
+            return Err(Error::invalid(format!(
+                "{} exists and is not a directory",
+                dir.display()
+            )));
+        }
+    }
+    let lock_path = dir.join(LOCK_NAME);
+    let lock_existed = vfs
+        .kind(&lock_path)
+        .map_err(|e| Error::io("stat", &lock_path, e))?
+        .is_some();
+    if !write && !lock_existed {
+        return Err(Error::NoStore { path: dir });
+    }
+    let guard = lock::acquire(&*vfs, &lock_path, write, opts.lock_timeout)?;
+    let mut dir_dirty = write && !lock_existed;
+    let mut notices = Vec::new();
+
+    let listing = list_dir(&*vfs, &dir)?;
+    if write {
+        for t in &listing.temps {
+            let p = dir.join(t);
+            vfs.remove_file(&p).map_err(|e| Error::io("remove", &p, e))?;
+            dir_dirty = true;
+        }
+    }
+
+    // Headers of sealed segments, and which of them are current.
+    let mut files: BTreeMap<u64, Box<dyn VFile>> = BTreeMap::new();
+    let mut headers = BTreeMap::new();
+    for &n in listing.segments.keys() {
+        let path = dir.join(format::segment_name(n));
+        let file = vfs.open_read(&path).map_err(|e| Error::io("open", &path, e))?;
+        let h = read_header(&*file, &path)?;
+        if h.number != n {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                format!("header says segment {}, the file name says {n}", h.number),
+            ));
+        }
+        headers.insert(n, h);
+        files.insert(n, file);
+    }
+    let (current, stale) = current_segments(&headers);
+    let newest_base = headers
+        .iter()
+        .filter(|(n, h)| h.flags & SEG_FLAG_COMPACTED != 0 && current.contains(n))
+        .map(|(_, h)| h.gen_base)
+        .max()
+        .unwrap_or(0);
+    if write {
+        for n in &stale {
+            for name in [format::segment_name(*n), format::index_name(*n)] {
+                let p = dir.join(name);
+                match vfs.remove_file(&p) {
+                    Ok(()) => dir_dirty = true,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io("remove", &p, e)),
+                }
+            }
+        }
+        for &n in listing.indexes.keys() {
+            if !listing.segments.contains_key(&n) {
+                let p = dir.join(format::index_name(n));
+                vfs.remove_file(&p).map_err(|e| Error::io("remove", &p, e))?;
+                dir_dirty = true;
+            }
+        }
+    }
+
+    let mut sealed = Vec::with_capacity(current.len());
+    for n in current {
+        let Some(file) = files.remove(&n) else { continue };
+        sealed.push(open_sealed(&opts, mode, n, file, &mut dir_dirty)?);
+    }
+
+    let mut next_number = headers.keys().max().map_or(1, |m| m + 1);
+    let active_path = dir.join(ACTIVE_NAME);
+    let mut active = Active::empty(next_number, active_path.clone());
+    if listing.active {
+        let file = if write {
+            vfs.open_rw(&active_path)
+        } else {
+            vfs.open_read(&active_path)
+        }
+        .map_err(|e| Error::io("open", &active_path, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", &active_path, e))?;
+        if len == 0 {
+            // An empty active.seg holds nothing; a writer replaces it.
+            if write {
+                vfs.remove_file(&active_path)
+                    .map_err(|e| Error::io("remove", &active_path, e))?;
+                dir_dirty = true;
+            }
+        } else {
+            let scan = segment::scan(&*file, &active_path, false)?;
+            if let Some(err) = scan.damage {
+                return Err(err);
+            }
+            let number = scan.header.number;
+            if number < next_number || number <= newest_base {
+                if scan.records > 0 {
+                    return Err(Error::corrupt(
+                        &active_path,
+                        0,
+                        format!("active segment number {number} is not newer than the sealed segments"),
+                    ));
+                }
+                // An empty active segment left behind by a compaction.
+                if write {
+                    vfs.remove_file(&active_path)
+                        .map_err(|e| Error::io("remove", &active_path, e))?;
+                    dir_dirty = true;
+                }
+            } else if let Some(seal) = scan.seal {
+                // Crash between the seal footer and the rename: finish it.
+                let mut entries = scan.entries;
+                entries.sort_unstable_by_key(index::key);
+                let seg_path = dir.join(format::segment_name(number));
+                let idx_path = dir.join(format::index_name(number));
+                let file = if write {
+                    vfs.rename(&active_path, &seg_path)
+                        .map_err(|e| Error::io("rename", &seg_path, e))?;
+                    dir_dirty = true;
+                    write_index(&opts, number, scan.end, seal.max_seq, scan.doc_hwm, &entries)?;
+                    vfs.open_read(&seg_path).map_err(|e| Error::io("open", &seg_path, e))?
+                } else {
+                    file
+                };
+                sealed.push(Sealed {
+                    number,
+                    path: if write { seg_path } else { active_path.clone() },
+                    file,
+                    len: scan.end,
+                    max_seq: scan.max_seq,
+                    doc_hwm: scan.doc_hwm,
+                    index: SealedIndex::in_memory(idx_path, entries),
+                });
+                next_number = number + 1;
+            } else {
+                if let Some((at, _)) = &scan.bad_at {
+                    let dropped = scan.file_len - scan.end;
+                    if write {
+                        file.set_len(scan.end)
+                            .map_err(|e| Error::io("truncate", &active_path, e))?;
+                        if opts.sync {
+                            file.sync_data()
+                                .map_err(|e| Error::io("fsync", &active_path, e))?;
+                        }
+                        notices.push(format!(
+                            "discarded {dropped} bytes of an incomplete write at the end of {} (from offset {})",
+                            active_path.display(),
+                            at.min(&scan.end)
+                        ));
+                    }
+                }
+                let mut map: HashMap<u64, Vec<IndexEntry>> = HashMap::new();
+                for e in &scan.entries {
+                    map.entry(e.doc).or_default().push(*e);
+                }
+                active = Active {
+                    number,
+                    path: active_path.clone(),
+                    file: Some(file),
+                    len: scan.end,
+                    flushed: scan.end,
+                    wbuf: Vec::new(),
+                    map,
+                    records: scan.records,
+                };
+                next_number = number + 1;
+            }
+        }
+    }
+    if write && active.file.is_none() {
+        if dir_dirty && opts.sync {
+            vfs.sync_dir(&dir).map_err(|e| Error::io("fsync", &dir, e))?;
+        }
+        active = active::create_active(&dir, &*vfs, next_number.max(active.number), opts.sync)?;
+        dir_dirty = false;
+    }
+    if write && dir_dirty && opts.sync {
+        vfs.sync_dir(&dir).map_err(|e| Error::io("fsync", &dir, e))?;
+    }
+    sealed.sort_by_key(|s| s.number);
+
+    let mut max_seq = sealed.iter().map(|s| s.max_seq).max().unwrap_or(0);
+    let mut doc_hwm = sealed.iter().map(|s| s.doc_hwm).max().unwrap_or(0);
+    for e in active.map.values().flatten() {
+        max_seq = max_seq.max(e.seq);
+        if e.kind == format::Kind::DocPut {
+            doc_hwm = doc_hwm.max(e.doc);
+        }
+    }
+    Ok(Store {
+        opts,
+        mode,
+        _lock: guard,
+        sealed,
+        active,
+        next_seq: max_seq + 1,
+        doc_hwm,
+        opened_doc_hwm: doc_hwm,
+        notices,
+        batch: None,
+    })
+}
+
+/// Opens one sealed segment with its index; rebuilds a missing or stale
+/// index (write mode) or builds it in memory (read mode).
+fn open_sealed(
+    opts: &Options,
+    mode: Mode,
+    n: u64,
+    file: Box<dyn VFile>,
+    dir_dirty: &mut bool,
+) -> Result<Sealed> {
+    let vfs = &*opts.vfs;
+    let path = opts.dir.join(format::segment_name(n));
+    let idx_path = opts.dir.join(format::index_name(n));
+    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    if let Some((idx_file, header)) = index::open_index(vfs, &idx_path, n, len) {
+        return Ok(Sealed {
+            number: n,
+            path,
+            file,
+            len,
+            max_seq: header.max_seq,
+            doc_hwm: header.doc_hwm,
+            index: SealedIndex::on_disk(idx_path, idx_file, header),
+        });
+    }
+    let scan = segment::scan(&*file, &path, true)?;
+    if let Some(err) = scan.damage {
+        return Err(err);
+    }
+    let mut entries = scan.entries;
+    entries.sort_unstable_by_key(index::key);
+    if mode == Mode::Write {
+        write_index(opts, n, len, scan.max_seq, scan.doc_hwm, &entries)?;
+        *dir_dirty = true;
+    }
+    Ok(Sealed {
+        number: n,
+        path,
+        file,
+        len,
+        max_seq: scan.max_seq,
+        doc_hwm: scan.doc_hwm,
+        index: SealedIndex::in_memory(idx_path, entries),
+    })
+}
+
+fn write_index(
+    opts: &Options,
+    n: u64,
+    segment_len: u64,
+    max_seq: u64,
+    doc_hwm: u64,
+    entries: &[IndexEntry],
+) -> Result<()> {
+    let vfs = &*opts.vfs;
+    let mut w = IndexWriter::create(vfs, &opts.dir, n)?;
+    for e in entries {
+        w.push(*e)?;
+    }
+    w.finish(
+        vfs,
+        &opts.dir,
+        IndexHeader {
+            segment: n,
+            segment_len,
+            entries: 0,
+            max_seq,
+            doc_hwm,
+        },
+        opts.sync,
+    )
+}

@@ -1,0 +1,381 @@
+//! Segment files: scanning them record by record, reading one record at a
+//! known location, and the handle kept for each sealed segment.
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::format::{
+    self, IndexEntry, Kind, RECORD_HEADER_LEN, RecordError, RecordHeader, SEGMENT_HEADER_LEN,
+    SealPayload, SegmentHeader,
+};
+use crate::engine::index::{Entry, SealedIndex};
+use crate::engine::store::{RecordInfo, Store};
+use crate::engine::vfs::VFile;
+use crate::error::{Error, Result};
+
+/// A sealed segment: immutable, with its index.
+pub(crate) struct Sealed {
+    pub number: u64,
+    pub path: PathBuf,
+    pub file: Box<dyn VFile>,
+    pub len: u64,
+    pub max_seq: u64,
+    pub doc_hwm: u64,
+    pub index: SealedIndex,
+}
+
+impl Sealed {
+    /// Scans the segment and returns its entries sorted by key; the fallback
+    /// when the index file cannot be used.
+    pub fn scan_entries(&self) -> Result<Vec<IndexEntry>> {
+        let scan = scan(&*self.file, &self.path, true)?;
+        if let Some(err) = scan.damage {
+            return Err(err);
+        }
+        let mut entries = scan.entries;
+        entries.sort_unstable_by_key(crate::engine::index::key);
+        Ok(entries)
+    }
+}
+
+/// What a sequential scan of a segment found.
+pub(crate) struct Scan {
+    pub header: SegmentHeader,
+    /// Entries of committed data records, in file order.
+    pub entries: Vec<IndexEntry>,
+    /// Offset just past the last committed record (or the seal footer).
+    pub end: u64,
+    /// Data records in `entries`.
+    pub records: u64,
+    pub max_seq: u64,
+    pub doc_hwm: u64,
+    /// The footer, when the segment ends with one.
+    pub seal: Option<SealPayload>,
+    /// Where the valid records stop, when something follows them: the first
+    /// bad offset and why. For an active segment this may be a torn tail.
+    pub bad_at: Option<(u64, String)>,
+    /// True when a valid record was found after `bad_at`: damage, not a torn
+    /// write.
+    pub valid_after_bad: bool,
+    /// Offset where an uncommitted batch starts, if the scan ended in one.
+    pub open_batch_at: Option<u64>,
+    /// Set when the scan found damage that is not a torn tail (sealed
+    /// segment damage, or data after damage).
+    pub damage: Option<Error>,
+    /// Total file length.
+    pub file_len: u64,
+    /// The bad tail is an interrupted write: a record cut short, or a batch
+    /// without its commit. (A complete record that fails its checksum is
+    /// not: it may be damage.)
+    pub tail_truncated: bool,
+}
+
+/// Reads sequentially through a file with a large buffer.
+pub(crate) struct Reader<'a> {
+    file: &'a dyn VFile,
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`.
+    base: u64,
+    file_len: u64,
+}
+
+const CHUNK: usize = 1 << 20;
+
+impl<'a> Reader<'a> {
+    pub fn new(file: &'a dyn VFile, file_len: u64) -> Reader<'a> {
+        Reader {
+            file,
+            buf: Vec::new(),
+            base: 0,
+            file_len,
+        }
+    }
+
+    /// Bytes `[at, at+len)` (or fewer, at end of file) from the buffer,
+    /// refilling it as needed.
+    pub fn get(&mut self, at: u64, len: usize, path: &Path) -> Result<&[u8]> {
+        let end = at.saturating_add(len as u64).min(self.file_len);
+        let have_end = self.base + self.buf.len() as u64;
+        if at < self.base || end > have_end {
+            let want = ((end - at) as usize).max(CHUNK).min((self.file_len - at) as usize);
+            self.buf.resize(want, 0);
+            self.file
+                .read_exact_at(&mut self.buf, at)
+                .map_err(|e| Error::io("read", path, e))?;
+            self.base = at;
+        }
+        let s = (at - self.base) as usize;
+        let e = (end - self.base) as usize;
+        Ok(&self.buf[s..e])
+    }
+}
+
+/// Scans a whole segment file. `sealed` selects the strict policy: every
+/// problem is damage. For the active segment a bad tail with nothing valid
+/// after it is reported in `bad_at` only (a torn write).
+pub(crate) fn scan(file: &dyn VFile, path: &Path, sealed: bool) -> Result<Scan> {
+    scan_with_progress(file, path, sealed, &mut |_| {})
+}
+
+/// [`scan`], calling `on_bytes` with the bytes consumed every megabyte or so.
+pub(crate) fn scan_with_progress(
+    file: &dyn VFile,
+    path: &Path,
+    sealed: bool,
+    on_bytes: &mut dyn FnMut(u64),
+) -> Result<Scan> {
+    let file_len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let mut rd = Reader::new(file, file_len);
+    let hb = rd.get(0, SEGMENT_HEADER_LEN, path)?;
+    let header = match SegmentHeader::decode(hb) {
+        Ok(h) => h,
+        Err(format::HeaderError::Version(found)) => {
+            return Err(Error::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found,
+            });
+        }
+        Err(format::HeaderError::Bad(why)) => return Err(Error::corrupt(path, 0, why)),
+    };
+    let mut s = Scan {
+        header,
+        entries: Vec::new(),
+        end: SEGMENT_HEADER_LEN as u64,
+        records: 0,
+        max_seq: 0,
+        doc_hwm: 0,
+        seal: None,
+        bad_at: None,
+        valid_after_bad: false,
+        open_batch_at: None,
+        damage: None,
+        file_len,
+        tail_truncated: false,
+    };
+    let mut reported = 0u64;
+    let mut pending: Vec<IndexEntry> = Vec::new();
+    let mut last_seq = 0u64;
+    let mut at = SEGMENT_HEADER_LEN as u64;
+    while at < file_len {
+        let (h, aux) = match read_at(&mut rd, at, path) {
+            Ok(r) => r,
+            Err(why) => {
+                s.tail_truncated = why == RecordError::Truncated;
+                s.bad_at = Some((at, why.to_string()));
+                break;
+            }
+        };
+        if at - reported >= 1 << 20 {
+            on_bytes(at - reported);
+            reported = at;
+        }
+        let total = h.total_len();
+        if s.seal.is_some() {
+            s.bad_at = Some((at, "data after the seal footer".into()));
+            break;
+        }
+        if h.seq <= last_seq {
+            s.bad_at = Some((at, format!("sequence number {} does not increase", h.seq)));
+            break;
+        }
+        last_seq = h.seq;
+        match h.kind {
+            Kind::Seal => {
+                let payload = rd.get(at + RECORD_HEADER_LEN as u64, h.payload_len as usize, path)?;
+                match SealPayload::decode(payload) {
+                    Some(p) if pending.is_empty() => {
+                        s.seal = Some(p);
+                        s.max_seq = h.seq.max(p.max_seq);
+                        s.doc_hwm = s.doc_hwm.max(p.doc_hwm);
+                    }
+                    _ => {
+                        s.bad_at = Some((at, "malformed seal footer".into()));
+                        break;
+                    }
+                }
+            }
+            Kind::Commit => {
+                if pending.is_empty() {
+                    s.bad_at = Some((at, "commit record without a batch".into()));
+                    break;
+                }
+                s.records += pending.len() as u64;
+                s.entries.append(&mut pending);
+                s.open_batch_at = None;
+                s.max_seq = h.seq;
+            }
+            _ => {
+                let e = IndexEntry {
+                    doc: h.doc,
+                    node: h.node,
+                    seq: h.seq,
+                    offset: at,
+                    aux,
+                    len: total as u32,
+                    kind: h.kind,
+                    flags: h.flags,
+                };
+                if h.flags & format::FLAG_BATCH != 0 {
+                    if pending.is_empty() {
+                        s.open_batch_at = Some(at);
+                    }
+                    pending.push(e);
+                } else if !pending.is_empty() {
+                    s.bad_at = Some((at, "unbatched record inside an open batch".into()));
+                    break;
+                } else {
+                    s.entries.push(e);
+                    s.records += 1;
+                    s.max_seq = h.seq;
+                }
+            }
+        }
+        at += total;
+        if pending.is_empty() {
+            s.end = at;
+        }
+    }
+    // Doc ids inside a batch count only once it commits.
+    for e in &s.entries {
+        if e.kind == Kind::DocPut {
+            s.doc_hwm = s.doc_hwm.max(e.doc);
+        }
+    }
+    on_bytes(file_len - reported);
+    if s.bad_at.is_none() && s.open_batch_at.is_some() {
+        s.tail_truncated = true;
+        s.bad_at = Some((s.end, "batch without its commit record".into()));
+    }
+    if let Some((bad, why)) = s.bad_at.clone() {
+        s.valid_after_bad = resync(&mut rd, bad.max(s.end) + 1, s.max_seq, path)?;
+        let torn = !sealed && !s.valid_after_bad;
+        if !torn {
+            s.damage = Some(Error::corrupt(path, bad, why));
+        }
+    } else if sealed && s.seal.is_none() {
+        s.damage = Some(Error::corrupt(
+            path,
+            s.end,
+            "sealed segment has no seal footer (truncated)",
+        ));
+    }
+    Ok(s)
+}
+
+/// Decodes the record at `at`, returning its header and, for a `DocPut`, the
+/// node high-water mark from its payload (0 otherwise).
+fn read_at(rd: &mut Reader<'_>, at: u64, path: &Path) -> std::result::Result<(RecordHeader, u64), RecordError> {
+    let hb = rd
+        .get(at, RECORD_HEADER_LEN, path)
+        .map_err(|e| RecordError::BadHeader(e.to_string()))?;
+    let h = format::decode_header(hb)?;
+    let total = h.total_len() as usize;
+    let b = rd
+        .get(at, total, path)
+        .map_err(|e| RecordError::BadHeader(e.to_string()))?;
+    let (h, payload) = format::decode_record(b)?;
+    let aux = if h.kind == Kind::DocPut {
+        format::doc_node_hwm(payload).ok_or(RecordError::BadHeader("doc payload too short".into()))?
+    } else {
+        0
+    };
+    Ok((h, aux))
+}
+
+/// Looks for any CRC-valid record at or after `from`: if one exists, the bad
+/// bytes before it are damage, not a torn tail.
+fn resync(rd: &mut Reader<'_>, from: u64, min_seq: u64, path: &Path) -> Result<bool> {
+    let file_len = rd.file_len;
+    let mut at = from;
+    while at + RECORD_HEADER_LEN as u64 <= file_len {
+        let hb = rd.get(at, RECORD_HEADER_LEN, path)?;
+        if let Ok(h) = format::decode_header(hb) {
+            if h.seq > min_seq && at + h.total_len() <= file_len {
+                let b = rd.get(at, h.total_len() as usize, path)?;
+                if format::decode_record(b).is_ok() {
+                    return Ok(true);
+                }
+            }
+        }
+        at += 1;
+    }
+    Ok(false)
+}
+
+/// Reads the record an entry points at and checks it is that record.
+pub(crate) fn read_record(file: &dyn VFile, path: &Path, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
+    let mut buf = vec![0u8; e.len as usize];
+    file.read_exact_at(&mut buf, e.offset).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::corrupt(path, e.offset, "record runs past the end of the file (truncated)")
+        } else {
+            Error::io("read", path, err)
+        }
+    })?;
+    check_record(&buf, path, e)
+}
+
+/// Checks encoded record bytes against the entry that pointed at them.
+pub(crate) fn check_record(buf: &[u8], path: &Path, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
+    let (h, payload) =
+        format::decode_record(buf).map_err(|why| Error::corrupt(path, e.offset, why.to_string()))?;
+    if (h.doc, h.node, h.seq, h.kind) != (e.doc, e.node, e.seq, e.kind) {
+        return Err(Error::corrupt(
+            path,
+            e.offset,
+            "record does not match its index entry",
+        ));
+    }
+    Ok((h, payload.to_vec()))
+}
+
+/// `dump --records`: every record of every segment in file order.
+pub(crate) fn list_records(store: &Store, f: &mut dyn FnMut(RecordInfo) -> Result<()>) -> Result<()> {
+    let mut files: Vec<(&dyn VFile, &Path)> =
+        store.sealed.iter().map(|s| (&*s.file, s.path.as_path())).collect();
+    if let Some(file) = store.active.file.as_deref() {
+        files.push((file, store.active.path.as_path()));
+    }
+    for (file, path) in files {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+        let mut rd = Reader::new(file, len);
+        let mut at = SEGMENT_HEADER_LEN as u64;
+        while at < len {
+            let hb = rd.get(at, RECORD_HEADER_LEN, path)?;
+            let Ok(h) = format::decode_header(hb) else {
+                f(RecordInfo {
+                    segment: name.clone(),
+                    offset: at,
+                    seq: 0,
+                    kind: "unreadable",
+                    doc: 0,
+                    node: 0,
+                    size: len - at,
+                    crc_ok: false,
+                })?;
+                break;
+            };
+            let total = h.total_len();
+            let b = rd.get(at, total as usize, path)?;
+            let crc_ok = b.len() as u64 == total && format::decode_record(b).is_ok();
+            f(RecordInfo {
+                segment: name.clone(),
+                offset: at,
+                seq: h.seq,
+                kind: h.kind.name(),
+                doc: h.doc,
+                node: h.node,
+                size: total,
+                crc_ok,
+            })?;
+            if !crc_ok {
+                break;
+            }
+            at += total;
+        }
+    }
+    Ok(())
+}

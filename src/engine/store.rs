@@ -1,0 +1,615 @@
+//! `Store`: the open data directory and every operation on it.
+//!
+//! A `Store` is opened for reading (shared lock, creates nothing) or writing
+//! (exclusive lock, recovers from a crash, creates the directory on first
+//! use). It holds the active segment's in-memory index and a handle per
+//! sealed segment; reads resolve one document from those, writes append.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::format::{self, DocPayload, Kind, RecordHeader};
+use crate::engine::index::{Cursor, Entry, Merge};
+use crate::engine::segment;
+use crate::engine::vfs::{OsFs, Vfs};
+use crate::error::{Error, Result};
+use crate::json::Json;
+use crate::model::{DocId, DocPatch, DocSummary, Document, NewDoc, Node, NodeId, ParsedDoc};
+
+/// How to open a store.
+#[derive(Clone)]
+pub struct Options {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// Seal `active.seg` once it would grow past this many bytes.
+    pub segment_size: u64,
+    /// fsync before acknowledging a write. Off gives up durability across
+    /// power loss (the store stays consistent: a prefix of the history).
+    pub sync: bool,
+    /// How long to wait for another process's lock.
+    pub lock_timeout: Duration,
+    /// The file system to use; [`OsFs`] unless testing.
+    pub vfs: Arc<dyn Vfs>,
+}
+
+impl Options {
+    /// Defaults: 64 MiB segments, fsync on, 10 s lock timeout, the real
+    /// file system.
+    pub fn new(dir: impl Into<PathBuf>) -> Options {
+        Options {
+            dir: dir.into(),
+            segment_size: 64 * 1024 * 1024,
+            sync: true,
+            lock_timeout: Duration::from_secs(10),
+            vfs: Arc::new(OsFs),
+        }
+    }
+}
+
+/// Read-only (shared lock) or read-write (exclusive lock).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Shared lock; never creates or changes a file.
+    Read,
+    /// Exclusive lock; creates the store if needed and repairs a torn tail.
+    Write,
+}
+
+/// Progress of a long operation: `done` of `total` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes processed so far.
+    pub done: u64,
+    /// Bytes to process in all.
+    pub total: u64,
+}
+
+/// One raw record of the log, for `dump --records`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordInfo {
+    /// File name of the segment.
+    pub segment: String,
+    /// Byte offset of the record in the segment.
+    pub offset: u64,
+    /// Sequence number.
+    pub seq: u64,
+    /// Record kind name, e.g. `doc-put`.
+    pub kind: &'static str,
+    /// Document id (0 for records that belong to no document).
+    pub doc: u64,
+    /// Node id (0 for document-level records).
+    pub node: u64,
+    /// Total bytes of the record, header included.
+    pub size: u64,
+    /// Whether the record's CRC matched.
+    pub crc_ok: bool,
+}
+
+/// Per-segment figures for `stats`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentStats {
+    /// File name.
+    pub name: String,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// Bytes of records that are the newest version of a live item.
+    pub live_bytes: u64,
+    /// Everything else: old versions, deleted items, tombstones, framing.
+    pub dead_bytes: u64,
+}
+
+/// Whole-store figures for `stats`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stats {
+    /// One entry per segment, oldest first, `active.seg` last.
+    pub segments: Vec<SegmentStats>,
+    /// Live documents.
+    pub documents: u64,
+    /// Live input nodes.
+    pub inputs: u64,
+    /// Live nodes with an expected output.
+    pub outputs: u64,
+    /// Tombstone records (document and node deletions) still on disk.
+    pub tombstones: u64,
+    /// Sum of segment sizes.
+    pub total_bytes: u64,
+    /// Sum of live bytes.
+    pub live_bytes: u64,
+    /// `1 - live/total`, 0 for an empty store.
+    pub garbage_ratio: f64,
+    /// Sequence number of the newest record.
+    pub last_seq: u64,
+    /// Highest document id ever assigned.
+    pub doc_id_high_water: u64,
+    /// Format version of the store.
+    pub format_version: u16,
+}
+
+/// An open store. See the module docs.
+pub struct Store {
+    pub(crate) opts: Options,
+    pub(crate) mode: Mode,
+    pub(crate) _lock: Box<dyn crate::engine::vfs::LockGuard>,
+    pub(crate) sealed: Vec<crate::engine::segment::Sealed>,
+    pub(crate) active: crate::engine::active::Active,
+    pub(crate) next_seq: u64,
+    pub(crate) doc_hwm: u64,
+    pub(crate) opened_doc_hwm: u64,
+    pub(crate) notices: Vec<String>,
+    pub(crate) batch: Option<crate::engine::active::BatchState>,
+}
+
+/// A document's live state, resolved from its index entries.
+pub(crate) struct DocView {
+    pub doc: Entry,
+    /// Highest node id ever assigned in this document.
+    pub node_hwm: u64,
+    /// Live nodes in chain order: the input entry and the entry holding the
+    /// newest output, if any.
+    pub nodes: BTreeMap<u64, (Entry, Option<Entry>)>,
+}
+
+impl Store {
+    /// Opens the store in `opts.dir`.
+    ///
+    /// # Errors
+    /// [`Error::NoStore`] (read mode, nothing there), [`Error::LockTimeout`],
+    /// [`Error::Corrupt`] / [`Error::UnsupportedVersion`] on damage that
+    /// recovery may not repair by itself, [`Error::Io`].
+    pub fn open(opts: Options, mode: Mode) -> Result<Store> {
+        crate::engine::replay::open(opts, mode)
+    }
+
+    /// The directory this store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.opts.dir
+    }
+
+    /// One-line notices from recovery (e.g. a discarded torn tail), for the
+    /// caller to show.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// Creates a document and returns its new id.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when a record would exceed the size limit;
+    /// [`Error::Io`].
+    pub fn create_doc(&mut self, doc: &NewDoc) -> Result<DocId> {
+        let id = DocId(self.doc_hwm + 1);
+        self.put_doc(id, doc, 0)?;
+        Ok(id)
+    }
+
+    /// Replaces the fields `patch` sets and keeps the rest.
+    ///
+    /// # Errors
+    /// [`Error::DocNotFound`], [`Error::InvalidInput`], [`Error::Io`].
+    pub fn update_doc(&mut self, id: DocId, patch: &DocPatch) -> Result<()> {
+        let view = self.view(id)?;
+        let current = self.read_doc_record(&view.doc)?;
+        let doc = NewDoc {
+            category: patch.category.clone().or(current.category),
+            version: patch.version.clone().or(current.version),
+            body: patch.body.clone().unwrap_or(current.body),
+        };
+        self.put_doc(id, &doc, view.node_hwm)
+    }
+
+    /// Deletes a document and its whole chain. Its id is never reused.
+    ///
+    /// # Errors
+    /// [`Error::DocNotFound`], [`Error::Io`].
+    pub fn delete_doc(&mut self, id: DocId) -> Result<()> {
+        self.view(id)?;
+        self.append(Kind::DocDelete, id.0, 0, 0, &[], &[])
+    }
+
+    /// Appends an input node (with an optional expected output, in the same
+    /// record) to a document's chain; returns the new node id.
+    ///
+    /// # Errors
+    /// [`Error::DocNotFound`], [`Error::InvalidInput`], [`Error::Io`].
+    pub fn add_input(&mut self, doc: DocId, input: &Json, output: Option<&Json>) -> Result<NodeId> {
+        let view = self.view(doc)?;
+        let node = NodeId(view.node_hwm + 1);
+        self.put_input(doc, node, input, output)?;
+        Ok(node)
+    }
+
+    /// Sets or replaces the expected output of a node.
+    ///
+    /// # Errors
+    /// [`Error::DocNotFound`], [`Error::NodeNotFound`], [`Error::Io`].
+    pub fn set_output(&mut self, doc: DocId, node: NodeId, output: &Json) -> Result<()> {
+        let view = self.view(doc)?;
+        if !view.nodes.contains_key(&node.0) {
+            return Err(Error::NodeNotFound { doc, node });
+        }
+        self.append(Kind::OutputPut, doc.0, node.0, 0, &[], output.as_str().as_bytes())
+    }
+
+    /// Deletes one node and its output. The node id is never reused.
+    ///
+    /// # Errors
+    /// [`Error::DocNotFound`], [`Error::NodeNotFound`], [`Error::Io`].
+    pub fn delete_input(&mut self, doc: DocId, node: NodeId) -> Result<()> {
+        let view = self.view(doc)?;
+        if !view.nodes.contains_key(&node.0) {
+            return Err(Error::NodeNotFound { doc, node });
+        }
+        self.append(Kind::InputDelete, doc.0, node.0, 0, &[], &[])
+    }
+
+    /// Reads a whole document with its chain.
+    ///
+    /// # Errors
+    /// [`Error::DocNotFound`], [`Error::Corrupt`] when a record it needs fails
+    /// its check, [`Error::Io`].
+    pub fn get(&self, id: DocId) -> Result<Document> {
+        let view = self.view(id)?;
+        self.materialize(&view)
+    }
+
+    /// Reads one node of a document.
+    ///
+    /// # Errors
+    /// As [`Store::get`], plus [`Error::NodeNotFound`].
+    pub fn get_node(&self, doc: DocId, node: NodeId) -> Result<Node> {
+        let view = self.view(doc)?;
+        let (input, output) = view
+            .nodes
+            .get(&node.0)
+            .ok_or(Error::NodeNotFound { doc, node })?;
+        self.read_node(input, output.as_ref())
+    }
+
+    /// Runs `f` as one atomic batch: every write it makes lands together on
+    /// exit 0, or none does (on an error from `f`, or a crash part-way).
+    /// Rotation waits until the batch is committed, so a batch lives in one
+    /// segment. After a failed batch the store must be reopened.
+    ///
+    /// # Errors
+    /// Whatever `f` returns, or [`Error::Io`] from the commit.
+    pub fn atomic<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+        self.begin_batch()?;
+        match f(self) {
+            Ok(v) => {
+                self.commit_batch()?;
+                Ok(v)
+            }
+            Err(e) => {
+                self.rollback_batch()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores a document read by `load`. With `keep_ids`, the document and
+    /// node ids in `parsed` are used and must be free (never used in this
+    /// store); node ids must ascend. Otherwise new ids are assigned.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a taken or missing id, [`Error::Io`].
+    pub fn load_doc(&mut self, parsed: &ParsedDoc, keep_ids: bool) -> Result<DocId> {
+        let id = if keep_ids {
+            let id = parsed
+                .id
+                .ok_or_else(|| Error::invalid("--keep-ids needs an \"id\" on every document"))?;
+            if id.0 == 0 {
+                return Err(Error::invalid("document id 0 is not valid (ids start at 1)"));
+            }
+            if self.doc_exists_ever(id)? {
+                return Err(Error::invalid(format!(
+                    "document id {id} is already used in this store"
+                )));
+            }
+            id
+        } else {
+            DocId(self.doc_hwm + 1)
+        };
+        let mut last = 0u64;
+        let mut nodes = Vec::with_capacity(parsed.inputs.len());
+        for (i, n) in parsed.inputs.iter().enumerate() {
+            let node = if keep_ids {
+                let node = n.id.ok_or_else(|| {
+                    Error::invalid("--keep-ids needs a \"node\" on every input")
+                })?;
+                if node.0 <= last {
+                    return Err(Error::invalid(format!(
+                        "node ids must ascend within a document (node {node} after {last})"
+                    )));
+                }
+                node
+            } else {
+                NodeId(i as u64 + 1)
+            };
+            last = node.0;
+            nodes.push(node);
+        }
+        self.put_doc(id, &parsed.doc, last)?;
+        for (n, node) in parsed.inputs.iter().zip(nodes) {
+            self.put_input(id, node, &n.input, n.output.as_ref())?;
+        }
+        Ok(id)
+    }
+
+    /// Calls `f` with a summary of every live document, in id order.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`], [`Error::Io`], or what `f` returns.
+    pub fn list(&self, f: &mut dyn FnMut(DocSummary) -> Result<()>) -> Result<()> {
+        self.for_each_view(None, &mut |store, view| {
+            let rec = store.read_doc_record(&view.doc)?;
+            let outputs = view.nodes.values().filter(|(_, o)| o.is_some()).count() as u64;
+            f(DocSummary {
+                id: DocId(view.doc.doc),
+                category: rec.category,
+                version: rec.version,
+                inputs: view.nodes.len() as u64,
+                outputs,
+                body_len: rec.body.len() as u64,
+            })
+        })
+    }
+
+    /// Calls `f` with every live document, in id order.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`], [`Error::Io`], or what `f` returns.
+    pub fn dump(
+        &self,
+        progress: &mut dyn FnMut(Progress),
+        f: &mut dyn FnMut(&Document) -> Result<()>,
+    ) -> Result<()> {
+        self.for_each_view(Some(progress), &mut |store, view| {
+            let doc = store.materialize(&view)?;
+            f(&doc)
+        })
+    }
+
+    /// Calls `f` with every record of every segment, oldest segment first,
+    /// in file order: old versions and tombstones included.
+    ///
+    /// # Errors
+    /// [`Error::Io`], or what `f` returns. A damaged record is reported with
+    /// `crc_ok: false` and ends that segment's listing.
+    pub fn records(&self, f: &mut dyn FnMut(RecordInfo) -> Result<()>) -> Result<()> {
+        crate::engine::segment::list_records(self, f)
+    }
+
+    /// Whole-store figures.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`], [`Error::Io`].
+    pub fn stats(&self) -> Result<Stats> {
+        crate::engine::compact::stats(self)
+    }
+
+    pub(crate) fn put_doc(&mut self, id: DocId, doc: &NewDoc, node_hwm: u64) -> Result<()> {
+        let meta = crate::engine::format::encode_doc_meta(
+            node_hwm,
+            doc.category.as_deref(),
+            doc.version.as_deref(),
+        );
+        self.append(Kind::DocPut, id.0, 0, node_hwm, &meta, &doc.body)
+    }
+
+    pub(crate) fn put_input(
+        &mut self,
+        doc: DocId,
+        node: NodeId,
+        input: &Json,
+        output: Option<&Json>,
+    ) -> Result<()> {
+        let (prefix, rest) = crate::engine::format::encode_input(input.as_str(), output.map(Json::as_str));
+        let flags = if output.is_some() {
+            crate::engine::format::FLAG_HAS_OUTPUT
+        } else {
+            0
+        };
+        self.append_flags(Kind::InputPut, doc.0, node.0, 0, flags, &prefix, rest)
+    }
+
+    fn append(&mut self, kind: Kind, doc: u64, node: u64, aux: u64, a: &[u8], b: &[u8]) -> Result<()> {
+        self.append_flags(kind, doc, node, aux, 0, a, b)
+    }
+
+    /// Materializes a resolved document: one positioned read per record.
+    fn materialize(&self, view: &DocView) -> Result<Document> {
+        let rec = self.read_doc_record(&view.doc)?;
+        let mut inputs = Vec::with_capacity(view.nodes.len());
+        for (input, output) in view.nodes.values() {
+            inputs.push(self.read_node(input, output.as_ref())?);
+        }
+        Ok(Document {
+            id: DocId(view.doc.doc),
+            category: rec.category,
+            version: rec.version,
+            body: rec.body,
+            inputs,
+        })
+    }
+
+    /// Reads the record an entry points at, wherever it lives.
+    pub(crate) fn read_entry(&self, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
+        if e.seg == self.active.number {
+            return self.read_active(e);
+        }
+        let i = self
+            .sealed
+            .binary_search_by_key(&e.seg, |s| s.number)
+            .map_err(|_| Error::invalid("internal: entry for an unknown segment"))?;
+        let s = &self.sealed[i];
+        segment::read_record(&*s.file, &s.path, e)
+    }
+
+    fn path_of(&self, e: &Entry) -> PathBuf {
+        if e.seg == self.active.number {
+            self.active.path.clone()
+        } else {
+            self.opts.dir.join(format::segment_name(e.seg))
+        }
+    }
+
+    pub(crate) fn read_doc_record(&self, e: &Entry) -> Result<DocPayload> {
+        let (_, payload) = self.read_entry(e)?;
+        format::decode_doc(&payload).map_err(|why| Error::corrupt(self.path_of(e), e.offset, why))
+    }
+
+    /// Reads a node's input and output values.
+    pub(crate) fn read_node(&self, input: &Entry, output: Option<&Entry>) -> Result<Node> {
+        let (_, payload) = self.read_entry(input)?;
+        let (text, embedded) = format::decode_input(&payload)
+            .map_err(|why| Error::corrupt(self.path_of(input), input.offset, why))?;
+        let input_json = self.json_at(input, text)?;
+        let output = match output {
+            None => None,
+            Some(o) if o.seg == input.seg && o.offset == input.offset => Some(self.json_at(input, embedded)?),
+            Some(o) => {
+                let (_, p) = self.read_entry(o)?;
+                Some(self.json_at(o, &p)?)
+            }
+        };
+        Ok(Node {
+            id: NodeId(input.node),
+            input: input_json,
+            output,
+        })
+    }
+
+    fn json_at(&self, e: &Entry, bytes: &[u8]) -> Result<Json> {
+        match std::str::from_utf8(bytes) {
+            Ok(s) if !s.is_empty() => Ok(Json::from_trusted(s.to_owned())),
+            _ => Err(Error::corrupt(self.path_of(e), e.offset, "stored JSON value is not UTF-8 text")),
+        }
+    }
+
+    /// Every index entry of one document, from every segment.
+    pub(crate) fn entries_of(&self, id: u64) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for s in &self.sealed {
+            for ie in s.index.lookup(id, &|| s.scan_entries())? {
+                out.push(Entry::new(&ie, s.number));
+            }
+        }
+        if let Some(v) = self.active.map.get(&id) {
+            out.extend(v.iter().map(|ie| Entry::new(ie, self.active.number)));
+        }
+        Ok(out)
+    }
+
+    /// The live state of a document.
+    pub(crate) fn view(&self, id: DocId) -> Result<DocView> {
+        resolve(&self.entries_of(id.0)?).ok_or(Error::DocNotFound(id))
+    }
+
+    /// True if the id was ever used here, or may have been (at or below the
+    /// high-water mark this store had when it was opened).
+    fn doc_exists_ever(&self, id: DocId) -> Result<bool> {
+        Ok(id.0 <= self.opened_doc_hwm || !self.entries_of(id.0)?.is_empty())
+    }
+
+    /// A merge over every segment's entries, in document order.
+    pub(crate) fn merge(&self) -> Result<Merge<'_>> {
+        let mut sources = Vec::with_capacity(self.sealed.len() + 1);
+        for s in &self.sealed {
+            sources.push((s.index.cursor(&|| s.scan_entries())?, s.number));
+        }
+        sources.push((
+            Cursor::Owned {
+                entries: self.active.sorted_entries(),
+                pos: 0,
+            },
+            self.active.number,
+        ));
+        Ok(Merge { sources })
+    }
+
+    /// Calls `f` for every live document in id order; reports progress in
+    /// bytes of records read against the store's total size.
+    pub(crate) fn for_each_view(
+        &self,
+        mut progress: Option<&mut dyn FnMut(Progress)>,
+        f: &mut dyn FnMut(&Store, DocView) -> Result<()>,
+    ) -> Result<()> {
+        let total = self.total_bytes();
+        let mut done = 0u64;
+        let mut merge = self.merge()?;
+        while let Some(entries) = merge.next_doc()? {
+            if let Some(view) = resolve(&entries) {
+                done += u64::from(view.doc.len)
+                    + view.nodes.values().map(|(i, o)| u64::from(i.len) + o.map_or(0, |o| u64::from(o.len))).sum::<u64>();
+                f(self, view)?;
+                if let Some(p) = progress.as_deref_mut() {
+                    p(Progress { done: done.min(total), total });
+                }
+            }
+        }
+        if let Some(p) = progress {
+            p(Progress { done: total, total });
+        }
+        Ok(())
+    }
+
+    /// Bytes of all segment files.
+    pub(crate) fn total_bytes(&self) -> u64 {
+        self.sealed.iter().map(|s| s.len).sum::<u64>() + self.active.len
+    }
+}
+
+/// Resolves a document's entries (any order) into its live state: `None`
+/// when it was deleted or never existed. Newest wins by sequence number.
+pub(crate) fn resolve(entries: &[Entry]) -> Option<DocView> {
+    let mut doc: Option<Entry> = None;
+    let mut node_hwm = 0u64;
+    let mut inputs: BTreeMap<u64, Entry> = BTreeMap::new();
+    let mut outputs: BTreeMap<u64, Entry> = BTreeMap::new();
+    let mut deleted_nodes: Vec<u64> = Vec::new();
+    for e in entries {
+        match e.kind {
+            Kind::DocDelete => return None,
+            Kind::DocPut => {
+                node_hwm = node_hwm.max(e.aux);
+                if doc.is_none_or(|d| d.seq < e.seq) {
+                    doc = Some(*e);
+                }
+            }
+            Kind::InputPut => {
+                node_hwm = node_hwm.max(e.node);
+                inputs.insert(e.node, *e);
+                if e.flags & format::FLAG_HAS_OUTPUT != 0 {
+                    newest(&mut outputs, e);
+                }
+            }
+            Kind::OutputPut => newest(&mut outputs, e),
+            Kind::InputDelete => {
+                node_hwm = node_hwm.max(e.node);
+                deleted_nodes.push(e.node);
+            }
+            Kind::Commit | Kind::Seal => {}
+        }
+    }
+    for n in deleted_nodes {
+        inputs.remove(&n);
+    }
+    let nodes = inputs
+        .into_iter()
+        .map(|(n, input)| (n, (input, outputs.get(&n).copied())))
+        .collect();
+    Some(DocView {
+        doc: doc?,
+        node_hwm,
+        nodes,
+    })
+}
+
+fn newest(map: &mut BTreeMap<u64, Entry>, e: &Entry) {
+    let slot = map.entry(e.node).or_insert(*e);
+    if slot.seq < e.seq {
+        *slot = *e;
+    }
+}

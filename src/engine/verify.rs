@@ -1,0 +1,364 @@
+//! `verify`: reads every byte of every file and reports each problem with its
+//! file and offset, instead of stopping at the first.
+//!
+//! It does not use the normal open (which refuses a damaged store): it takes
+//! the shared lock and scans the files itself, so it works on exactly the
+//! stores that need it most.
+
+use std::path::Path;
+
+use crate::engine::format::{self, IndexEntry, Kind, LOCK_NAME};
+use crate::engine::index;
+use crate::engine::lock;
+use crate::engine::replay::{self, Listing};
+use crate::engine::segment::{self, Scan};
+use crate::engine::store::{Options, Progress};
+use crate::engine::vfs::{VFile, Vfs};
+use crate::error::{Error, Result};
+
+/// How serious a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Damage: bytes that fail a check. `verify` exits non-zero.
+    Damage,
+    /// Expected after a crash and repaired by the next write (a torn tail, a
+    /// leftover temporary file, a missing index). Not an error.
+    Notice,
+}
+
+/// One finding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// File name within the data directory.
+    pub file: String,
+    /// Byte offset, where one applies.
+    pub offset: Option<u64>,
+    /// Damage or notice.
+    pub kind: ProblemKind,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Per-file result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileReport {
+    /// File name.
+    pub name: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Records (segments) or entries (indexes) checked.
+    pub records: u64,
+    /// No damage found in this file.
+    pub ok: bool,
+}
+
+/// Everything `verify` found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// One entry per segment and index file.
+    pub files: Vec<FileReport>,
+    /// Every finding, damage and notices.
+    pub problems: Vec<Problem>,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Records checked.
+    pub records: u64,
+}
+
+impl VerifyReport {
+    /// True when nothing is damaged (notices allowed).
+    pub fn is_ok(&self) -> bool {
+        self.problems.iter().all(|p| p.kind == ProblemKind::Notice)
+    }
+
+    fn damage(&mut self, file: &str, offset: Option<u64>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: file.to_owned(),
+            offset,
+            kind: ProblemKind::Damage,
+            message: message.into(),
+        });
+    }
+
+    fn notice(&mut self, file: &str, offset: Option<u64>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: file.to_owned(),
+            offset,
+            kind: ProblemKind::Notice,
+            message: message.into(),
+        });
+    }
+}
+
+/// One record's identity, for the cross-record structure check.
+type Item = (u64, u64, u64, Kind);
+
+/// Checks the store in `opts.dir`.
+///
+/// # Errors
+/// [`Error::NoStore`], [`Error::LockTimeout`], or [`Error::Io`] when a file
+/// cannot be read at all. Damage is not an error here: it is in the report.
+pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
+    let vfs = &*opts.vfs;
+    let dir = &opts.dir;
+    let lock_path = dir.join(LOCK_NAME);
+    if vfs.kind(&lock_path).map_err(|e| Error::io("stat", &lock_path, e))?.is_none() {
+        return Err(Error::NoStore { path: dir.clone() });
+    }
+    let _guard = lock::acquire(vfs, &lock_path, false, opts.lock_timeout)?;
+    let mut report = VerifyReport::default();
+    let listing: Listing = match replay::list_dir(vfs, dir) {
+        Ok(l) => l,
+        Err(Error::Corrupt { path, reason, .. }) => {
+            report.damage(&file_name(&path), None, reason);
+            return Ok(report);
+        }
+        Err(e) => return Err(e),
+    };
+    for t in &listing.temps {
+        report.notice(t, None, "leftover temporary file (removed by the next write)");
+    }
+
+    let mut files: Vec<(u64, Box<dyn VFile>, String)> = Vec::new();
+    let mut headers = std::collections::BTreeMap::new();
+    for &n in listing.segments.keys() {
+        let name = format::segment_name(n);
+        let path = dir.join(&name);
+        let file = vfs.open_read(&path).map_err(|e| Error::io("open", &path, e))?;
+        match replay::read_header(&*file, &path) {
+            Ok(h) if h.number == n => {
+                headers.insert(n, h);
+                files.push((n, file, name));
+            }
+            Ok(h) => report.damage(&name, Some(0), format!("header names segment {}", h.number)),
+            Err(e) => report.damage(&name, Some(0), brief(&e)),
+        }
+    }
+    let (current, stale) = replay::current_segments(&headers);
+    for n in &stale {
+        report.notice(
+            &format::segment_name(*n),
+            None,
+            "left over from an interrupted compaction (removed by the next write)",
+        );
+    }
+    let active_path = dir.join(format::ACTIVE_NAME);
+    let active = if listing.active {
+        Some(vfs.open_read(&active_path).map_err(|e| Error::io("open", &active_path, e))?)
+    } else {
+        None
+    };
+    let total: u64 = files
+        .iter()
+        .filter(|(n, _, _)| current.contains(n))
+        .map(|(_, f, _)| f.len().unwrap_or(0))
+        .sum::<u64>()
+        + active.as_ref().map_or(0, |f| f.len().unwrap_or(0));
+    let mut done = 0u64;
+    let mut items: Vec<Item> = Vec::new();
+
+    for (n, file, name) in &files {
+        if !current.contains(n) {
+            continue;
+        }
+        let path = dir.join(name);
+        let scan = match segment::scan_with_progress(&**file, &path, true, &mut |b| {
+            done += b;
+            progress(Progress { done: done.min(total), total });
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                report.damage(name, Some(0), brief(&e));
+                continue;
+            }
+        };
+        let damaged = scan.damage.is_some();
+        if let Some(err) = &scan.damage {
+            report.damage(name, offset_of(err), brief(err));
+        }
+        file_report(&mut report, name, &scan, !damaged);
+        check_index(vfs, dir, *n, &scan, &mut report);
+        items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
+    }
+
+    if let Some(file) = &active {
+        let name = format::ACTIVE_NAME;
+        match segment::scan_with_progress(&**file, &active_path, false, &mut |b| {
+            done += b;
+            progress(Progress { done: done.min(total), total });
+        }) {
+            Err(e) => report.damage(name, Some(0), brief(&e)),
+            Ok(scan) if scan.file_len == 0 => {
+                report.notice(name, None, "empty active segment (recreated by the next write)");
+            }
+            Ok(scan) => {
+                let mut ok = true;
+                if let Some(err) = &scan.damage {
+                    ok = false;
+                    report.damage(name, offset_of(err), brief(err));
+                } else if let Some((at, why)) = &scan.bad_at {
+                    let bytes = scan.file_len - scan.end;
+                    if scan.tail_truncated {
+                        report.notice(
+                            name,
+                            Some(*at),
+                            format!("torn tail: {bytes} bytes of an interrupted write (discarded by the next write)"),
+                        );
+                    } else {
+                        ok = false;
+                        report.damage(
+                            name,
+                            Some(*at),
+                            format!("last record is unreadable ({why}); a torn write after power loss, or damage"),
+                        );
+                    }
+                }
+                file_report(&mut report, name, &scan, ok);
+                items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
+            }
+        }
+    }
+    check_structure(items, &mut report);
+    progress(Progress { done: total, total });
+    Ok(report)
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn offset_of(e: &Error) -> Option<u64> {
+    match e {
+        Error::Corrupt { offset, .. } => Some(*offset),
+        _ => None,
+    }
+}
+
+/// The reason alone, without the path and remedy the full message carries.
+fn brief(e: &Error) -> String {
+    match e {
+        Error::Corrupt { reason, .. } => reason.clone(),
+        Error::UnsupportedVersion { found, .. } => format!(
+            "format version {found} (this stratum reads {})",
+            format::FORMAT_VERSION
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn file_report(report: &mut VerifyReport, name: &str, scan: &Scan, ok: bool) {
+    report.bytes += scan.file_len;
+    report.records += scan.records;
+    report.files.push(FileReport {
+        name: name.to_owned(),
+        bytes: scan.file_len,
+        records: scan.records,
+        ok,
+    });
+}
+
+/// Checks a sealed segment's index file against what the segment holds.
+fn check_index(vfs: &dyn Vfs, dir: &Path, n: u64, scan: &Scan, report: &mut VerifyReport) {
+    let name = format::index_name(n);
+    let path = dir.join(&name);
+    let Ok(file) = vfs.open_read(&path) else {
+        report.notice(&name, None, "index file missing (rebuilt by the next write)");
+        return;
+    };
+    let len = file.len().unwrap_or(0);
+    report.bytes += len;
+    let mut ok = true;
+    let mut count = 0u64;
+    match index::open_index(vfs, &path, n, scan.file_len) {
+        None => {
+            ok = false;
+            report.damage(&name, Some(0), "index header is damaged or does not match its segment");
+        }
+        Some((file, header)) => {
+            let mut expected: Vec<IndexEntry> = scan.entries.clone();
+            expected.sort_unstable_by_key(index::key);
+            let blocks = header.entries.div_ceil(format::ENTRIES_PER_BLOCK as u64);
+            let mut buf = vec![0u8; format::INDEX_BLOCK_LEN];
+            for b in 0..blocks {
+                let at = format::INDEX_HEADER_LEN as u64 + b * format::INDEX_BLOCK_LEN as u64;
+                let decoded = file
+                    .read_exact_at(&mut buf, at)
+                    .ok()
+                    .and_then(|()| format::decode_block(&buf));
+                let Some(entries) = decoded else {
+                    ok = false;
+                    report.damage(&name, Some(at), "index block fails its checksum");
+                    break;
+                };
+                for e in entries {
+                    if expected.get(count as usize) != Some(&e) {
+                        ok = false;
+                        report.damage(&name, Some(at), "index entry does not match the segment");
+                        break;
+                    }
+                    count += 1;
+                }
+                if !ok {
+                    break;
+                }
+            }
+            if ok && count != expected.len() as u64 {
+                ok = false;
+                report.damage(&name, None, "index does not list every record of its segment");
+            }
+        }
+    }
+    report.files.push(FileReport {
+        name,
+        bytes: len,
+        records: count,
+        ok,
+    });
+}
+
+/// Cross-record rules: every record belongs to a document that has a
+/// document record; outputs belong to existing inputs; node ids are not
+/// reused; nothing follows a document's deletion.
+fn check_structure(mut items: Vec<Item>, report: &mut VerifyReport) {
+    items.sort_unstable_by_key(|&(doc, node, seq, _)| (doc, node, seq));
+    let mut i = 0;
+    while i < items.len() {
+        let doc = items[i].0;
+        let end = i + items[i..].iter().take_while(|it| it.0 == doc).count();
+        let recs = &items[i..end];
+        let has_put = recs.iter().any(|r| r.3 == Kind::DocPut);
+        let deleted_at = recs.iter().filter(|r| r.3 == Kind::DocDelete).map(|r| r.2).min();
+        if !has_put && deleted_at.is_none() {
+            report.damage("(store)", None, format!("document {doc} has records but no document record"));
+        }
+        if let Some(del) = deleted_at {
+            if recs.iter().any(|r| r.2 > del) {
+                report.damage("(store)", None, format!("document {doc} has records after its deletion"));
+            }
+        }
+        let mut j = 0;
+        while j < recs.len() {
+            let node = recs[j].1;
+            let nend = j + recs[j..].iter().take_while(|r| r.1 == node).count();
+            if node != 0 && deleted_at.is_none() {
+                let nrecs = &recs[j..nend];
+                let inputs = nrecs.iter().filter(|r| r.3 == Kind::InputPut).count();
+                if inputs > 1 {
+                    report.damage("(store)", None, format!("node {node} of document {doc} was written twice"));
+                }
+                let input_seq = nrecs.iter().find(|r| r.3 == Kind::InputPut).map(|r| r.2);
+                let deleted = nrecs.iter().any(|r| r.3 == Kind::InputDelete);
+                let orphan = nrecs
+                    .iter()
+                    .any(|r| r.3 == Kind::OutputPut && input_seq.is_none_or(|s| r.2 < s));
+                if orphan && !deleted {
+                    report.damage("(store)", None, format!("output for node {node} of document {doc} without its input"));
+                }
+            }
+            j = nend;
+        }
+        i = end;
+    }
+}

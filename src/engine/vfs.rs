@@ -1,0 +1,261 @@
+//! The one narrow layer every file-system call of the engine goes through.
+//!
+//! [`OsFs`] is the real implementation. Tests substitute a simulated file
+//! system that forgets whatever was not fsynced, to check what survives a
+//! power loss (see `tests/crashfs.rs`). Nothing in the engine touches
+//! `std::fs` directly, or that simulation would miss it.
+//!
+//! Files inside the data directory are opened with `O_NOFOLLOW`, so a symlink
+//! planted there is refused rather than written through, and new files are
+//! created with `O_EXCL` and mode 0600.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// An open file: positioned reads and writes only, so no hidden cursor state.
+pub trait VFile: Send + Sync {
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read
+    /// (fewer only at end of file).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Writes all of `buf` at `offset`.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Truncates or extends to `len`.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Makes the file's data durable (`fdatasync`).
+    fn sync_data(&self) -> io::Result<()>;
+
+    /// Reads exactly `buf.len()` bytes at `offset`; a short read is
+    /// `UnexpectedEof`.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self.read_at(&mut buf[done..], offset + done as u64)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+/// What a directory entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// Anything else: symlink, FIFO, socket, device.
+    Other,
+}
+
+/// A lock held until dropped.
+pub trait LockGuard: Send {}
+
+/// The file-system operations the engine uses.
+pub trait Vfs: Send + Sync {
+    /// Opens an existing file for reading.
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn VFile>>;
+    /// Opens an existing file for reading and writing.
+    fn open_rw(&self, path: &Path) -> io::Result<Box<dyn VFile>>;
+    /// Creates a new file; fails if anything exists at `path`.
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn VFile>>;
+    /// Atomically renames `from` to `to`, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Creates a directory (and its parents) with mode 0700.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Lists a directory: names and kinds, without following symlinks.
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<(OsString, EntryKind)>>;
+    /// Makes the directory's entries (creates, renames, unlinks) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// What is at `path`, without following a final symlink; `None` when
+    /// nothing is.
+    fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>>;
+    /// Free bytes available to this user on the file system holding `path`.
+    fn available_space(&self, path: &Path) -> io::Result<u64>;
+    /// Takes the lock on `path` (created when `create` is set), shared or
+    /// exclusive, waiting up to `timeout`. `Ok(None)` means it timed out.
+    fn lock(
+        &self,
+        path: &Path,
+        exclusive: bool,
+        create: bool,
+        timeout: Duration,
+    ) -> io::Result<Option<Box<dyn LockGuard>>>;
+}
+
+/// The real file system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OsFs;
+
+struct OsFile(File);
+
+impl VFile for OsFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        loop {
+            match self.0.read_at(buf, offset) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
+struct OsLock(#[allow(dead_code)] File);
+
+impl LockGuard for OsLock {}
+
+impl Drop for OsLock {
+    fn drop(&mut self) {
+        // Closing the descriptor releases the flock anyway; unlocking first
+        // just makes the release immediate and explicit.
+        let _ = fs2::FileExt::unlock(&self.0);
+    }
+}
+
+/// Refuses FIFOs, devices and sockets before they are opened for I/O: opening
+/// a FIFO for reading would block forever.
+fn check_regular(file: File) -> io::Result<Box<dyn VFile>> {
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(Box::new(OsFile(file)))
+}
+
+impl Vfs for OsFs {
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn VFile>> {
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        check_regular(f)
+    }
+    fn open_rw(&self, path: &Path) -> io::Result<Box<dyn VFile>> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        check_regular(f)
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn VFile>> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)?;
+        Ok(Box::new(OsFile(f)))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+    }
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<(OsString, EntryKind)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(path)? {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            let kind = if ft.is_file() {
+                EntryKind::File
+            } else if ft.is_dir() {
+                EntryKind::Dir
+            } else {
+                EntryKind::Other
+            };
+            out.push((entry.file_name(), kind));
+        }
+        Ok(out)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+    fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>> {
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.is_file() => Ok(Some(EntryKind::File)),
+            Ok(m) if m.is_dir() => Ok(Some(EntryKind::Dir)),
+            Ok(_) => Ok(Some(EntryKind::Other)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    fn available_space(&self, path: &Path) -> io::Result<u64> {
+        fs2::available_space(path)
+    }
+    fn lock(
+        &self,
+        path: &Path,
+        exclusive: bool,
+        create: bool,
+        timeout: Duration,
+    ) -> io::Result<Option<Box<dyn LockGuard>>> {
+        let mut opts = OpenOptions::new();
+        opts.read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+        if create {
+            opts.write(true).create(true).mode(0o600);
+        }
+        let file = opts.open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "lock file is not a regular file",
+            ));
+        }
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let r = if exclusive {
+                fs2::FileExt::try_lock_exclusive(&file)
+            } else {
+                fs2::FileExt::try_lock_shared(&file)
+            };
+            match r {
+                Ok(()) => return Ok(Some(Box::new(OsLock(file)))),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+                    if start.elapsed() >= timeout {
+                        return Ok(None);
+                    }
+                    thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

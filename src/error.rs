@@ -1,0 +1,161 @@
+//! The library's one error type.
+//!
+//! Every failure the engine can report is a variant here, with its context
+//! (path, offset, id) held as data. The CLI maps variants to exit codes in one
+//! place (`src/exit.rs`); the library never chooses a process exit code.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::model::{DocId, NodeId};
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, with enough context to say what to do about it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O call failed (including a full disk).
+    Io {
+        /// What stratum was doing, e.g. "fsync" or "open".
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Bytes on disk failed a check: a checksum, a length, a structural rule.
+    Corrupt {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the damage within the file.
+        offset: u64,
+        /// What check failed.
+        reason: String,
+    },
+    /// A file carries a format version this build cannot read.
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version found in its header.
+        found: u16,
+    },
+    /// The directory holds no stratum store (read commands never create one).
+    NoStore {
+        /// The directory that was looked at.
+        path: PathBuf,
+    },
+    /// No live document with this id.
+    DocNotFound(DocId),
+    /// The document exists but has no live input node with this id.
+    NodeNotFound {
+        /// The document.
+        doc: DocId,
+        /// The missing node.
+        node: NodeId,
+    },
+    /// The caller's input was rejected: bad JSON, too large, an id already
+    /// taken, and so on. Nothing was written.
+    InvalidInput(String),
+    /// Another process held the lock for longer than the timeout.
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long stratum waited, in seconds.
+        waited_secs: f64,
+    },
+    /// The file system lacks the free space an operation needs up front.
+    NoSpace {
+        /// The directory checked.
+        path: PathBuf,
+        /// Bytes the operation needs.
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with the operation and path it came from.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Builds a corruption error for `path` at `offset`.
+    pub fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// Builds an invalid-input error.
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidInput(msg.into())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { op, path, source } => {
+                write!(f, "I/O error during {op} on {}: {source}", path.display())
+            }
+            Error::Corrupt {
+                path,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "corruption in {} at byte {offset}: {reason} (run `stratum verify` for a full report, `stratum repair` to salvage)",
+                path.display()
+            ),
+            Error::UnsupportedVersion { path, found } => write!(
+                f,
+                "{} has format version {found}, this stratum reads version {} only; use a matching stratum release",
+                path.display(),
+                crate::engine::format::FORMAT_VERSION
+            ),
+            Error::NoStore { path } => write!(
+                f,
+                "no store at {} (a write command such as `stratum create-doc` creates one; or pass --dir)",
+                path.display()
+            ),
+            Error::DocNotFound(id) => write!(f, "document {id} not found"),
+            Error::NodeNotFound { doc, node } => {
+                write!(f, "input node {node} not found in document {doc}")
+            }
+            Error::InvalidInput(msg) => f.write_str(msg),
+            Error::LockTimeout { path, waited_secs } => write!(
+                f,
+                "the store is locked by another process ({} held for over {waited_secs:.1}s); retry, or raise --lock-timeout",
+                path.display()
+            ),
+            Error::NoSpace {
+                path,
+                needed,
+                available,
+            } => write!(
+                f,
+                "not enough free space in {}: need {needed} bytes, {available} available",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

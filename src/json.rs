@@ -1,0 +1,292 @@
+//! JSON values kept as text, so they round-trip exactly.
+//!
+//! A value is validated by serde_json (which also caps nesting at 128 levels,
+//! so hostile input cannot overflow the stack) and then stored as its own text
+//! with the insignificant whitespace removed. Numbers, string escapes and key
+//! order are never re-rendered: `1.0` stays `1.0`, `1E400` stays `1E400`,
+//! `"\u00e9"` stays `"\u00e9"`. Pretty printing re-indents that text without
+//! parsing it into a tree.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// A validated JSON value in compact form.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Json(String);
+
+impl Json {
+    /// Validates `text` as one JSON value and stores it without insignificant
+    /// whitespace.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when `text` is not exactly one JSON value.
+    pub fn parse(text: &str) -> Result<Json> {
+        serde_json::from_str::<serde::de::IgnoredAny>(text)
+            .map_err(|e| Error::invalid(format!("invalid JSON value: {e}")))?;
+        minify(text).map(Json)
+    }
+
+    /// Wraps text already known to be compact valid JSON (read back from the
+    /// store, where it was validated before it was written and is covered by
+    /// a checksum).
+    pub(crate) fn from_trusted(text: String) -> Json {
+        Json(text)
+    }
+
+    /// The compact text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value indented by two spaces per level, for people.
+    pub fn pretty(&self) -> String {
+        let mut out = String::with_capacity(self.0.len() * 2);
+        pretty_into(&self.0, 0, &mut out);
+        out
+    }
+}
+
+impl fmt::Display for Json {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Json {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Json({})", self.0)
+    }
+}
+
+/// Deepest nesting of arrays and objects accepted (serde_json's own default
+/// limit), so that a value stays usable by the tools it is piped into.
+pub const MAX_DEPTH: usize = 128;
+
+/// Removes whitespace outside strings from valid JSON text; refuses nesting
+/// deeper than [`MAX_DEPTH`].
+fn minify(text: &str) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut depth = 0usize;
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            match c {
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(Error::invalid(format!(
+                            "invalid JSON value: nested deeper than {MAX_DEPTH} levels"
+                        )));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// Re-indents compact JSON text, starting at indentation `level`.
+pub(crate) fn pretty_into(compact: &str, level: usize, out: &mut String) {
+    let mut depth = level;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut chars = compact.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str("  ");
+        }
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                // Keep empty containers on one line.
+                if matches!(chars.peek(), Some('}' | ']')) {
+                    if let Some(close) = chars.next() {
+                        out.push(close);
+                    }
+                } else {
+                    depth += 1;
+                    newline(out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(out, depth);
+            }
+            ':' => out.push_str(": "),
+            _ => out.push(c),
+        }
+    }
+}
+
+/// Writes `s` as a JSON string literal (quotes included) to `out`.
+pub fn write_str_literal(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 (RFC 4648, with padding) of `bytes`.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk.first().copied().unwrap_or(0),
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Decodes standard base64 with padding.
+///
+/// # Errors
+/// [`Error::InvalidInput`] on a character outside the alphabet or a bad length.
+pub fn base64_decode(text: &str) -> Result<Vec<u8>> {
+    let bad = || Error::invalid("body_base64 is not valid base64");
+    let bytes = text.as_bytes();
+    if bytes.len() % 4 != 0 {
+        return Err(bad());
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for (ci, chunk) in bytes.chunks(4).enumerate() {
+        let last = ci == bytes.len() / 4 - 1;
+        let mut n = 0u32;
+        let mut pad = 0;
+        for (i, &c) in chunk.iter().enumerate() {
+            let v = match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'+' => 62,
+                b'/' => 63,
+                b'=' if last && i >= 2 => {
+                    pad += 1;
+                    0
+                }
+                _ => return Err(bad()),
+            };
+            if pad > 0 && c != b'=' {
+                return Err(bad());
+            }
+            n = (n << 6) | u32::from(v);
+        }
+        let decoded = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&decoded[..3 - pad]);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_escapes_keep_their_text() {
+        for (input, stored) in [
+            ("42", "42"),
+            ("-3.25", "-3.25"),
+            ("1.0", "1.0"),
+            ("1E400", "1E400"),
+            ("123456789012345678901234567890", "123456789012345678901234567890"),
+            (" { \"b\" : 1 ,\n \"a\" : [ 1.50 , \"x y\\\" \" ] } ", r#"{"b":1,"a":[1.50,"x y\" "]}"#),
+            ("\"\\u00e9\"", "\"\\u00e9\""),
+        ] {
+            assert_eq!(Json::parse(input).unwrap().as_str(), stored, "{input}");
+        }
+    }
+
+    #[test]
+    fn rejects_non_json_and_deep_nesting() {
+        for bad in ["", "{", "1 2", "[1,]", "nan", "'x'"] {
+            assert!(Json::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        assert!(Json::parse(&deep).is_err());
+    }
+
+    #[test]
+    fn pretty_indents_and_keeps_empty_containers() {
+        let j = Json::parse(r#"{"a":[1,{}],"b":[],"c":"x,{"}"#).unwrap();
+        assert_eq!(
+            j.pretty(),
+            "{\n  \"a\": [\n    1,\n    {}\n  ],\n  \"b\": [],\n  \"c\": \"x,{\"\n}"
+        );
+    }
+
+    #[test]
+    fn base64_round_trips_every_length() {
+        let data: Vec<u8> = (0..=255u8).collect();
+        for n in 0..40 {
+            let enc = base64_encode(&data[..n]);
+            assert_eq!(base64_decode(&enc).unwrap(), &data[..n]);
+        }
+        assert_eq!(base64_encode(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64_encode(b"fo"), "Zm8=");
+        assert!(base64_decode("Zm9=v").is_err());
+        assert!(base64_decode("Z=9v").is_err());
+        assert!(base64_decode("Zm9vY").is_err());
+    }
+}

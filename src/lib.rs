@@ -1,0 +1,53 @@
+//! stratum: documents with ordered chains of inputs and expected outputs,
+//! kept in a log-structured store on local disk.
+//!
+//! The data model: a [`Document`] (any bytes, with an optional category and
+//! version) owns an ordered chain of input [`Node`]s, each holding a JSON
+//! value and at most one expected output (another JSON value). Values are
+//! kept as their own text, so they round-trip exactly.
+//!
+//! The engine ([`engine`]) is an append-only log of CRC-checked records in
+//! segment files, with sorted on-disk indexes for sealed segments and an
+//! in-memory index for the active one. The on-disk format is described byte
+//! by byte in `docs/FORMAT.md`.
+//!
+//! # Example
+//! ```
+//! use stratum::{Json, Mode, NewDoc, Options, Store};
+//!
+//! # fn main() -> stratum::Result<()> {
+//! let dir = std::env::temp_dir().join(format!("stratum-doc-{}", std::process::id()));
+//! # let _ = std::fs::remove_dir_all(&dir);
+//! let mut store = Store::open(Options::new(&dir), Mode::Write)?;
+//! let doc = store.create_doc(&NewDoc {
+//!     category: Some("easy".into()),
+//!     version: None,
+//!     body: b"<p>Add two numbers.</p>".to_vec(),
+//! })?;
+//! let node = store.add_input(doc, &Json::parse("[1, 2]")?, None)?;
+//! store.set_output(doc, node, &Json::parse("3")?)?;
+//!
+//! let read = store.get(doc)?;
+//! assert_eq!(read.inputs[0].input.as_str(), "[1,2]");
+//! assert_eq!(read.inputs[0].output.as_ref().map(Json::as_str), Some("3"));
+//! assert_eq!(
+//!     read.to_json(),
+//!     r#"{"id":1,"category":"easy","version":null,"body":"<p>Add two numbers.</p>","inputs":[{"node":1,"input":[1,2],"output":3}]}"#
+//! );
+//! # drop(store);
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod engine;
+pub mod error;
+pub mod json;
+pub mod model;
+
+pub use engine::{Mode, Options, Progress, Store};
+pub use error::{Error, Result};
+pub use json::Json;
+pub use model::{DocId, DocPatch, DocSummary, Document, NewDoc, Node, NodeId};

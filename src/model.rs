@@ -1,0 +1,307 @@
+//! The data model: documents, their chains of input nodes, and the expected
+//! output of each node; and the one JSON shape (`get`, `dump`, `load`) they
+//! are printed and read in.
+//!
+//! # JSON shape
+//! `{"id":1,"category":"c","version":"v","body":"…","inputs":[{"node":1,"input":…,"output":…}]}`.
+//! A body that is not valid UTF-8 is written as `"body_base64":"…"` (standard
+//! base64, padded) in place of `"body"`, so every byte round-trips. An unset
+//! category, version or output is `null`.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::{Error, Result};
+use crate::json::{self, Json};
+
+/// A document id: a positive integer, assigned in order, never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DocId(pub u64);
+
+/// An input node id: a positive integer per document, assigned in order,
+/// never reused within its document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub u64);
+
+impl fmt::Display for DocId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One input node of a document's chain, with its expected output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    /// The node id.
+    pub id: NodeId,
+    /// The input value.
+    pub input: Json,
+    /// The expected output, when one is set.
+    pub output: Option<Json>,
+}
+
+/// A document with its whole chain, as `get` returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Document {
+    /// The document id.
+    pub id: DocId,
+    /// Optional category.
+    pub category: Option<String>,
+    /// Optional version.
+    pub version: Option<String>,
+    /// The body, any bytes.
+    pub body: Vec<u8>,
+    /// The input nodes in chain (insertion) order.
+    pub inputs: Vec<Node>,
+}
+
+/// One row of `list`: a live document without its body and values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocSummary {
+    /// The document id.
+    pub id: DocId,
+    /// Optional category.
+    pub category: Option<String>,
+    /// Optional version.
+    pub version: Option<String>,
+    /// Number of live input nodes.
+    pub inputs: u64,
+    /// Number of those nodes with an expected output.
+    pub outputs: u64,
+    /// Body size in bytes.
+    pub body_len: u64,
+}
+
+/// The fields of a new document.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewDoc {
+    /// Optional category.
+    pub category: Option<String>,
+    /// Optional version.
+    pub version: Option<String>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// A partial update: `None` keeps the stored field.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DocPatch {
+    /// New category.
+    pub category: Option<String>,
+    /// New version.
+    pub version: Option<String>,
+    /// New body.
+    pub body: Option<Vec<u8>>,
+}
+
+impl DocPatch {
+    /// True when the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.category.is_none() && self.version.is_none() && self.body.is_none()
+    }
+}
+
+fn opt_str(s: Option<&str>, out: &mut String) {
+    match s {
+        Some(s) => json::write_str_literal(s, out),
+        None => out.push_str("null"),
+    }
+}
+
+/// Writes the body as `"body":"…"` or, when it is not UTF-8, `"body_base64":"…"`.
+fn body_field(body: &[u8], out: &mut String) {
+    match std::str::from_utf8(body) {
+        Ok(s) => {
+            out.push_str("\"body\":");
+            json::write_str_literal(s, out);
+        }
+        Err(_) => {
+            out.push_str("\"body_base64\":\"");
+            out.push_str(&json::base64_encode(body));
+            out.push('"');
+        }
+    }
+}
+
+impl Node {
+    /// `{"node":N,"input":…,"output":…}` on one line.
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    fn write_json(&self, out: &mut String) {
+        out.push_str("{\"node\":");
+        out.push_str(&self.id.0.to_string());
+        out.push_str(",\"input\":");
+        out.push_str(self.input.as_str());
+        out.push_str(",\"output\":");
+        out.push_str(self.output.as_ref().map_or("null", Json::as_str));
+        out.push('}');
+    }
+}
+
+impl Document {
+    /// The document in the `get` shape, on one line, appended to `out`.
+    pub fn write_json(&self, out: &mut String) {
+        out.push_str("{\"id\":");
+        out.push_str(&self.id.0.to_string());
+        out.push_str(",\"category\":");
+        opt_str(self.category.as_deref(), out);
+        out.push_str(",\"version\":");
+        opt_str(self.version.as_deref(), out);
+        out.push(',');
+        body_field(&self.body, out);
+        out.push_str(",\"inputs\":[");
+        for (i, node) in self.inputs.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            node.write_json(out);
+        }
+        out.push_str("]}");
+    }
+
+    /// The document in the `get` shape, on one line.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(self.body.len() + 64);
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Parses one line in the `get` shape (as `load` reads it). `id` and
+    /// `node` fields may be absent; they are used only when ids are kept.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the first problem.
+    pub fn from_json(line: &str) -> Result<ParsedDoc> {
+        let raw: RawDoc = serde_json::from_str(line)
+            .map_err(|e| Error::invalid(format!("not a document: {e}")))?;
+        let body = match (raw.body, raw.body_base64) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid("give either body or body_base64, not both"));
+            }
+            (Some(s), None) => s.into_bytes(),
+            (None, Some(b)) => json::base64_decode(&b)?,
+            (None, None) => Vec::new(),
+        };
+        let mut inputs = Vec::with_capacity(raw.inputs.len());
+        for n in raw.inputs {
+            let output = match n.output {
+                Some(raw) if raw.get() != "null" => Some(Json::parse(raw.get())?),
+                _ => None,
+            };
+            inputs.push(ParsedNode {
+                id: n.node.map(NodeId),
+                input: Json::parse(n.input.get())?,
+                output,
+            });
+        }
+        Ok(ParsedDoc {
+            id: raw.id.map(DocId),
+            doc: NewDoc {
+                category: raw.category,
+                version: raw.version,
+                body,
+            },
+            inputs,
+        })
+    }
+}
+
+/// A document read from a JSON line by [`Document::from_json`].
+#[derive(Debug)]
+pub struct ParsedDoc {
+    /// The `id` field, if present.
+    pub id: Option<DocId>,
+    /// Category, version and body.
+    pub doc: NewDoc,
+    /// The chain.
+    pub inputs: Vec<ParsedNode>,
+}
+
+/// One node of a [`ParsedDoc`].
+#[derive(Debug)]
+pub struct ParsedNode {
+    /// The `node` field, if present.
+    pub id: Option<NodeId>,
+    /// The input value.
+    pub input: Json,
+    /// The output value (`null` or absent means none).
+    pub output: Option<Json>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDoc {
+    id: Option<u64>,
+    category: Option<String>,
+    version: Option<String>,
+    body: Option<String>,
+    body_base64: Option<String>,
+    #[serde(default)]
+    inputs: Vec<RawNode>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    node: Option<u64>,
+    input: Box<RawValue>,
+    #[serde(default)]
+    output: Option<Box<RawValue>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_json_round_trips_including_binary_bodies() {
+        for body in [b"<p>hi \"there\"</p>\n".to_vec(), vec![0xff, 0x00, 0xfe]] {
+            let doc = Document {
+                id: DocId(7),
+                category: Some("cat".into()),
+                version: None,
+                body: body.clone(),
+                inputs: vec![Node {
+                    id: NodeId(3),
+                    input: Json::parse("[1, 2.50]").unwrap(),
+                    output: None,
+                }],
+            };
+            let line = doc.to_json();
+            let parsed = Document::from_json(&line).unwrap();
+            assert_eq!(parsed.id, Some(DocId(7)));
+            assert_eq!(parsed.doc.body, body);
+            assert_eq!(parsed.doc.category.as_deref(), Some("cat"));
+            assert_eq!(parsed.inputs[0].id, Some(NodeId(3)));
+            assert_eq!(parsed.inputs[0].input.as_str(), "[1,2.50]");
+            assert!(parsed.inputs[0].output.is_none());
+        }
+    }
+
+    #[test]
+    fn get_shape_is_exact() {
+        let doc = Document {
+            id: DocId(1),
+            category: None,
+            version: Some("v1".into()),
+            body: b"x".to_vec(),
+            inputs: vec![],
+        };
+        assert_eq!(
+            doc.to_json(),
+            r#"{"id":1,"category":null,"version":"v1","body":"x","inputs":[]}"#
+        );
+    }
+}
