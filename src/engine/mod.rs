@@ -27,7 +27,11 @@ mod replay;
 mod segment;
 mod store;
 mod verify;
+mod repair;
+mod backup;
 
 pub use compact::{CompactPlan, CompactReport};
 pub use store::{Mode, Options, Progress, RecordInfo, SegmentStats, Stats, Store};
 pub use verify::{FileReport, Problem, ProblemKind, VerifyReport, verify};
+pub use repair::{QUARANTINE_DIR, RepairReport, SalvageReport, repair, salvage};
+pub use backup::{BackupReport, backup};

@@ -83,6 +83,12 @@ pub trait Vfs: Send + Sync {
     fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>>;
     /// Free bytes available to this user on the file system holding `path`.
     fn available_space(&self, path: &Path) -> io::Result<u64>;
+    /// Makes `to` a second name of the file `from`. File systems that cannot
+    /// (or a `from` on another device) return an error, and callers copy.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let _ = (from, to);
+        Err(io::ErrorKind::Unsupported.into())
+    }
     /// Takes the lock on `path` (created when `create` is set), shared or
     /// exclusive, waiting up to `timeout`. `Ok(None)` means it timed out.
     fn lock(
@@ -216,6 +222,9 @@ impl Vfs for OsFs {
     }
     fn available_space(&self, path: &Path) -> io::Result<u64> {
         fs2::available_space(path)
+    }
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::hard_link(from, to)
     }
     fn lock(
         &self,

@@ -1,0 +1,385 @@
+//! Salvage and repair of a damaged store.
+//!
+//! Both scan every segment with resynchronisation: after a record that fails
+//! its check, the scan moves forward a byte at a time to the next record
+//! that passes its CRC, so everything undamaged is found. Records of a batch
+//! whose commit is missing or interrupted by damage are left out: they were
+//! never acknowledged as a whole.
+//!
+//! `salvage` only reads. `repair` rewrites each damaged segment with the
+//! records that survive, moves the damaged original into `quarantine/`
+//! (never deleting it), and then compacts, so the result verifies.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::engine::format::{
+    self, ACTIVE_NAME, FLAG_BATCH, IndexEntry, Kind, LOCK_NAME, RECORD_HEADER_LEN,
+    SEGMENT_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
+};
+use crate::engine::index::Entry;
+use crate::engine::lock;
+use crate::engine::replay;
+use crate::engine::segment::{self, Reader};
+use crate::engine::store::{Mode, Options, Progress, Store, resolve};
+use crate::engine::vfs::{VFile, Vfs};
+use crate::error::{Error, Result};
+use crate::json::Json;
+use crate::model::{DocId, Document, Node, NodeId};
+
+/// Directory inside the store where `repair` moves damaged files.
+pub const QUARANTINE_DIR: &str = "quarantine";
+
+/// What a salvage scan of one file found.
+struct Salvaged {
+    /// The header, when it decoded.
+    header: Option<SegmentHeader>,
+    /// Valid, committed data records, in file order.
+    entries: Vec<IndexEntry>,
+    /// Byte ranges that could not be read.
+    damaged: Vec<(u64, u64)>,
+    /// Records (data, commit and seal) that passed their check.
+    good_records: u64,
+    /// The seal footer, when it survived.
+    seal: Option<SealPayload>,
+}
+
+fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
+    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let mut rd = Reader::new(file, len);
+    let head = rd.get(0, SEGMENT_HEADER_LEN, path)?;
+    let header = SegmentHeader::decode(head).ok();
+    let mut out = Salvaged {
+        header,
+        entries: Vec::new(),
+        damaged: Vec::new(),
+        good_records: 0,
+        seal: None,
+    };
+    if header.is_none() {
+        out.damaged.push((0, SEGMENT_HEADER_LEN.min(len as usize) as u64));
+    }
+    let mut pending: Vec<IndexEntry> = Vec::new();
+    let mut last_seq = 0u64;
+    let mut bad_from: Option<u64> = None;
+    let mut at = SEGMENT_HEADER_LEN as u64;
+    while at < len {
+        let b = rd.get(at, RECORD_HEADER_LEN, path)?;
+        let decoded = format::decode_header(b).ok().and_then(|h| {
+            if h.seq <= last_seq || at + h.total_len() > len {
+                return None;
+            }
+            let rec = rd.get(at, h.total_len() as usize, path).ok()?;
+            let (h, payload) = format::decode_record(rec).ok()?;
+            let aux = if h.kind == Kind::DocPut {
+                format::doc_node_hwm(payload)?
+            } else {
+                0
+            };
+            Some((h, aux))
+        });
+        let Some((h, aux)) = decoded else {
+            if bad_from.is_none() {
+                bad_from = Some(at);
+                // A batch interrupted by damage is not applied.
+                pending.clear();
+            }
+            at += 1;
+            continue;
+        };
+        if let Some(from) = bad_from.take() {
+            out.damaged.push((from, at));
+        }
+        out.good_records += 1;
+        last_seq = h.seq;
+        match h.kind {
+            Kind::Seal => {
+                let p = rd.get(at + RECORD_HEADER_LEN as u64, h.payload_len as usize, path)?;
+                out.seal = SealPayload::decode(p);
+            }
+            Kind::Commit => out.entries.append(&mut pending),
+            _ => {
+                let e = IndexEntry {
+                    doc: h.doc,
+                    node: h.node,
+                    seq: h.seq,
+                    offset: at,
+                    aux,
+                    len: h.total_len() as u32,
+                    kind: h.kind,
+                    flags: h.flags,
+                };
+                if h.flags & FLAG_BATCH != 0 {
+                    pending.push(e);
+                } else {
+                    out.entries.push(e);
+                }
+            }
+        }
+        at += h.total_len();
+    }
+    if let Some(from) = bad_from {
+        out.damaged.push((from, len));
+    }
+    Ok(out)
+}
+
+/// The segment files of a store, in numeric order, `active.seg` last;
+/// superseded and uncommitted compaction leftovers are skipped when their
+/// headers say so.
+fn segment_files(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(PathBuf, Box<dyn VFile>)>> {
+    let listing = replay::list_dir(vfs, dir)?;
+    let mut headers = BTreeMap::new();
+    let mut files = BTreeMap::new();
+    for &n in listing.segments.keys() {
+        let path = dir.join(format::segment_name(n));
+        let file = vfs.open_read(&path).map_err(|e| Error::io("open", &path, e))?;
+        let mut buf = [0u8; SEGMENT_HEADER_LEN];
+        let header = file
+            .read_exact_at(&mut buf, 0)
+            .ok()
+            .and_then(|()| SegmentHeader::decode(&buf).ok());
+        // An unreadable header counts as a plain segment: keep its data.
+        headers.insert(
+            n,
+            header.unwrap_or(SegmentHeader {
+                flags: 0,
+                number: n,
+                gen_base: 0,
+                gen_count: 0,
+            }),
+        );
+        files.insert(n, (path, file));
+    }
+    let (current, _) = replay::current_segments(&headers);
+    let mut out: Vec<_> = current.iter().filter_map(|n| files.remove(n)).collect();
+    if listing.active {
+        let path = dir.join(ACTIVE_NAME);
+        let file = vfs.open_read(&path).map_err(|e| Error::io("open", &path, e))?;
+        out.push((path, file));
+    }
+    Ok(out)
+}
+
+/// Totals of a salvage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SalvageReport {
+    /// Files scanned.
+    pub files: u64,
+    /// Records that passed their check.
+    pub good_records: u64,
+    /// Bytes that could not be read.
+    pub damaged_bytes: u64,
+    /// Documents recovered.
+    pub documents: u64,
+}
+
+/// Reads every undamaged record of the store in `opts.dir` and calls `f`
+/// with each live document it can rebuild, in id order. Works on stores that
+/// refuse to open; changes nothing.
+///
+/// # Errors
+/// [`Error::NoStore`], [`Error::LockTimeout`], [`Error::Io`], or what `f`
+/// returns. Damage is skipped, not an error.
+pub fn salvage(opts: &Options, f: &mut dyn FnMut(&Document) -> Result<()>) -> Result<SalvageReport> {
+    let vfs = &*opts.vfs;
+    let lock_path = opts.dir.join(LOCK_NAME);
+    if vfs.kind(&lock_path).map_err(|e| Error::io("stat", &lock_path, e))?.is_none() {
+        return Err(Error::NoStore { path: opts.dir.clone() });
+    }
+    let _guard = lock::acquire(vfs, &lock_path, false, opts.lock_timeout)?;
+    let files = segment_files(vfs, &opts.dir)?;
+    let mut report = SalvageReport::default();
+    let mut by_doc: BTreeMap<u64, Vec<Entry>> = BTreeMap::new();
+    for (i, (path, file)) in files.iter().enumerate() {
+        let s = salvage_scan(&**file, path)?;
+        report.files += 1;
+        report.good_records += s.good_records;
+        report.damaged_bytes += s.damaged.iter().map(|(a, b)| b - a).sum::<u64>();
+        for e in &s.entries {
+            by_doc.entry(e.doc).or_default().push(Entry::new(e, i as u64));
+        }
+    }
+    for (id, entries) in by_doc {
+        let Some(view) = resolve(&entries) else { continue };
+        let read = |e: &Entry| -> Option<Vec<u8>> {
+            let (path, file) = files.get(e.seg as usize)?;
+            segment::read_record(&**file, path, e).ok().map(|(_, p)| p)
+        };
+        let Some(doc) = read(&view.doc).and_then(|p| format::decode_doc(&p).ok()) else {
+            continue;
+        };
+        let mut inputs = Vec::new();
+        for (input, output) in view.nodes.values() {
+            let Some(p) = read(input) else { continue };
+            let Ok((text, embedded)) = format::decode_input(&p) else { continue };
+            let Some(input_json) = utf8_json(text) else { continue };
+            let output = match output {
+                None => None,
+                Some(o) if o.seg == input.seg && o.offset == input.offset => utf8_json(embedded),
+                Some(o) => read(o).and_then(|p| utf8_json(&p)),
+            };
+            inputs.push(Node {
+                id: NodeId(input.node),
+                input: input_json,
+                output,
+            });
+        }
+        report.documents += 1;
+        f(&Document {
+            id: DocId(id),
+            category: doc.category,
+            version: doc.version,
+            body: doc.body,
+            inputs,
+        })?;
+    }
+    Ok(report)
+}
+
+fn utf8_json(b: &[u8]) -> Option<Json> {
+    let s = std::str::from_utf8(b).ok()?;
+    Json::parse(s).ok()
+}
+
+/// What `repair` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Files found damaged and moved to `quarantine/`.
+    pub quarantined: Vec<String>,
+    /// Records kept from damaged files.
+    pub records_kept: u64,
+    /// Bytes of damaged files that could not be read.
+    pub damaged_bytes: u64,
+}
+
+/// Salvages a damaged store in place: every damaged segment is rewritten
+/// with the records that pass their CRC, the original is moved to
+/// `quarantine/` (never deleted), and the store is then compacted so that it
+/// verifies. A store without damage is only compacted.
+///
+/// # Errors
+/// [`Error::NoStore`], [`Error::LockTimeout`], [`Error::Io`].
+pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<RepairReport> {
+    let vfs = &*opts.vfs;
+    let dir = &opts.dir;
+    let lock_path = dir.join(LOCK_NAME);
+    if vfs.kind(&lock_path).map_err(|e| Error::io("stat", &lock_path, e))?.is_none() {
+        return Err(Error::NoStore { path: dir.clone() });
+    }
+    let mut report = RepairReport::default();
+    {
+        let _guard = lock::acquire(vfs, &lock_path, true, opts.lock_timeout)?;
+        let files = segment_files(vfs, dir)?;
+        let top = files
+            .iter()
+            .filter_map(|(p, _)| p.file_name()?.to_str().and_then(format::parse_segment_name))
+            .map(|(n, _)| n)
+            .max()
+            .unwrap_or(0);
+        for (path, file) in &files {
+            let is_active = path.file_name().and_then(|n| n.to_str()) == Some(ACTIVE_NAME);
+            let damaged = match segment::scan(&**file, path, !is_active) {
+                Ok(s) => s.damage.is_some(),
+                Err(_) => true,
+            };
+            if !damaged {
+                continue;
+            }
+            let s = salvage_scan(&**file, path)?;
+            let number = match (is_active, s.header) {
+                (false, Some(h)) => h.number,
+                (false, None) => path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(format::parse_segment_name)
+                    .map_or(top + 1, |(n, _)| n),
+                (true, Some(h)) if h.number > top => h.number,
+                (true, _) => top + 1,
+            };
+            rewrite_segment(opts, &**file, path, number, &s)?;
+            report.quarantined.push(
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+            report.records_kept += s.entries.len() as u64;
+            report.damaged_bytes += s.damaged.iter().map(|(a, b)| b - a).sum::<u64>();
+        }
+    }
+    // Every file now reads cleanly; a compaction drops what lost its parent
+    // (an output whose input was damaged, nodes of a lost document).
+    let mut store = Store::open(opts.clone(), Mode::Write)?;
+    store.compact(progress)?;
+    Ok(report)
+}
+
+/// Writes the salvaged records of `file` as sealed segment `number` and moves
+/// the original into quarantine.
+fn rewrite_segment(opts: &Options, file: &dyn VFile, path: &Path, number: u64, s: &Salvaged) -> Result<()> {
+    let vfs = &*opts.vfs;
+    let dir = &opts.dir;
+    let qdir = dir.join(QUARANTINE_DIR);
+    vfs.create_dir_all(&qdir)
+        .map_err(|e| Error::io("create directory", &qdir, e))?;
+    let tmp = dir.join(format!("{}{TMP_SUFFIX}", format::segment_name(number)));
+    let _ = vfs.remove_file(&tmp);
+    let out = vfs.create_new(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    let header = SegmentHeader {
+        flags: 0,
+        number,
+        gen_base: 0,
+        gen_count: 0,
+    };
+    let mut buf = header.encode().to_vec();
+    let mut max_seq = 0;
+    let mut doc_hwm = 0;
+    for e in &s.entries {
+        let mut rec = vec![0u8; e.len as usize];
+        file.read_exact_at(&mut rec, e.offset)
+            .map_err(|err| Error::io("read", path, err))?;
+        let (h, payload) = format::decode_record(&rec)
+            .map_err(|_| Error::corrupt(path, e.offset, "record changed while repairing"))?;
+        // Batches were applied when their commit was read; the copies stand
+        // on their own, so they lose the batch flag.
+        format::encode_record(&mut buf, h.seq, h.kind, h.flags & !FLAG_BATCH, h.doc, h.node, payload, &[]);
+        max_seq = h.seq;
+        if h.kind == Kind::DocPut {
+            doc_hwm = doc_hwm.max(h.doc);
+        }
+    }
+    // The old footer knew the id high-water mark (ids of deleted documents
+    // included); keep it so those ids are never handed out again.
+    if let Some(seal) = s.seal {
+        doc_hwm = doc_hwm.max(seal.doc_hwm);
+        max_seq = max_seq.max(seal.max_seq);
+    }
+    let seal_seq = max_seq + 1;
+    let footer = SealPayload {
+        records: s.entries.len() as u64,
+        max_seq: seal_seq,
+        doc_hwm,
+    };
+    format::encode_record(&mut buf, seal_seq, Kind::Seal, 0, 0, 0, &footer.encode(), &[]);
+    out.write_all_at(&buf, 0)
+        .map_err(|e| Error::io("write", &tmp, e))?;
+    out.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let aside = qdir.join(format!("{name}.{stamp}"));
+    vfs.rename(path, &aside)
+        .map_err(|e| Error::io("rename", &aside, e))?;
+    let idx = dir.join(format::index_name(number));
+    let _ = vfs.remove_file(&idx);
+    let dest = dir.join(format::segment_name(number));
+    vfs.rename(&tmp, &dest)
+        .map_err(|e| Error::io("rename", &dest, e))?;
+    vfs.sync_dir(&qdir).map_err(|e| Error::io("fsync", &qdir, e))?;
+    vfs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))
+}
