@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::engine::format::{
-    self, ACTIVE_NAME, FLAG_BATCH, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD, RECORD_HEADER_LEN,
+    self, ACTIVE_INDEX_NAME, ACTIVE_NAME, FLAG_BATCH, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD, RECORD_HEADER_LEN,
     SealPayload, SegmentHeader, TMP_SUFFIX,
 };
 use crate::engine::index::{self, Entry, IndexWriter, SealedIndex};
@@ -22,6 +22,11 @@ use crate::error::{Error, Result};
 
 /// Flush a batch's buffer to the file once it holds this much.
 const BATCH_FLUSH: usize = 1 << 20;
+
+/// Checkpoint the active segment's index once this many bytes were appended
+/// since the last checkpoint, so that opening replays at most about this
+/// much of `active.seg` however large the segment threshold is.
+const CHECKPOINT_BYTES: u64 = 4 << 20;
 
 /// The active segment's state: its file and an in-memory hash index of the
 /// records it holds.
@@ -36,10 +41,15 @@ pub(crate) struct Active {
     pub flushed: u64,
     /// Encoded records not yet written.
     pub wbuf: Vec<u8>,
-    /// Entries by document.
+    /// Entries by document, for records after `prefix_len`.
     pub map: HashMap<u64, Vec<IndexEntry>>,
-    /// Committed data records.
+    /// Committed data records in the whole segment.
     pub records: u64,
+    /// The checkpointed index (`active.idx`) of the records before
+    /// `prefix_len`, when there is one.
+    pub prefix: Option<SealedIndex>,
+    /// End of the part of the segment `prefix` covers.
+    pub prefix_len: u64,
 }
 
 /// What to restore if a batch is rolled back.
@@ -61,10 +71,12 @@ impl Active {
             wbuf: Vec::new(),
             map: HashMap::new(),
             records: 0,
+            prefix: None,
+            prefix_len: format::SEGMENT_HEADER_LEN as u64,
         }
     }
 
-    /// All entries sorted by key (for sealing and merges).
+    /// Entries after the checkpoint, sorted by key.
     pub fn sorted_entries(&self) -> Vec<IndexEntry> {
         let mut all: Vec<IndexEntry> = self.map.values().flatten().copied().collect();
         all.sort_unstable_by_key(index::key);
@@ -164,6 +176,7 @@ impl Store {
         if self.batch.is_none() {
             self.flush()?;
             self.sync_active()?;
+            self.maybe_checkpoint();
         } else if self.active.wbuf.len() >= BATCH_FLUSH {
             self.flush()?;
         }
@@ -241,12 +254,9 @@ impl Store {
         vfs.rename(&self.active.path, &seg_path)
             .map_err(|e| Error::io("rename", &seg_path, e))?;
         self.sync_dir()?;
-        let entries = self.active.sorted_entries();
-        let mut w = IndexWriter::create(&*vfs, &dir, number)?;
-        for e in &entries {
-            w.push(*e)?;
-        }
         let seg_len = self.active.len;
+        let mut w = IndexWriter::create(&*vfs, &dir, format::index_name(number))?;
+        self.write_active_entries(&mut w)?;
         w.finish(
             &*vfs,
             &dir,
@@ -259,8 +269,16 @@ impl Store {
             },
             self.opts.sync,
         )?;
+        let idx_path = dir.join(format::index_name(number));
+        let index = match index::open_index(&*vfs, &idx_path, number, seg_len) {
+            Some((f, h)) => SealedIndex::on_disk(idx_path, f, h),
+            None => return Err(Error::corrupt(&idx_path, 0, "index just written does not read back")),
+        };
         let next = create_active(&dir, &*vfs, number + 1, self.opts.sync)?;
         let old = std::mem::replace(&mut self.active, next);
+        // The checkpoint described the segment just sealed; its own index
+        // replaces it.
+        let _ = vfs.remove_file(&dir.join(ACTIVE_INDEX_NAME));
         let file = old.file.ok_or_else(|| Error::invalid("internal: sealing without a file"))?;
         self.sealed.push(Sealed {
             number,
@@ -269,9 +287,73 @@ impl Store {
             len: seg_len,
             max_seq: seq,
             doc_hwm: self.doc_hwm,
-            index: SealedIndex::in_memory(dir.join(format::index_name(number)), entries),
+            index,
         });
         Ok(())
+    }
+
+    /// Writes every entry of the active segment (checkpointed and not) to
+    /// `w`, in key order.
+    fn write_active_entries(&self, w: &mut IndexWriter) -> Result<()> {
+        let tail = self.active.sorted_entries();
+        match &self.active.prefix {
+            Some(p) => {
+                let mut c = p.cursor(Box::new(|| self.active_prefix_entries()))?;
+                index::write_merged(w, Some(&mut c), &tail)
+            }
+            None => index::write_merged(w, None, &tail),
+        }
+    }
+
+    /// The checkpointed part's entries, read from `active.seg` itself: the
+    /// fallback when `active.idx` turns out damaged.
+    pub(crate) fn active_prefix_entries(&self) -> Result<Vec<IndexEntry>> {
+        let scan = segment::scan(self.active.file()?, &self.active.path, false)?;
+        let mut entries: Vec<IndexEntry> = scan
+            .entries
+            .into_iter()
+            .filter(|e| e.offset < self.active.prefix_len)
+            .collect();
+        entries.sort_unstable_by_key(index::key);
+        Ok(entries)
+    }
+
+    /// Writes `active.idx` when enough was appended since the last one. Only
+    /// in sync mode, where everything it points at is durable; and only as a
+    /// cache: a failure here leaves the acknowledged write as it was.
+    fn maybe_checkpoint(&mut self) {
+        if !self.opts.sync
+            || self.batch.is_some()
+            || self.active.len - self.active.prefix_len < CHECKPOINT_BYTES
+        {
+            return;
+        }
+        let vfs = self.opts.vfs.clone();
+        let dir = self.opts.dir.clone();
+        let Ok(mut w) = IndexWriter::create(&*vfs, &dir, ACTIVE_INDEX_NAME.to_owned()) else {
+            return;
+        };
+        let header = IndexHeader {
+            segment: self.active.number,
+            segment_len: self.active.len,
+            entries: 0,
+            max_seq: self.next_seq - 1,
+            doc_hwm: self.doc_hwm,
+        };
+        let written = self
+            .write_active_entries(&mut w)
+            .and_then(|()| w.finish(&*vfs, &dir, header, false));
+        if written.is_err() {
+            let _ = vfs.remove_file(&dir.join(format!("{ACTIVE_INDEX_NAME}{TMP_SUFFIX}")));
+            return;
+        }
+        let path = dir.join(ACTIVE_INDEX_NAME);
+        let len = self.active.len;
+        if let Some((f, h)) = index::open_index_covering(&*vfs, &path, self.active.number, len..=len) {
+            self.active.prefix = Some(SealedIndex::on_disk(path, f, h));
+            self.active.prefix_len = len;
+            self.active.map.clear();
+        }
     }
 
     pub(crate) fn sync_dir(&self) -> Result<()> {
@@ -319,6 +401,8 @@ impl Store {
         // seal now so the next open reads an index, not the whole batch.
         if self.active.len > self.opts.segment_size {
             self.seal()?;
+        } else {
+            self.maybe_checkpoint();
         }
         Ok(())
     }

@@ -397,7 +397,7 @@ impl Outputs {
         };
         let mut buf = Vec::with_capacity(1 << 20);
         buf.extend_from_slice(&placeholder.encode());
-        let index = IndexWriter::create(vfs, &store.opts.dir, number)?;
+        let index = IndexWriter::create(vfs, &store.opts.dir, format::index_name(number))?;
         self.cur = Some(Output {
             number,
             tmp,

@@ -618,6 +618,8 @@ pub fn parse_segment_name(name: &str) -> Option<(u64, bool)> {
 
 /// The active segment's file name.
 pub const ACTIVE_NAME: &str = "active.seg";
+/// The active segment's checkpointed index (a cache; see docs/FORMAT.md).
+pub const ACTIVE_INDEX_NAME: &str = "active.idx";
 /// The lock file's name.
 pub const LOCK_NAME: &str = "LOCK";
 /// Suffix of every temporary file stratum creates (and deletes on recovery).

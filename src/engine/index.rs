@@ -8,8 +8,10 @@
 //! is scanned instead, so a damaged index can cost time but never give a
 //! wrong answer.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::engine::format::{
     self, ENTRIES_PER_BLOCK, INDEX_BLOCK_LEN, INDEX_HEADER_LEN, IndexEntry, IndexHeader, Kind,
@@ -59,7 +61,14 @@ pub(crate) struct SealedIndex {
     pub path: PathBuf,
     disk: Option<(Box<dyn VFile>, IndexHeader)>,
     memory: OnceCell<Vec<IndexEntry>>,
+    /// Decoded blocks, so that the upper levels of the binary search are
+    /// read once per invocation (a batch of thousands of lookups would
+    /// otherwise re-read and re-check them every time).
+    cache: RefCell<HashMap<u64, Rc<Vec<IndexEntry>>>>,
 }
+
+/// Decoded blocks kept per index (about 4 KiB each).
+const CACHE_BLOCKS: usize = 2048;
 
 impl SealedIndex {
     pub fn on_disk(path: PathBuf, file: Box<dyn VFile>, header: IndexHeader) -> SealedIndex {
@@ -67,6 +76,7 @@ impl SealedIndex {
             path,
             disk: Some((file, header)),
             memory: OnceCell::new(),
+            cache: RefCell::new(HashMap::new()),
         }
     }
 
@@ -77,6 +87,7 @@ impl SealedIndex {
             path,
             disk: None,
             memory,
+            cache: RefCell::new(HashMap::new()),
         }
     }
 
@@ -86,7 +97,26 @@ impl SealedIndex {
             .map_or(0, |(_, h)| h.entries.div_ceil(ENTRIES_PER_BLOCK as u64))
     }
 
-    fn read_block(&self, i: u64) -> Option<Vec<IndexEntry>> {
+    fn read_block(&self, i: u64) -> Option<Rc<Vec<IndexEntry>>> {
+        if let Some(b) = self.cache.borrow().get(&i) {
+            return Some(Rc::clone(b));
+        }
+        let (file, _) = self.disk.as_ref()?;
+        let mut buf = vec![0u8; INDEX_BLOCK_LEN];
+        let at = INDEX_HEADER_LEN as u64 + i * INDEX_BLOCK_LEN as u64;
+        file.read_exact_at(&mut buf, at).ok()?;
+        let block = Rc::new(format::decode_block(&buf)?);
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() >= CACHE_BLOCKS {
+            cache.clear();
+        }
+        cache.insert(i, Rc::clone(&block));
+        Some(block)
+    }
+
+    /// Reads a block for a sequential cursor, bypassing the cache (a full
+    /// scan would only evict the blocks lookups need).
+    fn read_block_uncached(&self, i: u64) -> Option<Vec<IndexEntry>> {
         let (file, _) = self.disk.as_ref()?;
         let mut buf = vec![0u8; INDEX_BLOCK_LEN];
         let at = INDEX_HEADER_LEN as u64 + i * INDEX_BLOCK_LEN as u64;
@@ -133,7 +163,7 @@ impl SealedIndex {
         let mut b = lo;
         while b < self.blocks() {
             let block = self.read_block(b)?;
-            for e in &block {
+            for e in block.iter() {
                 if e.doc > doc {
                     return Some(out);
                 }
@@ -146,27 +176,31 @@ impl SealedIndex {
         Some(out)
     }
 
-    /// A cursor over every entry in key order.
-    pub fn cursor<'a>(
-        &'a self,
-        fallback: &dyn Fn() -> Result<Vec<IndexEntry>>,
-    ) -> Result<Cursor<'a>> {
-        if self.memory.get().is_none() && self.disk.is_some() {
-            // Validate every block up front only in the sense of reading them
-            // as the cursor goes; a bad block switches to the fallback then.
-            return Ok(Cursor::Disk {
+    /// A cursor over every entry in key order. `fallback` (a scan of the
+    /// segment) takes over if a block turns out damaged part-way.
+    pub fn cursor<'a>(&'a self, fallback: Fallback<'a>) -> Result<Cursor<'a>> {
+        let src = if let Some(mem) = self.memory.get() {
+            Src::Memory {
+                entries: mem,
+                pos: 0,
+            }
+        } else if self.disk.is_some() {
+            Src::Disk {
                 index: self,
                 block: 0,
                 buf: Vec::new(),
                 pos: 0,
-            });
-        }
-        if self.memory.get().is_none() {
-            let _ = self.memory.set(fallback()?);
-        }
-        Ok(Cursor::Memory {
-            entries: self.memory.get().map_or(&[][..], Vec::as_slice),
-            pos: 0,
+            }
+        } else {
+            Src::Owned {
+                entries: fallback()?,
+                pos: 0,
+            }
+        };
+        Ok(Cursor {
+            src,
+            last: None,
+            fallback: Some(fallback),
         })
     }
 }
@@ -181,8 +215,19 @@ fn range(sorted: &[IndexEntry], doc: u64) -> Vec<IndexEntry> {
         .collect()
 }
 
+/// Where a cursor gets the entries when an index file cannot be used.
+pub(crate) type Fallback<'a> = Box<dyn Fn() -> Result<Vec<IndexEntry>> + 'a>;
+
 /// A forward cursor over sorted index entries.
-pub(crate) enum Cursor<'a> {
+pub(crate) struct Cursor<'a> {
+    src: Src<'a>,
+    /// Key of the last entry consumed, so a switch to the fallback resumes
+    /// after it.
+    last: Option<(u64, u64, u64)>,
+    fallback: Option<Fallback<'a>>,
+}
+
+enum Src<'a> {
     Disk {
         index: &'a SealedIndex,
         block: u64,
@@ -199,45 +244,87 @@ pub(crate) enum Cursor<'a> {
     },
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
+    /// A cursor over entries already sorted in memory.
+    pub fn owned(entries: Vec<IndexEntry>) -> Cursor<'a> {
+        Cursor {
+            src: Src::Owned { entries, pos: 0 },
+            last: None,
+            fallback: None,
+        }
+    }
+
     /// The next entry without consuming it.
     pub fn peek(&mut self) -> Result<Option<IndexEntry>> {
-        match self {
-            Cursor::Disk {
-                index,
-                block,
-                buf,
-                pos,
-            } => {
-                while *pos >= buf.len() {
+        loop {
+            match &mut self.src {
+                Src::Disk {
+                    index,
+                    block,
+                    buf,
+                    pos,
+                } => {
+                    if *pos < buf.len() {
+                        return Ok(buf.get(*pos).copied());
+                    }
                     if *block >= index.blocks() {
                         return Ok(None);
                     }
-                    *buf = index.read_block(*block).ok_or_else(|| {
-                        Error::corrupt(
-                            &index.path,
-                            INDEX_HEADER_LEN as u64 + *block * INDEX_BLOCK_LEN as u64,
-                            "index block fails its checksum (run `stratum repair` to rebuild index files)",
-                        )
-                    })?;
-                    *block += 1;
-                    *pos = 0;
+                    match index.read_block_uncached(*block) {
+                        Some(b) => {
+                            *buf = b;
+                            *block += 1;
+                            *pos = 0;
+                        }
+                        None => {
+                            let at = INDEX_HEADER_LEN as u64 + *block * INDEX_BLOCK_LEN as u64;
+                            let path = index.path.clone();
+                            let fallback = self.fallback.take().ok_or_else(|| {
+                                Error::corrupt(&path, at, "index block fails its checksum")
+                            })?;
+                            let last = self.last;
+                            let mut entries = fallback()?;
+                            entries.retain(|e| last.is_none_or(|l| key(e) > l));
+                            self.src = Src::Owned { entries, pos: 0 };
+                        }
+                    }
                 }
-                Ok(buf.get(*pos).copied())
+                Src::Memory { entries, pos } => return Ok(entries.get(*pos).copied()),
+                Src::Owned { entries, pos } => return Ok(entries.get(*pos).copied()),
             }
-            Cursor::Memory { entries, pos } => Ok(entries.get(*pos).copied()),
-            Cursor::Owned { entries, pos } => Ok(entries.get(*pos).copied()),
         }
     }
 
     /// Consumes the entry `peek` returned.
     pub fn advance(&mut self) {
-        match self {
-            Cursor::Disk { pos, .. } | Cursor::Memory { pos, .. } | Cursor::Owned { pos, .. } => {
-                *pos += 1;
-            }
+        let (current, pos) = match &mut self.src {
+            Src::Disk { buf, pos, .. } => (buf.get(*pos).copied(), pos),
+            Src::Memory { entries, pos } => (entries.get(*pos).copied(), pos),
+            Src::Owned { entries, pos } => (entries.get(*pos).copied(), pos),
+        };
+        if let Some(e) = current {
+            self.last = Some(key(&e));
+            *pos += 1;
         }
     }
+}
+
+/// Feeds the union of two sorted entry streams into `w` in key order.
+pub(crate) fn write_merged(w: &mut IndexWriter, a: Option<&mut Cursor<'_>>, b: &[IndexEntry]) -> Result<()> {
+    let mut b = b.iter().peekable();
+    if let Some(a) = a {
+        while let Some(x) = a.peek()? {
+            while let Some(y) = b.next_if(|y| key(y) < key(&x)) {
+                w.push(*y)?;
+            }
+            w.push(x)?;
+            a.advance();
+        }
+    }
+    for y in b {
+        w.push(*y)?;
+    }
+    Ok(())
 }
 
 /// A merge of sorted cursors, yielding all entries of one document at a time.
@@ -273,6 +360,7 @@ impl Merge<'_> {
 /// Writes an index file block by block: to a temporary name, then fsynced
 /// and renamed into place by [`IndexWriter::finish`].
 pub(crate) struct IndexWriter {
+    name: String,
     tmp: PathBuf,
     file: Box<dyn VFile>,
     pending: Vec<IndexEntry>,
@@ -282,13 +370,15 @@ pub(crate) struct IndexWriter {
 }
 
 impl IndexWriter {
-    pub fn create(vfs: &dyn Vfs, dir: &Path, number: u64) -> Result<IndexWriter> {
-        let tmp = dir.join(format!("{}{TMP_SUFFIX}", format::index_name(number)));
+    /// Starts the index file that [`IndexWriter::finish`] will call `name`.
+    pub fn create(vfs: &dyn Vfs, dir: &Path, name: String) -> Result<IndexWriter> {
+        let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
         let _ = vfs.remove_file(&tmp);
         let file = vfs
             .create_new(&tmp)
             .map_err(|e| Error::io("create", &tmp, e))?;
         Ok(IndexWriter {
+            name,
             tmp,
             file,
             pending: Vec::with_capacity(ENTRIES_PER_BLOCK),
@@ -346,7 +436,7 @@ impl IndexWriter {
                 .sync_data()
                 .map_err(|e| Error::io("fsync", &self.tmp, e))?;
         }
-        let dest = dir.join(format::index_name(header.segment));
+        let dest = dir.join(&self.name);
         vfs.rename(&self.tmp, &dest)
             .map_err(|e| Error::io("rename", &dest, e))
     }
@@ -360,6 +450,18 @@ pub(crate) fn open_index(
     segment: u64,
     segment_len: u64,
 ) -> Option<(Box<dyn VFile>, IndexHeader)> {
+    open_index_covering(vfs, path, segment, segment_len..=segment_len)
+}
+
+/// [`open_index`] for an index that may cover only a prefix of its segment
+/// (the active segment's checkpoint): its recorded length must fall in
+/// `covers`.
+pub(crate) fn open_index_covering(
+    vfs: &dyn Vfs,
+    path: &Path,
+    segment: u64,
+    covers: std::ops::RangeInclusive<u64>,
+) -> Option<(Box<dyn VFile>, IndexHeader)> {
     let file = vfs.open_read(path).ok()?;
     let mut buf = [0u8; INDEX_HEADER_LEN];
     file.read_exact_at(&mut buf, 0).ok()?;
@@ -367,7 +469,7 @@ pub(crate) fn open_index(
     let blocks = header.entries.div_ceil(ENTRIES_PER_BLOCK as u64);
     let expect_len = INDEX_HEADER_LEN as u64 + blocks * INDEX_BLOCK_LEN as u64;
     if header.segment != segment
-        || header.segment_len != segment_len
+        || !covers.contains(&header.segment_len)
         || file.len().ok()? != expect_len
     {
         return None;

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use crate::engine::active::{self, Active};
 use crate::engine::format::{
-    self, ACTIVE_NAME, IndexEntry, IndexHeader, LOCK_NAME, SEG_FLAG_COMPACTED, SegmentHeader, TMP_SUFFIX,
+    self, ACTIVE_INDEX_NAME, ACTIVE_NAME, IndexEntry, IndexHeader, LOCK_NAME, SEG_FLAG_COMPACTED, SegmentHeader, TMP_SUFFIX,
 };
 use crate::engine::index::{self, IndexWriter, SealedIndex};
 use crate::engine::lock;
@@ -35,6 +35,7 @@ pub(crate) struct Listing {
     pub indexes: BTreeMap<u64, ()>,
     pub temps: Vec<String>,
     pub active: bool,
+    pub active_index: bool,
 }
 
 /// Lists the directory; entries with stratum's names that are not regular
@@ -53,6 +54,8 @@ pub(crate) fn list_dir(vfs: &dyn Vfs, dir: &Path) -> Result<Listing> {
         }
         if name == ACTIVE_NAME {
             l.active = true;
+        } else if name == ACTIVE_INDEX_NAME && kind == EntryKind::File {
+            l.active_index = true;
         } else if let Some((n, is_index)) = format::parse_segment_name(name) {
             if is_index {
                 l.indexes.insert(n, ());
@@ -223,6 +226,8 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
     }
 
     let mut next_number = headers.keys().max().map_or(1, |m| m + 1);
+    // (max_seq, doc_hwm) of the active segment's checkpointed part.
+    let mut ckpt_marks = (0u64, 0u64);
     let active_path = dir.join(ACTIVE_NAME);
     let mut active = Active::empty(next_number, active_path.clone());
     if listing.active {
@@ -241,13 +246,18 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
                 dir_dirty = true;
             }
         } else {
-            let scan = segment::scan(&*file, &active_path, false)?;
+            let (scan, checkpoint) = scan_active(&opts, &*file, &active_path, len)?;
             if let Some(err) = scan.damage {
                 return Err(err);
             }
+            if checkpoint.is_none() && write && listing.active_index {
+                let p = dir.join(ACTIVE_INDEX_NAME);
+                vfs.remove_file(&p).map_err(|e| Error::io("remove", &p, e))?;
+            }
             let number = scan.header.number;
+            let records = scan.records + checkpoint.as_ref().map_or(0, |(_, h)| h.entries);
             if number < next_number || number <= newest_base {
-                if scan.records > 0 {
+                if records > 0 {
                     return Err(Error::corrupt(
                         &active_path,
                         0,
@@ -306,6 +316,17 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
                 for e in &scan.entries {
                     map.entry(e.doc).or_default().push(*e);
                 }
+                let (prefix, prefix_len, prefix_records) = match checkpoint {
+                    Some((f, h)) => {
+                        ckpt_marks = (h.max_seq, h.doc_hwm);
+                        (
+                            Some(SealedIndex::on_disk(dir.join(ACTIVE_INDEX_NAME), f, h)),
+                            h.segment_len,
+                            h.entries,
+                        )
+                    }
+                    None => (None, format::SEGMENT_HEADER_LEN as u64, 0),
+                };
                 active = Active {
                     number,
                     path: active_path.clone(),
@@ -314,7 +335,9 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
                     flushed: scan.end,
                     wbuf: Vec::new(),
                     map,
-                    records: scan.records,
+                    records: scan.records + prefix_records,
+                    prefix,
+                    prefix_len,
                 };
                 next_number = number + 1;
             }
@@ -332,8 +355,8 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
     }
     sealed.sort_by_key(|s| s.number);
 
-    let mut max_seq = sealed.iter().map(|s| s.max_seq).max().unwrap_or(0);
-    let mut doc_hwm = sealed.iter().map(|s| s.doc_hwm).max().unwrap_or(0);
+    let mut max_seq = sealed.iter().map(|s| s.max_seq).max().unwrap_or(0).max(ckpt_marks.0);
+    let mut doc_hwm = sealed.iter().map(|s| s.doc_hwm).max().unwrap_or(0).max(ckpt_marks.1);
     for e in active.map.values().flatten() {
         max_seq = max_seq.max(e.seq);
         if e.kind == format::Kind::DocPut {
@@ -352,6 +375,34 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         notices,
         batch: None,
     })
+}
+
+/// Scans `active.seg`, from its checkpoint (`active.idx`) when one is valid
+/// for it. A checkpoint that does not fit the segment exactly (the tail
+/// after it does not scan cleanly, or the segment turns out sealed) is
+/// ignored and the whole segment is scanned instead.
+fn scan_active(
+    opts: &Options,
+    file: &dyn VFile,
+    path: &Path,
+    len: u64,
+) -> Result<(segment::Scan, Option<(Box<dyn VFile>, IndexHeader)>)> {
+    let header = read_header(file, path)?;
+    let ckpt_path = opts.dir.join(ACTIVE_INDEX_NAME);
+    if let Some((f, h)) = index::open_index_covering(
+        &*opts.vfs,
+        &ckpt_path,
+        header.number,
+        format::SEGMENT_HEADER_LEN as u64..=len,
+    ) {
+        let from = Some((h.segment_len, h.max_seq));
+        if let Ok(scan) = segment::scan_with_progress(file, path, false, from, &mut |_| {}) {
+            if scan.damage.is_none() && scan.seal.is_none() {
+                return Ok((scan, Some((f, h))));
+            }
+        }
+    }
+    Ok((segment::scan(file, path, false)?, None))
 }
 
 /// Opens one sealed segment with its index; rebuilds a missing or stale
@@ -408,7 +459,7 @@ fn write_index(
     entries: &[IndexEntry],
 ) -> Result<()> {
     let vfs = &*opts.vfs;
-    let mut w = IndexWriter::create(vfs, &opts.dir, n)?;
+    let mut w = IndexWriter::create(vfs, &opts.dir, format::index_name(n))?;
     for e in entries {
         w.push(*e)?;
     }

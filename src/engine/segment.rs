@@ -113,14 +113,17 @@ impl<'a> Reader<'a> {
 /// problem is damage. For the active segment a bad tail with nothing valid
 /// after it is reported in `bad_at` only (a torn write).
 pub(crate) fn scan(file: &dyn VFile, path: &Path, sealed: bool) -> Result<Scan> {
-    scan_with_progress(file, path, sealed, &mut |_| {})
+    scan_with_progress(file, path, sealed, None, &mut |_| {})
 }
 
-/// [`scan`], calling `on_bytes` with the bytes consumed every megabyte or so.
+/// [`scan`], starting at `from` = (offset, last sequence number before it)
+/// when the records before it are already indexed, and calling `on_bytes`
+/// with the bytes consumed every megabyte or so.
 pub(crate) fn scan_with_progress(
     file: &dyn VFile,
     path: &Path,
     sealed: bool,
+    from: Option<(u64, u64)>,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<Scan> {
     let file_len = file.len().map_err(|e| Error::io("stat", path, e))?;
@@ -151,10 +154,12 @@ pub(crate) fn scan_with_progress(
         file_len,
         tail_truncated: false,
     };
-    let mut reported = 0u64;
+    let (start, mut last_seq) = from.unwrap_or((SEGMENT_HEADER_LEN as u64, 0));
+    s.end = start;
+    s.max_seq = last_seq;
+    let mut reported = if from.is_some() { start } else { 0 };
     let mut pending: Vec<IndexEntry> = Vec::new();
-    let mut last_seq = 0u64;
-    let mut at = SEGMENT_HEADER_LEN as u64;
+    let mut at = start;
     while at < file_len {
         let (h, aux) = match read_at(&mut rd, at, path) {
             Ok(r) => r,

@@ -496,6 +496,11 @@ impl Store {
                 out.push(Entry::new(&ie, s.number));
             }
         }
+        if let Some(p) = &self.active.prefix {
+            for ie in p.lookup(id, &|| self.active_prefix_entries())? {
+                out.push(Entry::new(&ie, self.active.number));
+            }
+        }
         if let Some(v) = self.active.map.get(&id) {
             out.extend(v.iter().map(|ie| Entry::new(ie, self.active.number)));
         }
@@ -517,15 +522,15 @@ impl Store {
     pub(crate) fn merge(&self) -> Result<Merge<'_>> {
         let mut sources = Vec::with_capacity(self.sealed.len() + 1);
         for s in &self.sealed {
-            sources.push((s.index.cursor(&|| s.scan_entries())?, s.number));
+            sources.push((s.index.cursor(Box::new(move || s.scan_entries()))?, s.number));
         }
-        sources.push((
-            Cursor::Owned {
-                entries: self.active.sorted_entries(),
-                pos: 0,
-            },
-            self.active.number,
-        ));
+        if let Some(p) = &self.active.prefix {
+            sources.push((
+                p.cursor(Box::new(move || self.active_prefix_entries()))?,
+                self.active.number,
+            ));
+        }
+        sources.push((Cursor::owned(self.active.sorted_entries()), self.active.number));
         Ok(Merge { sources })
     }
 

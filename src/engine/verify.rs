@@ -162,7 +162,7 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
             continue;
         }
         let path = dir.join(name);
-        let scan = match segment::scan_with_progress(&**file, &path, true, &mut |b| {
+        let scan = match segment::scan_with_progress(&**file, &path, true, None, &mut |b| {
             done += b;
             progress(Progress { done: done.min(total), total });
         }) {
@@ -183,7 +183,7 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
 
     if let Some(file) = &active {
         let name = format::ACTIVE_NAME;
-        match segment::scan_with_progress(&**file, &active_path, false, &mut |b| {
+        match segment::scan_with_progress(&**file, &active_path, false, None, &mut |b| {
             done += b;
             progress(Progress { done: done.min(total), total });
         }) {
@@ -214,6 +214,7 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
                     }
                 }
                 file_report(&mut report, name, &scan, ok);
+                check_checkpoint(vfs, dir, &scan, &mut report);
                 items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
             }
         }
@@ -263,21 +264,63 @@ fn file_report(report: &mut VerifyReport, name: &str, scan: &Scan, ok: bool) {
 fn check_index(vfs: &dyn Vfs, dir: &Path, n: u64, scan: &Scan, report: &mut VerifyReport) {
     let name = format::index_name(n);
     let path = dir.join(&name);
-    let Ok(file) = vfs.open_read(&path) else {
+    if vfs.kind(&path).ok().flatten().is_none() {
         report.notice(&name, None, "index file missing (rebuilt by the next write)");
         return;
-    };
-    let len = file.len().unwrap_or(0);
-    report.bytes += len;
+    }
+    let opened = index::open_index(vfs, &path, n, scan.file_len);
+    compare_index(&name, opened, scan, u64::MAX, report);
+}
+
+/// Checks the active segment's checkpoint, if it has one that claims it.
+fn check_checkpoint(vfs: &dyn Vfs, dir: &Path, scan: &Scan, report: &mut VerifyReport) {
+    let name = format::ACTIVE_INDEX_NAME;
+    let path = dir.join(name);
+    if vfs.kind(&path).ok().flatten().is_none() {
+        return;
+    }
+    let number = scan.header.number;
+    let opened = index::open_index_covering(vfs, &path, number, 0..=scan.end);
+    if opened.is_none() {
+        let mut buf = [0u8; format::INDEX_HEADER_LEN];
+        let stale = vfs
+            .open_read(&path)
+            .ok()
+            .and_then(|f| f.read_exact_at(&mut buf, 0).ok())
+            .and_then(|()| format::IndexHeader::decode(&buf))
+            .is_some_and(|h| h.segment != number);
+        if stale {
+            report.notice(name, None, "checkpoint of an earlier active segment (removed by the next write)");
+            return;
+        }
+    }
+    let covered = opened.as_ref().map_or(0, |(_, h)| h.segment_len);
+    compare_index(name, opened, scan, covered, report);
+}
+
+/// Compares an index file's blocks with the entries of the records before
+/// `covered` found by scanning the segment.
+fn compare_index(
+    name: &str,
+    opened: Option<(Box<dyn VFile>, format::IndexHeader)>,
+    scan: &Scan,
+    covered: u64,
+    report: &mut VerifyReport,
+) {
+    let name = name.to_owned();
     let mut ok = true;
     let mut count = 0u64;
-    match index::open_index(vfs, &path, n, scan.file_len) {
+    let mut len = 0u64;
+    match opened {
         None => {
             ok = false;
             report.damage(&name, Some(0), "index header is damaged or does not match its segment");
         }
         Some((file, header)) => {
-            let mut expected: Vec<IndexEntry> = scan.entries.clone();
+            len = file.len().unwrap_or(0);
+            report.bytes += len;
+            let mut expected: Vec<IndexEntry> =
+                scan.entries.iter().filter(|e| e.offset < covered).copied().collect();
             expected.sort_unstable_by_key(index::key);
             let blocks = header.entries.div_ceil(format::ENTRIES_PER_BLOCK as u64);
             let mut buf = vec![0u8; format::INDEX_BLOCK_LEN];
