@@ -158,7 +158,7 @@ impl Store {
         let total = plan.live_bytes.max(1);
         let mut written = 0u64;
         let mut documents = 0u64;
-        let result = (|| -> Result<()> {
+        let result = self.with_readahead(|| {
             let mut merge = self.merge()?;
             while let Some(entries) = merge.next_doc()? {
                 let Some(view) = resolve(&entries) else { continue };
@@ -176,7 +176,7 @@ impl Store {
             }
             out.ensure(self)?;
             out.close_current(self)
-        })();
+        });
         if let Err(e) = result {
             out.discard(self);
             return Err(e);

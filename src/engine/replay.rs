@@ -374,6 +374,7 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         opened_doc_hwm: doc_hwm,
         notices,
         batch: None,
+        readahead: std::cell::RefCell::new(None),
     })
 }
 

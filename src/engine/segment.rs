@@ -306,6 +306,45 @@ fn resync(rd: &mut Reader<'_>, from: u64, min_seq: u64, path: &Path) -> Result<b
     Ok(false)
 }
 
+/// Read-ahead windows over sealed segments, one per segment.
+#[derive(Default)]
+pub(crate) struct ReadAhead {
+    windows: std::collections::HashMap<u64, (u64, Vec<u8>)>,
+}
+
+/// Bytes read ahead per window.
+const WINDOW: usize = 1 << 20;
+
+impl ReadAhead {
+    /// The bytes of the record `e` points at in segment `seg` (of length
+    /// `file_len`); `None` when they run past the end of the file. Reads a
+    /// 1 MiB window when the record is at or a little past the current one;
+    /// a record far behind or ahead gets a positioned read of its own, so
+    /// random access costs no more than without read-ahead.
+    pub fn read(&mut self, file: &dyn VFile, seg: u64, file_len: u64, e: &Entry) -> std::io::Result<Option<&[u8]>> {
+        let len = e.len as usize;
+        let end = e.offset + len as u64;
+        if end > file_len {
+            return Ok(None);
+        }
+        let (base, buf) = self.windows.entry(seg).or_default();
+        let hit = e.offset >= *base && end <= *base + buf.len() as u64;
+        if !hit {
+            let near = buf.is_empty() || (e.offset >= *base && e.offset < *base + buf.len() as u64 + WINDOW as u64);
+            let want = if near {
+                WINDOW.max(len).min((file_len - e.offset) as usize)
+            } else {
+                len
+            };
+            buf.resize(want, 0);
+            file.read_exact_at(buf, e.offset)?;
+            *base = e.offset;
+        }
+        let start = (e.offset - *base) as usize;
+        Ok(buf.get(start..start + len))
+    }
+}
+
 /// Reads the record an entry points at and checks it is that record.
 pub(crate) fn read_record(file: &dyn VFile, path: &Path, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
     let mut buf = vec![0u8; e.len as usize];

@@ -139,6 +139,8 @@ pub struct Store {
     pub(crate) opened_doc_hwm: u64,
     pub(crate) notices: Vec<String>,
     pub(crate) batch: Option<crate::engine::active::BatchState>,
+    /// Read-ahead windows, during whole-store passes only.
+    pub(crate) readahead: std::cell::RefCell<Option<segment::ReadAhead>>,
 }
 
 /// A document's live state, resolved from its index entries.
@@ -444,7 +446,23 @@ impl Store {
             .binary_search_by_key(&e.seg, |s| s.number)
             .map_err(|_| Error::invalid("internal: entry for an unknown segment"))?;
         let s = &self.sealed[i];
+        if let Some(ra) = self.readahead.borrow_mut().as_mut() {
+            let buf = ra.read(&*s.file, s.number, s.len, e).map_err(|err| Error::io("read", &s.path, err))?;
+            return match buf {
+                Some(b) => segment::check_record(b, &s.path, e),
+                None => Err(Error::corrupt(&s.path, e.offset, "record runs past the end of the file (truncated)")),
+            };
+        }
         segment::read_record(&*s.file, &s.path, e)
+    }
+
+    /// Runs `f` with sequential read-ahead on sealed segments: for whole-store
+    /// passes, which read records in nearly ascending offsets.
+    pub(crate) fn with_readahead<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let outer = self.readahead.replace(Some(segment::ReadAhead::default()));
+        let r = f();
+        self.readahead.replace(outer);
+        r
     }
 
     fn path_of(&self, e: &Entry) -> PathBuf {
@@ -537,6 +555,14 @@ impl Store {
     /// Calls `f` for every live document in id order; reports progress in
     /// bytes of records read against the store's total size.
     pub(crate) fn for_each_view(
+        &self,
+        progress: Option<&mut dyn FnMut(Progress)>,
+        f: &mut dyn FnMut(&Store, DocView) -> Result<()>,
+    ) -> Result<()> {
+        self.with_readahead(|| self.for_each_view_inner(progress, f))
+    }
+
+    fn for_each_view_inner(
         &self,
         mut progress: Option<&mut dyn FnMut(Progress)>,
         f: &mut dyn FnMut(&Store, DocView) -> Result<()>,
