@@ -438,6 +438,12 @@ impl Store {
 
     /// Reads the record an entry points at, wherever it lives.
     pub(crate) fn read_entry(&self, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
+        // An index entry is trusted for where to look, never for how much to
+        // allocate.
+        let max = format::RECORD_HEADER_LEN as u64 + u64::from(format::MAX_PAYLOAD);
+        if u64::from(e.len) > max || (e.len as usize) < format::RECORD_HEADER_LEN {
+            return Err(Error::corrupt(self.path_of(e), e.offset, "index entry has an impossible record length"));
+        }
         if e.seg == self.active.number {
             return self.read_active(e);
         }
