@@ -42,6 +42,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod json;

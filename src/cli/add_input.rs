@@ -1,0 +1,47 @@
+//! `stratum add-input`: append a node to a document's chain.
+
+use clap::Args;
+
+use crate::DocId;
+use crate::cli::{GlobalArgs, input, output};
+
+/// Append an input node to a document's chain and print its node id.
+///
+/// VALUE is any JSON value, kept exactly as written (key order, number text,
+/// string escapes). Without VALUE, or with `-`, it is read from stdin.
+/// --output sets the node's expected output in the same atomic write.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  stratum add-input 1 '[1, 2]' --output 3
+  stratum add-input 1 '{\"n\": 10, \"mode\": \"fast\"}'
+  jq -c '.case' case.json | stratum add-input 1 -")]
+pub struct AddInputArgs {
+    /// The document id.
+    #[arg(value_name = "DOC", value_parser = clap::value_parser!(u64).range(1..))]
+    pub doc: u64,
+    /// The input value as JSON; `-` or absent reads it from stdin.
+    #[arg(value_name = "VALUE|-", allow_negative_numbers = true)]
+    pub value: Option<String>,
+    /// The expected output, as JSON.
+    #[arg(long, value_name = "VALUE", allow_negative_numbers = true)]
+    pub output: Option<String>,
+}
+
+/// Runs `add-input`.
+///
+/// # Errors
+/// Invalid JSON, unknown document, lock timeout, corruption, I/O.
+pub fn run(g: &GlobalArgs, args: AddInputArgs) -> anyhow::Result<()> {
+    let value = input::json_value(args.value.as_deref(), "input value")?;
+    let expected = args
+        .output
+        .as_deref()
+        .map(|o| input::parse_json(o, "--output"))
+        .transpose()?;
+    let mut store = g.open_existing()?;
+    let node = store.add_input(DocId(args.doc), &value, expected.as_ref())?;
+    drop(store);
+    output::print_line(&node.to_string())?;
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! `stratum create-doc`: a new document from an argument, a file or stdin.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::cli::{GlobalArgs, input, output};
+use crate::{Mode, NewDoc};
+
+/// Create a document and print its new id.
+///
+/// The body is any bytes: the BODY argument, a file (--file), or stdin
+/// (BODY `-`). With none of them the body is empty. Ids are assigned 1, 2,
+/// 3, … and never reused.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  stratum create-doc '<p>Add two numbers.</p>' --category easy --version v1
+  stratum create-doc --file problem.html --category graphs
+  curl -s https://example.com/p/42 | stratum create-doc -
+  id=$(stratum create-doc 'Sum a list'); stratum add-input \"$id\" '[1,2,3]' --output 6")]
+pub struct CreateDocArgs {
+    /// The body; `-` reads it from stdin.
+    #[arg(value_name = "BODY|-", conflicts_with = "file")]
+    pub body: Option<OsString>,
+    /// Read the body from this file.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The document's category.
+    #[arg(long, value_name = "C")]
+    pub category: Option<String>,
+    /// The document's version.
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+}
+
+/// Runs `create-doc`.
+///
+/// # Errors
+/// Invalid input (body too large), lock timeout, corruption, I/O.
+pub fn run(g: &GlobalArgs, args: CreateDocArgs) -> anyhow::Result<()> {
+    let body = input::body(args.body, args.file.as_deref())?.unwrap_or_default();
+    let doc = NewDoc {
+        category: args.category,
+        version: args.version,
+        body,
+    };
+    let mut store = g.open(Mode::Write)?;
+    let id = store.create_doc(&doc)?;
+    drop(store);
+    output::print_line(&id.to_string())?;
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! `stratum get`: one document as JSON, its raw body, one node, or a table.
+
+use std::io::Write;
+
+use clap::Args;
+
+use crate::cli::{GlobalArgs, output};
+use crate::{DocId, Document, Mode, NodeId};
+
+/// Print a document as one line of JSON, or a part of it.
+///
+/// The JSON shape is {"id","category","version","body","inputs":[{"node",
+/// "input","output"}]}, inputs in chain order; unset fields are null. A body
+/// that is not UTF-8 appears as "body_base64" (standard, padded) instead of
+/// "body". --body writes the raw body bytes; --node N one node; --node N
+/// --input/--output just that value; --table a view for people.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  stratum get 1
+  stratum get 1 --pretty
+  stratum get 1 --body > problem.html
+  stratum get 1 --node 2 --output
+  stratum get 1 | jq '.inputs[].input'
+  stratum get 1 --table")]
+pub struct GetArgs {
+    /// The document id.
+    #[arg(value_name = "DOC", value_parser = clap::value_parser!(u64).range(1..))]
+    pub doc: u64,
+    /// Indent the JSON.
+    #[arg(long, conflicts_with_all = ["body", "table"])]
+    pub pretty: bool,
+    /// Write the raw body bytes, nothing else.
+    #[arg(long, conflicts_with_all = ["node", "table"])]
+    pub body: bool,
+    /// Print only this input node: {"node","input","output"}.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "table")]
+    pub node: Option<u64>,
+    /// With --node: print only the node's input value.
+    #[arg(long, requires = "node", conflicts_with = "output")]
+    pub input: bool,
+    /// With --node: print only the node's expected output (null when unset).
+    #[arg(long, requires = "node")]
+    pub output: bool,
+    /// Show the document and its chain as tables.
+    #[arg(long)]
+    pub table: bool,
+}
+
+/// Runs `get`.
+///
+/// # Errors
+/// Unknown document or node, no store, lock timeout, corruption, I/O.
+pub fn run(g: &GlobalArgs, args: GetArgs) -> anyhow::Result<()> {
+    let store = g.open(Mode::Read)?;
+    let doc = DocId(args.doc);
+    let mut out = output::stdout();
+    if let Some(n) = args.node {
+        let node = store.get_node(doc, NodeId(n))?;
+        drop(store);
+        let value = if args.input {
+            node.input.as_str().to_owned()
+        } else if args.output {
+            node.output
+                .as_ref()
+                .map_or("null", |j| j.as_str())
+                .to_owned()
+        } else {
+            node.to_json()
+        };
+        write_value(&mut out, &value, args.pretty)?;
+    } else {
+        let document = store.get(doc)?;
+        drop(store);
+        if args.body {
+            out.write_all(&document.body)?;
+        } else if args.table {
+            write_tables(&mut out, &document)?;
+        } else {
+            write_value(&mut out, &document.to_json(), args.pretty)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Writes compact JSON text, re-indented when `pretty`, and a newline.
+fn write_value(out: &mut impl Write, compact: &str, pretty: bool) -> std::io::Result<()> {
+    if pretty {
+        // Text that came from the store is valid JSON; re-indenting it keeps
+        // every number and escape as stored.
+        let mut s = String::with_capacity(compact.len() * 2);
+        crate::json::pretty_into(compact, 0, &mut s);
+        writeln!(out, "{s}")
+    } else {
+        writeln!(out, "{compact}")
+    }
+}
+
+fn write_tables(out: &mut impl Write, doc: &Document) -> std::io::Result<()> {
+    let width = output::value_width(1);
+    let mut head = output::table(&["field", "value"]);
+    let opt = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
+    let outputs = doc.inputs.iter().filter(|n| n.output.is_some()).count();
+    head.add_row(vec!["id".to_owned(), doc.id.to_string()]);
+    head.add_row(vec![
+        "category".to_owned(),
+        output::shorten(&opt(&doc.category), width),
+    ]);
+    head.add_row(vec![
+        "version".to_owned(),
+        output::shorten(&opt(&doc.version), width),
+    ]);
+    head.add_row(vec!["body bytes".to_owned(), doc.body.len().to_string()]);
+    head.add_row(vec![
+        "body".to_owned(),
+        output::body_preview(&doc.body, width),
+    ]);
+    head.add_row(vec![
+        "inputs".to_owned(),
+        format!("{} ({outputs} with an expected output)", doc.inputs.len()),
+    ]);
+    output::write_table(out, &head)?;
+    let width = output::value_width(2);
+    let mut chain = output::table(&["node", "input", "output"]);
+    output::align_right(&mut chain, &[0]);
+    for n in &doc.inputs {
+        chain.add_row(vec![
+            n.id.to_string(),
+            output::shorten(n.input.as_str(), width),
+            n.output
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |o| output::shorten(o.as_str(), width)),
+        ]);
+    }
+    output::write_table(out, &chain)
+}

@@ -1,0 +1,242 @@
+//! Everything a command shows: buffered stdout for JSON and JSON Lines,
+//! comfy-table views for people, and the progress bar.
+//!
+//! Machine output goes to stdout through one locked, buffered handle and
+//! every write error is propagated, so a closed pipe ends the command
+//! quietly (see `src/exit.rs`) instead of panicking like `println!`. Tables
+//! fit the terminal when stdout is one and are plain ASCII otherwise;
+//! `NO_COLOR` turns off all styling. The progress bar is drawn on stderr
+//! only, and only when stderr is a terminal, so it never reaches a pipe or a
+//! log file.
+
+use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
+
+use comfy_table::{Attribute, Cell, CellAlignment, ContentArrangement, Table, presets};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::{Error, Progress};
+
+/// Name used for stdout in error messages.
+pub const STDOUT: &str = "<stdout>";
+
+/// Widest a value is shown in a table when stdout is not a terminal.
+const PLAIN_VALUE_WIDTH: usize = 60;
+
+/// The buffered stdout every command writes through.
+pub type Out = BufWriter<StdoutLock<'static>>;
+
+/// Locks stdout behind a large buffer.
+pub fn stdout() -> Out {
+    BufWriter::with_capacity(64 * 1024, io::stdout().lock())
+}
+
+/// Turns a failed write to stdout into a library error, for use inside the
+/// callbacks the store calls (a broken pipe stays recognisable in its
+/// source, so it still exits quietly).
+pub fn write_err(e: io::Error) -> Error {
+    Error::io("write", STDOUT, e)
+}
+
+/// Writes `text` and a newline, then flushes: for commands printing one
+/// short answer.
+///
+/// # Errors
+/// The write error, as a library error.
+pub fn print_line(text: &str) -> Result<(), Error> {
+    let mut out = stdout();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(write_err)
+}
+
+/// Writes `value` as one line of JSON.
+///
+/// # Errors
+/// The write error.
+pub fn write_json_line<T: serde::Serialize>(out: &mut impl Write, value: &T) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, value).map_err(io::Error::from)?;
+    out.write_all(b"\n")
+}
+
+/// Whether styling (bold headers) may be used: stdout is a terminal and
+/// `NO_COLOR` is unset or empty (<https://no-color.org>).
+pub fn styled() -> bool {
+    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// A table with these column headers: box-drawn and fitted to the terminal
+/// width on a terminal, plain ASCII and unwrapped otherwise.
+pub fn table(headers: &[&str]) -> Table {
+    let mut t = Table::new();
+    if io::stdout().is_terminal() {
+        t.load_style(presets::UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic);
+    } else {
+        t.force_no_tty()
+            .load_style(presets::ASCII_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Disabled);
+    }
+    let bold = styled();
+    t.set_header(headers.iter().map(|h| {
+        let c = Cell::new(h);
+        if bold {
+            c.add_attribute(Attribute::Bold)
+        } else {
+            c
+        }
+    }));
+    t
+}
+
+/// Right-aligns the given columns (numbers).
+pub fn align_right(t: &mut Table, columns: &[usize]) {
+    for &i in columns {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+/// Writes a table followed by a newline.
+///
+/// # Errors
+/// The write error.
+pub fn write_table(out: &mut impl Write, t: &Table) -> io::Result<()> {
+    writeln!(out, "{t}")
+}
+
+/// How many characters of a value fit in a table cell when `columns`
+/// columns of values share the row.
+pub fn value_width(columns: usize) -> usize {
+    if !io::stdout().is_terminal() {
+        return PLAIN_VALUE_WIDTH;
+    }
+    let term = crossterm_width().unwrap_or(80);
+    // Leave room for the id columns and the borders.
+    (term.saturating_sub(16) / columns.max(1)).max(12)
+}
+
+fn crossterm_width() -> Option<usize> {
+    // comfy-table already measures the terminal; ask it rather than adding a
+    // second terminal-size dependency.
+    Table::new().width().map(usize::from)
+}
+
+/// `text` cut to at most `max` characters, ending in an ellipsis when cut
+/// ("…" on a terminal, "..." otherwise so that plain output stays ASCII).
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let ellipsis = if io::stdout().is_terminal() {
+        "…"
+    } else {
+        "..."
+    };
+    let keep = max.saturating_sub(ellipsis.chars().count());
+    let mut s: String = text.chars().take(keep).collect();
+    s.push_str(ellipsis);
+    s
+}
+
+/// A one-line preview of a body for tables: control characters escaped,
+/// and a note instead of the bytes when it is not UTF-8.
+pub fn body_preview(body: &[u8], max: usize) -> String {
+    match std::str::from_utf8(body) {
+        Ok(s) => {
+            let mut flat = String::with_capacity(s.len().min(max * 4));
+            for c in s.chars() {
+                if flat.len() > max * 4 {
+                    break;
+                }
+                match c {
+                    '\n' => flat.push_str("\\n"),
+                    '\r' => flat.push_str("\\r"),
+                    '\t' => flat.push_str("\\t"),
+                    c if c.is_control() => flat.extend(c.escape_unicode()),
+                    c => flat.push(c),
+                }
+            }
+            shorten(&flat, max)
+        }
+        Err(_) => format!("({} bytes, not UTF-8; see `get --body`)", body.len()),
+    }
+}
+
+/// A progress bar in bytes on stderr, or nothing when stderr is not a
+/// terminal or `--quiet` was given.
+pub struct Bar(Option<ProgressBar>);
+
+impl Bar {
+    /// A bar for `what`; `total` in bytes when known, else a spinner.
+    pub fn new(quiet: bool, what: &'static str, total: Option<u64>) -> Bar {
+        if quiet || !io::stderr().is_terminal() {
+            return Bar(None);
+        }
+        let template = match total {
+            Some(_) => {
+                "{msg} {wide_bar} {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, {eta})"
+            }
+            None => "{spinner} {msg} {binary_bytes} ({binary_bytes_per_sec})",
+        };
+        let style = ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        let pb = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr())
+            .with_style(style)
+            .with_message(what);
+        Bar(Some(pb))
+    }
+
+    /// Shows the engine's progress report.
+    pub fn update(&self, p: Progress) {
+        if let Some(pb) = &self.0 {
+            pb.set_length(p.total);
+            pb.set_position(p.done);
+        }
+    }
+
+    /// Shows `done` bytes.
+    pub fn set(&self, done: u64) {
+        if let Some(pb) = &self.0 {
+            pb.set_position(done);
+        }
+    }
+
+    /// Removes the bar from the terminal.
+    pub fn finish(&self) {
+        if let Some(pb) = &self.0 {
+            pb.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        // An error path must not leave a half-drawn bar above the message.
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorten_counts_characters_not_bytes() {
+        assert_eq!(shorten("héllo", 5), "héllo");
+        let cut = shorten("héllo wörld", 8);
+        assert_eq!(cut.chars().count(), 8);
+        assert!(cut.starts_with("hél"));
+    }
+
+    #[test]
+    fn previews_escape_control_characters() {
+        assert_eq!(body_preview(b"a\nb\tc", 40), "a\\nb\\tc");
+        assert_eq!(
+            body_preview(&[0xff, 0], 40),
+            "(2 bytes, not UTF-8; see `get --body`)"
+        );
+    }
+}

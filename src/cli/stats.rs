@@ -1,0 +1,126 @@
+//! `stratum stats`: sizes, counts and the garbage ratio.
+
+use std::io::Write;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::Mode;
+use crate::cli::{GlobalArgs, output};
+use crate::engine::Stats;
+
+/// Show segment sizes, counts and the garbage ratio.
+///
+/// The JSON form (--json) is one object: {"segments":[{"name","bytes",
+/// "live_bytes","dead_bytes"}],"documents","inputs","outputs","tombstones",
+/// "total_bytes","live_bytes","garbage_ratio","last_seq",
+/// "doc_id_high_water","format_version"}. Segments are listed oldest first,
+/// active.seg last.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  stratum stats
+  stratum stats --json | jq '.garbage_ratio'")]
+pub struct StatsArgs {
+    /// One JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct SegmentJson<'a> {
+    name: &'a str,
+    bytes: u64,
+    live_bytes: u64,
+    dead_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct StatsJson<'a> {
+    segments: Vec<SegmentJson<'a>>,
+    documents: u64,
+    inputs: u64,
+    outputs: u64,
+    tombstones: u64,
+    total_bytes: u64,
+    live_bytes: u64,
+    garbage_ratio: f64,
+    last_seq: u64,
+    doc_id_high_water: u64,
+    format_version: u16,
+}
+
+/// Runs `stats`.
+///
+/// # Errors
+/// No store, lock timeout, corruption, I/O.
+pub fn run(g: &GlobalArgs, args: StatsArgs) -> anyhow::Result<()> {
+    let store = g.open(Mode::Read)?;
+    let s = store.stats()?;
+    drop(store);
+    let mut out = output::stdout();
+    if args.json {
+        output::write_json_line(&mut out, &to_json(&s))?;
+    } else {
+        write_tables(&mut out, &s)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn to_json(s: &Stats) -> StatsJson<'_> {
+    StatsJson {
+        segments: s
+            .segments
+            .iter()
+            .map(|seg| SegmentJson {
+                name: &seg.name,
+                bytes: seg.bytes,
+                live_bytes: seg.live_bytes,
+                dead_bytes: seg.dead_bytes,
+            })
+            .collect(),
+        documents: s.documents,
+        inputs: s.inputs,
+        outputs: s.outputs,
+        tombstones: s.tombstones,
+        total_bytes: s.total_bytes,
+        live_bytes: s.live_bytes,
+        garbage_ratio: s.garbage_ratio,
+        last_seq: s.last_seq,
+        doc_id_high_water: s.doc_id_high_water,
+        format_version: s.format_version,
+    }
+}
+
+fn write_tables(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
+    let mut summary = output::table(&["", "value"]);
+    output::align_right(&mut summary, &[1]);
+    let rows: [(&str, String); 10] = [
+        ("documents", s.documents.to_string()),
+        ("inputs", s.inputs.to_string()),
+        ("outputs", s.outputs.to_string()),
+        ("tombstones", s.tombstones.to_string()),
+        ("total bytes", s.total_bytes.to_string()),
+        ("live bytes", s.live_bytes.to_string()),
+        ("garbage ratio", format!("{:.3}", s.garbage_ratio)),
+        ("last sequence", s.last_seq.to_string()),
+        ("highest doc id", s.doc_id_high_water.to_string()),
+        ("format version", s.format_version.to_string()),
+    ];
+    for (k, v) in rows {
+        summary.add_row(vec![k.to_owned(), v]);
+    }
+    output::write_table(out, &summary)?;
+    let mut segs = output::table(&["segment", "bytes", "live bytes", "dead bytes"]);
+    output::align_right(&mut segs, &[1, 2, 3]);
+    for seg in &s.segments {
+        segs.add_row(vec![
+            seg.name.clone(),
+            seg.bytes.to_string(),
+            seg.live_bytes.to_string(),
+            seg.dead_bytes.to_string(),
+        ]);
+    }
+    output::write_table(out, &segs)
+}

@@ -1,0 +1,56 @@
+//! `stratum update-doc`: replace some fields of a document, keep the rest.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args};
+
+use crate::cli::{GlobalArgs, input};
+use crate::{DocId, DocPatch};
+
+/// Replace a document's body, category or version; keep the rest.
+///
+/// Give at least one of BODY (`-` reads stdin), --file, --category or
+/// --version; with none of them the command is a usage error (exit 2) and
+/// nothing is written. The chain of inputs is kept. Prints nothing.
+#[derive(Debug, Args)]
+#[command(
+    group(ArgGroup::new("change").args(["body", "file", "category", "version"]).required(true).multiple(true)),
+    after_help = "\
+Examples:
+  stratum update-doc 1 --version v2
+  stratum update-doc 1 --file problem-v2.html --version v2
+  sed 's/easy/hard/' problem.html | stratum update-doc 1 - --category hard"
+)]
+pub struct UpdateDocArgs {
+    /// The document id.
+    #[arg(value_name = "DOC", value_parser = clap::value_parser!(u64).range(1..))]
+    pub doc: u64,
+    /// The new body; `-` reads it from stdin.
+    #[arg(value_name = "BODY|-", conflicts_with = "file")]
+    pub body: Option<OsString>,
+    /// Read the new body from this file.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The new category.
+    #[arg(long, value_name = "C")]
+    pub category: Option<String>,
+    /// The new version.
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+}
+
+/// Runs `update-doc`.
+///
+/// # Errors
+/// Unknown document, invalid input, lock timeout, corruption, I/O.
+pub fn run(g: &GlobalArgs, args: UpdateDocArgs) -> anyhow::Result<()> {
+    let patch = DocPatch {
+        category: args.category,
+        version: args.version,
+        body: input::body(args.body, args.file.as_deref())?,
+    };
+    let mut store = g.open_existing()?;
+    store.update_doc(DocId(args.doc), &patch)?;
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! The one place exit codes are chosen: every error a command returns is
+//! classified here by walking its chain of causes.
+//!
+//! The codes are frozen (README, man page):
+//! 0 ok, 1 other failure, 2 usage, 3 not found (document, node, or no store
+//! at --dir), 4 invalid input, 5 lock timeout, 6 corruption or unsupported
+//! format version, 7 I/O error. A broken pipe on stdout is success: the
+//! reader has all it wanted (`stratum dump | head -1`).
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use stratum::Error;
+use stratum::cli::{DamageFound, UsageError};
+
+/// The exit codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Code {
+    /// Anything not classified below; also an internal error (a bug).
+    Other = 1,
+    Usage = 2,
+    NotFound = 3,
+    InvalidInput = 4,
+    LockTimeout = 5,
+    Corrupt = 6,
+    Io = 7,
+}
+
+/// What an error means for the process.
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Stdout was closed by its reader: exit 0 and print nothing.
+    QuietSuccess,
+    Fail(Code),
+}
+
+fn classify(err: &anyhow::Error) -> Outcome {
+    let broken_pipe = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return Outcome::QuietSuccess;
+    }
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<Error>() {
+            return Outcome::Fail(match e {
+                Error::Io { .. } | Error::NoSpace { .. } => Code::Io,
+                Error::Corrupt { .. } | Error::UnsupportedVersion { .. } => Code::Corrupt,
+                Error::NoStore { .. } | Error::DocNotFound(_) | Error::NodeNotFound { .. } => {
+                    Code::NotFound
+                }
+                Error::InvalidInput(_) => Code::InvalidInput,
+                Error::LockTimeout { .. } => Code::LockTimeout,
+                _ => Code::Other,
+            });
+        }
+        if cause.is::<UsageError>() {
+            return Outcome::Fail(Code::Usage);
+        }
+        if cause.is::<DamageFound>() {
+            return Outcome::Fail(Code::Corrupt);
+        }
+        if cause.is::<io::Error>() {
+            return Outcome::Fail(Code::Io);
+        }
+    }
+    Outcome::Fail(Code::Other)
+}
+
+/// Prints `stratum: <error and its causes>` on one line of stderr (unless
+/// the error is a closed stdout) and returns the exit code for it.
+pub fn report(err: &anyhow::Error) -> ExitCode {
+    match classify(err) {
+        Outcome::QuietSuccess => ExitCode::SUCCESS,
+        Outcome::Fail(code) => {
+            let text = format!("{err:#}").replace('\n', " ");
+            // Nothing more can be done if stderr is closed too.
+            let _ = writeln!(io::stderr().lock(), "stratum: {text}");
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratum::{DocId, NodeId};
+
+    fn code(e: anyhow::Error) -> Outcome {
+        classify(&e)
+    }
+
+    #[test]
+    fn library_errors_map_to_the_frozen_codes() {
+        let io = || io::Error::other("disk on fire");
+        let cases: Vec<(Error, Code)> = vec![
+            (Error::io("write", "/x", io()), Code::Io),
+            (
+                Error::NoSpace {
+                    path: "/x".into(),
+                    needed: 2,
+                    available: 1,
+                },
+                Code::Io,
+            ),
+            (Error::corrupt("/x", 3, "bad"), Code::Corrupt),
+            (
+                Error::UnsupportedVersion {
+                    path: "/x".into(),
+                    found: 9,
+                },
+                Code::Corrupt,
+            ),
+            (Error::NoStore { path: "/x".into() }, Code::NotFound),
+            (Error::DocNotFound(DocId(1)), Code::NotFound),
+            (
+                Error::NodeNotFound {
+                    doc: DocId(1),
+                    node: NodeId(2),
+                },
+                Code::NotFound,
+            ),
+            (Error::invalid("no"), Code::InvalidInput),
+            (
+                Error::LockTimeout {
+                    path: "/x".into(),
+                    waited_secs: 0.2,
+                },
+                Code::LockTimeout,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(
+                code(anyhow::Error::new(e).context("line 3")),
+                Outcome::Fail(want)
+            );
+        }
+    }
+
+    #[test]
+    fn cli_errors_and_plain_failures() {
+        assert_eq!(
+            code(UsageError("x".into()).into()),
+            Outcome::Fail(Code::Usage)
+        );
+        assert_eq!(
+            code(DamageFound("x".into()).into()),
+            Outcome::Fail(Code::Corrupt)
+        );
+        assert_eq!(code(io::Error::other("x").into()), Outcome::Fail(Code::Io));
+        assert_eq!(code(anyhow::anyhow!("x")), Outcome::Fail(Code::Other));
+    }
+
+    #[test]
+    fn a_broken_pipe_anywhere_in_the_chain_is_success() {
+        let pipe = io::Error::from(io::ErrorKind::BrokenPipe);
+        assert_eq!(code(pipe.into()), Outcome::QuietSuccess);
+        let wrapped = Error::io(
+            "write",
+            "<stdout>",
+            io::Error::from(io::ErrorKind::BrokenPipe),
+        );
+        assert_eq!(
+            code(anyhow::Error::new(wrapped).context("line 2")),
+            Outcome::QuietSuccess
+        );
+    }
+}
