@@ -175,7 +175,14 @@ impl Store {
         }
         if self.batch.is_none() {
             self.flush()?;
-            self.sync_active()?;
+            if let Err(e) = self.sync_active() {
+                // Not acknowledged, so not kept: cut the record off again
+                // (best effort) rather than let it reappear at the next open.
+                if let Some(f) = self.active.file.as_deref() {
+                    let _ = f.set_len(offset);
+                }
+                return Err(e);
+            }
             self.maybe_checkpoint();
         } else if self.active.wbuf.len() >= BATCH_FLUSH {
             self.flush()?;
