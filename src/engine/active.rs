@@ -402,8 +402,15 @@ impl Store {
         self.next_seq += 1;
         format::encode_record(&mut self.active.wbuf, seq, Kind::Commit, 0, 0, 0, &count.to_le_bytes(), &[]);
         self.active.len += (RECORD_HEADER_LEN + 8) as u64;
-        self.flush()?;
-        self.sync_active()?;
+        if let Err(e) = self.flush().and_then(|()| self.sync_active()) {
+            // Not acknowledged: cut the whole batch off again (best effort),
+            // so the commit record cannot surface at the next open.
+            self.active.wbuf.clear();
+            if let Some(f) = self.active.file.as_deref() {
+                let _ = f.set_len(b.start);
+            }
+            return Err(e);
+        }
         // A large batch may leave the active segment over its threshold:
         // seal now so the next open reads an index, not the whole batch.
         if self.active.len > self.opts.segment_size {
