@@ -1,0 +1,169 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_stratum_global_optspecs
+    string join \n d/dir= segment-size= no-sync lock-timeout= q/quiet h/help V/version
+end
+
+function __fish_stratum_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_stratum_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_stratum_using_subcommand
+    set -l cmd (__fish_stratum_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c stratum -n "__fish_stratum_needs_command" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
+complete -c stratum -n "__fish_stratum_needs_command" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
+complete -c stratum -n "__fish_stratum_needs_command" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_needs_command" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
+complete -c stratum -n "__fish_stratum_needs_command" -s q -l quiet -d 'Show no progress bars'
+complete -c stratum -n "__fish_stratum_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_needs_command" -s V -l version -d 'Print version'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "create-doc" -d 'Create a document and print its new id'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "add-input" -d 'Append an input node to a document\'s chain and print its node id'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "set-output" -d 'Set or replace the expected output of an input node'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "get" -d 'Print a document (JSON), its body, one node, or a table'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "update-doc" -d 'Replace a document\'s body, category or version, keeping the rest'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "delete-doc" -d 'Delete a document with its whole chain'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "delete-input" -d 'Delete one input node and its expected output'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "list" -d 'List live documents: a table, or JSON Lines'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "compact" -d 'Merge the segments, keeping only live data'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "verify" -d 'Check every record of every file and report each problem'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "dump" -d 'Print every live document as JSON Lines, or the raw record log'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "stats" -d 'Show segment sizes, counts and the garbage ratio'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "load" -d 'Load documents from JSON Lines in the `get` shape, all or nothing'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "apply" -d 'Apply a batch of write operations from JSON Lines, all or nothing'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c stratum -n "__fish_stratum_using_subcommand create-doc" -l file -d 'Read the body from this file' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand create-doc" -l category -d 'The document\'s category' -r
+complete -c stratum -n "__fish_stratum_using_subcommand create-doc" -l version -d 'The document\'s version' -r
+complete -c stratum -n "__fish_stratum_using_subcommand create-doc" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand create-doc" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand create-doc" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand create-doc" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
+complete -c stratum -n "__fish_stratum_using_subcommand create-doc" -s q -l quiet -d 'Show no progress bars'
+complete -c stratum -n "__fish_stratum_using_subcommand create-doc" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand add-input" -l output -d 'The expected output, as JSON' -r
+complete -c stratum -n "__fish_stratum_using_subcommand add-input" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand add-input" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand add-input" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand add-input" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
+complete -c stratum -n "__fish_stratum_using_subcommand add-input" -s q -l quiet -d 'Show no progress bars'
+complete -c stratum -n "__fish_stratum_using_subcommand add-input" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand set-output" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand set-output" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand set-output" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand set-output" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
+complete -c stratum -n "__fish_stratum_using_subcommand set-output" -s q -l quiet -d 'Show no progress bars'
+complete -c stratum -n "__fish_stratum_using_subcommand set-output" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand get" -l node -d 'Print only this input node: {"node","input","output"}' -r
+complete -c stratum -n "__fish_stratum_using_subcommand get" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand get" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand get" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand get" -l pretty -d 'Indent the JSON'
+complete -c stratum -n "__fish_stratum_using_subcommand get" -l body -d 'Write the raw body bytes, nothing else'
+complete -c stratum -n "__fish_stratum_using_subcommand get" -l input -d 'With --node: print only the node\'s input value'
+complete -c stratum -n "__fish_stratum_using_subcommand get" -l output -d 'With --node: print only the node\'s expected output (null when unset)'
+complete -c stratum -n "__fish_stratum_using_subcommand get" -l table -d 'Show the document and its chain as tables'
+complete -c stratum -n "__fish_stratum_using_subcommand get" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
+complete -c stratum -n "__fish_stratum_using_subcommand get" -s q -l quiet -d 'Show no progress bars'
+complete -c stratum -n "__fish_stratum_using_subcommand get" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand update-doc" -l file -d 'Read the new body from this file' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand update-doc" -l category -d 'The new category' -r
+complete -c stratum -n "__fish_stratum_using_subcommand update-doc" -l version -d 'The new version' -r
+complete -c stratum -n "__fish_stratum_using_subcommand update-doc" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand update-doc" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand update-doc" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand update-doc" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
+complete -c stratum -n "__fish_stratum_using_subcommand update-doc" -s q -l quiet -d 'Show no progress bars'
+complete -c stratum -n "__fish_stratum_using_subcommand update-doc" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand delete-doc" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand delete-doc" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand delete-doc" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand delete-doc" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
+complete -c stratum -n "__fish_stratum_using_subcommand delete-doc" -s q -l quiet -d 'Show no progress bars'
+complete -c stratum -n "__fish_stratum_using_subcommand delete-doc" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand delete-input" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand delete-input" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand delete-input" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand delete-input" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
+complete -c stratum -n "__fish_stratum_using_subcommand delete-input" -s q -l quiet -d 'Show no progress bars'
+complete -c stratum -n "__fish_stratum_using_subcommand delete-input" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand list" -l category -d 'Only documents of this category' -r
+complete -c stratum -n "__fish_stratum_using_subcommand list" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand list" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand list" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand list" -l json -d 'JSON Lines instead of a table'
+complete -c stratum -n "__fish_stratum_using_subcommand list" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
+complete -c stratum -n "__fish_stratum_using_subcommand list" -s q -l quiet -d 'Show no progress bars'
+complete -c stratum -n "__fish_stratum_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand compact" -l min-garbage -d 'Compact only when at least this fraction (0 to 1) of the bytes on disk is garbage' -r
+complete -c stratum -n "__fish_stratum_using_subcommand compact" -l min-dead-bytes -d 'Compact only when at least this many bytes would be reclaimed (K, M and G suffixes allowed)' -r
+complete -c stratum -n "__fish_stratum_using_subcommand compact" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand compact" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand compact" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand compact" -l dry-run -d 'Say what would be reclaimed, change nothing'
+complete -c stratum -n "__fish_stratum_using_subcommand compact" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
+complete -c stratum -n "__fish_stratum_using_subcommand compact" -s q -l quiet -d 'Show no progress bars'
+complete -c stratum -n "__fish_stratum_using_subcommand compact" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand verify" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand verify" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand verify" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand verify" -l json -d 'One JSON object instead of tables'
+complete -c stratum -n "__fish_stratum_using_subcommand verify" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
+complete -c stratum -n "__fish_stratum_using_subcommand verify" -s q -l quiet -d 'Show no progress bars'
+complete -c stratum -n "__fish_stratum_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand dump" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand dump" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand dump" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand dump" -l records -d 'List the raw records of every segment instead of documents'
+complete -c stratum -n "__fish_stratum_using_subcommand dump" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
+complete -c stratum -n "__fish_stratum_using_subcommand dump" -s q -l quiet -d 'Show no progress bars'
+complete -c stratum -n "__fish_stratum_using_subcommand dump" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand stats" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand stats" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand stats" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand stats" -l json -d 'One JSON object instead of tables'
+complete -c stratum -n "__fish_stratum_using_subcommand stats" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
+complete -c stratum -n "__fish_stratum_using_subcommand stats" -s q -l quiet -d 'Show no progress bars'
+complete -c stratum -n "__fish_stratum_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand load" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand load" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand load" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand load" -l keep-ids -d 'Keep the documents\' "id" and "node" fields instead of assigning new ids'
+complete -c stratum -n "__fish_stratum_using_subcommand load" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
+complete -c stratum -n "__fish_stratum_using_subcommand load" -s q -l quiet -d 'Show no progress bars'
+complete -c stratum -n "__fish_stratum_using_subcommand load" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand apply" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
+complete -c stratum -n "__fish_stratum_using_subcommand apply" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand apply" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand apply" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
+complete -c stratum -n "__fish_stratum_using_subcommand apply" -s q -l quiet -d 'Show no progress bars'
+complete -c stratum -n "__fish_stratum_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help" -f -a "create-doc" -d 'Create a document and print its new id'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help" -f -a "add-input" -d 'Append an input node to a document\'s chain and print its node id'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help" -f -a "set-output" -d 'Set or replace the expected output of an input node'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help" -f -a "get" -d 'Print a document (JSON), its body, one node, or a table'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help" -f -a "update-doc" -d 'Replace a document\'s body, category or version, keeping the rest'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help" -f -a "delete-doc" -d 'Delete a document with its whole chain'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help" -f -a "delete-input" -d 'Delete one input node and its expected output'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help" -f -a "list" -d 'List live documents: a table, or JSON Lines'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help" -f -a "compact" -d 'Merge the segments, keeping only live data'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help" -f -a "verify" -d 'Check every record of every file and report each problem'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help" -f -a "dump" -d 'Print every live document as JSON Lines, or the raw record log'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help" -f -a "stats" -d 'Show segment sizes, counts and the garbage ratio'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help" -f -a "load" -d 'Load documents from JSON Lines in the `get` shape, all or nothing'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help" -f -a "apply" -d 'Apply a batch of write operations from JSON Lines, all or nothing'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
