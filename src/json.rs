@@ -207,7 +207,7 @@ pub fn base64_encode(bytes: &[u8]) -> String {
 pub fn base64_decode(text: &str) -> Result<Vec<u8>> {
     let bad = || Error::invalid("body_base64 is not valid base64");
     let bytes = text.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(bad());
     }
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
@@ -250,8 +250,14 @@ mod tests {
             ("-3.25", "-3.25"),
             ("1.0", "1.0"),
             ("1E400", "1E400"),
-            ("123456789012345678901234567890", "123456789012345678901234567890"),
-            (" { \"b\" : 1 ,\n \"a\" : [ 1.50 , \"x y\\\" \" ] } ", r#"{"b":1,"a":[1.50,"x y\" "]}"#),
+            (
+                "123456789012345678901234567890",
+                "123456789012345678901234567890",
+            ),
+            (
+                " { \"b\" : 1 ,\n \"a\" : [ 1.50 , \"x y\\\" \" ] } ",
+                r#"{"b":1,"a":[1.50,"x y\" "]}"#,
+            ),
             ("\"\\u00e9\"", "\"\\u00e9\""),
         ] {
             assert_eq!(Json::parse(input).unwrap().as_str(), stored, "{input}");

@@ -11,7 +11,11 @@ fn opts(dir: &std::path::Path, seg: u64) -> Options {
 }
 
 fn doc(body: &str, cat: Option<&str>) -> NewDoc {
-    NewDoc { category: cat.map(Into::into), version: None, body: body.as_bytes().to_vec() }
+    NewDoc {
+        category: cat.map(Into::into),
+        version: None,
+        body: body.as_bytes().to_vec(),
+    }
 }
 
 fn j(s: &str) -> Json {
@@ -26,19 +30,34 @@ fn round_trip_across_rotation_reopen_and_compaction() {
     {
         let mut s = Store::open(opts(&dir, 4096), Mode::Write).unwrap();
         for i in 0..200u64 {
-            let id = s.create_doc(&doc(&format!("body {i}"), Some(if i % 2 == 0 { "even" } else { "odd" }))).unwrap();
+            let id = s
+                .create_doc(&doc(
+                    &format!("body {i}"),
+                    Some(if i % 2 == 0 { "even" } else { "odd" }),
+                ))
+                .unwrap();
             assert_eq!(id, DocId(i + 1));
             for k in 0..3u64 {
                 let one = j("1.0");
-                let n = s.add_input(id, &j(&format!("[{i}, {k}]")), (k == 0).then_some(&one)).unwrap();
+                let n = s
+                    .add_input(id, &j(&format!("[{i}, {k}]")), (k == 0).then_some(&one))
+                    .unwrap();
                 assert_eq!(n, NodeId(k + 1));
             }
-            s.set_output(id, NodeId(2), &j(&format!("{{\"v\": {i}}}"))).unwrap();
+            s.set_output(id, NodeId(2), &j(&format!("{{\"v\": {i}}}")))
+                .unwrap();
             if i % 10 == 0 {
                 s.delete_input(id, NodeId(3)).unwrap();
             }
             if i % 7 == 0 {
-                s.update_doc(id, &DocPatch { version: Some("v2".into()), ..Default::default() }).unwrap();
+                s.update_doc(
+                    id,
+                    &DocPatch {
+                        version: Some("v2".into()),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
             }
         }
         for i in (0..200u64).step_by(5) {
@@ -85,7 +104,11 @@ fn round_trip_across_rotation_reopen_and_compaction() {
     let id = DocId(2);
     let before = s.get(id).unwrap();
     let n = s.add_input(id, &j("0"), None).unwrap();
-    assert_eq!(n, NodeId(4), "node ids never reused after delete+compact ({before:?})");
+    assert_eq!(
+        n,
+        NodeId(4),
+        "node ids never reused after delete+compact ({before:?})"
+    );
 }
 
 #[test]
@@ -117,7 +140,8 @@ fn build(dir: &std::path::Path) -> Vec<String> {
     let mut s = Store::open(opts(dir, 2048), Mode::Write).unwrap();
     for i in 0..40u64 {
         let id = s.create_doc(&doc(&format!("doc {i}"), None)).unwrap();
-        s.add_input(id, &j(&format!("{i}")), Some(&j("[true]"))).unwrap();
+        s.add_input(id, &j(&format!("{i}")), Some(&j("[true]")))
+            .unwrap();
     }
     s.delete_doc(DocId(40)).unwrap();
     let mut out = Vec::new();
@@ -140,7 +164,11 @@ fn repair_quarantines_damage_keeps_the_rest_and_verifies() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
     std::fs::write(&seg, &bytes).unwrap();
-    assert!(!stratum::engine::verify(&opts(&dir, 2048), &mut |_| {}).unwrap().is_ok());
+    assert!(
+        !stratum::engine::verify(&opts(&dir, 2048), &mut |_| {})
+            .unwrap()
+            .is_ok()
+    );
 
     let mut salvaged = Vec::new();
     let rep = stratum::engine::salvage(&opts(&dir, 2048), &mut |d| {
@@ -156,10 +184,16 @@ fn repair_quarantines_damage_keeps_the_rest_and_verifies() {
     let originals: Vec<serde_json::Value> = all.iter().map(|l| parse(l)).collect();
     for line in &salvaged {
         let got = parse(line);
-        let orig = originals.iter().find(|o| o["id"] == got["id"]).expect("invented document");
+        let orig = originals
+            .iter()
+            .find(|o| o["id"] == got["id"])
+            .expect("invented document");
         if &got != orig {
             assert_eq!(got["body"], orig["body"]);
-            assert!(got["inputs"].as_array().unwrap().is_empty(), "{got} vs {orig}");
+            assert!(
+                got["inputs"].as_array().unwrap().is_empty(),
+                "{got} vs {orig}"
+            );
         }
     }
     assert!(salvaged.len() + 1 >= all.len());
@@ -167,7 +201,11 @@ fn repair_quarantines_damage_keeps_the_rest_and_verifies() {
     let r = stratum::engine::repair(&opts(&dir, 2048), &mut |_| {}).unwrap();
     assert_eq!(r.quarantined, vec!["seg_000001.seg".to_string()]);
     assert!(std::fs::read_dir(dir.join("quarantine")).unwrap().count() == 1);
-    assert!(stratum::engine::verify(&opts(&dir, 2048), &mut |_| {}).unwrap().is_ok());
+    assert!(
+        stratum::engine::verify(&opts(&dir, 2048), &mut |_| {})
+            .unwrap()
+            .is_ok()
+    );
     let s = Store::open(opts(&dir, 2048), Mode::Read).unwrap();
     let mut after = Vec::new();
     s.dump(&mut |_| {}, &mut |d| {
@@ -189,7 +227,10 @@ fn backup_is_a_verified_store_of_its_own() {
     let all = build(&dir);
     // A torn tail in the source must not reach the backup.
     let active = dir.join("active.seg");
-    let mut f = std::fs::OpenOptions::new().append(true).open(&active).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&active)
+        .unwrap();
     std::io::Write::write_all(&mut f, &[1, 2, 3]).unwrap();
     drop(f);
     let dest = tmp.path().join("b");
@@ -208,7 +249,10 @@ fn backup_is_a_verified_store_of_its_own() {
     let ab = std::fs::read(dest.join("active.seg")).unwrap();
     let asrc = std::fs::read(&active).unwrap();
     assert_eq!(&asrc[..asrc.len() - 3], &ab[..]);
-    assert!(stratum::engine::backup(&b, &dest, &mut |_| {}).is_err(), "non-empty destination refused");
+    assert!(
+        stratum::engine::backup(&b, &dest, &mut |_| {}).is_err(),
+        "non-empty destination refused"
+    );
 }
 
 #[test]
@@ -225,7 +269,10 @@ fn active_checkpoint_bounds_replay_and_survives_damage() {
             s.add_input(id, &j("1"), None).unwrap();
         }
     }
-    assert!(dir.join("active.idx").exists(), "a checkpoint after 4 MiB of appends");
+    assert!(
+        dir.join("active.idx").exists(),
+        "a checkpoint after 4 MiB of appends"
+    );
     let dump = |o: &Options| {
         let s = Store::open(o.clone(), Mode::Read).unwrap();
         let mut out = Vec::new();

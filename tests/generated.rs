@@ -59,8 +59,17 @@ fn arg_label(a: &clap::Arg) -> String {
         .unwrap_or_else(|| a.get_id().to_string().to_uppercase());
     if a.is_positional() {
         format!("\\fI{}\\fR", value.replace('-', "\\-"))
-    } else if takes_value && !matches!(a.get_action(), clap::ArgAction::SetTrue | clap::ArgAction::Count) {
-        format!("\\fB{}\\fR \\fI{}\\fR", parts.join(", "), value.replace('-', "\\-"))
+    } else if takes_value
+        && !matches!(
+            a.get_action(),
+            clap::ArgAction::SetTrue | clap::ArgAction::Count
+        )
+    {
+        format!(
+            "\\fB{}\\fR \\fI{}\\fR",
+            parts.join(", "),
+            value.replace('-', "\\-")
+        )
     } else {
         format!("\\fB{}\\fR", parts.join(", "))
     }
@@ -73,7 +82,10 @@ fn args_section(out: &mut String, cmd: &clap::Command) {
         }
         if matches!(
             a.get_action(),
-            clap::ArgAction::Help | clap::ArgAction::HelpShort | clap::ArgAction::HelpLong | clap::ArgAction::Version
+            clap::ArgAction::Help
+                | clap::ArgAction::HelpShort
+                | clap::ArgAction::HelpLong
+                | clap::ArgAction::Version
         ) {
             continue;
         }
@@ -182,11 +194,21 @@ fn man_page() -> String {
     cmd.build();
     let mut out = String::new();
     let version = cmd.get_version().unwrap_or("");
-    let _ = writeln!(out, ".TH STRATUM 1 \"\" \"stratum {version}\" \"User Commands\"");
+    let _ = writeln!(
+        out,
+        ".TH STRATUM 1 \"\" \"stratum {version}\" \"User Commands\""
+    );
     out.push_str(".SH NAME\nstratum \\- documents with ordered chains of inputs and expected outputs, on local disk\n");
-    out.push_str(".SH SYNOPSIS\n\\fBstratum\\fR [\\fIOPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]\n");
+    out.push_str(
+        ".SH SYNOPSIS\n\\fBstratum\\fR [\\fIOPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]\n",
+    );
     out.push_str(".SH DESCRIPTION\n");
-    out.push_str(&roff(&cmd.get_long_about().or_else(|| cmd.get_about()).map(ToString::to_string).unwrap_or_default()));
+    out.push_str(&roff(
+        &cmd.get_long_about()
+            .or_else(|| cmd.get_about())
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+    ));
     out.push_str(".SH OPTIONS\nThese options are accepted by every command.\n");
     args_section(&mut out, &cmd);
     out.push_str(".SH COMMANDS\n");
@@ -197,7 +219,12 @@ fn man_page() -> String {
         let mut sub = sub.clone();
         let usage = sub.render_usage().to_string();
         let _ = writeln!(out, ".SS {}", sub.get_name());
-        out.push_str(&roff(&sub.get_long_about().or_else(|| sub.get_about()).map(ToString::to_string).unwrap_or_default()));
+        out.push_str(&roff(
+            &sub.get_long_about()
+                .or_else(|| sub.get_about())
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        ));
         out.push_str(".PP\n");
         out.push_str(&roff(usage.trim_start_matches("Usage: ").trim()));
         args_section(&mut out, &sub);
@@ -235,10 +262,21 @@ fn man_page_covers_every_command_and_renders_without_warnings() {
     let page = man_page();
     for sub in Cli::command().get_subcommands() {
         if sub.get_name() != "help" {
-            assert!(page.contains(&format!(".SS {}", sub.get_name())), "{} missing from the man page", sub.get_name());
+            assert!(
+                page.contains(&format!(".SS {}", sub.get_name())),
+                "{} missing from the man page",
+                sub.get_name()
+            );
         }
     }
-    for needle in ["EXIT STATUS", "ENVIRONMENT", "STRATUM_DIR", "FILES", "GUARANTEES", "JSON OUTPUT"] {
+    for needle in [
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "STRATUM_DIR",
+        "FILES",
+        "GUARANTEES",
+        "JSON OUTPUT",
+    ] {
         assert!(page.contains(needle), "{needle} missing");
     }
     let Ok(out) = Command::new("man")
@@ -255,7 +293,10 @@ fn man_page_covers_every_command_and_renders_without_warnings() {
     assert!(out.status.success(), "man failed: {stderr}");
     assert!(stderr.trim().is_empty(), "man page warnings:\n{stderr}");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("create-doc") && text.contains("EXIT STATUS"), "{text}");
+    assert!(
+        text.contains("create-doc") && text.contains("EXIT STATUS"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -270,7 +311,11 @@ fn bash_completion_completes_subcommand_names() {
         .output()
         .expect("bash runs");
     let got = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(got.trim(), "create-doc");
     let out = Command::new("bash")
         .arg("-c")
@@ -297,7 +342,15 @@ fn every_command_help_has_an_example() {
             continue;
         }
         let help = sub.clone().render_long_help().to_string();
-        assert!(help.contains("Examples:"), "`stratum {} --help` has no example", sub.get_name());
-        assert!(sub.get_about().is_some(), "{} has no one-line summary", sub.get_name());
+        assert!(
+            help.contains("Examples:"),
+            "`stratum {} --help` has no example",
+            sub.get_name()
+        );
+        assert!(
+            sub.get_about().is_some(),
+            "{} has no one-line summary",
+            sub.get_name()
+        );
     }
 }

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::engine::format::{
-    self, ACTIVE_INDEX_NAME, ACTIVE_NAME, FLAG_BATCH, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD, RECORD_HEADER_LEN,
-    SealPayload, SegmentHeader, TMP_SUFFIX,
+    self, ACTIVE_INDEX_NAME, ACTIVE_NAME, FLAG_BATCH, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD,
+    RECORD_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
 };
 use crate::engine::index::{self, Entry, IndexWriter, SealedIndex};
 use crate::engine::segment::{self, Sealed};
@@ -84,19 +84,30 @@ impl Active {
     }
 
     fn file(&self) -> Result<&dyn VFile> {
-        self.file
-            .as_deref()
-            .ok_or_else(|| Error::io("write", &self.path, std::io::Error::other("store opened read-only")))
+        self.file.as_deref().ok_or_else(|| {
+            Error::io(
+                "write",
+                &self.path,
+                std::io::Error::other("store opened read-only"),
+            )
+        })
     }
 }
 
 /// Creates a fresh `active.seg` numbered `number`: written under a temporary
 /// name, fsynced, renamed, and the directory fsynced, so `active.seg` never
 /// exists with a partial header.
-pub(crate) fn create_active(store_dir: &std::path::Path, vfs: &dyn crate::engine::vfs::Vfs, number: u64, sync: bool) -> Result<Active> {
+pub(crate) fn create_active(
+    store_dir: &std::path::Path,
+    vfs: &dyn crate::engine::vfs::Vfs,
+    number: u64,
+    sync: bool,
+) -> Result<Active> {
     let tmp = store_dir.join(format!("{ACTIVE_NAME}{TMP_SUFFIX}"));
     let _ = vfs.remove_file(&tmp);
-    let file = vfs.create_new(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    let file = vfs
+        .create_new(&tmp)
+        .map_err(|e| Error::io("create", &tmp, e))?;
     let header = SegmentHeader {
         flags: 0,
         number,
@@ -109,7 +120,8 @@ pub(crate) fn create_active(store_dir: &std::path::Path, vfs: &dyn crate::engine
         file.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
     }
     let path = store_dir.join(ACTIVE_NAME);
-    vfs.rename(&tmp, &path).map_err(|e| Error::io("rename", &path, e))?;
+    vfs.rename(&tmp, &path)
+        .map_err(|e| Error::io("rename", &path, e))?;
     if sync {
         vfs.sync_dir(store_dir)
             .map_err(|e| Error::io("fsync", store_dir, e))?;
@@ -155,20 +167,16 @@ impl Store {
         let offset = self.active.len;
         format::encode_record(&mut self.active.wbuf, seq, kind, flags, doc, node, a, b);
         self.active.len += total;
-        self.active
-            .map
-            .entry(doc)
-            .or_default()
-            .push(IndexEntry {
-                doc,
-                node,
-                seq,
-                offset,
-                aux,
-                len: total as u32,
-                kind,
-                flags,
-            });
+        self.active.map.entry(doc).or_default().push(IndexEntry {
+            doc,
+            node,
+            seq,
+            offset,
+            aux,
+            len: total as u32,
+            kind,
+            flags,
+        });
         self.active.records += 1;
         if kind == Kind::DocPut {
             self.doc_hwm = self.doc_hwm.max(doc);
@@ -227,7 +235,13 @@ impl Store {
                 .active
                 .wbuf
                 .get(start..start + e.len as usize)
-                .ok_or_else(|| Error::corrupt(&self.active.path, e.offset, "entry past the end of the segment"))?;
+                .ok_or_else(|| {
+                    Error::corrupt(
+                        &self.active.path,
+                        e.offset,
+                        "entry past the end of the segment",
+                    )
+                })?;
             return segment::check_record(buf, &self.active.path, e);
         }
         segment::read_record(self.active.file()?, &self.active.path, e)
@@ -250,7 +264,16 @@ impl Store {
             max_seq: seq,
             doc_hwm: self.doc_hwm,
         };
-        format::encode_record(&mut self.active.wbuf, seq, Kind::Seal, 0, 0, 0, &footer.encode(), &[]);
+        format::encode_record(
+            &mut self.active.wbuf,
+            seq,
+            Kind::Seal,
+            0,
+            0,
+            0,
+            &footer.encode(),
+            &[],
+        );
         self.active.len += format::SEAL_RECORD_LEN as u64;
         self.flush()?;
         self.sync_active()?;
@@ -279,14 +302,22 @@ impl Store {
         let idx_path = dir.join(format::index_name(number));
         let index = match index::open_index(&*vfs, &idx_path, number, seg_len) {
             Some((f, h)) => SealedIndex::on_disk(idx_path, f, h),
-            None => return Err(Error::corrupt(&idx_path, 0, "index just written does not read back")),
+            None => {
+                return Err(Error::corrupt(
+                    &idx_path,
+                    0,
+                    "index just written does not read back",
+                ));
+            }
         };
         let next = create_active(&dir, &*vfs, number + 1, self.opts.sync)?;
         let old = std::mem::replace(&mut self.active, next);
         // The checkpoint described the segment just sealed; its own index
         // replaces it.
         let _ = vfs.remove_file(&dir.join(ACTIVE_INDEX_NAME));
-        let file = old.file.ok_or_else(|| Error::invalid("internal: sealing without a file"))?;
+        let file = old
+            .file
+            .ok_or_else(|| Error::invalid("internal: sealing without a file"))?;
         self.sealed.push(Sealed {
             number,
             path: seg_path,
@@ -356,7 +387,9 @@ impl Store {
         }
         let path = dir.join(ACTIVE_INDEX_NAME);
         let len = self.active.len;
-        if let Some((f, h)) = index::open_index_covering(&*vfs, &path, self.active.number, len..=len) {
+        if let Some((f, h)) =
+            index::open_index_covering(&*vfs, &path, self.active.number, len..=len)
+        {
             self.active.prefix = Some(SealedIndex::on_disk(path, f, h));
             self.active.prefix_len = len;
             self.active.map.clear();
@@ -400,7 +433,16 @@ impl Store {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        format::encode_record(&mut self.active.wbuf, seq, Kind::Commit, 0, 0, 0, &count.to_le_bytes(), &[]);
+        format::encode_record(
+            &mut self.active.wbuf,
+            seq,
+            Kind::Commit,
+            0,
+            0,
+            0,
+            &count.to_le_bytes(),
+            &[],
+        );
         self.active.len += (RECORD_HEADER_LEN + 8) as u64;
         if let Err(e) = self.flush().and_then(|()| self.sync_active()) {
             // Not acknowledged: cut the whole batch off again (best effort),

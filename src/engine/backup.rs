@@ -13,8 +13,8 @@ use std::path::Path;
 
 use crate::engine::format::{self, ACTIVE_NAME, LOCK_NAME, TMP_SUFFIX};
 use crate::engine::store::{Options, Progress, Store};
-use crate::engine::vfs::{EntryKind, VFile, Vfs};
 use crate::engine::verify;
+use crate::engine::vfs::{EntryKind, VFile, Vfs};
 use crate::error::{Error, Result};
 
 /// What a backup wrote.
@@ -33,7 +33,11 @@ pub struct BackupReport {
 /// # Errors
 /// [`Error::InvalidInput`] when `dest` is not empty, [`Error::Io`], and
 /// [`Error::Corrupt`] when the finished backup does not verify.
-pub fn backup(store: &Store, dest: &Path, progress: &mut dyn FnMut(Progress)) -> Result<BackupReport> {
+pub fn backup(
+    store: &Store,
+    dest: &Path,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<BackupReport> {
     let vfs = &*store.opts.vfs;
     match vfs.kind(dest).map_err(|e| Error::io("stat", dest, e))? {
         None => {
@@ -74,7 +78,9 @@ pub fn backup(store: &Store, dest: &Path, progress: &mut dyn FnMut(Progress)) ->
             if vfs.hard_link(&from, &to).is_ok() {
                 report.linked += 1;
             } else {
-                let file = vfs.open_read(&from).map_err(|e| Error::io("open", &from, e))?;
+                let file = vfs
+                    .open_read(&from)
+                    .map_err(|e| Error::io("open", &from, e))?;
                 let n = match len {
                     Some(n) => n,
                     None => file.len().map_err(|e| Error::io("stat", &from, e))?,
@@ -88,31 +94,58 @@ pub fn backup(store: &Store, dest: &Path, progress: &mut dyn FnMut(Progress)) ->
         progress(Progress { done, total });
     }
     if let Some(file) = store.active.file.as_deref() {
-        copy(vfs, file, &store.active.path, dest, ACTIVE_NAME, store.active.flushed)?;
+        copy(
+            vfs,
+            file,
+            &store.active.path,
+            dest,
+            ACTIVE_NAME,
+            store.active.flushed,
+        )?;
         report.copied += 1;
         report.bytes += store.active.flushed;
     }
     let lock = dest.join(LOCK_NAME);
-    vfs.create_new(&lock).map_err(|e| Error::io("create", &lock, e))?;
-    vfs.sync_dir(dest).map_err(|e| Error::io("fsync", dest, e))?;
+    vfs.create_new(&lock)
+        .map_err(|e| Error::io("create", &lock, e))?;
+    vfs.sync_dir(dest)
+        .map_err(|e| Error::io("fsync", dest, e))?;
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        vfs.sync_dir(parent).map_err(|e| Error::io("fsync", parent, e))?;
+        vfs.sync_dir(parent)
+            .map_err(|e| Error::io("fsync", parent, e))?;
     }
     progress(Progress { done: total, total });
     let mut opts = Options::new(dest);
     opts.vfs = store.opts.vfs.clone();
     let check = verify::verify(&opts, &mut |_| {})?;
-    if let Some(p) = check.problems.iter().find(|p| p.kind == verify::ProblemKind::Damage) {
-        return Err(Error::corrupt(dest.join(&p.file), p.offset.unwrap_or(0), format!("backup does not verify: {}", p.message)));
+    if let Some(p) = check
+        .problems
+        .iter()
+        .find(|p| p.kind == verify::ProblemKind::Damage)
+    {
+        return Err(Error::corrupt(
+            dest.join(&p.file),
+            p.offset.unwrap_or(0),
+            format!("backup does not verify: {}", p.message),
+        ));
     }
     Ok(report)
 }
 
 /// Copies the first `len` bytes of `file` to `dest/name` via a temporary
 /// file, fsynced before the rename.
-fn copy(vfs: &dyn Vfs, file: &dyn VFile, from: &Path, dest: &Path, name: &str, len: u64) -> Result<()> {
+fn copy(
+    vfs: &dyn Vfs,
+    file: &dyn VFile,
+    from: &Path,
+    dest: &Path,
+    name: &str,
+    len: u64,
+) -> Result<()> {
     let tmp = dest.join(format!("{name}{TMP_SUFFIX}"));
-    let out = vfs.create_new(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    let out = vfs
+        .create_new(&tmp)
+        .map_err(|e| Error::io("create", &tmp, e))?;
     let mut buf = vec![0u8; 1 << 20];
     let mut at = 0u64;
     while at < len {
@@ -125,5 +158,6 @@ fn copy(vfs: &dyn Vfs, file: &dyn VFile, from: &Path, dest: &Path, name: &str, l
     }
     out.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
     let to = dest.join(name);
-    vfs.rename(&tmp, &to).map_err(|e| Error::io("rename", &to, e))
+    vfs.rename(&tmp, &to)
+        .map_err(|e| Error::io("rename", &to, e))
 }

@@ -66,10 +66,8 @@ fn live_size(view: &DocView) -> u64 {
     let mut n = u64::from(view.doc.len);
     for (input, output) in view.nodes.values() {
         n += u64::from(input.len);
-        if let Some(o) = output {
-            if o.kind == Kind::OutputPut {
-                n += u64::from(o.len) - RECORD_HEADER_LEN as u64;
-            }
+        if let Some(o) = output.filter(|o| o.kind == Kind::OutputPut) {
+            n += u64::from(o.len) - RECORD_HEADER_LEN as u64;
         }
     }
     n
@@ -148,7 +146,11 @@ impl Store {
                 available,
             });
         }
-        let base = self.active.number.max(self.sealed.last().map_or(0, |s| s.number)) + 1;
+        let base = self
+            .active
+            .number
+            .max(self.sealed.last().map_or(0, |s| s.number))
+            + 1;
         let mut out = Outputs {
             base,
             done: Vec::new(),
@@ -161,7 +163,9 @@ impl Store {
         let result = self.with_readahead(|| {
             let mut merge = self.merge()?;
             while let Some(entries) = merge.next_doc()? {
-                let Some(view) = resolve(&entries) else { continue };
+                let Some(view) = resolve(&entries) else {
+                    continue;
+                };
                 out.ensure(self)?;
                 self.copy_doc(&view, &mut out)?;
                 documents += 1;
@@ -170,7 +174,11 @@ impl Store {
                     done: written.min(total),
                     total,
                 });
-                if out.cur.as_ref().is_some_and(|c| c.len >= self.opts.segment_size) {
+                if out
+                    .cur
+                    .as_ref()
+                    .is_some_and(|c| c.len >= self.opts.segment_size)
+                {
                     out.close_current(self)?;
                 }
             }
@@ -186,17 +194,53 @@ impl Store {
 
     fn copy_doc(&self, view: &DocView, out: &mut Outputs) -> Result<()> {
         let (_, payload) = self.read_entry(&view.doc)?;
-        let doc = format::decode_doc(&payload)
-            .map_err(|why| Error::corrupt(self.opts.dir.join(format::segment_name(view.doc.seg)), view.doc.offset, why))?;
-        let meta = format::encode_doc_meta(view.node_hwm, doc.category.as_deref(), doc.version.as_deref());
-        let cur = out.cur.as_mut().ok_or_else(|| Error::invalid("internal: no output"))?;
-        cur.push(&mut out.seq, Kind::DocPut, 0, view.doc.doc, 0, view.node_hwm, &meta, &doc.body)?;
+        let doc = format::decode_doc(&payload).map_err(|why| {
+            Error::corrupt(
+                self.opts.dir.join(format::segment_name(view.doc.seg)),
+                view.doc.offset,
+                why,
+            )
+        })?;
+        let meta = format::encode_doc_meta(
+            view.node_hwm,
+            doc.category.as_deref(),
+            doc.version.as_deref(),
+        );
+        let cur = out
+            .cur
+            .as_mut()
+            .ok_or_else(|| Error::invalid("internal: no output"))?;
+        cur.push(
+            &mut out.seq,
+            Kind::DocPut,
+            0,
+            view.doc.doc,
+            0,
+            view.node_hwm,
+            &meta,
+            &doc.body,
+        )?;
         for (input, output) in view.nodes.values() {
             let node = self.read_node(input, output.as_ref())?;
-            let (prefix, rest) =
-                format::encode_input(node.input.as_str(), node.output.as_ref().map(|j| j.as_str()));
-            let flags = if node.output.is_some() { FLAG_HAS_OUTPUT } else { 0 };
-            cur.push(&mut out.seq, Kind::InputPut, flags, view.doc.doc, input.node, 0, &prefix, rest)?;
+            let (prefix, rest) = format::encode_input(
+                node.input.as_str(),
+                node.output.as_ref().map(|j| j.as_str()),
+            );
+            let flags = if node.output.is_some() {
+                FLAG_HAS_OUTPUT
+            } else {
+                0
+            };
+            cur.push(
+                &mut out.seq,
+                Kind::InputPut,
+                flags,
+                view.doc.doc,
+                input.node,
+                0,
+                &prefix,
+                rest,
+            )?;
         }
         Ok(())
     }
@@ -225,7 +269,9 @@ impl Store {
                 .map_err(|e| Error::io("write", &o.tmp, e))
                 .and_then(|()| {
                     if self.opts.sync {
-                        o.file.sync_data().map_err(|e| Error::io("fsync", &o.tmp, e))
+                        o.file
+                            .sync_data()
+                            .map_err(|e| Error::io("fsync", &o.tmp, e))
                     } else {
                         Ok(())
                     }
@@ -269,7 +315,13 @@ impl Store {
             let idx_path = dir.join(format::index_name(o.number));
             let index = match index::open_index(&*vfs, &idx_path, o.number, o.len) {
                 Some((f, h)) => SealedIndex::on_disk(idx_path, f, h),
-                None => return Err(Error::corrupt(&idx_path, 0, "index just written does not read back")),
+                None => {
+                    return Err(Error::corrupt(
+                        &idx_path,
+                        0,
+                        "index just written does not read back",
+                    ));
+                }
             };
             new_sealed.push(Sealed {
                 number: o.number,
@@ -386,7 +438,9 @@ impl Outputs {
             .dir
             .join(format!("{}{TMP_SUFFIX}", format::segment_name(number)));
         let _ = vfs.remove_file(&tmp);
-        let file = vfs.create_new(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        let file = vfs
+            .create_new(&tmp)
+            .map_err(|e| Error::io("create", &tmp, e))?;
         // The real header (with the generation count) is written at commit;
         // until then the placeholder keeps the file self-describing.
         let placeholder = SegmentHeader {
@@ -476,7 +530,9 @@ pub(crate) fn stats(store: &Store) -> Result<Stats> {
             .iter()
             .filter(|e| matches!(e.kind, Kind::DocDelete | Kind::InputDelete))
             .count() as u64;
-        let Some(view) = resolve(&entries) else { continue };
+        let Some(view) = resolve(&entries) else {
+            continue;
+        };
         documents += 1;
         segs[slot(view.doc.seg)].live_bytes += u64::from(view.doc.len);
         for (input, output) in view.nodes.values() {

@@ -253,14 +253,19 @@ pub fn decode_header(b: &[u8]) -> Result<RecordHeader, RecordError> {
     };
     let flags = h.get(RH_FLAGS).copied().unwrap_or(0);
     if flags & !KNOWN_FLAGS != 0 || (flags & FLAG_HAS_OUTPUT != 0 && kind != Kind::InputPut) {
-        return bad(format!("invalid flags {flags:#04x} for a {} record", kind.name()));
+        return bad(format!(
+            "invalid flags {flags:#04x} for a {} record",
+            kind.name()
+        ));
     }
     if u16_at(h, RH_RESERVED) != Some(0) {
         return bad("reserved bytes are not zero".into());
     }
     let payload_len = u32_at(h, RH_LEN).unwrap_or(u32::MAX);
     if payload_len > MAX_PAYLOAD {
-        return bad(format!("payload length {payload_len} exceeds the {MAX_PAYLOAD}-byte limit"));
+        return bad(format!(
+            "payload length {payload_len} exceeds the {MAX_PAYLOAD}-byte limit"
+        ));
     }
     let doc = u64_at(h, RH_DOC).unwrap_or(0);
     let node = u64_at(h, RH_NODE).unwrap_or(0);
@@ -270,7 +275,10 @@ pub fn decode_header(b: &[u8]) -> Result<RecordHeader, RecordError> {
         Kind::Commit | Kind::Seal => doc == 0 && node == 0,
     };
     if !ids_ok {
-        return bad(format!("ids doc={doc} node={node} invalid for a {} record", kind.name()));
+        return bad(format!(
+            "ids doc={doc} node={node} invalid for a {} record",
+            kind.name()
+        ));
     }
     Ok(RecordHeader {
         crc: u32_at(h, RH_CRC).unwrap_or(0),
@@ -333,7 +341,8 @@ pub fn encode_record(
 
 /// The leading part of a `DocPut` payload (the body follows it).
 pub fn encode_doc_meta(node_hwm: u64, category: Option<&str>, version: Option<&str>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + category.map_or(0, str::len) + version.map_or(0, str::len));
+    let mut out =
+        Vec::with_capacity(16 + category.map_or(0, str::len) + version.map_or(0, str::len));
     out.extend_from_slice(&node_hwm.to_le_bytes());
     for s in [category, version] {
         match s {
@@ -376,7 +385,8 @@ pub fn decode_doc(p: &[u8]) -> Result<DocPayload, String> {
                 .get(at..at + len as usize)
                 .ok_or("doc payload string runs past its end")?;
             *s = Some(
-                String::from_utf8(bytes.to_vec()).map_err(|_| "category or version is not UTF-8")?,
+                String::from_utf8(bytes.to_vec())
+                    .map_err(|_| "category or version is not UTF-8")?,
             );
             at += len as usize;
         }
@@ -411,7 +421,9 @@ pub fn encode_input<'a>(input: &str, output: Option<&'a str>) -> (Vec<u8>, &'a [
 /// A reason string when the payload is malformed.
 pub fn decode_input(p: &[u8]) -> Result<(&[u8], &[u8]), String> {
     let len = u32_at(p, 0).ok_or("input payload too short")? as usize;
-    let input = p.get(4..4 + len).ok_or("input length runs past the payload")?;
+    let input = p
+        .get(4..4 + len)
+        .ok_or("input length runs past the payload")?;
     Ok((input, p.get(4 + len..).unwrap_or_default()))
 }
 
@@ -529,7 +541,8 @@ pub fn encode_block(entries: &[IndexEntry]) -> [u8; INDEX_BLOCK_LEN] {
 
 /// Decodes and checks one index block.
 pub fn decode_block(b: &[u8]) -> Option<Vec<IndexEntry>> {
-    if b.len() != INDEX_BLOCK_LEN || u32_at(b, BLOCK_CRC_AT)? != crc32fast::hash(&b[..BLOCK_CRC_AT]) {
+    if b.len() != INDEX_BLOCK_LEN || u32_at(b, BLOCK_CRC_AT)? != crc32fast::hash(&b[..BLOCK_CRC_AT])
+    {
         return None;
     }
     let n = u32_at(b, BLOCK_COUNT_AT)? as usize;
@@ -645,14 +658,29 @@ mod tests {
     #[test]
     fn record_round_trip_and_every_single_bit_flip_is_caught() {
         let mut buf = Vec::new();
-        encode_record(&mut buf, 9, Kind::InputPut, FLAG_HAS_OUTPUT, 3, 4, b"\x01\0\0\0x", b"[1]");
+        encode_record(
+            &mut buf,
+            9,
+            Kind::InputPut,
+            FLAG_HAS_OUTPUT,
+            3,
+            4,
+            b"\x01\0\0\0x",
+            b"[1]",
+        );
         let (h, p) = decode_record(&buf).unwrap();
-        assert_eq!((h.seq, h.kind, h.doc, h.node, h.flags), (9, Kind::InputPut, 3, 4, FLAG_HAS_OUTPUT));
+        assert_eq!(
+            (h.seq, h.kind, h.doc, h.node, h.flags),
+            (9, Kind::InputPut, 3, 4, FLAG_HAS_OUTPUT)
+        );
         assert_eq!(decode_input(p).unwrap(), (&b"x"[..], &b"[1]"[..]));
         for bit in 0..buf.len() * 8 {
             let mut damaged = buf.clone();
             damaged[bit / 8] ^= 1 << (bit % 8);
-            assert!(decode_record(&damaged).is_err(), "flip of bit {bit} not caught");
+            assert!(
+                decode_record(&damaged).is_err(),
+                "flip of bit {bit} not caught"
+            );
         }
         for cut in 0..buf.len() {
             assert!(decode_record(&buf[..cut]).is_err());
@@ -680,7 +708,10 @@ mod tests {
         let mut buf = Vec::new();
         encode_record(&mut buf, 1, Kind::OutputPut, 0, 1, 1, b"1", b"");
         buf[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(decode_header(&buf), Err(RecordError::BadHeader(_))));
+        assert!(matches!(
+            decode_header(&buf),
+            Err(RecordError::BadHeader(_))
+        ));
     }
 
     #[test]
@@ -698,20 +729,40 @@ mod tests {
 
     #[test]
     fn headers_round_trip_and_reject_other_versions() {
-        let h = SegmentHeader { flags: SEG_FLAG_COMPACTED, number: 12, gen_base: 12, gen_count: 3 };
+        let h = SegmentHeader {
+            flags: SEG_FLAG_COMPACTED,
+            number: 12,
+            gen_base: 12,
+            gen_count: 3,
+        };
         let mut b = h.encode();
         assert_eq!(SegmentHeader::decode(&b), Ok(h));
         b[SH_VERSION] = 2;
         let crc = crc32fast::hash(&b[..SH_CRC]);
         b[SH_CRC..].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(SegmentHeader::decode(&b), Err(HeaderError::Version(2)));
-        let ih = IndexHeader { segment: 1, segment_len: 2, entries: 3, max_seq: 4, doc_hwm: 5 };
+        let ih = IndexHeader {
+            segment: 1,
+            segment_len: 2,
+            entries: 3,
+            max_seq: 4,
+            doc_hwm: 5,
+        };
         assert_eq!(IndexHeader::decode(&ih.encode()), Some(ih));
     }
 
     #[test]
     fn index_block_round_trip_and_damage() {
-        let e = IndexEntry { doc: 1, node: 2, seq: 3, offset: 4, aux: 5, len: 6, kind: Kind::OutputPut, flags: 0 };
+        let e = IndexEntry {
+            doc: 1,
+            node: 2,
+            seq: 3,
+            offset: 4,
+            aux: 5,
+            len: 6,
+            kind: Kind::OutputPut,
+            flags: 0,
+        };
         let mut b = encode_block(&[e, e]);
         assert_eq!(decode_block(&b), Some(vec![e, e]));
         b[7] ^= 1;
@@ -721,8 +772,17 @@ mod tests {
     #[test]
     fn segment_names_parse_strictly() {
         assert_eq!(parse_segment_name("seg_000012.seg"), Some((12, false)));
-        assert_eq!(parse_segment_name("seg_1000000.idx"), Some((1_000_000, true)));
-        for bad in ["seg_12.seg", "seg_000012.seg~", "._seg_000012.seg", "seg_abcdef.seg", "seg_.seg"] {
+        assert_eq!(
+            parse_segment_name("seg_1000000.idx"),
+            Some((1_000_000, true))
+        );
+        for bad in [
+            "seg_12.seg",
+            "seg_000012.seg~",
+            "._seg_000012.seg",
+            "seg_abcdef.seg",
+            "seg_.seg",
+        ] {
             assert_eq!(parse_segment_name(bad), None, "{bad}");
         }
     }

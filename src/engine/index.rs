@@ -310,7 +310,11 @@ impl<'a> Cursor<'a> {
 }
 
 /// Feeds the union of two sorted entry streams into `w` in key order.
-pub(crate) fn write_merged(w: &mut IndexWriter, a: Option<&mut Cursor<'_>>, b: &[IndexEntry]) -> Result<()> {
+pub(crate) fn write_merged(
+    w: &mut IndexWriter,
+    a: Option<&mut Cursor<'_>>,
+    b: &[IndexEntry],
+) -> Result<()> {
     let mut b = b.iter().peekable();
     if let Some(a) = a {
         while let Some(x) = a.peek()? {
@@ -390,7 +394,10 @@ impl IndexWriter {
 
     /// Adds an entry; entries must arrive in key order.
     pub fn push(&mut self, e: IndexEntry) -> Result<()> {
-        debug_assert!(self.last.is_none_or(|l| l < key(&e)), "index entries out of order");
+        debug_assert!(
+            self.last.is_none_or(|l| l < key(&e)),
+            "index entries out of order"
+        );
         self.last = Some(key(&e));
         self.pending.push(e);
         self.count += 1;

@@ -16,22 +16,29 @@
 //!   stored in every sealed segment and survive compaction.
 //! - A value is served only after its record's CRC has been checked.
 
+// Bytes read from disk are untrusted: no unwrap, expect or panic may turn
+// them into a crash (tests are exempt).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 pub mod format;
 pub mod vfs;
 
 mod active;
+mod backup;
 mod compact;
 mod index;
 mod lock;
+mod repair;
 mod replay;
 mod segment;
 mod store;
 mod verify;
-mod repair;
-mod backup;
 
+pub use backup::{BackupReport, backup};
 pub use compact::{CompactPlan, CompactReport};
+pub use repair::{QUARANTINE_DIR, RepairReport, SalvageReport, repair, salvage};
 pub use store::{Mode, Options, Progress, RecordInfo, SegmentStats, Stats, Store};
 pub use verify::{FileReport, Problem, ProblemKind, VerifyReport, verify};
-pub use repair::{QUARANTINE_DIR, RepairReport, SalvageReport, repair, salvage};
-pub use backup::{BackupReport, backup};

@@ -58,7 +58,8 @@ fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
         seal: None,
     };
     if header.is_none() {
-        out.damaged.push((0, SEGMENT_HEADER_LEN.min(len as usize) as u64));
+        out.damaged
+            .push((0, SEGMENT_HEADER_LEN.min(len as usize) as u64));
     }
     let mut pending: Vec<IndexEntry> = Vec::new();
     let mut last_seq = 0u64;
@@ -134,7 +135,9 @@ fn segment_files(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(PathBuf, Box<dyn VFil
     let mut files = BTreeMap::new();
     for &n in listing.segments.keys() {
         let path = dir.join(format::segment_name(n));
-        let file = vfs.open_read(&path).map_err(|e| Error::io("open", &path, e))?;
+        let file = vfs
+            .open_read(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
         let mut buf = [0u8; SEGMENT_HEADER_LEN];
         let header = file
             .read_exact_at(&mut buf, 0)
@@ -156,7 +159,9 @@ fn segment_files(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(PathBuf, Box<dyn VFil
     let mut out: Vec<_> = current.iter().filter_map(|n| files.remove(n)).collect();
     if listing.active {
         let path = dir.join(ACTIVE_NAME);
-        let file = vfs.open_read(&path).map_err(|e| Error::io("open", &path, e))?;
+        let file = vfs
+            .open_read(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
         out.push((path, file));
     }
     Ok(out)
@@ -182,11 +187,20 @@ pub struct SalvageReport {
 /// # Errors
 /// [`Error::NoStore`], [`Error::LockTimeout`], [`Error::Io`], or what `f`
 /// returns. Damage is skipped, not an error.
-pub fn salvage(opts: &Options, f: &mut dyn FnMut(&Document) -> Result<()>) -> Result<SalvageReport> {
+pub fn salvage(
+    opts: &Options,
+    f: &mut dyn FnMut(&Document) -> Result<()>,
+) -> Result<SalvageReport> {
     let vfs = &*opts.vfs;
     let lock_path = opts.dir.join(LOCK_NAME);
-    if vfs.kind(&lock_path).map_err(|e| Error::io("stat", &lock_path, e))?.is_none() {
-        return Err(Error::NoStore { path: opts.dir.clone() });
+    if vfs
+        .kind(&lock_path)
+        .map_err(|e| Error::io("stat", &lock_path, e))?
+        .is_none()
+    {
+        return Err(Error::NoStore {
+            path: opts.dir.clone(),
+        });
     }
     let _guard = lock::acquire(vfs, &lock_path, false, opts.lock_timeout)?;
     let files = segment_files(vfs, &opts.dir)?;
@@ -198,11 +212,16 @@ pub fn salvage(opts: &Options, f: &mut dyn FnMut(&Document) -> Result<()>) -> Re
         report.good_records += s.good_records;
         report.damaged_bytes += s.damaged.iter().map(|(a, b)| b - a).sum::<u64>();
         for e in &s.entries {
-            by_doc.entry(e.doc).or_default().push(Entry::new(e, i as u64));
+            by_doc
+                .entry(e.doc)
+                .or_default()
+                .push(Entry::new(e, i as u64));
         }
     }
     for (id, entries) in by_doc {
-        let Some(view) = resolve(&entries) else { continue };
+        let Some(view) = resolve(&entries) else {
+            continue;
+        };
         let read = |e: &Entry| -> Option<Vec<u8>> {
             let (path, file) = files.get(e.seg as usize)?;
             segment::read_record(&**file, path, e).ok().map(|(_, p)| p)
@@ -213,8 +232,12 @@ pub fn salvage(opts: &Options, f: &mut dyn FnMut(&Document) -> Result<()>) -> Re
         let mut inputs = Vec::new();
         for (input, output) in view.nodes.values() {
             let Some(p) = read(input) else { continue };
-            let Ok((text, embedded)) = format::decode_input(&p) else { continue };
-            let Some(input_json) = utf8_json(text) else { continue };
+            let Ok((text, embedded)) = format::decode_input(&p) else {
+                continue;
+            };
+            let Some(input_json) = utf8_json(text) else {
+                continue;
+            };
             let output = match output {
                 None => None,
                 Some(o) if o.seg == input.seg && o.offset == input.offset => utf8_json(embedded),
@@ -265,7 +288,11 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
     let vfs = &*opts.vfs;
     let dir = &opts.dir;
     let lock_path = dir.join(LOCK_NAME);
-    if vfs.kind(&lock_path).map_err(|e| Error::io("stat", &lock_path, e))?.is_none() {
+    if vfs
+        .kind(&lock_path)
+        .map_err(|e| Error::io("stat", &lock_path, e))?
+        .is_none()
+    {
         return Err(Error::NoStore { path: dir.clone() });
     }
     let mut report = RepairReport::default();
@@ -317,7 +344,13 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
 
 /// Writes the salvaged records of `file` as sealed segment `number` and moves
 /// the original into quarantine.
-fn rewrite_segment(opts: &Options, file: &dyn VFile, path: &Path, number: u64, s: &Salvaged) -> Result<()> {
+fn rewrite_segment(
+    opts: &Options,
+    file: &dyn VFile,
+    path: &Path,
+    number: u64,
+    s: &Salvaged,
+) -> Result<()> {
     let vfs = &*opts.vfs;
     let dir = &opts.dir;
     let qdir = dir.join(QUARANTINE_DIR);
@@ -325,7 +358,9 @@ fn rewrite_segment(opts: &Options, file: &dyn VFile, path: &Path, number: u64, s
         .map_err(|e| Error::io("create directory", &qdir, e))?;
     let tmp = dir.join(format!("{}{TMP_SUFFIX}", format::segment_name(number)));
     let _ = vfs.remove_file(&tmp);
-    let out = vfs.create_new(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+    let out = vfs
+        .create_new(&tmp)
+        .map_err(|e| Error::io("create", &tmp, e))?;
     let header = SegmentHeader {
         flags: 0,
         number,
@@ -343,7 +378,16 @@ fn rewrite_segment(opts: &Options, file: &dyn VFile, path: &Path, number: u64, s
             .map_err(|_| Error::corrupt(path, e.offset, "record changed while repairing"))?;
         // Batches were applied when their commit was read; the copies stand
         // on their own, so they lose the batch flag.
-        format::encode_record(&mut buf, h.seq, h.kind, h.flags & !FLAG_BATCH, h.doc, h.node, payload, &[]);
+        format::encode_record(
+            &mut buf,
+            h.seq,
+            h.kind,
+            h.flags & !FLAG_BATCH,
+            h.doc,
+            h.node,
+            payload,
+            &[],
+        );
         max_seq = h.seq;
         if h.kind == Kind::DocPut {
             doc_hwm = doc_hwm.max(h.doc);
@@ -361,7 +405,16 @@ fn rewrite_segment(opts: &Options, file: &dyn VFile, path: &Path, number: u64, s
         max_seq: seal_seq,
         doc_hwm,
     };
-    format::encode_record(&mut buf, seal_seq, Kind::Seal, 0, 0, 0, &footer.encode(), &[]);
+    format::encode_record(
+        &mut buf,
+        seal_seq,
+        Kind::Seal,
+        0,
+        0,
+        0,
+        &footer.encode(),
+        &[],
+    );
     out.write_all_at(&buf, 0)
         .map_err(|e| Error::io("write", &tmp, e))?;
     out.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
@@ -380,6 +433,7 @@ fn rewrite_segment(opts: &Options, file: &dyn VFile, path: &Path, number: u64, s
     let dest = dir.join(format::segment_name(number));
     vfs.rename(&tmp, &dest)
         .map_err(|e| Error::io("rename", &dest, e))?;
-    vfs.sync_dir(&qdir).map_err(|e| Error::io("fsync", &qdir, e))?;
+    vfs.sync_dir(&qdir)
+        .map_err(|e| Error::io("fsync", &qdir, e))?;
     vfs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))
 }

@@ -19,7 +19,8 @@ use std::path::Path;
 
 use crate::engine::active::{self, Active};
 use crate::engine::format::{
-    self, ACTIVE_INDEX_NAME, ACTIVE_NAME, IndexEntry, IndexHeader, LOCK_NAME, SEG_FLAG_COMPACTED, SegmentHeader, TMP_SUFFIX,
+    self, ACTIVE_INDEX_NAME, ACTIVE_NAME, IndexEntry, IndexHeader, LOCK_NAME, SEG_FLAG_COMPACTED,
+    SegmentHeader, TMP_SUFFIX,
 };
 use crate::engine::index::{self, IndexWriter, SealedIndex};
 use crate::engine::lock;
@@ -138,11 +139,12 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         None if write => {
             vfs.create_dir_all(&dir)
                 .map_err(|e| Error::io("create directory", &dir, e))?;
-            if opts.sync {
-                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    vfs.sync_dir(parent)
-                        .map_err(|e| Error::io("fsync", parent, e))?;
-                }
+            if let Some(parent) = dir
+                .parent()
+                .filter(|p| opts.sync && !p.as_os_str().is_empty())
+            {
+                vfs.sync_dir(parent)
+                    .map_err(|e| Error::io("fsync", parent, e))?;
             }
         }
         None => return Err(Error::NoStore { path: dir }),
@@ -170,7 +172,8 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
     if write {
         for t in &listing.temps {
             let p = dir.join(t);
-            vfs.remove_file(&p).map_err(|e| Error::io("remove", &p, e))?;
+            vfs.remove_file(&p)
+                .map_err(|e| Error::io("remove", &p, e))?;
             dir_dirty = true;
         }
     }
@@ -180,7 +183,9 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
     let mut headers = BTreeMap::new();
     for &n in listing.segments.keys() {
         let path = dir.join(format::segment_name(n));
-        let file = vfs.open_read(&path).map_err(|e| Error::io("open", &path, e))?;
+        let file = vfs
+            .open_read(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
         let h = read_header(&*file, &path)?;
         if h.number != n {
             return Err(Error::corrupt(
@@ -213,7 +218,8 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         for &n in listing.indexes.keys() {
             if !listing.segments.contains_key(&n) {
                 let p = dir.join(format::index_name(n));
-                vfs.remove_file(&p).map_err(|e| Error::io("remove", &p, e))?;
+                vfs.remove_file(&p)
+                    .map_err(|e| Error::io("remove", &p, e))?;
                 dir_dirty = true;
             }
         }
@@ -221,7 +227,9 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
 
     let mut sealed = Vec::with_capacity(current.len());
     for n in current {
-        let Some(file) = files.remove(&n) else { continue };
+        let Some(file) = files.remove(&n) else {
+            continue;
+        };
         sealed.push(open_sealed(&opts, mode, n, file, &mut dir_dirty)?);
     }
 
@@ -252,7 +260,8 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
             }
             if checkpoint.is_none() && write && listing.active_index {
                 let p = dir.join(ACTIVE_INDEX_NAME);
-                vfs.remove_file(&p).map_err(|e| Error::io("remove", &p, e))?;
+                vfs.remove_file(&p)
+                    .map_err(|e| Error::io("remove", &p, e))?;
             }
             let number = scan.header.number;
             let records = scan.records + checkpoint.as_ref().map_or(0, |(_, h)| h.entries);
@@ -261,7 +270,9 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
                     return Err(Error::corrupt(
                         &active_path,
                         0,
-                        format!("active segment number {number} is not newer than the sealed segments"),
+                        format!(
+                            "active segment number {number} is not newer than the sealed segments"
+                        ),
                     ));
                 }
                 // An empty active segment left behind by a compaction.
@@ -280,8 +291,16 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
                     vfs.rename(&active_path, &seg_path)
                         .map_err(|e| Error::io("rename", &seg_path, e))?;
                     dir_dirty = true;
-                    write_index(&opts, number, scan.end, seal.max_seq, scan.doc_hwm, &entries)?;
-                    vfs.open_read(&seg_path).map_err(|e| Error::io("open", &seg_path, e))?
+                    write_index(
+                        &opts,
+                        number,
+                        scan.end,
+                        seal.max_seq,
+                        scan.doc_hwm,
+                        &entries,
+                    )?;
+                    vfs.open_read(&seg_path)
+                        .map_err(|e| Error::io("open", &seg_path, e))?
                 } else {
                     file
                 };
@@ -345,18 +364,30 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
     }
     if write && active.file.is_none() {
         if dir_dirty && opts.sync {
-            vfs.sync_dir(&dir).map_err(|e| Error::io("fsync", &dir, e))?;
+            vfs.sync_dir(&dir)
+                .map_err(|e| Error::io("fsync", &dir, e))?;
         }
         active = active::create_active(&dir, &*vfs, next_number.max(active.number), opts.sync)?;
         dir_dirty = false;
     }
     if write && dir_dirty && opts.sync {
-        vfs.sync_dir(&dir).map_err(|e| Error::io("fsync", &dir, e))?;
+        vfs.sync_dir(&dir)
+            .map_err(|e| Error::io("fsync", &dir, e))?;
     }
     sealed.sort_by_key(|s| s.number);
 
-    let mut max_seq = sealed.iter().map(|s| s.max_seq).max().unwrap_or(0).max(ckpt_marks.0);
-    let mut doc_hwm = sealed.iter().map(|s| s.doc_hwm).max().unwrap_or(0).max(ckpt_marks.1);
+    let mut max_seq = sealed
+        .iter()
+        .map(|s| s.max_seq)
+        .max()
+        .unwrap_or(0)
+        .max(ckpt_marks.0);
+    let mut doc_hwm = sealed
+        .iter()
+        .map(|s| s.doc_hwm)
+        .max()
+        .unwrap_or(0)
+        .max(ckpt_marks.1);
     for e in active.map.values().flatten() {
         max_seq = max_seq.max(e.seq);
         if e.kind == format::Kind::DocPut {
@@ -378,6 +409,9 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
     })
 }
 
+/// An open `active.idx` and its header.
+type Checkpoint = (Box<dyn VFile>, IndexHeader);
+
 /// Scans `active.seg`, from its checkpoint (`active.idx`) when one is valid
 /// for it. A checkpoint that does not fit the segment exactly (the tail
 /// after it does not scan cleanly, or the segment turns out sealed) is
@@ -387,7 +421,7 @@ fn scan_active(
     file: &dyn VFile,
     path: &Path,
     len: u64,
-) -> Result<(segment::Scan, Option<(Box<dyn VFile>, IndexHeader)>)> {
+) -> Result<(segment::Scan, Option<Checkpoint>)> {
     let header = read_header(file, path)?;
     let ckpt_path = opts.dir.join(ACTIVE_INDEX_NAME);
     if let Some((f, h)) = index::open_index_covering(
@@ -397,10 +431,11 @@ fn scan_active(
         format::SEGMENT_HEADER_LEN as u64..=len,
     ) {
         let from = Some((h.segment_len, h.max_seq));
-        if let Ok(scan) = segment::scan_with_progress(file, path, false, from, &mut |_| {}) {
-            if scan.damage.is_none() && scan.seal.is_none() {
-                return Ok((scan, Some((f, h))));
-            }
+        if let Ok(scan) = segment::scan_with_progress(file, path, false, from, &mut |_| {})
+            && scan.damage.is_none()
+            && scan.seal.is_none()
+        {
+            return Ok((scan, Some((f, h))));
         }
     }
     Ok((segment::scan(file, path, false)?, None))

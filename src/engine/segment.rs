@@ -96,7 +96,9 @@ impl<'a> Reader<'a> {
         let end = at.saturating_add(len as u64).min(self.file_len);
         let have_end = self.base + self.buf.len() as u64;
         if at < self.base || end > have_end {
-            let want = ((end - at) as usize).max(CHUNK).min((self.file_len - at) as usize);
+            let want = ((end - at) as usize)
+                .max(CHUNK)
+                .min((self.file_len - at) as usize);
             self.buf.resize(want, 0);
             self.file
                 .read_exact_at(&mut self.buf, at)
@@ -185,7 +187,8 @@ pub(crate) fn scan_with_progress(
         last_seq = h.seq;
         match h.kind {
             Kind::Seal => {
-                let payload = rd.get(at + RECORD_HEADER_LEN as u64, h.payload_len as usize, path)?;
+                let payload =
+                    rd.get(at + RECORD_HEADER_LEN as u64, h.payload_len as usize, path)?;
                 match SealPayload::decode(payload) {
                     Some(p) if pending.is_empty() => {
                         s.seal = Some(p);
@@ -268,7 +271,11 @@ pub(crate) fn scan_with_progress(
 
 /// Decodes the record at `at`, returning its header and, for a `DocPut`, the
 /// node high-water mark from its payload (0 otherwise).
-fn read_at(rd: &mut Reader<'_>, at: u64, path: &Path) -> std::result::Result<(RecordHeader, u64), RecordError> {
+fn read_at(
+    rd: &mut Reader<'_>,
+    at: u64,
+    path: &Path,
+) -> std::result::Result<(RecordHeader, u64), RecordError> {
     let hb = rd
         .get(at, RECORD_HEADER_LEN, path)
         .map_err(|e| RecordError::BadHeader(e.to_string()))?;
@@ -279,7 +286,8 @@ fn read_at(rd: &mut Reader<'_>, at: u64, path: &Path) -> std::result::Result<(Re
         .map_err(|e| RecordError::BadHeader(e.to_string()))?;
     let (h, payload) = format::decode_record(b)?;
     let aux = if h.kind == Kind::DocPut {
-        format::doc_node_hwm(payload).ok_or(RecordError::BadHeader("doc payload too short".into()))?
+        format::doc_node_hwm(payload)
+            .ok_or(RecordError::BadHeader("doc payload too short".into()))?
     } else {
         0
     };
@@ -293,12 +301,13 @@ fn resync(rd: &mut Reader<'_>, from: u64, min_seq: u64, path: &Path) -> Result<b
     let mut at = from;
     while at + RECORD_HEADER_LEN as u64 <= file_len {
         let hb = rd.get(at, RECORD_HEADER_LEN, path)?;
-        if let Ok(h) = format::decode_header(hb) {
-            if h.seq > min_seq && at + h.total_len() <= file_len {
-                let b = rd.get(at, h.total_len() as usize, path)?;
-                if format::decode_record(b).is_ok() {
-                    return Ok(true);
-                }
+        if let Ok(h) = format::decode_header(hb)
+            && h.seq > min_seq
+            && at + h.total_len() <= file_len
+        {
+            let b = rd.get(at, h.total_len() as usize, path)?;
+            if format::decode_record(b).is_ok() {
+                return Ok(true);
             }
         }
         at += 1;
@@ -321,7 +330,13 @@ impl ReadAhead {
     /// 1 MiB window when the record is at or a little past the current one;
     /// a record far behind or ahead gets a positioned read of its own, so
     /// random access costs no more than without read-ahead.
-    pub fn read(&mut self, file: &dyn VFile, seg: u64, file_len: u64, e: &Entry) -> std::io::Result<Option<&[u8]>> {
+    pub fn read(
+        &mut self,
+        file: &dyn VFile,
+        seg: u64,
+        file_len: u64,
+        e: &Entry,
+    ) -> std::io::Result<Option<&[u8]>> {
         let len = e.len as usize;
         let end = e.offset + len as u64;
         if end > file_len {
@@ -330,7 +345,8 @@ impl ReadAhead {
         let (base, buf) = self.windows.entry(seg).or_default();
         let hit = e.offset >= *base && end <= *base + buf.len() as u64;
         if !hit {
-            let near = buf.is_empty() || (e.offset >= *base && e.offset < *base + buf.len() as u64 + WINDOW as u64);
+            let near = buf.is_empty()
+                || (e.offset >= *base && e.offset < *base + buf.len() as u64 + WINDOW as u64);
             let want = if near {
                 WINDOW.max(len).min((file_len - e.offset) as usize)
             } else {
@@ -346,11 +362,19 @@ impl ReadAhead {
 }
 
 /// Reads the record an entry points at and checks it is that record.
-pub(crate) fn read_record(file: &dyn VFile, path: &Path, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
+pub(crate) fn read_record(
+    file: &dyn VFile,
+    path: &Path,
+    e: &Entry,
+) -> Result<(RecordHeader, Vec<u8>)> {
     let mut buf = vec![0u8; e.len as usize];
     file.read_exact_at(&mut buf, e.offset).map_err(|err| {
         if err.kind() == std::io::ErrorKind::UnexpectedEof {
-            Error::corrupt(path, e.offset, "record runs past the end of the file (truncated)")
+            Error::corrupt(
+                path,
+                e.offset,
+                "record runs past the end of the file (truncated)",
+            )
         } else {
             Error::io("read", path, err)
         }
@@ -360,8 +384,8 @@ pub(crate) fn read_record(file: &dyn VFile, path: &Path, e: &Entry) -> Result<(R
 
 /// Checks encoded record bytes against the entry that pointed at them.
 pub(crate) fn check_record(buf: &[u8], path: &Path, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
-    let (h, payload) =
-        format::decode_record(buf).map_err(|why| Error::corrupt(path, e.offset, why.to_string()))?;
+    let (h, payload) = format::decode_record(buf)
+        .map_err(|why| Error::corrupt(path, e.offset, why.to_string()))?;
     if (h.doc, h.node, h.seq, h.kind) != (e.doc, e.node, e.seq, e.kind) {
         return Err(Error::corrupt(
             path,
@@ -373,9 +397,15 @@ pub(crate) fn check_record(buf: &[u8], path: &Path, e: &Entry) -> Result<(Record
 }
 
 /// `dump --records`: every record of every segment in file order.
-pub(crate) fn list_records(store: &Store, f: &mut dyn FnMut(RecordInfo) -> Result<()>) -> Result<()> {
-    let mut files: Vec<(&dyn VFile, &Path)> =
-        store.sealed.iter().map(|s| (&*s.file, s.path.as_path())).collect();
+pub(crate) fn list_records(
+    store: &Store,
+    f: &mut dyn FnMut(RecordInfo) -> Result<()>,
+) -> Result<()> {
+    let mut files: Vec<(&dyn VFile, &Path)> = store
+        .sealed
+        .iter()
+        .map(|s| (&*s.file, s.path.as_path()))
+        .collect();
     if let Some(file) = store.active.file.as_deref() {
         files.push((file, store.active.path.as_path()));
     }

@@ -231,7 +231,14 @@ impl Store {
         if !view.nodes.contains_key(&node.0) {
             return Err(Error::NodeNotFound { doc, node });
         }
-        self.append(Kind::OutputPut, doc.0, node.0, 0, &[], output.as_str().as_bytes())
+        self.append(
+            Kind::OutputPut,
+            doc.0,
+            node.0,
+            0,
+            &[],
+            output.as_str().as_bytes(),
+        )
     }
 
     /// Deletes one node and its output. The node id is never reused.
@@ -302,7 +309,9 @@ impl Store {
                 .id
                 .ok_or_else(|| Error::invalid("--keep-ids needs an \"id\" on every document"))?;
             if id.0 == 0 {
-                return Err(Error::invalid("document id 0 is not valid (ids start at 1)"));
+                return Err(Error::invalid(
+                    "document id 0 is not valid (ids start at 1)",
+                ));
             }
             if self.doc_exists_ever(id)? {
                 return Err(Error::invalid(format!(
@@ -317,9 +326,9 @@ impl Store {
         let mut nodes = Vec::with_capacity(parsed.inputs.len());
         for (i, n) in parsed.inputs.iter().enumerate() {
             let node = if keep_ids {
-                let node = n.id.ok_or_else(|| {
-                    Error::invalid("--keep-ids needs a \"node\" on every input")
-                })?;
+                let node = n
+                    .id
+                    .ok_or_else(|| Error::invalid("--keep-ids needs a \"node\" on every input"))?;
                 if node.0 <= last {
                     return Err(Error::invalid(format!(
                         "node ids must ascend within a document (node {node} after {last})"
@@ -407,7 +416,8 @@ impl Store {
         input: &Json,
         output: Option<&Json>,
     ) -> Result<()> {
-        let (prefix, rest) = crate::engine::format::encode_input(input.as_str(), output.map(Json::as_str));
+        let (prefix, rest) =
+            crate::engine::format::encode_input(input.as_str(), output.map(Json::as_str));
         let flags = if output.is_some() {
             crate::engine::format::FLAG_HAS_OUTPUT
         } else {
@@ -416,7 +426,15 @@ impl Store {
         self.append_flags(Kind::InputPut, doc.0, node.0, 0, flags, &prefix, rest)
     }
 
-    fn append(&mut self, kind: Kind, doc: u64, node: u64, aux: u64, a: &[u8], b: &[u8]) -> Result<()> {
+    fn append(
+        &mut self,
+        kind: Kind,
+        doc: u64,
+        node: u64,
+        aux: u64,
+        a: &[u8],
+        b: &[u8],
+    ) -> Result<()> {
         self.append_flags(kind, doc, node, aux, 0, a, b)
     }
 
@@ -442,7 +460,11 @@ impl Store {
         // allocate.
         let max = format::RECORD_HEADER_LEN as u64 + u64::from(format::MAX_PAYLOAD);
         if u64::from(e.len) > max || (e.len as usize) < format::RECORD_HEADER_LEN {
-            return Err(Error::corrupt(self.path_of(e), e.offset, "index entry has an impossible record length"));
+            return Err(Error::corrupt(
+                self.path_of(e),
+                e.offset,
+                "index entry has an impossible record length",
+            ));
         }
         if e.seg == self.active.number {
             return self.read_active(e);
@@ -453,10 +475,16 @@ impl Store {
             .map_err(|_| Error::invalid("internal: entry for an unknown segment"))?;
         let s = &self.sealed[i];
         if let Some(ra) = self.readahead.borrow_mut().as_mut() {
-            let buf = ra.read(&*s.file, s.number, s.len, e).map_err(|err| Error::io("read", &s.path, err))?;
+            let buf = ra
+                .read(&*s.file, s.number, s.len, e)
+                .map_err(|err| Error::io("read", &s.path, err))?;
             return match buf {
                 Some(b) => segment::check_record(b, &s.path, e),
-                None => Err(Error::corrupt(&s.path, e.offset, "record runs past the end of the file (truncated)")),
+                None => Err(Error::corrupt(
+                    &s.path,
+                    e.offset,
+                    "record runs past the end of the file (truncated)",
+                )),
             };
         }
         segment::read_record(&*s.file, &s.path, e)
@@ -492,7 +520,9 @@ impl Store {
         let input_json = self.json_at(input, text)?;
         let output = match output {
             None => None,
-            Some(o) if o.seg == input.seg && o.offset == input.offset => Some(self.json_at(input, embedded)?),
+            Some(o) if o.seg == input.seg && o.offset == input.offset => {
+                Some(self.json_at(input, embedded)?)
+            }
             Some(o) => {
                 let (_, p) = self.read_entry(o)?;
                 Some(self.json_at(o, &p)?)
@@ -508,7 +538,11 @@ impl Store {
     fn json_at(&self, e: &Entry, bytes: &[u8]) -> Result<Json> {
         match std::str::from_utf8(bytes) {
             Ok(s) if !s.is_empty() => Ok(Json::from_trusted(s.to_owned())),
-            _ => Err(Error::corrupt(self.path_of(e), e.offset, "stored JSON value is not UTF-8 text")),
+            _ => Err(Error::corrupt(
+                self.path_of(e),
+                e.offset,
+                "stored JSON value is not UTF-8 text",
+            )),
         }
     }
 
@@ -546,7 +580,10 @@ impl Store {
     pub(crate) fn merge(&self) -> Result<Merge<'_>> {
         let mut sources = Vec::with_capacity(self.sealed.len() + 1);
         for s in &self.sealed {
-            sources.push((s.index.cursor(Box::new(move || s.scan_entries()))?, s.number));
+            sources.push((
+                s.index.cursor(Box::new(move || s.scan_entries()))?,
+                s.number,
+            ));
         }
         if let Some(p) = &self.active.prefix {
             sources.push((
@@ -554,7 +591,10 @@ impl Store {
                 self.active.number,
             ));
         }
-        sources.push((Cursor::owned(self.active.sorted_entries()), self.active.number));
+        sources.push((
+            Cursor::owned(self.active.sorted_entries()),
+            self.active.number,
+        ));
         Ok(Merge { sources })
     }
 
@@ -579,10 +619,17 @@ impl Store {
         while let Some(entries) = merge.next_doc()? {
             if let Some(view) = resolve(&entries) {
                 done += u64::from(view.doc.len)
-                    + view.nodes.values().map(|(i, o)| u64::from(i.len) + o.map_or(0, |o| u64::from(o.len))).sum::<u64>();
+                    + view
+                        .nodes
+                        .values()
+                        .map(|(i, o)| u64::from(i.len) + o.map_or(0, |o| u64::from(o.len)))
+                        .sum::<u64>();
                 f(self, view)?;
                 if let Some(p) = progress.as_deref_mut() {
-                    p(Progress { done: done.min(total), total });
+                    p(Progress {
+                        done: done.min(total),
+                        total,
+                    });
                 }
             }
         }

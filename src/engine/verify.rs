@@ -102,7 +102,11 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
     let vfs = &*opts.vfs;
     let dir = &opts.dir;
     let lock_path = dir.join(LOCK_NAME);
-    if vfs.kind(&lock_path).map_err(|e| Error::io("stat", &lock_path, e))?.is_none() {
+    if vfs
+        .kind(&lock_path)
+        .map_err(|e| Error::io("stat", &lock_path, e))?
+        .is_none()
+    {
         return Err(Error::NoStore { path: dir.clone() });
     }
     let _guard = lock::acquire(vfs, &lock_path, false, opts.lock_timeout)?;
@@ -116,7 +120,11 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
         Err(e) => return Err(e),
     };
     for t in &listing.temps {
-        report.notice(t, None, "leftover temporary file (removed by the next write)");
+        report.notice(
+            t,
+            None,
+            "leftover temporary file (removed by the next write)",
+        );
     }
 
     let mut files: Vec<(u64, Box<dyn VFile>, String)> = Vec::new();
@@ -124,7 +132,9 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
     for &n in listing.segments.keys() {
         let name = format::segment_name(n);
         let path = dir.join(&name);
-        let file = vfs.open_read(&path).map_err(|e| Error::io("open", &path, e))?;
+        let file = vfs
+            .open_read(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
         match replay::read_header(&*file, &path) {
             Ok(h) if h.number == n => {
                 headers.insert(n, h);
@@ -144,7 +154,10 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
     }
     let active_path = dir.join(format::ACTIVE_NAME);
     let active = if listing.active {
-        Some(vfs.open_read(&active_path).map_err(|e| Error::io("open", &active_path, e))?)
+        Some(
+            vfs.open_read(&active_path)
+                .map_err(|e| Error::io("open", &active_path, e))?,
+        )
     } else {
         None
     };
@@ -164,7 +177,10 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
         let path = dir.join(name);
         let scan = match segment::scan_with_progress(&**file, &path, true, None, &mut |b| {
             done += b;
-            progress(Progress { done: done.min(total), total });
+            progress(Progress {
+                done: done.min(total),
+                total,
+            });
         }) {
             Ok(s) => s,
             Err(e) => {
@@ -185,11 +201,18 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
         let name = format::ACTIVE_NAME;
         match segment::scan_with_progress(&**file, &active_path, false, None, &mut |b| {
             done += b;
-            progress(Progress { done: done.min(total), total });
+            progress(Progress {
+                done: done.min(total),
+                total,
+            });
         }) {
             Err(e) => report.damage(name, Some(0), brief(&e)),
             Ok(scan) if scan.file_len == 0 => {
-                report.notice(name, None, "empty active segment (recreated by the next write)");
+                report.notice(
+                    name,
+                    None,
+                    "empty active segment (recreated by the next write)",
+                );
             }
             Ok(scan) => {
                 let mut ok = true;
@@ -265,7 +288,11 @@ fn check_index(vfs: &dyn Vfs, dir: &Path, n: u64, scan: &Scan, report: &mut Veri
     let name = format::index_name(n);
     let path = dir.join(&name);
     if vfs.kind(&path).ok().flatten().is_none() {
-        report.notice(&name, None, "index file missing (rebuilt by the next write)");
+        report.notice(
+            &name,
+            None,
+            "index file missing (rebuilt by the next write)",
+        );
         return;
     }
     let opened = index::open_index(vfs, &path, n, scan.file_len);
@@ -290,7 +317,11 @@ fn check_checkpoint(vfs: &dyn Vfs, dir: &Path, scan: &Scan, report: &mut VerifyR
             .and_then(|()| format::IndexHeader::decode(&buf))
             .is_some_and(|h| h.segment != number);
         if stale {
-            report.notice(name, None, "checkpoint of an earlier active segment (removed by the next write)");
+            report.notice(
+                name,
+                None,
+                "checkpoint of an earlier active segment (removed by the next write)",
+            );
             return;
         }
     }
@@ -314,13 +345,21 @@ fn compare_index(
     match opened {
         None => {
             ok = false;
-            report.damage(&name, Some(0), "index header is damaged or does not match its segment");
+            report.damage(
+                &name,
+                Some(0),
+                "index header is damaged or does not match its segment",
+            );
         }
         Some((file, header)) => {
             len = file.len().unwrap_or(0);
             report.bytes += len;
-            let mut expected: Vec<IndexEntry> =
-                scan.entries.iter().filter(|e| e.offset < covered).copied().collect();
+            let mut expected: Vec<IndexEntry> = scan
+                .entries
+                .iter()
+                .filter(|e| e.offset < covered)
+                .copied()
+                .collect();
             expected.sort_unstable_by_key(index::key);
             let blocks = header.entries.div_ceil(format::ENTRIES_PER_BLOCK as u64);
             let mut buf = vec![0u8; format::INDEX_BLOCK_LEN];
@@ -349,7 +388,11 @@ fn compare_index(
             }
             if ok && count != expected.len() as u64 {
                 ok = false;
-                report.damage(&name, None, "index does not list every record of its segment");
+                report.damage(
+                    &name,
+                    None,
+                    "index does not list every record of its segment",
+                );
             }
         }
     }
@@ -372,14 +415,26 @@ fn check_structure(mut items: Vec<Item>, report: &mut VerifyReport) {
         let end = i + items[i..].iter().take_while(|it| it.0 == doc).count();
         let recs = &items[i..end];
         let has_put = recs.iter().any(|r| r.3 == Kind::DocPut);
-        let deleted_at = recs.iter().filter(|r| r.3 == Kind::DocDelete).map(|r| r.2).min();
+        let deleted_at = recs
+            .iter()
+            .filter(|r| r.3 == Kind::DocDelete)
+            .map(|r| r.2)
+            .min();
         if !has_put && deleted_at.is_none() {
-            report.damage("(store)", None, format!("document {doc} has records but no document record"));
+            report.damage(
+                "(store)",
+                None,
+                format!("document {doc} has records but no document record"),
+            );
         }
-        if let Some(del) = deleted_at {
-            if recs.iter().any(|r| r.2 > del) {
-                report.damage("(store)", None, format!("document {doc} has records after its deletion"));
-            }
+        if let Some(del) = deleted_at
+            && recs.iter().any(|r| r.2 > del)
+        {
+            report.damage(
+                "(store)",
+                None,
+                format!("document {doc} has records after its deletion"),
+            );
         }
         let mut j = 0;
         while j < recs.len() {
@@ -389,7 +444,11 @@ fn check_structure(mut items: Vec<Item>, report: &mut VerifyReport) {
                 let nrecs = &recs[j..nend];
                 let inputs = nrecs.iter().filter(|r| r.3 == Kind::InputPut).count();
                 if inputs > 1 {
-                    report.damage("(store)", None, format!("node {node} of document {doc} was written twice"));
+                    report.damage(
+                        "(store)",
+                        None,
+                        format!("node {node} of document {doc} was written twice"),
+                    );
                 }
                 let input_seq = nrecs.iter().find(|r| r.3 == Kind::InputPut).map(|r| r.2);
                 let deleted = nrecs.iter().any(|r| r.3 == Kind::InputDelete);
@@ -397,7 +456,11 @@ fn check_structure(mut items: Vec<Item>, report: &mut VerifyReport) {
                     .iter()
                     .any(|r| r.3 == Kind::OutputPut && input_seq.is_none_or(|s| r.2 < s));
                 if orphan && !deleted {
-                    report.damage("(store)", None, format!("output for node {node} of document {doc} without its input"));
+                    report.damage(
+                        "(store)",
+                        None,
+                        format!("output for node {node} of document {doc} without its input"),
+                    );
                 }
             }
             j = nend;

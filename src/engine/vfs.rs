@@ -18,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// An open file: positioned reads and writes only, so no hidden cursor state.
+#[allow(clippy::len_without_is_empty)]
 pub trait VFile: Send + Sync {
     /// Reads up to `buf.len()` bytes at `offset`; returns how many were read
     /// (fewer only at end of file).
@@ -256,7 +257,10 @@ impl Vfs for OsFs {
             };
             match r {
                 Ok(()) => return Ok(Some(Box::new(OsLock(file)))),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EWOULDBLOCK) => {
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.raw_os_error() == Some(libc::EWOULDBLOCK) =>
+                {
                     if start.elapsed() >= timeout {
                         return Ok(None);
                     }
