@@ -326,6 +326,7 @@ impl Store {
             max_seq: seq,
             doc_hwm: self.doc_hwm,
             index,
+            generation: None,
         });
         Ok(())
     }

@@ -331,6 +331,7 @@ impl Store {
                 max_seq: o.max_seq,
                 doc_hwm: self.doc_hwm,
                 index,
+                generation: Some((out.base, count)),
             });
         }
         self.sync_dir()?;
@@ -567,5 +568,11 @@ pub(crate) fn stats(store: &Store) -> Result<Stats> {
         last_seq: store.next_seq - 1,
         doc_id_high_water: store.doc_hwm,
         format_version: format::FORMAT_VERSION,
+        last_compaction: store
+            .sealed
+            .iter()
+            .filter_map(|s| s.generation)
+            .max()
+            .map(|(base, count)| (format::segment_name(base), count)),
     })
 }

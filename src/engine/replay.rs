@@ -230,7 +230,12 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         let Some(file) = files.remove(&n) else {
             continue;
         };
-        sealed.push(open_sealed(&opts, mode, n, file, &mut dir_dirty)?);
+        let mut s = open_sealed(&opts, mode, n, file, &mut dir_dirty)?;
+        s.generation = headers
+            .get(&n)
+            .filter(|h| h.flags & SEG_FLAG_COMPACTED != 0)
+            .map(|h| (h.gen_base, h.gen_count));
+        sealed.push(s);
     }
 
     let mut next_number = headers.keys().max().map_or(1, |m| m + 1);
@@ -312,6 +317,7 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
                     max_seq: scan.max_seq,
                     doc_hwm: scan.doc_hwm,
                     index: SealedIndex::in_memory(idx_path, entries),
+                    generation: None,
                 });
                 next_number = number + 1;
             } else {
@@ -463,6 +469,7 @@ fn open_sealed(
             max_seq: header.max_seq,
             doc_hwm: header.doc_hwm,
             index: SealedIndex::on_disk(idx_path, idx_file, header),
+            generation: None,
         });
     }
     let scan = segment::scan(&*file, &path, true)?;
@@ -483,6 +490,7 @@ fn open_sealed(
         max_seq: scan.max_seq,
         doc_hwm: scan.doc_hwm,
         index: SealedIndex::in_memory(idx_path, entries),
+        generation: None,
     })
 }
 

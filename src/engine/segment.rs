@@ -21,6 +21,8 @@ pub(crate) struct Sealed {
     pub max_seq: u64,
     pub doc_hwm: u64,
     pub index: SealedIndex,
+    /// Compaction generation (base, count) when compaction wrote it.
+    pub generation: Option<(u64, u32)>,
 }
 
 impl Sealed {

@@ -125,6 +125,10 @@ pub struct Stats {
     pub doc_id_high_water: u64,
     /// Format version of the store.
     pub format_version: u16,
+    /// The newest compaction still on disk: the file name of its first
+    /// segment and how many segments it wrote. `None` if the store was
+    /// never compacted.
+    pub last_compaction: Option<(String, u32)>,
 }
 
 /// An open store. See the module docs.
