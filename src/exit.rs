@@ -70,13 +70,31 @@ fn classify(err: &anyhow::Error) -> Outcome {
     Outcome::Fail(Code::Other)
 }
 
+/// The error and its causes joined by ": " (as `{err:#}` does), skipping a
+/// cause whose text the line already holds: the library's I/O errors print
+/// their OS error themselves and also return it as their source.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text.replace('\n', " ")
+}
+
 /// Prints `stratum: <error and its causes>` on one line of stderr (unless
 /// the error is a closed stdout) and returns the exit code for it.
 pub fn report(err: &anyhow::Error) -> ExitCode {
     match classify(err) {
         Outcome::QuietSuccess => ExitCode::SUCCESS,
         Outcome::Fail(code) => {
-            let text = format!("{err:#}").replace('\n', " ");
+            let text = one_line(err);
             // Nothing more can be done if stderr is closed too.
             let _ = writeln!(io::stderr().lock(), "stratum: {text}");
             ExitCode::from(code as u8)
@@ -152,6 +170,17 @@ mod tests {
         );
         assert_eq!(code(io::Error::other("x").into()), Outcome::Fail(Code::Io));
         assert_eq!(code(anyhow::anyhow!("x")), Outcome::Fail(Code::Other));
+    }
+
+    #[test]
+    fn messages_are_one_line_without_repeating_a_cause() {
+        let e = Error::io("open", "/d/x", io::Error::from_raw_os_error(2));
+        let e = anyhow::Error::new(e).context("line 4");
+        assert_eq!(
+            one_line(&e),
+            "line 4: I/O error during open on /d/x: No such file or directory (os error 2)"
+        );
+        assert_eq!(one_line(&anyhow::anyhow!("a\nb").context("c")), "c: a b");
     }
 
     #[test]

@@ -9,7 +9,8 @@ use crate::cli::{GlobalArgs, input, output};
 ///
 /// VALUE is any JSON value, kept exactly as written (key order, number text,
 /// string escapes). Without VALUE, or with `-`, it is read from stdin.
-/// --output sets the node's expected output in the same atomic write.
+/// --output sets the node's expected output in the same atomic write
+/// (`--output null` is the same as no --output, as in the `get` shape).
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
@@ -34,11 +35,10 @@ pub struct AddInputArgs {
 /// Invalid JSON, unknown document, lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: AddInputArgs) -> anyhow::Result<()> {
     let value = input::json_value(args.value.as_deref(), "input value")?;
-    let expected = args
-        .output
-        .as_deref()
-        .map(|o| input::parse_json(o, "--output"))
-        .transpose()?;
+    let expected = match args.output.as_deref() {
+        Some(o) => Some(input::parse_json(o, "--output")?).filter(|j| j.as_str() != "null"),
+        None => None,
+    };
     let mut store = g.open_existing()?;
     let node = store.add_input(DocId(args.doc), &value, expected.as_ref())?;
     drop(store);

@@ -19,7 +19,7 @@ use crate::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Result, Store};
 ///   {"op":"create-doc","body":"…" or "body_base64":"…","category":…,"version":…}
 ///   {"op":"update-doc","doc":D, and any of body/body_base64/category/version}
 ///   {"op":"add-input","doc":D,"input":V,"output":V (optional)}
-///   {"op":"set-output","doc":D,"node":N,"output":V}
+///   {"op":"set-output","doc":D,"node":N,"output":V (not null)}
 ///   {"op":"delete-input","doc":D,"node":N}
 ///   {"op":"delete-doc","doc":D}
 /// "doc" may be "$K": the id created by line K (1-based) of this batch,
@@ -193,7 +193,7 @@ fn parse_op(text: &str, line: u64) -> Result<Op> {
         "set-output" => {
             let output = match raw.output {
                 Some(Some(o)) => input::parse_json(o.get(), "output")?,
-                Some(None) => input::parse_json("null", "output")?,
+                Some(None) => input::settable_output(input::parse_json("null", "output")?)?,
                 None => return Err(need("output")),
             };
             Op::SetOutput(doc()?, node()?, output)
@@ -367,10 +367,10 @@ mod tests {
             parse_op(r#"{"op":"add-input","doc":1,"input":1,"output":null}"#, 1),
             Ok(Op::AddInput(_, _, None))
         ));
-        assert!(matches!(
-            parse_op(r#"{"op":"set-output","doc":1,"node":1,"output":null}"#, 1),
-            Ok(Op::SetOutput(_, _, j)) if j.as_str() == "null"
-        ));
+        assert!(
+            err(r#"{"op":"set-output","doc":1,"node":1,"output":null}"#, 1)
+                .contains("cannot be null")
+        );
         assert_eq!(
             err(r#"{"op":"set-output","doc":1,"node":1}"#, 1),
             r#"set-output needs "output""#

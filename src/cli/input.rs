@@ -106,6 +106,21 @@ pub fn parse_json(text: &str, what: &str) -> Result<Json> {
     })
 }
 
+/// An expected output to store: `null` stands for "no output" in the `get`
+/// shape, so storing it would make a node whose output cannot be told from
+/// an unset one (and would not survive `dump | load`).
+///
+/// # Errors
+/// [`Error::InvalidInput`] for `null`.
+pub fn settable_output(value: Json) -> Result<Json> {
+    if value.as_str() == "null" {
+        return Err(Error::invalid(
+            "an expected output cannot be null: null means \"no expected output\" (to remove one, delete the input node and add it again)",
+        ));
+    }
+    Ok(value)
+}
+
 /// Where a JSON Lines stream comes from.
 pub enum Source {
     /// Standard input.

@@ -70,8 +70,13 @@ pub fn styled() -> bool {
 pub fn table(headers: &[&str]) -> Table {
     let mut t = Table::new();
     if io::stdout().is_terminal() {
-        t.load_style(presets::UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic);
+        t.load_style(presets::UTF8_FULL_CONDENSED);
+        match terminal_width() {
+            Some(w) => t
+                .set_width(w)
+                .set_content_arrangement(ContentArrangement::Dynamic),
+            None => t.set_content_arrangement(ContentArrangement::Disabled),
+        };
     } else {
         t.force_no_tty()
             .load_style(presets::ASCII_FULL_CONDENSED)
@@ -112,15 +117,28 @@ pub fn value_width(columns: usize) -> usize {
     if !io::stdout().is_terminal() {
         return PLAIN_VALUE_WIDTH;
     }
-    let term = crossterm_width().unwrap_or(80);
+    let term = terminal_width().map_or(80, usize::from);
     // Leave room for the id columns and the borders.
     (term.saturating_sub(16) / columns.max(1)).max(12)
 }
 
-fn crossterm_width() -> Option<usize> {
-    // comfy-table already measures the terminal; ask it rather than adding a
-    // second terminal-size dependency.
-    Table::new().width().map(usize::from)
+/// Narrowest terminal width believed: a pseudo-terminal nobody sized
+/// reports 0 columns, and fitting a table into that would squeeze every
+/// column to one character.
+const MIN_TERMINAL_WIDTH: u16 = 20;
+
+/// The terminal's width: measured (comfy-table already links a terminal
+/// library; no second one), else `$COLUMNS`, else unknown.
+fn terminal_width() -> Option<u16> {
+    Table::new()
+        .width()
+        .filter(|&w| w >= MIN_TERMINAL_WIDTH)
+        .or_else(|| {
+            std::env::var("COLUMNS")
+                .ok()
+                .and_then(|c| c.trim().parse::<u16>().ok())
+                .filter(|&w| w >= MIN_TERMINAL_WIDTH)
+        })
 }
 
 /// `text` cut to at most `max` characters, ending in an ellipsis when cut

@@ -7,7 +7,8 @@ use crate::{DocId, NodeId};
 
 /// Set or replace the expected output of an input node.
 ///
-/// VALUE is any JSON value; without it, or with `-`, it is read from stdin.
+/// VALUE is any JSON value but null (which is how `get` shows a node with no
+/// expected output); without VALUE, or with `-`, it is read from stdin.
 /// Prints nothing.
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -32,7 +33,7 @@ pub struct SetOutputArgs {
 /// # Errors
 /// Invalid JSON, unknown document or node, lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: SetOutputArgs) -> anyhow::Result<()> {
-    let value = input::json_value(args.value.as_deref(), "output value")?;
+    let value = input::settable_output(input::json_value(args.value.as_deref(), "output value")?)?;
     let mut store = g.open_existing()?;
     store.set_output(DocId(args.doc), NodeId(args.node), &value)?;
     Ok(())

@@ -1,0 +1,19 @@
+//! The command-line tests: every command driven through the real binary
+//! (`CARGO_BIN_EXE_stratum`), as scripts use it. One test binary; one
+//! module per area under `tests/cli/`.
+
+#[path = "cli/util.rs"]
+mod util;
+
+#[path = "cli/batch.rs"]
+mod batch;
+#[path = "cli/commands.rs"]
+mod commands;
+#[path = "cli/durability.rs"]
+mod durability;
+#[path = "cli/errors.rs"]
+mod errors;
+#[path = "cli/operator.rs"]
+mod operator;
+#[path = "cli/values.rs"]
+mod values;

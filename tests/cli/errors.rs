@@ -1,0 +1,229 @@
+//! Every error class: its exit code, its one-line message, and a store left
+//! byte-for-byte as it was. Also: read commands on a missing store, and
+//! output into a closed pipe.
+
+use std::io::Read;
+use std::process::Stdio;
+
+use crate::util::TestStore;
+
+fn populated() -> TestStore {
+    let s = TestStore::new();
+    s.ok(&["create-doc", "body", "--category", "c"]);
+    s.ok(&["add-input", "1", "[1]", "--output", "1"]);
+    s
+}
+
+/// Runs each command expecting `code`, a message containing `needle`, and
+/// an unchanged store.
+fn refused(s: &TestStore, code: i32, cases: &[(&[&str], &str)]) {
+    for (args, needle) in cases {
+        let before = s.snapshot();
+        let (got, err) = s.fails(args);
+        assert_eq!(got, code, "{args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected {needle:?} in {err}"
+        );
+        assert_eq!(s.snapshot(), before, "{args:?} changed the store");
+    }
+}
+
+#[test]
+fn not_found_exits_3_and_changes_nothing() {
+    let s = populated();
+    refused(
+        &s,
+        3,
+        &[
+            (&["get", "9"], "document 9 not found"),
+            (
+                &["get", "1", "--node", "9"],
+                "input node 9 not found in document 1",
+            ),
+            (&["add-input", "9", "1"], "document 9 not found"),
+            (&["set-output", "9", "1", "1"], "document 9 not found"),
+            (&["set-output", "1", "9", "1"], "input node 9 not found"),
+            (
+                &["update-doc", "9", "--version", "v"],
+                "document 9 not found",
+            ),
+            (&["delete-doc", "9"], "document 9 not found"),
+            (&["delete-input", "1", "9"], "input node 9 not found"),
+            (&["delete-input", "9", "1"], "document 9 not found"),
+        ],
+    );
+}
+
+#[test]
+fn invalid_input_exits_4_and_changes_nothing() {
+    let s = populated();
+    refused(
+        &s,
+        4,
+        &[
+            (&["add-input", "1", "{oops"], "invalid JSON"),
+            (&["add-input", "1", "1", "--output", "[1,"], "--output"),
+            (&["set-output", "1", "1", "tru"], "invalid JSON"),
+            (&["set-output", "1", "1", "null"], "cannot be null"),
+        ],
+    );
+    let before = s.snapshot();
+    let (code, err) = s.with_stdin(b"").fails(&["add-input", "1", "-"]);
+    assert_eq!(code, 4, "{err}");
+    let (code, err) = s.with_stdin(b"{\"a\":").fails(&["set-output", "1", "1"]);
+    assert_eq!(code, 4, "{err}");
+    assert_eq!(s.snapshot(), before);
+}
+
+#[test]
+fn stdin_over_64_mib_exits_4_and_changes_nothing() {
+    let s = populated();
+    let before = s.snapshot();
+    let big = vec![b'a'; 64 * 1024 * 1024 + 1];
+    let (code, err) = s.with_stdin(&big).fails(&["create-doc", "-"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("more than 67108864 bytes"), "{err}");
+    let (code, _) = s.with_stdin(&big).fails(&["update-doc", "1", "-"]);
+    assert_eq!(code, 4);
+    assert_eq!(s.snapshot(), before);
+}
+
+#[test]
+fn usage_errors_exit_2_and_change_nothing() {
+    let s = populated();
+    for args in [
+        &["get"][..],
+        &["get", "one"],
+        &["get", "-1"],
+        &["add-input"],
+        &["set-output", "1"],
+        &["delete-input", "1"],
+        &["update-doc", "1"],
+        &["compact", "--min-garbage", "2"],
+        &["compact", "--min-dead-bytes", "lots"],
+        &["list", "--bogus"],
+    ] {
+        let before = s.snapshot();
+        let (code, err) = s.fails(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(s.snapshot(), before, "{args:?}");
+    }
+}
+
+#[test]
+fn io_errors_exit_7_naming_the_path() {
+    let s = populated();
+    let missing = s.tmp().join("no-such-file");
+    let before = s.snapshot();
+    let (code, err) = s.fails(&["create-doc", "--file", missing.to_str().unwrap()]);
+    assert_eq!(code, 7, "{err}");
+    assert!(
+        err.ends_with("no-such-file: No such file or directory (os error 2)\n"),
+        "{err}"
+    );
+    let (code, err) = s.fails(&["load", missing.to_str().unwrap()]);
+    assert_eq!(code, 7, "{err}");
+    assert_eq!(s.snapshot(), before);
+    // A data directory below a regular file.
+    let file = s.tmp().join("plain-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let mut cmd = std::process::Command::new(crate::util::BIN);
+    cmd.arg("--dir")
+        .arg(file.join("store"))
+        .args(["create-doc", "x"]);
+    let (shown, run) = TestStore::run_command(cmd, None);
+    crate::util::expect_failure(&shown, &run);
+    assert_eq!(run.code, 7, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("plain-file/store: Not a directory (os error 20)\n"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
+
+#[test]
+fn read_commands_on_a_missing_store_exit_3_and_create_nothing() {
+    let s = TestStore::new();
+    for args in [
+        &["get", "1"][..],
+        &["list"],
+        &["dump"],
+        &["dump", "--records"],
+        &["verify"],
+        &["stats"],
+        &["compact"],
+        &["compact", "--dry-run"],
+        &["delete-doc", "1"],
+        &["delete-input", "1", "1"],
+        &["add-input", "1", "1"],
+        &["set-output", "1", "1", "1"],
+        &["update-doc", "1", "--version", "v"],
+    ] {
+        let (code, err) = s.fails(args);
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(err.starts_with("stratum: no store at "), "{args:?}: {err}");
+        assert!(
+            !s.data().exists(),
+            "{args:?} created {}",
+            s.data().display()
+        );
+    }
+    // An existing empty directory stays empty too.
+    std::fs::create_dir(s.data()).unwrap();
+    assert_eq!(s.fails(&["list"]).0, 3);
+    assert_eq!(s.fails(&["delete-doc", "1"]).0, 3);
+    assert!(s.files().is_empty(), "{:?}", s.files());
+}
+
+/// Runs a command whose stdout is closed after its first line.
+fn first_line_then_close(s: &TestStore, args: &[&str]) -> (String, i32, String) {
+    let mut cmd = s.command(args);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = Vec::new();
+    let mut byte = [0u8; 1];
+    while stdout.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        first.push(byte[0]);
+    }
+    drop(stdout);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    (
+        String::from_utf8(first).unwrap(),
+        status.code().unwrap_or(-1),
+        stderr,
+    )
+}
+
+#[test]
+fn output_into_a_closed_pipe_exits_0_quietly() {
+    let s = TestStore::new();
+    // Well over a pipe buffer of output, so the writer meets the closed end.
+    s.load_docs(3000, |i| format!("doc {i} {}", "p".repeat(200)));
+    for args in [
+        &["dump"][..],
+        &["dump", "--records"],
+        &["list", "--json"],
+        &["list"],
+    ] {
+        let (first, code, stderr) = first_line_then_close(&s, args);
+        assert!(!first.is_empty(), "{args:?}");
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+    }
+    let (first, code, stderr) = first_line_then_close(&s, &["dump"]);
+    assert!(first.starts_with("{\"id\":1,"), "{first}");
+    assert_eq!((code, stderr.as_str()), (0, ""));
+}

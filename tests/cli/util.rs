@@ -1,0 +1,259 @@
+//! `TestStore`: runs the real `stratum` binary against a fresh data
+//! directory, the way shell scripts do, and prints everything about a run
+//! that did not end as the test expected.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_stratum");
+
+/// A temporary directory holding one store (`<tmp>/store`, created by the
+/// first write command) and anything else a test needs.
+pub struct TestStore {
+    tmp: tempfile::TempDir,
+    data: PathBuf,
+    /// Global options put before every command's own arguments.
+    pub globals: Vec<String>,
+}
+
+/// What a run produced.
+pub struct Run {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl TestStore {
+    pub fn new() -> TestStore {
+        let tmp = tempfile::tempdir().expect("create a temporary directory");
+        let data = tmp.path().join("store");
+        TestStore {
+            tmp,
+            data,
+            globals: Vec::new(),
+        }
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    /// The temporary directory around it, for input files.
+    pub fn tmp(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// A command with `--dir` set and every variable stratum reads removed.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(self.tmp.path())
+            .env_remove("STRATUM_DIR")
+            .env_remove("NO_COLOR")
+            .arg("--dir")
+            .arg(&self.data)
+            .args(&self.globals)
+            .args(args);
+        cmd
+    }
+
+    /// Runs `cmd` to completion, feeding `stdin` (or nothing: stdin is then
+    /// empty, never the terminal).
+    pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>) -> (String, Run) {
+        let shown = describe(&cmd);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+        let feeder = stdin.map(|bytes| {
+            let mut pipe = child.stdin.take().expect("stdin is piped");
+            let bytes = bytes.to_vec();
+            // A thread, so that a command that stops reading early cannot
+            // deadlock against a full pipe.
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+            })
+        });
+        let out: Output = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("cannot wait for {shown}: {e}"));
+        if let Some(f) = feeder {
+            f.join().expect("stdin feeder");
+        }
+        let run = Run {
+            // A signal death (e.g. a panic's abort) has no code: -1 fails
+            // every expectation.
+            code: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        (shown, run)
+    }
+
+    /// Runs with these arguments and optional stdin.
+    pub fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> (String, Run) {
+        Self::run_command(self.command(args), stdin)
+    }
+
+    /// Runs and expects exit 0 with nothing on stderr; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.stdin_ok(args, None)
+    }
+
+    /// As [`TestStore::ok`], returning stdout as raw bytes.
+    pub fn ok_bytes(&self, args: &[&str]) -> Vec<u8> {
+        let (shown, run) = self.run(args, None);
+        expect_ok(&shown, &run);
+        run.stdout
+    }
+
+    /// Runs with stdin, expects exit 0 and a quiet stderr.
+    pub fn stdin_ok(&self, args: &[&str], stdin: Option<&[u8]>) -> String {
+        let (shown, run) = self.run(args, stdin);
+        expect_ok(&shown, &run);
+        String::from_utf8(run.stdout)
+            .unwrap_or_else(|e| panic!("{shown}: stdout is not UTF-8: {e}"))
+    }
+
+    /// Runs and expects a failure; returns (exit code, stderr). Also checks
+    /// the failure is reported the documented way: nothing on stdout, one
+    /// `stratum: ` line on stderr, no panic.
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        self.stdin_fails(args, None)
+    }
+
+    /// As [`TestStore::fails`], with stdin.
+    pub fn stdin_fails(&self, args: &[&str], stdin: Option<&[u8]>) -> (i32, String) {
+        let (shown, run) = self.run(args, stdin);
+        expect_failure(&shown, &run);
+        (run.code, run.stderr)
+    }
+
+    /// A builder for a run with stdin.
+    pub fn with_stdin<'a>(&'a self, bytes: &'a [u8]) -> WithStdin<'a> {
+        WithStdin { store: self, bytes }
+    }
+
+    /// Every file of the data directory and its bytes, to show that a
+    /// refused command changed nothing.
+    pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        let Ok(entries) = std::fs::read_dir(&self.data) else {
+            return files;
+        };
+        for entry in entries {
+            let entry = entry.expect("read the data directory");
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let bytes = std::fs::read(entry.path()).expect("read a data file");
+            files.insert(name, bytes);
+        }
+        files
+    }
+
+    /// Names of the files in the data directory, sorted.
+    pub fn files(&self) -> Vec<String> {
+        self.snapshot().into_keys().collect()
+    }
+
+    /// Bytes of all files in the data directory.
+    pub fn disk_bytes(&self) -> u64 {
+        self.snapshot().values().map(|b| b.len() as u64).sum()
+    }
+
+    /// Creates `n` documents quickly through `load`, bodies `body(i)`.
+    pub fn load_docs(&self, n: usize, body: impl Fn(usize) -> String) -> Vec<u64> {
+        let mut lines = String::new();
+        for i in 0..n {
+            let line =
+                serde_json::json!({"body": body(i), "inputs": [{"input": i, "output": i * 2}]});
+            writeln!(lines, "{line}").expect("write to a string");
+        }
+        self.stdin_ok(&["load", "-"], Some(lines.as_bytes()))
+            .lines()
+            .map(|l| l.parse().expect("load prints ids"))
+            .collect()
+    }
+}
+
+/// A pending run with stdin.
+pub struct WithStdin<'a> {
+    store: &'a TestStore,
+    bytes: &'a [u8],
+}
+
+impl WithStdin<'_> {
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.store.stdin_ok(args, Some(self.bytes))
+    }
+
+    pub fn fails(&self, args: &[&str]) -> (i32, String) {
+        self.store.stdin_fails(args, Some(self.bytes))
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        write!(s, "  (in {})", dir.display()).expect("write to a string");
+    }
+    s
+}
+
+/// The failure report every unexpected outcome prints.
+pub fn report(shown: &str, run: &Run, expected: &str) -> String {
+    format!(
+        "\n=== {expected}, but\n=== command: {shown}\n=== exit status: {}\n=== stdout:\n{}\n=== stderr:\n{}\n",
+        run.code,
+        String::from_utf8_lossy(&run.stdout),
+        run.stderr
+    )
+}
+
+pub fn expect_ok(shown: &str, run: &Run) {
+    if run.code != 0 || !run.stderr.is_empty() {
+        panic!(
+            "{}",
+            report(shown, run, "expected success with an empty stderr")
+        );
+    }
+}
+
+pub fn expect_failure(shown: &str, run: &Run) {
+    let one_line = run.stderr.lines().count() == 1 && run.stderr.starts_with("stratum: ");
+    // Clap's own usage errors (exit 2) are several lines.
+    let usage = run.code == 2 && run.stderr.starts_with("error: ");
+    if run.code == 0
+        || run.code == -1
+        || !run.stdout.is_empty()
+        || !(one_line || usage)
+        || run.stderr.contains("panicked")
+    {
+        panic!(
+            "{}",
+            report(
+                shown,
+                run,
+                "expected a failure: non-zero exit, empty stdout, one `stratum: ` line on stderr"
+            )
+        );
+    }
+}
+
+/// Parses one JSON line, failing with the text.
+pub fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
