@@ -1,0 +1,922 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of the `stratum` CLI and the `sqlite3` CLI.
+
+One command runs it from a clean clone (it builds the release binary first):
+
+    python3 bench/run.py              # full run: 100,000 documents, scaling to 1,000,000
+    python3 bench/run.py --quick      # smoke run of a few seconds
+    python3 bench/run.py --write-md   # also rewrite docs/BENCHMARKS.md
+
+The workload is generated deterministically from a seed and cached under
+bench/work/ (gitignored). Every timed case runs both tools in the same run,
+alternating which goes first, and reports medians and the ratio
+stratum / sqlite3. Page caches cannot be dropped without privileges, so all
+figures are warm-cache. The benchmark reports; it never fails on a ratio.
+It exits non-zero only when a command fails or the two tools disagree on
+the data they return.
+
+Python standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / "work"
+MD_PATH = ROOT / "docs" / "BENCHMARKS.md"
+
+# Bump when the generator's output changes, so cached workloads are rebuilt.
+GEN_VERSION = 2
+
+CATEGORIES = ["easy", "medium", "hard", "expert", "archived"]
+VERSIONS = ["1", "1.1", "2", "2.0.1", "3-beta", "2024.06", "v7"]
+KINDS = ["int", "double", "string", "int_list", "string_list", "string_map"]
+
+WORDS = (
+    "array sum input output value node graph tree path edge weight query "
+    "string number integer prime modulo sort search binary heap stack queue "
+    "matrix vector range window prefix suffix palindrome anagram cycle bridge "
+    "flow cut match interval segment bit mask greedy dynamic memo recursion "
+    "order index hash map set list pair tuple key count limit bound given "
+    "return print read line test case example note constraint each every "
+    "café naïve größe 数据 テスト"
+).split()
+
+SCHEMA_SQL = (
+    "PRAGMA journal_mode=WAL;\n"
+    "CREATE TABLE docs(id INTEGER PRIMARY KEY, category, version, body);\n"
+    "CREATE TABLE nodes(doc_id, node_id, input, output, "
+    "PRIMARY KEY(doc_id,node_id)) WITHOUT ROWID;\n"
+)
+
+# The schema's columns are untyped, so `nodes.doc_id` has no affinity while
+# `docs.id` is an integer: a plain `n.doc_id=d.id` cannot use the primary key
+# and scans every node for every document (seconds for 2,000 documents). The
+# unary `+` drops the affinity of `d.id`, which lets sqlite search the primary
+# key: this is the fastest form of the query, i.e. sqlite3's best showing.
+DOC_SELECT = (
+    "SELECT json_object('id',d.id,'category',d.category,'version',d.version,"
+    "'body',d.body,'inputs',(SELECT json_group_array(json_object('node',n.node_id,"
+    "'input',json(n.input),'output',json(n.output))) FROM nodes n "
+    "WHERE n.doc_id=+d.id)) FROM docs d"
+)
+
+DUMP_JSON_SELECT = (
+    "SELECT d.id, d.category, d.version, d.body, (SELECT json_group_array("
+    "json_object('node',n.node_id,'input',json(n.input),'output',json(n.output))) "
+    "FROM nodes n WHERE n.doc_id=+d.id) AS inputs FROM docs d ORDER BY d.id"
+)
+
+
+class BenchError(Exception):
+    """A command failed, or the two tools disagree on the data."""
+
+
+# ---------------------------------------------------------------- generator
+
+
+def dumps(value) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def make_paragraph_pool(rng: random.Random, count: int = 3000) -> list[str]:
+    """HTML fragments of 60-400 bytes; bodies are built from these for speed."""
+    pool = []
+    for _ in range(count):
+        kind = rng.randrange(6)
+        words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 45)))
+        if kind == 0:
+            frag = f"<h2 id=\"s{rng.randrange(1000)}\">{words[:60]}</h2>"
+        elif kind == 1:
+            frag = f"<pre><code class=\"lang-py\">x = [{rng.randrange(100)}, " \
+                   f"{rng.randrange(100)}]\nprint(sum(x)) # {words[:40]}</code></pre>"
+        elif kind == 2:
+            items = "".join(
+                f"<li>{rng.choice(WORDS)} &lt;= {rng.randrange(10**6)}</li>"
+                for _ in range(rng.randint(2, 6))
+            )
+            frag = f"<ul>{items}</ul>"
+        else:
+            frag = f"<p>{words} <em>{rng.choice(WORDS)}</em> \"{rng.choice(WORDS)}\".</p>"
+        pool.append(frag + "\n")
+    return pool
+
+
+def make_body(rng: random.Random, pool: list[str]) -> str:
+    head, tail = "<article class=\"problem\">\n", "</article>\n"
+    target = rng.randint(512, 3072) - len(head) - len(tail)
+    parts, size = [], 0
+    while size < target:
+        frag = rng.choice(pool)
+        if size + len(frag) > 3072 - len(head) - len(tail):
+            frag = f"<p>{'x' * max(1, target - size - 8)}</p>\n"
+        parts.append(frag)
+        size += len(frag)
+    return head + "".join(parts) + tail
+
+
+def make_value(rng: random.Random, kind: str):
+    if kind == "int":
+        return rng.choice([rng.randint(-100, 100), rng.randint(-(10**12), 10**12)])
+    if kind == "double":
+        return round(rng.uniform(-1e4, 1e4), rng.randint(1, 6))
+    if kind == "string":
+        text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 12)))
+        if rng.random() < 0.1:
+            text += ' "quoted"\n\ttab'
+        return text
+    if kind == "int_list":
+        return [rng.randint(-(10**6), 10**6) for _ in range(rng.randint(0, 30))]
+    if kind == "string_list":
+        return [rng.choice(WORDS) for _ in range(rng.randint(0, 10))]
+    return {f"{rng.choice(WORDS)}_{i}": rng.choice(WORDS) for i in range(rng.randint(1, 6))}
+
+
+def doc_kinds(rng: random.Random, doc_id: int, inputs: int) -> list[str]:
+    """All six kinds in every document when it has six inputs or more."""
+    if inputs >= len(KINDS):
+        kinds = KINDS[:]
+        rng.shuffle(kinds)
+        kinds += [rng.choice(KINDS) for _ in range(inputs - len(KINDS))]
+        return kinds
+    # Fewer inputs: rotate by id, so all six kinds appear across documents.
+    return [KINDS[(doc_id + j) % len(KINDS)] for j in range(inputs)]
+
+
+@dataclass
+class Workload:
+    docs: int
+    inputs: int
+    seed: int
+    jsonl: Path
+    sql: Path | None
+    jsonl_bytes: int = 0
+
+    @property
+    def tag(self) -> str:
+        return f"n{self.docs}-i{self.inputs}-s{self.seed}-g{GEN_VERSION}"
+
+
+def workload(docs: int, inputs: int, seed: int, with_sql: bool, log) -> Workload:
+    """Generates (or reuses) the JSON Lines workload and, when asked, the SQL load script."""
+    w = Workload(docs, inputs, seed, Path(), None)
+    w.jsonl = WORK / f"workload-{w.tag}.jsonl"
+    w.sql = WORK / f"load-{w.tag}.sql" if with_sql else None
+    if w.jsonl.exists() and (w.sql is None or w.sql.exists()):
+        w.jsonl_bytes = w.jsonl.stat().st_size
+        log(f"reusing {w.jsonl.relative_to(ROOT)} ({w.jsonl_bytes / 1e6:.0f} MB)")
+        return w
+    log(f"generating {docs:,} documents x {inputs} inputs (seed {seed}) ...")
+    WORK.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    pool = make_paragraph_pool(rng)
+    tmp_jsonl = w.jsonl.with_suffix(".tmp")
+    tmp_sql = w.sql.with_suffix(".tmp") if w.sql else None
+    start = time.perf_counter()
+    with open(tmp_jsonl, "w", encoding="utf-8", buffering=1 << 20) as jf, (
+        open(tmp_sql or os.devnull, "w", encoding="utf-8", buffering=1 << 20)
+    ) as sf:
+        if tmp_sql:
+            sf.write(SCHEMA_SQL)
+            sf.write("BEGIN;\n")
+        for doc_id in range(1, docs + 1):
+            category = CATEGORIES[rng.randrange(len(CATEGORIES))]
+            version = VERSIONS[rng.randrange(len(VERSIONS))]
+            body = make_body(rng, pool)
+            nodes = []
+            for node_id, kind in enumerate(doc_kinds(rng, doc_id, inputs), start=1):
+                value = dumps(make_value(rng, kind))
+                output = dumps(make_value(rng, rng.choice(KINDS)))
+                nodes.append((node_id, value, output))
+            inputs_json = ",".join(
+                f'{{"node":{n},"input":{v},"output":{o}}}' for n, v, o in nodes
+            )
+            jf.write(
+                f'{{"id":{doc_id},"category":{dumps(category)},"version":{dumps(version)},'
+                f'"body":{dumps(body)},"inputs":[{inputs_json}]}}\n'
+            )
+            if tmp_sql:
+                sf.write(
+                    f"INSERT INTO docs VALUES({doc_id},{sql_str(category)},"
+                    f"{sql_str(version)},{sql_str(body)});\n"
+                )
+                if nodes:
+                    rows = ",".join(
+                        f"({doc_id},{n},{sql_str(v)},{sql_str(o)})" for n, v, o in nodes
+                    )
+                    sf.write(f"INSERT INTO nodes VALUES{rows};\n")
+        if tmp_sql:
+            sf.write("COMMIT;\n")
+    if tmp_sql:
+        tmp_sql.rename(w.sql)
+    tmp_jsonl.rename(w.jsonl)
+    w.jsonl_bytes = w.jsonl.stat().st_size
+    log(f"  {w.jsonl_bytes / 1e6:.0f} MB of JSON Lines in {time.perf_counter() - start:.1f} s")
+    return w
+
+
+def half_outputs(w: Workload, with_sql: bool) -> tuple[Path, Path | None, int]:
+    """New values for every node with (doc + node) even: exactly half when inputs is even.
+
+    Written once as `apply` JSON Lines and as one SQL transaction of UPDATEs.
+    """
+    apply_path = WORK / f"apply-{w.tag}.jsonl"
+    sql_path = WORK / f"update-{w.tag}.sql" if with_sql else None
+    count = sum(
+        1 for d in range(1, w.docs + 1) for n in range(1, w.inputs + 1) if (d + n) % 2 == 0
+    )
+    if apply_path.exists() and (sql_path is None or sql_path.exists()):
+        return apply_path, sql_path, count
+    rng = random.Random(w.seed + 1)
+    tmp_a = apply_path.with_suffix(".tmp")
+    tmp_s = sql_path.with_suffix(".tmp") if sql_path else None
+    with open(tmp_a, "w", encoding="utf-8", buffering=1 << 20) as af, (
+        open(tmp_s or os.devnull, "w", encoding="utf-8", buffering=1 << 20)
+    ) as sf:
+        sf.write("BEGIN;\n")
+        for d in range(1, w.docs + 1):
+            for n in range(1, w.inputs + 1):
+                if (d + n) % 2:
+                    continue
+                value = dumps(make_value(rng, rng.choice(KINDS)))
+                af.write(f'{{"op":"set-output","doc":{d},"node":{n},"output":{value}}}\n')
+                sf.write(
+                    f"UPDATE nodes SET output={sql_str(value)} WHERE doc_id={d} AND node_id={n};\n"
+                )
+        sf.write("COMMIT;\n")
+    if tmp_s:
+        tmp_s.rename(sql_path)
+    tmp_a.rename(apply_path)
+    return apply_path, sql_path, count
+
+
+# ---------------------------------------------------------------- running
+
+
+@dataclass
+class Tools:
+    stratum: str
+    sqlite3: str
+    gnu_time: str | None
+
+    def st(self, store: Path, *args: str, sync: bool = True) -> list[str]:
+        cmd = [self.stratum, "--dir", str(store)]
+        if not sync:
+            cmd.append("--no-sync")
+        return cmd + list(args)
+
+    def sq(self, db: Path, *sql: str, json_mode: bool = False) -> list[str]:
+        mode = ["-json"] if json_mode else []
+        return [self.sqlite3, "-batch", "-init", os.devnull, *mode, str(db), *sql]
+
+
+def run(cmd: list[str], stdin: Path | None = None, stdout: Path | None = None,
+        capture: bool = False) -> tuple[float, str]:
+    """Runs one command; returns (wall seconds, captured stdout when asked)."""
+    fin = open(stdin, "rb") if stdin else subprocess.DEVNULL
+    if capture:
+        fout = subprocess.PIPE
+    elif stdout:
+        fout = open(stdout, "wb")
+    else:
+        fout = subprocess.DEVNULL
+    try:
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, stdin=fin, stdout=fout, stderr=subprocess.PIPE,
+                              close_fds=False)
+        elapsed = time.perf_counter() - start
+    finally:
+        if stdin:
+            fin.close()
+        if stdout and not capture:
+            fout.close()
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip()[-2000:]
+        shown = " ".join(cmd)
+        raise BenchError(f"command failed (exit {proc.returncode}): {shown}\n{err}")
+    out = proc.stdout.decode(errors="replace") if capture else ""
+    return elapsed, out
+
+
+def peak_rss_kib(tools: Tools, cmd: list[str], stdin: Path | None = None) -> tuple[float, int]:
+    """Runs `cmd` under GNU time -v; returns (wall seconds, peak RSS in KiB)."""
+    if not tools.gnu_time:
+        elapsed, _ = run(cmd, stdin=stdin)
+        return elapsed, -1
+    report = WORK / "time-v.txt"
+    elapsed, _ = run([tools.gnu_time, "-v", "-o", str(report), *cmd], stdin=stdin)
+    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", report.read_text())
+    if not match:
+        raise BenchError(f"no peak RSS in GNU time output for {' '.join(cmd)}")
+    return elapsed, int(match.group(1))
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def db_bytes(db: Path) -> int:
+    total = db.stat().st_size
+    wal = db.with_name(db.name + "-wal")
+    if wal.exists():
+        total += wal.stat().st_size
+    return total
+
+
+def remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            side.unlink()
+
+
+def copy_db(src: Path, dst: Path) -> None:
+    remove(dst)
+    shutil.copyfile(src, dst)
+    for suffix in ("-wal",):
+        side = src.with_name(src.name + suffix)
+        if side.exists():
+            shutil.copyfile(side, dst.with_name(dst.name + suffix))
+
+
+def copy_store(src: Path, dst: Path) -> None:
+    remove(dst)
+    shutil.copytree(src, dst)
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class Row:
+    case: str
+    stratum: list[float] = field(default_factory=list)
+    sqlite: list[float] = field(default_factory=list)
+    target: str = ""
+    limit: float | None = None
+    unit: str = "s"
+    # A second condition of the target beyond the ratio (verify's GB/s), when there is one.
+    also_holds: bool | None = None
+
+    def med(self, xs: list[float]) -> float | None:
+        return statistics.median(xs) if xs else None
+
+    def ratio(self) -> float | None:
+        a, b = self.med(self.stratum), self.med(self.sqlite)
+        if a is None or b is None or b == 0:
+            return None
+        return a / b
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.3g} ms"
+    return f"{seconds:.3g} s"
+
+
+def fmt_rss(kib: int) -> str:
+    return "n/a (no /usr/bin/time)" if kib < 0 else f"{kib / 1024:.1f} MiB"
+
+
+def fmt_value(x: float | None, unit: str) -> str:
+    if x is None:
+        return "—"
+    if unit == "s":
+        return fmt_time(x)
+    if unit == "bytes":
+        return f"{x / 1e6:.1f} MB"
+    if unit == "KiB":
+        return f"{x / 1024:.1f} MiB"
+    return f"{x:g} {unit}"
+
+
+def results_table(rows: list[Row]) -> str:
+    lines = [
+        "| case | stratum median | sqlite3 median | ratio | target | holds | runs |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ratio = r.ratio()
+        holds = "—"
+        if ratio is not None and r.limit is not None:
+            ok = ratio <= r.limit and r.also_holds is not False
+            holds = "yes" if ok else "no"
+        runs = f"{len(r.stratum)} / {len(r.sqlite)}"
+        lines.append(
+            f"| {r.case} | {fmt_value(r.med(r.stratum), r.unit)} | "
+            f"{fmt_value(r.med(r.sqlite), r.unit)} | "
+            f"{'—' if ratio is None else f'{ratio:.2f}'} | {r.target} | {holds} | {runs} |"
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- machine
+
+
+def loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "unknown"
+
+
+def machine_info(tools: Tools, built: bool) -> list[tuple[str, str]]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    WORK.mkdir(parents=True, exist_ok=True)
+    usage = shutil.disk_usage(WORK)
+    fs = "unknown"
+    try:
+        fs = subprocess.run(["stat", "-f", "-c", "%T", str(WORK)], capture_output=True,
+                            text=True).stdout.strip() or fs
+    except OSError:
+        pass
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True,
+                                  text=True).stdout.strip()
+        except OSError:
+            return ""
+
+    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no", "--", "src", "Cargo.toml",
+           "Cargo.lock"):
+        commit += " (with uncommitted changes in src/)"
+    if not built:
+        commit += " (HEAD; the binary was not rebuilt by this run)"
+    sqlite_version = subprocess.run([tools.sqlite3, "--version"], capture_output=True,
+                                    text=True).stdout.split()[:2]
+    return [
+        ("CPU", cpu),
+        ("cores (nproc)", str(os.cpu_count())),
+        ("memory", mem),
+        ("kernel", f"{platform.system()} {platform.release()}"),
+        ("filesystem of bench/work", f"{fs}, {usage.free / 1e9:.0f} GB free"),
+        ("stratum commit", commit),
+        ("sqlite3", " ".join(sqlite_version)),
+        ("python", platform.python_version()),
+        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+    ]
+
+
+# ---------------------------------------------------------------- the cases
+
+
+@dataclass
+class Config:
+    docs: int
+    inputs: int
+    seed: int
+    reps: int
+    gets: int
+    add_inputs: int
+    scale: list[tuple[int, int]]
+    quick: bool
+
+
+def ordered(rep: int, a, b):
+    """Alternates which tool runs first."""
+    return (a, b) if rep % 2 == 0 else (b, a)
+
+
+def same_doc(st_json: str, sq_json: str) -> bool:
+    return json.loads(st_json) == json.loads(sq_json)
+
+
+def check_agreement(tools: Tools, store: Path, db: Path, ids: list[int]) -> None:
+    for doc in ids:
+        _, a = run(tools.st(store, "get", str(doc)), capture=True)
+        _, b = run(tools.sq(db, f"{DOC_SELECT} WHERE d.id={doc}"), capture=True)
+        if not same_doc(a, b):
+            raise BenchError(
+                f"stratum and sqlite3 disagree on document {doc}:\n"
+                f"stratum: {a.strip()[:300]}\nsqlite3: {b.strip()[:300]}"
+            )
+
+
+def bench_main(cfg: Config, tools: Tools, log) -> tuple[list[Row], dict]:
+    w = workload(cfg.docs, cfg.inputs, cfg.seed, True, log)
+    apply_file, update_sql, half = half_outputs(w, True)
+    runs = WORK / "runs"
+    remove(runs)
+    runs.mkdir(parents=True)
+    store, db = runs / "stratum", runs / "sqlite.db"
+    rows: list[Row] = []
+    extra: dict = {"jsonl_bytes": w.jsonl_bytes, "half": half}
+
+    # Bulk load: a fresh store and a fresh database each repetition.
+    row = Row("bulk load of the whole workload (`load` vs one transaction of INSERTs)",
+              target="≤ 0.25", limit=0.25)
+    for rep in range(cfg.reps):
+        log(f"load {rep + 1}/{cfg.reps}")
+        remove(store)
+        remove(db)
+
+        def st_load():
+            row.stratum.append(run(tools.st(store, "load", str(w.jsonl)))[0])
+
+        def sq_load():
+            row.sqlite.append(run(tools.sq(db), stdin=w.sql)[0])
+
+        for f in ordered(rep, st_load, sq_load):
+            f()
+    rows.append(row)
+    extra["load_median"] = statistics.median(row.stratum)
+
+    rng = random.Random(cfg.seed + 2)
+    check_agreement(tools, store, db, sorted({1, cfg.docs, *rng.sample(range(1, cfg.docs + 1), 5)}))
+
+    # One document per invocation.
+    ids = [rng.randint(1, cfg.docs) for _ in range(cfg.gets)]
+    row = Row(f"one document per invocation, {len(ids)} random ids (`get` vs SELECT json_object)",
+              target="≤ 1.0", limit=1.0)
+    log(f"get x {len(ids)}")
+    for i, doc in enumerate(ids):
+        a = lambda: row.stratum.append(run(tools.st(store, "get", str(doc)))[0])  # noqa: E731
+        b = lambda: row.sqlite.append(  # noqa: E731
+            run(tools.sq(db, f"{DOC_SELECT} WHERE d.id={doc}"))[0])
+        for f in ordered(i, a, b):
+            f()
+    rows.append(row)
+
+    # One durable input per invocation.
+    row = Row("one durable input per invocation (`add-input` vs one INSERT)",
+              target="≤ 1.0", limit=1.0)
+    log(f"add-input x {cfg.add_inputs}")
+    for i in range(cfg.add_inputs):
+        doc = rng.randint(1, cfg.docs)
+        value = dumps(make_value(rng, KINDS[i % len(KINDS)]))
+        output = dumps(make_value(rng, rng.choice(KINDS)))
+        sql = (
+            f"INSERT INTO nodes VALUES({doc},(SELECT coalesce(max(node_id),0)+1 FROM nodes "
+            f"WHERE doc_id={doc}),{sql_str(value)},{sql_str(output)}) RETURNING node_id"
+        )
+        a = lambda: row.stratum.append(  # noqa: E731
+            run(tools.st(store, "add-input", str(doc), value, "--output", output))[0])
+        b = lambda: row.sqlite.append(run(tools.sq(db, sql))[0])  # noqa: E731
+        for f in ordered(i, a, b):
+            f()
+    rows.append(row)
+
+    # Rewrite half the outputs, then reclaim the space; on fresh copies each repetition.
+    apply_row = Row(f"rewrite half the outputs ({half:,}) in one invocation "
+                    "(`apply` vs one UPDATE transaction)", target="≤ 0.5", limit=0.5)
+    compact_row = Row("then reclaim the space (`compact` vs VACUUM)", target="≤ 0.5", limit=0.5)
+    st_work, sq_work = runs / "stratum-rw", runs / "sqlite-rw.db"
+    rss = {"stratum compact": [], "sqlite3 VACUUM": []}
+    pre_compact = {}
+    for rep in range(cfg.reps):
+        log(f"apply + compact {rep + 1}/{cfg.reps}")
+        copy_store(store, st_work)
+        copy_db(db, sq_work)
+
+        def st_side():
+            apply_row.stratum.append(run(tools.st(st_work, "apply", str(apply_file)))[0])
+            pre_compact["stratum"] = dir_bytes(st_work)
+            t, kib = peak_rss_kib(tools, tools.st(st_work, "compact"))
+            compact_row.stratum.append(t)
+            rss["stratum compact"].append(kib)
+
+        def sq_side():
+            apply_row.sqlite.append(run(tools.sq(sq_work), stdin=update_sql)[0])
+            pre_compact["sqlite3"] = db_bytes(sq_work)
+            t, kib = peak_rss_kib(tools, tools.sq(sq_work, "VACUUM"))
+            compact_row.sqlite.append(t)
+            rss["sqlite3 VACUUM"].append(kib)
+
+        for f in ordered(rep, st_side, sq_side):
+            f()
+    rows += [apply_row, compact_row]
+    extra["pre_compact"] = pre_compact
+    extra["rss_compact"] = {k: max(v) for k, v in rss.items() if v}
+
+    # Every document out as JSON, from the compacted store and database.
+    dump_row = Row("every document out as JSON (`dump` vs `sqlite3 -json` of the join)",
+                   target="≤ 1.0", limit=1.0)
+    lines_row = Row("every document out as JSON Lines (`dump` vs one json_object per row)",
+                    target="(reference)")
+    for rep in range(cfg.reps):
+        log(f"dump {rep + 1}/{cfg.reps}")
+        a = lambda: dump_row.stratum.append(run(tools.st(st_work, "dump"))[0])  # noqa: E731
+        b = lambda: dump_row.sqlite.append(  # noqa: E731
+            run(tools.sq(sq_work, DUMP_JSON_SELECT, json_mode=True))[0])
+        c = lambda: lines_row.sqlite.append(  # noqa: E731
+            run(tools.sq(sq_work, f"{DOC_SELECT} ORDER BY d.id"))[0])
+        for f in (a, b, c) if rep % 2 == 0 else (c, b, a):
+            f()
+    lines_row.stratum = dump_row.stratum
+    rows += [dump_row, lines_row]
+
+    # Full integrity check.
+    st_bytes = dir_bytes(st_work)
+    verify_row = Row("full integrity check (`verify` vs PRAGMA integrity_check)",
+                     target="≤ 1.0, and ≥ 1 GB/s", limit=1.0)
+    for rep in range(cfg.reps):
+        log(f"verify {rep + 1}/{cfg.reps}")
+        a = lambda: verify_row.stratum.append(run(tools.st(st_work, "verify"))[0])  # noqa: E731
+        b = lambda: verify_row.sqlite.append(  # noqa: E731
+            run(tools.sq(sq_work, "PRAGMA integrity_check"))[0])
+        for f in ordered(rep, a, b):
+            f()
+    gbps = st_bytes / statistics.median(verify_row.stratum) / 1e9
+    verify_row.case += f"; stratum reads {gbps:.2f} GB/s"
+    verify_row.also_holds = gbps >= 1.0
+    rows.append(verify_row)
+
+    size_row = Row("bytes on disk after compaction (store dir vs db + wal)", target="≤ 1.0",
+                   limit=1.0, unit="bytes")
+    size_row.stratum = [float(st_bytes)]
+    extra["index_bytes"] = sum(p.stat().st_size for p in st_work.glob("*.idx"))
+    size_row.sqlite = [float(db_bytes(sq_work))]
+    rows.append(size_row)
+    extra["store"], extra["db"] = store, db
+    return rows, extra
+
+
+@dataclass
+class ScalePoint:
+    docs: int
+    inputs: int
+    store: Path
+    apply_file: Path
+    load_seconds: float
+    gets: list[float] = field(default_factory=list)
+    get_rss_kib: int = 0
+    compact_rss_kib: int = 0
+    compact_seconds: float = 0.0
+    store_bytes: int = 0
+
+    @property
+    def get_median(self) -> float:
+        return statistics.median(self.gets)
+
+
+def bench_scale(cfg: Config, tools: Tools, log, main_store: Path,
+                main_load: float) -> list[ScalePoint]:
+    """stratum alone at several sizes; the `get`s go round-robin over the sizes,
+    so that noise from the rest of the machine hits every size alike."""
+    points = []
+    runs = WORK / "runs"
+    for docs, inputs in cfg.scale:
+        w = workload(docs, inputs, cfg.seed, False, log)
+        apply_file, _, _ = half_outputs(w, False)
+        if docs == cfg.docs and inputs == cfg.inputs:
+            points.append(ScalePoint(docs, inputs, main_store, apply_file, main_load))
+            continue
+        store = runs / f"scale-{w.tag}"
+        log(f"scale: loading {docs:,} x {inputs}")
+        remove(store)
+        t, _ = run(tools.st(store, "load", str(w.jsonl)))
+        points.append(ScalePoint(docs, inputs, store, apply_file, t))
+    rng = random.Random(cfg.seed + 3)
+    log(f"scale: get x {cfg.gets} at each of {len(points)} sizes, round-robin")
+    for i in range(cfg.gets):
+        for p in points if i % 2 == 0 else reversed(points):
+            doc = rng.randint(1, p.docs)
+            p.gets.append(run(tools.st(p.store, "get", str(doc)))[0])
+    for p in points:
+        p.get_rss_kib = max(
+            peak_rss_kib(tools, tools.st(p.store, "get", str(rng.randint(1, p.docs))))[1]
+            for _ in range(5)
+        )
+    for p in points:
+        log(f"scale: apply + compact at {p.docs:,} x {p.inputs}")
+        run(tools.st(p.store, "apply", str(p.apply_file)))
+        p.compact_seconds, p.compact_rss_kib = peak_rss_kib(tools, tools.st(p.store, "compact"))
+        p.store_bytes = dir_bytes(p.store)
+        if p.store != main_store:
+            remove(p.store)
+    return points
+
+
+def scale_table(points: list[ScalePoint]) -> str:
+    lines = [
+        "| documents × inputs | `load` | `get` median | `get` peak RSS "
+        "| `compact` time | `compact` peak RSS | store after compact |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in points:
+        lines.append(
+            f"| {p.docs:,} × {p.inputs} | {fmt_time(p.load_seconds)} | "
+            f"{fmt_time(p.get_median)} ({len(p.gets)} ids) | {fmt_rss(p.get_rss_kib)} | "
+            f"{fmt_time(p.compact_seconds)} | {fmt_rss(p.compact_rss_kib)} | "
+            f"{p.store_bytes / 1e6:.0f} MB |"
+        )
+    return "\n".join(lines)
+
+
+def scale_verdicts(points: list[ScalePoint]) -> list[str]:
+    out = []
+    by = {(p.docs, p.inputs): p for p in points}
+    largest = max(points, key=lambda p: p.docs)
+    base = min((p for p in points if p.inputs == largest.inputs), key=lambda p: p.docs)
+    if base is not largest:
+        r = largest.get_median / base.get_median
+        out.append(
+            f"`get` at {largest.docs:,} × {largest.inputs} / at {base.docs:,} × {base.inputs}: "
+            f"{r:.2f} (target ≤ 2): {'holds' if r <= 2 else 'does not hold'}"
+        )
+    ten = by.get((10_000, 10))
+    if ten and largest.inputs != 10:
+        r = largest.get_median / ten.get_median
+        out.append(
+            f"`get` at {largest.docs:,} × {largest.inputs} / at 10,000 × 10 "
+            f"(different document size, for reference): {r:.2f}"
+        )
+    for name, attr in (("get", "get_rss_kib"), ("compact", "compact_rss_kib")):
+        kib, small = getattr(largest, attr), getattr(base, attr)
+        if kib < 0:
+            out.append(f"peak RSS of `{name}`: not measured (no /usr/bin/time)")
+            continue
+        verdict = "holds" if kib <= 64 * 1024 else "does not hold"
+        line = (f"peak RSS of `{name}` at {largest.docs:,} documents: {fmt_rss(kib)} "
+                f"(target ≤ 64 MiB): {verdict}")
+        if base is not largest:
+            growth = kib / small
+            flat = "flat" if growth <= 2 else "not flat"
+            line += (f"; {growth:.2f}× its figure at {base.docs:,} × {base.inputs} "
+                     f"({fmt_rss(small)}) for {largest.docs // base.docs}× the documents: "
+                     f"{flat} (counted flat when at most 2×)")
+        out.append(line)
+    return out
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, help="documents in the main workload (default 100000)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run of seconds: 2,000 documents, 2 repetitions, no 1M point")
+    ap.add_argument("--reps", type=int, help="repetitions of the costly cases (default 3)")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--no-scale", action="store_true", help="skip the stratum-alone scaling runs")
+    ap.add_argument("--write-md", action="store_true", help=f"write {MD_PATH.relative_to(ROOT)}")
+    ap.add_argument("--no-build", action="store_true", help="do not run cargo build --release")
+    ap.add_argument("--stratum", default=str(ROOT / "target" / "release" / "stratum"))
+    ap.add_argument("--sqlite3", default=shutil.which("sqlite3") or "/usr/bin/sqlite3")
+    ap.add_argument("--keep", action="store_true", help="keep the stores under bench/work/runs")
+    args = ap.parse_args()
+
+    def log(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    docs = args.docs or (2_000 if args.quick else 100_000)
+    if docs < 10:
+        ap.error("--docs must be at least 10")
+    if args.quick:
+        scale = [(500, 10), (docs, 10)]
+        cfg = Config(docs, 10, args.seed, args.reps or 2, 20, 10, scale, True)
+    else:
+        scale = [(10_000, 10), (docs, 10), (10_000, 2), (1_000_000, 2)]
+        cfg = Config(docs, 10, args.seed, args.reps or 3, 200, 50, scale, False)
+    if args.no_scale:
+        cfg.scale = []
+    cfg.scale = sorted(set(cfg.scale), key=lambda p: (p[1] != 10, p[0]))
+
+    if not args.no_build:
+        log("cargo build --release")
+        build = subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "stratum"],
+                               cwd=ROOT)
+        if build.returncode != 0:
+            print("bench: cargo build --release failed", file=sys.stderr)
+            return 1
+    for exe in (args.stratum, args.sqlite3):
+        if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+            print(f"bench: {exe} is not an executable file", file=sys.stderr)
+            return 1
+    gnu_time = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+    tools = Tools(os.path.abspath(args.stratum), os.path.abspath(args.sqlite3), gnu_time)
+    started = time.perf_counter()
+    machine = machine_info(tools, not args.no_build)
+    load_start = loadavg()
+    try:
+        rows, extra = bench_main(cfg, tools, log)
+        points = (bench_scale(cfg, tools, log, extra["store"], extra["load_median"])
+                  if cfg.scale else [])
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if not args.keep:
+            remove(WORK / "runs")
+    elapsed = time.perf_counter() - started
+    machine.append(("load average (1 min), start / end", f"{load_start} / {loadavg()}"))
+
+    command = "python3 bench/run.py" + "".join(
+        f" {a}" for a in sys.argv[1:] if a not in ("--no-build",)
+    )
+    report = render(cfg, rows, extra, points, machine, command, elapsed, gnu_time is not None)
+    print(report)
+    if args.write_md:
+        MD_PATH.parent.mkdir(parents=True, exist_ok=True)
+        MD_PATH.write_text(
+            "# Benchmarks: stratum vs the sqlite3 CLI\n\n"
+            "Generated by `bench/run.py`; do not edit by hand. See `bench/README.md` "
+            "for what each case runs.\n\n" + report
+        )
+        log(f"wrote {MD_PATH.relative_to(ROOT)}")
+    return 0
+
+
+def render(cfg: Config, rows: list[Row], extra: dict, points: list[ScalePoint],
+           machine: list[tuple[str, str]], command: str, elapsed: float, have_rss: bool) -> str:
+    out = []
+    out.append(f"## Side by side: {cfg.docs:,} documents × {cfg.inputs} inputs\n")
+    out.append(
+        f"Workload: {cfg.docs:,} documents (HTML bodies of 0.5–3 KB, 5 categories, a version, "
+        f"{cfg.inputs} inputs each mixing ints, doubles, strings, lists of ints, lists of "
+        f"strings and string maps, each with an output), {extra['jsonl_bytes'] / 1e6:.0f} MB "
+        f"of JSON Lines, seed {cfg.seed}. Medians of {cfg.reps} repetitions for load, "
+        f"apply + compact, dump and verify; of one invocation per id for `get` and "
+        f"`add-input`. Ratio = stratum / sqlite3 (lower is better for stratum). "
+        f"Warm cache: OS caches are not dropped between runs.\n"
+    )
+    out.append(results_table(rows))
+    out.append("")
+    pre = extra.get("pre_compact", {})
+    if pre:
+        out.append(
+            "Before compaction: stratum store "
+            + f"{pre.get('stratum', 0) / 1e6:.0f} MB, sqlite3 db + wal "
+            + f"{pre.get('sqlite3', 0) / 1e6:.0f} MB."
+        )
+    if "index_bytes" in extra:
+        out.append(
+            f"After compaction the stratum store holds {extra['index_bytes'] / 1e6:.1f} MB "
+            "of index files (`*.idx`) within its total."
+        )
+    rss = extra.get("rss_compact", {})
+    if rss and have_rss:
+        out.append(
+            f"Peak RSS at {cfg.docs:,} documents: "
+            + ", ".join(f"{k} {fmt_rss(v)}" for k, v in rss.items())
+            + "."
+        )
+    out.append("")
+    if points:
+        out.append("## stratum alone: scaling\n")
+        out.append(
+            "`get` median over random ids, one invocation each; peak RSS from GNU time -v "
+            "(largest of 5 `get`s); `compact` after an `apply` rewriting half the outputs. "
+            "The 1,000,000-document point uses 2 inputs per document (not 10) to keep the "
+            "workload near 2 GB; the 10,000 × 2 point is its like-for-like baseline.\n"
+        )
+        out.append(scale_table(points))
+        out.append("")
+        out.extend(f"- {v}" for v in scale_verdicts(points))
+        out.append("")
+    out.append("## Machine\n")
+    out.append("| | |\n|---|---|")
+    out.extend(f"| {k} | {v} |" for k, v in machine)
+    out.append("")
+    out.append("## Command\n")
+    out.append(f"```\n{command}\n```\n")
+    total = fmt_time(elapsed) if elapsed < 60 else f"{elapsed / 60:.1f} min"
+    out.append(f"Total run time {total}.")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
