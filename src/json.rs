@@ -1,7 +1,8 @@
 //! JSON values kept as text, so they round-trip exactly.
 //!
-//! A value is validated by serde_json (which also caps nesting at 128 levels,
-//! so hostile input cannot overflow the stack) and then stored as its own text
+//! A value is validated by serde_json (without building a tree, so hostile
+//! input cannot overflow the stack; nesting is capped at 128 levels here) and
+//! then stored as its own text
 //! with the insignificant whitespace removed. Numbers, string escapes and key
 //! order are never re-rendered: `1.0` stays `1.0`, `1E400` stays `1E400`,
 //! `"\u00e9"` stays `"\u00e9"`. Pretty printing re-indents that text without

@@ -96,12 +96,12 @@ impl Active {
 
 /// Creates a fresh `active.seg` numbered `number`: written under a temporary
 /// name, fsynced, renamed, and the directory fsynced, so `active.seg` never
-/// exists with a partial header.
+/// exists with a partial header. Synced even with `--no-sync`: the new
+/// file's name must not outlive a power loss that its header did not.
 pub(crate) fn create_active(
     store_dir: &std::path::Path,
     vfs: &dyn crate::engine::vfs::Vfs,
     number: u64,
-    sync: bool,
 ) -> Result<Active> {
     let tmp = store_dir.join(format!("{ACTIVE_NAME}{TMP_SUFFIX}"));
     let _ = vfs.remove_file(&tmp);
@@ -116,16 +116,12 @@ pub(crate) fn create_active(
     };
     file.write_all_at(&header.encode(), 0)
         .map_err(|e| Error::io("write", &tmp, e))?;
-    if sync {
-        file.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
-    }
+    file.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
     let path = store_dir.join(ACTIVE_NAME);
     vfs.rename(&tmp, &path)
         .map_err(|e| Error::io("rename", &path, e))?;
-    if sync {
-        vfs.sync_dir(store_dir)
-            .map_err(|e| Error::io("fsync", store_dir, e))?;
-    }
+    vfs.sync_dir(store_dir)
+        .map_err(|e| Error::io("fsync", store_dir, e))?;
     let mut active = Active::empty(number, path);
     active.file = Some(file);
     Ok(active)
@@ -144,9 +140,7 @@ impl Store {
         a: &[u8],
         b: &[u8],
     ) -> Result<()> {
-        if self.mode != Mode::Write {
-            return Err(Error::invalid("internal: write on a read-only store"));
-        }
+        self.check_writable()?;
         let payload = a.len() + b.len();
         if payload > MAX_PAYLOAD as usize {
             return Err(Error::invalid(format!(
@@ -207,6 +201,7 @@ impl Store {
         let file = self.active.file()?;
         if let Err(e) = file.write_all_at(&self.active.wbuf, self.active.flushed) {
             let _ = file.set_len(self.active.flushed);
+            self.poisoned = true;
             return Err(Error::io("write", &self.active.path, e));
         }
         self.active.flushed = self.active.len;
@@ -214,16 +209,28 @@ impl Store {
         Ok(())
     }
 
-    /// fdatasync of `active.seg`. A failure is reported, never retried: after
-    /// a failed fsync the kernel may have dropped the dirty pages.
-    pub(crate) fn sync_active(&self) -> Result<()> {
+    /// fdatasync of `active.seg` after an append, unless `--no-sync`. A
+    /// failure is reported, never retried: after a failed fsync the kernel
+    /// may have dropped the dirty pages. It also poisons the store.
+    pub(crate) fn sync_active(&mut self) -> Result<()> {
         if self.opts.sync {
-            self.active
-                .file()?
-                .sync_data()
-                .map_err(|e| Error::io("fsync", &self.active.path, e))?;
+            self.fsync_active()?;
         }
         Ok(())
+    }
+
+    /// fdatasync of `active.seg` whatever `--no-sync` says: sealing depends
+    /// on it for the order of what reaches the disk, not only durability.
+    fn fsync_active(&mut self) -> Result<()> {
+        let r = self
+            .active
+            .file()?
+            .sync_data()
+            .map_err(|e| Error::io("fsync", &self.active.path, e));
+        if r.is_err() {
+            self.poisoned = true;
+        }
+        r
     }
 
     /// Reads the record an active-segment entry points at, from the file or
@@ -257,6 +264,11 @@ impl Store {
     /// Seals `active.seg` as `seg_N.seg` with a footer and an index file, and
     /// starts a fresh `active.seg`. See docs/FORMAT.md §Sealing.
     pub(crate) fn seal(&mut self) -> Result<()> {
+        // Everything before the footer is durable before the footer is
+        // written: a footer may never survive a power loss that its
+        // segment's records did not.
+        self.flush()?;
+        self.fsync_active()?;
         let seq = self.next_seq;
         self.next_seq += 1;
         let footer = SealPayload {
@@ -276,7 +288,7 @@ impl Store {
         );
         self.active.len += format::SEAL_RECORD_LEN as u64;
         self.flush()?;
-        self.sync_active()?;
+        self.fsync_active()?;
         let number = self.active.number;
         let dir = self.opts.dir.clone();
         let vfs = self.opts.vfs.clone();
@@ -297,7 +309,7 @@ impl Store {
                 max_seq: seq,
                 doc_hwm: self.doc_hwm,
             },
-            self.opts.sync,
+            true,
         )?;
         let idx_path = dir.join(format::index_name(number));
         let index = match index::open_index(&*vfs, &idx_path, number, seg_len) {
@@ -310,7 +322,7 @@ impl Store {
                 ));
             }
         };
-        let next = create_active(&dir, &*vfs, number + 1, self.opts.sync)?;
+        let next = create_active(&dir, &*vfs, number + 1)?;
         let old = std::mem::replace(&mut self.active, next);
         // The checkpoint described the segment just sealed; its own index
         // replaces it.
@@ -397,12 +409,30 @@ impl Store {
         }
     }
 
-    pub(crate) fn sync_dir(&self) -> Result<()> {
-        if self.opts.sync {
-            self.opts
-                .vfs
-                .sync_dir(&self.opts.dir)
-                .map_err(|e| Error::io("fsync", &self.opts.dir, e))?;
+    /// fsync of the data directory. Always done, `--no-sync` or not: it
+    /// orders renames and removals, on which consistency rests.
+    pub(crate) fn sync_dir(&mut self) -> Result<()> {
+        let r = self
+            .opts
+            .vfs
+            .sync_dir(&self.opts.dir)
+            .map_err(|e| Error::io("fsync", &self.opts.dir, e));
+        if r.is_err() {
+            self.poisoned = true;
+        }
+        r
+    }
+
+    /// Refuses writes on a read-only store, and on one whose in-memory state
+    /// may be ahead of the file after a failed write.
+    fn check_writable(&self) -> Result<()> {
+        if self.mode != Mode::Write {
+            return Err(Error::invalid("internal: write on a read-only store"));
+        }
+        if self.poisoned {
+            return Err(Error::invalid(
+                "an earlier write failed; reopen the store before writing again",
+            ));
         }
         Ok(())
     }
@@ -411,9 +441,7 @@ impl Store {
         if self.batch.is_some() {
             return Err(Error::invalid("internal: nested batch"));
         }
-        if self.mode != Mode::Write {
-            return Err(Error::invalid("internal: batch on a read-only store"));
-        }
+        self.check_writable()?;
         self.maybe_seal(1)?;
         self.batch = Some(BatchState {
             start: self.active.len,
@@ -432,20 +460,31 @@ impl Store {
         if count == 0 {
             return Ok(());
         }
+        // The batch's records are durable before its commit record is
+        // written, so a commit never survives a power loss that one of its
+        // records did not: a readable commit after an unreadable record is
+        // damage, never a torn write.
         let seq = self.next_seq;
         self.next_seq += 1;
-        format::encode_record(
-            &mut self.active.wbuf,
-            seq,
-            Kind::Commit,
-            0,
-            0,
-            0,
-            &count.to_le_bytes(),
-            &[],
-        );
-        self.active.len += (RECORD_HEADER_LEN + 8) as u64;
-        if let Err(e) = self.flush().and_then(|()| self.sync_active()) {
+        let written = self
+            .flush()
+            .and_then(|()| self.sync_active())
+            .and_then(|()| {
+                format::encode_record(
+                    &mut self.active.wbuf,
+                    seq,
+                    Kind::Commit,
+                    0,
+                    0,
+                    0,
+                    &count.to_le_bytes(),
+                    &[],
+                );
+                self.active.len += (RECORD_HEADER_LEN + 8) as u64;
+                self.flush()?;
+                self.sync_active()
+            });
+        if let Err(e) = written {
             // Not acknowledged: cut the whole batch off again (best effort),
             // so the commit record cannot surface at the next open.
             self.active.wbuf.clear();

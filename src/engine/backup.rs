@@ -14,7 +14,7 @@ use std::path::Path;
 use crate::engine::format::{self, ACTIVE_NAME, LOCK_NAME, TMP_SUFFIX};
 use crate::engine::store::{Options, Progress, Store};
 use crate::engine::verify;
-use crate::engine::vfs::{EntryKind, VFile, Vfs};
+use crate::engine::vfs::{EntryKind, VFile, Vfs, copy_new};
 use crate::error::{Error, Result};
 
 /// What a backup wrote.
@@ -143,20 +143,7 @@ fn copy(
     len: u64,
 ) -> Result<()> {
     let tmp = dest.join(format!("{name}{TMP_SUFFIX}"));
-    let out = vfs
-        .create_new(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at = 0u64;
-    while at < len {
-        let n = buf.len().min((len - at) as usize);
-        file.read_exact_at(&mut buf[..n], at)
-            .map_err(|e| Error::io("read", from, e))?;
-        out.write_all_at(&buf[..n], at)
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        at += n as u64;
-    }
-    out.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
+    copy_new(vfs, file, from, &tmp, len)?;
     let to = dest.join(name);
     vfs.rename(&tmp, &to)
         .map_err(|e| Error::io("rename", &to, e))

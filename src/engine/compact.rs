@@ -22,8 +22,8 @@ use std::path::PathBuf;
 
 use crate::engine::active::create_active;
 use crate::engine::format::{
-    self, FLAG_HAS_OUTPUT, IndexEntry, IndexHeader, Kind, RECORD_HEADER_LEN, SEG_FLAG_COMPACTED,
-    SEGMENT_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
+    self, FLAG_HAS_OUTPUT, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD, RECORD_HEADER_LEN,
+    SEG_FLAG_COMPACTED, SEGMENT_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
 };
 use crate::engine::index::{self, IndexWriter, SealedIndex};
 use crate::engine::segment::Sealed;
@@ -222,25 +222,41 @@ impl Store {
         )?;
         for (input, output) in view.nodes.values() {
             let node = self.read_node(input, output.as_ref())?;
-            let (prefix, rest) = format::encode_input(
-                node.input.as_str(),
-                node.output.as_ref().map(|j| j.as_str()),
-            );
-            let flags = if node.output.is_some() {
+            let out_text = node.output.as_ref().map(|j| j.as_str());
+            // Fold the output into the input's record, unless together they
+            // would pass the record size limit: then it keeps its own.
+            let folded = 4 + node.input.as_str().len() + out_text.map_or(0, str::len)
+                <= MAX_PAYLOAD as usize;
+            let (prefix, rest) =
+                format::encode_input(node.input.as_str(), out_text.filter(|_| folded));
+            let flags = if folded && out_text.is_some() {
                 FLAG_HAS_OUTPUT
             } else {
                 0
             };
+            let (doc, n) = (view.doc.doc, input.node);
             cur.push(
                 &mut out.seq,
                 Kind::InputPut,
                 flags,
-                view.doc.doc,
-                input.node,
+                doc,
+                n,
                 0,
                 &prefix,
                 rest,
             )?;
+            if let Some(text) = out_text.filter(|_| !folded) {
+                cur.push(
+                    &mut out.seq,
+                    Kind::OutputPut,
+                    0,
+                    doc,
+                    n,
+                    0,
+                    text.as_bytes(),
+                    &[],
+                )?;
+            }
         }
         Ok(())
     }
@@ -268,13 +284,9 @@ impl Store {
                 .write_all_at(&h.encode(), 0)
                 .map_err(|e| Error::io("write", &o.tmp, e))
                 .and_then(|()| {
-                    if self.opts.sync {
-                        o.file
-                            .sync_data()
-                            .map_err(|e| Error::io("fsync", &o.tmp, e))
-                    } else {
-                        Ok(())
-                    }
+                    o.file
+                        .sync_data()
+                        .map_err(|e| Error::io("fsync", &o.tmp, e))
                 });
             if let Err(e) = r {
                 out.discard(self);
@@ -309,7 +321,7 @@ impl Store {
                     max_seq: o.max_seq,
                     doc_hwm: self.doc_hwm,
                 },
-                self.opts.sync,
+                true,
             )?;
             let path = dir.join(format::segment_name(o.number));
             let idx_path = dir.join(format::index_name(o.number));
@@ -349,7 +361,7 @@ impl Store {
         self.sync_dir()?;
         self.next_seq = out.seq;
         let next_number = out.base + u64::from(count);
-        self.active = create_active(&dir, &*vfs, next_number, self.opts.sync)?;
+        self.active = create_active(&dir, &*vfs, next_number)?;
         Ok(CompactReport {
             bytes_before,
             bytes_after: self.file_bytes(),

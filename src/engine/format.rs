@@ -173,6 +173,10 @@ impl SegmentHeader {
         if version != FORMAT_VERSION {
             return Err(HeaderError::Version(version));
         }
+        let flags = u16_at(b, SH_FLAGS).unwrap_or(0);
+        if flags & !SEG_FLAG_COMPACTED != 0 || u32_at(b, SH_FLAGS + 2) != Some(0) {
+            return Err(HeaderError::Bad("unknown segment header flags"));
+        }
         Ok(SegmentHeader {
             flags: u16_at(b, SH_FLAGS).unwrap_or(0),
             number: u64_at(b, SH_NUMBER).unwrap_or(0),
@@ -623,10 +627,12 @@ pub fn parse_segment_name(name: &str) -> Option<(u64, bool)> {
     } else {
         (rest.strip_suffix(".idx")?, true)
     };
-    if digits.len() < 6 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+    if !digits.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    Some((digits.parse().ok()?, is_index))
+    let n: u64 = digits.parse().ok()?;
+    // Only the canonical spelling: `seg_0000001.seg` is not segment 1.
+    (format!("{n:06}") == digits).then_some((n, is_index))
 }
 
 /// The active segment's file name.
@@ -777,6 +783,7 @@ mod tests {
             Some((1_000_000, true))
         );
         for bad in [
+            "seg_0000012.seg",
             "seg_12.seg",
             "seg_000012.seg~",
             "._seg_000012.seg",

@@ -16,14 +16,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::engine::format::{
     self, ACTIVE_NAME, FLAG_BATCH, IndexEntry, Kind, LOCK_NAME, RECORD_HEADER_LEN,
-    SEGMENT_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
+    SEG_FLAG_COMPACTED, SEGMENT_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
 };
 use crate::engine::index::Entry;
 use crate::engine::lock;
 use crate::engine::replay;
 use crate::engine::segment::{self, Reader};
 use crate::engine::store::{Mode, Options, Progress, Store, resolve};
-use crate::engine::vfs::{VFile, Vfs};
+use crate::engine::vfs::{VFile, Vfs, copy_new};
 use crate::error::{Error, Result};
 use crate::json::Json;
 use crate::model::{DocId, Document, Node, NodeId};
@@ -126,12 +126,22 @@ fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
     Ok(out)
 }
 
+/// A segment file found by [`segment_files`].
+struct SegFile {
+    path: PathBuf,
+    file: Box<dyn VFile>,
+    /// The header, or for an unreadable one the best inference: a member of
+    /// the compaction generation whose number range covers it, else a plain
+    /// segment. `None` for `active.seg`.
+    header: Option<SegmentHeader>,
+}
+
 /// The segment files of a store, in numeric order, `active.seg` last;
-/// superseded and uncommitted compaction leftovers are skipped when their
-/// headers say so.
-fn segment_files(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(PathBuf, Box<dyn VFile>)>> {
+/// superseded and uncommitted compaction leftovers are skipped as their
+/// headers (read or inferred) say.
+fn segment_files(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<SegFile>> {
     let listing = replay::list_dir(vfs, dir)?;
-    let mut headers = BTreeMap::new();
+    let mut decoded = BTreeMap::new();
     let mut files = BTreeMap::new();
     for &n in listing.segments.keys() {
         let path = dir.join(format::segment_name(n));
@@ -139,30 +149,55 @@ fn segment_files(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<(PathBuf, Box<dyn VFil
             .open_read(&path)
             .map_err(|e| Error::io("open", &path, e))?;
         let mut buf = [0u8; SEGMENT_HEADER_LEN];
-        let header = file
+        if let Some(h) = file
             .read_exact_at(&mut buf, 0)
             .ok()
-            .and_then(|()| SegmentHeader::decode(&buf).ok());
-        // An unreadable header counts as a plain segment: keep its data.
-        headers.insert(
-            n,
-            header.unwrap_or(SegmentHeader {
-                flags: 0,
-                number: n,
-                gen_base: 0,
-                gen_count: 0,
-            }),
-        );
+            .and_then(|()| SegmentHeader::decode(&buf).ok())
+        {
+            decoded.insert(n, h);
+        }
         files.insert(n, (path, file));
     }
+    let mut headers = BTreeMap::new();
+    for &n in files.keys() {
+        let h = decoded.get(&n).copied().unwrap_or_else(|| {
+            let generation = decoded.values().find(|h| {
+                h.flags & SEG_FLAG_COMPACTED != 0
+                    && (h.gen_base..h.gen_base + u64::from(h.gen_count)).contains(&n)
+            });
+            match generation {
+                Some(g) => SegmentHeader { number: n, ..*g },
+                None => SegmentHeader {
+                    flags: 0,
+                    number: n,
+                    gen_base: 0,
+                    gen_count: 0,
+                },
+            }
+        });
+        headers.insert(n, h);
+    }
     let (current, _) = replay::current_segments(&headers);
-    let mut out: Vec<_> = current.iter().filter_map(|n| files.remove(n)).collect();
+    let mut out = Vec::new();
+    for n in current {
+        if let Some((path, file)) = files.remove(&n) {
+            out.push(SegFile {
+                path,
+                file,
+                header: headers.get(&n).copied(),
+            });
+        }
+    }
     if listing.active {
         let path = dir.join(ACTIVE_NAME);
         let file = vfs
             .open_read(&path)
             .map_err(|e| Error::io("open", &path, e))?;
-        out.push((path, file));
+        out.push(SegFile {
+            path,
+            file,
+            header: None,
+        });
     }
     Ok(out)
 }
@@ -206,8 +241,8 @@ pub fn salvage(
     let files = segment_files(vfs, &opts.dir)?;
     let mut report = SalvageReport::default();
     let mut by_doc: BTreeMap<u64, Vec<Entry>> = BTreeMap::new();
-    for (i, (path, file)) in files.iter().enumerate() {
-        let s = salvage_scan(&**file, path)?;
+    for (i, f) in files.iter().enumerate() {
+        let s = salvage_scan(&*f.file, &f.path)?;
         report.files += 1;
         report.good_records += s.good_records;
         report.damaged_bytes += s.damaged.iter().map(|(a, b)| b - a).sum::<u64>();
@@ -223,8 +258,10 @@ pub fn salvage(
             continue;
         };
         let read = |e: &Entry| -> Option<Vec<u8>> {
-            let (path, file) = files.get(e.seg as usize)?;
-            segment::read_record(&**file, path, e).ok().map(|(_, p)| p)
+            let f = files.get(e.seg as usize)?;
+            segment::read_record(&*f.file, &f.path, e)
+                .ok()
+                .map(|(_, p)| p)
         };
         let Some(doc) = read(&view.doc).and_then(|p| format::decode_doc(&p).ok()) else {
             continue;
@@ -301,31 +338,38 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
         let files = segment_files(vfs, dir)?;
         let top = files
             .iter()
-            .filter_map(|(p, _)| p.file_name()?.to_str().and_then(format::parse_segment_name))
-            .map(|(n, _)| n)
+            .filter_map(|f| f.header.map(|h| h.number))
             .max()
             .unwrap_or(0);
-        for (path, file) in &files {
-            let is_active = path.file_name().and_then(|n| n.to_str()) == Some(ACTIVE_NAME);
-            let damaged = match segment::scan(&**file, path, !is_active) {
+        for f in &files {
+            let (path, file) = (&f.path, &*f.file);
+            let damaged = match segment::scan(file, path, f.header.is_some()) {
                 Ok(s) => s.damage.is_some(),
                 Err(_) => true,
             };
             if !damaged {
                 continue;
             }
-            let s = salvage_scan(&**file, path)?;
-            let number = match (is_active, s.header) {
-                (false, Some(h)) => h.number,
-                (false, None) => path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(format::parse_segment_name)
-                    .map_or(top + 1, |(n, _)| n),
-                (true, Some(h)) if h.number > top => h.number,
-                (true, _) => top + 1,
+            let s = salvage_scan(file, path)?;
+            // A sealed segment keeps its number and its place in its
+            // compaction generation (or the other members would look like
+            // leftovers); the active segment becomes the newest sealed one.
+            let header = match (f.header, s.header) {
+                (Some(h), _) => h,
+                (None, Some(h)) if h.number > top => SegmentHeader {
+                    flags: 0,
+                    gen_base: 0,
+                    gen_count: 0,
+                    ..h
+                },
+                (None, _) => SegmentHeader {
+                    flags: 0,
+                    number: top + 1,
+                    gen_base: 0,
+                    gen_count: 0,
+                },
             };
-            rewrite_segment(opts, &**file, path, number, &s)?;
+            rewrite_segment(opts, file, path, header, &s)?;
             report.quarantined.push(
                 path.file_name()
                     .map(|n| n.to_string_lossy().into_owned())
@@ -348,9 +392,10 @@ fn rewrite_segment(
     opts: &Options,
     file: &dyn VFile,
     path: &Path,
-    number: u64,
+    header: SegmentHeader,
     s: &Salvaged,
 ) -> Result<()> {
+    let number = header.number;
     let vfs = &*opts.vfs;
     let dir = &opts.dir;
     let qdir = dir.join(QUARANTINE_DIR);
@@ -361,12 +406,7 @@ fn rewrite_segment(
     let out = vfs
         .create_new(&tmp)
         .map_err(|e| Error::io("create", &tmp, e))?;
-    let header = SegmentHeader {
-        flags: 0,
-        number,
-        gen_base: 0,
-        gen_count: 0,
-    };
+
     let mut buf = header.encode().to_vec();
     let mut max_seq = 0;
     let mut doc_hwm = 0;
@@ -425,15 +465,23 @@ fn rewrite_segment(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // The original gets its second name in quarantine before its first name
+    // is replaced, so a crash at any point leaves it reachable.
     let aside = qdir.join(format!("{name}.{stamp}"));
-    vfs.rename(path, &aside)
-        .map_err(|e| Error::io("rename", &aside, e))?;
+    if vfs.hard_link(path, &aside).is_err() {
+        let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+        copy_new(vfs, file, path, &aside, len)?;
+    }
+    vfs.sync_dir(&qdir)
+        .map_err(|e| Error::io("fsync", &qdir, e))?;
     let idx = dir.join(format::index_name(number));
     let _ = vfs.remove_file(&idx);
     let dest = dir.join(format::segment_name(number));
     vfs.rename(&tmp, &dest)
         .map_err(|e| Error::io("rename", &dest, e))?;
-    vfs.sync_dir(&qdir)
-        .map_err(|e| Error::io("fsync", &qdir, e))?;
+    if dest != path {
+        vfs.remove_file(path)
+            .map_err(|e| Error::io("remove", path, e))?;
+    }
     vfs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))
 }

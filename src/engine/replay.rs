@@ -139,10 +139,7 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         None if write => {
             vfs.create_dir_all(&dir)
                 .map_err(|e| Error::io("create directory", &dir, e))?;
-            if let Some(parent) = dir
-                .parent()
-                .filter(|p| opts.sync && !p.as_os_str().is_empty())
-            {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 vfs.sync_dir(parent)
                     .map_err(|e| Error::io("fsync", parent, e))?;
             }
@@ -293,6 +290,13 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
                 let seg_path = dir.join(format::segment_name(number));
                 let idx_path = dir.join(format::index_name(number));
                 let file = if write {
+                    // Bytes after the footer are a torn write of the next
+                    // command; a sealed segment ends at its footer.
+                    if scan.file_len > scan.end {
+                        file.set_len(scan.end)
+                            .and_then(|()| file.sync_data())
+                            .map_err(|e| Error::io("truncate", &active_path, e))?;
+                    }
                     vfs.rename(&active_path, &seg_path)
                         .map_err(|e| Error::io("rename", &seg_path, e))?;
                     dir_dirty = true;
@@ -326,10 +330,8 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
                     if write {
                         file.set_len(scan.end)
                             .map_err(|e| Error::io("truncate", &active_path, e))?;
-                        if opts.sync {
-                            file.sync_data()
-                                .map_err(|e| Error::io("fsync", &active_path, e))?;
-                        }
+                        file.sync_data()
+                            .map_err(|e| Error::io("fsync", &active_path, e))?;
                         notices.push(format!(
                             "discarded {dropped} bytes of an incomplete write at the end of {} (from offset {})",
                             active_path.display(),
@@ -369,14 +371,14 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         }
     }
     if write && active.file.is_none() {
-        if dir_dirty && opts.sync {
+        if dir_dirty {
             vfs.sync_dir(&dir)
                 .map_err(|e| Error::io("fsync", &dir, e))?;
         }
-        active = active::create_active(&dir, &*vfs, next_number.max(active.number), opts.sync)?;
+        active = active::create_active(&dir, &*vfs, next_number.max(active.number))?;
         dir_dirty = false;
     }
-    if write && dir_dirty && opts.sync {
+    if write && dir_dirty {
         vfs.sync_dir(&dir)
             .map_err(|e| Error::io("fsync", &dir, e))?;
     }
@@ -411,6 +413,7 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         opened_doc_hwm: doc_hwm,
         notices,
         batch: None,
+        poisoned: false,
         readahead: std::cell::RefCell::new(None),
     })
 }
@@ -517,6 +520,6 @@ fn write_index(
             max_seq,
             doc_hwm,
         },
-        opts.sync,
+        true,
     )
 }

@@ -192,7 +192,9 @@ pub(crate) fn scan_with_progress(
                 let payload =
                     rd.get(at + RECORD_HEADER_LEN as u64, h.payload_len as usize, path)?;
                 match SealPayload::decode(payload) {
-                    Some(p) if pending.is_empty() => {
+                    // The record count is checked only when the whole
+                    // segment was scanned (not from a checkpoint).
+                    Some(p) if pending.is_empty() && (from.is_some() || p.records == s.records) => {
                         s.seal = Some(p);
                         s.max_seq = h.seq.max(p.max_seq);
                         s.doc_hwm = s.doc_hwm.max(p.doc_hwm);
@@ -204,8 +206,11 @@ pub(crate) fn scan_with_progress(
                 }
             }
             Kind::Commit => {
-                if pending.is_empty() {
-                    s.bad_at = Some((at, "commit record without a batch".into()));
+                let payload =
+                    rd.get(at + RECORD_HEADER_LEN as u64, h.payload_len as usize, path)?;
+                let count = payload.try_into().ok().map(u64::from_le_bytes);
+                if pending.is_empty() || count != Some(pending.len() as u64) {
+                    s.bad_at = Some((at, "commit record does not match its batch".into()));
                     break;
                 }
                 s.records += pending.len() as u64;
@@ -296,8 +301,11 @@ fn read_at(
     Ok((h, aux))
 }
 
-/// Looks for any CRC-valid record at or after `from`: if one exists, the bad
-/// bytes before it are damage, not a torn tail.
+/// Looks for a CRC-valid record at or after `from` that proves the bad bytes
+/// before it are damage, not a torn tail: any record outside a batch. Batch
+/// records do not count: a batch's records are written before its single
+/// fsync, so after a power loss some may survive beyond a lost one; its
+/// commit record is written only after that fsync, so a commit counts.
 fn resync(rd: &mut Reader<'_>, from: u64, min_seq: u64, path: &Path) -> Result<bool> {
     let file_len = rd.file_len;
     let mut at = from;
@@ -308,7 +316,7 @@ fn resync(rd: &mut Reader<'_>, from: u64, min_seq: u64, path: &Path) -> Result<b
             && at + h.total_len() <= file_len
         {
             let b = rd.get(at, h.total_len() as usize, path)?;
-            if format::decode_record(b).is_ok() {
+            if h.flags & format::FLAG_BATCH == 0 && format::decode_record(b).is_ok() {
                 return Ok(true);
             }
         }

@@ -143,6 +143,9 @@ pub struct Store {
     pub(crate) opened_doc_hwm: u64,
     pub(crate) notices: Vec<String>,
     pub(crate) batch: Option<crate::engine::active::BatchState>,
+    /// Set when a write or fsync failed: the in-memory state may be ahead
+    /// of the file, so further writes are refused.
+    pub(crate) poisoned: bool,
     /// Read-ahead windows, during whole-store passes only.
     pub(crate) readahead: std::cell::RefCell<Option<segment::ReadAhead>>,
 }

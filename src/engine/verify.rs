@@ -197,7 +197,13 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
         items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
     }
 
-    if let Some(file) = &active {
+    if active.as_ref().is_some_and(|f| f.len().unwrap_or(0) == 0) {
+        report.notice(
+            format::ACTIVE_NAME,
+            None,
+            "empty active segment (recreated by the next write)",
+        );
+    } else if let Some(file) = &active {
         let name = format::ACTIVE_NAME;
         match segment::scan_with_progress(&**file, &active_path, false, None, &mut |b| {
             done += b;
@@ -207,13 +213,6 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
             });
         }) {
             Err(e) => report.damage(name, Some(0), brief(&e)),
-            Ok(scan) if scan.file_len == 0 => {
-                report.notice(
-                    name,
-                    None,
-                    "empty active segment (recreated by the next write)",
-                );
-            }
             Ok(scan) => {
                 let mut ok = true;
                 if let Some(err) = &scan.damage {

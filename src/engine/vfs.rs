@@ -101,6 +101,33 @@ pub trait Vfs: Send + Sync {
     ) -> io::Result<Option<Box<dyn LockGuard>>>;
 }
 
+/// Copies the first `len` bytes of `file` (at `from`) into a new file `to`,
+/// and fsyncs it.
+///
+/// # Errors
+/// [`crate::Error::Io`] naming the file that failed.
+pub fn copy_new(
+    vfs: &dyn Vfs,
+    file: &dyn VFile,
+    from: &Path,
+    to: &Path,
+    len: u64,
+) -> crate::Result<()> {
+    use crate::Error;
+    let out = vfs.create_new(to).map_err(|e| Error::io("create", to, e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < len {
+        let n = buf.len().min((len - at) as usize);
+        file.read_exact_at(&mut buf[..n], at)
+            .map_err(|e| Error::io("read", from, e))?;
+        out.write_all_at(&buf[..n], at)
+            .map_err(|e| Error::io("write", to, e))?;
+        at += n as u64;
+    }
+    out.sync_data().map_err(|e| Error::io("fsync", to, e))
+}
+
 /// The real file system.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OsFs;
