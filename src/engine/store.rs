@@ -25,8 +25,9 @@ pub struct Options {
     pub dir: PathBuf,
     /// Seal `active.seg` once it would grow past this many bytes.
     pub segment_size: u64,
-    /// fsync before acknowledging a write. Off gives up durability across
-    /// power loss (the store stays consistent: a prefix of the history).
+    /// fsync before acknowledging a write. Off keeps everything across a
+    /// killed process but not across a power loss, which may leave the
+    /// active segment needing `repair` (sealing and compaction still fsync).
     pub sync: bool,
     /// How long to wait for another process's lock.
     pub lock_timeout: Duration,
