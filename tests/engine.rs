@@ -397,3 +397,26 @@ fn repair_keeps_the_rest_of_a_compaction_generation() {
     .unwrap();
     assert!((98..100).contains(&n), "{n} documents left after repair");
 }
+
+/// Regression (fault harness B1): a write after a batch reused the batch's
+/// commit sequence number, and the next open cut it off as a torn tail.
+#[test]
+fn a_write_after_a_batch_survives_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let mut s = Store::open(opts(&dir, 1 << 20), Mode::Write).unwrap();
+    s.atomic(|s| s.create_doc(&doc("x", None))).unwrap();
+    drop(s);
+    let mut s = Store::open(opts(&dir, 1 << 20), Mode::Write).unwrap();
+    assert_eq!(s.create_doc(&doc("y", None)).unwrap(), DocId(2));
+    drop(s);
+    assert!(
+        stratum::engine::verify(&opts(&dir, 1 << 20), &mut |_| {})
+            .unwrap()
+            .is_ok()
+    );
+    let mut s = Store::open(opts(&dir, 1 << 20), Mode::Write).unwrap();
+    assert!(s.take_notices().is_empty());
+    assert_eq!(s.get(DocId(2)).unwrap().body, b"y");
+    assert_eq!(s.create_doc(&doc("z", None)).unwrap(), DocId(3));
+}

@@ -238,6 +238,7 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
     let mut next_number = headers.keys().max().map_or(1, |m| m + 1);
     // (max_seq, doc_hwm) of the active segment's checkpointed part.
     let mut ckpt_marks = (0u64, 0u64);
+    let mut active_max_seq = 0u64;
     let active_path = dir.join(ACTIVE_NAME);
     let mut active = Active::empty(next_number, active_path.clone());
     if listing.active {
@@ -339,6 +340,9 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
                         ));
                     }
                 }
+                // The scan's max seq counts commit records too, which have
+                // no index entry: the next seq must be above them.
+                active_max_seq = scan.max_seq;
                 let mut map: HashMap<u64, Vec<IndexEntry>> = HashMap::new();
                 for e in &scan.entries {
                     map.entry(e.doc).or_default().push(*e);
@@ -389,7 +393,8 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         .map(|s| s.max_seq)
         .max()
         .unwrap_or(0)
-        .max(ckpt_marks.0);
+        .max(ckpt_marks.0)
+        .max(active_max_seq);
     let mut doc_hwm = sealed
         .iter()
         .map(|s| s.doc_hwm)

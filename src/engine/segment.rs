@@ -163,6 +163,7 @@ pub(crate) fn scan_with_progress(
     s.max_seq = last_seq;
     let mut reported = if from.is_some() { start } else { 0 };
     let mut pending: Vec<IndexEntry> = Vec::new();
+    let mut proof_at_bad = false;
     let mut at = start;
     while at < file_len {
         let (h, aux) = match read_at(&mut rd, at, path) {
@@ -183,6 +184,9 @@ pub(crate) fn scan_with_progress(
             break;
         }
         if h.seq <= last_seq {
+            // A record that passes its CRC was written whole: out of order,
+            // it is damage, never a torn write.
+            proof_at_bad = h.flags & format::FLAG_BATCH == 0;
             s.bad_at = Some((at, format!("sequence number {} does not increase", h.seq)));
             break;
         }
@@ -261,7 +265,7 @@ pub(crate) fn scan_with_progress(
         s.bad_at = Some((s.end, "batch without its commit record".into()));
     }
     if let Some((bad, why)) = s.bad_at.clone() {
-        s.valid_after_bad = resync(&mut rd, bad.max(s.end) + 1, s.max_seq, path)?;
+        s.valid_after_bad = proof_at_bad || resync(&mut rd, bad.max(s.end) + 1, s.max_seq, path)?;
         let torn = !sealed && !s.valid_after_bad;
         if !torn {
             s.damage = Some(Error::corrupt(path, bad, why));
