@@ -122,10 +122,9 @@ fn write_tables(out: &mut impl Write, doc: &Document) -> std::io::Result<()> {
     ]);
     output::write_table(out, &head)?;
     let width = output::value_width(2);
-    let mut chain = output::table(&["node", "input", "output"]);
-    output::align_right(&mut chain, &[0]);
+    let mut chain = output::LongTable::new(&["node", "input", "output"], &[0]);
     for n in &doc.inputs {
-        chain.add_row(vec![
+        chain.push(vec![
             n.id.to_string(),
             output::shorten(n.input.as_str(), width),
             n.output
@@ -133,5 +132,5 @@ fn write_tables(out: &mut impl Write, doc: &Document) -> std::io::Result<()> {
                 .map_or_else(|| "-".to_owned(), |o| output::shorten(o.as_str(), width)),
         ]);
     }
-    output::write_table(out, &chain)
+    chain.write(out)
 }

@@ -63,22 +63,21 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
             output::write_json_line(&mut out, &row).map_err(output::write_err)
         })?;
     } else {
-        let width = output::value_width(2);
-        let mut t = output::table(&[
-            "id",
-            "category",
-            "version",
-            "inputs",
-            "outputs",
-            "body bytes",
-        ]);
-        output::align_right(&mut t, &[0, 3, 4, 5]);
+        let mut t = output::LongTable::new(
+            &[
+                "id",
+                "category",
+                "version",
+                "inputs",
+                "outputs",
+                "body bytes",
+            ],
+            &[0, 3, 4, 5],
+        );
         store.list(&mut |s| {
             if wanted(&s) {
-                let text = |v: Option<String>| {
-                    v.map_or_else(|| "-".to_owned(), |v| output::shorten(&v, width))
-                };
-                t.add_row(vec![
+                let text = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+                t.push(vec![
                     s.id.to_string(),
                     text(s.category),
                     text(s.version),
@@ -89,7 +88,7 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
             }
             Ok(())
         })?;
-        output::write_table(&mut out, &t)?;
+        t.write(&mut out)?;
     }
     out.flush()?;
     Ok(())

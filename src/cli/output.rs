@@ -11,7 +11,10 @@
 
 use std::io::{self, BufWriter, IsTerminal, StdoutLock, Write};
 
-use comfy_table::{Attribute, Cell, CellAlignment, ContentArrangement, Table, presets};
+use comfy_table::{
+    Attribute, Cell, CellAlignment, ColumnConstraint, ContentArrangement, LineStyle, Table,
+    TableStyle, Width, presets,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{Error, Progress};
@@ -65,12 +68,35 @@ pub fn styled() -> bool {
     io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+fn style() -> TableStyle {
+    if io::stdout().is_terminal() {
+        presets::UTF8_FULL_CONDENSED
+    } else {
+        presets::ASCII_FULL_CONDENSED
+    }
+}
+
+fn header_cells(headers: &[&str]) -> Vec<Cell> {
+    let bold = styled();
+    headers
+        .iter()
+        .map(|h| {
+            let c = Cell::new(h);
+            if bold {
+                c.add_attribute(Attribute::Bold)
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// A table with these column headers: box-drawn and fitted to the terminal
 /// width on a terminal, plain ASCII and unwrapped otherwise.
 pub fn table(headers: &[&str]) -> Table {
     let mut t = Table::new();
+    t.load_style(style());
     if io::stdout().is_terminal() {
-        t.load_style(presets::UTF8_FULL_CONDENSED);
         match terminal_width() {
             Some(w) => t
                 .set_width(w)
@@ -79,19 +105,111 @@ pub fn table(headers: &[&str]) -> Table {
         };
     } else {
         t.force_no_tty()
-            .load_style(presets::ASCII_FULL_CONDENSED)
             .set_content_arrangement(ContentArrangement::Disabled);
     }
-    let bold = styled();
-    t.set_header(headers.iter().map(|h| {
-        let c = Cell::new(h);
-        if bold {
-            c.add_attribute(Attribute::Bold)
-        } else {
-            c
-        }
-    }));
+    t.set_header(header_cells(headers));
     t
+}
+
+/// Rows per comfy-table page of a [`LongTable`].
+const PAGE_ROWS: usize = 512;
+
+/// A table whose row count grows with the store (`list`). comfy-table holds
+/// about 2 KB per row while it renders, so rows are kept here as plain
+/// strings and rendered in pages that share one set of column widths: the
+/// output is one seamless table, and memory stays near the size of the text.
+pub struct LongTable {
+    headers: Vec<&'static str>,
+    right: Vec<usize>,
+    rows: Vec<Vec<String>>,
+}
+
+impl LongTable {
+    /// A table with these headers; columns in `right` are right-aligned.
+    pub fn new(headers: &[&'static str], right: &[usize]) -> LongTable {
+        LongTable {
+            headers: headers.to_vec(),
+            right: right.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row (one string per column).
+    pub fn push(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    /// Column widths: the widest cell of each column, narrowed (widest
+    /// column first) until the table fits the terminal, if stdout is one.
+    fn widths(&self) -> Vec<usize> {
+        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        if io::stdout().is_terminal()
+            && let Some(term) = terminal_width()
+        {
+            // Each column takes its width, two spaces of padding and one
+            // border; plus the closing border.
+            let budget = usize::from(term).saturating_sub(3 * widths.len() + 1);
+            while widths.iter().sum::<usize>() > budget {
+                let Some(widest) = widths.iter_mut().max() else {
+                    break;
+                };
+                if *widest <= 8 {
+                    break;
+                }
+                *widest -= 1;
+            }
+        }
+        widths
+    }
+
+    /// Writes the table.
+    ///
+    /// # Errors
+    /// The write error.
+    pub fn write(self, out: &mut impl Write) -> io::Result<()> {
+        let widths = self.widths();
+        let pages = self.rows.len().div_ceil(PAGE_ROWS).max(1);
+        let mut rows = self.rows.into_iter();
+        for page in 0..pages {
+            let mut st = style();
+            if page > 0 {
+                st.top_border = LineStyle::none();
+            }
+            if page + 1 < pages {
+                st.bottom_border = LineStyle::none();
+            }
+            let mut t = Table::new();
+            t.force_no_tty()
+                .load_style(st)
+                .set_content_arrangement(ContentArrangement::Disabled);
+            if styled() {
+                t.enforce_styling();
+            }
+            if page == 0 {
+                t.set_header(header_cells(&self.headers));
+            }
+            for row in rows.by_ref().take(PAGE_ROWS) {
+                let cells: Vec<String> = row
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, &w)| shorten(c, w))
+                    .collect();
+                t.add_row(cells);
+            }
+            let constraints = widths.iter().map(|&w| {
+                ColumnConstraint::Absolute(Width::Fixed(u16::try_from(w + 2).unwrap_or(u16::MAX)))
+            });
+            t.set_constraints(constraints);
+            align_right(&mut t, &self.right);
+            writeln!(out, "{t}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Right-aligns the given columns (numbers).

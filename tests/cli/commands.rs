@@ -268,6 +268,32 @@ fn list_as_table_and_json_lines_with_category_filter() {
 }
 
 #[test]
+fn a_long_list_is_one_seamless_table() {
+    let s = TestStore::new();
+    // More rows than one rendering page, with a wider id near the end.
+    s.load_docs(1100, |i| "b".repeat(i % 7));
+    let table = s.ok(&["list"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 1100 + 4, "{}", &table[..400]);
+    let width = lines[0].len();
+    assert!(lines.iter().all(|l| l.len() == width), "ragged table");
+    assert!(lines[0].starts_with("+--") && lines[1103].starts_with("+--"));
+    assert!(lines[2].starts_with("+=="));
+    for (i, row) in lines[3..1103].iter().enumerate() {
+        assert!(row.starts_with('|'), "row {i}: {row}");
+        let id: usize = row
+            .trim_start_matches('|')
+            .split('|')
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(id, i + 1);
+    }
+}
+
+#[test]
 fn dir_comes_from_the_option_the_environment_or_the_default() {
     let s = TestStore::new();
     let env_dir = s.tmp().join("from-env");
