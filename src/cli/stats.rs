@@ -14,8 +14,10 @@ use crate::engine::Stats;
 /// The JSON form (--json) is one object: {"segments":[{"name","bytes",
 /// "live_bytes","dead_bytes"}],"documents","inputs","outputs","tombstones",
 /// "total_bytes","live_bytes","garbage_ratio","last_seq",
-/// "doc_id_high_water","format_version"}. Segments are listed oldest first,
-/// active.seg last.
+/// "doc_id_high_water","format_version","last_compaction"}. Segments are
+/// listed oldest first, active.seg last. "last_compaction" is null for a
+/// store never compacted, else {"first_segment","segments"}: the newest
+/// compaction's output still on disk.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
@@ -48,6 +50,13 @@ struct StatsJson<'a> {
     last_seq: u64,
     doc_id_high_water: u64,
     format_version: u16,
+    last_compaction: Option<CompactionJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct CompactionJson<'a> {
+    first_segment: &'a str,
+    segments: u32,
 }
 
 /// Runs `stats`.
@@ -90,13 +99,21 @@ fn to_json(s: &Stats) -> StatsJson<'_> {
         last_seq: s.last_seq,
         doc_id_high_water: s.doc_id_high_water,
         format_version: s.format_version,
+        last_compaction: s.last_compaction.as_ref().map(|(first, n)| CompactionJson {
+            first_segment: first,
+            segments: *n,
+        }),
     }
 }
 
 fn write_tables(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
     let mut summary = output::table(&["", "value"]);
-    output::align_right(&mut summary, &[1]);
-    let rows: [(&str, String); 10] = [
+    let last_compaction = match &s.last_compaction {
+        None => "never".to_owned(),
+        Some((first, 1)) => format!("wrote {first}"),
+        Some((first, n)) => format!("wrote {n} segments from {first}"),
+    };
+    let rows: [(&str, String); 11] = [
         ("documents", s.documents.to_string()),
         ("inputs", s.inputs.to_string()),
         ("outputs", s.outputs.to_string()),
@@ -107,6 +124,7 @@ fn write_tables(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
         ("last sequence", s.last_seq.to_string()),
         ("highest doc id", s.doc_id_high_water.to_string()),
         ("format version", s.format_version.to_string()),
+        ("last compaction", last_compaction),
     ];
     for (k, v) in rows {
         summary.add_row(vec![k.to_owned(), v]);

@@ -27,6 +27,7 @@ fn stats_as_json_and_table() {
     assert_eq!(st["tombstones"], 1);
     assert_eq!(st["doc_id_high_water"], 2);
     assert_eq!(st["format_version"], 1);
+    assert_eq!(st["last_compaction"], serde_json::Value::Null);
     let total = st["total_bytes"].as_u64().unwrap();
     let live = st["live_bytes"].as_u64().unwrap();
     assert!(live < total, "{st}");
@@ -111,6 +112,15 @@ fn compact_thresholds_and_dry_run_change_nothing_when_not_met() {
     let st = json(s.ok(&["stats", "--json"]).trim());
     assert_eq!(st["tombstones"], 0);
     assert_eq!(st["documents"], 2);
+    let compaction = &st["last_compaction"];
+    assert_eq!(compaction["segments"], 1, "{st}");
+    let first = compaction["first_segment"].as_str().unwrap();
+    assert_eq!(st["segments"][0]["name"], first, "{st}");
+    let table = s.ok(&["stats"]);
+    assert!(
+        table.contains(&format!("| last compaction | wrote {first}")),
+        "{table}"
+    );
 }
 
 #[test]
