@@ -239,8 +239,10 @@ fn apply_op(store: &mut Store, op: Op, line: u64, created: &mut Vec<(u64, DocId)
             DocRef::Id(id) => Ok(id),
             DocRef::Line(k) => created
                 .binary_search_by_key(&k, |&(l, _)| l)
-                .map(|i| created[i].1)
-                .map_err(|_| {
+                .ok()
+                .and_then(|i| created.get(i))
+                .map(|&(_, id)| id)
+                .ok_or_else(|| {
                     Error::invalid(format!("\"doc\": \"${k}\": line {k} is not a create-doc"))
                 }),
         }
