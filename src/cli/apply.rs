@@ -16,26 +16,32 @@ use crate::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Result, Store};
 /// Apply a batch of write operations from JSON Lines, all or nothing.
 ///
 /// One operation per line, named by "op":
-///   {"op":"create-doc","body":"…" or "body_base64":"…","category":…,"version":…}
-///   {"op":"update-doc","doc":D, and any of body/body_base64/category/version}
-///   {"op":"add-input","doc":D,"input":V,"output":V (optional)}
-///   {"op":"set-output","doc":D,"node":N,"output":V (not null)}
-///   {"op":"delete-input","doc":D,"node":N}
-///   {"op":"delete-doc","doc":D}
+///   {"op":"create-doc", "body":"…" or "body_base64":"…", "category":…, "version":…}
+///   {"op":"update-doc", "doc":D, and any of "body"/"body_base64"/"category"/"version"}
+///   {"op":"add-input", "doc":D, "input":V, "output":V (optional)}
+///   {"op":"set-output", "doc":D, "node":N, "output":V (not null)}
+///   {"op":"delete-input", "doc":D, "node":N}
+///   {"op":"delete-doc", "doc":D}
+///
 /// "doc" may be "$K": the id created by line K (1-based) of this batch,
-/// which must be an earlier create-doc line. Prints one JSON line per
-/// operation: {"line":K,"op":"…","doc":D}, with "node":N for add-input,
-/// set-output and delete-input. When any line fails, nothing is applied and
-/// the error names the line (exit 3 for an unknown document or node, 4 for
-/// bad input).
+/// which must be an earlier create-doc line. Blank lines are skipped.
+///
+/// Prints one JSON line per operation: {"line":K,"op":"…","doc":D}, with
+/// "node":N for add-input, set-output and delete-input. When any line fails,
+/// nothing is applied and the error names the line (exit 3 for an unknown
+/// document or node, 4 for bad input).
 #[derive(Debug, Args)]
-#[command(after_help = "\
+#[command(
+    verbatim_doc_comment,
+    about = "Apply a batch of write operations from JSON Lines, all or nothing",
+    after_help = "\
 Examples:
   stratum apply ops.jsonl
   printf '%s\\n' \\
     '{\"op\":\"create-doc\",\"body\":\"Sum two numbers\",\"category\":\"easy\"}' \\
     '{\"op\":\"add-input\",\"doc\":\"$1\",\"input\":[1,2],\"output\":3}' \\
-    | stratum apply -")]
+    | stratum apply -"
+)]
 pub struct ApplyArgs {
     /// The JSON Lines file; `-` or absent reads stdin.
     #[arg(value_name = "FILE|-")]

@@ -11,16 +11,23 @@ use crate::cli::{GlobalArgs, output};
 /// Print every live document as JSON Lines, in id order.
 ///
 /// Each line has the `get` shape, so `dump` output can be fed to `load`.
+///
 /// --records lists the raw log instead, old versions and tombstones
-/// included: {"segment","offset","seq","kind","doc","node","size","crc_ok"}
-/// (doc and node are 0 where they do not apply).
+/// included, one object per record:
+///   {"segment", "offset", "seq", "kind", "doc", "node", "size", "crc_ok"}
+/// "kind" is doc-put, doc-delete, input-put, output-put, input-delete,
+/// commit or seal; "doc" and "node" are 0 where they do not apply.
 #[derive(Debug, Args)]
-#[command(after_help = "\
+#[command(
+    verbatim_doc_comment,
+    about = "Print every live document as JSON Lines, in id order",
+    after_help = "\
 Examples:
   stratum dump > backup.jsonl
   stratum dump | jq -c 'select(.category == \"easy\") | {id, n: (.inputs | length)}'
   stratum dump --records | jq -c 'select(.crc_ok | not)'
-  stratum dump | stratum --dir copy load --keep-ids")]
+  stratum dump | stratum --dir copy load --keep-ids"
+)]
 pub struct DumpArgs {
     /// List the raw records of every segment instead of documents.
     #[arg(long)]

@@ -9,20 +9,27 @@ use crate::{DocId, Document, Mode, NodeId};
 
 /// Print a document as one line of JSON, or a part of it.
 ///
-/// The JSON shape is {"id","category","version","body","inputs":[{"node",
-/// "input","output"}]}, inputs in chain order; unset fields are null. A body
-/// that is not UTF-8 appears as "body_base64" (standard, padded) instead of
-/// "body". --body writes the raw body bytes; --node N one node; --node N
-/// --input/--output just that value; --table a view for people.
+/// The JSON shape, inputs in chain order, unset fields null:
+///   {"id", "category", "version", "body",
+///    "inputs": [{"node", "input", "output"}]}
+/// A body that is not UTF-8 appears as "body_base64" (standard base64,
+/// padded) instead of "body".
+///
+/// --body writes the raw body bytes; --node N prints one node;
+/// --node N --input or --output just that value; --table a view for people.
 #[derive(Debug, Args)]
-#[command(after_help = "\
+#[command(
+    verbatim_doc_comment,
+    about = "Print a document as one line of JSON, or a part of it",
+    after_help = "\
 Examples:
   stratum get 1
   stratum get 1 --pretty
   stratum get 1 --body > problem.html
   stratum get 1 --node 2 --output
   stratum get 1 | jq '.inputs[].input'
-  stratum get 1 --table")]
+  stratum get 1 --table"
+)]
 pub struct GetArgs {
     /// The document id.
     #[arg(value_name = "DOC", value_parser = clap::value_parser!(u64).range(1..))]

@@ -10,15 +10,20 @@ use crate::{DocSummary, Mode};
 
 /// List live documents in id order: a table, or JSON Lines.
 ///
-/// JSON Lines fields: {"id","category","version","inputs","outputs",
-/// "body_bytes"}; "outputs" counts the nodes that have an expected output,
-/// unset category and version are null.
+/// JSON Lines (--json), one object per document:
+///   {"id", "category", "version", "inputs", "outputs", "body_bytes"}
+/// "outputs" counts the nodes that have an expected output; an unset
+/// category or version is null.
 #[derive(Debug, Args)]
-#[command(after_help = "\
+#[command(
+    verbatim_doc_comment,
+    about = "List live documents in id order: a table, or JSON Lines",
+    after_help = "\
 Examples:
   stratum list
   stratum list --category easy
-  stratum list --json | jq -r 'select(.outputs < .inputs) | .id'")]
+  stratum list --json | jq -r 'select(.outputs < .inputs) | .id'"
+)]
 pub struct ListArgs {
     /// Only documents of this category.
     #[arg(long, value_name = "C")]

@@ -123,34 +123,23 @@ pub struct GlobalArgs {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+// Clap takes each command's help (summary, details, examples) from the doc
+// comment of its `XxxArgs` struct only when the variant has none.
+#[allow(missing_docs)]
 pub enum Command {
-    /// Create a document and print its new id.
     CreateDoc(create_doc::CreateDocArgs),
-    /// Append an input node to a document's chain and print its node id.
     AddInput(add_input::AddInputArgs),
-    /// Set or replace the expected output of an input node.
     SetOutput(set_output::SetOutputArgs),
-    /// Print a document (JSON), its body, one node, or a table.
     Get(get::GetArgs),
-    /// Replace a document's body, category or version, keeping the rest.
     UpdateDoc(update_doc::UpdateDocArgs),
-    /// Delete a document with its whole chain.
     DeleteDoc(delete_doc::DeleteDocArgs),
-    /// Delete one input node and its expected output.
     DeleteInput(delete_input::DeleteInputArgs),
-    /// List live documents: a table, or JSON Lines.
     List(list::ListArgs),
-    /// Merge the segments, keeping only live data.
     Compact(compact::CompactArgs),
-    /// Check every record of every file and report each problem.
     Verify(verify::VerifyArgs),
-    /// Print every live document as JSON Lines, or the raw record log.
     Dump(dump::DumpArgs),
-    /// Show segment sizes, counts and the garbage ratio.
     Stats(stats::StatsArgs),
-    /// Load documents from JSON Lines in the `get` shape, all or nothing.
     Load(load::LoadArgs),
-    /// Apply a batch of write operations from JSON Lines, all or nothing.
     Apply(apply::ApplyArgs),
 }
 

@@ -11,18 +11,23 @@ use crate::engine::Stats;
 
 /// Show segment sizes, counts and the garbage ratio.
 ///
-/// The JSON form (--json) is one object: {"segments":[{"name","bytes",
-/// "live_bytes","dead_bytes"}],"documents","inputs","outputs","tombstones",
-/// "total_bytes","live_bytes","garbage_ratio","last_seq",
-/// "doc_id_high_water","format_version","last_compaction"}. Segments are
-/// listed oldest first, active.seg last. "last_compaction" is null for a
-/// store never compacted, else {"first_segment","segments"}: the newest
-/// compaction's output still on disk.
+/// The JSON form (--json) is one object:
+///   {"segments": [{"name", "bytes", "live_bytes", "dead_bytes"}],
+///    "documents", "inputs", "outputs", "tombstones",
+///    "total_bytes", "live_bytes", "garbage_ratio", "last_seq",
+///    "doc_id_high_water", "format_version",
+///    "last_compaction": null or {"first_segment", "segments"}}
+/// Segments are listed oldest first, active.seg last. "last_compaction" is
+/// the newest compaction's output still on disk, null if there is none.
 #[derive(Debug, Args)]
-#[command(after_help = "\
+#[command(
+    verbatim_doc_comment,
+    about = "Show segment sizes, counts and the garbage ratio",
+    after_help = "\
 Examples:
   stratum stats
-  stratum stats --json | jq '.garbage_ratio'")]
+  stratum stats --json | jq '.garbage_ratio'"
+)]
 pub struct StatsArgs {
     /// One JSON object instead of tables.
     #[arg(long)]

@@ -3,9 +3,9 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Args};
+use clap::Args;
 
-use crate::cli::{GlobalArgs, input};
+use crate::cli::{GlobalArgs, UsageError, input};
 use crate::{DocId, DocPatch};
 
 /// Replace a document's body, category or version; keep the rest.
@@ -14,14 +14,11 @@ use crate::{DocId, DocPatch};
 /// --version; with none of them the command is a usage error (exit 2) and
 /// nothing is written. The chain of inputs is kept. Prints nothing.
 #[derive(Debug, Args)]
-#[command(
-    group(ArgGroup::new("change").args(["body", "file", "category", "version"]).required(true).multiple(true)),
-    after_help = "\
+#[command(after_help = "\
 Examples:
   stratum update-doc 1 --version v2
   stratum update-doc 1 --file problem-v2.html --version v2
-  sed 's/easy/hard/' problem.html | stratum update-doc 1 - --category hard"
-)]
+  sed 's/easy/hard/' problem.html | stratum update-doc 1 - --category hard")]
 pub struct UpdateDocArgs {
     /// The document id.
     #[arg(value_name = "DOC", value_parser = clap::value_parser!(u64).range(1..))]
@@ -45,6 +42,16 @@ pub struct UpdateDocArgs {
 /// # Errors
 /// Unknown document, invalid input, lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: UpdateDocArgs) -> anyhow::Result<()> {
+    if args.body.is_none()
+        && args.file.is_none()
+        && args.category.is_none()
+        && args.version.is_none()
+    {
+        return Err(UsageError(
+            "update-doc needs at least one of BODY (or `-`), --file, --category, --version".into(),
+        )
+        .into());
+    }
     let patch = DocPatch {
         category: args.category,
         version: args.version,

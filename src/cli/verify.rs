@@ -11,21 +11,27 @@ use crate::engine::{self, ProblemKind, VerifyReport};
 /// Check every record of every file and report each problem.
 ///
 /// Reads every segment and index file, checks every CRC and the structure
-/// (lengths, kinds, an output only for an existing input, …), and reports
+/// (lengths, kinds, an output only for an existing input, ...), and reports
 /// each problem with its file and byte offset. Works on damaged stores and
 /// changes nothing. Exits 6 when anything is damaged; notices (a torn tail,
-/// a leftover temporary file, which the next write cleans up) do not count.
+/// a leftover temporary file: the next write cleans them up) do not count.
 ///
-/// The JSON form (--json) is one object: {"ok","files":[{"name","bytes",
-/// "records","ok"}],"problems":[{"file","offset","kind","message"}],"bytes",
-/// "records"}; "kind" is "damage" or "notice", "offset" null when the
-/// problem is not at one place.
+/// The JSON form (--json) is one object:
+///   {"ok", "files": [{"name", "bytes", "records", "ok"}],
+///    "problems": [{"file", "offset", "kind", "message"}],
+///    "bytes", "records"}
+/// "kind" is "damage" or "notice"; "offset" is null when a problem is not
+/// at one place.
 #[derive(Debug, Args)]
-#[command(after_help = "\
+#[command(
+    verbatim_doc_comment,
+    about = "Check every record of every file and report each problem",
+    after_help = "\
 Examples:
   stratum verify
   stratum verify --json | jq -r '.problems[] | \"\\(.file):\\(.offset) \\(.message)\"'
-  stratum verify --quiet || echo \"store damaged\" >&2")]
+  stratum verify --quiet || echo \"store damaged\" >&2"
+)]
 pub struct VerifyArgs {
     /// One JSON object instead of tables.
     #[arg(long)]
