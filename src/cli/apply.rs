@@ -326,9 +326,9 @@ pub fn run(g: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
     drop(store);
     let mut out = output::stdout();
     for d in &done {
-        output::write_json_line(&mut out, d)?;
+        output::write_json_line(&mut out, d).map_err(output::write_err)?;
     }
-    out.flush()?;
+    out.flush().map_err(output::write_err)?;
     Ok(())
 }
 

@@ -78,6 +78,6 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
         })?;
         bar.finish();
     }
-    out.flush()?;
+    out.flush().map_err(output::write_err)?;
     Ok(())
 }

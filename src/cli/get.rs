@@ -75,19 +75,19 @@ pub fn run(g: &GlobalArgs, args: GetArgs) -> anyhow::Result<()> {
         } else {
             node.to_json()
         };
-        write_value(&mut out, &value, args.pretty)?;
+        write_value(&mut out, &value, args.pretty).map_err(output::write_err)?;
     } else {
         let document = store.get(doc)?;
         drop(store);
         if args.body {
-            out.write_all(&document.body)?;
+            out.write_all(&document.body).map_err(output::write_err)?;
         } else if args.table {
-            write_tables(&mut out, &document)?;
+            write_tables(&mut out, &document).map_err(output::write_err)?;
         } else {
-            write_value(&mut out, &document.to_json(), args.pretty)?;
+            write_value(&mut out, &document.to_json(), args.pretty).map_err(output::write_err)?;
         }
     }
-    out.flush()?;
+    out.flush().map_err(output::write_err)?;
     Ok(())
 }
 

@@ -93,8 +93,8 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
             }
             Ok(())
         })?;
-        t.write(&mut out)?;
+        t.write(&mut out).map_err(output::write_err)?;
     }
-    out.flush()?;
+    out.flush().map_err(output::write_err)?;
     Ok(())
 }

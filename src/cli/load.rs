@@ -72,9 +72,9 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
     drop(store);
     let mut out = output::stdout();
     for id in ids {
-        writeln!(out, "{id}")?;
+        writeln!(out, "{id}").map_err(output::write_err)?;
     }
-    out.flush()?;
+    out.flush().map_err(output::write_err)?;
     Ok(())
 }
 

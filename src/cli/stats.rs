@@ -74,11 +74,11 @@ pub fn run(g: &GlobalArgs, args: StatsArgs) -> anyhow::Result<()> {
     drop(store);
     let mut out = output::stdout();
     if args.json {
-        output::write_json_line(&mut out, &to_json(&s))?;
+        output::write_json_line(&mut out, &to_json(&s)).map_err(output::write_err)?;
     } else {
-        write_tables(&mut out, &s)?;
+        write_tables(&mut out, &s).map_err(output::write_err)?;
     }
-    out.flush()?;
+    out.flush().map_err(output::write_err)?;
     Ok(())
 }
 

@@ -81,11 +81,11 @@ pub fn run(g: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<()> {
     bar.finish();
     let mut out = output::stdout();
     if args.json {
-        output::write_json_line(&mut out, &to_json(&report))?;
+        output::write_json_line(&mut out, &to_json(&report)).map_err(output::write_err)?;
     } else {
-        write_tables(&mut out, &report)?;
+        write_tables(&mut out, &report).map_err(output::write_err)?;
     }
-    out.flush()?;
+    out.flush().map_err(output::write_err)?;
     if report.is_ok() {
         return Ok(());
     }

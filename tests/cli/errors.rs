@@ -145,6 +145,32 @@ fn io_errors_exit_7_naming_the_path() {
 }
 
 #[test]
+fn a_full_stdout_exits_7() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        eprintln!("skipped: no /dev/full");
+        return;
+    };
+    let s = populated();
+    for args in [
+        &["get", "1"][..],
+        &["dump"],
+        &["list", "--json"],
+        &["stats"],
+    ] {
+        let mut cmd = s.command(args);
+        cmd.stdout(full.try_clone().unwrap()).stderr(Stdio::piped());
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(7), "{args:?}: {err}");
+        assert_eq!(
+            err,
+            "stratum: I/O error during write on <stdout>: No space left on device (os error 28)\n",
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
 fn read_commands_on_a_missing_store_exit_3_and_create_nothing() {
     let s = TestStore::new();
     for args in [
