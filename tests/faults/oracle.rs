@@ -1,0 +1,133 @@
+//! The checks run after every fault (the guide's invariants I1–I8): the
+//! store verifies, holds the acknowledged history with the one in-flight
+//! command absent or fully applied, accepts the next write with a fresh id,
+//! and keeps no temporary file once that write succeeded.
+
+use std::path::Path;
+
+use crate::model::{self, Model, NewDoc, Op};
+use crate::support::{Runner, tmp_files};
+
+/// What became of the in-flight command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Absent,
+    Applied,
+}
+
+/// Runs after a fault hit `op` (which was therefore not acknowledged).
+/// Returns the outcome and the model to continue from, or what is wrong.
+pub fn check_recovery(
+    run: &Runner,
+    dir: &Path,
+    seg: &str,
+    model: &Model,
+    op: &Op,
+) -> Result<(Outcome, Model), String> {
+    if !dir.join("LOCK").exists() && model.doc_hwm == 0 {
+        // A fault while the first write was creating the store, before its
+        // lock file existed: there is no store yet (read commands say so,
+        // exit 3), and the next write must create it.
+        return probe_and_reverify(run, dir, seg, model.clone()).map(|m| (Outcome::Absent, m));
+    }
+    let v = run.stratum(dir, &["verify"]);
+    if !v.ok() {
+        return Err(format!(
+            "verify after the fault: {}; stdout: {}",
+            v.describe(),
+            v.out()
+        ));
+    }
+    let got = model::dump(run, dir)?;
+    let (applied, _) = model.after(op).map_err(|e| format!("model: {e}"))?;
+    let (outcome, m) = if got == model.docs {
+        (Outcome::Absent, model.clone())
+    } else if got == applied.docs {
+        (Outcome::Applied, applied)
+    } else {
+        return Err(format!(
+            "state is neither before nor after the in-flight {}: vs before: {}; vs after: {}",
+            op.kind(),
+            model::diff(&model.docs, &got),
+            model::diff(&applied.docs, &got)
+        ));
+    };
+    let m = probe_and_reverify(run, dir, seg, m)?;
+    Ok((outcome, m))
+}
+
+/// The next write succeeds and gets an id past every id ever handed out;
+/// afterwards no temporary file remains, the store verifies and holds the
+/// model.
+pub fn probe_and_reverify(
+    run: &Runner,
+    dir: &Path,
+    seg: &str,
+    mut m: Model,
+) -> Result<Model, String> {
+    let probe = Op::CreateDoc(NewDoc {
+        body: format!("probe after doc {}", m.doc_hwm),
+        category: Some("probe".into()),
+        version: None,
+        inputs: Vec::new(),
+    });
+    let out = run.run(model::op_cmd(dir, seg, &probe));
+    if !out.ok() {
+        return Err(format!("the next write failed: {}", out.describe()));
+    }
+    let (next, ids) = m.after(&probe).map_err(|e| format!("model: {e}"))?;
+    let printed = Model::printed_ids(&probe, &out.out());
+    if printed != ids {
+        return Err(format!(
+            "the next create-doc printed id {printed:?}, expected {ids:?} (ids must never be reused or skipped)"
+        ));
+    }
+    m = next;
+    let tmps = tmp_files(dir);
+    if !tmps.is_empty() {
+        return Err(format!(
+            "temporary files left after a successful write: {tmps:?}"
+        ));
+    }
+    let v = run.stratum(dir, &["verify"]);
+    if !v.ok() {
+        return Err(format!(
+            "verify after the next write: {}; stdout: {}",
+            v.describe(),
+            v.out()
+        ));
+    }
+    let got = model::dump(run, dir)?;
+    if got != m.docs {
+        return Err(format!(
+            "after the next write: {}",
+            model::diff(&m.docs, &got)
+        ));
+    }
+    Ok(m)
+}
+
+/// Checks a run that exited 0: printed ids and the resulting state.
+pub fn check_acknowledged(
+    run: &Runner,
+    dir: &Path,
+    model: &Model,
+    op: &Op,
+    stdout: &str,
+) -> Result<Model, String> {
+    let (next, ids) = model.after(op).map_err(|e| format!("model: {e}"))?;
+    let printed = Model::printed_ids(op, stdout);
+    let want = Model::expected_printed(op, &ids);
+    if printed != want {
+        return Err(format!("printed ids {printed:?}, expected {want:?}"));
+    }
+    let got = model::dump(run, dir)?;
+    if got != next.docs {
+        return Err(format!(
+            "acknowledged {} not in the store: {}",
+            op.kind(),
+            model::diff(&next.docs, &got)
+        ));
+    }
+    Ok(next)
+}
