@@ -136,14 +136,7 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
     let dir = opts.dir.clone();
     let write = mode == Mode::Write;
     match vfs.kind(&dir).map_err(|e| Error::io("stat", &dir, e))? {
-        None if write => {
-            vfs.create_dir_all(&dir)
-                .map_err(|e| Error::io("create directory", &dir, e))?;
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                vfs.sync_dir(parent)
-                    .map_err(|e| Error::io("fsync", parent, e))?;
-            }
-        }
+        None if write => create_dirs(&*vfs, &dir)?,
         None => return Err(Error::NoStore { path: dir }),
         Some(EntryKind::Dir) => {}
         Some(_) => {
@@ -202,6 +195,12 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         .max()
         .unwrap_or(0);
     if write {
+        if !stale.is_empty() {
+            // The removals below rely on the new generation's renames: make
+            // those durable first, as the crashed compaction may not have.
+            vfs.sync_dir(&dir)
+                .map_err(|e| Error::io("fsync", &dir, e))?;
+        }
         for n in &stale {
             for name in [format::segment_name(*n), format::index_name(*n)] {
                 let p = dir.join(name);
@@ -374,6 +373,11 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
             }
         }
     }
+    if !write && active.file.is_none() {
+        // Numbered past any segment found above, including an active
+        // segment that turned out sealed.
+        active = Active::empty(next_number, active_path.clone());
+    }
     if write && active.file.is_none() {
         if dir_dirty {
             vfs.sync_dir(&dir)
@@ -425,6 +429,33 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
 
 /// An open `active.idx` and its header.
 type Checkpoint = (Box<dyn VFile>, IndexHeader);
+
+/// Creates the data directory and every missing parent, fsyncing the parent
+/// of each one created so that the new entries survive a power loss.
+fn create_dirs(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let parent_of = |p: &Path| match p.parent() {
+        Some(q) if !q.as_os_str().is_empty() => q.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut missing = Vec::new();
+    let mut p = dir.to_path_buf();
+    while vfs.kind(&p).map_err(|e| Error::io("stat", &p, e))?.is_none() {
+        let parent = parent_of(&p);
+        missing.push(p);
+        if parent == Path::new(".") || parent.parent().is_none() {
+            break;
+        }
+        p = parent;
+    }
+    vfs.create_dir_all(dir)
+        .map_err(|e| Error::io("create directory", dir, e))?;
+    for created in missing.iter().rev() {
+        let parent = parent_of(created);
+        vfs.sync_dir(&parent)
+            .map_err(|e| Error::io("fsync", &parent, e))?;
+    }
+    Ok(())
+}
 
 /// Scans `active.seg`, from its checkpoint (`active.idx`) when one is valid
 /// for it. A checkpoint that does not fit the segment exactly (the tail
