@@ -442,7 +442,6 @@ impl Store {
             return Err(Error::invalid("internal: nested batch"));
         }
         self.check_writable()?;
-        self.maybe_seal(1)?;
         self.batch = Some(BatchState {
             start: self.active.len,
             next_seq: self.next_seq,

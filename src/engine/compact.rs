@@ -76,18 +76,16 @@ fn live_size(view: &DocView) -> u64 {
 impl Store {
     /// Bytes of segment and index files on disk now.
     fn file_bytes(&self) -> u64 {
-        let idx: u64 = self
-            .sealed
-            .iter()
-            .map(|s| {
-                self.opts
-                    .vfs
-                    .open_read(&s.index.path)
-                    .and_then(|f| f.len())
-                    .unwrap_or(0)
-            })
-            .sum();
-        self.total_bytes() + idx
+        let size = |p: &std::path::Path| {
+            self.opts
+                .vfs
+                .open_read(p)
+                .and_then(|f| f.len())
+                .unwrap_or(0)
+        };
+        let idx: u64 = self.sealed.iter().map(|s| size(&s.index.path)).sum();
+        let checkpoint = size(&self.opts.dir.join(format::ACTIVE_INDEX_NAME));
+        self.total_bytes() + idx + checkpoint
     }
 
     /// What [`Store::compact`] would reclaim, without changing anything.
@@ -102,17 +100,24 @@ impl Store {
                 live += live_size(&view);
             }
         }
-        let before = self.file_bytes();
-        let reclaimable = before.saturating_sub(live);
+        // Garbage is measured on the segments alone, less the framing that
+        // every segment keeps (header, footer): index files shrink and grow
+        // with the records, so counting them would make a freshly compacted
+        // store look a tenth garbage, and a nightly `--min-garbage 0.1`
+        // recompact it forever.
+        let segments = self.sealed.len() as u64 + 1;
+        let framing = segments * (format::SEGMENT_HEADER_LEN + format::SEAL_RECORD_LEN) as u64;
+        let seg_bytes = self.total_bytes();
+        let reclaimable = seg_bytes.saturating_sub(live + framing);
         Ok(CompactPlan {
-            segments: self.sealed.len() + 1,
-            bytes_before: before,
+            segments: segments as usize,
+            bytes_before: self.file_bytes(),
             live_bytes: live,
             reclaimable_bytes: reclaimable,
-            garbage_ratio: if before == 0 {
+            garbage_ratio: if seg_bytes == 0 {
                 0.0
             } else {
-                reclaimable as f64 / before as f64
+                reclaimable as f64 / seg_bytes as f64
             },
         })
     }

@@ -40,5 +40,5 @@ mod verify;
 pub use backup::{BackupReport, backup};
 pub use compact::{CompactPlan, CompactReport};
 pub use repair::{QUARANTINE_DIR, RepairReport, SalvageReport, repair, salvage};
-pub use store::{Mode, Options, Progress, RecordInfo, SegmentStats, Stats, Store};
+pub use store::{MAX_ID, Mode, Options, Progress, RecordInfo, SegmentStats, Stats, Store};
 pub use verify::{FileReport, Problem, ProblemKind, VerifyReport, verify};

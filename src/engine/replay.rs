@@ -140,10 +140,11 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         None => return Err(Error::NoStore { path: dir }),
         Some(EntryKind::Dir) => {}
         Some(_) => {
-            return Err(Error::invalid(format!(
-                "{} exists and is not a directory",
-                dir.display()
-            )));
+            return Err(Error::io(
+                "open",
+                &dir,
+                std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            ));
         }
     }
     let lock_path = dir.join(LOCK_NAME);
@@ -439,7 +440,11 @@ fn create_dirs(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
     };
     let mut missing = Vec::new();
     let mut p = dir.to_path_buf();
-    while vfs.kind(&p).map_err(|e| Error::io("stat", &p, e))?.is_none() {
+    while vfs
+        .kind(&p)
+        .map_err(|e| Error::io("stat", &p, e))?
+        .is_none()
+    {
         let parent = parent_of(&p);
         missing.push(p);
         if parent == Path::new(".") || parent.parent().is_none() {

@@ -189,7 +189,7 @@ impl Store {
     /// [`Error::InvalidInput`] when a record would exceed the size limit;
     /// [`Error::Io`].
     pub fn create_doc(&mut self, doc: &NewDoc) -> Result<DocId> {
-        let id = DocId(self.doc_hwm + 1);
+        let id = DocId(next_id(self.doc_hwm, "document")?);
         self.put_doc(id, doc, 0)?;
         Ok(id)
     }
@@ -225,7 +225,7 @@ impl Store {
     /// [`Error::DocNotFound`], [`Error::InvalidInput`], [`Error::Io`].
     pub fn add_input(&mut self, doc: DocId, input: &Json, output: Option<&Json>) -> Result<NodeId> {
         let view = self.view(doc)?;
-        let node = NodeId(view.node_hwm + 1);
+        let node = NodeId(next_id(view.node_hwm, "node")?);
         self.put_input(doc, node, input, output)?;
         Ok(node)
     }
@@ -316,10 +316,10 @@ impl Store {
             let id = parsed
                 .id
                 .ok_or_else(|| Error::invalid("--keep-ids needs an \"id\" on every document"))?;
-            if id.0 == 0 {
-                return Err(Error::invalid(
-                    "document id 0 is not valid (ids start at 1)",
-                ));
+            if id.0 == 0 || id.0 > MAX_ID {
+                return Err(Error::invalid(format!(
+                    "document id {id} is out of range (1 to {MAX_ID})"
+                )));
             }
             if self.doc_exists_ever(id)? {
                 return Err(Error::invalid(format!(
@@ -328,7 +328,7 @@ impl Store {
             }
             id
         } else {
-            DocId(self.doc_hwm + 1)
+            DocId(next_id(self.doc_hwm, "document")?)
         };
         let mut last = 0u64;
         let mut nodes = Vec::with_capacity(parsed.inputs.len());
@@ -337,14 +337,14 @@ impl Store {
                 let node = n
                     .id
                     .ok_or_else(|| Error::invalid("--keep-ids needs a \"node\" on every input"))?;
-                if node.0 <= last {
+                if node.0 <= last || node.0 > MAX_ID {
                     return Err(Error::invalid(format!(
-                        "node ids must ascend within a document (node {node} after {last})"
+                        "node ids must ascend within a document and stay within 1 to {MAX_ID} (node {node} after {last})"
                     )));
                 }
                 node
             } else {
-                NodeId(i as u64 + 1)
+                NodeId(next_id(i as u64, "node")?)
             };
             last = node.0;
             nodes.push(node);
@@ -650,6 +650,20 @@ impl Store {
     /// Bytes of all segment files.
     pub(crate) fn total_bytes(&self) -> u64 {
         self.sealed.iter().map(|s| s.len).sum::<u64>() + self.active.len
+    }
+}
+
+/// Largest document or node id: 2^53 - 1, the largest integer every JSON
+/// reader (jq, JavaScript) represents exactly.
+pub const MAX_ID: u64 = (1 << 53) - 1;
+
+/// The id after `hwm`, or an error when ids are exhausted.
+fn next_id(hwm: u64, what: &str) -> Result<u64> {
+    match hwm.checked_add(1) {
+        Some(id) if id <= MAX_ID => Ok(id),
+        _ => Err(Error::invalid(format!(
+            "no {what} ids left: the highest, {MAX_ID}, is taken"
+        ))),
     }
 }
 

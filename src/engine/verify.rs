@@ -193,7 +193,15 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
             report.damage(name, offset_of(err), brief(err));
         }
         file_report(&mut report, name, &scan, !damaged);
-        check_index(vfs, dir, *n, &scan, &mut report);
+        if damaged {
+            report.notice(
+                &format::index_name(*n),
+                None,
+                "not checked: its segment is damaged",
+            );
+        } else {
+            check_index(vfs, dir, *n, &scan, &mut report);
+        }
         items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
     }
 
