@@ -22,6 +22,9 @@ _stratum() {
             stratum,apply)
                 cmd="stratum__subcmd__apply"
                 ;;
+            stratum,backup)
+                cmd="stratum__subcmd__backup"
+                ;;
             stratum,compact)
                 cmd="stratum__subcmd__compact"
                 ;;
@@ -49,6 +52,9 @@ _stratum() {
             stratum,load)
                 cmd="stratum__subcmd__load"
                 ;;
+            stratum,repair)
+                cmd="stratum__subcmd__repair"
+                ;;
             stratum,set-output)
                 cmd="stratum__subcmd__set__subcmd__output"
                 ;;
@@ -66,6 +72,9 @@ _stratum() {
                 ;;
             stratum__subcmd__help,apply)
                 cmd="stratum__subcmd__help__subcmd__apply"
+                ;;
+            stratum__subcmd__help,backup)
+                cmd="stratum__subcmd__help__subcmd__backup"
                 ;;
             stratum__subcmd__help,compact)
                 cmd="stratum__subcmd__help__subcmd__compact"
@@ -94,6 +103,9 @@ _stratum() {
             stratum__subcmd__help,load)
                 cmd="stratum__subcmd__help__subcmd__load"
                 ;;
+            stratum__subcmd__help,repair)
+                cmd="stratum__subcmd__help__subcmd__repair"
+                ;;
             stratum__subcmd__help,set-output)
                 cmd="stratum__subcmd__help__subcmd__set__subcmd__output"
                 ;;
@@ -113,7 +125,7 @@ _stratum() {
 
     case "${cmd}" in
         stratum)
-            opts="-d -q -h -V --dir --segment-size --no-sync --lock-timeout --quiet --help --version create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help"
+            opts="-d -q -h -V --dir --segment-size --no-sync --lock-timeout --quiet --help --version create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply backup repair help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -177,6 +189,36 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__apply)
+            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --segment-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stratum__subcmd__backup)
             opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -347,7 +389,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__dump)
-            opts="-d -q -h --records --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --records --salvage --dir --segment-size --no-sync --lock-timeout --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -411,7 +453,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__help)
-            opts="create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply help"
+            opts="create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply backup repair help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -439,6 +481,20 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__help__subcmd__apply)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stratum__subcmd__help__subcmd__backup)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -578,6 +634,20 @@ _stratum() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        stratum__subcmd__help__subcmd__repair)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         stratum__subcmd__help__subcmd__set__subcmd__output)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -670,6 +740,36 @@ _stratum() {
             ;;
         stratum__subcmd__load)
             opts="-d -q -h --keep-ids --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --segment-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stratum__subcmd__repair)
+            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

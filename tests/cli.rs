@@ -15,5 +15,7 @@ mod durability;
 mod errors;
 #[path = "cli/operator.rs"]
 mod operator;
+#[path = "cli/rescue.rs"]
+mod rescue;
 #[path = "cli/values.rs"]
 mod values;

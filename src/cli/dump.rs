@@ -12,6 +12,10 @@ use crate::cli::{GlobalArgs, output};
 ///
 /// Each line has the `get` shape, so `dump` output can be fed to `load`.
 ///
+/// --salvage reads every record that still passes its CRC, from a store
+/// that may refuse to open, and prints the documents it can rebuild (a
+/// summary goes to stderr); it changes nothing.
+///
 /// --records lists the raw log instead, old versions and tombstones
 /// included, one object per record:
 ///   {"segment", "offset", "seq", "kind", "doc", "node", "size", "crc_ok"}
@@ -26,12 +30,16 @@ Examples:
   stratum dump > backup.jsonl
   stratum dump | jq -c 'select(.category == \"easy\") | {id, n: (.inputs | length)}'
   stratum dump --records | jq -c 'select(.crc_ok | not)'
+  stratum dump --salvage > rescued.jsonl
   stratum dump | stratum --dir copy load --keep-ids"
 )]
 pub struct DumpArgs {
     /// List the raw records of every segment instead of documents.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "salvage")]
     pub records: bool,
+    /// Read what can be read from a damaged store (which may refuse to open).
+    #[arg(long)]
+    pub salvage: bool,
 }
 
 #[derive(Serialize)]
@@ -51,6 +59,9 @@ struct Record<'a> {
 /// # Errors
 /// No store, lock timeout, corruption, I/O (a closed stdout included).
 pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
+    if args.salvage {
+        return salvage(g);
+    }
     let store = g.open(Mode::Read)?;
     let mut out = output::stdout();
     if args.records {
@@ -79,5 +90,23 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
         bar.finish();
     }
     out.flush().map_err(output::write_err)?;
+    Ok(())
+}
+
+/// `dump --salvage`: no normal open (it may refuse a damaged store).
+fn salvage(g: &GlobalArgs) -> anyhow::Result<()> {
+    let mut out = output::stdout();
+    let mut line = String::new();
+    let report = crate::engine::salvage(&g.options(), &mut |doc| {
+        line.clear();
+        doc.write_json(&mut line);
+        line.push('\n');
+        out.write_all(line.as_bytes()).map_err(output::write_err)
+    })?;
+    out.flush().map_err(output::write_err)?;
+    crate::cli::message(&format!(
+        "salvaged {} documents from {} files ({} records readable, {} damaged bytes skipped)",
+        report.documents, report.files, report.good_records, report.damaged_bytes
+    ));
     Ok(())
 }

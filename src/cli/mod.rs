@@ -19,6 +19,7 @@ use crate::{Mode, Options, Store};
 
 pub mod add_input;
 pub mod apply;
+pub mod backup;
 pub mod compact;
 pub mod create_doc;
 pub mod delete_doc;
@@ -29,6 +30,7 @@ pub mod input;
 pub mod list;
 pub mod load;
 pub mod output;
+pub mod repair;
 pub mod set_output;
 pub mod stats;
 pub mod update_doc;
@@ -141,6 +143,10 @@ pub enum Command {
     Stats(stats::StatsArgs),
     Load(load::LoadArgs),
     Apply(apply::ApplyArgs),
+    /// Copy the store to DEST, consistently and verified.
+    Backup(backup::BackupArgs),
+    /// Salvage a damaged store: keep every record that passes its CRC.
+    Repair(repair::RepairArgs),
 }
 
 /// Runs the parsed command line.
@@ -164,6 +170,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => stats::run(g, args),
         Command::Load(args) => load::run(g, args),
         Command::Apply(args) => apply::run(g, args),
+        Command::Backup(args) => backup::run(g, args),
+        Command::Repair(args) => repair::run(g, args),
     }?;
     Ok(ExitCode::SUCCESS)
 }
