@@ -64,6 +64,44 @@ impl fmt::Debug for Json {
 /// limit), so that a value stays usable by the tools it is piped into.
 pub const MAX_DEPTH: usize = 128;
 
+/// Checks a stored value before it is served or verified: UTF-8, one
+/// well-formed JSON value, nesting within [`MAX_DEPTH`].
+///
+/// # Errors
+/// The reason, when it is not.
+pub(crate) fn check_stored(bytes: &[u8]) -> std::result::Result<(), String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "stored value is not UTF-8".to_owned())?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map_err(|e| format!("stored value is not JSON: {e}"))?;
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &c in text.as_bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+        } else {
+            match c {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(format!("stored value nests deeper than {MAX_DEPTH} levels"));
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Removes whitespace outside strings from valid JSON text; refuses nesting
 /// deeper than [`MAX_DEPTH`].
 fn minify(text: &str) -> Result<String> {

@@ -46,6 +46,15 @@ pub const RECORD_HEADER_LEN: usize = RH_NODE + size_of::<u64>();
 /// read before anything is allocated.
 pub const MAX_PAYLOAD: u32 = 64 * 1024 * 1024;
 
+/// Largest document or node id: 2^53 - 1, the largest integer every JSON
+/// reader (jq, JavaScript) represents exactly.
+pub const MAX_ID: u64 = (1 << 53) - 1;
+/// Largest sequence number; far beyond any real store, small enough that
+/// no arithmetic on it can overflow.
+pub const MAX_SEQ: u64 = 1 << 62;
+/// Largest segment number.
+pub const MAX_SEGMENT: u64 = 1 << 40;
+
 /// Record flag: part of an atomic batch that is committed only by a later
 /// `Commit` record.
 pub const FLAG_BATCH: u8 = 1;
@@ -177,10 +186,15 @@ impl SegmentHeader {
         if flags & !SEG_FLAG_COMPACTED != 0 || u32_at(b, SH_FLAGS + 2) != Some(0) {
             return Err(HeaderError::Bad("unknown segment header flags"));
         }
+        let number = u64_at(b, SH_NUMBER).unwrap_or(0);
+        let gen_base = u64_at(b, SH_GEN_BASE).unwrap_or(0);
+        if number == 0 || number > MAX_SEGMENT || gen_base > MAX_SEGMENT {
+            return Err(HeaderError::Bad("segment number out of range"));
+        }
         Ok(SegmentHeader {
-            flags: u16_at(b, SH_FLAGS).unwrap_or(0),
-            number: u64_at(b, SH_NUMBER).unwrap_or(0),
-            gen_base: u64_at(b, SH_GEN_BASE).unwrap_or(0),
+            flags,
+            number,
+            gen_base,
             gen_count: u32_at(b, SH_GEN_COUNT).unwrap_or(0),
         })
     }
@@ -220,6 +234,8 @@ pub enum RecordError {
     /// The header itself is impossible (kind, flags, reserved bits, length
     /// over the limit).
     BadHeader(String),
+    /// The record passes its CRC but its payload is malformed.
+    BadPayload(String),
     /// The CRC does not match.
     Checksum {
         /// CRC stored in the record.
@@ -234,6 +250,7 @@ impl std::fmt::Display for RecordError {
         match self {
             RecordError::Truncated => f.write_str("record is cut short"),
             RecordError::BadHeader(why) => write!(f, "bad record header: {why}"),
+            RecordError::BadPayload(why) => write!(f, "bad record payload: {why}"),
             RecordError::Checksum { stored, computed } => write!(
                 f,
                 "record checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
@@ -273,6 +290,13 @@ pub fn decode_header(b: &[u8]) -> Result<RecordHeader, RecordError> {
     }
     let doc = u64_at(h, RH_DOC).unwrap_or(0);
     let node = u64_at(h, RH_NODE).unwrap_or(0);
+    let seq = u64_at(h, RH_SEQ).unwrap_or(0);
+    if seq == 0 || seq > MAX_SEQ {
+        return bad(format!("sequence number {seq} out of range"));
+    }
+    if doc > MAX_ID || node > MAX_ID {
+        return bad(format!("ids doc={doc} node={node} out of range"));
+    }
     let ids_ok = match kind {
         Kind::DocPut | Kind::DocDelete => doc != 0 && node == 0,
         Kind::InputPut | Kind::OutputPut | Kind::InputDelete => doc != 0 && node != 0,
@@ -287,7 +311,7 @@ pub fn decode_header(b: &[u8]) -> Result<RecordHeader, RecordError> {
     Ok(RecordHeader {
         crc: u32_at(h, RH_CRC).unwrap_or(0),
         payload_len,
-        seq: u64_at(h, RH_SEQ).unwrap_or(0),
+        seq,
         kind,
         flags,
         doc,
@@ -404,6 +428,52 @@ pub fn decode_doc(p: &[u8]) -> Result<DocPayload, String> {
     })
 }
 
+/// Checks a data record's payload without copying it: the `DocPut` layout
+/// (lengths within the payload, UTF-8 category and version), and that every
+/// JSON value is well-formed.
+///
+/// # Errors
+/// The reason, when the payload is malformed.
+pub fn check_payload(kind: Kind, flags: u8, p: &[u8]) -> Result<(), String> {
+    match kind {
+        Kind::DocPut => {
+            let mut at = 8usize;
+            if p.len() < at {
+                return Err("doc payload too short".into());
+            }
+            for _ in 0..2 {
+                let len = u32_at(p, at).ok_or("doc payload too short")?;
+                at += 4;
+                if len != ABSENT {
+                    let s = p
+                        .get(at..at + len as usize)
+                        .ok_or("doc payload string runs past its end")?;
+                    std::str::from_utf8(s).map_err(|_| "category or version is not UTF-8")?;
+                    at += len as usize;
+                }
+            }
+            Ok(())
+        }
+        Kind::InputPut => {
+            let (input, output) = decode_input(p)?;
+            crate::json::check_stored(input)?;
+            if flags & FLAG_HAS_OUTPUT != 0 {
+                crate::json::check_stored(output)?;
+            }
+            Ok(())
+        }
+        Kind::OutputPut => crate::json::check_stored(p),
+        Kind::DocDelete | Kind::InputDelete => {
+            if p.is_empty() {
+                Ok(())
+            } else {
+                Err("tombstone with a payload".into())
+            }
+        }
+        Kind::Commit | Kind::Seal => Ok(()),
+    }
+}
+
 /// Reads the node high-water mark from the front of a `DocPut` payload.
 pub fn doc_node_hwm(p: &[u8]) -> Option<u64> {
     u64_at(p, 0)
@@ -461,11 +531,12 @@ impl SealPayload {
         if p.len() != SEAL_PAYLOAD_LEN {
             return None;
         }
-        Some(SealPayload {
+        let s = SealPayload {
             records: u64_at(p, 0)?,
             max_seq: u64_at(p, 8)?,
             doc_hwm: u64_at(p, 16)?,
-        })
+        };
+        (s.max_seq <= MAX_SEQ && s.doc_hwm <= MAX_ID).then_some(s)
     }
 }
 
@@ -592,19 +663,24 @@ impl IndexHeader {
     /// Decodes and checks the header.
     pub fn decode(b: &[u8]) -> Option<IndexHeader> {
         let b = b.get(..INDEX_HEADER_LEN)?;
+        // Bytes 10..16 and 60..64 are zero padding; the CRC does not cover
+        // the last four, so they are checked here.
         if b.get(..8)? != INDEX_MAGIC
             || u16_at(b, 8)? != FORMAT_VERSION
+            || b.get(10..16)?.iter().any(|&x| x != 0)
+            || b.get(60..64)?.iter().any(|&x| x != 0)
             || u32_at(b, 56)? != crc32fast::hash(&b[..56])
         {
             return None;
         }
-        Some(IndexHeader {
+        let h = IndexHeader {
             segment: u64_at(b, 16)?,
             segment_len: u64_at(b, 24)?,
             entries: u64_at(b, 32)?,
             max_seq: u64_at(b, 40)?,
             doc_hwm: u64_at(b, 48)?,
-        })
+        };
+        (h.segment <= MAX_SEGMENT && h.max_seq <= MAX_SEQ && h.doc_hwm <= MAX_ID).then_some(h)
     }
 }
 
@@ -632,7 +708,7 @@ pub fn parse_segment_name(name: &str) -> Option<(u64, bool)> {
     }
     let n: u64 = digits.parse().ok()?;
     // Only the canonical spelling: `seg_0000001.seg` is not segment 1.
-    (format!("{n:06}") == digits).then_some((n, is_index))
+    (format!("{n:06}") == digits && (1..=MAX_SEGMENT).contains(&n)).then_some((n, is_index))
 }
 
 /// The active segment's file name.

@@ -50,6 +50,11 @@ impl Entry {
     }
 }
 
+/// True when the entries are in strictly increasing key order.
+fn sorted(b: &[IndexEntry]) -> bool {
+    b.windows(2).all(|w| key(&w[0]) < key(&w[1]))
+}
+
 /// Sort key of index entries.
 pub(crate) fn key(e: &IndexEntry) -> (u64, u64, u64) {
     (e.doc, e.node, e.seq)
@@ -97,6 +102,7 @@ impl SealedIndex {
             .map_or(0, |(_, h)| h.entries.div_ceil(ENTRIES_PER_BLOCK as u64))
     }
 
+    /// Reads, checks (CRC and order) and caches block `i`.
     fn read_block(&self, i: u64) -> Option<Rc<Vec<IndexEntry>>> {
         if let Some(b) = self.cache.borrow().get(&i) {
             return Some(Rc::clone(b));
@@ -105,7 +111,7 @@ impl SealedIndex {
         let mut buf = vec![0u8; INDEX_BLOCK_LEN];
         let at = INDEX_HEADER_LEN as u64 + i * INDEX_BLOCK_LEN as u64;
         file.read_exact_at(&mut buf, at).ok()?;
-        let block = Rc::new(format::decode_block(&buf)?);
+        let block = Rc::new(format::decode_block(&buf).filter(|b| sorted(b))?);
         let mut cache = self.cache.borrow_mut();
         if cache.len() >= CACHE_BLOCKS {
             cache.clear();
@@ -270,7 +276,13 @@ impl<'a> Cursor<'a> {
                     if *block >= index.blocks() {
                         return Ok(None);
                     }
-                    match index.read_block_uncached(*block) {
+                    // A block out of order (only a crafted file can pass the
+                    // CRC that way) is as unusable as a damaged one.
+                    let last = self.last;
+                    let ordered = |b: &Vec<IndexEntry>| {
+                        sorted(b) && last.is_none_or(|l| b.first().is_some_and(|f| key(f) > l))
+                    };
+                    match index.read_block_uncached(*block).filter(ordered) {
                         Some(b) => {
                             *buf = b;
                             *block += 1;
@@ -394,10 +406,14 @@ impl IndexWriter {
 
     /// Adds an entry; entries must arrive in key order.
     pub fn push(&mut self, e: IndexEntry) -> Result<()> {
-        debug_assert!(
-            self.last.is_none_or(|l| l < key(&e)),
-            "index entries out of order"
-        );
+        // Compaction must never write an index it could not search.
+        if self.last.is_some_and(|l| l >= key(&e)) {
+            return Err(Error::corrupt(
+                &self.tmp,
+                0,
+                "index entries out of order (a damaged source index)",
+            ));
+        }
         self.last = Some(key(&e));
         self.pending.push(e);
         self.count += 1;
@@ -473,8 +489,11 @@ pub(crate) fn open_index_covering(
     let mut buf = [0u8; INDEX_HEADER_LEN];
     file.read_exact_at(&mut buf, 0).ok()?;
     let header = IndexHeader::decode(&buf)?;
-    let blocks = header.entries.div_ceil(ENTRIES_PER_BLOCK as u64);
-    let expect_len = INDEX_HEADER_LEN as u64 + blocks * INDEX_BLOCK_LEN as u64;
+    let expect_len = header
+        .entries
+        .div_ceil(ENTRIES_PER_BLOCK as u64)
+        .checked_mul(INDEX_BLOCK_LEN as u64)?
+        .checked_add(INDEX_HEADER_LEN as u64)?;
     if header.segment != segment
         || !covers.contains(&header.segment_len)
         || file.len().ok()? != expect_len

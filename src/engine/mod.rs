@@ -39,6 +39,7 @@ mod verify;
 
 pub use backup::{BackupReport, backup};
 pub use compact::{CompactPlan, CompactReport};
+pub use format::MAX_ID;
 pub use repair::{QUARANTINE_DIR, RepairReport, SalvageReport, repair, salvage};
-pub use store::{MAX_ID, Mode, Options, Progress, RecordInfo, SegmentStats, Stats, Store};
+pub use store::{Mode, Options, Progress, RecordInfo, SegmentStats, Stats, Store};
 pub use verify::{FileReport, Problem, ProblemKind, VerifyReport, verify};

@@ -170,6 +170,10 @@ pub(crate) fn scan_with_progress(
             Ok(r) => r,
             Err(why) => {
                 s.tail_truncated = why == RecordError::Truncated;
+                // A record that passes its CRC but says something impossible
+                // was written whole: damage (or a crafted file), not a torn
+                // write.
+                proof_at_bad = matches!(why, RecordError::BadPayload(_));
                 s.bad_at = Some((at, why.to_string()));
                 break;
             }
@@ -296,9 +300,9 @@ fn read_at(
         .get(at, total, path)
         .map_err(|e| RecordError::BadHeader(e.to_string()))?;
     let (h, payload) = format::decode_record(b)?;
+    format::check_payload(h.kind, h.flags, payload).map_err(RecordError::BadPayload)?;
     let aux = if h.kind == Kind::DocPut {
-        format::doc_node_hwm(payload)
-            .ok_or(RecordError::BadHeader("doc payload too short".into()))?
+        format::doc_node_hwm(payload).unwrap_or(0)
     } else {
         0
     };

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::format::{self, DocPayload, Kind, RecordHeader};
+use crate::engine::format::{self, DocPayload, Kind, MAX_ID, RecordHeader};
 use crate::engine::index::{Cursor, Entry, Merge};
 use crate::engine::segment;
 use crate::engine::vfs::{OsFs, Vfs};
@@ -474,6 +474,23 @@ impl Store {
                 "index entry has an impossible record length",
             ));
         }
+        let seg_len = if e.seg == self.active.number {
+            self.active.len
+        } else {
+            self.sealed
+                .binary_search_by_key(&e.seg, |s| s.number)
+                .map_or(0, |i| self.sealed[i].len)
+        };
+        if e.offset
+            .checked_add(u64::from(e.len))
+            .is_none_or(|end| end > seg_len)
+        {
+            return Err(Error::corrupt(
+                self.path_of(e),
+                e.offset,
+                "index entry points past the end of its segment",
+            ));
+        }
         if e.seg == self.active.number {
             return self.read_active(e);
         }
@@ -543,15 +560,14 @@ impl Store {
         })
     }
 
+    /// A stored value, checked again before it is served: a CRC proves the
+    /// bytes are the ones written, not that a crafted file wrote JSON.
     fn json_at(&self, e: &Entry, bytes: &[u8]) -> Result<Json> {
-        match std::str::from_utf8(bytes) {
-            Ok(s) if !s.is_empty() => Ok(Json::from_trusted(s.to_owned())),
-            _ => Err(Error::corrupt(
-                self.path_of(e),
-                e.offset,
-                "stored JSON value is not UTF-8 text",
-            )),
-        }
+        crate::json::check_stored(bytes)
+            .map_err(|why| Error::corrupt(self.path_of(e), e.offset, why))?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| Error::corrupt(self.path_of(e), e.offset, "stored value is not UTF-8"))?;
+        Ok(Json::from_trusted(text.to_owned()))
     }
 
     /// Every index entry of one document, from every segment.
@@ -652,10 +668,6 @@ impl Store {
         self.sealed.iter().map(|s| s.len).sum::<u64>() + self.active.len
     }
 }
-
-/// Largest document or node id: 2^53 - 1, the largest integer every JSON
-/// reader (jq, JavaScript) represents exactly.
-pub const MAX_ID: u64 = (1 << 53) - 1;
 
 /// The id after `hwm`, or an error when ids are exhausted.
 fn next_id(hwm: u64, what: &str) -> Result<u64> {
