@@ -463,10 +463,15 @@ def machine_info(tools: Tools, built: bool) -> list[tuple[str, str]]:
         pass
     WORK.mkdir(parents=True, exist_ok=True)
     usage = shutil.disk_usage(WORK)
-    fs = "unknown"
+    fs, best = "unknown", -1
     try:
-        fs = subprocess.run(["stat", "-f", "-c", "%T", str(WORK)], capture_output=True,
-                            text=True).stdout.strip() or fs
+        # The mount whose path is the longest prefix of bench/work holds it.
+        for line in Path("/proc/mounts").read_text().splitlines():
+            parts = line.split()
+            point = parts[1]
+            inside = str(WORK).startswith(point.rstrip("/") + "/") or str(WORK) == point
+            if len(parts) > 3 and inside and len(point) > best:
+                fs, best = f"{parts[2]} on {parts[0]}", len(point)
     except OSError:
         pass
 
@@ -546,16 +551,22 @@ def bench_main(cfg: Config, tools: Tools, log) -> tuple[list[Row], dict]:
     # Bulk load: a fresh store and a fresh database each repetition.
     row = Row("bulk load of the whole workload (`load` vs one transaction of INSERTs)",
               target="≤ 0.25", limit=0.25)
+    rss: dict[str, list[int]] = {"stratum load": [], "sqlite3 load": [],
+                                 "stratum compact": [], "sqlite3 VACUUM": []}
     for rep in range(cfg.reps):
         log(f"load {rep + 1}/{cfg.reps}")
         remove(store)
         remove(db)
 
         def st_load():
-            row.stratum.append(run(tools.st(store, "load", str(w.jsonl)))[0])
+            t, kib = peak_rss_kib(tools, tools.st(store, "load", str(w.jsonl)))
+            row.stratum.append(t)
+            rss["stratum load"].append(kib)
 
         def sq_load():
-            row.sqlite.append(run(tools.sq(db), stdin=w.sql)[0])
+            t, kib = peak_rss_kib(tools, tools.sq(db), stdin=w.sql)
+            row.sqlite.append(t)
+            rss["sqlite3 load"].append(kib)
 
         for f in ordered(rep, st_load, sq_load):
             f()
@@ -602,7 +613,6 @@ def bench_main(cfg: Config, tools: Tools, log) -> tuple[list[Row], dict]:
                     "(`apply` vs one UPDATE transaction)", target="≤ 0.5", limit=0.5)
     compact_row = Row("then reclaim the space (`compact` vs VACUUM)", target="≤ 0.5", limit=0.5)
     st_work, sq_work = runs / "stratum-rw", runs / "sqlite-rw.db"
-    rss = {"stratum compact": [], "sqlite3 VACUUM": []}
     pre_compact = {}
     for rep in range(cfg.reps):
         log(f"apply + compact {rep + 1}/{cfg.reps}")
@@ -627,7 +637,7 @@ def bench_main(cfg: Config, tools: Tools, log) -> tuple[list[Row], dict]:
             f()
     rows += [apply_row, compact_row]
     extra["pre_compact"] = pre_compact
-    extra["rss_compact"] = {k: max(v) for k, v in rss.items() if v}
+    extra["rss"] = {k: max(v) for k, v in rss.items() if v}
 
     # Every document out as JSON, from the compacted store and database.
     dump_row = Row("every document out as JSON (`dump` vs `sqlite3 -json` of the join)",
@@ -679,6 +689,7 @@ class ScalePoint:
     store: Path
     apply_file: Path
     load_seconds: float
+    load_rss_kib: int | None
     gets: list[float] = field(default_factory=list)
     get_rss_kib: int = 0
     compact_rss_kib: int = 0
@@ -690,8 +701,8 @@ class ScalePoint:
         return statistics.median(self.gets)
 
 
-def bench_scale(cfg: Config, tools: Tools, log, main_store: Path,
-                main_load: float) -> list[ScalePoint]:
+def bench_scale(cfg: Config, tools: Tools, log, main_store: Path, main_load: float,
+                main_load_rss: int | None) -> list[ScalePoint]:
     """stratum alone at several sizes; the `get`s go round-robin over the sizes,
     so that noise from the rest of the machine hits every size alike."""
     points = []
@@ -700,13 +711,14 @@ def bench_scale(cfg: Config, tools: Tools, log, main_store: Path,
         w = workload(docs, inputs, cfg.seed, False, log)
         apply_file, _, _ = half_outputs(w, False)
         if docs == cfg.docs and inputs == cfg.inputs:
-            points.append(ScalePoint(docs, inputs, main_store, apply_file, main_load))
+            points.append(ScalePoint(docs, inputs, main_store, apply_file, main_load,
+                                     main_load_rss))
             continue
         store = runs / f"scale-{w.tag}"
         log(f"scale: loading {docs:,} x {inputs}")
         remove(store)
-        t, _ = run(tools.st(store, "load", str(w.jsonl)))
-        points.append(ScalePoint(docs, inputs, store, apply_file, t))
+        t, kib = peak_rss_kib(tools, tools.st(store, "load", str(w.jsonl)))
+        points.append(ScalePoint(docs, inputs, store, apply_file, t, kib))
     rng = random.Random(cfg.seed + 3)
     log(f"scale: get x {cfg.gets} at each of {len(points)} sizes, round-robin")
     for i in range(cfg.gets):
@@ -730,13 +742,14 @@ def bench_scale(cfg: Config, tools: Tools, log, main_store: Path,
 
 def scale_table(points: list[ScalePoint]) -> str:
     lines = [
-        "| documents × inputs | `load` | `get` median | `get` peak RSS "
+        "| documents × inputs | `load` | `load` peak RSS | `get` median | `get` peak RSS "
         "| `compact` time | `compact` peak RSS | store after compact |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for p in points:
         lines.append(
             f"| {p.docs:,} × {p.inputs} | {fmt_time(p.load_seconds)} | "
+            f"{'—' if p.load_rss_kib is None else fmt_rss(p.load_rss_kib)} | "
             f"{fmt_time(p.get_median)} ({len(p.gets)} ids) | {fmt_rss(p.get_rss_kib)} | "
             f"{fmt_time(p.compact_seconds)} | {fmt_rss(p.compact_rss_kib)} | "
             f"{p.store_bytes / 1e6:.0f} MB |"
@@ -833,7 +846,8 @@ def main() -> int:
     load_start = loadavg()
     try:
         rows, extra = bench_main(cfg, tools, log)
-        points = (bench_scale(cfg, tools, log, extra["store"], extra["load_median"])
+        points = (bench_scale(cfg, tools, log, extra["store"], extra["load_median"],
+                              extra["rss"].get("stratum load"))
                   if cfg.scale else [])
     except BenchError as e:
         print(f"bench: {e}", file=sys.stderr)
@@ -887,7 +901,7 @@ def render(cfg: Config, rows: list[Row], extra: dict, points: list[ScalePoint],
             f"After compaction the stratum store holds {extra['index_bytes'] / 1e6:.1f} MB "
             "of index files (`*.idx`) within its total."
         )
-    rss = extra.get("rss_compact", {})
+    rss = extra.get("rss", {})
     if rss and have_rss:
         out.append(
             f"Peak RSS at {cfg.docs:,} documents: "
@@ -899,9 +913,12 @@ def render(cfg: Config, rows: list[Row], extra: dict, points: list[ScalePoint],
         out.append("## stratum alone: scaling\n")
         out.append(
             "`get` median over random ids, one invocation each; peak RSS from GNU time -v "
-            "(largest of 5 `get`s); `compact` after an `apply` rewriting half the outputs. "
-            "The 1,000,000-document point uses 2 inputs per document (not 10) to keep the "
-            "workload near 2 GB; the 10,000 × 2 point is its like-for-like baseline.\n"
+            "(largest of 5 `get`s); `compact` after an `apply` rewriting half the outputs; "
+            "the `get`s go round-robin over the sizes so that machine noise hits each alike."
+            + (" The 1,000,000-document point uses 2 inputs per document (not 10) to keep "
+               "the workload near 2 GB; the 10,000 × 2 point is its like-for-like baseline."
+               if any(p.docs >= 1_000_000 for p in points) else "")
+            + "\n"
         )
         out.append(scale_table(points))
         out.append("")
