@@ -6,7 +6,11 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | `kill_points` | SIGKILL before every mutating syscall of every command kind (`strace -e inject=…:signal=KILL:when=N`) |
+//! | `kill_points` | 1. SIGKILL before every mutating syscall of every command kind (`strace -e inject=…:signal=KILL:when=N`) |
+//! | `soak` | 2. random-kill soak: concurrent writers, rotation, a compactor, SIGKILL at random times |
+//! | `torn` | 3. torn append at every byte offset (`prlimit --fsize`), and the EFBIG path |
+//! | `fsync_audit` | 4. fsync-order audit of `strace -f -y` traces of every command kind |
+//! | `io_errors` | 5. EIO/ENOSPC injected into each call (once and persistent); a real full tmpfs |
 //!
 //! Every figure is printed with `eprintln!`; see them with
 //! `cargo test --release --test faults -- --nocapture`.
@@ -27,13 +31,19 @@ mod cases;
 mod fixtures;
 #[path = "faults/fsync_audit.rs"]
 mod fsync_audit;
+#[path = "faults/io_errors.rs"]
+mod io_errors;
 #[path = "faults/kill_points.rs"]
 mod kill_points;
 #[path = "faults/model.rs"]
 mod model;
 #[path = "faults/oracle.rs"]
 mod oracle;
+#[path = "faults/soak.rs"]
+mod soak;
 #[path = "faults/support.rs"]
 mod support;
+#[path = "faults/torn.rs"]
+mod torn;
 #[path = "faults/trace.rs"]
 mod trace;

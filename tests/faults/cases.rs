@@ -54,7 +54,10 @@ impl Case {
             Some(t) => {
                 let mut v = watch_paths(t);
                 for p in &mut v {
-                    *p = work.join(p.strip_prefix(t).unwrap_or(p));
+                    *p = match p.strip_prefix(t) {
+                        Ok(rel) if !rel.as_os_str().is_empty() => work.join(rel),
+                        _ => work.to_path_buf(),
+                    };
                 }
                 v
             }

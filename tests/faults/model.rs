@@ -300,13 +300,24 @@ impl Model {
     /// add-input its node id, load its document ids, apply one (doc, node)
     /// per line. `Err` when the command must fail on this state.
     pub fn after(&self, op: &Op) -> Result<(Model, Vec<u64>), String> {
+        self.after_with(op, &mut |m: &Model, _: &NewDoc| Some(m.doc_hwm + 1))
+    }
+
+    /// [`Model::after`] with document ids chosen by `alloc` (given the
+    /// model so far and the new document; `None`: the document is not
+    /// there, so the command cannot have been applied).
+    pub fn after_with(
+        &self,
+        op: &Op,
+        alloc: &mut dyn FnMut(&Model, &NewDoc) -> Option<u64>,
+    ) -> Result<(Model, Vec<u64>), String> {
         let mut m = self.clone();
         let mut printed = Vec::new();
         let mut created: BTreeMap<usize, u64> = BTreeMap::new();
         match op {
             Op::Apply(ops) => {
                 for (i, o) in ops.iter().enumerate() {
-                    let ids = m.step(o, &created)?;
+                    let ids = m.step(o, &created, alloc)?;
                     if let Op::CreateDoc(_) = o {
                         created.insert(i + 1, ids[0]);
                     }
@@ -315,8 +326,8 @@ impl Model {
             }
             Op::Load(docs) => {
                 for d in docs {
-                    m.doc_hwm += 1;
-                    let id = m.doc_hwm;
+                    let id = alloc(&m, d).ok_or("a loaded document is missing")?;
+                    m.doc_hwm = m.doc_hwm.max(id);
                     let mut doc = Doc {
                         category: d.category.clone(),
                         version: d.version.clone(),
@@ -331,7 +342,7 @@ impl Model {
                     printed.push(id);
                 }
             }
-            other => printed = m.step(other, &created)?,
+            other => printed = m.step(other, &created, alloc)?,
         }
         Ok((m, printed))
     }
@@ -350,11 +361,16 @@ impl Model {
         }
     }
 
-    fn step(&mut self, op: &Op, created: &BTreeMap<usize, u64>) -> Result<Vec<u64>, String> {
+    fn step(
+        &mut self,
+        op: &Op,
+        created: &BTreeMap<usize, u64>,
+        alloc: &mut dyn FnMut(&Model, &NewDoc) -> Option<u64>,
+    ) -> Result<Vec<u64>, String> {
         match op {
             Op::CreateDoc(d) => {
-                self.doc_hwm += 1;
-                let id = self.doc_hwm;
+                let id = alloc(self, d).ok_or("the created document is missing")?;
+                self.doc_hwm = self.doc_hwm.max(id);
                 self.docs.insert(
                     id,
                     Doc {
