@@ -429,12 +429,21 @@ pub fn decode_doc(p: &[u8]) -> Result<DocPayload, String> {
 }
 
 /// Checks a data record's payload without copying it: the `DocPut` layout
-/// (lengths within the payload, UTF-8 category and version), and that every
-/// JSON value is well-formed.
+/// (lengths within the payload, UTF-8 category and version), UTF-8 values,
+/// and with `values` that every value is well-formed JSON.
 ///
 /// # Errors
 /// The reason, when the payload is malformed.
-pub fn check_payload(kind: Kind, flags: u8, p: &[u8]) -> Result<(), String> {
+pub fn check_payload(kind: Kind, flags: u8, p: &[u8], values: bool) -> Result<(), String> {
+    let check_value = |v: &[u8]| {
+        if values {
+            crate::json::check_stored(v)
+        } else if v.is_empty() || std::str::from_utf8(v).is_err() {
+            Err("stored value is empty or not UTF-8".to_owned())
+        } else {
+            Ok(())
+        }
+    };
     match kind {
         Kind::DocPut => {
             let mut at = 8usize;
@@ -456,13 +465,13 @@ pub fn check_payload(kind: Kind, flags: u8, p: &[u8]) -> Result<(), String> {
         }
         Kind::InputPut => {
             let (input, output) = decode_input(p)?;
-            crate::json::check_stored(input)?;
+            check_value(input)?;
             if flags & FLAG_HAS_OUTPUT != 0 {
-                crate::json::check_stored(output)?;
+                check_value(output)?;
             }
             Ok(())
         }
-        Kind::OutputPut => crate::json::check_stored(p),
+        Kind::OutputPut => check_value(p),
         Kind::DocDelete | Kind::InputDelete => {
             if p.is_empty() {
                 Ok(())

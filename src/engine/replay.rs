@@ -481,7 +481,8 @@ fn scan_active(
         format::SEGMENT_HEADER_LEN as u64..=len,
     ) {
         let from = Some((h.segment_len, h.max_seq));
-        if let Ok(scan) = segment::scan_with_progress(file, path, false, from, &mut |_| {})
+        let depth = segment::ScanDepth::Structure;
+        if let Ok(scan) = segment::scan_with_progress(file, path, false, from, depth, &mut |_| {})
             && scan.damage.is_none()
             && scan.seal.is_none()
         {

@@ -117,7 +117,17 @@ impl<'a> Reader<'a> {
 /// problem is damage. For the active segment a bad tail with nothing valid
 /// after it is reported in `bad_at` only (a torn write).
 pub(crate) fn scan(file: &dyn VFile, path: &Path, sealed: bool) -> Result<Scan> {
-    scan_with_progress(file, path, sealed, None, &mut |_| {})
+    scan_with_progress(file, path, sealed, None, ScanDepth::Structure, &mut |_| {})
+}
+
+/// How closely a scan checks each record's payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ScanDepth {
+    /// Layout and UTF-8: enough to open a store. Every value is checked
+    /// again before it is served.
+    Structure,
+    /// Also that every value is well-formed JSON (for `verify`).
+    Values,
 }
 
 /// [`scan`], starting at `from` = (offset, last sequence number before it)
@@ -128,6 +138,7 @@ pub(crate) fn scan_with_progress(
     path: &Path,
     sealed: bool,
     from: Option<(u64, u64)>,
+    depth: ScanDepth,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<Scan> {
     let file_len = file.len().map_err(|e| Error::io("stat", path, e))?;
@@ -166,7 +177,7 @@ pub(crate) fn scan_with_progress(
     let mut proof_at_bad = false;
     let mut at = start;
     while at < file_len {
-        let (h, aux) = match read_at(&mut rd, at, path) {
+        let (h, aux) = match read_at(&mut rd, at, path, depth) {
             Ok(r) => r,
             Err(why) => {
                 s.tail_truncated = why == RecordError::Truncated;
@@ -290,6 +301,7 @@ fn read_at(
     rd: &mut Reader<'_>,
     at: u64,
     path: &Path,
+    depth: ScanDepth,
 ) -> std::result::Result<(RecordHeader, u64), RecordError> {
     let hb = rd
         .get(at, RECORD_HEADER_LEN, path)
@@ -300,7 +312,8 @@ fn read_at(
         .get(at, total, path)
         .map_err(|e| RecordError::BadHeader(e.to_string()))?;
     let (h, payload) = format::decode_record(b)?;
-    format::check_payload(h.kind, h.flags, payload).map_err(RecordError::BadPayload)?;
+    format::check_payload(h.kind, h.flags, payload, depth == ScanDepth::Values)
+        .map_err(RecordError::BadPayload)?;
     let aux = if h.kind == Kind::DocPut {
         format::doc_node_hwm(payload).unwrap_or(0)
     } else {

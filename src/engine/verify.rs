@@ -6,6 +6,8 @@
 //! stores that need it most.
 
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::engine::format::{self, IndexEntry, Kind, LOCK_NAME};
 use crate::engine::index;
@@ -167,21 +169,19 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
         .map(|(_, f, _)| f.len().unwrap_or(0))
         .sum::<u64>()
         + active.as_ref().map_or(0, |f| f.len().unwrap_or(0));
-    let mut done = 0u64;
     let mut items: Vec<Item> = Vec::new();
 
-    for (n, file, name) in &files {
-        if !current.contains(n) {
-            continue;
-        }
-        let path = dir.join(name);
-        let scan = match segment::scan_with_progress(&**file, &path, true, None, &mut |b| {
-            done += b;
-            progress(Progress {
-                done: done.min(total),
-                total,
-            });
-        }) {
+    let sealed: Vec<&(u64, Box<dyn VFile>, String)> =
+        files.iter().filter(|(n, ..)| current.contains(n)).collect();
+    let done = AtomicU64::new(0);
+    let scans = scan_parallel(dir, &sealed, &done, &mut |d| {
+        progress(Progress {
+            done: d.min(total),
+            total,
+        });
+    });
+    for ((n, _, name), scan) in sealed.iter().zip(scans) {
+        let scan = match scan {
             Ok(s) => s,
             Err(e) => {
                 report.damage(name, Some(0), brief(&e));
@@ -213,10 +213,11 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
         );
     } else if let Some(file) = &active {
         let name = format::ACTIVE_NAME;
-        match segment::scan_with_progress(&**file, &active_path, false, None, &mut |b| {
-            done += b;
+        let deep = segment::ScanDepth::Values;
+        match segment::scan_with_progress(&**file, &active_path, false, None, deep, &mut |b| {
+            let d = done.fetch_add(b, Ordering::Relaxed) + b;
             progress(Progress {
-                done: done.min(total),
+                done: d.min(total),
                 total,
             });
         }) {
@@ -252,6 +253,81 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
     check_structure(items, &mut report);
     progress(Progress { done: total, total });
     Ok(report)
+}
+
+/// Scans the sealed segments on as many threads as the machine has cores
+/// (verify is CPU-bound: checksums and JSON), reporting bytes done through
+/// `on_done` from the calling thread. Results come back in input order.
+fn scan_parallel(
+    dir: &Path,
+    files: &[&(u64, Box<dyn VFile>, String)],
+    done: &AtomicU64,
+    on_done: &mut dyn FnMut(u64),
+) -> Vec<Result<Scan>> {
+    if files.len() < 2 {
+        // Nothing to share between threads: scan here.
+        return files
+            .iter()
+            .map(|(_, file, name)| {
+                let deep = segment::ScanDepth::Values;
+                segment::scan_with_progress(&**file, &dir.join(name), true, None, deep, &mut |b| {
+                    on_done(done.fetch_add(b, Ordering::Relaxed) + b);
+                })
+            })
+            .collect();
+    }
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let slots: Vec<Mutex<Option<Result<Scan>>>> = files.iter().map(|_| Mutex::new(None)).collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len())
+        .max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, slots) = (&next, &slots);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((_, file, name)) = files.get(i).copied() else {
+                        break;
+                    };
+                    let path = dir.join(name);
+                    let deep = segment::ScanDepth::Values;
+                    let r =
+                        segment::scan_with_progress(&**file, &path, true, None, deep, &mut |b| {
+                            done.fetch_add(b, Ordering::Relaxed);
+                        });
+                    if let Some(slot) = slots.get(i)
+                        && let Ok(mut s) = slot.lock()
+                    {
+                        *s = Some(r);
+                    }
+                    let _ = tx.send(());
+                }
+            });
+        }
+        drop(tx);
+        // Wakes at each finished file, and every 50 ms to show progress.
+        loop {
+            match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    on_done(done.load(Ordering::Relaxed));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    });
+    slots
+        .into_iter()
+        .map(|s| {
+            s.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err(Error::invalid("internal: a verify worker did not finish")))
+        })
+        .collect()
 }
 
 fn file_name(p: &Path) -> String {
