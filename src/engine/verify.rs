@@ -309,14 +309,13 @@ fn scan_parallel(
             });
         }
         drop(tx);
-        // Wakes at each finished file, and every 50 ms to show progress.
-        loop {
-            match rx.recv_timeout(std::time::Duration::from_millis(50)) {
-                Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                    on_done(done.load(Ordering::Relaxed));
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            }
+        // Wakes at each finished file, and every 50 ms to show progress,
+        // until every worker has hung up.
+        while !matches!(
+            rx.recv_timeout(std::time::Duration::from_millis(50)),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+        ) {
+            on_done(done.load(Ordering::Relaxed));
         }
     });
     slots
