@@ -467,7 +467,18 @@ fn rewrite_segment(
         .unwrap_or_default();
     // The original gets its second name in quarantine before its first name
     // is replaced, so a crash at any point leaves it reachable.
-    let aside = qdir.join(format!("{name}.{stamp}"));
+    // A name not taken yet: a repair killed earlier in the same second may
+    // have linked the first one already.
+    let mut aside = qdir.join(format!("{name}.{stamp}"));
+    let mut k = 1;
+    while vfs
+        .kind(&aside)
+        .map_err(|e| Error::io("stat", &aside, e))?
+        .is_some()
+    {
+        aside = qdir.join(format!("{name}.{stamp}.{k}"));
+        k += 1;
+    }
     if vfs.hard_link(path, &aside).is_err() {
         let len = file.len().map_err(|e| Error::io("stat", path, e))?;
         copy_new(vfs, file, path, &aside, len)?;
