@@ -28,6 +28,15 @@ impl Json {
         minify(text).map(Json)
     }
 
+    /// A value that serde_json has already parsed (as a raw value inside a
+    /// larger document), so only its whitespace and depth remain to check.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when nested deeper than [`MAX_DEPTH`].
+    pub fn from_raw(raw: &serde_json::value::RawValue) -> Result<Json> {
+        minify(raw.get()).map(Json)
+    }
+
     /// Wraps text already known to be compact valid JSON (read back from the
     /// store, where it was validated before it was written and is covered by
     /// a checksum).
@@ -73,72 +82,69 @@ pub(crate) fn check_stored(bytes: &[u8]) -> std::result::Result<(), String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "stored value is not UTF-8".to_owned())?;
     serde_json::from_str::<serde::de::IgnoredAny>(text)
         .map_err(|e| format!("stored value is not JSON: {e}"))?;
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &c in text.as_bytes() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if c == b'\\' {
-                escaped = true;
-            } else if c == b'"' {
-                in_string = false;
-            }
-        } else {
-            match c {
-                b'"' => in_string = true,
-                b'[' | b'{' => {
-                    depth += 1;
-                    if depth > MAX_DEPTH {
-                        return Err(format!("stored value nests deeper than {MAX_DEPTH} levels"));
-                    }
-                }
-                b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
-        }
+    if walk(bytes, None) {
+        Ok(())
+    } else {
+        Err(format!("stored value nests deeper than {MAX_DEPTH} levels"))
     }
-    Ok(())
 }
 
 /// Removes whitespace outside strings from valid JSON text; refuses nesting
 /// deeper than [`MAX_DEPTH`].
 fn minify(text: &str) -> Result<String> {
-    let mut out = String::with_capacity(text.len());
-    let mut in_string = false;
-    let mut escaped = false;
+    let mut out = Vec::with_capacity(text.len());
+    if !walk(text.as_bytes(), Some(&mut out)) {
+        return Err(too_deep());
+    }
+    // Only ASCII whitespace was dropped from valid UTF-8: still valid.
+    String::from_utf8(out).map_err(|_| Error::invalid("invalid JSON value: not UTF-8"))
+}
+
+fn too_deep() -> Error {
+    Error::invalid(format!(
+        "invalid JSON value: nested deeper than {MAX_DEPTH} levels"
+    ))
+}
+
+/// One pass over valid JSON text: copies it without insignificant
+/// whitespace into `out` (when given), and returns false as soon as nesting
+/// passes [`MAX_DEPTH`]. Works on bytes: string literals are copied whole,
+/// escapes included, so no character is ever decoded.
+fn walk(text: &[u8], mut out: Option<&mut Vec<u8>>) -> bool {
     let mut depth = 0usize;
-    for c in text.chars() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-        } else if c == '"' {
-            in_string = true;
-            out.push(c);
-        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
-            match c {
-                '[' | '{' => {
-                    depth += 1;
-                    if depth > MAX_DEPTH {
-                        return Err(Error::invalid(format!(
-                            "invalid JSON value: nested deeper than {MAX_DEPTH} levels"
-                        )));
-                    }
+    let mut i = 0;
+    while let Some(&c) = text.get(i) {
+        if c == b'"' {
+            let start = i;
+            i += 1;
+            while let Some(&s) = text.get(i) {
+                i += if s == b'\\' { 2 } else { 1 };
+                if s == b'"' {
+                    break;
                 }
-                ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
             }
-            out.push(c);
+            if let Some(o) = out.as_deref_mut() {
+                o.extend_from_slice(text.get(start..i.min(text.len())).unwrap_or_default());
+            }
+            continue;
+        }
+        i += 1;
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' => continue,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if let Some(o) = out.as_deref_mut() {
+            o.push(c);
         }
     }
-    Ok(out)
+    true
 }
 
 /// Re-indents compact JSON text, starting at indentation `level`.

@@ -197,12 +197,12 @@ impl Document {
         let mut inputs = Vec::with_capacity(raw.inputs.len());
         for n in raw.inputs {
             let output = match n.output {
-                Some(raw) if raw.get() != "null" => Some(Json::parse(raw.get())?),
+                Some(raw) if raw.get() != "null" => Some(Json::from_raw(&raw)?),
                 _ => None,
             };
             inputs.push(ParsedNode {
                 id: n.node.map(NodeId),
-                input: Json::parse(n.input.get())?,
+                input: Json::from_raw(&n.input)?,
                 output,
             });
         }

@@ -192,13 +192,13 @@ fn parse_op(text: &str, line: u64) -> Result<Op> {
             let output = raw
                 .output
                 .flatten()
-                .map(|o| input::parse_json(o.get(), "output"))
+                .map(|o| input::raw_json(o, "output"))
                 .transpose()?;
-            Op::AddInput(doc()?, input::parse_json(input.get(), "input")?, output)
+            Op::AddInput(doc()?, input::raw_json(input, "input")?, output)
         }
         "set-output" => {
             let output = match raw.output {
-                Some(Some(o)) => input::parse_json(o.get(), "output")?,
+                Some(Some(o)) => input::raw_json(o, "output")?,
                 Some(None) => input::settable_output(input::parse_json("null", "output")?)?,
                 None => return Err(need("output")),
             };

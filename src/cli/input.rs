@@ -100,10 +100,23 @@ pub fn json_value(arg: Option<&str>, what: &str) -> Result<Json> {
 /// # Errors
 /// [`Error::InvalidInput`].
 pub fn parse_json(text: &str, what: &str) -> Result<Json> {
-    Json::parse(text).map_err(|e| match e {
+    Json::parse(text).map_err(|e| name_field(e, what))
+}
+
+/// As [`parse_json`], for a value serde_json has already parsed as part of a
+/// larger line (`apply`), so it is not validated twice.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming `what`, when nested too deep.
+pub fn raw_json(raw: &serde_json::value::RawValue, what: &str) -> Result<Json> {
+    Json::from_raw(raw).map_err(|e| name_field(e, what))
+}
+
+fn name_field(e: Error, what: &str) -> Error {
+    match e {
         Error::InvalidInput(msg) => Error::invalid(format!("{what}: {msg}")),
         other => other,
-    })
+    }
 }
 
 /// An expected output to store: `null` stands for "no output" in the `get`
