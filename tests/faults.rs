@@ -11,6 +11,8 @@
 //! | `torn` | 3. torn append at every byte offset (`prlimit --fsize`), and the EFBIG path |
 //! | `fsync_audit` | 4. fsync-order audit of `strace -f -y` traces of every command kind |
 //! | `io_errors` | 5. EIO/ENOSPC injected into each call (once and persistent); a real full tmpfs |
+//! | `damage` | 6. truncations and bit flips through the CLI; crafted records under a memory cap |
+//! | `locks` | 7. concurrent writers, shared readers, atomic batches, dead holders, lock timeout |
 //!
 //! Every figure is printed with `eprintln!`; see them with
 //! `cargo test --release --test faults -- --nocapture`.
@@ -27,6 +29,8 @@
 
 #[path = "faults/cases.rs"]
 mod cases;
+#[path = "faults/damage.rs"]
+mod damage;
 #[path = "faults/fixtures.rs"]
 mod fixtures;
 #[path = "faults/fsync_audit.rs"]
@@ -35,6 +39,8 @@ mod fsync_audit;
 mod io_errors;
 #[path = "faults/kill_points.rs"]
 mod kill_points;
+#[path = "faults/locks.rs"]
+mod locks;
 #[path = "faults/model.rs"]
 mod model;
 #[path = "faults/oracle.rs"]
