@@ -1,0 +1,10 @@
+//! Fuzz targets for stratum's decoders, segment scanning and recovery. The
+//! bodies live in `entry.rs`, which `tests/fuzz_corpus.rs` shares to replay
+//! the committed corpus in a plain `cargo test`.
+
+mod entry;
+#[allow(dead_code)]
+#[path = "../tests/crashfs/memfs.rs"]
+mod memfs;
+
+pub use entry::{index, index_fixture_file, join_store, record, split_store, store};
