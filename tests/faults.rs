@@ -13,6 +13,8 @@
 //! | `io_errors` | 5. EIO/ENOSPC injected into each call (once and persistent); a real full tmpfs |
 //! | `damage` | 6. truncations and bit flips through the CLI; crafted records under a memory cap |
 //! | `locks` | 7. concurrent writers, shared readers, atomic batches, dead holders, lock timeout |
+//! | `hostile` | 8. symlinks, foreign and newer-format files, unknown files, a directory and FIFOs named like segments |
+//! | `support` | 9. every process is audited: exit 101/134/139, a crash signal, or `panicked at`, `memory allocation of`, `RUST_BACKTRACE` on stderr fails the test |
 //!
 //! Every figure is printed with `eprintln!`; see them with
 //! `cargo test --release --test faults -- --nocapture`.
@@ -35,6 +37,8 @@ mod damage;
 mod fixtures;
 #[path = "faults/fsync_audit.rs"]
 mod fsync_audit;
+#[path = "faults/hostile.rs"]
+mod hostile;
 #[path = "faults/io_errors.rs"]
 mod io_errors;
 #[path = "faults/kill_points.rs"]
