@@ -259,6 +259,70 @@ fn run_workload(seed: u64) -> Run {
     }
 }
 
+/// A step of a fixed scenario.
+enum Scripted {
+    Op(Op),
+    Batch(Vec<Op>),
+    Compact,
+    Reopen,
+}
+
+/// Runs a fixed scenario as [`run_workload`] runs a random one. Only the
+/// states from step `record_from` on are recorded: the steps before it just
+/// build the store.
+fn run_script(segment_size: u64, record_from: usize, script: Vec<Scripted>) -> Run {
+    let fs = CrashFs::new();
+    let opts = options(&fs, segment_size);
+    let mut models = vec![Model::default()];
+    if record_from == 0 {
+        fs.start_recording();
+    }
+    let mut store = Store::open(opts.clone(), Mode::Write).expect("first open");
+    models.push(Model::default());
+    let mut steps = vec!["open".to_owned()];
+    for step in script {
+        if steps.len() == record_from {
+            fs.start_recording();
+        }
+        fs.set_tag(steps.len());
+        let mut model = models.last().cloned().unwrap_or_default();
+        let what = match step {
+            Scripted::Op(op) => {
+                oracle::exec(&mut store, &mut model, &op).expect("scripted write");
+                brief(&op)
+            }
+            Scripted::Batch(ops) => {
+                store
+                    .atomic(|s| {
+                        ops.iter()
+                            .try_for_each(|op| oracle::exec(s, &mut model, op))
+                    })
+                    .expect("scripted batch");
+                let names: Vec<String> = ops.iter().map(brief).collect();
+                format!("atomic [{}]", names.join(", "))
+            }
+            Scripted::Compact => {
+                store.compact(&mut |_| {}).expect("compact");
+                "compact".to_owned()
+            }
+            Scripted::Reopen => {
+                drop(store);
+                store = Store::open(opts.clone(), Mode::Write).expect("reopen");
+                "reopen".to_owned()
+            }
+        };
+        steps.push(what);
+        models.push(model);
+    }
+    drop(store);
+    Run {
+        segment_size,
+        models,
+        steps,
+        snapshots: fs.take_recording(),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Crash images
 
@@ -273,6 +337,7 @@ fn variants() -> Vec<(Option<DirMode>, DataMode)> {
         // (2) directory changes since the last directory fsync lost too.
         (Some(DirMode::Durable), DataMode::Drop),
         (Some(DirMode::Prefix), DataMode::Drop),
+        (Some(DirMode::Subset), DataMode::Drop),
         // (3) SQLite test6: each unsynced sector written, lost or garbage.
         (None, DataMode::Sectors),
         (None, DataMode::Sectors),
@@ -293,10 +358,11 @@ fn image_rng(seed: u64, snapshot: usize, variant: usize) -> Rng {
 fn build_image(state: &State, seed: u64, snapshot: usize, variant: usize) -> State {
     let (dirs, data) = variants()[variant];
     let mut rng = image_rng(seed, snapshot, variant);
-    let dirs = dirs.unwrap_or_else(|| match rng.below(3) {
+    let dirs = dirs.unwrap_or_else(|| match rng.below(4) {
         0 => DirMode::Live,
         1 => DirMode::Durable,
-        _ => DirMode::Prefix,
+        2 => DirMode::Prefix,
+        _ => DirMode::Subset,
     });
     crash_image(state, dirs, data, &mut rng)
 }
@@ -322,15 +388,15 @@ fn check_image(
     let result = catch_unwind(AssertUnwindSafe(|| {
         check_recovered(&fs, &opts, run, tag, &mut recovery)
     }))
-    .unwrap_or_else(|p| {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_default();
-        Err(format!("panic: {msg}"))
-    });
+    .unwrap_or_else(|p| Err(format!("panic: {}", panic_message(&*p))));
     (result, recovery)
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
 }
 
 fn check_recovered(
@@ -441,24 +507,47 @@ struct Tally {
 /// Every crash image of workload `seed`; returns how many distinct images
 /// were checked.
 fn sweep_workload(seed: u64, tally: &Tally) {
-    let run = run_workload(seed);
-    let mut seen = HashSet::new();
+    match catch_unwind(|| run_workload(seed)) {
+        Ok(run) => sweep_run(seed, &run, tally, 1),
+        Err(p) => {
+            tally
+                .violations
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!(
+                    "seed {seed}: the workload failed without any crash: {}",
+                    panic_message(&*p)
+                ));
+            tally.workloads.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Every crash image of a recorded run; `seed` names the run in reports
+/// and seeds its random images.
+fn sweep_run(seed: u64, run: &Run, tally: &Tally, threads: usize) {
+    let seen = Mutex::new(HashSet::new());
+    let first_time = |image: &State| {
+        seen.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(image.fingerprint())
+    };
     let nvariants = variants().len();
-    for (k, snap) in run.snapshots.iter().enumerate() {
+    let one_state = |k: usize, snap: &Snapshot| {
         for v in 0..nvariants {
             if v > 0 && !snap.state.has_unsynced() {
                 break;
             }
             let image = build_image(&snap.state, seed, k, v);
-            if !seen.insert(image.fingerprint()) {
+            if !first_time(&image) {
                 continue;
             }
             tally.images.fetch_add(1, Ordering::Relaxed);
-            let (r, recovery) = check_image(image, &run, snap.tag, true);
+            let (r, recovery) = check_image(image, run, snap.tag, true);
             if let Err(e) = r {
                 report(
                     tally,
-                    &run,
+                    run,
                     seed,
                     snap.tag,
                     format!("snapshot {k} variant {v}: {e}"),
@@ -470,14 +559,14 @@ fn sweep_workload(seed: u64, tally: &Tally) {
                 for dirs in [DirMode::Live, DirMode::Durable] {
                     let mut rng = Rng::new(0);
                     let image = crash_image(&rs.state, dirs, DataMode::Drop, &mut rng);
-                    if !seen.insert(image.fingerprint()) {
+                    if !first_time(&image) {
                         continue;
                     }
                     tally.recovery_images.fetch_add(1, Ordering::Relaxed);
-                    if let (Err(e), _) = check_image(image, &run, snap.tag, false) {
+                    if let (Err(e), _) = check_image(image, run, snap.tag, false) {
                         report(
                             tally,
-                            &run,
+                            run,
                             seed,
                             snap.tag,
                             format!(
@@ -488,7 +577,21 @@ fn sweep_workload(seed: u64, tally: &Tally) {
                 }
             }
         }
-    }
+    };
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(snap) = run.snapshots.get(k) else {
+                        break;
+                    };
+                    one_state(k, snap);
+                }
+            });
+        }
+    });
     let sealed: HashSet<String> = run
         .snapshots
         .iter()
@@ -577,6 +680,142 @@ fn power_loss_at_every_mutating_call() {
     }
     assert!(images + recovery >= target);
     assert_eq!(violations.len(), 0, "first: {}", violations[0]);
+}
+
+/// Sweeps a scripted run and asserts no violation; returns the images.
+fn sweep_scripted(name: &str, label: u64, run: &Run) -> u64 {
+    let tally = Tally::default();
+    let start = Instant::now();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    sweep_run(label, run, &tally, threads);
+    let violations = tally
+        .violations
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    let images =
+        tally.images.load(Ordering::Relaxed) + tally.recovery_images.load(Ordering::Relaxed);
+    eprintln!(
+        "{name}: crash images: {images}, violations: {} ({} states recorded, {:.1} s)",
+        violations.len(),
+        run.snapshots.len(),
+        start.elapsed().as_secs_f64()
+    );
+    for v in violations.iter().take(20) {
+        eprintln!("  {v}");
+    }
+    assert_eq!(violations.len(), 0, "first: {}", violations[0]);
+    images
+}
+
+fn body_of(n: usize, fill: u8) -> NewDoc {
+    NewDoc {
+        category: Some("c".into()),
+        version: None,
+        body: vec![fill; n],
+    }
+}
+
+/// T05 at library level: a compaction of a store spread over many 1 KiB
+/// segments, into several output segments, after the document with the
+/// highest id was deleted; power lost at every call of the compaction and
+/// of the writes after it.
+#[test]
+fn power_loss_during_compaction_of_many_segments() {
+    let j = |s: &str| Json::parse(s).expect("json");
+    let mut script = Vec::new();
+    for i in 1..=24u64 {
+        script.push(Scripted::Op(Op::Create(body_of(
+            120,
+            b'a' + (i % 26) as u8,
+        ))));
+        script.push(Scripted::Op(Op::AddInput(
+            i,
+            j(&format!("[{i}]")),
+            Some(j("{\"ok\": true}")),
+        )));
+    }
+    let record_from = script.len() + 1;
+    script.extend([
+        Scripted::Op(Op::DeleteDoc(24)),
+        Scripted::Op(Op::DeleteDoc(3)),
+        Scripted::Op(Op::DeleteInput(7, 1)),
+        Scripted::Op(Op::Update(
+            5,
+            DocPatch {
+                body: Some(b"updated".to_vec()),
+                ..DocPatch::default()
+            },
+        )),
+        Scripted::Compact,
+        Scripted::Op(Op::Create(body_of(10, b'n'))),
+        Scripted::Reopen,
+        Scripted::Compact,
+    ]);
+    let run = run_script(1024, record_from, script);
+    assert_eq!(
+        run.models.last().map(|m| m.doc_hwm),
+        Some(25),
+        "the new document got id 25"
+    );
+    let compact = run
+        .steps
+        .iter()
+        .position(|s| s == "compact")
+        .expect("a compact step");
+    let sealed = |tag: usize| {
+        let last = run
+            .snapshots
+            .iter()
+            .rev()
+            .find(|s| s.tag == tag)
+            .expect("recorded");
+        last.state
+            .names(std::path::Path::new(DIR))
+            .iter()
+            .filter(|n| n.starts_with("seg_") && n.ends_with(".seg"))
+            .count()
+    };
+    assert!(
+        sealed(compact - 1) >= 5,
+        "{} segments before",
+        sealed(compact - 1)
+    );
+    assert!(
+        sealed(compact) >= 3,
+        "{} compaction outputs",
+        sealed(compact)
+    );
+    sweep_scripted("compaction of many segments", 1 << 40, &run);
+}
+
+/// The active segment's checkpoint (`active.idx`, written without fsync as
+/// a cache once 4 MiB were appended): power lost at every call from the
+/// write that triggers it to the writes and reopen after it.
+#[test]
+fn power_loss_around_the_active_checkpoint() {
+    let mut script: Vec<Scripted> = (0..7)
+        .map(|i| Scripted::Op(Op::Create(body_of(640 * 1024, b'0' + i))))
+        .collect();
+    let record_from = script.len();
+    script.extend([
+        Scripted::Op(Op::AddInput(1, Json::parse("[1]").expect("json"), None)),
+        Scripted::Batch(vec![
+            Op::SetOutput(1, 1, Json::parse("2").expect("json")),
+            Op::Create(body_of(10, b'b')),
+        ]),
+        Scripted::Reopen,
+        Scripted::Op(Op::DeleteDoc(2)),
+        Scripted::Op(Op::Create(body_of(10, b'c'))),
+    ]);
+    let run = run_script(64 << 20, record_from, script);
+    let checkpointed = run.snapshots.iter().any(|s| {
+        s.state
+            .names(std::path::Path::new(DIR))
+            .iter()
+            .any(|n| n == "active.idx")
+    });
+    assert!(checkpointed, "the scenario never wrote a checkpoint");
+    sweep_scripted("active checkpoint", 1 << 41, &run);
 }
 
 // ---------------------------------------------------------------------------

@@ -275,8 +275,12 @@ pub enum DirMode {
     Live,
     /// None of them.
     Durable,
-    /// A random prefix of them, per directory.
+    /// A random prefix of them, per directory (a file system that commits
+    /// metadata in order, as ext4's journal does).
     Prefix,
+    /// A random subset of them, per directory: nothing orders directory
+    /// changes between two fsyncs of the directory.
+    Subset,
 }
 
 /// What survives of file data written since the last `sync_data`.
@@ -317,13 +321,15 @@ pub fn crash_image(state: &State, dirs: DirMode, data: DataMode, rng: &mut Rng) 
             continue;
         }
         let keep = match dirs {
-            DirMode::Live => d.pending.len(),
+            DirMode::Live | DirMode::Subset => d.pending.len(),
             DirMode::Durable => 0,
             DirMode::Prefix => rng.below(d.pending.len() as u64 + 1) as usize,
         };
         let mut entries = d.durable.clone();
         for op in &d.pending[..keep] {
-            apply_dir_op(&mut entries, op);
+            if dirs != DirMode::Subset || rng.chance(1, 2) {
+                apply_dir_op(&mut entries, op);
+            }
         }
         out.dirs.insert(
             path.clone(),
