@@ -1059,3 +1059,21 @@ fn regression_kill_during_a_large_batch_is_recovered() {
     assert_eq!(docs[0].body, b"acknowledged");
     s.create_doc(&small_doc("next")).unwrap();
 }
+
+/// The workload seeds whose runs or crash images broke an invariant before
+/// the engine fixes above. Each reruns its whole workload and every crash
+/// image of it (the image variants have grown since).
+#[test]
+fn regression_seeds_found_by_the_sweep() {
+    let tally = Tally::default();
+    for seed in [
+        3, 5, 7, 8, 11, 12, 13, 22, 39, 88, 107, 166, 281, 410, 473, 477, 672,
+    ] {
+        sweep_workload(seed, &tally);
+    }
+    let violations = tally
+        .violations
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    assert_eq!(violations.len(), 0, "first: {}", violations[0]);
+}
