@@ -75,6 +75,7 @@ pub struct Cases {
     pub base: PathBuf,
     pub base_model: Model,
     root: PathBuf,
+    run: crate::support::Runner,
 }
 
 impl Cases {
@@ -88,6 +89,7 @@ impl Cases {
             base,
             base_model,
             root,
+            run: cx.run.clone(),
         }
     }
 
@@ -202,7 +204,32 @@ impl Cases {
                 "4096",
             ),
             Case::new("compact", b, m, Op::Compact, "4096"),
+            self.compact_many_segments(),
         ]
+    }
+
+    /// Compaction of a store of about ten sealed segments, twenty in the
+    /// long tier (each `load` of about 4 KiB seals one).
+    fn compact_many_segments(&self) -> Case {
+        let dir = self.root.join("many-segments");
+        reset_dir(&self.base, &dir);
+        let mut m = self.base_model.clone();
+        let loads = if crate::support::long() { 18 } else { 7 };
+        for i in 0..loads {
+            let op = Op::Load(fixtures::load_docs(&format!("s{i}"), 2, 6, 280));
+            crate::model::exec(&self.run, &dir, "4096", &mut m, &op);
+        }
+        let sealed = names(&dir)
+            .iter()
+            .filter(|n| n.ends_with(".seg") && n.starts_with("seg_"))
+            .count();
+        Case::new(
+            &format!("compact ({sealed} sealed segments)"),
+            &dir,
+            &m,
+            Op::Compact,
+            "4096",
+        )
     }
 
     /// The batch commands.

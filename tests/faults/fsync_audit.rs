@@ -205,7 +205,6 @@ fn fsync_order_audit_of_rotation_and_compaction() {
 }
 
 #[test]
-#[ignore = "bug B4 (see /work/notes/bugs.md): recovery unlinks superseded segments before fsyncing the directory"]
 fn fsync_order_audit_of_crash_recovery() {
     crate::support::require_tools(&["strace"]);
     let cx = Ctx::new("fsync-audit-recovery");
@@ -219,7 +218,6 @@ fn fsync_order_audit_of_crash_recovery() {
 }
 
 #[test]
-#[ignore = "bug B3 (see /work/notes/bugs.md): `--dir data` creates the directory without fsyncing its parent"]
 fn fsync_order_audit_of_a_new_store_under_a_relative_dir() {
     crate::support::require_tools(&["strace"]);
     let cx = Ctx::new("fsync-audit-relative");

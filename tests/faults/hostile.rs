@@ -419,7 +419,7 @@ fn hostile_directories_are_refused_or_ignored_never_written_through() {
 /// A newer format version is not damage: `repair` must refuse it as every
 /// other command does, and change nothing.
 #[test]
-#[ignore = "bug B6 (see /work/notes/bugs.md): repair salvages a newer-format segment as if damaged"]
+
 fn repair_refuses_a_newer_format_version() {
     let cx = Ctx::new("repair-newer-version");
     let (tpl, _) = store(&cx);

@@ -193,7 +193,7 @@ fn io_errors_in_single_record_commands() {
 }
 
 #[test]
-#[ignore = "bug B2 (see /work/notes/bugs.md): a seal interrupted between footer and rename leaves dump/get failing"]
+
 fn io_errors_in_rotation_and_compaction() {
     crate::support::require_tools(&["strace"]);
     let cx = Ctx::new("eio-rotation-compaction");

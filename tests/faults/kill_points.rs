@@ -120,7 +120,6 @@ fn kill_at_every_boundary_of_single_record_commands() {
 }
 
 #[test]
-#[ignore = "bug B2 (see /work/notes/bugs.md): after a kill between a seal footer and its rename, dump/get exit 6"]
 fn kill_at_every_boundary_of_rotation_and_compaction() {
     crate::support::require_tools(&["strace"]);
     let cx = Ctx::new("kill-rotation-compaction");
@@ -150,7 +149,6 @@ fn kill_at_every_boundary_of_crash_recovery() {
 /// must finish, and give exactly what an uninterrupted repair gives, with
 /// the damaged original kept byte for byte in quarantine.
 #[test]
-#[ignore = "bug B5 (see /work/notes/bugs.md): a repair re-run in the same second after a kill fails with EEXIST"]
 fn kill_at_every_boundary_of_repair() {
     use crate::model;
     use crate::support::{count_calls, names, reset_dir, stratum_cmd, watch_paths};

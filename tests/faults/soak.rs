@@ -7,7 +7,9 @@
 //! must equal its model of acknowledged commands, with its one killed
 //! command absent or fully applied.
 //!
-//! Rounds: 200 by default, 2,000 with `STRATUM_LONG=1`, or
+//! A reader dumps concurrently; every dump must succeed.
+//!
+//! Rounds: 300 by default, 3,000 with `STRATUM_LONG=1`, or
 //! `STRATUM_SOAK_ROUNDS=N`.
 
 use std::collections::BTreeSet;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::model::{self, Doc, Docs, Model, NewDoc, Op, Target, op_cmd};
 use crate::support::{Ctx, Out, Rng, Runner, env_u64, long};
 
-const WRITERS: usize = 4;
+const WRITERS: usize = 5;
 const OPS_PER_ROUND: usize = 5;
 const SEG: &str = "4096";
 const KILL_PERCENT: u64 = 33;
@@ -47,6 +49,7 @@ struct Figures {
     revived: u64,
     reused_ids: u64,
     failed_reopens: u64,
+    reads: u64,
     other_failures: Vec<String>,
 }
 
@@ -379,7 +382,7 @@ fn settle(w: &mut Writer, got: &Docs, shared: &Shared, f: &mut Figures) -> Resul
 #[test]
 fn random_kill_soak_with_concurrent_writers_rotation_and_compaction() {
     let cx = Ctx::new("soak");
-    let rounds = env_u64("STRATUM_SOAK_ROUNDS", if long() { 2000 } else { 200 });
+    let rounds = env_u64("STRATUM_SOAK_ROUNDS", if long() { 3000 } else { 300 });
     let mut rng = Rng::new(cx.name);
     let dir = cx.path("store");
     let shared = Arc::new(Shared {
@@ -410,6 +413,26 @@ fn random_kill_soak_with_concurrent_writers_rotation_and_compaction() {
                 let (run, shared, dir) = (cx.run.clone(), Arc::clone(&shared), dir.clone());
                 s.spawn(move || writer_round(&run, &dir, w, *seed, &shared));
             }
+            // A reader: dumps run while the others write and compact; each
+            // must succeed (or be the first round's "no store").
+            let (run, rshared, rdir) = (cx.run.clone(), Arc::clone(&shared), dir.clone());
+            s.spawn(move || {
+                let (dir, shared) = (rdir, rshared);
+                for _ in 0..2 {
+                    let out = run.run(crate::support::stratum_cmd(&dir, &["dump"]));
+                    let mut f = shared.figures.lock().unwrap_or_else(|p| p.into_inner());
+                    f.processes += 1;
+                    f.reads += 1;
+                    let parsed = model::parse_dump(&out.out());
+                    if !(out.ok() && parsed.is_ok()) && out.code != Some(3) {
+                        f.other_failures.push(format!(
+                            "concurrent dump: {} {:?}",
+                            out.describe(),
+                            parsed.err()
+                        ));
+                    }
+                }
+            });
             let (run, shared, dir) = (cx.run.clone(), Arc::clone(&shared), dir.clone());
             let c = s.spawn(move || {
                 let mut rng = Rng::seeded(compact_seed);
@@ -505,9 +528,15 @@ fn random_kill_soak_with_concurrent_writers_rotation_and_compaction() {
         .map(|d: &Doc| d.inputs.len())
         .sum();
     eprintln!(
-        "[{}] soak: {round} rounds, {WRITERS} writers + 1 compactor, {} processes, {} killed, {} acknowledged writes, \
-         {compactions} compactions completed; killed in flight: {} applied, {} absent; final store {docs} docs, {nodes} inputs",
-        cx.name, f.processes, f.kills, f.acknowledged, f.in_flight_applied, f.in_flight_absent
+        "[{}] soak: {round} rounds, {WRITERS} writers + 1 compactor + 1 reader, {} processes, {} killed, {} acknowledged writes, \
+         {compactions} compactions completed, {} concurrent dumps; killed in flight: {} applied, {} absent; final store {docs} docs, {nodes} inputs",
+        cx.name,
+        f.processes,
+        f.kills,
+        f.acknowledged,
+        f.reads,
+        f.in_flight_applied,
+        f.in_flight_absent
     );
     eprintln!(
         "[{}] soak: acknowledged writes lost: {}, revived deletes: {}, reused ids: {}, failed reopens: {}, other failures: {}",

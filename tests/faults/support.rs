@@ -147,7 +147,18 @@ impl Cmd {
     }
     fn describe(&self) -> String {
         let mut s = self.program.to_string_lossy().into_owned();
+        let watched = self.args.iter().filter(|a| *a == "-P").count();
+        let mut skip_next = false;
         for a in &self.args {
+            if skip_next {
+                skip_next = false;
+                continue;
+            }
+            if a == "-P" {
+                // strace's watch list: dozens of store paths, summarized.
+                skip_next = true;
+                continue;
+            }
             let a = a.to_string_lossy();
             s.push(' ');
             if a.len() > 80 {
@@ -156,6 +167,9 @@ impl Cmd {
             } else {
                 s.push_str(&a);
             }
+        }
+        if watched > 0 {
+            s.push_str(&format!(" [strace -P × {watched}]"));
         }
         s
     }
