@@ -80,8 +80,11 @@ pub fn sweep(cx: &Ctx, case: &Case, sweep: &mut Sweep) {
             }
         }
     }
+    // Equal unless a run took another path than the dry run (then the
+    // sweep went on until the command completed unkilled anyway).
+    let dry: u64 = counts.values().sum();
     eprintln!(
-        "[{}] {:<52} {per_case:>4} kill points  calls {:?}",
+        "[{}] {:<52} {per_case:>4} kill points ({dry} calls in the dry run)  {:?}",
         cx.name, case.name, counts
     );
 }

@@ -6,9 +6,6 @@
 //! segfault or an allocation failure anywhere in the harness is a failure of
 //! the test that caused it (item 9 of the harness's brief).
 
-// Shared by all modules; not every helper is used by every test filter.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
@@ -17,7 +14,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_stratum");
@@ -384,9 +381,6 @@ impl Ctx {
     }
     pub fn path(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)
-    }
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
     }
     /// Prints the audit and the run time; fails on any audit problem.
     pub fn finish(self) {
