@@ -312,16 +312,7 @@ impl Store {
             true,
         )?;
         let idx_path = dir.join(format::index_name(number));
-        let index = match index::open_index(&*vfs, &idx_path, number, seg_len) {
-            Some((f, h)) => SealedIndex::on_disk(idx_path, f, h),
-            None => {
-                return Err(Error::corrupt(
-                    &idx_path,
-                    0,
-                    "index just written does not read back",
-                ));
-            }
-        };
+        let index = index::reopen_written(&*vfs, idx_path, number, seg_len)?;
         let next = create_active(&dir, &*vfs, number + 1)?;
         let old = std::mem::replace(&mut self.active, next);
         // The checkpoint described the segment just sealed; its own index

@@ -25,7 +25,7 @@ use crate::engine::format::{
     self, FLAG_HAS_OUTPUT, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD, RECORD_HEADER_LEN,
     SEG_FLAG_COMPACTED, SEGMENT_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
 };
-use crate::engine::index::{self, IndexWriter, SealedIndex};
+use crate::engine::index::{self, IndexWriter};
 use crate::engine::segment::Sealed;
 use crate::engine::store::{DocView, Progress, SegmentStats, Stats, Store, resolve};
 use crate::engine::vfs::VFile;
@@ -330,16 +330,7 @@ impl Store {
             )?;
             let path = dir.join(format::segment_name(o.number));
             let idx_path = dir.join(format::index_name(o.number));
-            let index = match index::open_index(&*vfs, &idx_path, o.number, o.len) {
-                Some((f, h)) => SealedIndex::on_disk(idx_path, f, h),
-                None => {
-                    return Err(Error::corrupt(
-                        &idx_path,
-                        0,
-                        "index just written does not read back",
-                    ));
-                }
-            };
+            let index = index::reopen_written(&*vfs, idx_path, o.number, o.len)?;
             new_sealed.push(Sealed {
                 number: o.number,
                 path,

@@ -465,6 +465,34 @@ impl IndexWriter {
     }
 }
 
+/// Opens an index file just written: an I/O error is reported as one (not
+/// as damage), and content that does not check is damage.
+///
+/// # Errors
+/// [`Error::Io`] when it cannot be opened or read; [`Error::Corrupt`]
+/// when it does not match its segment.
+pub(crate) fn reopen_written(
+    vfs: &dyn Vfs,
+    path: PathBuf,
+    segment: u64,
+    segment_len: u64,
+) -> Result<SealedIndex> {
+    let file = vfs
+        .open_read(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    let mut buf = [0u8; INDEX_HEADER_LEN];
+    file.read_exact_at(&mut buf, 0)
+        .map_err(|e| Error::io("read", &path, e))?;
+    match check_header(file, &buf, segment, segment_len..=segment_len) {
+        Some((f, h)) => Ok(SealedIndex::on_disk(path, f, h)),
+        None => Err(Error::corrupt(
+            &path,
+            0,
+            "index just written does not read back",
+        )),
+    }
+}
+
 /// Opens and checks an index file against its segment. `None` when it is
 /// missing, unreadable or describes something else: the caller rebuilds it.
 pub(crate) fn open_index(
@@ -488,7 +516,17 @@ pub(crate) fn open_index_covering(
     let file = vfs.open_read(path).ok()?;
     let mut buf = [0u8; INDEX_HEADER_LEN];
     file.read_exact_at(&mut buf, 0).ok()?;
-    let header = IndexHeader::decode(&buf)?;
+    check_header(file, &buf, segment, covers)
+}
+
+/// Checks an open index file's header (read into `buf`) against its segment.
+fn check_header(
+    file: Box<dyn VFile>,
+    buf: &[u8; INDEX_HEADER_LEN],
+    segment: u64,
+    covers: std::ops::RangeInclusive<u64>,
+) -> Option<(Box<dyn VFile>, IndexHeader)> {
+    let header = IndexHeader::decode(buf)?;
     let expect_len = header
         .entries
         .div_ceil(ENTRIES_PER_BLOCK as u64)

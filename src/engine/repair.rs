@@ -149,12 +149,20 @@ fn segment_files(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<SegFile>> {
             .open_read(&path)
             .map_err(|e| Error::io("open", &path, e))?;
         let mut buf = [0u8; SEGMENT_HEADER_LEN];
-        if let Some(h) = file
+        match file
             .read_exact_at(&mut buf, 0)
             .ok()
-            .and_then(|()| SegmentHeader::decode(&buf).ok())
+            .map(|()| SegmentHeader::decode(&buf))
         {
-            decoded.insert(n, h);
+            Some(Ok(h)) => {
+                decoded.insert(n, h);
+            }
+            // Written by a newer stratum: not damage, and not ours to
+            // reinterpret under this version's rules.
+            Some(Err(format::HeaderError::Version(found))) => {
+                return Err(Error::UnsupportedVersion { path, found });
+            }
+            _ => {}
         }
         files.insert(n, (path, file));
     }
@@ -345,6 +353,7 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
             let (path, file) = (&f.path, &*f.file);
             let damaged = match segment::scan(file, path, f.header.is_some()) {
                 Ok(s) => s.damage.is_some(),
+                Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
                 Err(_) => true,
             };
             if !damaged {
