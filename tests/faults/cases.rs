@@ -47,6 +47,23 @@ impl Case {
         }
     }
 
+    /// Sealed segments are never modified in place: each one the starting
+    /// store had is, after any fault, byte-identical or gone (removed after
+    /// a compaction's commit point). Returns the ones that changed.
+    pub fn changed_sealed(&self, work: &Path) -> Vec<String> {
+        let Some(t) = &self.template else {
+            return Vec::new();
+        };
+        names(t)
+            .into_iter()
+            .filter(|n| n.starts_with("seg_") && n.ends_with(".seg"))
+            .filter(|n| match fs::read(work.join(n)) {
+                Ok(now) => fs::read(t.join(n)).ok() != Some(now),
+                Err(_) => false,
+            })
+            .collect()
+    }
+
     /// Paths for `strace -P`: the store's files, and the parent directory
     /// when the command creates the store.
     pub fn watch(&self, work: &Path) -> Vec<PathBuf> {

@@ -419,7 +419,6 @@ fn hostile_directories_are_refused_or_ignored_never_written_through() {
 /// A newer format version is not damage: `repair` must refuse it as every
 /// other command does, and change nothing.
 #[test]
-
 fn repair_refuses_a_newer_format_version() {
     let cx = Ctx::new("repair-newer-version");
     let (tpl, _) = store(&cx);

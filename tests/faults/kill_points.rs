@@ -71,6 +71,13 @@ pub fn sweep(cx: &Ctx, case: &Case, sweep: &mut Sweep) {
             }
             sweep.points += 1;
             per_case += 1;
+            let changed = case.changed_sealed(&work);
+            if !changed.is_empty() {
+                sweep.violations.push(format!(
+                    "[{}] killed before {call} #{n}: sealed segments modified in place: {changed:?}",
+                    case.name
+                ));
+            }
             match check_recovery(&cx.run, &work, &case.seg, &case.model, &case.op) {
                 Ok((Outcome::Absent, _)) => sweep.absent += 1,
                 Ok((Outcome::Applied, _)) => sweep.applied += 1,
