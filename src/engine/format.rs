@@ -555,9 +555,13 @@ pub const INDEX_HEADER_LEN: usize = 64;
 /// Bytes in one index block.
 pub const INDEX_BLOCK_LEN: usize = 4096;
 /// Bytes in one index entry.
-pub const INDEX_ENTRY_LEN: usize = 5 * size_of::<u64>() + size_of::<u32>() + 4;
+pub const INDEX_ENTRY_LEN: usize = 3 * size_of::<u64>() + OFFSET_BYTES + size_of::<u32>() + 2;
+/// Bytes of an entry's offset (a u48: segments stay below 256 TiB).
+const OFFSET_BYTES: usize = 6;
+/// Largest offset an index entry can hold.
+pub const MAX_INDEXED_OFFSET: u64 = (1 << (8 * OFFSET_BYTES)) - 1;
 /// Entries per index block.
-pub const ENTRIES_PER_BLOCK: usize = 85;
+pub const ENTRIES_PER_BLOCK: usize = 113;
 const BLOCK_COUNT_AT: usize = ENTRIES_PER_BLOCK * INDEX_ENTRY_LEN;
 const BLOCK_CRC_AT: usize = INDEX_BLOCK_LEN - size_of::<u32>();
 
@@ -583,29 +587,43 @@ pub struct IndexEntry {
 }
 
 impl IndexEntry {
+    /// Document-level entries have no node, so the node field carries a
+    /// `DocPut`'s node high-water mark (`aux`) on disk. The caller keeps
+    /// `offset` within [`MAX_INDEXED_OFFSET`].
     fn encode_into(&self, b: &mut [u8]) {
+        let node = if self.kind == Kind::DocPut {
+            self.aux
+        } else {
+            self.node
+        };
         b[0..8].copy_from_slice(&self.doc.to_le_bytes());
-        b[8..16].copy_from_slice(&self.node.to_le_bytes());
+        b[8..16].copy_from_slice(&node.to_le_bytes());
         b[16..24].copy_from_slice(&self.seq.to_le_bytes());
-        b[24..32].copy_from_slice(&self.offset.to_le_bytes());
-        b[32..40].copy_from_slice(&self.aux.to_le_bytes());
-        b[40..44].copy_from_slice(&self.len.to_le_bytes());
-        b[44] = self.kind as u8;
-        b[45] = self.flags;
-        b[46] = 0;
-        b[47] = 0;
+        b[24..30].copy_from_slice(&self.offset.to_le_bytes()[..OFFSET_BYTES]);
+        b[30..34].copy_from_slice(&self.len.to_le_bytes());
+        b[34] = self.kind as u8;
+        b[35] = self.flags;
     }
 
     fn decode(b: &[u8]) -> Option<IndexEntry> {
+        let kind = Kind::try_from(*b.get(34)?).ok()?;
+        let node = u64_at(b, 8)?;
+        let mut offset = [0u8; 8];
+        offset[..OFFSET_BYTES].copy_from_slice(b.get(24..30)?);
+        let (node, aux) = if kind == Kind::DocPut {
+            (0, node)
+        } else {
+            (node, 0)
+        };
         Some(IndexEntry {
             doc: u64_at(b, 0)?,
-            node: u64_at(b, 8)?,
+            node,
             seq: u64_at(b, 16)?,
-            offset: u64_at(b, 24)?,
-            aux: u64_at(b, 32)?,
-            len: u32_at(b, 40)?,
-            kind: Kind::try_from(*b.get(44)?).ok()?,
-            flags: *b.get(45)?,
+            offset: u64::from_le_bytes(offset),
+            aux,
+            len: u32_at(b, 30)?,
+            kind,
+            flags: *b.get(35)?,
         })
     }
 }
@@ -740,9 +758,9 @@ mod tests {
         assert_eq!(RECORD_HEADER_LEN, 36);
         assert_eq!(SEAL_RECORD_LEN, 60);
         assert_eq!(INDEX_HEADER_LEN, 64);
-        assert_eq!(INDEX_ENTRY_LEN, 48);
+        assert_eq!(INDEX_ENTRY_LEN, 36);
         assert_eq!(INDEX_BLOCK_LEN, 4096);
-        assert_eq!(BLOCK_COUNT_AT, 4080);
+        assert_eq!(BLOCK_COUNT_AT, 4068);
         assert_eq!(BLOCK_CRC_AT, 4092);
     }
 
@@ -844,18 +862,26 @@ mod tests {
 
     #[test]
     fn index_block_round_trip_and_damage() {
-        let e = IndexEntry {
+        let doc = IndexEntry {
             doc: 1,
-            node: 2,
+            node: 0,
             seq: 3,
-            offset: 4,
-            aux: 5,
-            len: 6,
-            kind: Kind::OutputPut,
+            offset: 40,
+            aux: 9,
+            len: 60,
+            kind: Kind::DocPut,
             flags: 0,
         };
-        let mut b = encode_block(&[e, e]);
-        assert_eq!(decode_block(&b), Some(vec![e, e]));
+        let out = IndexEntry {
+            node: 2,
+            seq: 4,
+            offset: MAX_INDEXED_OFFSET,
+            aux: 0,
+            kind: Kind::OutputPut,
+            ..doc
+        };
+        let mut b = encode_block(&[doc, out]);
+        assert_eq!(decode_block(&b), Some(vec![doc, out]));
         b[7] ^= 1;
         assert_eq!(decode_block(&b), None);
     }

@@ -406,6 +406,11 @@ impl IndexWriter {
 
     /// Adds an entry; entries must arrive in key order.
     pub fn push(&mut self, e: IndexEntry) -> Result<()> {
+        if e.offset > format::MAX_INDEXED_OFFSET {
+            return Err(Error::invalid(
+                "a segment this large cannot be indexed (offsets are 48-bit)",
+            ));
+        }
         // Compaction must never write an index it could not search.
         if self.last.is_some_and(|l| l >= key(&e)) {
             return Err(Error::corrupt(
