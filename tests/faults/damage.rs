@@ -719,13 +719,9 @@ fn crafted_records_with_valid_checksums_under_a_memory_cap() {
             let cmd = Cmd::new("timeout")
                 .args(["-s", "KILL", "20", "/usr/bin/time", "-v", "-o"])
                 .arg(&report)
-                .args([
-                    "prlimit",
-                    "--as=268435456",
-                    crate::support::BIN,
-                    "-q",
-                    "--dir",
-                ])
+                .args(["prlimit", "--as=268435456"])
+                .arg(crate::support::bin())
+                .args(["-q", "--dir"])
                 .arg(&dir)
                 .args(args.iter().copied());
             let out = cx.run.run(cmd);

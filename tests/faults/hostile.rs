@@ -296,16 +296,9 @@ fn hostile_directories_are_refused_or_ignored_never_written_through() {
                 .map(|n| (n.clone(), describe(&work.join(&n))))
                 .collect();
             let mut cmd = Cmd::new("timeout")
-                .args([
-                    "-s",
-                    "KILL",
-                    "20",
-                    crate::support::BIN,
-                    "-q",
-                    "--lock-timeout",
-                    "2",
-                    "--dir",
-                ])
+                .args(["-s", "KILL", "20"])
+                .arg(crate::support::bin())
+                .args(["-q", "--lock-timeout", "2", "--dir"])
                 .arg(&work)
                 .args(args.iter().copied());
             match args[0] {

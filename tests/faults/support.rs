@@ -16,8 +16,47 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_stratum");
+/// The binary under test, as Cargo built it.
+const BUILT: &str = env!("CARGO_BIN_EXE_stratum");
+
+/// A private copy of the binary under test, made once per test process in
+/// Cargo's scratch directory for integration tests (named by its content,
+/// so reruns reuse it). A rebuild of `target/release/stratum` while the
+/// harness runs (another `cargo build` in the same checkout) would
+/// otherwise make a run fail with "No such file" or test a mix of versions.
+pub fn bin() -> &'static Path {
+    static COPY: std::sync::LazyLock<PathBuf> = std::sync::LazyLock::new(|| {
+        let mut bytes = Vec::new();
+        for _ in 0..100 {
+            match fs::read(BUILT) {
+                Ok(b) if !b.is_empty() => {
+                    bytes = b;
+                    break;
+                }
+                _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        }
+        assert!(!bytes.is_empty(), "cannot read {BUILT}");
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for x in &bytes {
+            h ^= u64::from(*x);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults-bin");
+        fs::create_dir_all(&dir).expect("scratch dir");
+        let path = dir.join(format!("stratum-{h:016x}"));
+        if fs::read(&path).ok().as_ref() != Some(&bytes) {
+            let tmp = dir.join(format!("stratum-{h:016x}.{}.tmp", std::process::id()));
+            fs::write(&tmp, &bytes).expect("copy the binary");
+            let mut perm = fs::metadata(&tmp).expect("stat").permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+            fs::set_permissions(&tmp, perm).expect("chmod");
+            fs::rename(&tmp, &path).expect("rename the copy");
+        }
+        path
+    });
+    &COPY
+}
 
 /// Temporary-file suffix stratum uses (and must never leave behind).
 pub const TMP_SUFFIX: &str = ".stratum-tmp";
@@ -352,7 +391,7 @@ static GLOBAL_ARC: std::sync::LazyLock<Arc<Mutex<Audit>>> =
 
 /// `stratum -q --dir <dir> <args>`.
 pub fn stratum_cmd(dir: &Path, args: &[&str]) -> Cmd {
-    Cmd::new(BIN)
+    Cmd::new(bin())
         .arg("-q")
         .arg("--dir")
         .arg(dir)

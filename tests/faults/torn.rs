@@ -100,12 +100,12 @@ fn sweep(
                 .args(["-e", "$SIG{XFSZ}='IGNORE'; exec @ARGV or die"])
                 .arg("prlimit")
                 .arg(format!("--fsize={limit}"))
-                .arg(crate::support::BIN)
+                .arg(crate::support::bin())
                 .args(inner)
         } else {
             Cmd::new("prlimit")
                 .arg(format!("--fsize={limit}"))
-                .arg(crate::support::BIN)
+                .arg(crate::support::bin())
                 .args(inner)
         };
         let out = cx.run.run(cmd);
