@@ -587,6 +587,21 @@ pub struct IndexEntry {
 }
 
 impl IndexEntry {
+    /// The entry for the record with header `h` at `offset`; `aux` is a
+    /// `DocPut`'s node high-water mark, else 0.
+    pub fn from_header(h: &RecordHeader, offset: u64, aux: u64) -> IndexEntry {
+        IndexEntry {
+            doc: h.doc,
+            node: h.node,
+            seq: h.seq,
+            offset,
+            aux,
+            len: h.total_len() as u32,
+            kind: h.kind,
+            flags: h.flags,
+        }
+    }
+
     /// Document-level entries have no node, so the node field carries a
     /// `DocPut`'s node high-water mark (`aux`) on disk. The caller keeps
     /// `offset` within [`MAX_INDEXED_OFFSET`].

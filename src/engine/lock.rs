@@ -31,3 +31,27 @@ pub(crate) fn acquire(
             waited_secs: start.elapsed().as_secs_f64(),
         })
 }
+
+/// Takes the lock of an existing store (read-only tools that skip the normal
+/// open: verify, salvage, repair); never creates the lock file.
+///
+/// # Errors
+/// [`Error::NoStore`] when `dir` holds no `LOCK`; otherwise as [`acquire`].
+pub(crate) fn acquire_existing(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    exclusive: bool,
+    timeout: Duration,
+) -> Result<Box<dyn LockGuard>> {
+    let path = dir.join(crate::engine::format::LOCK_NAME);
+    if vfs
+        .kind(&path)
+        .map_err(|e| Error::io("stat", &path, e))?
+        .is_none()
+    {
+        return Err(Error::NoStore {
+            path: dir.to_path_buf(),
+        });
+    }
+    acquire(vfs, &path, exclusive, timeout)
+}

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::engine::format::{
-    self, ACTIVE_NAME, FLAG_BATCH, IndexEntry, Kind, LOCK_NAME, RECORD_HEADER_LEN,
-    SEG_FLAG_COMPACTED, SEGMENT_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
+    self, ACTIVE_NAME, FLAG_BATCH, IndexEntry, Kind, RECORD_HEADER_LEN, SEG_FLAG_COMPACTED,
+    SEGMENT_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
 };
 use crate::engine::index::Entry;
 use crate::engine::lock;
@@ -101,16 +101,7 @@ fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
             }
             Kind::Commit => out.entries.append(&mut pending),
             _ => {
-                let e = IndexEntry {
-                    doc: h.doc,
-                    node: h.node,
-                    seq: h.seq,
-                    offset: at,
-                    aux,
-                    len: h.total_len() as u32,
-                    kind: h.kind,
-                    flags: h.flags,
-                };
+                let e = IndexEntry::from_header(&h, at, aux);
                 if h.flags & FLAG_BATCH != 0 {
                     pending.push(e);
                 } else {
@@ -235,17 +226,7 @@ pub fn salvage(
     f: &mut dyn FnMut(&Document) -> Result<()>,
 ) -> Result<SalvageReport> {
     let vfs = &*opts.vfs;
-    let lock_path = opts.dir.join(LOCK_NAME);
-    if vfs
-        .kind(&lock_path)
-        .map_err(|e| Error::io("stat", &lock_path, e))?
-        .is_none()
-    {
-        return Err(Error::NoStore {
-            path: opts.dir.clone(),
-        });
-    }
-    let _guard = lock::acquire(vfs, &lock_path, false, opts.lock_timeout)?;
+    let _guard = lock::acquire_existing(vfs, &opts.dir, false, opts.lock_timeout)?;
     let files = segment_files(vfs, &opts.dir)?;
     let mut report = SalvageReport::default();
     let mut by_doc: BTreeMap<u64, Vec<Entry>> = BTreeMap::new();
@@ -332,17 +313,9 @@ pub struct RepairReport {
 pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<RepairReport> {
     let vfs = &*opts.vfs;
     let dir = &opts.dir;
-    let lock_path = dir.join(LOCK_NAME);
-    if vfs
-        .kind(&lock_path)
-        .map_err(|e| Error::io("stat", &lock_path, e))?
-        .is_none()
-    {
-        return Err(Error::NoStore { path: dir.clone() });
-    }
     let mut report = RepairReport::default();
     {
-        let _guard = lock::acquire(vfs, &lock_path, true, opts.lock_timeout)?;
+        let _guard = lock::acquire_existing(vfs, dir, true, opts.lock_timeout)?;
         let files = segment_files(vfs, dir)?;
         let top = files
             .iter()

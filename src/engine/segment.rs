@@ -238,16 +238,7 @@ pub(crate) fn scan_with_progress(
                 s.max_seq = h.seq;
             }
             _ => {
-                let e = IndexEntry {
-                    doc: h.doc,
-                    node: h.node,
-                    seq: h.seq,
-                    offset: at,
-                    aux,
-                    len: total as u32,
-                    kind: h.kind,
-                    flags: h.flags,
-                };
+                let e = IndexEntry::from_header(&h, at, aux);
                 if h.flags & format::FLAG_BATCH != 0 {
                     if pending.is_empty() {
                         s.open_batch_at = Some(at);

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::engine::format::{self, IndexEntry, Kind, LOCK_NAME};
+use crate::engine::format::{self, IndexEntry, Kind};
 use crate::engine::index;
 use crate::engine::lock;
 use crate::engine::replay::{self, Listing};
@@ -103,15 +103,7 @@ type Item = (u64, u64, u64, Kind);
 pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
     let vfs = &*opts.vfs;
     let dir = &opts.dir;
-    let lock_path = dir.join(LOCK_NAME);
-    if vfs
-        .kind(&lock_path)
-        .map_err(|e| Error::io("stat", &lock_path, e))?
-        .is_none()
-    {
-        return Err(Error::NoStore { path: dir.clone() });
-    }
-    let _guard = lock::acquire(vfs, &lock_path, false, opts.lock_timeout)?;
+    let _guard = lock::acquire_existing(vfs, dir, false, opts.lock_timeout)?;
     let mut report = VerifyReport::default();
     let listing: Listing = match replay::list_dir(vfs, dir) {
         Ok(l) => l,
