@@ -490,6 +490,9 @@ impl Outputs {
         o.len += format::SEAL_RECORD_LEN as u64;
         o.max_seq = s;
         let r = o.flush();
+        // A finished output waits for the commit without its buffer, so
+        // memory does not grow with the number of outputs.
+        o.buf = Vec::new();
         self.done.push(o);
         r
     }

@@ -337,21 +337,27 @@ fn resync(rd: &mut Reader<'_>, from: u64, min_seq: u64, path: &Path) -> Result<b
     Ok(false)
 }
 
-/// Read-ahead windows over sealed segments, one per segment.
+/// Read-ahead windows over sealed segments: a few per segment, because a
+/// whole-store pass reads a segment as several interleaved ascending streams
+/// (a loaded batch, then the outputs a later batch rewrote, and so on).
 #[derive(Default)]
 pub(crate) struct ReadAhead {
-    windows: std::collections::HashMap<u64, (u64, Vec<u8>)>,
+    windows: std::collections::HashMap<u64, Vec<(u64, Vec<u8>)>>,
+    scratch: Vec<u8>,
 }
 
 /// Bytes read ahead per window.
 const WINDOW: usize = 1 << 20;
+/// Windows per segment; past that many streams, records are read one by one.
+const WINDOWS_PER_SEGMENT: usize = 8;
 
 impl ReadAhead {
     /// The bytes of the record `e` points at in segment `seg` (of length
-    /// `file_len`); `None` when they run past the end of the file. Reads a
-    /// 1 MiB window when the record is at or a little past the current one;
-    /// a record far behind or ahead gets a positioned read of its own, so
-    /// random access costs no more than without read-ahead.
+    /// `file_len`); `None` when they run past the end of the file. A record
+    /// at or a little past one of the segment's windows moves that window
+    /// forward (1 MiB read); one far from all of them opens a new window, or
+    /// when there are enough, gets a positioned read of its own, so random
+    /// access costs no more than without read-ahead.
     pub fn read(
         &mut self,
         file: &dyn VFile,
@@ -360,24 +366,42 @@ impl ReadAhead {
         e: &Entry,
     ) -> std::io::Result<Option<&[u8]>> {
         let len = e.len as usize;
-        let end = e.offset + len as u64;
-        if end > file_len {
+        let Some(end) = e
+            .offset
+            .checked_add(len as u64)
+            .filter(|&end| end <= file_len)
+        else {
             return Ok(None);
-        }
-        let (base, buf) = self.windows.entry(seg).or_default();
-        let hit = e.offset >= *base && end <= *base + buf.len() as u64;
-        if !hit {
-            let near = buf.is_empty()
-                || (e.offset >= *base && e.offset < *base + buf.len() as u64 + WINDOW as u64);
-            let want = if near {
-                WINDOW.max(len).min((file_len - e.offset) as usize)
-            } else {
-                len
-            };
-            buf.resize(want, 0);
-            file.read_exact_at(buf, e.offset)?;
-            *base = e.offset;
-        }
+        };
+        let ws = self.windows.entry(seg).or_default();
+        let covers =
+            |(base, buf): &(u64, Vec<u8>)| e.offset >= *base && end <= *base + buf.len() as u64;
+        let near = |(base, buf): &(u64, Vec<u8>)| {
+            e.offset >= *base && e.offset < *base + buf.len() as u64 + WINDOW as u64
+        };
+        let slot = match ws.iter().position(covers) {
+            Some(i) => i,
+            None => {
+                let i = match ws.iter().position(near) {
+                    Some(i) => i,
+                    None if ws.len() < WINDOWS_PER_SEGMENT => {
+                        ws.push((0, Vec::new()));
+                        ws.len() - 1
+                    }
+                    None => {
+                        self.scratch.resize(len, 0);
+                        file.read_exact_at(&mut self.scratch, e.offset)?;
+                        return Ok(Some(&self.scratch));
+                    }
+                };
+                let (base, buf) = &mut ws[i];
+                buf.resize(WINDOW.max(len).min((file_len - e.offset) as usize), 0);
+                file.read_exact_at(buf, e.offset)?;
+                *base = e.offset;
+                i
+            }
+        };
+        let (base, buf) = &ws[slot];
         let start = (e.offset - *base) as usize;
         Ok(buf.get(start..start + len))
     }

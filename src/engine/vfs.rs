@@ -157,7 +157,7 @@ impl VFile for OsFile {
     }
 }
 
-struct OsLock(#[allow(dead_code)] File);
+struct OsLock(File);
 
 impl LockGuard for OsLock {}
 
