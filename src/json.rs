@@ -171,7 +171,15 @@ impl Validator<'_> {
 
     fn string(&mut self) -> bool {
         self.i += 1;
-        while let Some(c) = self.peek() {
+        loop {
+            // Plain characters in one tight scan; stop at a quote, an escape
+            // or a control character.
+            let rest = self.b.get(self.i..).unwrap_or_default();
+            self.i += rest
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                .unwrap_or(rest.len());
+            let Some(c) = self.peek() else { return false };
             self.i += 1;
             match c {
                 b'"' => return true,
@@ -186,11 +194,9 @@ impl Validator<'_> {
                     }
                     _ => return false,
                 },
-                0..=0x1f => return false,
-                _ => {}
+                _ => return false,
             }
         }
-        false
     }
 
     /// An object (`keyed`) or an array, its opening bracket next.
