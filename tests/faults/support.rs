@@ -47,7 +47,21 @@ pub fn bin() -> &'static Path {
         let path = dir.join(format!("stratum-{h:016x}"));
         if fs::read(&path).ok().as_ref() != Some(&bytes) {
             let tmp = dir.join(format!("stratum-{h:016x}.{}.tmp", std::process::id()));
-            fs::write(&tmp, &bytes).expect("copy the binary");
+            // Copied by a child process, never through a write descriptor of
+            // this one: a child forked by another test thread meanwhile would
+            // inherit such a descriptor until its exec, and executing the copy
+            // would then fail with ETXTBSY ("Text file busy").
+            let copied = std::process::Command::new("cp")
+                .arg(BUILT)
+                .arg(&tmp)
+                .status()
+                .expect("run cp");
+            assert!(copied.success(), "cp {BUILT} {}", tmp.display());
+            assert_eq!(
+                fs::read(&tmp).ok().as_ref(),
+                Some(&bytes),
+                "the binary changed while copied"
+            );
             let mut perm = fs::metadata(&tmp).expect("stat").permissions();
             std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
             fs::set_permissions(&tmp, perm).expect("chmod");
