@@ -22,6 +22,17 @@ fn j(s: &str) -> Json {
     Json::parse(s).unwrap()
 }
 
+/// Every live document of `s`, one JSON line each, in id order.
+fn dump_lines(s: &Store) -> Vec<String> {
+    let mut out = Vec::new();
+    s.dump(&mut |_| {}, &mut |d| {
+        out.push(d.to_json());
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
 #[test]
 fn round_trip_across_rotation_reopen_and_compaction() {
     let tmp = tempfile::tempdir().unwrap();
@@ -73,16 +84,8 @@ fn round_trip_across_rotation_reopen_and_compaction() {
         assert!(s.get(DocId(1)).is_err());
         assert!(!s.get(DocId(2)).unwrap().inputs.is_empty());
     }
-    let dump = |dir: &std::path::Path| {
-        let s = Store::open(opts(dir, 4096), Mode::Read).unwrap();
-        let mut out = Vec::new();
-        s.dump(&mut |_| {}, &mut |d| {
-            out.push(d.to_json());
-            Ok(())
-        })
-        .unwrap();
-        out
-    };
+    let dump =
+        |dir: &std::path::Path| dump_lines(&Store::open(opts(dir, 4096), Mode::Read).unwrap());
     assert_eq!(dump(&dir), expected);
     let segs = std::fs::read_dir(&dir).unwrap().count();
     assert!(segs > 5, "rotation made {segs} files");
@@ -144,13 +147,7 @@ fn build(dir: &std::path::Path) -> Vec<String> {
             .unwrap();
     }
     s.delete_doc(DocId(40)).unwrap();
-    let mut out = Vec::new();
-    s.dump(&mut |_| {}, &mut |d| {
-        out.push(d.to_json());
-        Ok(())
-    })
-    .unwrap();
-    out
+    dump_lines(&s)
 }
 
 #[test]
@@ -207,13 +204,7 @@ fn repair_quarantines_damage_keeps_the_rest_and_verifies() {
             .is_ok()
     );
     let s = Store::open(opts(&dir, 2048), Mode::Read).unwrap();
-    let mut after = Vec::new();
-    s.dump(&mut |_| {}, &mut |d| {
-        after.push(d.to_json());
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(after, salvaged);
+    assert_eq!(dump_lines(&s), salvaged);
     drop(s);
     // Deleted id 40 stays retired.
     let mut s = Store::open(opts(&dir, 2048), Mode::Write).unwrap();
@@ -239,13 +230,7 @@ fn backup_is_a_verified_store_of_its_own() {
     assert!(r.linked > 0);
     drop(s);
     let b = Store::open(opts(&dest, 2048), Mode::Read).unwrap();
-    let mut out = Vec::new();
-    b.dump(&mut |_| {}, &mut |d| {
-        out.push(d.to_json());
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(out, all);
+    assert_eq!(dump_lines(&b), all);
     let ab = std::fs::read(dest.join("active.seg")).unwrap();
     let asrc = std::fs::read(&active).unwrap();
     assert_eq!(&asrc[..asrc.len() - 3], &ab[..]);
@@ -275,14 +260,8 @@ fn active_checkpoint_bounds_replay_and_survives_damage() {
     );
     let dump = |o: &Options| {
         let s = Store::open(o.clone(), Mode::Read).unwrap();
-        let mut out = Vec::new();
-        s.dump(&mut |_| {}, &mut |d| {
-            out.push(d.to_json());
-            Ok(())
-        })
-        .unwrap();
         assert_eq!(s.get(DocId(3)).unwrap().inputs.len(), 1);
-        out
+        dump_lines(&s)
     };
     let before = dump(&o);
     assert_eq!(before.len(), 60);
