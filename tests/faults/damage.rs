@@ -278,17 +278,7 @@ fn report(cx: Ctx, label: &str, t: Tally) {
         t.violations.len()
     );
     cx.finish();
-    assert!(
-        t.violations.is_empty(),
-        "{} violations:\n{}",
-        t.violations.len(),
-        t.violations
-            .iter()
-            .take(25)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    crate::support::assert_no_violations(&t.violations);
 }
 
 #[test]

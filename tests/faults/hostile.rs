@@ -396,17 +396,7 @@ fn hostile_directories_are_refused_or_ignored_never_written_through() {
         violations.len()
     );
     cx.finish();
-    assert!(
-        violations.is_empty(),
-        "{} violations:\n{}",
-        violations.len(),
-        violations
-            .iter()
-            .take(30)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    crate::support::assert_no_violations(&violations);
 }
 
 /// A newer format version is not damage: `repair` must refuse it as every

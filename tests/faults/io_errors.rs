@@ -177,12 +177,7 @@ fn run_cases(cx: Ctx, cases: Vec<Case>) {
     );
     let v = f.violations;
     cx.finish();
-    assert!(
-        v.is_empty(),
-        "{} violations:\n{}",
-        v.len(),
-        v.iter().take(25).cloned().collect::<Vec<_>>().join("\n")
-    );
+    crate::support::assert_no_violations(&v);
 }
 
 #[test]

@@ -111,12 +111,7 @@ fn run_cases(cx: Ctx, cases: Vec<Case>) {
     );
     let v = s.violations.clone();
     cx.finish();
-    assert!(
-        v.is_empty(),
-        "{} violations:\n{}",
-        v.len(),
-        v.iter().take(25).cloned().collect::<Vec<_>>().join("\n")
-    );
+    crate::support::assert_no_violations(&v);
 }
 
 #[test]
@@ -275,15 +270,5 @@ fn kill_at_every_boundary_of_repair() {
         violations.len()
     );
     cx.finish();
-    assert!(
-        violations.is_empty(),
-        "{} violations:\n{}",
-        violations.len(),
-        violations
-            .iter()
-            .take(25)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    crate::support::assert_no_violations(&violations);
 }

@@ -93,6 +93,16 @@ pub const MUTATING: &[&str] = &[
 /// Strings that must never appear on any stderr the harness captures.
 pub const FORBIDDEN: &[&str] = &["panicked at", "memory allocation of", "RUST_BACKTRACE"];
 
+/// Fails the test when any violation was recorded, listing the first 25.
+pub fn assert_no_violations(violations: &[String]) {
+    assert!(
+        violations.is_empty(),
+        "{} violations:\n{}",
+        violations.len(),
+        violations[..violations.len().min(25)].join("\n")
+    );
+}
+
 /// True for the long tier (`STRATUM_LONG=1`).
 pub fn long() -> bool {
     std::env::var("STRATUM_LONG").is_ok_and(|v| !v.is_empty() && v != "0")

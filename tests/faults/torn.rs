@@ -218,17 +218,7 @@ fn finish(cx: Ctx, label: &str, runs: u64, violations: Vec<String>) {
         violations.len()
     );
     cx.finish();
-    assert!(
-        violations.is_empty(),
-        "{} violations:\n{}",
-        violations.len(),
-        violations
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    crate::support::assert_no_violations(&violations);
 }
 
 #[test]
