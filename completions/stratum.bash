@@ -28,6 +28,9 @@ _stratum() {
             stratum,compact)
                 cmd="stratum__subcmd__compact"
                 ;;
+            stratum,completions)
+                cmd="stratum__subcmd__completions"
+                ;;
             stratum,create-doc)
                 cmd="stratum__subcmd__create__subcmd__doc"
                 ;;
@@ -51,6 +54,9 @@ _stratum() {
                 ;;
             stratum,load)
                 cmd="stratum__subcmd__load"
+                ;;
+            stratum,man)
+                cmd="stratum__subcmd__man"
                 ;;
             stratum,repair)
                 cmd="stratum__subcmd__repair"
@@ -79,6 +85,9 @@ _stratum() {
             stratum__subcmd__help,compact)
                 cmd="stratum__subcmd__help__subcmd__compact"
                 ;;
+            stratum__subcmd__help,completions)
+                cmd="stratum__subcmd__help__subcmd__completions"
+                ;;
             stratum__subcmd__help,create-doc)
                 cmd="stratum__subcmd__help__subcmd__create__subcmd__doc"
                 ;;
@@ -103,6 +112,9 @@ _stratum() {
             stratum__subcmd__help,load)
                 cmd="stratum__subcmd__help__subcmd__load"
                 ;;
+            stratum__subcmd__help,man)
+                cmd="stratum__subcmd__help__subcmd__man"
+                ;;
             stratum__subcmd__help,repair)
                 cmd="stratum__subcmd__help__subcmd__repair"
                 ;;
@@ -125,7 +137,7 @@ _stratum() {
 
     case "${cmd}" in
         stratum)
-            opts="-d -q -h -V --dir --segment-size --no-sync --lock-timeout --quiet --help --version create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply backup repair help"
+            opts="-d -q -h -V --dir --segment-size --no-sync --lock-timeout --quiet --help --version create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply backup repair completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -263,6 +275,36 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --segment-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stratum__subcmd__completions)
+            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help bash zsh fish"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -453,7 +495,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__help)
-            opts="create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply backup repair help"
+            opts="create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply backup repair completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -509,6 +551,20 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__help__subcmd__compact)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stratum__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -634,6 +690,20 @@ _stratum() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        stratum__subcmd__help__subcmd__man)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         stratum__subcmd__help__subcmd__repair)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -740,6 +810,36 @@ _stratum() {
             ;;
         stratum__subcmd__load)
             opts="-d -q -h --keep-ids --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --segment-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stratum__subcmd__man)
+            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -10,8 +10,8 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use crate::cli::{DamageFound, UsageError};
 use stratum::Error;
-use stratum::cli::{DamageFound, UsageError};
 
 /// The exit codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -51,10 +51,17 @@ impl Json {
 
     /// The value indented by two spaces per level, for people.
     pub fn pretty(&self) -> String {
-        let mut out = String::with_capacity(self.0.len() * 2);
-        pretty_into(&self.0, 0, &mut out);
-        out
+        pretty(&self.0)
     }
+}
+
+/// Re-indents compact JSON text that came from the store (a document's
+/// `to_json`, say) by two spaces per level, keeping every number and escape
+/// as stored.
+pub fn pretty(compact: &str) -> String {
+    let mut out = String::with_capacity(compact.len() * 2);
+    pretty_into(compact, 0, &mut out);
+    out
 }
 
 impl fmt::Display for Json {

@@ -42,7 +42,6 @@
 
 #![warn(missing_docs)]
 
-pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod json;

@@ -1,12 +1,13 @@
 //! The `stratum` binary: parse the command line, run it, and turn the
 //! outcome into an exit code (chosen in `exit.rs` only).
 
+mod cli;
 mod exit;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use stratum::cli::{Cli, run};
+use cli::{Cli, run};
 
 fn main() -> ExitCode {
     // Usage errors exit 2 from here, with clap's own message.

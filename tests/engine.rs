@@ -399,3 +399,46 @@ fn a_write_after_a_batch_survives_reopen() {
     assert_eq!(s.get(DocId(2)).unwrap().body, b"y");
     assert_eq!(s.create_doc(&doc("z", None)).unwrap(), DocId(3));
 }
+
+/// A program that uses only the library (`default-features = false`) must
+/// not build the command line's crates.
+#[test]
+fn the_library_alone_depends_on_no_cli_crate() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--offline",
+            "--no-default-features",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--manifest-path",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+        ])
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let crates: std::collections::BTreeSet<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(crates.contains("crc32fast"), "{tree}");
+    for cli_only in [
+        "clap",
+        "clap_complete",
+        "anyhow",
+        "indicatif",
+        "comfy-table",
+    ] {
+        assert!(
+            !crates.contains(cli_only),
+            "{cli_only} in the library's tree:\n{tree}"
+        );
+    }
+}

@@ -2,8 +2,8 @@
 
 use clap::Args;
 
-use crate::DocId;
 use crate::cli::{GlobalArgs, input, output};
+use stratum::DocId;
 
 /// Append an input node to a document's chain and print its node id.
 ///

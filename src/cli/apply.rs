@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use crate::cli::input::{self, STDIN, Source};
 use crate::cli::load::at_line;
 use crate::cli::{GlobalArgs, output};
-use crate::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Result, Store};
+use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Result, Store};
 
 /// Apply a batch of write operations from JSON Lines, all or nothing.
 ///
@@ -165,7 +165,7 @@ fn parse_op(text: &str, line: u64) -> Result<Op> {
             return Err(Error::invalid("give either body or body_base64, not both"));
         }
         (Some(s), None) => Some(s.clone().into_bytes()),
-        (None, Some(b)) => Some(crate::json::base64_decode(b)?),
+        (None, Some(b)) => Some(stratum::json::base64_decode(b)?),
         (None, None) => None,
     };
     Ok(match op {

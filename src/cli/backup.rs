@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::Mode;
 use crate::cli::{GlobalArgs, message, output};
-use crate::engine;
+use stratum::Mode;
+use stratum::engine;
 
 /// Copy the store to DEST, consistently and verified.
 ///

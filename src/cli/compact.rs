@@ -2,9 +2,9 @@
 
 use clap::Args;
 
-use crate::Mode;
 use crate::cli::{GlobalArgs, message, output, parse_size};
-use crate::engine::CompactPlan;
+use stratum::Mode;
+use stratum::engine::CompactPlan;
 
 /// Merge the segments, keeping only live data.
 ///

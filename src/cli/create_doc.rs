@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::cli::{GlobalArgs, input, output};
-use crate::{Mode, NewDoc};
+use stratum::{Mode, NewDoc};
 
 /// Create a document and print its new id.
 ///

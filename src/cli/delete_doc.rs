@@ -2,8 +2,8 @@
 
 use clap::Args;
 
-use crate::DocId;
 use crate::cli::GlobalArgs;
+use stratum::DocId;
 
 /// Delete a document with its whole chain.
 ///

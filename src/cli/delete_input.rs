@@ -3,7 +3,7 @@
 use clap::Args;
 
 use crate::cli::GlobalArgs;
-use crate::{DocId, NodeId};
+use stratum::{DocId, NodeId};
 
 /// Delete one input node and its expected output.
 ///

@@ -5,8 +5,8 @@ use std::io::Write;
 use clap::Args;
 use serde::Serialize;
 
-use crate::Mode;
 use crate::cli::{GlobalArgs, output};
+use stratum::Mode;
 
 /// Print every live document as JSON Lines, in id order.
 ///
@@ -97,7 +97,7 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
 fn salvage(g: &GlobalArgs) -> anyhow::Result<()> {
     let mut out = output::stdout();
     let mut line = String::new();
-    let report = crate::engine::salvage(&g.options(), &mut |doc| {
+    let report = stratum::engine::salvage(&g.options(), &mut |doc| {
         line.clear();
         doc.write_json(&mut line);
         line.push('\n');

@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::Args;
 
 use crate::cli::{GlobalArgs, output};
-use crate::{DocId, Document, Mode, NodeId};
+use stratum::{DocId, Document, Mode, NodeId};
 
 /// Print a document as one line of JSON, or a part of it.
 ///
@@ -96,9 +96,7 @@ fn write_value(out: &mut impl Write, compact: &str, pretty: bool) -> std::io::Re
     if pretty {
         // Text that came from the store is valid JSON; re-indenting it keeps
         // every number and escape as stored.
-        let mut s = String::with_capacity(compact.len() * 2);
-        crate::json::pretty_into(compact, 0, &mut s);
-        writeln!(out, "{s}")
+        writeln!(out, "{}", stratum::json::pretty(compact))
     } else {
         writeln!(out, "{compact}")
     }

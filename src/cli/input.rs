@@ -11,11 +11,11 @@ use std::fs::File;
 use std::io::{self, BufRead, Read};
 use std::path::Path;
 
-use crate::{Error, Json, Result};
+use stratum::{Error, Json, Result};
 
 /// Most bytes read from stdin (or a `--file`) for one value or body: the
 /// engine's record payload limit.
-pub const MAX_INPUT: u64 = crate::engine::format::MAX_PAYLOAD as u64;
+pub const MAX_INPUT: u64 = stratum::engine::format::MAX_PAYLOAD as u64;
 
 /// Longest line accepted by `load` and `apply`: a maximal body in base64,
 /// with room for its other fields.

@@ -6,7 +6,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, output};
-use crate::{DocSummary, Mode};
+use stratum::{DocSummary, Mode};
 
 /// List live documents in id order: a table, or JSON Lines.
 ///

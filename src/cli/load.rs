@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::cli::input::{STDIN, Source};
 use crate::cli::{GlobalArgs, output};
-use crate::{DocId, Document, Error, Mode};
+use stratum::{DocId, Document, Error, Mode};
 
 /// Load documents from JSON Lines in the `get` shape, all or nothing.
 ///

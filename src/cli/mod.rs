@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{Mode, Options, Store};
+use stratum::{Mode, Options, Store};
 
 pub mod add_input;
 pub mod apply;
@@ -25,6 +25,7 @@ pub mod create_doc;
 pub mod delete_doc;
 pub mod delete_input;
 pub mod dump;
+pub mod generate;
 pub mod get;
 pub mod input;
 pub mod list;
@@ -147,6 +148,8 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Salvage a damaged store: keep every record that passes its CRC.
     Repair(repair::RepairArgs),
+    Completions(generate::CompletionsArgs),
+    Man(generate::ManArgs),
 }
 
 /// Runs the parsed command line.
@@ -172,6 +175,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply::run(g, args),
         Command::Backup(args) => backup::run(g, args),
         Command::Repair(args) => repair::run(g, args),
+        Command::Completions(args) => generate::run_completions(args),
+        Command::Man(args) => generate::run_man(args),
     }?;
     Ok(ExitCode::SUCCESS)
 }
@@ -190,7 +195,7 @@ impl GlobalArgs {
     ///
     /// # Errors
     /// As [`Store::open`].
-    pub fn open(&self, mode: Mode) -> crate::Result<Store> {
+    pub fn open(&self, mode: Mode) -> stratum::Result<Store> {
         let mut store = Store::open(self.options(), mode)?;
         note_all(store.take_notices());
         Ok(store)
@@ -201,15 +206,15 @@ impl GlobalArgs {
     /// an empty directory they fail with "no store" and leave it empty.
     ///
     /// # Errors
-    /// [`crate::Error::NoStore`], or as [`Store::open`].
-    pub fn open_existing(&self) -> crate::Result<Store> {
-        let lock = self.dir.join(crate::engine::format::LOCK_NAME);
+    /// [`stratum::Error::NoStore`], or as [`Store::open`].
+    pub fn open_existing(&self) -> stratum::Result<Store> {
+        let lock = self.dir.join(stratum::engine::format::LOCK_NAME);
         match std::fs::symlink_metadata(&lock) {
             Ok(_) => self.open(Mode::Write),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(crate::Error::NoStore {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(stratum::Error::NoStore {
                 path: self.dir.clone(),
             }),
-            Err(e) => Err(crate::Error::io("stat", lock, e)),
+            Err(e) => Err(stratum::Error::io("stat", lock, e)),
         }
     }
 }

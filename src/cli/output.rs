@@ -17,7 +17,7 @@ use comfy_table::{
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::{Error, Progress};
+use stratum::{Error, Progress};
 
 /// Name used for stdout in error messages.
 pub const STDOUT: &str = "<stdout>";

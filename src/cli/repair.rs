@@ -3,7 +3,7 @@
 use clap::Args;
 
 use crate::cli::{GlobalArgs, message, output};
-use crate::engine::{self, QUARANTINE_DIR};
+use stratum::engine::{self, QUARANTINE_DIR};
 
 /// Salvage a damaged store: keep every record that passes its CRC.
 ///

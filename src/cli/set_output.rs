@@ -3,7 +3,7 @@
 use clap::Args;
 
 use crate::cli::{GlobalArgs, input};
-use crate::{DocId, NodeId};
+use stratum::{DocId, NodeId};
 
 /// Set or replace the expected output of an input node.
 ///

@@ -5,9 +5,9 @@ use std::io::Write;
 use clap::Args;
 use serde::Serialize;
 
-use crate::Mode;
 use crate::cli::{GlobalArgs, output};
-use crate::engine::Stats;
+use stratum::Mode;
+use stratum::engine::Stats;
 
 /// Show segment sizes, counts and the garbage ratio.
 ///

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::cli::{GlobalArgs, UsageError, input};
-use crate::{DocId, DocPatch};
+use stratum::{DocId, DocPatch};
 
 /// Replace a document's body, category or version; keep the rest.
 ///

@@ -6,7 +6,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::{DamageFound, GlobalArgs, output};
-use crate::engine::{self, ProblemKind, VerifyReport};
+use stratum::engine::{self, ProblemKind, VerifyReport};
 
 /// Check every record of every file and report each problem.
 ///

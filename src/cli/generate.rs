@@ -1,0 +1,282 @@
+//! `stratum man` and `stratum completions SHELL`: the man page and the
+//! shell completions, generated from the clap definitions so they cannot
+//! drift from the code. The committed `man/stratum.1` and `completions/*`
+//! are this output (`tests/generated.rs` checks it), and packagers can run
+//! these commands at install time, as with ripgrep's `--generate`.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+use clap::{Args, CommandFactory, ValueEnum};
+
+use crate::cli::{Cli, output};
+
+/// Print the man page (roff) on standard output.
+#[derive(Debug, Args)]
+#[command(
+    about = "Print the man page (roff) on standard output",
+    after_help = "\
+Examples:
+  stratum man > /usr/local/share/man/man1/stratum.1
+  stratum man | man -l -"
+)]
+pub struct ManArgs {}
+
+/// Print a shell completion script on standard output.
+#[derive(Debug, Args)]
+#[command(
+    about = "Print a shell completion script on standard output",
+    after_help = "\
+Examples:
+  stratum completions bash > ~/.local/share/bash-completion/completions/stratum
+  stratum completions zsh > ~/.zfunc/_stratum
+  stratum completions fish > ~/.config/fish/completions/stratum.fish"
+)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// The shells with a completion script.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Shell {
+    /// GNU bash.
+    Bash,
+    /// Z shell.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+/// Runs `stratum man`.
+pub fn run_man(_args: ManArgs) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(man_page().as_bytes())
+        .map_err(output::write_err)?;
+    out.flush().map_err(output::write_err)?;
+    Ok(())
+}
+
+/// Runs `stratum completions SHELL`.
+pub fn run_completions(args: CompletionsArgs) -> anyhow::Result<()> {
+    let shell = match args.shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "stratum", &mut buf);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&buf).map_err(output::write_err)?;
+    out.flush().map_err(output::write_err)?;
+    Ok(())
+}
+
+/// Escapes text for roff: backslashes, and a leading dot or quote.
+fn roff(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let line = line.replace('\\', "\\e").replace('-', "\\-");
+        if line.starts_with('.') || line.starts_with('\'') {
+            out.push_str("\\&");
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+fn arg_label(a: &clap::Arg) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = a.get_short() {
+        parts.push(format!("\\-{s}"));
+    }
+    if let Some(l) = a.get_long() {
+        parts.push(format!("\\-\\-{}", l.replace('-', "\\-")));
+    }
+    let takes_value = a.get_num_args().is_some_and(|n| n.takes_values()) || a.is_positional();
+    let value = a
+        .get_value_names()
+        .and_then(|v| v.first().map(ToString::to_string))
+        .unwrap_or_else(|| a.get_id().to_string().to_uppercase());
+    if a.is_positional() {
+        format!("\\fI{}\\fR", value.replace('-', "\\-"))
+    } else if takes_value
+        && !matches!(
+            a.get_action(),
+            clap::ArgAction::SetTrue | clap::ArgAction::Count
+        )
+    {
+        format!(
+            "\\fB{}\\fR \\fI{}\\fR",
+            parts.join(", "),
+            value.replace('-', "\\-")
+        )
+    } else {
+        format!("\\fB{}\\fR", parts.join(", "))
+    }
+}
+
+fn args_section(out: &mut String, cmd: &clap::Command) {
+    for a in cmd.get_arguments() {
+        if a.is_hide_set() || a.is_global_set() && cmd.get_name() != "stratum" {
+            continue;
+        }
+        if matches!(
+            a.get_action(),
+            clap::ArgAction::Help
+                | clap::ArgAction::HelpShort
+                | clap::ArgAction::HelpLong
+                | clap::ArgAction::Version
+        ) {
+            continue;
+        }
+        out.push_str(".TP\n");
+        out.push_str(&arg_label(a));
+        out.push('\n');
+        let help = a
+            .get_long_help()
+            .or_else(|| a.get_help())
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        out.push_str(&roff(&help));
+        if let Some(env) = a.get_env() {
+            let _ = writeln!(out, "[env: {}]", env.to_string_lossy());
+        }
+        let defaults: Vec<String> = a
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        if !defaults.is_empty() {
+            let _ = writeln!(out, "[default: {}]", roff(&defaults.join(", ")).trim_end());
+        }
+    }
+}
+
+const EXTRA: &str = r#".SH EXIT STATUS
+.TP
+.B 0
+Success; also when standard output is closed early (\fBstratum dump | head \-1\fR).
+.TP
+.B 1
+Any other failure.
+.TP
+.B 2
+Usage error: bad arguments.
+.TP
+.B 3
+Not found: the document, the node, or a store at \fB\-\-dir\fR.
+.TP
+.B 4
+Invalid input: bad JSON, too large, an id already taken.
+.TP
+.B 5
+The store is locked by another process for longer than \fB\-\-lock\-timeout\fR.
+.TP
+.B 6
+Corruption detected, or a format version this build cannot read.
+.TP
+.B 7
+I/O error (full disk, permission denied, read\-only file system), with the path and the OS message.
+.PP
+Every error is one line on standard error starting with \fBstratum:\fR; a command that fails changes nothing.
+.SH ENVIRONMENT
+.TP
+.B STRATUM_DIR
+The data directory when \fB\-\-dir\fR is not given (default \fI./stratum\-data\fR).
+.TP
+.B NO_COLOR
+When set, no colour is used.
+.SH FILES
+Inside the data directory:
+.TP
+.B LOCK
+The lock file, flock(2)ed for each command: shared by read commands, exclusive for writes. Never deleted.
+.TP
+.B active.seg
+The segment being appended to.
+.TP
+.B seg_NNNNNN.seg
+Sealed, immutable segments.
+.TP
+.B seg_NNNNNN.idx
+Their sorted index files; caches, rebuilt when missing.
+.TP
+.B active.idx
+A checkpoint of the active segment's index; a cache.
+.TP
+.B *.stratum\-tmp
+Temporary files of an operation in progress; removed by the next write.
+.TP
+.B quarantine/
+Damaged files moved aside by \fBrepair\fR.
+.SH JSON OUTPUT
+\fBget\fR and \fBdump\fR print documents as
+\fB{"id":N,"category":S|null,"version":S|null,"body":S,"inputs":[{"node":N,"input":V,"output":V|null}]}\fR;
+a body that is not UTF\-8 is printed as \fB"body_base64"\fR (standard base64) instead of \fB"body"\fR.
+\fBload\fR reads the same shape.
+\fBlist \-\-json\fR prints \fB{"id","category","version","inputs","outputs","body_bytes"}\fR per line.
+\fBdump \-\-records\fR prints \fB{"segment","offset","seq","kind","doc","node","size","crc_ok"}\fR per record.
+\fBapply\fR prints \fB{"line","op","doc"}\fR and \fB"node"\fR where one applies.
+\fBstats \-\-json\fR and \fBverify \-\-json\fR print one object each; their fields are listed by the command's \fB\-\-help\fR.
+Values keep their JSON text exactly: key order, number text and string escapes.
+.SH GUARANTEES
+A write command that exits 0 has fsynced its record and, after creating, renaming or deleting a file, the directory (unless \fB\-\-no\-sync\fR).
+Every command is all\-or\-nothing, also across a crash; the next command recovers by itself, discarding an incomplete last write with a note on standard error.
+Acknowledged writes are never lost, deleted items never come back, document and node ids are never reused, also across compaction.
+Every record carries a CRC\-32; a value that fails its check is never printed: the command exits 6, \fBverify\fR reports the file and offset, \fBrepair\fR salvages the rest.
+Compaction writes and fsyncs the new segments before it removes the old ones; a failed compaction leaves the old segments untouched.
+With \fB\-\-no\-sync\fR a power loss may lose the latest commands, but the store stays consistent.
+See README.md and docs/FORMAT.md.
+"#;
+
+fn man_page() -> String {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let mut out = String::new();
+    let version = cmd.get_version().unwrap_or("");
+    let _ = writeln!(
+        out,
+        ".TH STRATUM 1 \"\" \"stratum {version}\" \"User Commands\""
+    );
+    out.push_str(".SH NAME\nstratum \\- documents with ordered chains of inputs and expected outputs, on local disk\n");
+    out.push_str(
+        ".SH SYNOPSIS\n\\fBstratum\\fR [\\fIOPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]\n",
+    );
+    out.push_str(".SH DESCRIPTION\n");
+    out.push_str(&roff(
+        &cmd.get_long_about()
+            .or_else(|| cmd.get_about())
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+    ));
+    out.push_str(".SH OPTIONS\nThese options are accepted by every command.\n");
+    args_section(&mut out, &cmd);
+    out.push_str(".SH COMMANDS\n");
+    for sub in cmd.get_subcommands() {
+        if sub.get_name() == "help" || sub.is_hide_set() {
+            continue;
+        }
+        let mut sub = sub.clone();
+        let usage = sub.render_usage().to_string();
+        let _ = writeln!(out, ".SS {}", sub.get_name());
+        out.push_str(&roff(
+            &sub.get_long_about()
+                .or_else(|| sub.get_about())
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        ));
+        out.push_str(".PP\n");
+        out.push_str(&roff(usage.trim_start_matches("Usage: ").trim()));
+        args_section(&mut out, &sub);
+        if let Some(after) = sub.get_after_long_help().or_else(|| sub.get_after_help()) {
+            out.push_str(".PP\n.nf\n");
+            out.push_str(&roff(&after.to_string()));
+            out.push_str(".fi\n");
+        }
+    }
+    out.push_str(EXTRA);
+    out
+}
