@@ -62,13 +62,15 @@ pub fn record(data: &[u8]) {
         let checked = format::check_payload(h.kind, h.flags, payload, true);
         match h.kind {
             Kind::DocPut => {
-                let doc = format::decode_doc(payload);
+                let doc = format::decode_doc(payload, h.flags);
                 if checked.is_ok() {
                     assert!(doc.is_ok(), "a checked doc payload does not decode");
                 }
             }
             Kind::InputPut => {
-                if let (Ok(()), Ok((input, _))) = (&checked, format::decode_input(payload)) {
+                if let (Ok(()), Ok((input, _, _))) =
+                    (&checked, format::decode_input(payload, h.flags))
+                {
                     let text = std::str::from_utf8(input).expect("checked input is UTF-8");
                     Json::parse(text).expect("checked input is JSON");
                 }
@@ -208,6 +210,7 @@ pub fn store(data: &[u8]) {
             category: None,
             version: None,
             body: b"fuzz".to_vec(),
+            ..NewDoc::default()
         })
         .expect("write after recovery of an undamaged store");
     assert!(before.iter().all(|d| d.id < id), "id {id} handed out again");
@@ -245,6 +248,7 @@ fn index_fixture() -> &'static IndexFixture {
                     category: Some("c".into()),
                     version: None,
                     body: format!("body {doc}").into_bytes(),
+                    ..NewDoc::default()
                 })
                 .expect("create")
                 .0;
@@ -282,7 +286,7 @@ pub fn index_fixture_file() -> Vec<u8> {
 /// the segment holds or an error: an index is a cache and must never change
 /// an answer.
 pub fn index(data: &[u8]) {
-    if let Some(h) = IndexHeader::decode(data) {
+    if let Some(h) = IndexHeader::decode(data, 0) {
         assert_eq!(&h.encode()[..], &data[..INDEX_HEADER_LEN]);
     }
     for block in [

@@ -119,8 +119,9 @@ impl fmt::Display for Error {
             ),
             Error::UnsupportedVersion { path, found } => write!(
                 f,
-                "{} has format version {found}, this stratum reads version {} only; use a matching stratum release",
+                "{} has format version {found}, this stratum reads versions {} to {}; use a matching stratum release",
                 path.display(),
+                crate::engine::format::FORMAT_V1,
                 crate::engine::format::FORMAT_VERSION
             ),
             Error::NoStore { path } => write!(

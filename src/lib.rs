@@ -23,6 +23,7 @@
 //!     category: Some("easy".into()),
 //!     version: None,
 //!     body: b"<p>Add two numbers.</p>".to_vec(),
+//!     ..NewDoc::default()
 //! })?;
 //! let node = store.add_input(doc, &Json::parse("[1, 2]")?, None)?;
 //! store.set_output(doc, node, &Json::parse("3")?)?;

@@ -6,7 +6,11 @@
 //! `{"id":1,"category":"c","version":"v","body":"…","inputs":[{"node":1,"input":…,"output":…}]}`.
 //! A body that is not valid UTF-8 is written as `"body_base64":"…"` (standard
 //! base64, padded) in place of `"body"`, so every byte round-trips. An unset
-//! category, version or output is `null`.
+//! category, version or output is `null`. The format-2 fields appear only
+//! when set, so a document without them prints as it always did: `"key"`
+//! after `"id"`, a document's `"meta"` after `"version"`, a node's `"meta"`
+//! after its `"input"`, and `"has_output":true` after an output that is the
+//! JSON value `null` (docs/FORMAT.md §6).
 
 use std::fmt;
 
@@ -37,6 +41,9 @@ impl fmt::Display for NodeId {
     }
 }
 
+/// Longest document key, in bytes of UTF-8.
+pub const MAX_KEY_LEN: usize = crate::engine::format::MAX_KEY_LEN;
+
 /// One input node of a document's chain, with its expected output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
@@ -44,7 +51,10 @@ pub struct Node {
     pub id: NodeId,
     /// The input value.
     pub input: Json,
-    /// The expected output, when one is set.
+    /// The node's metadata, a JSON object.
+    pub meta: Option<Json>,
+    /// The expected output, when one is set. `Some` of the JSON value `null`
+    /// is a real `null` output, distinct from `None`.
     pub output: Option<Json>,
 }
 
@@ -53,10 +63,14 @@ pub struct Node {
 pub struct Document {
     /// The document id.
     pub id: DocId,
+    /// Optional unique name.
+    pub key: Option<String>,
     /// Optional category.
     pub category: Option<String>,
     /// Optional version.
     pub version: Option<String>,
+    /// Optional metadata, a JSON object.
+    pub meta: Option<Json>,
     /// The body, any bytes.
     pub body: Vec<u8>,
     /// The input nodes in chain (insertion) order.
@@ -68,6 +82,8 @@ pub struct Document {
 pub struct DocSummary {
     /// The document id.
     pub id: DocId,
+    /// Optional unique name.
+    pub key: Option<String>,
     /// Optional category.
     pub category: Option<String>,
     /// Optional version.
@@ -83,21 +99,30 @@ pub struct DocSummary {
 /// The fields of a new document.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NewDoc {
+    /// Optional unique name (1 to [`MAX_KEY_LEN`] bytes).
+    pub key: Option<String>,
     /// Optional category.
     pub category: Option<String>,
     /// Optional version.
     pub version: Option<String>,
+    /// Optional metadata; must be a JSON object.
+    pub meta: Option<Json>,
     /// The body.
     pub body: Vec<u8>,
 }
 
-/// A partial update: `None` keeps the stored field.
+/// A partial update. For each field, `None` keeps the stored value,
+/// `Some(None)` clears it and `Some(Some(v))` sets it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DocPatch {
+    /// New key.
+    pub key: Option<Option<String>>,
     /// New category.
-    pub category: Option<String>,
+    pub category: Option<Option<String>>,
     /// New version.
-    pub version: Option<String>,
+    pub version: Option<Option<String>>,
+    /// New metadata (a JSON object).
+    pub meta: Option<Option<Json>>,
     /// New body.
     pub body: Option<Vec<u8>>,
 }
@@ -105,7 +130,37 @@ pub struct DocPatch {
 impl DocPatch {
     /// True when the patch changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.category.is_none() && self.version.is_none() && self.body.is_none()
+        self.key.is_none()
+            && self.category.is_none()
+            && self.version.is_none()
+            && self.meta.is_none()
+            && self.body.is_none()
+    }
+}
+
+/// Checks a document key: 1 to [`MAX_KEY_LEN`] bytes.
+///
+/// # Errors
+/// [`Error::InvalidInput`] saying why.
+pub fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return Err(Error::invalid(format!(
+            "a key must be 1 to {MAX_KEY_LEN} bytes long (got {})",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that a `meta` value is a JSON object.
+///
+/// # Errors
+/// [`Error::InvalidInput`] otherwise.
+pub fn check_meta(meta: &Json) -> Result<()> {
+    if meta.as_str().starts_with('{') {
+        Ok(())
+    } else {
+        Err(Error::invalid("meta must be a JSON object"))
     }
 }
 
@@ -144,8 +199,15 @@ impl Node {
         out.push_str(&self.id.0.to_string());
         out.push_str(",\"input\":");
         out.push_str(self.input.as_str());
+        if let Some(m) = &self.meta {
+            out.push_str(",\"meta\":");
+            out.push_str(m.as_str());
+        }
         out.push_str(",\"output\":");
         out.push_str(self.output.as_ref().map_or("null", Json::as_str));
+        if self.output.as_ref().is_some_and(|o| o.as_str() == "null") {
+            out.push_str(",\"has_output\":true");
+        }
         out.push('}');
     }
 }
@@ -155,10 +217,18 @@ impl Document {
     pub fn write_json(&self, out: &mut String) {
         out.push_str("{\"id\":");
         out.push_str(&self.id.0.to_string());
+        if let Some(k) = &self.key {
+            out.push_str(",\"key\":");
+            json::write_str_literal(k, out);
+        }
         out.push_str(",\"category\":");
         opt_str(self.category.as_deref(), out);
         out.push_str(",\"version\":");
         opt_str(self.version.as_deref(), out);
+        if let Some(m) = &self.meta {
+            out.push_str(",\"meta\":");
+            out.push_str(m.as_str());
+        }
         out.push(',');
         body_field(&self.body, out);
         out.push_str(",\"inputs\":[");
@@ -196,21 +266,30 @@ impl Document {
         };
         let mut inputs = Vec::with_capacity(raw.inputs.len());
         for n in raw.inputs {
+            // `null` (which serde reads as absent) is no output, unless
+            // `has_output` says it is the JSON value null.
             let output = match n.output {
                 Some(raw) if raw.get() != "null" => Some(Json::from_raw(&raw)?),
+                _ if n.has_output == Some(true) => Some(Json::from_trusted("null".to_owned())),
                 _ => None,
             };
             inputs.push(ParsedNode {
                 id: n.node.map(NodeId),
                 input: Json::from_raw(&n.input)?,
+                meta: parse_meta(n.meta.as_deref())?,
                 output,
             });
+        }
+        if let Some(k) = &raw.key {
+            check_key(k)?;
         }
         Ok(ParsedDoc {
             id: raw.id.map(DocId),
             doc: NewDoc {
+                key: raw.key,
                 category: raw.category,
                 version: raw.version,
+                meta: parse_meta(raw.meta.as_deref())?,
                 body,
             },
             inputs,
@@ -236,16 +315,34 @@ pub struct ParsedNode {
     pub id: Option<NodeId>,
     /// The input value.
     pub input: Json,
-    /// The output value (`null` or absent means none).
+    /// The node's meta, if present.
+    pub meta: Option<Json>,
+    /// The output value (absent, or `null` without `"has_output":true`,
+    /// means none).
     pub output: Option<Json>,
+}
+
+/// A `meta` field: absent or `null` is none; anything else must be an object.
+fn parse_meta(raw: Option<&RawValue>) -> Result<Option<Json>> {
+    match raw {
+        Some(r) if r.get() != "null" => {
+            let j = Json::from_raw(r)?;
+            check_meta(&j)?;
+            Ok(Some(j))
+        }
+        _ => Ok(None),
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDoc {
     id: Option<u64>,
+    key: Option<String>,
     category: Option<String>,
     version: Option<String>,
+    #[serde(default)]
+    meta: Option<Box<RawValue>>,
     body: Option<String>,
     body_base64: Option<String>,
     #[serde(default)]
@@ -258,7 +355,10 @@ struct RawNode {
     node: Option<u64>,
     input: Box<RawValue>,
     #[serde(default)]
+    meta: Option<Box<RawValue>>,
+    #[serde(default)]
     output: Option<Box<RawValue>>,
+    has_output: Option<bool>,
 }
 
 #[cfg(test)]
@@ -270,12 +370,15 @@ mod tests {
         for body in [b"<p>hi \"there\"</p>\n".to_vec(), vec![0xff, 0x00, 0xfe]] {
             let doc = Document {
                 id: DocId(7),
+                key: None,
                 category: Some("cat".into()),
                 version: None,
+                meta: None,
                 body: body.clone(),
                 inputs: vec![Node {
                     id: NodeId(3),
                     input: Json::parse("[1, 2.50]").unwrap(),
+                    meta: None,
                     output: None,
                 }],
             };
@@ -294,8 +397,10 @@ mod tests {
     fn get_shape_is_exact() {
         let doc = Document {
             id: DocId(1),
+            key: None,
             category: None,
             version: Some("v1".into()),
+            meta: None,
             body: b"x".to_vec(),
             inputs: vec![],
         };
@@ -303,5 +408,51 @@ mod tests {
             doc.to_json(),
             r#"{"id":1,"category":null,"version":"v1","body":"x","inputs":[]}"#
         );
+    }
+
+    #[test]
+    fn format_2_fields_print_only_when_set_and_parse_back() {
+        let null = Json::parse("null").unwrap();
+        let doc = Document {
+            id: DocId(2),
+            key: Some("two-sum".into()),
+            category: None,
+            version: None,
+            meta: Some(Json::parse(r#"{"tags": ["a"]}"#).unwrap()),
+            body: b"b".to_vec(),
+            inputs: vec![
+                Node {
+                    id: NodeId(1),
+                    input: Json::parse("1").unwrap(),
+                    meta: Some(Json::parse(r#"{"label":"x"}"#).unwrap()),
+                    output: Some(null.clone()),
+                },
+                Node {
+                    id: NodeId(2),
+                    input: Json::parse("2").unwrap(),
+                    meta: None,
+                    output: None,
+                },
+            ],
+        };
+        let line = doc.to_json();
+        assert_eq!(
+            line,
+            r#"{"id":2,"key":"two-sum","category":null,"version":null,"meta":{"tags":["a"]},"body":"b","inputs":[{"node":1,"input":1,"meta":{"label":"x"},"output":null,"has_output":true},{"node":2,"input":2,"output":null}]}"#
+        );
+        let p = Document::from_json(&line).unwrap();
+        assert_eq!(p.doc.key.as_deref(), Some("two-sum"));
+        assert_eq!(
+            p.doc.meta.as_ref().map(Json::as_str),
+            Some(r#"{"tags":["a"]}"#)
+        );
+        assert_eq!(p.inputs[0].output, Some(null));
+        assert_eq!(
+            p.inputs[0].meta.as_ref().map(Json::as_str),
+            Some(r#"{"label":"x"}"#)
+        );
+        assert_eq!(p.inputs[1].output, None);
+        assert!(Document::from_json(r#"{"meta":[1]}"#).is_err());
+        assert!(Document::from_json(r#"{"key":""}"#).is_err());
     }
 }

@@ -118,6 +118,7 @@ fn new_doc(cat: Option<&str>, body: &[u8]) -> NewDoc {
         category: cat.map(Into::into),
         version: None,
         body: body.to_vec(),
+        ..NewDoc::default()
     }
 }
 
@@ -148,7 +149,7 @@ fn fixture() -> Fixture {
         history.push(model.clone());
     };
     let patch = DocPatch {
-        version: Some("2".into()),
+        version: Some(Some("2".into())),
         ..DocPatch::default()
     };
     let sealed_part = [
@@ -226,7 +227,13 @@ fn fixture() -> Fixture {
     let names: Vec<&str> = files.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        ["LOCK", "active.seg", "seg_000001.idx", "seg_000001.seg"],
+        [
+            "LOCK",
+            "MANIFEST",
+            "active.seg",
+            "seg_000001.idx",
+            "seg_000001.seg"
+        ],
         "fixture layout"
     );
     assert!(
@@ -503,17 +510,23 @@ fn crc32(bytes: &[u8]) -> u32 {
 }
 
 fn doc_payload(node_hwm: u64, body: &[u8]) -> Vec<u8> {
-    let mut p = format::encode_doc_meta(node_hwm, None, None);
+    let mut p = format::encode_doc_prefix(&format::DocFields {
+        node_hwm,
+        ..format::DocFields::default()
+    })
+    .0;
     p.extend_from_slice(body);
     p
 }
 
 fn input_payload(input: &str) -> Vec<u8> {
-    format::encode_input(input, None).0
+    format::encode_input(input, None, None).0
 }
 
 fn segment(number: u64, flags: u16, gen_base: u64, gen_count: u32, records: &[Vec<u8>]) -> Vec<u8> {
     let mut out = SegmentHeader {
+        version: format::FORMAT_V1,
+        store_id: 0,
         flags,
         number,
         gen_base,
@@ -551,7 +564,9 @@ fn fixture_with(fx: &Fixture, name: &str, bytes: Vec<u8>) -> Files {
 /// checksums recomputed.
 fn index_with(fx: &Fixture, f: impl FnOnce(&mut IndexHeader, &mut Vec<IndexEntry>)) -> Vec<u8> {
     let idx = &fx.files["seg_000001.idx"];
-    let mut header = IndexHeader::decode(idx).expect("fixture index header");
+    let seg = &fx.files["seg_000001.seg"];
+    let store_id = u64::from_le_bytes(seg[24..32].try_into().expect("store id"));
+    let mut header = IndexHeader::decode(idx, store_id).expect("fixture index header");
     let start = INDEX_HEADER_LEN;
     let mut entries = format::decode_block(&idx[start..start + INDEX_BLOCK_LEN]).expect("block");
     f(&mut header, &mut entries);

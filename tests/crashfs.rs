@@ -113,6 +113,7 @@ fn gen_create(rng: &mut Rng) -> Op {
         category: gen_opt(rng, &["easy", "hard", "ünïcode"]),
         version: gen_opt(rng, &["1", "2.0"]),
         body: gen_body(rng),
+        ..NewDoc::default()
     })
 }
 
@@ -130,9 +131,10 @@ fn gen_op(rng: &mut Rng, model: &Model) -> Op {
         (25..=34, _) => Op::Update(
             doc,
             DocPatch {
-                category: gen_opt(rng, &["easy", "changed"]),
-                version: gen_opt(rng, &["3"]),
+                category: gen_opt(rng, &["easy", "changed"]).map(Some),
+                version: gen_opt(rng, &["3"]).map(Some),
                 body: rng.chance(1, 2).then(|| gen_body(rng)),
+                ..DocPatch::default()
             },
         ),
         (35..=46, Some(n)) => Op::SetOutput(doc, n, gen_json(rng)),
@@ -473,6 +475,7 @@ fn check_recovered(
         category: Some("after-crash".into()),
         version: None,
         body: b"written after recovery".to_vec(),
+        ..NewDoc::default()
     });
     let mut writes = vec![new_doc];
     if let Some((&id, _)) = matched.docs.iter().next_back() {
@@ -953,6 +956,7 @@ fn body_of(n: usize, fill: u8) -> NewDoc {
         category: Some("c".into()),
         version: None,
         body: vec![fill; n],
+        ..NewDoc::default()
     }
 }
 
@@ -1164,6 +1168,7 @@ fn small_doc(body: &str) -> NewDoc {
         category: None,
         version: None,
         body: body.as_bytes().to_vec(),
+        ..NewDoc::default()
     }
 }
 

@@ -15,6 +15,7 @@ fn doc(body: &str, cat: Option<&str>) -> NewDoc {
         category: cat.map(Into::into),
         version: None,
         body: body.as_bytes().to_vec(),
+        ..NewDoc::default()
     }
 }
 
@@ -64,7 +65,7 @@ fn round_trip_across_rotation_reopen_and_compaction() {
                 s.update_doc(
                     id,
                     &DocPatch {
-                        version: Some("v2".into()),
+                        version: Some(Some("v2".into())),
                         ..Default::default()
                     },
                 )
@@ -441,4 +442,474 @@ fn the_library_alone_depends_on_no_cli_crate() {
             "{cli_only} in the library's tree:\n{tree}"
         );
     }
+}
+
+/// Format 2's dataset payloads (issue 11's engine half): keys, meta on
+/// documents and nodes, a real `null` output distinct from none, clearing
+/// an output, all kept across rotation, reopen and compaction.
+#[test]
+fn keys_meta_and_null_outputs_survive_rotation_reopen_and_compaction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let mut s = Store::open(opts(&dir, 4096), Mode::Write).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let id = s
+            .create_doc(&NewDoc {
+                key: Some(format!("problem/{i}")),
+                meta: (i % 2 == 0).then(|| j(&format!(r#"{{"difficulty": {i}}}"#))),
+                ..doc(
+                    &format!("body {i} with padding to rotate segments"),
+                    Some("c"),
+                )
+            })
+            .unwrap();
+        let n1 = s
+            .add_input_with_meta(
+                id,
+                &j("[1]"),
+                Some(&j(r#"{"label":"a"}"#)),
+                Some(&j("null")),
+            )
+            .unwrap();
+        let n2 = s.add_input(id, &j("[2]"), Some(&j("2"))).unwrap();
+        if i % 3 == 0 {
+            s.clear_output(id, n2).unwrap();
+        }
+        if i % 5 == 0 {
+            s.set_node_meta(id, n1, None).unwrap();
+        }
+        ids.push(id);
+    }
+    // Keys are unique among live documents and free again after a delete.
+    let dup = s.create_doc(&NewDoc {
+        key: Some("problem/3".into()),
+        ..doc("dup", None)
+    });
+    assert!(
+        matches!(dup, Err(stratum::Error::InvalidInput(_))),
+        "{dup:?}"
+    );
+    s.delete_doc(ids[3]).unwrap();
+    assert_eq!(s.find_key("problem/3").unwrap(), None);
+    let again = s
+        .create_doc(&NewDoc {
+            key: Some("problem/3".into()),
+            ..doc("again", None)
+        })
+        .unwrap();
+    assert!(again.0 > ids[59].0, "ids are never reused");
+    // Re-keying frees the old key and takes the new one.
+    s.update_doc(
+        ids[4],
+        &DocPatch {
+            key: Some(Some("renamed".into())),
+            category: Some(None),
+            ..DocPatch::default()
+        },
+    )
+    .unwrap();
+    assert!(s.find_key("problem/4").unwrap().is_none());
+    assert!(matches!(
+        s.create_doc(&NewDoc {
+            key: Some(String::new()),
+            ..doc("x", None)
+        }),
+        Err(stratum::Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        s.create_doc(&NewDoc {
+            meta: Some(j("[1]")),
+            ..doc("x", None)
+        }),
+        Err(stratum::Error::InvalidInput(_))
+    ));
+
+    let check = |s: &Store| {
+        assert_eq!(s.find_key("problem/10").unwrap(), Some(ids[10]));
+        assert_eq!(s.find_key("renamed").unwrap(), Some(ids[4]));
+        assert_eq!(s.find_key("problem/3").unwrap(), Some(again));
+        assert_eq!(s.find_key("nope").unwrap(), None);
+        let d = s.get(ids[10]).unwrap();
+        assert_eq!(d.key.as_deref(), Some("problem/10"));
+        assert_eq!(
+            d.meta.as_ref().map(Json::as_str),
+            Some(r#"{"difficulty":10}"#)
+        );
+        assert_eq!(d.inputs[0].output.as_ref().map(Json::as_str), Some("null"));
+        assert_eq!(d.inputs[0].meta, None, "cleared by set_node_meta");
+        assert_eq!(d.inputs[1].output.as_ref().map(Json::as_str), Some("2"));
+        let d = s.get(ids[15]).unwrap();
+        assert_eq!(d.inputs[1].output, None, "cleared by clear_output");
+        assert_eq!(d.inputs[0].meta, None, "cleared by set_node_meta");
+        let d = s.get(ids[11]).unwrap();
+        assert_eq!(d.meta, None);
+        assert_eq!(
+            d.inputs[0].meta.as_ref().map(Json::as_str),
+            Some(r#"{"label":"a"}"#)
+        );
+        assert_eq!(d.inputs[1].output.as_ref().map(Json::as_str), Some("2"));
+        assert_eq!(
+            s.get(ids[4]).unwrap().category,
+            None,
+            "cleared by update_doc"
+        );
+        assert_eq!(
+            s.get(ids[11]).unwrap().to_json(),
+            r#"{"id":12,"key":"problem/11","category":"c","version":null,"body":"body 11 with padding to rotate segments","inputs":[{"node":1,"input":[1],"meta":{"label":"a"},"output":null,"has_output":true},{"node":2,"input":[2],"output":2}]}"#
+        );
+    };
+    check(&s);
+    let before = dump_lines(&s);
+    drop(s);
+    let mut s = Store::open(opts(&dir, 4096), Mode::Write).unwrap();
+    check(&s);
+    s.compact(&mut |_| {}).unwrap();
+    check(&s);
+    assert_eq!(dump_lines(&s), before);
+    drop(s);
+    let s = Store::open(opts(&dir, 4096), Mode::Read).unwrap();
+    check(&s);
+    assert_eq!(dump_lines(&s), before);
+}
+
+// ---------------------------------------------------------------------------
+// Format 2 through the binary: the three holes of issue 8 (each failed on
+// main at 17a1621), the format-1 fixtures, and the upgrade.
+
+struct Ran {
+    code: Option<i32>,
+    out: String,
+    err: String,
+}
+
+fn stratum(dir: &std::path::Path, args: &[&str]) -> Ran {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("STRATUM_DIR")
+        .output()
+        .unwrap();
+    Ran {
+        code: o.status.code(),
+        out: String::from_utf8_lossy(&o.stdout).into_owned(),
+        err: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn ok(dir: &std::path::Path, args: &[&str]) -> String {
+    let r = stratum(dir, args);
+    assert_eq!(r.code, Some(0), "{args:?}: {}", r.err);
+    r.out
+}
+
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// A store whose compaction wrote several segments.
+fn compacted_store(dir: &std::path::Path) {
+    for i in 0..40 {
+        ok(
+            dir,
+            &[
+                "--segment-size",
+                "4096",
+                "create-doc",
+                &format!("document {i} with padding padding padding padding padding"),
+            ],
+        );
+    }
+    ok(dir, &["--segment-size", "4096", "compact"]);
+}
+
+/// Issue 8, hole 1: a missing member of a multi-file compaction output used
+/// to read as an empty store (verify 0, list empty, ids handed out again).
+#[test]
+fn issue_8_a_missing_compaction_member_is_refused_and_no_id_is_reused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    compacted_store(&dir);
+    let segs: Vec<String> = names(&dir)
+        .into_iter()
+        .filter(|n| n.starts_with("seg_") && n.ends_with(".seg"))
+        .collect();
+    assert!(segs.len() >= 2, "compaction wrote {segs:?}");
+    let victim = segs.last().unwrap().clone();
+    std::fs::remove_file(dir.join(&victim)).unwrap();
+    let before = names(&dir);
+    for args in [
+        &["list"][..],
+        &["get", "1"],
+        &["create-doc", "x"],
+        &["dump"],
+    ] {
+        let r = stratum(&dir, args);
+        assert_eq!(r.code, Some(6), "{args:?}: {} {}", r.out, r.err);
+        assert!(
+            r.err.contains(&victim),
+            "{args:?} names the file: {}",
+            r.err
+        );
+    }
+    let r = stratum(&dir, &["verify"]);
+    assert_ne!(r.code, Some(0), "verify: {}", r.out);
+    assert!(
+        r.out.contains(&victim) || r.err.contains(&victim),
+        "{}",
+        r.out
+    );
+    assert_eq!(names(&dir), before, "nothing was deleted or created");
+    // repair keeps what the surviving members hold, and ids are not reused.
+    let r = stratum(&dir, &["repair"]);
+    assert_eq!(r.code, Some(0), "repair: {}", r.err);
+    let id: u64 = ok(&dir, &["create-doc", "after"]).trim().parse().unwrap();
+    assert!(id > 40, "id {id} was handed out before");
+    assert_eq!(stratum(&dir, &["verify"]).code, Some(0));
+}
+
+/// Issue 8, hole 2: a segment copied in from another store used to make the
+/// next write delete this store's data.
+#[test]
+fn issue_8_a_foreign_segment_is_never_taken_for_a_member_nor_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    ok(&a, &["--segment-size", "4096", "create-doc", "a1"]);
+    for i in 0..30 {
+        ok(
+            &a,
+            &[
+                "--segment-size",
+                "4096",
+                "add-input",
+                "1",
+                &format!("\"{i} padding padding padding padding padding padding padding padding\""),
+            ],
+        );
+    }
+    compacted_store(&b);
+    let foreign = names(&b)
+        .into_iter()
+        .filter(|n| n.starts_with("seg_") && n.ends_with(".seg"))
+        .max()
+        .unwrap();
+    std::fs::copy(b.join(&foreign), a.join(&foreign)).unwrap();
+    let dump = ok(&a, &["dump"]);
+    ok(&a, &["create-doc", "a2"]);
+    assert!(a.join(&foreign).exists(), "the foreign file is left alone");
+    let after = ok(&a, &["dump"]);
+    assert!(after.starts_with(dump.trim_end()), "{after}");
+    assert!(ok(&a, &["get", "2"]).contains("\"body\":\"a2\""));
+    let r = stratum(&a, &["verify"]);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "a foreign extra file is a notice: {}",
+        r.out
+    );
+    ok(&a, &["--segment-size", "4096", "compact"]);
+    assert_eq!(ok(&a, &["dump"]), after);
+    assert!(a.join(&foreign).exists());
+}
+
+/// Issue 8, hole 3: a deleted or emptied `active.seg` used to be accepted
+/// silently, losing its records and reusing node ids.
+#[test]
+fn issue_8_a_missing_or_empty_active_segment_is_refused() {
+    for how in ["delete", "empty"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("s");
+        ok(&dir, &["create-doc", "x"]);
+        ok(&dir, &["add-input", "1", "[1]"]);
+        let active = dir.join("active.seg");
+        if how == "delete" {
+            std::fs::remove_file(&active).unwrap();
+        } else {
+            std::fs::write(&active, b"").unwrap();
+        }
+        let before = names(&dir);
+        for args in [
+            &["get", "1"][..],
+            &["add-input", "1", "[2]"],
+            &["create-doc", "y"],
+        ] {
+            let r = stratum(&dir, args);
+            assert_eq!(r.code, Some(6), "{how} {args:?}: {}", r.err);
+            assert!(r.err.contains("active.seg"), "{how}: {}", r.err);
+        }
+        assert_ne!(stratum(&dir, &["verify"]).code, Some(0), "{how}: verify");
+        assert_eq!(names(&dir), before, "{how}: nothing changed");
+    }
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/v1")
+        .join(name)
+}
+
+/// Issue 8 item 6: stores written by format 1 (main at 17a1621) open and
+/// read exactly as they did, forever; the first write upgrades them.
+#[test]
+fn format_1_fixtures_read_exactly_and_upgrade_on_the_first_write() {
+    for name in ["plain", "rotated", "compacted", "torn", "checkpoint"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(name);
+        copy_dir(&fixture(name), &dir);
+        let expected = std::fs::read_to_string(fixture(&format!("{name}.expected.jsonl"))).unwrap();
+        let before = names(&dir);
+        assert_eq!(ok(&dir, &["dump"]), expected, "{name}: read-only dump");
+        assert_eq!(names(&dir), before, "{name}: a read changes nothing");
+        assert!(!dir.join("MANIFEST").exists());
+        let id: u64 = ok(&dir, &["create-doc", "after the upgrade"])
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(dir.join("MANIFEST").exists(), "{name}: upgraded");
+        let st: serde_json::Value = serde_json::from_str(&ok(&dir, &["stats", "--json"])).unwrap();
+        assert_eq!(st["format_version"], 2, "{name}");
+        let dump = ok(&dir, &["dump"]);
+        assert!(
+            dump.starts_with(&expected),
+            "{name}: the old documents are unchanged"
+        );
+        assert_eq!(dump.lines().count(), expected.lines().count() + 1, "{name}");
+        let high = expected
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .max()
+            .unwrap_or(0);
+        assert!(id > high, "{name}: id {id} not above {high}");
+        assert_eq!(stratum(&dir, &["verify"]).code, Some(0), "{name}: verify");
+        ok(&dir, &["compact"]);
+        assert_eq!(ok(&dir, &["dump"]), dump, "{name}: after compaction");
+        assert_eq!(stratum(&dir, &["verify"]).code, Some(0), "{name}: verify");
+    }
+}
+
+/// A newer format is refused with exit 6 and nothing changes.
+#[test]
+fn a_newer_manifest_version_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    ok(&dir, &["create-doc", "x"]);
+    let path = dir.join("MANIFEST");
+    let mut b = std::fs::read(&path).unwrap();
+    b[8] = 3;
+    let n = b.len() - 4;
+    let crc = crc32fast::hash(&b[..n]);
+    b[n..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &b).unwrap();
+    for args in [
+        &["get", "1"][..],
+        &["create-doc", "y"],
+        &["compact"],
+        &["repair"],
+    ] {
+        let r = stratum(&dir, args);
+        assert_eq!(r.code, Some(6), "{args:?}: {}", r.err);
+        assert!(r.err.contains("version 3"), "{args:?}: {}", r.err);
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), b);
+}
+
+/// `strace` counts of openat + read + pread64 of one command.
+fn io_calls(dir: &std::path::Path, args: &[&str]) -> usize {
+    let log = dir.with_extension("strace");
+    let o = std::process::Command::new("strace")
+        .arg("-f")
+        .arg("-o")
+        .arg(&log)
+        .args(["-e", "trace=openat,read,pread64"])
+        .arg(env!("CARGO_BIN_EXE_stratum"))
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    // Only the store's files: not the dynamic loader, not stdin.
+    text.lines()
+        .filter(|l| l.contains(dir.to_str().unwrap()) || l.contains("pread64("))
+        .count()
+}
+
+/// Issue 8 item 2: a single-document command costs the same number of file
+/// opens and reads on a store of 1,000 sealed segments as on the same live
+/// data in one segment (within 2x): the manifest's document ranges pick the
+/// one member that can hold the document, and no other member is opened.
+#[test]
+fn single_document_commands_cost_the_same_at_1000_segments() {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: strace is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let build = |dir: &std::path::Path, seg: u64| {
+        let mut s = Store::open(opts(dir, seg), Mode::Write).unwrap();
+        for i in 0..1010 {
+            let id = s
+                .create_doc(&doc(
+                    &format!("document {i} {}", "x".repeat(3000)),
+                    Some("c"),
+                ))
+                .unwrap();
+            s.add_input(id, &j("[1, 2]"), Some(&j("3"))).unwrap();
+        }
+        s.stats().unwrap().segments.len() - 1
+    };
+    let many = tmp.path().join("many");
+    let one = tmp.path().join("one");
+    assert!(build(&many, 4096) >= 1000, "1,000 sealed segments");
+    build(&one, 1 << 30);
+    let mut figures = Vec::new();
+    for args in [
+        &["get", "500"][..],
+        &["get", "500", "--node", "1"],
+        &["add-input", "500", "[4]"],
+        &["set-output", "500", "1", "5"],
+    ] {
+        let (a, b) = (io_calls(&many, args), io_calls(&one, args));
+        figures.push(format!("{args:?}: {a} at 1,000 segments, {b} in one"));
+        assert!(
+            a <= 2 * b,
+            "{args:?}: {a} calls at 1,000 segments, {b} in one segment"
+        );
+    }
+    eprintln!("{}", figures.join("\n"));
+}
+
+/// The Python binding moves a `Store` into another thread's object: it must
+/// stay `Send`.
+#[test]
+fn store_is_send() {
+    fn send<T: Send>() {}
+    send::<Store>();
 }

@@ -103,6 +103,7 @@ fn seed_stores() -> Vec<(&'static str, Files)> {
         category: Some("c".into()),
         version: Some("1".into()),
         body: body.as_bytes().to_vec(),
+        ..NewDoc::default()
     };
     let open = |fs: &CrashFs| {
         Store::open(

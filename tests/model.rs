@@ -135,15 +135,17 @@ fn resolve(step: &Step, model: &Model) -> (Op, bool) {
                 category: cat.map(|c| CATEGORIES[c as usize].to_owned()),
                 version: None,
                 body: body.clone(),
+                ..NewDoc::default()
             }),
             false,
         ),
         Step::Update { doc: p, cat, body } => {
             let (d, bad) = doc(*p);
             let patch = DocPatch {
-                category: cat.map(|c| CATEGORIES[c as usize].to_owned()),
-                version: Some("v".into()),
+                category: cat.map(|c| Some(CATEGORIES[c as usize].to_owned())),
+                version: Some(Some("v".into())),
                 body: body.clone(),
+                ..DocPatch::default()
             };
             (Op::Update(d, patch), bad)
         }

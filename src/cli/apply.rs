@@ -173,12 +173,14 @@ fn parse_op(text: &str, line: u64) -> Result<Op> {
             category: raw.category,
             version: raw.version,
             body: body.unwrap_or_default(),
+            ..NewDoc::default()
         }),
         "update-doc" => {
             let patch = DocPatch {
-                category: raw.category.clone(),
-                version: raw.version.clone(),
+                category: raw.category.clone().map(Some),
+                version: raw.version.clone().map(Some),
                 body,
+                ..DocPatch::default()
             };
             if patch.is_empty() {
                 return Err(Error::invalid(

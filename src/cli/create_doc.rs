@@ -45,6 +45,7 @@ pub fn run(g: &GlobalArgs, args: CreateDocArgs) -> anyhow::Result<()> {
         category: args.category,
         version: args.version,
         body,
+        ..NewDoc::default()
     };
     let mut store = g.open(Mode::Write)?;
     let id = store.create_doc(&doc)?;

@@ -53,9 +53,10 @@ pub fn run(g: &GlobalArgs, args: UpdateDocArgs) -> anyhow::Result<()> {
         .into());
     }
     let patch = DocPatch {
-        category: args.category,
-        version: args.version,
+        category: args.category.map(Some),
+        version: args.version.map(Some),
         body: input::body(args.body, args.file.as_deref())?,
+        ..DocPatch::default()
     };
     let mut store = g.open_existing()?;
     store.update_doc(DocId(args.doc), &patch)?;

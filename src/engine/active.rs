@@ -32,6 +32,8 @@ const CHECKPOINT_BYTES: u64 = 4 << 20;
 /// records it holds.
 pub(crate) struct Active {
     pub number: u64,
+    /// Format version of its header.
+    pub version: u16,
     pub path: PathBuf,
     /// `None` only in a read-only open of a store without `active.seg`.
     pub file: Option<Box<dyn VFile>>,
@@ -64,6 +66,7 @@ impl Active {
     pub fn empty(number: u64, path: PathBuf) -> Active {
         Active {
             number,
+            version: format::FORMAT_VERSION,
             path,
             file: None,
             len: format::SEGMENT_HEADER_LEN as u64,
@@ -98,21 +101,30 @@ impl Active {
 /// name, fsynced, renamed, and the directory fsynced, so `active.seg` never
 /// exists with a partial header. Synced even with `--no-sync`: the new
 /// file's name must not outlive a power loss that its header did not.
+/// `store_id` 0 writes a format-1 header (only while a format-1 store is
+/// being upgraded); otherwise a format-2 header with that id.
 pub(crate) fn create_active(
     store_dir: &std::path::Path,
     vfs: &dyn crate::engine::vfs::Vfs,
     number: u64,
+    store_id: u64,
 ) -> Result<Active> {
     let tmp = store_dir.join(format!("{ACTIVE_NAME}{TMP_SUFFIX}"));
     let _ = vfs.remove_file(&tmp);
     let file = vfs
         .create_new(&tmp)
         .map_err(|e| Error::io("create", &tmp, e))?;
-    let header = SegmentHeader {
-        flags: 0,
-        number,
-        gen_base: 0,
-        gen_count: 0,
+    let header = if store_id == 0 {
+        SegmentHeader {
+            version: format::FORMAT_V1,
+            store_id: 0,
+            flags: 0,
+            number,
+            gen_base: 0,
+            gen_count: 0,
+        }
+    } else {
+        SegmentHeader::v2(number, store_id, 0)
     };
     file.write_all_at(&header.encode(), 0)
         .map_err(|e| Error::io("write", &tmp, e))?;
@@ -123,6 +135,7 @@ pub(crate) fn create_active(
     vfs.sync_dir(store_dir)
         .map_err(|e| Error::io("fsync", store_dir, e))?;
     let mut active = Active::empty(number, path);
+    active.version = header.version;
     active.file = Some(file);
     Ok(active)
 }
@@ -140,6 +153,14 @@ impl Store {
         a: &[u8],
         b: &[u8],
     ) -> Result<()> {
+        // A DocPut's key gets a key entry beside its own (FORMAT.md §7.6).
+        let key = if kind == Kind::DocPut {
+            let mut p = Vec::with_capacity(a.len());
+            p.extend_from_slice(a);
+            format::doc_key(&p, flags).map(format::key_slot)
+        } else {
+            None
+        };
         self.check_writable()?;
         let payload = a.len() + b.len();
         if payload > MAX_PAYLOAD as usize {
@@ -161,7 +182,7 @@ impl Store {
         let offset = self.active.len;
         format::encode_record(&mut self.active.wbuf, seq, kind, flags, doc, node, a, b);
         self.active.len += total;
-        self.active.map.entry(doc).or_default().push(IndexEntry {
+        let entry = IndexEntry {
             doc,
             node,
             seq,
@@ -170,7 +191,16 @@ impl Store {
             len: total as u32,
             kind,
             flags,
-        });
+        };
+        self.active.map.entry(doc).or_default().push(entry);
+        if let Some(slot) = key {
+            self.active.map.entry(slot).or_default().push(IndexEntry {
+                doc: slot,
+                node: doc,
+                aux: 0,
+                ..entry
+            });
+        }
         self.active.records += 1;
         if kind == Kind::DocPut {
             self.doc_hwm = self.doc_hwm.max(doc);
@@ -297,12 +327,17 @@ impl Store {
             .map_err(|e| Error::io("rename", &seg_path, e))?;
         self.sync_dir()?;
         let seg_len = self.active.len;
+        let version = self.active.version;
+        let bind = self.binding(version);
         let mut w = IndexWriter::create(&*vfs, &dir, format::index_name(number))?;
         self.write_active_entries(&mut w)?;
+        let member = w.stats().member(number, seg_len, version, seq, 0);
         w.finish(
             &*vfs,
             &dir,
             IndexHeader {
+                version: bind.version,
+                store_id: bind.store_id,
                 segment: number,
                 segment_len: seg_len,
                 entries: 0,
@@ -312,26 +347,60 @@ impl Store {
             true,
         )?;
         let idx_path = dir.join(format::index_name(number));
-        let index = index::reopen_written(&*vfs, idx_path, number, seg_len)?;
-        let next = create_active(&dir, &*vfs, number + 1)?;
+        let index = index::reopen_written(&*vfs, idx_path, number, seg_len, bind)?;
+        // Above every number in use: compaction outputs may be numbered
+        // above the active segment.
+        let next_number = self.next_segment_number();
+        let next = create_active(&dir, &*vfs, next_number, self.store_id())?;
         let old = std::mem::replace(&mut self.active, next);
-        // The checkpoint described the segment just sealed; its own index
-        // replaces it.
-        let _ = vfs.remove_file(&dir.join(ACTIVE_INDEX_NAME));
         let file = old
             .file
             .ok_or_else(|| Error::invalid("internal: sealing without a file"))?;
         self.sealed.push(Sealed {
             number,
+            version,
             path: seg_path,
-            file,
             len: seg_len,
             max_seq: seq,
             doc_hwm: self.doc_hwm,
-            index,
             generation: None,
+            handle: crate::engine::segment::Handle::ready(file, index),
+            member: None,
+            lazy: None,
         });
+        // Lookups binary-search by number; compaction outputs may be
+        // numbered above the segment just sealed.
+        self.sealed.sort_by_key(|s| s.number);
+        // The commit point (docs/FORMAT.md §8.3 step 11).
+        let doc_hwm = self.doc_hwm;
+        if let Some(m) = self.manifest.as_mut() {
+            m.members.push(member);
+            m.members.sort_by_key(|x| x.number);
+            m.active = next_number;
+            m.next_number = m.next_number.max(next_number + 1);
+            m.doc_hwm = doc_hwm;
+            m.max_seq = seq;
+            self.write_manifest()?;
+        }
+        // The checkpoint described the segment just sealed; its own index
+        // replaces it.
+        let _ = vfs.remove_file(&dir.join(ACTIVE_INDEX_NAME));
         Ok(())
+    }
+
+    /// Replaces the manifest with the in-memory one (serial one above). A
+    /// failure poisons the store: membership on disk may now differ from
+    /// memory.
+    pub(crate) fn write_manifest(&mut self) -> Result<()> {
+        let Some(m) = self.manifest.as_mut() else {
+            return Err(Error::invalid("internal: no manifest to write"));
+        };
+        m.serial += 1;
+        let r = crate::engine::manifest::write(&*self.opts.vfs, &self.opts.dir, m);
+        if r.is_err() {
+            self.poisoned = true;
+        }
+        r
     }
 
     /// Writes every entry of the active segment (checkpointed and not) to
@@ -375,7 +444,10 @@ impl Store {
         let Ok(mut w) = IndexWriter::create(&*vfs, &dir, ACTIVE_INDEX_NAME.to_owned()) else {
             return;
         };
+        let bind = self.binding(self.active.version);
         let header = IndexHeader {
+            version: bind.version,
+            store_id: bind.store_id,
             segment: self.active.number,
             segment_len: self.active.len,
             entries: 0,
@@ -392,7 +464,7 @@ impl Store {
         let path = dir.join(ACTIVE_INDEX_NAME);
         let len = self.active.len;
         if let Some((f, h)) =
-            index::open_index_covering(&*vfs, &path, self.active.number, len..=len)
+            index::open_index_covering(&*vfs, &path, self.active.number, len..=len, bind)
         {
             self.active.prefix = Some(SealedIndex::on_disk(path, f, h));
             self.active.prefix_len = len;

@@ -68,7 +68,7 @@ pub fn backup(
         // seal was interrupted is still called active.seg in a read-only open.
         for (from, name, len) in [
             (s.path.clone(), format::segment_name(s.number), Some(s.len)),
-            (s.index.path.clone(), format::index_name(s.number), None),
+            (s.idx_path(), format::index_name(s.number), None),
         ] {
             if vfs.kind(&from).ok().flatten().is_none() {
                 // A missing index is rebuilt by the backup's first write.
@@ -104,6 +104,10 @@ pub fn backup(
         )?;
         report.copied += 1;
         report.bytes += store.active.flushed;
+    }
+    // A format-2 store's backup is the same store: same id, same members.
+    if let Some(m) = &store.manifest {
+        crate::engine::manifest::write(vfs, dest, m)?;
     }
     let lock = dest.join(LOCK_NAME);
     vfs.create_new(&lock)

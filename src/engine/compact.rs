@@ -20,9 +20,8 @@
 
 use std::path::PathBuf;
 
-use crate::engine::active::create_active;
 use crate::engine::format::{
-    self, FLAG_HAS_OUTPUT, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD, RECORD_HEADER_LEN,
+    self, DocFields, FLAG_EXTENDED, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD, RECORD_HEADER_LEN,
     SEG_FLAG_COMPACTED, SEGMENT_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
 };
 use crate::engine::index::{self, IndexWriter};
@@ -83,7 +82,7 @@ impl Store {
                 .and_then(|f| f.len())
                 .unwrap_or(0)
         };
-        let idx: u64 = self.sealed.iter().map(|s| size(&s.index.path)).sum();
+        let idx: u64 = self.sealed.iter().map(|s| size(&s.idx_path())).sum();
         let checkpoint = size(&self.opts.dir.join(format::ACTIVE_INDEX_NAME));
         self.total_bytes() + idx + checkpoint
     }
@@ -132,9 +131,9 @@ impl Store {
     pub fn compact(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<CompactReport> {
         let bytes_before = self.file_bytes();
         let segments_before = self.sealed.len() + 1;
-        if self.active.records > 0 {
-            self.seal()?;
-        }
+        // The space check comes first: a compaction that cannot finish
+        // changes nothing, not even by sealing (the plan counts the active
+        // segment's records as well).
         let plan = self.compact_plan()?;
         // Live records plus their index (48 bytes per record of at least 36)
         // plus slack.
@@ -151,11 +150,10 @@ impl Store {
                 available,
             });
         }
-        let base = self
-            .active
-            .number
-            .max(self.sealed.last().map_or(0, |s| s.number))
-            + 1;
+        if self.active.records > 0 {
+            self.seal()?;
+        }
+        let base = self.next_segment_number();
         let mut out = Outputs {
             base,
             done: Vec::new(),
@@ -198,47 +196,50 @@ impl Store {
     }
 
     fn copy_doc(&self, view: &DocView, out: &mut Outputs) -> Result<()> {
-        let (_, payload) = self.read_entry(&view.doc)?;
-        let doc = format::decode_doc(&payload).map_err(|why| {
-            Error::corrupt(
-                self.opts.dir.join(format::segment_name(view.doc.seg)),
-                view.doc.offset,
-                why,
-            )
-        })?;
-        let meta = format::encode_doc_meta(
-            view.node_hwm,
-            doc.category.as_deref(),
-            doc.version.as_deref(),
-        );
+        let doc = self.read_doc_record(&view.doc)?;
+        let (prefix, flags) = format::encode_doc_prefix(&DocFields {
+            node_hwm: view.node_hwm,
+            category: doc.category.as_deref(),
+            version: doc.version.as_deref(),
+            key: doc.key.as_deref(),
+            meta: doc.meta.as_deref(),
+        });
         let cur = out
             .cur
             .as_mut()
             .ok_or_else(|| Error::invalid("internal: no output"))?;
-        cur.push(
+        let entry = cur.push(
             &mut out.seq,
             Kind::DocPut,
-            0,
+            flags,
             view.doc.doc,
             0,
             view.node_hwm,
-            &meta,
+            &prefix,
             &doc.body,
         )?;
-        for (input, output) in view.nodes.values() {
-            let node = self.read_node(input, output.as_ref())?;
+        if let Some(k) = doc.key.as_deref() {
+            // Key entries sort after every document: written at the close.
+            cur.keys.push(IndexEntry {
+                doc: format::key_slot(k),
+                node: view.doc.doc,
+                aux: 0,
+                ..entry
+            });
+        }
+        for (n, (input, output)) in &view.nodes {
+            let node = self.read_node(input, output.as_ref(), view.metas.get(n))?;
             let out_text = node.output.as_ref().map(|j| j.as_str());
+            let meta = node.meta.as_ref().map(|j| j.as_str());
             // Fold the output into the input's record, unless together they
             // would pass the record size limit: then it keeps its own.
-            let folded = 4 + node.input.as_str().len() + out_text.map_or(0, str::len)
+            let folded = 8
+                + node.input.as_str().len()
+                + meta.map_or(0, str::len)
+                + out_text.map_or(0, str::len)
                 <= MAX_PAYLOAD as usize;
-            let (prefix, rest) =
-                format::encode_input(node.input.as_str(), out_text.filter(|_| folded));
-            let flags = if folded && out_text.is_some() {
-                FLAG_HAS_OUTPUT
-            } else {
-                0
-            };
+            let (prefix, rest, flags) =
+                format::encode_input(node.input.as_str(), meta, out_text.filter(|_| folded));
             let (doc, n) = (view.doc.doc, input.node);
             cur.push(
                 &mut out.seq,
@@ -251,10 +252,11 @@ impl Store {
                 rest,
             )?;
             if let Some(text) = out_text.filter(|_| !folded) {
+                let flags = if text == "null" { FLAG_EXTENDED } else { 0 };
                 cur.push(
                     &mut out.seq,
                     Kind::OutputPut,
-                    0,
+                    flags,
                     doc,
                     n,
                     0,
@@ -275,25 +277,13 @@ impl Store {
     ) -> Result<CompactReport> {
         let vfs = self.opts.vfs.clone();
         let dir = self.opts.dir.clone();
-        let count = out.done.len() as u32;
-        // Stamp the generation into every header, then make each durable.
+        // Each output is durable before it is renamed into place.
         for o in &out.done {
-            let h = SegmentHeader {
-                flags: SEG_FLAG_COMPACTED,
-                number: o.number,
-                gen_base: out.base,
-                gen_count: count,
-            };
-            let r = o
+            if let Err(e) = o
                 .file
-                .write_all_at(&h.encode(), 0)
-                .map_err(|e| Error::io("write", &o.tmp, e))
-                .and_then(|()| {
-                    o.file
-                        .sync_data()
-                        .map_err(|e| Error::io("fsync", &o.tmp, e))
-                });
-            if let Err(e) = r {
+                .sync_data()
+                .map_err(|e| Error::io("fsync", &o.tmp, e))
+            {
                 out.discard(self);
                 return Err(e);
             }
@@ -302,7 +292,7 @@ impl Store {
         for o in &out.done {
             let dest = dir.join(format::segment_name(o.number));
             if let Err(e) = vfs.rename(&o.tmp, &dest) {
-                // Not committed: the generation is incomplete. Undo.
+                // Not committed: the outputs are extra files. Undo.
                 for p in &renamed {
                     let _ = vfs.remove_file(p);
                 }
@@ -311,15 +301,23 @@ impl Store {
             }
             renamed.push(dest);
         }
-        // From here the generation is complete on disk as soon as the
-        // directory is durable; a failure below is repaired by the next open.
+        // From here a failure leaves extra files of this store, which the
+        // next write open removes (docs/FORMAT.md §8.4).
+        let bind = self.binding(format::FORMAT_VERSION);
         let outputs = std::mem::take(&mut out.done);
         let mut new_sealed = Vec::with_capacity(outputs.len());
+        let mut members = Vec::with_capacity(outputs.len());
         for o in outputs {
+            members.push(
+                o.stats
+                    .member(o.number, o.len, format::FORMAT_VERSION, o.max_seq, 1),
+            );
             o.index.finish(
                 &*vfs,
                 &dir,
                 IndexHeader {
+                    version: bind.version,
+                    store_id: bind.store_id,
                     segment: o.number,
                     segment_len: o.len,
                     entries: 0,
@@ -330,34 +328,49 @@ impl Store {
             )?;
             let path = dir.join(format::segment_name(o.number));
             let idx_path = dir.join(format::index_name(o.number));
-            let index = index::reopen_written(&*vfs, idx_path, o.number, o.len)?;
+            let index = index::reopen_written(&*vfs, idx_path, o.number, o.len, bind)?;
             new_sealed.push(Sealed {
                 number: o.number,
+                version: format::FORMAT_VERSION,
                 path,
-                file: o.file,
                 len: o.len,
                 max_seq: o.max_seq,
                 doc_hwm: self.doc_hwm,
-                index,
-                generation: Some((out.base, count)),
+                generation: Some((o.number, 1)),
+                handle: crate::engine::segment::Handle::ready(o.file, index),
+                member: None,
+                lazy: None,
             });
         }
+        let next_number = out.base + members.len() as u64;
+        let max_seq = out.seq - 1;
+        let doc_hwm = self.doc_hwm;
+        let m = self
+            .manifest
+            .as_mut()
+            .ok_or_else(|| Error::invalid("internal: compaction of a store without a manifest"))?;
+        m.members = members;
+        m.next_number = m.next_number.max(next_number);
+        m.max_seq = m.max_seq.max(max_seq);
+        m.doc_hwm = doc_hwm;
+        m.counters = [format::UNKNOWN; 4];
+        // The outputs and their indexes are durable under their names before
+        // the manifest that lists them can be.
         self.sync_dir()?;
+        // The commit point: the old members become extra files.
+        self.write_manifest()?;
         let old = std::mem::replace(&mut self.sealed, new_sealed);
         for s in &old {
-            for p in [&s.path, &s.index.path] {
-                match vfs.remove_file(p) {
+            for p in [s.path.clone(), s.idx_path()] {
+                match vfs.remove_file(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("remove", p, e)),
+                    Err(e) => return Err(Error::io("remove", &p, e)),
                 }
             }
         }
-        let _ = vfs.remove_file(&self.active.path);
         self.sync_dir()?;
         self.next_seq = out.seq;
-        let next_number = out.base + u64::from(count);
-        self.active = create_active(&dir, &*vfs, next_number)?;
         Ok(CompactReport {
             bytes_before,
             bytes_after: self.file_bytes(),
@@ -379,6 +392,10 @@ struct Output {
     records: u64,
     max_seq: u64,
     index: IndexWriter,
+    /// Key entries of the documents written so far.
+    keys: Vec<IndexEntry>,
+    /// Figures for its manifest entry.
+    stats: crate::engine::manifest::MemberStats,
 }
 
 impl Output {
@@ -393,13 +410,13 @@ impl Output {
         aux: u64,
         a: &[u8],
         b: &[u8],
-    ) -> Result<()> {
+    ) -> Result<IndexEntry> {
         let s = *seq;
         *seq += 1;
         let before = self.buf.len();
         format::encode_record(&mut self.buf, s, kind, flags, doc, node, a, b);
         let len = (self.buf.len() - before) as u32;
-        self.index.push(IndexEntry {
+        let entry = IndexEntry {
             doc,
             node,
             seq: s,
@@ -408,14 +425,16 @@ impl Output {
             len,
             kind,
             flags,
-        })?;
+        };
+        self.index.push(entry)?;
+        self.stats.add(&entry);
         self.len += u64::from(len);
         self.records += 1;
         self.max_seq = s;
         if self.buf.len() >= 1 << 20 {
             self.flush()?;
         }
-        Ok(())
+        Ok(entry)
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -450,16 +469,9 @@ impl Outputs {
         let file = vfs
             .create_new(&tmp)
             .map_err(|e| Error::io("create", &tmp, e))?;
-        // The real header (with the generation count) is written at commit;
-        // until then the placeholder keeps the file self-describing.
-        let placeholder = SegmentHeader {
-            flags: SEG_FLAG_COMPACTED,
-            number,
-            gen_base: self.base,
-            gen_count: 0,
-        };
+        let header = SegmentHeader::v2(number, store.store_id(), SEG_FLAG_COMPACTED);
         let mut buf = Vec::with_capacity(1 << 20);
-        buf.extend_from_slice(&placeholder.encode());
+        buf.extend_from_slice(&header.encode());
         let index = IndexWriter::create(vfs, &store.opts.dir, format::index_name(number))?;
         self.cur = Some(Output {
             number,
@@ -471,6 +483,8 @@ impl Outputs {
             records: 0,
             max_seq: 0,
             index,
+            keys: Vec::new(),
+            stats: crate::engine::manifest::MemberStats::default(),
         });
         Ok(())
     }
@@ -479,6 +493,12 @@ impl Outputs {
         let Some(mut o) = self.cur.take() else {
             return Ok(());
         };
+        let mut keys = std::mem::take(&mut o.keys);
+        keys.sort_unstable_by_key(index::key);
+        for k in keys {
+            o.index.push(k)?;
+            o.stats.add(&k);
+        }
         let s = self.seq;
         self.seq += 1;
         let footer = SealPayload {
@@ -578,12 +598,29 @@ pub(crate) fn stats(store: &Store) -> Result<Stats> {
         },
         last_seq: store.next_seq - 1,
         doc_id_high_water: store.doc_hwm,
-        format_version: format::FORMAT_VERSION,
-        last_compaction: store
+        format_version: store.format_version(),
+        last_compaction: last_compaction(store),
+    })
+}
+
+/// The compaction outputs still on disk: the first one's name and how many
+/// there are. In format 2 every member compaction wrote carries the flag;
+/// in format 1 the newest generation says the same.
+fn last_compaction(store: &Store) -> Option<(String, u32)> {
+    if store.manifest.is_none() {
+        return store
             .sealed
             .iter()
             .filter_map(|s| s.generation)
             .max()
-            .map(|(base, count)| (format::segment_name(base), count)),
-    })
+            .map(|(base, count)| (format::segment_name(base), count));
+    }
+    let outputs: Vec<u64> = store
+        .sealed
+        .iter()
+        .filter(|s| s.generation.is_some())
+        .map(|s| s.number)
+        .collect();
+    let first = outputs.iter().min()?;
+    Some((format::segment_name(*first), outputs.len() as u32))
 }

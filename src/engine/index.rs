@@ -11,7 +11,7 @@
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::engine::format::{
     self, ENTRIES_PER_BLOCK, INDEX_BLOCK_LEN, INDEX_HEADER_LEN, IndexEntry, IndexHeader, Kind,
@@ -19,6 +19,22 @@ use crate::engine::format::{
 };
 use crate::engine::vfs::{VFile, Vfs};
 use crate::error::{Error, Result};
+
+/// Which index files belong to a segment: its format version, and the store
+/// id a format-2 index header's CRC binds (docs/FORMAT.md §7.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Binding {
+    pub version: u16,
+    pub store_id: u64,
+}
+
+impl Binding {
+    /// The binding of a format-1 segment's index.
+    pub const V1: Binding = Binding {
+        version: format::FORMAT_V1,
+        store_id: 0,
+    };
+}
 
 /// An index entry together with the segment (by number) it points into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +85,7 @@ pub(crate) struct SealedIndex {
     /// Decoded blocks, so that the upper levels of the binary search are
     /// read once per invocation (a batch of thousands of lookups would
     /// otherwise re-read and re-check them every time).
-    cache: RefCell<HashMap<u64, Rc<Vec<IndexEntry>>>>,
+    cache: RefCell<HashMap<u64, Arc<Vec<IndexEntry>>>>,
 }
 
 /// Decoded blocks kept per index (about 4 KiB each).
@@ -103,20 +119,20 @@ impl SealedIndex {
     }
 
     /// Reads, checks (CRC and order) and caches block `i`.
-    fn read_block(&self, i: u64) -> Option<Rc<Vec<IndexEntry>>> {
+    fn read_block(&self, i: u64) -> Option<Arc<Vec<IndexEntry>>> {
         if let Some(b) = self.cache.borrow().get(&i) {
-            return Some(Rc::clone(b));
+            return Some(Arc::clone(b));
         }
         let (file, _) = self.disk.as_ref()?;
         let mut buf = vec![0u8; INDEX_BLOCK_LEN];
         let at = INDEX_HEADER_LEN as u64 + i * INDEX_BLOCK_LEN as u64;
         file.read_exact_at(&mut buf, at).ok()?;
-        let block = Rc::new(format::decode_block(&buf).filter(|b| sorted(b))?);
+        let block = Arc::new(format::decode_block(&buf).filter(|b| sorted(b))?);
         let mut cache = self.cache.borrow_mut();
         if cache.len() >= CACHE_BLOCKS {
             cache.clear();
         }
-        cache.insert(i, Rc::clone(&block));
+        cache.insert(i, Arc::clone(&block));
         Some(block)
     }
 
@@ -383,6 +399,7 @@ pub(crate) struct IndexWriter {
     blocks: u64,
     count: u64,
     last: Option<(u64, u64, u64)>,
+    stats: crate::engine::manifest::MemberStats,
 }
 
 impl IndexWriter {
@@ -401,6 +418,7 @@ impl IndexWriter {
             blocks: 0,
             count: 0,
             last: None,
+            stats: crate::engine::manifest::MemberStats::default(),
         })
     }
 
@@ -420,12 +438,18 @@ impl IndexWriter {
             ));
         }
         self.last = Some(key(&e));
+        self.stats.add(&e);
         self.pending.push(e);
         self.count += 1;
         if self.pending.len() == ENTRIES_PER_BLOCK {
             self.flush_block()?;
         }
         Ok(())
+    }
+
+    /// Figures for the manifest entry of the segment being indexed.
+    pub fn stats(&self) -> &crate::engine::manifest::MemberStats {
+        &self.stats
     }
 
     fn flush_block(&mut self) -> Result<()> {
@@ -481,6 +505,7 @@ pub(crate) fn reopen_written(
     path: PathBuf,
     segment: u64,
     segment_len: u64,
+    bind: Binding,
 ) -> Result<SealedIndex> {
     let file = vfs
         .open_read(&path)
@@ -488,7 +513,7 @@ pub(crate) fn reopen_written(
     let mut buf = [0u8; INDEX_HEADER_LEN];
     file.read_exact_at(&mut buf, 0)
         .map_err(|e| Error::io("read", &path, e))?;
-    match check_header(file, &buf, segment, segment_len..=segment_len) {
+    match check_header(file, &buf, segment, segment_len..=segment_len, bind) {
         Some((f, h)) => Ok(SealedIndex::on_disk(path, f, h)),
         None => Err(Error::corrupt(
             &path,
@@ -505,8 +530,9 @@ pub(crate) fn open_index(
     path: &Path,
     segment: u64,
     segment_len: u64,
+    bind: Binding,
 ) -> Option<(Box<dyn VFile>, IndexHeader)> {
-    open_index_covering(vfs, path, segment, segment_len..=segment_len)
+    open_index_covering(vfs, path, segment, segment_len..=segment_len, bind)
 }
 
 /// [`open_index`] for an index that may cover only a prefix of its segment
@@ -517,11 +543,12 @@ pub(crate) fn open_index_covering(
     path: &Path,
     segment: u64,
     covers: std::ops::RangeInclusive<u64>,
+    bind: Binding,
 ) -> Option<(Box<dyn VFile>, IndexHeader)> {
     let file = vfs.open_read(path).ok()?;
     let mut buf = [0u8; INDEX_HEADER_LEN];
     file.read_exact_at(&mut buf, 0).ok()?;
-    check_header(file, &buf, segment, covers)
+    check_header(file, &buf, segment, covers, bind)
 }
 
 /// Checks an open index file's header (read into `buf`) against its segment.
@@ -530,8 +557,12 @@ fn check_header(
     buf: &[u8; INDEX_HEADER_LEN],
     segment: u64,
     covers: std::ops::RangeInclusive<u64>,
+    bind: Binding,
 ) -> Option<(Box<dyn VFile>, IndexHeader)> {
-    let header = IndexHeader::decode(buf)?;
+    let header = IndexHeader::decode(buf, bind.store_id)?;
+    if header.version != bind.version {
+        return None;
+    }
     let expect_len = header
         .entries
         .div_ceil(ENTRIES_PER_BLOCK as u64)

@@ -31,6 +31,8 @@ mod backup;
 mod compact;
 mod index;
 mod lock;
+mod manifest;
+mod recover;
 mod repair;
 mod replay;
 mod segment;

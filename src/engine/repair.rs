@@ -130,7 +130,16 @@ struct SegFile {
 /// The segment files of a store, in numeric order, `active.seg` last;
 /// superseded and uncommitted compaction leftovers are skipped as their
 /// headers (read or inferred) say.
-fn segment_files(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<SegFile>> {
+///
+/// In a format-2 store (`manifest` given) the files are its members, each
+/// with this store's id (a member whose header is unreadable is assumed
+/// ours), and `active.seg` if it carries this store's id: extra and foreign
+/// files are never salvaged.
+fn segment_files(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    manifest: Option<&format::Manifest>,
+) -> Result<Vec<SegFile>> {
     let listing = replay::list_dir(vfs, dir)?;
     let mut decoded = BTreeMap::new();
     let mut files = BTreeMap::new();
@@ -167,6 +176,8 @@ fn segment_files(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<SegFile>> {
             match generation {
                 Some(g) => SegmentHeader { number: n, ..*g },
                 None => SegmentHeader {
+                    version: format::FORMAT_V1,
+                    store_id: 0,
                     flags: 0,
                     number: n,
                     gen_base: 0,
@@ -176,7 +187,30 @@ fn segment_files(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<SegFile>> {
         });
         headers.insert(n, h);
     }
-    let (current, _) = replay::current_segments(&headers);
+    let (mut current, _) = replay::current_segments(&headers);
+    if let Some(m) = manifest {
+        current = m
+            .members
+            .iter()
+            .filter(|x| files.contains_key(&x.number))
+            .filter(|x| {
+                let id = if x.version == format::FORMAT_V1 {
+                    0
+                } else {
+                    m.store_id
+                };
+                decoded
+                    .get(&x.number)
+                    .is_none_or(|h| h.version == x.version && h.store_id == id)
+            })
+            .map(|x| x.number)
+            .collect();
+        for &n in &current {
+            if !decoded.contains_key(&n) {
+                headers.insert(n, SegmentHeader::v2(n, m.store_id, 0));
+            }
+        }
+    }
     let mut out = Vec::new();
     for n in current {
         if let Some((path, file)) = files.remove(&n) {
@@ -192,11 +226,18 @@ fn segment_files(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<SegFile>> {
         let file = vfs
             .open_read(&path)
             .map_err(|e| Error::io("open", &path, e))?;
-        out.push(SegFile {
-            path,
-            file,
-            header: None,
+        let mut buf = [0u8; SEGMENT_HEADER_LEN];
+        let foreign = manifest.is_some_and(|m| {
+            file.read_exact_at(&mut buf, 0).is_ok()
+                && SegmentHeader::decode(&buf).is_ok_and(|h| h.store_id != m.store_id)
         });
+        if !foreign {
+            out.push(SegFile {
+                path,
+                file,
+                header: None,
+            });
+        }
     }
     Ok(out)
 }
@@ -227,7 +268,8 @@ pub fn salvage(
 ) -> Result<SalvageReport> {
     let vfs = &*opts.vfs;
     let _guard = lock::acquire_existing(vfs, &opts.dir, false, opts.lock_timeout)?;
-    let files = segment_files(vfs, &opts.dir)?;
+    let manifest = crate::engine::manifest::read(vfs, &opts.dir).ok().flatten();
+    let files = segment_files(vfs, &opts.dir, manifest.as_ref())?;
     let mut report = SalvageReport::default();
     let mut by_doc: BTreeMap<u64, Vec<Entry>> = BTreeMap::new();
     for (i, f) in files.iter().enumerate() {
@@ -246,19 +288,21 @@ pub fn salvage(
         let Some(view) = resolve(&entries) else {
             continue;
         };
-        let read = |e: &Entry| -> Option<Vec<u8>> {
+        let read = |e: &Entry| -> Option<(u8, Vec<u8>)> {
             let f = files.get(e.seg as usize)?;
             segment::read_record(&*f.file, &f.path, e)
                 .ok()
-                .map(|(_, p)| p)
+                .map(|(h, p)| (h.flags, p))
         };
-        let Some(doc) = read(&view.doc).and_then(|p| format::decode_doc(&p).ok()) else {
+        let Some(doc) = read(&view.doc).and_then(|(fl, p)| format::decode_doc(&p, fl).ok()) else {
             continue;
         };
         let mut inputs = Vec::new();
-        for (input, output) in view.nodes.values() {
-            let Some(p) = read(input) else { continue };
-            let Ok((text, embedded)) = format::decode_input(&p) else {
+        for (n, (input, output)) in &view.nodes {
+            let Some((flags, p)) = read(input) else {
+                continue;
+            };
+            let Ok((text, own_meta, embedded)) = format::decode_input(&p, flags) else {
                 continue;
             };
             let Some(input_json) = utf8_json(text) else {
@@ -266,20 +310,31 @@ pub fn salvage(
             };
             let output = match output {
                 None => None,
-                Some(o) if o.seg == input.seg && o.offset == input.offset => utf8_json(embedded),
-                Some(o) => read(o).and_then(|p| utf8_json(&p)),
+                Some(o) if o.seg == input.seg && o.offset == input.offset => {
+                    utf8_json(embedded).filter(|_| format::output_present(flags, embedded))
+                }
+                Some(o) => read(o)
+                    .filter(|(fl, p)| format::output_present(*fl, p))
+                    .and_then(|(_, p)| utf8_json(&p)),
+            };
+            let meta = match view.metas.get(n) {
+                Some(m) => read(m).and_then(|(_, p)| utf8_json(&p)),
+                None => own_meta.and_then(utf8_json),
             };
             inputs.push(Node {
                 id: NodeId(input.node),
                 input: input_json,
+                meta,
                 output,
             });
         }
         report.documents += 1;
         f(&Document {
             id: DocId(id),
+            key: doc.key,
             category: doc.category,
             version: doc.version,
+            meta: doc.meta.as_deref().and_then(|m| utf8_json(m.as_bytes())),
             body: doc.body,
             inputs,
         })?;
@@ -299,6 +354,9 @@ pub struct RepairReport {
     pub quarantined: Vec<String>,
     /// Records kept from damaged files.
     pub records_kept: u64,
+    /// Members the manifest listed that were missing or not this store's,
+    /// and so are no longer part of it.
+    pub dropped: Vec<String>,
     /// Bytes of damaged files that could not be read.
     pub damaged_bytes: u64,
 }
@@ -314,9 +372,24 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
     let vfs = &*opts.vfs;
     let dir = &opts.dir;
     let mut report = RepairReport::default();
+    // Let the normal recovery finish what a crash left (an interrupted seal
+    // or compaction, leftovers) when it can: repair then starts from the
+    // store every other command sees. A store that refuses to open is
+    // repaired as it is.
+    if crate::engine::manifest::read(vfs, dir).is_ok_and(|m| m.is_some()) {
+        drop(Store::open(opts.clone(), Mode::Write));
+    }
     {
         let _guard = lock::acquire_existing(vfs, dir, true, opts.lock_timeout)?;
-        let files = segment_files(vfs, dir)?;
+        let manifest = match crate::engine::manifest::read(vfs, dir) {
+            Ok(m) => m,
+            Err(e @ (Error::Io { .. } | Error::UnsupportedVersion { .. })) => return Err(e),
+            // A damaged manifest: this build cannot tell members from
+            // foreign files without it.
+            Err(e) => return Err(e),
+        };
+        let files = segment_files(vfs, dir, manifest.as_ref())?;
+        let mut rewritten = Vec::new();
         let top = files
             .iter()
             .filter_map(|f| f.header.map(|h| h.number))
@@ -339,19 +412,27 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
             let header = match (f.header, s.header) {
                 (Some(h), _) => h,
                 (None, Some(h)) if h.number > top => SegmentHeader {
+                    version: format::FORMAT_V1,
+                    store_id: 0,
                     flags: 0,
                     gen_base: 0,
                     gen_count: 0,
                     ..h
                 },
-                (None, _) => SegmentHeader {
-                    flags: 0,
-                    number: top + 1,
-                    gen_base: 0,
-                    gen_count: 0,
+                (None, _) => match &manifest {
+                    Some(m) => SegmentHeader::v2(top + 1, m.store_id, 0),
+                    None => SegmentHeader {
+                        version: format::FORMAT_V1,
+                        store_id: 0,
+                        flags: 0,
+                        number: top + 1,
+                        gen_base: 0,
+                        gen_count: 0,
+                    },
                 },
             };
             rewrite_segment(opts, file, path, header, &s)?;
+            rewritten.push(header.number);
             report.quarantined.push(
                 path.file_name()
                     .map(|n| n.to_string_lossy().into_owned())
@@ -360,12 +441,81 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
             report.records_kept += s.entries.len() as u64;
             report.damaged_bytes += s.damaged.iter().map(|(a, b)| b - a).sum::<u64>();
         }
+        if let Some(m) = manifest {
+            relist_members(opts, m, &files, &rewritten, &mut report)?;
+        }
     }
     // Every file now reads cleanly; a compaction drops what lost its parent
     // (an output whose input was damaged, nodes of a lost document).
     let mut store = Store::open(opts.clone(), Mode::Write)?;
     store.compact(progress)?;
     Ok(report)
+}
+
+/// After the rewrites, the manifest of a format-2 store lists what survives:
+/// members still there and of this store (their entries recomputed, as a
+/// rewrite changes them), a damaged active segment rewritten as a sealed
+/// one, and a new empty `active.seg` when the old one is gone or was
+/// rewritten. The id high-water marks are kept, so no id is reused.
+fn relist_members(
+    opts: &Options,
+    mut m: format::Manifest,
+    files: &[SegFile],
+    rewritten: &[u64],
+    report: &mut RepairReport,
+) -> Result<()> {
+    let vfs = &*opts.vfs;
+    let dir = &opts.dir;
+    let kept: Vec<u64> = files
+        .iter()
+        .filter_map(|f| f.header.map(|h| h.number))
+        .chain(rewritten.iter().copied())
+        .collect();
+    let mut members = Vec::new();
+    for member in &m.members {
+        if !kept.contains(&member.number) {
+            report.dropped.push(format::segment_name(member.number));
+        }
+    }
+    let mut numbers: Vec<u64> = kept;
+    numbers.sort_unstable();
+    numbers.dedup();
+    for n in numbers {
+        let path = dir.join(format::segment_name(n));
+        let file = vfs
+            .open_read(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        let scan = segment::scan(&*file, &path, true)?;
+        if let Some(err) = scan.damage {
+            return Err(err);
+        }
+        let mut stats = crate::engine::manifest::MemberStats::default();
+        for e in &scan.entries {
+            stats.add(e);
+        }
+        members.push(stats.member(n, scan.end, scan.header.version, scan.max_seq, 0));
+        m.doc_hwm = m.doc_hwm.max(scan.doc_hwm);
+        m.max_seq = m.max_seq.max(scan.max_seq);
+    }
+    // The active segment survives if it is this store's (it is among
+    // `files`) and was not rewritten into a sealed segment.
+    let active_path = dir.join(ACTIVE_NAME);
+    let active_ok = files
+        .iter()
+        .any(|f| f.header.is_none() && f.path == active_path)
+        && vfs.kind(&active_path).ok().flatten().is_some()
+        && !rewritten.contains(&m.active);
+    let top = members.iter().map(|x| x.number).max().unwrap_or(0);
+    m.members = members;
+    if !active_ok {
+        let number = m.next_number.max(top + 1).max(m.active + 1);
+        crate::engine::active::create_active(dir, vfs, number, m.store_id)?;
+        m.active = number;
+    }
+    m.next_number = m.next_number.max(top + 1).max(m.active + 1);
+    m.serial += 1;
+    m.counters = [format::UNKNOWN; 4];
+    crate::engine::manifest::write(vfs, dir, &m)
 }
 
 /// Writes the salvaged records of `file` as sealed segment `number` and moves

@@ -39,6 +39,13 @@ pub(crate) struct Listing {
     pub active_index: bool,
 }
 
+impl Listing {
+    /// True for a directory with none of stratum's data files in it.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty() && self.indexes.is_empty() && !self.active
+    }
+}
+
 /// Lists the directory; entries with stratum's names that are not regular
 /// files are damage, and everything else is ignored.
 pub(crate) fn list_dir(vfs: &dyn Vfs, dir: &Path) -> Result<Listing> {
@@ -156,10 +163,34 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         return Err(Error::NoStore { path: dir });
     }
     let guard = lock::acquire(&*vfs, &lock_path, write, opts.lock_timeout)?;
-    let mut dir_dirty = write && !lock_existed;
-    let mut notices = Vec::new();
-
+    let dir_dirty = write && !lock_existed;
     let listing = list_dir(&*vfs, &dir)?;
+    match crate::engine::manifest::read(&*vfs, &dir)? {
+        Some(m) => crate::engine::recover::open_v2(opts, mode, guard, &listing, m, dir_dirty),
+        None if write && listing.is_empty() => crate::engine::recover::create(opts, guard),
+        None => {
+            let mut store = open_v1(opts, mode, guard, listing, dir_dirty)?;
+            if write {
+                crate::engine::recover::upgrade(&mut store)?;
+            }
+            Ok(store)
+        }
+    }
+}
+
+/// Opens a format-1 store (no manifest) as format 1 did: by the directory
+/// listing and the compaction generations. A write open upgrades it next.
+fn open_v1(
+    opts: Options,
+    mode: Mode,
+    guard: Box<dyn crate::engine::vfs::LockGuard>,
+    listing: Listing,
+    mut dir_dirty: bool,
+) -> Result<Store> {
+    let vfs = opts.vfs.clone();
+    let dir = opts.dir.clone();
+    let write = mode == Mode::Write;
+    let mut notices = Vec::new();
     if write {
         for t in &listing.temps {
             let p = dir.join(t);
@@ -178,6 +209,14 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
             .open_read(&path)
             .map_err(|e| Error::io("open", &path, e))?;
         let h = read_header(&*file, &path)?;
+        if h.version != format::FORMAT_V1 {
+            // Without a manifest, a format-2 segment is not this store's.
+            return Err(Error::corrupt(
+                &path,
+                0,
+                "a format-2 segment in a store without a manifest (copied in from another store?)",
+            ));
+        }
         if h.number != n {
             return Err(Error::corrupt(
                 &path,
@@ -227,7 +266,8 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         let Some(file) = files.remove(&n) else {
             continue;
         };
-        let mut s = open_sealed(&opts, mode, n, file, &mut dir_dirty)?;
+        let bind = crate::engine::index::Binding::V1;
+        let mut s = open_sealed(&opts, mode, n, file, &mut dir_dirty, bind)?;
         s.generation = headers
             .get(&n)
             .filter(|h| h.flags & SEG_FLAG_COMPACTED != 0)
@@ -257,7 +297,8 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
                 dir_dirty = true;
             }
         } else {
-            let (scan, checkpoint) = scan_active(&opts, &*file, &active_path, len)?;
+            let bind = crate::engine::index::Binding::V1;
+            let (scan, checkpoint) = scan_active(&opts, &*file, &active_path, len, bind)?;
             if let Some(err) = scan.damage {
                 return Err(err);
             }
@@ -308,6 +349,7 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
                         seal.max_seq,
                         scan.doc_hwm,
                         &entries,
+                        crate::engine::index::Binding::V1,
                     )?;
                     vfs.open_read(&seg_path)
                         .map_err(|e| Error::io("open", &seg_path, e))?
@@ -316,13 +358,18 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
                 };
                 sealed.push(Sealed {
                     number,
+                    version: scan.header.version,
                     path: if write { seg_path } else { active_path.clone() },
-                    file,
                     len: scan.end,
                     max_seq: scan.max_seq,
                     doc_hwm: scan.doc_hwm,
-                    index: SealedIndex::in_memory(idx_path, entries),
                     generation: None,
+                    handle: crate::engine::segment::Handle::ready(
+                        file,
+                        SealedIndex::in_memory(idx_path, entries),
+                    ),
+                    member: None,
+                    lazy: None,
                 });
                 next_number = number + 1;
             } else {
@@ -360,6 +407,7 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
                 };
                 active = Active {
                     number,
+                    version: scan.header.version,
                     path: active_path.clone(),
                     file: Some(file),
                     len: scan.end,
@@ -384,7 +432,7 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
             vfs.sync_dir(&dir)
                 .map_err(|e| Error::io("fsync", &dir, e))?;
         }
-        active = active::create_active(&dir, &*vfs, next_number.max(active.number))?;
+        active = active::create_active(&dir, &*vfs, next_number.max(active.number), 0)?;
         dir_dirty = false;
     }
     if write && dir_dirty {
@@ -408,7 +456,7 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         .max(ckpt_marks.1);
     for e in active.map.values().flatten() {
         max_seq = max_seq.max(e.seq);
-        if e.kind == format::Kind::DocPut {
+        if e.kind == format::Kind::DocPut && !e.is_key() {
             doc_hwm = doc_hwm.max(e.doc);
         }
     }
@@ -425,6 +473,7 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         batch: None,
         poisoned: false,
         readahead: std::cell::RefCell::new(None),
+        manifest: None,
     })
 }
 
@@ -466,11 +515,12 @@ fn create_dirs(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
 /// for it. A checkpoint that does not fit the segment exactly (the tail
 /// after it does not scan cleanly, or the segment turns out sealed) is
 /// ignored and the whole segment is scanned instead.
-fn scan_active(
+pub(crate) fn scan_active(
     opts: &Options,
     file: &dyn VFile,
     path: &Path,
     len: u64,
+    bind: crate::engine::index::Binding,
 ) -> Result<(segment::Scan, Option<Checkpoint>)> {
     let header = read_header(file, path)?;
     let ckpt_path = opts.dir.join(ACTIVE_INDEX_NAME);
@@ -479,6 +529,7 @@ fn scan_active(
         &ckpt_path,
         header.number,
         format::SEGMENT_HEADER_LEN as u64..=len,
+        bind,
     ) {
         let from = Some((h.segment_len, h.max_seq));
         let depth = segment::ScanDepth::Structure;
@@ -494,27 +545,33 @@ fn scan_active(
 
 /// Opens one sealed segment with its index; rebuilds a missing or stale
 /// index (write mode) or builds it in memory (read mode).
-fn open_sealed(
+pub(crate) fn open_sealed(
     opts: &Options,
     mode: Mode,
     n: u64,
     file: Box<dyn VFile>,
     dir_dirty: &mut bool,
+    bind: crate::engine::index::Binding,
 ) -> Result<Sealed> {
     let vfs = &*opts.vfs;
     let path = opts.dir.join(format::segment_name(n));
     let idx_path = opts.dir.join(format::index_name(n));
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    if let Some((idx_file, header)) = index::open_index(vfs, &idx_path, n, len) {
+    if let Some((idx_file, header)) = index::open_index(vfs, &idx_path, n, len, bind) {
         return Ok(Sealed {
             number: n,
+            version: bind.version,
             path,
-            file,
             len,
             max_seq: header.max_seq,
             doc_hwm: header.doc_hwm,
-            index: SealedIndex::on_disk(idx_path, idx_file, header),
             generation: None,
+            handle: crate::engine::segment::Handle::ready(
+                file,
+                SealedIndex::on_disk(idx_path, idx_file, header),
+            ),
+            member: None,
+            lazy: None,
         });
     }
     let scan = segment::scan(&*file, &path, true)?;
@@ -524,28 +581,34 @@ fn open_sealed(
     let mut entries = scan.entries;
     entries.sort_unstable_by_key(index::key);
     if mode == Mode::Write {
-        write_index(opts, n, len, scan.max_seq, scan.doc_hwm, &entries)?;
+        write_index(opts, n, len, scan.max_seq, scan.doc_hwm, &entries, bind)?;
         *dir_dirty = true;
     }
     Ok(Sealed {
         number: n,
+        version: bind.version,
         path,
-        file,
         len,
         max_seq: scan.max_seq,
         doc_hwm: scan.doc_hwm,
-        index: SealedIndex::in_memory(idx_path, entries),
         generation: None,
+        handle: crate::engine::segment::Handle::ready(
+            file,
+            SealedIndex::in_memory(idx_path, entries),
+        ),
+        member: None,
+        lazy: None,
     })
 }
 
-fn write_index(
+pub(crate) fn write_index(
     opts: &Options,
     n: u64,
     segment_len: u64,
     max_seq: u64,
     doc_hwm: u64,
     entries: &[IndexEntry],
+    bind: crate::engine::index::Binding,
 ) -> Result<()> {
     let vfs = &*opts.vfs;
     let mut w = IndexWriter::create(vfs, &opts.dir, format::index_name(n))?;
@@ -556,6 +619,8 @@ fn write_index(
         vfs,
         &opts.dir,
         IndexHeader {
+            version: bind.version,
+            store_id: bind.store_id,
             segment: n,
             segment_len,
             entries: 0,

@@ -7,29 +7,100 @@ use crate::engine::format::{
     self, IndexEntry, Kind, RECORD_HEADER_LEN, RecordError, RecordHeader, SEGMENT_HEADER_LEN,
     SealPayload, SegmentHeader,
 };
+use std::cell::OnceCell;
+
+use crate::engine::format::Member;
 use crate::engine::index::{Entry, SealedIndex};
-use crate::engine::store::{RecordInfo, Store};
+use crate::engine::store::{Mode, Options, RecordInfo, Store};
 use crate::engine::vfs::VFile;
 use crate::error::{Error, Result};
 
-/// A sealed segment: immutable, with its index.
+/// A sealed segment: immutable, with its index. A member of a format-2
+/// store is opened only when a command first needs it (docs/FORMAT.md
+/// §7.7, "What is checked, and when"), so opening a store costs the same
+/// whatever the number of segments.
 pub(crate) struct Sealed {
     pub number: u64,
+    /// Format version of the segment file.
+    pub version: u16,
     pub path: PathBuf,
-    pub file: Box<dyn VFile>,
     pub len: u64,
     pub max_seq: u64,
     pub doc_hwm: u64,
-    pub index: SealedIndex,
     /// Compaction generation (base, count) when compaction wrote it.
     pub generation: Option<(u64, u32)>,
+    /// The manifest's entry, when there is one: which documents it may
+    /// hold, and what its file must look like when it is opened.
+    pub member: Option<Member>,
+    /// The open file and index, once needed.
+    pub handle: OnceCell<Handle>,
+    /// How to open it, for a member not opened yet.
+    pub lazy: Option<Lazy>,
+}
+
+/// An open sealed segment's file and index.
+pub(crate) struct Handle {
+    pub file: Box<dyn VFile>,
+    pub index: SealedIndex,
+}
+
+impl Handle {
+    /// An already open segment.
+    pub fn ready(file: Box<dyn VFile>, index: SealedIndex) -> OnceCell<Handle> {
+        OnceCell::from(Handle { file, index })
+    }
+}
+
+/// What opening a member later needs.
+pub(crate) struct Lazy {
+    pub opts: Options,
+    pub mode: Mode,
+    pub store_id: u64,
 }
 
 impl Sealed {
+    /// The open file and index, opening and checking them on first use.
+    fn handle(&self) -> Result<&Handle> {
+        if let Some(h) = self.handle.get() {
+            return Ok(h);
+        }
+        let (Some(lazy), Some(member)) = (&self.lazy, &self.member) else {
+            return Err(Error::invalid(
+                "internal: a sealed segment with no way to open it",
+            ));
+        };
+        let h = crate::engine::recover::open_member(lazy, member)?;
+        let _ = self.handle.set(h);
+        self.handle
+            .get()
+            .ok_or_else(|| Error::invalid("internal: segment handle not kept"))
+    }
+
+    /// The segment file.
+    pub fn file(&self) -> Result<&dyn VFile> {
+        Ok(&*self.handle()?.file)
+    }
+
+    /// The segment's index.
+    pub fn index(&self) -> Result<&SealedIndex> {
+        Ok(&self.handle()?.index)
+    }
+
+    /// The index file's path.
+    pub fn idx_path(&self) -> PathBuf {
+        self.path
+            .with_file_name(crate::engine::format::index_name(self.number))
+    }
+
+    /// Whether document (or key slot) `doc` may have records here.
+    pub fn may_hold(&self, doc: u64) -> bool {
+        self.member.as_ref().is_none_or(|m| m.may_hold(doc))
+    }
+
     /// Scans the segment and returns its entries sorted by key; the fallback
     /// when the index file cannot be used.
     pub fn scan_entries(&self) -> Result<Vec<IndexEntry>> {
-        let scan = scan(&*self.file, &self.path, true)?;
+        let scan = scan(self.file()?, &self.path, true)?;
         if let Some(err) = scan.damage {
             return Err(err);
         }
@@ -113,6 +184,21 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Reads up to `buf.len()` bytes from offset 0; returns how many the file
+/// had. A short file is not an I/O error (its header check fails instead).
+pub(crate) fn read_prefix(file: &dyn VFile, buf: &mut [u8], path: &Path) -> Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("read", path, e)),
+        }
+    }
+    Ok(got)
+}
+
 /// Scans a whole segment file. `sealed` selects the strict policy: every
 /// problem is damage. For the active segment a bad tail with nothing valid
 /// after it is reported in `bad_at` only (a torn write).
@@ -143,8 +229,11 @@ pub(crate) fn scan_with_progress(
 ) -> Result<Scan> {
     let file_len = file.len().map_err(|e| Error::io("stat", path, e))?;
     let mut rd = Reader::new(file, file_len);
-    let hb = rd.get(0, SEGMENT_HEADER_LEN, path)?;
-    let header = match SegmentHeader::decode(hb) {
+    // The header on its own: a scan that starts at a checkpoint must not
+    // read the megabyte after offset 0 to get 40 bytes.
+    let mut hb = [0u8; SEGMENT_HEADER_LEN];
+    let got = read_prefix(file, &mut hb, path)?;
+    let header = match SegmentHeader::decode(&hb[..got]) {
         Ok(h) => h,
         Err(format::HeaderError::Version(found)) => {
             return Err(Error::UnsupportedVersion {
@@ -174,10 +263,11 @@ pub(crate) fn scan_with_progress(
     s.max_seq = last_seq;
     let mut reported = if from.is_some() { start } else { 0 };
     let mut pending: Vec<IndexEntry> = Vec::new();
+    let mut pending_records = 0u64;
     let mut proof_at_bad = false;
     let mut at = start;
     while at < file_len {
-        let (h, aux) = match read_at(&mut rd, at, path, depth) {
+        let (h, aux, key) = match read_at(&mut rd, at, path, depth)? {
             Ok(r) => r,
             Err(why) => {
                 s.tail_truncated = why == RecordError::Truncated;
@@ -228,27 +318,37 @@ pub(crate) fn scan_with_progress(
                 let payload =
                     rd.get(at + RECORD_HEADER_LEN as u64, h.payload_len as usize, path)?;
                 let count = payload.try_into().ok().map(u64::from_le_bytes);
-                if pending.is_empty() || count != Some(pending.len() as u64) {
+                if pending.is_empty() || count != Some(pending_records) {
                     s.bad_at = Some((at, "commit record does not match its batch".into()));
                     break;
                 }
-                s.records += pending.len() as u64;
+                s.records += pending_records;
+                pending_records = 0;
                 s.entries.append(&mut pending);
                 s.open_batch_at = None;
                 s.max_seq = h.seq;
             }
             _ => {
                 let e = IndexEntry::from_header(&h, at, aux);
+                let key_entry = key.map(|slot| IndexEntry {
+                    doc: slot,
+                    node: h.doc,
+                    aux: 0,
+                    ..e
+                });
                 if h.flags & format::FLAG_BATCH != 0 {
                     if pending.is_empty() {
                         s.open_batch_at = Some(at);
                     }
                     pending.push(e);
+                    pending.extend(key_entry);
+                    pending_records += 1;
                 } else if !pending.is_empty() {
                     s.bad_at = Some((at, "unbatched record inside an open batch".into()));
                     break;
                 } else {
                     s.entries.push(e);
+                    s.entries.extend(key_entry);
                     s.records += 1;
                     s.max_seq = h.seq;
                 }
@@ -261,7 +361,7 @@ pub(crate) fn scan_with_progress(
     }
     // Doc ids inside a batch count only once it commits.
     for e in &s.entries {
-        if e.kind == Kind::DocPut {
+        if e.kind == Kind::DocPut && !e.is_key() {
             s.doc_hwm = s.doc_hwm.max(e.doc);
         }
     }
@@ -287,30 +387,40 @@ pub(crate) fn scan_with_progress(
 }
 
 /// Decodes the record at `at`, returning its header and, for a `DocPut`, the
-/// node high-water mark from its payload (0 otherwise).
+/// node high-water mark from its payload (0 otherwise) and the key slot of
+/// its key (docs/FORMAT.md §7.6). The outer error is an I/O error: a failed
+/// read is never taken for a bad record, so it can never pass for a torn
+/// tail and get truncated.
+#[allow(clippy::type_complexity)]
 fn read_at(
     rd: &mut Reader<'_>,
     at: u64,
     path: &Path,
     depth: ScanDepth,
-) -> std::result::Result<(RecordHeader, u64), RecordError> {
-    let hb = rd
-        .get(at, RECORD_HEADER_LEN, path)
-        .map_err(|e| RecordError::BadHeader(e.to_string()))?;
-    let h = format::decode_header(hb)?;
-    let total = h.total_len() as usize;
-    let b = rd
-        .get(at, total, path)
-        .map_err(|e| RecordError::BadHeader(e.to_string()))?;
-    let (h, payload) = format::decode_record(b)?;
-    format::check_payload(h.kind, h.flags, payload, depth == ScanDepth::Values)
-        .map_err(RecordError::BadPayload)?;
-    let aux = if h.kind == Kind::DocPut {
-        format::doc_node_hwm(payload).unwrap_or(0)
-    } else {
-        0
+) -> Result<std::result::Result<(RecordHeader, u64, Option<u64>), RecordError>> {
+    let hb = rd.get(at, RECORD_HEADER_LEN, path)?;
+    let h = match format::decode_header(hb) {
+        Ok(h) => h,
+        Err(e) => return Ok(Err(e)),
     };
-    Ok((h, aux))
+    let total = h.total_len() as usize;
+    let b = rd.get(at, total, path)?;
+    let (h, payload) = match format::decode_record(b) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e)),
+    };
+    if let Err(why) = format::check_payload(h.kind, h.flags, payload, depth == ScanDepth::Values) {
+        return Ok(Err(RecordError::BadPayload(why)));
+    }
+    let (aux, key) = if h.kind == Kind::DocPut {
+        (
+            format::doc_node_hwm(payload).unwrap_or(0),
+            format::doc_key(payload, h.flags).map(format::key_slot),
+        )
+    } else {
+        (0, None)
+    };
+    Ok(Ok((h, aux, key)))
 }
 
 /// Looks for a CRC-valid record at or after `from` that proves the bad bytes
@@ -447,11 +557,10 @@ pub(crate) fn list_records(
     store: &Store,
     f: &mut dyn FnMut(RecordInfo) -> Result<()>,
 ) -> Result<()> {
-    let mut files: Vec<(&dyn VFile, &Path)> = store
-        .sealed
-        .iter()
-        .map(|s| (&*s.file, s.path.as_path()))
-        .collect();
+    let mut files: Vec<(&dyn VFile, &Path)> = Vec::with_capacity(store.sealed.len() + 1);
+    for s in &store.sealed {
+        files.push((s.file()?, s.path.as_path()));
+    }
     if let Some(file) = store.active.file.as_deref() {
         files.push((file, store.active.path.as_path()));
     }

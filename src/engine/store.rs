@@ -10,13 +10,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::format::{self, DocPayload, Kind, MAX_ID, RecordHeader};
+use crate::engine::format::{
+    self, DocFields, DocPayload, FLAG_EXTENDED, Kind, MAX_ID, RecordHeader,
+};
 use crate::engine::index::{Cursor, Entry, Merge};
 use crate::engine::segment;
 use crate::engine::vfs::{OsFs, Vfs};
 use crate::error::{Error, Result};
 use crate::json::Json;
-use crate::model::{DocId, DocPatch, DocSummary, Document, NewDoc, Node, NodeId, ParsedDoc};
+use crate::model::{
+    DocId, DocPatch, DocSummary, Document, NewDoc, Node, NodeId, ParsedDoc, check_key, check_meta,
+};
 
 /// How to open a store.
 #[derive(Clone)]
@@ -149,6 +153,9 @@ pub struct Store {
     pub(crate) poisoned: bool,
     /// Read-ahead windows, during whole-store passes only.
     pub(crate) readahead: std::cell::RefCell<Option<segment::ReadAhead>>,
+    /// The manifest as last written; `None` for a format-1 store opened
+    /// read-only (a write open upgrades it first).
+    pub(crate) manifest: Option<format::Manifest>,
 }
 
 /// A document's live state, resolved from its index entries.
@@ -157,8 +164,12 @@ pub(crate) struct DocView {
     /// Highest node id ever assigned in this document.
     pub node_hwm: u64,
     /// Live nodes in chain order: the input entry and the entry holding the
-    /// newest output, if any.
+    /// newest output, if any (never an `OutputDelete`: a cleared output is
+    /// `None`).
     pub nodes: BTreeMap<u64, (Entry, Option<Entry>)>,
+    /// Nodes whose newest meta is a `NodeMetaPut` rather than their
+    /// `InputPut`'s meta field.
+    pub metas: BTreeMap<u64, Entry>,
 }
 
 impl Store {
@@ -186,30 +197,42 @@ impl Store {
     /// Creates a document and returns its new id.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] when a record would exceed the size limit;
-    /// [`Error::Io`].
+    /// [`Error::InvalidInput`] when a record would exceed the size limit, the
+    /// key is malformed or held by a live document, or the meta is not an
+    /// object; [`Error::Io`].
     pub fn create_doc(&mut self, doc: &NewDoc) -> Result<DocId> {
+        self.check_new_fields(doc.key.as_deref(), doc.meta.as_ref(), None)?;
         let id = DocId(next_id(self.doc_hwm, "document")?);
         self.put_doc(id, doc, 0)?;
         Ok(id)
     }
 
-    /// Replaces the fields `patch` sets and keeps the rest.
+    /// Replaces the fields `patch` sets (or clears) and keeps the rest.
     ///
     /// # Errors
     /// [`Error::DocNotFound`], [`Error::InvalidInput`], [`Error::Io`].
     pub fn update_doc(&mut self, id: DocId, patch: &DocPatch) -> Result<()> {
         let view = self.view(id)?;
         let current = self.read_doc_record(&view.doc)?;
+        let meta = match &patch.meta {
+            Some(m) => m.clone(),
+            None => current.meta.map(Json::from_trusted),
+        };
         let doc = NewDoc {
-            category: patch.category.clone().or(current.category),
-            version: patch.version.clone().or(current.version),
+            key: patch.key.clone().unwrap_or(current.key),
+            category: patch.category.clone().unwrap_or(current.category),
+            version: patch.version.clone().unwrap_or(current.version),
+            meta,
             body: patch.body.clone().unwrap_or(current.body),
         };
+        let new_key = patch.key.as_ref().and_then(|k| k.as_deref());
+        let new_meta = patch.meta.as_ref().and_then(|m| m.as_ref());
+        self.check_new_fields(new_key, new_meta, Some(id))?;
         self.put_doc(id, &doc, view.node_hwm)
     }
 
-    /// Deletes a document and its whole chain. Its id is never reused.
+    /// Deletes a document and its whole chain. Its id is never reused; its
+    /// key is free again.
     ///
     /// # Errors
     /// [`Error::DocNotFound`], [`Error::Io`].
@@ -224,29 +247,74 @@ impl Store {
     /// # Errors
     /// [`Error::DocNotFound`], [`Error::InvalidInput`], [`Error::Io`].
     pub fn add_input(&mut self, doc: DocId, input: &Json, output: Option<&Json>) -> Result<NodeId> {
+        self.add_input_with_meta(doc, input, None, output)
+    }
+
+    /// [`Store::add_input`] with the node's meta (a JSON object).
+    ///
+    /// # Errors
+    /// As [`Store::add_input`], and [`Error::InvalidInput`] when `meta` is
+    /// not an object.
+    pub fn add_input_with_meta(
+        &mut self,
+        doc: DocId,
+        input: &Json,
+        meta: Option<&Json>,
+        output: Option<&Json>,
+    ) -> Result<NodeId> {
+        if let Some(m) = meta {
+            check_meta(m)?;
+        }
         let view = self.view(doc)?;
         let node = NodeId(next_id(view.node_hwm, "node")?);
-        self.put_input(doc, node, input, output)?;
+        self.put_input(doc, node, input, meta, output)?;
         Ok(node)
     }
 
-    /// Sets or replaces the expected output of a node.
+    /// Sets or replaces the expected output of a node. The JSON value `null`
+    /// is stored as a real `null` output, distinct from none.
     ///
     /// # Errors
     /// [`Error::DocNotFound`], [`Error::NodeNotFound`], [`Error::Io`].
     pub fn set_output(&mut self, doc: DocId, node: NodeId, output: &Json) -> Result<()> {
-        let view = self.view(doc)?;
-        if !view.nodes.contains_key(&node.0) {
-            return Err(Error::NodeNotFound { doc, node });
-        }
-        self.append(
+        self.live_node(doc, node)?;
+        let flags = if output.as_str() == "null" {
+            FLAG_EXTENDED
+        } else {
+            0
+        };
+        self.append_flags(
             Kind::OutputPut,
             doc.0,
             node.0,
             0,
+            flags,
             &[],
             output.as_str().as_bytes(),
         )
+    }
+
+    /// Removes a node's expected output, if it has one.
+    ///
+    /// # Errors
+    /// [`Error::DocNotFound`], [`Error::NodeNotFound`], [`Error::Io`].
+    pub fn clear_output(&mut self, doc: DocId, node: NodeId) -> Result<()> {
+        self.live_node(doc, node)?;
+        self.append(Kind::OutputDelete, doc.0, node.0, 0, &[], &[])
+    }
+
+    /// Sets (`Some`, a JSON object) or clears (`None`) a node's meta.
+    ///
+    /// # Errors
+    /// [`Error::DocNotFound`], [`Error::NodeNotFound`],
+    /// [`Error::InvalidInput`], [`Error::Io`].
+    pub fn set_node_meta(&mut self, doc: DocId, node: NodeId, meta: Option<&Json>) -> Result<()> {
+        if let Some(m) = meta {
+            check_meta(m)?;
+        }
+        self.live_node(doc, node)?;
+        let text = meta.map_or(&b""[..], |m| m.as_str().as_bytes());
+        self.append(Kind::NodeMetaPut, doc.0, node.0, 0, &[], text)
     }
 
     /// Deletes one node and its output. The node id is never reused.
@@ -254,11 +322,66 @@ impl Store {
     /// # Errors
     /// [`Error::DocNotFound`], [`Error::NodeNotFound`], [`Error::Io`].
     pub fn delete_input(&mut self, doc: DocId, node: NodeId) -> Result<()> {
-        let view = self.view(doc)?;
-        if !view.nodes.contains_key(&node.0) {
-            return Err(Error::NodeNotFound { doc, node });
-        }
+        self.live_node(doc, node)?;
         self.append(Kind::InputDelete, doc.0, node.0, 0, &[], &[])
+    }
+
+    /// The live document holding `key`, if any. Costs an id lookup plus
+    /// one per document that held the same key hash.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`], [`Error::Io`].
+    pub fn find_key(&self, key: &str) -> Result<Option<DocId>> {
+        let mut candidates: Vec<Entry> = self.entries_of(format::key_slot(key))?;
+        candidates.sort_unstable_by_key(|c| std::cmp::Reverse(c.seq));
+        let mut seen = std::collections::HashSet::new();
+        for c in candidates {
+            let doc = DocId(c.node);
+            if !seen.insert(doc) {
+                continue;
+            }
+            let Some(view) = resolve(&self.entries_of(doc.0)?) else {
+                continue;
+            };
+            let (h, payload) = self.read_entry(&view.doc)?;
+            if format::doc_key(&payload, h.flags) == Some(key) {
+                return Ok(Some(doc));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Refuses a malformed key or meta, and a key a live document other than
+    /// `own` holds.
+    fn check_new_fields(
+        &self,
+        key: Option<&str>,
+        meta: Option<&Json>,
+        own: Option<DocId>,
+    ) -> Result<()> {
+        if let Some(m) = meta {
+            check_meta(m)?;
+        }
+        if let Some(k) = key {
+            check_key(k)?;
+            if let Some(holder) = self.find_key(k)?
+                && Some(holder) != own
+            {
+                return Err(Error::invalid(format!(
+                    "key {k:?} is already used by document {holder}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails unless `node` is a live node of `doc`.
+    fn live_node(&self, doc: DocId, node: NodeId) -> Result<()> {
+        if self.view(doc)?.nodes.contains_key(&node.0) {
+            Ok(())
+        } else {
+            Err(Error::NodeNotFound { doc, node })
+        }
     }
 
     /// Reads a whole document with its chain.
@@ -281,7 +404,7 @@ impl Store {
             .nodes
             .get(&node.0)
             .ok_or(Error::NodeNotFound { doc, node })?;
-        self.read_node(input, output.as_ref())
+        self.read_node(input, output.as_ref(), view.metas.get(&node.0))
     }
 
     /// Runs `f` as one atomic batch: every write it makes lands together on
@@ -330,6 +453,7 @@ impl Store {
         } else {
             DocId(next_id(self.doc_hwm, "document")?)
         };
+        self.check_new_fields(parsed.doc.key.as_deref(), parsed.doc.meta.as_ref(), None)?;
         let mut last = 0u64;
         let mut nodes = Vec::with_capacity(parsed.inputs.len());
         for (i, n) in parsed.inputs.iter().enumerate() {
@@ -351,7 +475,10 @@ impl Store {
         }
         self.put_doc(id, &parsed.doc, last)?;
         for (n, node) in parsed.inputs.iter().zip(nodes) {
-            self.put_input(id, node, &n.input, n.output.as_ref())?;
+            if let Some(m) = &n.meta {
+                check_meta(m)?;
+            }
+            self.put_input(id, node, &n.input, n.meta.as_ref(), n.output.as_ref())?;
         }
         Ok(id)
     }
@@ -366,6 +493,7 @@ impl Store {
             let outputs = view.nodes.values().filter(|(_, o)| o.is_some()).count() as u64;
             f(DocSummary {
                 id: DocId(view.doc.doc),
+                key: rec.key,
                 category: rec.category,
                 version: rec.version,
                 inputs: view.nodes.len() as u64,
@@ -409,12 +537,14 @@ impl Store {
     }
 
     pub(crate) fn put_doc(&mut self, id: DocId, doc: &NewDoc, node_hwm: u64) -> Result<()> {
-        let meta = crate::engine::format::encode_doc_meta(
+        let (prefix, flags) = format::encode_doc_prefix(&DocFields {
             node_hwm,
-            doc.category.as_deref(),
-            doc.version.as_deref(),
-        );
-        self.append(Kind::DocPut, id.0, 0, node_hwm, &meta, &doc.body)
+            category: doc.category.as_deref(),
+            version: doc.version.as_deref(),
+            key: doc.key.as_deref(),
+            meta: doc.meta.as_ref().map(Json::as_str),
+        });
+        self.append_flags(Kind::DocPut, id.0, 0, node_hwm, flags, &prefix, &doc.body)
     }
 
     pub(crate) fn put_input(
@@ -422,15 +552,14 @@ impl Store {
         doc: DocId,
         node: NodeId,
         input: &Json,
+        meta: Option<&Json>,
         output: Option<&Json>,
     ) -> Result<()> {
-        let (prefix, rest) =
-            crate::engine::format::encode_input(input.as_str(), output.map(Json::as_str));
-        let flags = if output.is_some() {
-            crate::engine::format::FLAG_HAS_OUTPUT
-        } else {
-            0
-        };
+        let (prefix, rest, flags) = format::encode_input(
+            input.as_str(),
+            meta.map(Json::as_str),
+            output.map(Json::as_str),
+        );
         self.append_flags(Kind::InputPut, doc.0, node.0, 0, flags, &prefix, rest)
     }
 
@@ -450,13 +579,19 @@ impl Store {
     fn materialize(&self, view: &DocView) -> Result<Document> {
         let rec = self.read_doc_record(&view.doc)?;
         let mut inputs = Vec::with_capacity(view.nodes.len());
-        for (input, output) in view.nodes.values() {
-            inputs.push(self.read_node(input, output.as_ref())?);
+        for (n, (input, output)) in &view.nodes {
+            inputs.push(self.read_node(input, output.as_ref(), view.metas.get(n))?);
         }
+        let meta = match rec.meta {
+            Some(m) => Some(self.json_at(&view.doc, m.as_bytes())?),
+            None => None,
+        };
         Ok(Document {
             id: DocId(view.doc.doc),
+            key: rec.key,
             category: rec.category,
             version: rec.version,
+            meta,
             body: rec.body,
             inputs,
         })
@@ -501,7 +636,7 @@ impl Store {
         let s = &self.sealed[i];
         if let Some(ra) = self.readahead.borrow_mut().as_mut() {
             let buf = ra
-                .read(&*s.file, s.number, s.len, e)
+                .read(s.file()?, s.number, s.len, e)
                 .map_err(|err| Error::io("read", &s.path, err))?;
             return match buf {
                 Some(b) => segment::check_record(b, &s.path, e),
@@ -512,7 +647,7 @@ impl Store {
                 )),
             };
         }
-        segment::read_record(&*s.file, &s.path, e)
+        segment::read_record(s.file()?, &s.path, e)
     }
 
     /// Runs `f` with sequential read-ahead on sealed segments: for whole-store
@@ -533,29 +668,59 @@ impl Store {
     }
 
     pub(crate) fn read_doc_record(&self, e: &Entry) -> Result<DocPayload> {
-        let (_, payload) = self.read_entry(e)?;
-        format::decode_doc(&payload).map_err(|why| Error::corrupt(self.path_of(e), e.offset, why))
+        let (h, payload) = self.read_entry(e)?;
+        format::decode_doc(&payload, h.flags)
+            .map_err(|why| Error::corrupt(self.path_of(e), e.offset, why))
     }
 
-    /// Reads a node's input and output values.
-    pub(crate) fn read_node(&self, input: &Entry, output: Option<&Entry>) -> Result<Node> {
-        let (_, payload) = self.read_entry(input)?;
-        let (text, embedded) = format::decode_input(&payload)
+    /// Reads a node's input, meta and output values. `meta` is the node's
+    /// newest `NodeMetaPut`, when it is newer than its `InputPut`.
+    pub(crate) fn read_node(
+        &self,
+        input: &Entry,
+        output: Option<&Entry>,
+        meta: Option<&Entry>,
+    ) -> Result<Node> {
+        let (h, payload) = self.read_entry(input)?;
+        let (text, own_meta, embedded) = format::decode_input(&payload, h.flags)
             .map_err(|why| Error::corrupt(self.path_of(input), input.offset, why))?;
         let input_json = self.json_at(input, text)?;
         let output = match output {
             None => None,
             Some(o) if o.seg == input.seg && o.offset == input.offset => {
-                Some(self.json_at(input, embedded)?)
+                if format::output_present(h.flags, embedded) {
+                    Some(self.json_at(input, embedded)?)
+                } else {
+                    None
+                }
             }
             Some(o) => {
-                let (_, p) = self.read_entry(o)?;
-                Some(self.json_at(o, &p)?)
+                let (oh, p) = self.read_entry(o)?;
+                if format::output_present(oh.flags, &p) {
+                    Some(self.json_at(o, &p)?)
+                } else {
+                    None
+                }
             }
+        };
+        let meta = match meta {
+            Some(m) => {
+                let (_, p) = self.read_entry(m)?;
+                if p.is_empty() {
+                    None
+                } else {
+                    Some(self.json_at(m, &p)?)
+                }
+            }
+            None => match own_meta {
+                Some(m) => Some(self.json_at(input, m)?),
+                None => None,
+            },
         };
         Ok(Node {
             id: NodeId(input.node),
             input: input_json,
+            meta,
             output,
         })
     }
@@ -573,8 +738,10 @@ impl Store {
     /// Every index entry of one document, from every segment.
     pub(crate) fn entries_of(&self, id: u64) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
-        for s in &self.sealed {
-            for ie in s.index.lookup(id, &|| s.scan_entries())? {
+        // Only the members whose document range holds `id`: after a load or
+        // a compaction that is one, whatever the number of segments.
+        for s in self.sealed.iter().filter(|s| s.may_hold(id)) {
+            for ie in s.index()?.lookup(id, &|| s.scan_entries())? {
                 out.push(Entry::new(&ie, s.number));
             }
         }
@@ -605,7 +772,7 @@ impl Store {
         let mut sources = Vec::with_capacity(self.sealed.len() + 1);
         for s in &self.sealed {
             sources.push((
-                s.index.cursor(Box::new(move || s.scan_entries()))?,
+                s.index()?.cursor(Box::new(move || s.scan_entries()))?,
                 s.number,
             ));
         }
@@ -663,6 +830,40 @@ impl Store {
         Ok(())
     }
 
+    /// The store's format version: 2 once it has a manifest.
+    pub(crate) fn format_version(&self) -> u16 {
+        if self.manifest.is_some() {
+            format::FORMAT_VERSION
+        } else {
+            format::FORMAT_V1
+        }
+    }
+
+    /// The store id (0 for a format-1 store).
+    pub(crate) fn store_id(&self) -> u64 {
+        self.manifest.as_ref().map_or(0, |m| m.store_id)
+    }
+
+    /// Which index files belong to a segment of `version` in this store.
+    pub(crate) fn binding(&self, version: u16) -> crate::engine::index::Binding {
+        crate::engine::index::Binding {
+            version,
+            store_id: if version == format::FORMAT_V1 {
+                0
+            } else {
+                self.store_id()
+            },
+        }
+    }
+
+    /// The lowest number a new segment may take: above the active
+    /// segment, every member and every number the manifest reserved.
+    pub(crate) fn next_segment_number(&self) -> u64 {
+        let sealed = self.sealed.last().map_or(0, |s| s.number);
+        let reserved = self.manifest.as_ref().map_or(0, |m| m.next_number);
+        reserved.max(sealed + 1).max(self.active.number + 1)
+    }
+
     /// Bytes of all segment files.
     pub(crate) fn total_bytes(&self) -> u64 {
         self.sealed.iter().map(|s| s.len).sum::<u64>() + self.active.len
@@ -681,13 +882,16 @@ fn next_id(hwm: u64, what: &str) -> Result<u64> {
 
 /// Resolves a document's entries (any order) into its live state: `None`
 /// when it was deleted or never existed. Newest wins by sequence number.
+/// Key entries (docs/FORMAT.md §7.6) are not the document's own and are
+/// skipped.
 pub(crate) fn resolve(entries: &[Entry]) -> Option<DocView> {
     let mut doc: Option<Entry> = None;
     let mut node_hwm = 0u64;
     let mut inputs: BTreeMap<u64, Entry> = BTreeMap::new();
     let mut outputs: BTreeMap<u64, Entry> = BTreeMap::new();
+    let mut metas: BTreeMap<u64, Entry> = BTreeMap::new();
     let mut deleted_nodes: Vec<u64> = Vec::new();
-    for e in entries {
+    for e in entries.iter().filter(|e| e.doc < format::KEY_SPACE) {
         match e.kind {
             Kind::DocDelete => return None,
             Kind::DocPut => {
@@ -703,7 +907,8 @@ pub(crate) fn resolve(entries: &[Entry]) -> Option<DocView> {
                     newest(&mut outputs, e);
                 }
             }
-            Kind::OutputPut => newest(&mut outputs, e),
+            Kind::OutputPut | Kind::OutputDelete => newest(&mut outputs, e),
+            Kind::NodeMetaPut => newest(&mut metas, e),
             Kind::InputDelete => {
                 node_hwm = node_hwm.max(e.node);
                 deleted_nodes.push(e.node);
@@ -714,14 +919,23 @@ pub(crate) fn resolve(entries: &[Entry]) -> Option<DocView> {
     for n in deleted_nodes {
         inputs.remove(&n);
     }
+    // A node's own meta field counts unless a newer NodeMetaPut replaced it.
+    metas.retain(|n, m| inputs.get(n).is_some_and(|i| m.seq > i.seq));
     let nodes = inputs
         .into_iter()
-        .map(|(n, input)| (n, (input, outputs.get(&n).copied())))
+        .map(|(n, input)| {
+            let output = outputs
+                .get(&n)
+                .copied()
+                .filter(|o| o.kind != Kind::OutputDelete);
+            (n, (input, output))
+        })
         .collect();
     Some(DocView {
         doc: doc?,
         node_hwm,
         nodes,
+        metas,
     })
 }
 

@@ -138,13 +138,132 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
             Err(e) => report.damage(&name, Some(0), brief(&e)),
         }
     }
-    let (current, stale) = replay::current_segments(&headers);
+    let (mut current, stale) = replay::current_segments(&headers);
     for n in &stale {
         report.notice(
             &format::segment_name(*n),
             None,
             "left over from an interrupted compaction (removed by the next write)",
         );
+    }
+    // A format-2 store goes by its manifest: members only, each the file
+    // the manifest lists (docs/FORMAT.md §7.7).
+    let manifest = match crate::engine::manifest::read(vfs, dir) {
+        Ok(m) => m,
+        Err(e @ (Error::Io { .. } | Error::UnsupportedVersion { .. })) => return Err(e),
+        Err(e) => {
+            report.damage(format::MANIFEST_NAME, Some(0), brief(&e));
+            return Ok(report);
+        }
+    };
+    let mut expected_active = manifest.as_ref().map_or(0, |m| m.active);
+    if let Some(m) = &manifest {
+        current.clear();
+        for member in &m.members {
+            let name = format::segment_name(member.number);
+            match headers.get(&member.number) {
+                None if !listing.segments.contains_key(&member.number) => {
+                    report.damage(
+                        &name,
+                        None,
+                        "member of the store is missing (the manifest lists it)",
+                    );
+                }
+                None => {}
+                Some(h) => {
+                    let id = if member.version == format::FORMAT_V1 {
+                        0
+                    } else {
+                        m.store_id
+                    };
+                    let len = files
+                        .iter()
+                        .find(|(n, ..)| *n == member.number)
+                        .and_then(|(_, f, _)| f.len().ok());
+                    if h.version != member.version || h.store_id != id {
+                        report.damage(&name, Some(0), "member belongs to another store");
+                    } else if len != Some(member.len) {
+                        report.damage(
+                            &name,
+                            None,
+                            format!(
+                                "member is {} bytes long, the manifest says {}",
+                                len.unwrap_or(0),
+                                member.len
+                            ),
+                        );
+                    } else {
+                        current.push(member.number);
+                    }
+                }
+            }
+        }
+        // The open's own plan says what the rest of the directory is.
+        let mut inv = crate::engine::recover::Inventory {
+            temps: listing.temps.clone(),
+            ..Default::default()
+        };
+        for &n in listing.segments.keys() {
+            let owner = (!m.members.iter().any(|x| x.number == n)).then(|| match headers.get(&n) {
+                Some(h) if h.version == format::FORMAT_VERSION && h.store_id == m.store_id => {
+                    crate::engine::recover::Owner::Ours(*h)
+                }
+                _ => crate::engine::recover::Owner::Foreign,
+            });
+            inv.segments.insert(n, owner);
+        }
+        if listing.active {
+            let path = dir.join(format::ACTIVE_NAME);
+            let file = vfs
+                .open_read(&path)
+                .map_err(|e| Error::io("open", &path, e))?;
+            let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+            let mut hb = [0u8; format::SEGMENT_HEADER_LEN];
+            let got = segment::read_prefix(&*file, &mut hb, &path)?;
+            let header = format::SegmentHeader::decode(&hb[..got]).map_err(|e| match e {
+                format::HeaderError::Bad(why) => why,
+                format::HeaderError::Version(_) => "unsupported format version",
+            });
+            inv.active = Some(crate::engine::recover::ActiveFound { len, header });
+        }
+        let planned = crate::engine::recover::plan(m, &inv);
+        if let Ok(p) = &planned {
+            expected_active = p.active;
+        }
+        match planned {
+            Err(refusal) => {
+                let e = refusal.into_error(dir);
+                let file = match &e {
+                    Error::Corrupt { path, .. } => file_name(path),
+                    _ => format::MANIFEST_NAME.to_owned(),
+                };
+                report.damage(&file, None, brief(&e));
+            }
+            Ok(plan) => {
+                if let Some(a) = plan.adopt {
+                    current.push(a);
+                    report.notice(
+                        &format::segment_name(a),
+                        None,
+                        "its seal was interrupted (finished by the next write)",
+                    );
+                }
+                for name in plan
+                    .remove
+                    .iter()
+                    .filter(|n| !n.ends_with(format::TMP_SUFFIX))
+                {
+                    report.notice(name, None, "left over from an interrupted seal or compaction (removed by the next write)");
+                }
+                for name in &plan.ignored {
+                    report.notice(
+                        name,
+                        None,
+                        "not a member of this store (never read, left alone)",
+                    );
+                }
+            }
+        }
     }
     let active_path = dir.join(format::ACTIVE_NAME);
     let active = if listing.active {
@@ -197,7 +316,17 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
         items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
     }
 
-    if active.as_ref().is_some_and(|f| f.len().unwrap_or(0) == 0) {
+    if manifest.is_some()
+        && active
+            .as_ref()
+            .is_some_and(|f| f.len().unwrap_or(0) < format::SEGMENT_HEADER_LEN as u64)
+    {
+        report.damage(
+            format::ACTIVE_NAME,
+            Some(0),
+            "active segment is shorter than its header (it is never written that way)",
+        );
+    } else if active.as_ref().is_some_and(|f| f.len().unwrap_or(0) == 0) {
         report.notice(
             format::ACTIVE_NAME,
             None,
@@ -216,6 +345,22 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
             Err(e) => report.damage(name, Some(0), brief(&e)),
             Ok(scan) => {
                 let mut ok = true;
+                if let Some(m) = &manifest {
+                    if scan.header.store_id != m.store_id {
+                        ok = false;
+                        report.damage(name, Some(0), "active segment belongs to another store");
+                    } else if scan.header.number != expected_active {
+                        ok = false;
+                        report.damage(
+                            name,
+                            Some(0),
+                            format!(
+                                "active segment number {}, the manifest says {}",
+                                scan.header.number, expected_active
+                            ),
+                        );
+                    }
+                }
                 if let Some(err) = &scan.damage {
                     ok = false;
                     report.damage(name, offset_of(err), brief(err));
@@ -357,6 +502,15 @@ fn file_report(report: &mut VerifyReport, name: &str, scan: &Scan, ok: bool) {
     });
 }
 
+/// The index files that belong to the scanned segment: its version, and in
+/// format 2 the store id in its header.
+fn binding_of(scan: &Scan) -> index::Binding {
+    index::Binding {
+        version: scan.header.version,
+        store_id: scan.header.store_id,
+    }
+}
+
 /// Checks a sealed segment's index file against what the segment holds.
 fn check_index(vfs: &dyn Vfs, dir: &Path, n: u64, scan: &Scan, report: &mut VerifyReport) {
     let name = format::index_name(n);
@@ -369,7 +523,7 @@ fn check_index(vfs: &dyn Vfs, dir: &Path, n: u64, scan: &Scan, report: &mut Veri
         );
         return;
     }
-    let opened = index::open_index(vfs, &path, n, scan.file_len);
+    let opened = index::open_index(vfs, &path, n, scan.file_len, binding_of(scan));
     compare_index(&name, opened, scan, u64::MAX, report);
 }
 
@@ -381,14 +535,14 @@ fn check_checkpoint(vfs: &dyn Vfs, dir: &Path, scan: &Scan, report: &mut VerifyR
         return;
     }
     let number = scan.header.number;
-    let opened = index::open_index_covering(vfs, &path, number, 0..=scan.end);
+    let opened = index::open_index_covering(vfs, &path, number, 0..=scan.end, binding_of(scan));
     if opened.is_none() {
         let mut buf = [0u8; format::INDEX_HEADER_LEN];
         let stale = vfs
             .open_read(&path)
             .ok()
             .and_then(|f| f.read_exact_at(&mut buf, 0).ok())
-            .and_then(|()| format::IndexHeader::decode(&buf))
+            .and_then(|()| format::IndexHeader::decode(&buf, scan.header.store_id))
             .is_some_and(|h| h.segment != number);
         if stale {
             report.notice(

@@ -82,6 +82,11 @@ pub trait Vfs: Send + Sync {
     /// What is at `path`, without following a final symlink; `None` when
     /// nothing is.
     fn kind(&self, path: &Path) -> io::Result<Option<EntryKind>>;
+    /// The length of the file at `path`, not following a symlink. A real
+    /// file system answers without opening the file.
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        self.open_read(path)?.len()
+    }
     /// Free bytes available to this user on the file system holding `path`.
     fn available_space(&self, path: &Path) -> io::Result<u64>;
     /// Makes `to` a second name of the file `from`. File systems that cannot
@@ -99,6 +104,11 @@ pub trait Vfs: Send + Sync {
         create: bool,
         timeout: Duration,
     ) -> io::Result<Option<Box<dyn LockGuard>>>;
+    /// A new store id (docs/FORMAT.md §7.7): random and non-zero. A
+    /// simulated file system returns a fixed one, so that its runs repeat.
+    fn new_store_id(&self) -> u64 {
+        crate::engine::format::new_store_id()
+    }
 }
 
 /// Copies the first `len` bytes of `file` (at `from`) into a new file `to`,
@@ -247,6 +257,9 @@ impl Vfs for OsFs {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
+    }
+    fn file_len(&self, path: &Path) -> io::Result<u64> {
+        Ok(fs::symlink_metadata(path)?.len())
     }
     fn available_space(&self, path: &Path) -> io::Result<u64> {
         fs2::available_space(path)

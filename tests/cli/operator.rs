@@ -26,7 +26,7 @@ fn stats_as_json_and_table() {
     assert_eq!(st["outputs"], 1);
     assert_eq!(st["tombstones"], 1);
     assert_eq!(st["doc_id_high_water"], 2);
-    assert_eq!(st["format_version"], 1);
+    assert_eq!(st["format_version"], 2);
     assert_eq!(st["last_compaction"], serde_json::Value::Null);
     let total = st["total_bytes"].as_u64().unwrap();
     let live = st["live_bytes"].as_u64().unwrap();

@@ -658,6 +658,11 @@ impl Vfs for CrashFs {
         self.open(path, false)
     }
 
+    /// Fixed, so that a workload writes the same bytes every run.
+    fn new_store_id(&self) -> u64 {
+        0x5717_a7e5_0000_0001
+    }
+
     fn open_rw(&self, path: &Path) -> io::Result<Box<dyn VFile>> {
         self.open(path, true)
     }

@@ -70,10 +70,10 @@ impl Model {
             Op::Update(id, p) => {
                 let d = self.docs.get_mut(id).expect("update of a live doc");
                 if let Some(c) = &p.category {
-                    d.category = Some(c.clone());
+                    d.category = c.clone();
                 }
                 if let Some(v) = &p.version {
-                    d.version = Some(v.clone());
+                    d.version = v.clone();
                 }
                 if let Some(b) = &p.body {
                     d.body = b.clone();
@@ -133,8 +133,10 @@ impl Model {
 fn document(id: u64, d: &MDoc) -> Document {
     Document {
         id: DocId(id),
+        key: None,
         category: d.category.clone(),
         version: d.version.clone(),
+        meta: None,
         body: d.body.clone(),
         inputs: d
             .nodes
@@ -142,6 +144,7 @@ fn document(id: u64, d: &MDoc) -> Document {
             .map(|(n, (i, o))| Node {
                 id: NodeId(*n),
                 input: i.clone(),
+                meta: None,
                 output: o.clone(),
             })
             .collect(),

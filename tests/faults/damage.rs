@@ -14,8 +14,19 @@ use std::path::{Path, PathBuf};
 
 use stratum::engine::format::{
     self, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD, SealPayload, SegmentHeader, encode_block,
-    encode_doc_meta, encode_record,
+    encode_record,
 };
+
+/// A format-1 `DocPut` payload prefix (these stores are crafted as format 1).
+fn encode_doc_meta(node_hwm: u64, category: Option<&str>, version: Option<&str>) -> Vec<u8> {
+    format::encode_doc_prefix(&format::DocFields {
+        node_hwm,
+        category,
+        version,
+        ..format::DocFields::default()
+    })
+    .0
+}
 
 use crate::model::{self, Docs, Model, Op, Target, new_doc, parse_doc};
 use crate::support::{Cmd, Ctx, Rng, long, names, reset_dir};
@@ -377,6 +388,8 @@ fn crafted_store(dir: &Path, records: &[u8]) {
     fs::create_dir_all(dir).expect("dir");
     fs::write(dir.join("LOCK"), b"").expect("lock");
     let mut b = SegmentHeader {
+        version: format::FORMAT_V1,
+        store_id: 0,
         flags: 0,
         number: 1,
         gen_base: 0,
@@ -424,6 +437,8 @@ fn sealed_segment(
     generation: Option<(u64, u32)>,
 ) -> Vec<u8> {
     let mut b = SegmentHeader {
+        version: format::FORMAT_V1,
+        store_id: 0,
         flags: if generation.is_some() {
             format::SEG_FLAG_COMPACTED
         } else {
@@ -630,6 +645,8 @@ fn crafted_cases() -> Vec<Crafted> {
                     flags: 0,
                 };
                 let mut idx = IndexHeader {
+                    version: format::FORMAT_V1,
+                    store_id: 0,
                     segment: 1,
                     segment_len: seg.len() as u64,
                     entries: 1,
@@ -655,6 +672,8 @@ fn crafted_cases() -> Vec<Crafted> {
                 };
                 let seg = sealed_segment(1, &doc_rec(1, 1, 0), seal, 2, None);
                 let idx = IndexHeader {
+                    version: format::FORMAT_V1,
+                    store_id: 0,
                     segment: 1,
                     segment_len: seg.len() as u64,
                     entries: u64::MAX,

@@ -46,6 +46,12 @@ enum Expect {
     /// Either, command by command (a symlinked cache file: writes replace
     /// it, verify reports it).
     Either,
+    /// A member replaced by a file of the same length that is not this
+    /// store's (format 2 opens a member only when a command reads it, so
+    /// that opening costs the same at any number of segments: FORMAT.md
+    /// §7.7): every command that reads the whole store refuses; the others
+    /// refuse or work without reading it; none changes the planted file.
+    RefusedWhenRead,
 }
 
 struct Plant {
@@ -149,16 +155,16 @@ fn plants() -> Vec<Plant> {
             keep: &["active.seg"],
         },
         Plant {
-            name: "active.seg of format version 2 (header CRC fixed)",
+            name: "active.seg of format version 3 (header CRC fixed)",
             expect: Expect::Refused,
-            plant: |d, _| patch_version(&d.join("active.seg"), 2),
+            plant: |d, _| patch_version(&d.join("active.seg"), 3),
             keep: &["active.seg", "seg_000001.seg"],
         },
         Plant {
-            name: "seg_000001.seg of format version 2 (header CRC fixed)",
-            expect: Expect::Refused,
-            plant: |d, _| patch_version(&d.join("seg_000001.seg"), 2),
-            keep: &["active.seg", "seg_000001.seg"],
+            name: "seg_000001.seg of format version 3 (header CRC fixed)",
+            expect: Expect::RefusedWhenRead,
+            plant: |d, _| patch_version(&d.join("seg_000001.seg"), 3),
+            keep: &["seg_000001.seg"],
         },
         Plant {
             name: "unknown files and a directory",
@@ -347,6 +353,16 @@ fn hostile_directories_are_refused_or_ignored_never_written_through() {
                         violations.push(format!("{what}: {}", out.describe()));
                     }
                 }
+                Expect::RefusedWhenRead => {
+                    let whole = matches!(args[0], "list" | "dump" | "verify" | "compact" | "stats");
+                    let refused = matches!(out.code, Some(6 | 7)) && err.lines().count() == 1;
+                    if (whole && !repair && !refused) || !matches!(out.code, Some(0 | 6 | 7)) {
+                        violations.push(format!(
+                            "{what}: expected a refusal of a command that reads every member: {}",
+                            out.describe()
+                        ));
+                    }
+                }
                 Expect::Either => {
                     if !matches!(out.code, Some(0 | 6 | 7)) {
                         violations.push(format!("{what}: {}", out.describe()));
@@ -409,18 +425,18 @@ fn repair_refuses_a_newer_format_version() {
     for name in ["seg_000001.seg", "active.seg"] {
         let work = cx.path("work");
         reset_dir(&tpl, &work);
-        patch_version(&work.join(name), 2);
+        patch_version(&work.join(name), 3);
         let before = snapshot(&work);
         let out = cx.run.stratum(&work, &["repair"]);
-        if out.code != Some(6) || !out.err().contains("version 2") {
+        if out.code != Some(6) || !out.err().contains("version 3") {
             violations.push(format!(
-                "{name} at version 2: expected exit 6 naming version 2: {}",
+                "{name} at version 3: expected exit 6 naming version 3: {}",
                 out.describe()
             ));
         }
         if snapshot(&work) != before || work.join(stratum::engine::QUARANTINE_DIR).exists() {
             violations.push(format!(
-                "{name} at version 2: repair changed the store: {:?}",
+                "{name} at version 3: repair changed the store: {:?}",
                 names(&work)
             ));
         }

@@ -1,0 +1,852 @@
+//! Recovery of a format-2 store at open: an inventory that only reads, a
+//! pure plan that decides, and (write opens only) an apply step that acts.
+//!
+//! The plan is a function of the inventory alone, so it is tested without a
+//! file system (below), and a read-only open stops after it. Nothing is
+//! removed or renamed unless the whole plan succeeded: a refusal leaves the
+//! directory exactly as it was. See docs/FORMAT.md §8.5.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::engine::active::{Active, create_active};
+use crate::engine::format::{
+    self, ACTIVE_NAME, FORMAT_VERSION, Manifest, Member, SEGMENT_HEADER_LEN, SegmentHeader,
+};
+use crate::engine::index::{Binding, SealedIndex};
+use crate::engine::manifest::{self, MemberStats};
+use crate::engine::replay::{self, Listing};
+use crate::engine::segment::{self, Handle, Lazy, Sealed};
+use crate::engine::store::{Mode, Options, Store};
+use crate::engine::vfs::{LockGuard, VFile, Vfs};
+use crate::error::{Error, Result};
+
+/// What a segment file's header says about who owns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// A format-2 header with this store's id and the number of its name.
+    Ours(SegmentHeader),
+    /// Anything else: another store's, a format-1 file, or unreadable.
+    Foreign,
+}
+
+/// `active.seg` as found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ActiveFound {
+    /// File length.
+    pub len: u64,
+    /// Its header, or why it does not decode.
+    pub header: Result<SegmentHeader, &'static str>,
+}
+
+/// Everything recovery needs to know, read without changing anything.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Inventory {
+    /// `seg_N.seg` files present, by number, with their owner when they are
+    /// not members (members are checked when first read).
+    pub segments: BTreeMap<u64, Option<Owner>>,
+    /// `seg_N.idx` files present, by number: `Some(true)` when a non-member
+    /// index checks with this store's id.
+    pub indexes: BTreeMap<u64, Option<bool>>,
+    /// `*.stratum-tmp` names.
+    pub temps: Vec<String>,
+    /// `active.seg`, when present.
+    pub active: Option<ActiveFound>,
+}
+
+/// What recovery will do.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// File names to delete.
+    pub remove: Vec<String>,
+    /// Extra files left alone (foreign), for notices.
+    pub ignored: Vec<String>,
+    /// A sealed segment to make a member: a seal interrupted before its
+    /// manifest was written.
+    pub adopt: Option<u64>,
+    /// Create `active.seg` with this number.
+    pub create_active: Option<u64>,
+    /// The active segment's number once applied.
+    pub active: u64,
+    /// The lowest number a new segment may take.
+    pub next_number: u64,
+}
+
+/// Why a store cannot be opened as it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// A listed member is not in the directory.
+    MissingMember(u64),
+    /// The manifest names an active segment that is not there.
+    ActiveMissing,
+    /// `active.seg` is shorter than a header (0 bytes after a bad restore).
+    ActiveTooShort(u64),
+    /// `active.seg` has a bad header.
+    ActiveBad(&'static str),
+    /// `active.seg` belongs to another store (or is format 1).
+    ActiveForeign,
+    /// `active.seg` has another number than the manifest's.
+    ActiveNumber {
+        /// In its header.
+        found: u64,
+        /// In the manifest.
+        expected: u64,
+    },
+}
+
+impl Refusal {
+    /// The error an open fails with (exit 6), naming the file.
+    pub fn into_error(self, dir: &Path) -> Error {
+        let active = dir.join(format::ACTIVE_NAME);
+        match self {
+            Refusal::MissingMember(n) => Error::corrupt(
+                dir.join(format::segment_name(n)),
+                0,
+                "member of the store is missing (the manifest lists it; restore it, or run `stratum repair` to keep the rest)",
+            ),
+            Refusal::ActiveMissing => Error::corrupt(
+                active,
+                0,
+                "active segment is missing (the manifest lists it)",
+            ),
+            Refusal::ActiveTooShort(len) => Error::corrupt(
+                active,
+                0,
+                format!("active segment is {len} bytes long, shorter than its header"),
+            ),
+            Refusal::ActiveBad(why) => Error::corrupt(active, 0, why),
+            Refusal::ActiveForeign => {
+                Error::corrupt(active, 0, "active segment belongs to another store")
+            }
+            Refusal::ActiveNumber { found, expected } => Error::corrupt(
+                active,
+                0,
+                format!("active segment number {found}, the manifest says {expected}"),
+            ),
+        }
+    }
+}
+
+/// Decides what recovery does (docs/FORMAT.md §8.5, plan rules 1–4).
+///
+/// # Errors
+/// The first [`Refusal`] that applies.
+pub(crate) fn plan(m: &Manifest, inv: &Inventory) -> Result<Plan, Refusal> {
+    let members: BTreeSet<u64> = m.members.iter().map(|x| x.number).collect();
+    if let Some(missing) = members.iter().find(|n| !inv.segments.contains_key(n)) {
+        return Err(Refusal::MissingMember(*missing));
+    }
+    let ours = |n: u64| {
+        matches!(inv.segments.get(&n), Some(Some(Owner::Ours(h))) if h.number == n)
+            && !members.contains(&n)
+    };
+    let a = m.active;
+    // The number sealing gives the next active segment (§8.3 step 8).
+    let after = (a + 1).max(m.next_number);
+    let mut plan = Plan {
+        active: a,
+        ..Plan::default()
+    };
+    match inv.active {
+        Some(found) if found.len < SEGMENT_HEADER_LEN as u64 => {
+            return Err(Refusal::ActiveTooShort(found.len));
+        }
+        Some(found) => {
+            let h = found.header.map_err(Refusal::ActiveBad)?;
+            if h.version != FORMAT_VERSION || h.store_id != m.store_id {
+                return Err(Refusal::ActiveForeign);
+            }
+            if h.number == after && found.len == SEGMENT_HEADER_LEN as u64 && ours(a) {
+                // Sealing step 10 done, manifest not yet written.
+                plan.adopt = Some(a);
+                plan.active = after;
+            } else if h.number != a {
+                return Err(Refusal::ActiveNumber {
+                    found: h.number,
+                    expected: a,
+                });
+            }
+        }
+        None if ours(a) => {
+            // Sealing step 3 done, no new active segment yet.
+            plan.adopt = Some(a);
+            plan.active = after;
+            plan.create_active = Some(after);
+        }
+        None => return Err(Refusal::ActiveMissing),
+    }
+    for (&n, owner) in &inv.segments {
+        if members.contains(&n) || plan.adopt == Some(n) {
+            continue;
+        }
+        let name = format::segment_name(n);
+        match owner {
+            Some(Owner::Ours(h)) if h.number == n => plan.remove.push(name),
+            _ => plan.ignored.push(name),
+        }
+    }
+    for (&n, ours) in &inv.indexes {
+        if members.contains(&n) || plan.adopt == Some(n) {
+            continue;
+        }
+        if *ours == Some(true) {
+            plan.remove.push(format::index_name(n));
+        } else {
+            plan.ignored.push(format::index_name(n));
+        }
+    }
+    plan.remove.extend(inv.temps.iter().cloned());
+    let highest = inv.segments.keys().chain(inv.indexes.keys()).max().copied();
+    plan.next_number = m
+        .next_number
+        .max(plan.active + 1)
+        .max(highest.map_or(0, |h| h + 1));
+    Ok(plan)
+}
+
+// ---------------------------------------------------------------------------
+// Inventory and apply: the parts that touch the file system.
+
+/// Reads what [`plan`] needs. Members are not opened here.
+fn inventory(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    listing: &Listing,
+    m: &Manifest,
+    write: bool,
+) -> Result<(Inventory, Option<Box<dyn VFile>>)> {
+    let members: BTreeSet<u64> = m.members.iter().map(|x| x.number).collect();
+    let mut inv = Inventory {
+        temps: listing.temps.clone(),
+        ..Inventory::default()
+    };
+    for &n in listing.segments.keys() {
+        let owner = if members.contains(&n) {
+            None
+        } else {
+            let path = dir.join(format::segment_name(n));
+            let file = vfs
+                .open_read(&path)
+                .map_err(|e| Error::io("open", &path, e))?;
+            let mut hb = [0u8; SEGMENT_HEADER_LEN];
+            let got = segment::read_prefix(&*file, &mut hb, &path)?;
+            Some(match SegmentHeader::decode(&hb[..got]) {
+                Ok(h) if h.version == FORMAT_VERSION && h.store_id == m.store_id => Owner::Ours(h),
+                _ => Owner::Foreign,
+            })
+        };
+        inv.segments.insert(n, owner);
+    }
+    for &n in listing.indexes.keys() {
+        let ours = if members.contains(&n) {
+            None
+        } else {
+            let path = dir.join(format::index_name(n));
+            let bind = Binding {
+                version: FORMAT_VERSION,
+                store_id: m.store_id,
+            };
+            let ok = vfs.open_read(&path).is_ok_and(|f| {
+                let mut buf = [0u8; format::INDEX_HEADER_LEN];
+                f.read_exact_at(&mut buf, 0).is_ok()
+                    && format::IndexHeader::decode(&buf, bind.store_id)
+                        .is_some_and(|h| h.version == FORMAT_VERSION && h.segment == n)
+            });
+            Some(ok)
+        };
+        inv.indexes.insert(n, ours);
+    }
+    let mut active_file = None;
+    if listing.active {
+        let path = dir.join(ACTIVE_NAME);
+        let file = if write {
+            vfs.open_rw(&path)
+        } else {
+            vfs.open_read(&path)
+        }
+        .map_err(|e| Error::io("open", &path, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        let mut hb = [0u8; SEGMENT_HEADER_LEN];
+        let got = segment::read_prefix(&*file, &mut hb, &path)?;
+        let header = match SegmentHeader::decode(&hb[..got]) {
+            Ok(h) => Ok(h),
+            Err(format::HeaderError::Bad(why)) => Err(why),
+            Err(format::HeaderError::Version(found)) => {
+                return Err(Error::UnsupportedVersion { path, found });
+            }
+        };
+        inv.active = Some(ActiveFound { len, header });
+        active_file = Some(file);
+    }
+    Ok((inv, active_file))
+}
+
+/// Opens a format-2 store: inventory, plan, and in write mode apply.
+pub(crate) fn open_v2(
+    opts: Options,
+    mode: Mode,
+    guard: Box<dyn LockGuard>,
+    listing: &Listing,
+    mut m: Manifest,
+    mut dir_dirty: bool,
+) -> Result<Store> {
+    let vfs = opts.vfs.clone();
+    let dir = opts.dir.clone();
+    let write = mode == Mode::Write;
+    let (inv, active_file) = inventory(&*vfs, &dir, listing, &m, write)?;
+    let plan = plan(&m, &inv).map_err(|r| r.into_error(&dir))?;
+    m.next_number = m.next_number.max(plan.next_number);
+    let mut notices: Vec<String> = plan
+        .ignored
+        .iter()
+        .map(|n| format!("{n} is not a member of this store and was left alone"))
+        .collect();
+    let bind2 = Binding {
+        version: FORMAT_VERSION,
+        store_id: m.store_id,
+    };
+    // Every member has its listed length: one stat each, no open, no read;
+    // a member replaced by another file is refused here (its header and
+    // contents are checked when it is first read).
+    for member in &m.members {
+        let path = dir.join(format::segment_name(member.number));
+        let len = vfs
+            .file_len(&path)
+            .map_err(|e| Error::io("stat", &path, e))?;
+        if len != member.len {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                format!(
+                    "member is {len} bytes long, the manifest says {} (replaced or truncated)",
+                    member.len
+                ),
+            ));
+        }
+    }
+    // Every check has passed: from here on, a write open may change things.
+    if write {
+        if plan.remove.iter().any(|n| !n.ends_with(format::TMP_SUFFIX)) {
+            // The removals rely on the manifest that made these files extra:
+            // make its rename durable first, as a crash may have left it not.
+            vfs.sync_dir(&dir)
+                .map_err(|e| Error::io("fsync", &dir, e))?;
+        }
+        for name in &plan.remove {
+            let p = dir.join(name);
+            match vfs.remove_file(&p) {
+                Ok(()) => dir_dirty = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", &p, e)),
+            }
+        }
+    }
+    let mut adopted = None;
+    if let Some(n) = plan.adopt {
+        let (s, member) = adopt(&opts, mode, n, bind2, &mut dir_dirty)?;
+        // Its footer knows the ids it handed out (deleted ones included).
+        m.doc_hwm = m.doc_hwm.max(s.doc_hwm);
+        adopted = Some(s);
+        m.members.push(member);
+        m.members.sort_by_key(|x| x.number);
+        m.active = plan.active;
+        m.next_number = m.next_number.max(plan.next_number);
+        m.max_seq = m.max_seq.max(member.max_seq);
+    }
+    let mut sealed = Vec::with_capacity(m.members.len());
+    for member in &m.members {
+        if adopted.as_ref().is_some_and(|s| s.number == member.number) {
+            if let Some(s) = adopted.take() {
+                sealed.push(s);
+            }
+            continue;
+        }
+        sealed.push(lazy_member(&opts, mode, member, &m));
+    }
+    let active_path = dir.join(ACTIVE_NAME);
+    let mut active = Active::empty(plan.active, active_path.clone());
+    let mut active_max_seq = 0u64;
+    let mut ckpt_marks = (0u64, 0u64);
+    let mut reseal = false;
+    match (active_file, plan.create_active) {
+        (Some(file), None) if plan.adopt.is_none() || listing.active => {
+            let len = file.len().map_err(|e| Error::io("stat", &active_path, e))?;
+            let (scan, checkpoint) = replay::scan_active(&opts, &*file, &active_path, len, bind2)?;
+            if let Some(err) = scan.damage {
+                return Err(err);
+            }
+            if checkpoint.is_none() && write && listing.active_index {
+                let p = dir.join(format::ACTIVE_INDEX_NAME);
+                let _ = vfs.remove_file(&p);
+            }
+            if scan.seal.is_some() && write {
+                // A crash between the footer and the rename (sealing steps
+                // 2–3): drop the footer, and seal again below.
+                file.set_len(scan.end - format::SEAL_RECORD_LEN as u64)
+                    .and_then(|()| file.sync_data())
+                    .map_err(|e| Error::io("truncate", &active_path, e))?;
+                reseal = true;
+            } else if scan.bad_at.is_some() && write && scan.seal.is_none() {
+                let at = scan.bad_at.as_ref().map_or(scan.end, |(at, _)| *at);
+                let dropped = scan.file_len - scan.end;
+                file.set_len(scan.end)
+                    .map_err(|e| Error::io("truncate", &active_path, e))?;
+                file.sync_data()
+                    .map_err(|e| Error::io("fsync", &active_path, e))?;
+                notices.push(format!(
+                    "discarded {dropped} bytes of an incomplete write at the end of {} (from offset {})",
+                    active_path.display(),
+                    at.min(scan.end)
+                ));
+            }
+            active_max_seq = scan.max_seq;
+            let end = if reseal {
+                scan.end - format::SEAL_RECORD_LEN as u64
+            } else {
+                scan.end
+            };
+            let mut map: std::collections::HashMap<u64, Vec<format::IndexEntry>> =
+                std::collections::HashMap::new();
+            for e in &scan.entries {
+                map.entry(e.doc).or_default().push(*e);
+            }
+            let (prefix, prefix_len, prefix_records) = match checkpoint {
+                Some((f, h)) => {
+                    ckpt_marks = (h.max_seq, h.doc_hwm);
+                    (
+                        Some(SealedIndex::on_disk(
+                            dir.join(format::ACTIVE_INDEX_NAME),
+                            f,
+                            h,
+                        )),
+                        h.segment_len,
+                        h.entries,
+                    )
+                }
+                None => (None, SEGMENT_HEADER_LEN as u64, 0),
+            };
+            active = Active {
+                number: scan.header.number,
+                version: scan.header.version,
+                path: active_path.clone(),
+                file: Some(file),
+                len: end,
+                flushed: end,
+                wbuf: Vec::new(),
+                map,
+                records: scan.records + prefix_records,
+                prefix,
+                prefix_len,
+            };
+        }
+        (_, Some(n)) if write => {
+            if dir_dirty {
+                vfs.sync_dir(&dir)
+                    .map_err(|e| Error::io("fsync", &dir, e))?;
+            }
+            active = create_active(&dir, &*vfs, n, m.store_id)?;
+            dir_dirty = false;
+        }
+        _ => {}
+    }
+    if write && dir_dirty {
+        vfs.sync_dir(&dir)
+            .map_err(|e| Error::io("fsync", &dir, e))?;
+    }
+    let mut doc_hwm = m.doc_hwm.max(ckpt_marks.1);
+    let mut max_seq = m.max_seq.max(ckpt_marks.0).max(active_max_seq);
+    for e in active.map.values().flatten() {
+        max_seq = max_seq.max(e.seq);
+        if e.kind == format::Kind::DocPut && !e.is_key() {
+            doc_hwm = doc_hwm.max(e.doc);
+        }
+    }
+    let changed = plan.adopt.is_some();
+    let mut store = Store {
+        opts,
+        mode,
+        _lock: guard,
+        sealed,
+        active,
+        next_seq: max_seq + 1,
+        doc_hwm,
+        opened_doc_hwm: doc_hwm,
+        notices,
+        batch: None,
+        poisoned: false,
+        readahead: std::cell::RefCell::new(None),
+        manifest: Some(m),
+    };
+    if write && changed {
+        store.write_manifest()?;
+    }
+    if reseal {
+        store.seal()?;
+    }
+    Ok(store)
+}
+
+/// Opens one member, checking it is the file the manifest lists: its
+/// header's version, number and store id, and its length. A missing or
+/// stale index is a cache miss: the segment is scanned, and a write open
+/// writes the index again.
+pub(crate) fn open_member(lazy: &Lazy, member: &Member) -> Result<Handle> {
+    let (opts, mode, store_id) = (&lazy.opts, lazy.mode, lazy.store_id);
+    let n = member.number;
+    let path = opts.dir.join(format::segment_name(n));
+    let file = opts
+        .vfs
+        .open_read(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    let h = replay::read_header(&*file, &path)?;
+    let want_id = if member.version == FORMAT_VERSION {
+        store_id
+    } else {
+        0
+    };
+    if h.version != member.version || h.store_id != want_id {
+        return Err(Error::corrupt(
+            &path,
+            0,
+            "member belongs to another store (its header does not carry this store's id)",
+        ));
+    }
+    if h.number != n {
+        return Err(Error::corrupt(
+            &path,
+            0,
+            format!("header says segment {}, the file name says {n}", h.number),
+        ));
+    }
+    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    if len != member.len {
+        return Err(Error::corrupt(
+            &path,
+            0,
+            format!(
+                "member is {len} bytes long, the manifest says {}",
+                member.len
+            ),
+        ));
+    }
+    let bind = Binding {
+        version: member.version,
+        store_id: want_id,
+    };
+    let mut rebuilt = false;
+    let s = replay::open_sealed(opts, mode, n, file, &mut rebuilt, bind)?;
+    if rebuilt {
+        opts.vfs
+            .sync_dir(&opts.dir)
+            .map_err(|e| Error::io("fsync", &opts.dir, e))?;
+    }
+    s.handle
+        .into_inner()
+        .ok_or_else(|| Error::invalid("internal: an opened segment without its handle"))
+}
+
+/// A member that is opened only when first needed.
+fn lazy_member(opts: &Options, mode: Mode, member: &Member, m: &Manifest) -> Sealed {
+    Sealed {
+        number: member.number,
+        version: member.version,
+        path: opts.dir.join(format::segment_name(member.number)),
+        len: member.len,
+        max_seq: member.max_seq,
+        doc_hwm: m.doc_hwm,
+        generation: (member.flags & 1 != 0).then_some((member.number, 1)),
+        member: Some(*member),
+        handle: std::cell::OnceCell::new(),
+        lazy: Some(Lazy {
+            opts: opts.clone(),
+            mode,
+            store_id: m.store_id,
+        }),
+    }
+}
+
+/// Makes sealed segment `n` (this store's, not yet listed) a member: scans
+/// it strictly, writes its index (write mode) and returns its entry.
+fn adopt(
+    opts: &Options,
+    mode: Mode,
+    n: u64,
+    bind: Binding,
+    dir_dirty: &mut bool,
+) -> Result<(Sealed, Member)> {
+    let path = opts.dir.join(format::segment_name(n));
+    let file = opts
+        .vfs
+        .open_read(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    let scan = segment::scan(&*file, &path, true)?;
+    if let Some(err) = scan.damage {
+        return Err(err);
+    }
+    let mut stats = MemberStats::default();
+    for e in &scan.entries {
+        stats.add(e);
+    }
+    let member = stats.member(n, scan.end, bind.version, scan.max_seq, 0);
+    // The index may be missing or a partial leftover: rebuild it.
+    let idx = opts.dir.join(format::index_name(n));
+    if mode == Mode::Write {
+        let _ = opts.vfs.remove_file(&idx);
+    }
+    let mut s = replay::open_sealed(opts, mode, n, file, dir_dirty, bind)?;
+    s.member = Some(member);
+    Ok((s, member))
+}
+
+/// Creates a new, empty format-2 store in a directory holding none of
+/// stratum's files: `active.seg` number 1 with a new store id, then the
+/// first manifest (docs/FORMAT.md §8.3, last paragraph).
+pub(crate) fn create(opts: Options, guard: Box<dyn LockGuard>) -> Result<Store> {
+    let vfs = opts.vfs.clone();
+    let dir = opts.dir.clone();
+    let store_id = vfs.new_store_id();
+    let active = create_active(&dir, &*vfs, 1, store_id)?;
+    let m = Manifest {
+        store_id,
+        serial: 1,
+        active: 1,
+        next_number: 2,
+        doc_hwm: 0,
+        max_seq: 0,
+        counters: [0; 4],
+        members: Vec::new(),
+    };
+    manifest::write(&*vfs, &dir, &m)?;
+    Ok(Store {
+        opts,
+        mode: Mode::Write,
+        _lock: guard,
+        sealed: Vec::new(),
+        active,
+        next_seq: 1,
+        doc_hwm: 0,
+        opened_doc_hwm: 0,
+        notices: Vec::new(),
+        batch: None,
+        poisoned: false,
+        readahead: std::cell::RefCell::new(None),
+        manifest: Some(m),
+    })
+}
+
+/// Upgrades a format-1 store opened for writing (docs/FORMAT.md §8.7): its
+/// active segment is sealed as format 1, a format-2 `active.seg` takes its
+/// place, and the first manifest lists every format-1 segment.
+pub(crate) fn upgrade(store: &mut Store) -> Result<()> {
+    let vfs = store.opts.vfs.clone();
+    let dir = store.opts.dir.clone();
+    if store.active.version == FORMAT_VERSION && store.active.records > 0 {
+        return Err(Error::corrupt(
+            &store.active.path,
+            0,
+            "a format-2 active segment with records in a store without a manifest",
+        ));
+    }
+    if store.active.version == format::FORMAT_V1 && store.active.records > 0 {
+        store.seal()?;
+    }
+    // A format-2 active segment left by an upgrade (or a creation) that did
+    // not get to write its manifest: adopt its id and number.
+    let (store_id, number) = match store.active.file.as_deref() {
+        Some(f) if store.active.version == FORMAT_VERSION => {
+            let h = replay::read_header(f, &store.active.path)?;
+            (h.store_id, h.number)
+        }
+        _ => (vfs.new_store_id(), store.next_segment_number()),
+    };
+    if store.active.version != FORMAT_VERSION || store.active.file.is_none() {
+        store.active = create_active(&dir, &*vfs, number, store_id)?;
+    }
+    let mut members = Vec::with_capacity(store.sealed.len());
+    for s in &store.sealed {
+        let mut stats = MemberStats::default();
+        let mut c = s.index()?.cursor(Box::new(move || s.scan_entries()))?;
+        while let Some(e) = c.peek()? {
+            stats.add(&e);
+            c.advance();
+        }
+        let flags = u16::from(s.generation.is_some());
+        members.push(stats.member(s.number, s.len, s.version, s.max_seq, flags));
+    }
+    let max_seq = store.next_seq - 1;
+    let m = Manifest {
+        store_id,
+        serial: 1,
+        active: number,
+        next_number: (number + 1).max(store.next_segment_number()),
+        doc_hwm: store.doc_hwm,
+        max_seq,
+        counters: [format::UNKNOWN; 4],
+        members,
+    };
+    manifest::write(&*vfs, &dir, &m)?;
+    store.manifest = Some(m);
+    // The format-1 checkpoint named the segment just sealed.
+    let _ = vfs.remove_file(&dir.join(format::ACTIVE_INDEX_NAME));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::format::UNKNOWN;
+
+    const ID: u64 = 0x5707e;
+
+    fn member(n: u64) -> Member {
+        Member {
+            number: n,
+            len: 100,
+            records: 1,
+            min_seq: 1,
+            max_seq: 2,
+            min_doc: 1,
+            max_doc: 1,
+            keys: 0,
+            live_bytes: UNKNOWN,
+            dead_bytes: UNKNOWN,
+            version: FORMAT_VERSION,
+            flags: 0,
+        }
+    }
+
+    fn manifest(members: &[u64], active: u64) -> Manifest {
+        Manifest {
+            store_id: ID,
+            serial: 1,
+            active,
+            next_number: active + 1,
+            doc_hwm: 1,
+            max_seq: 2,
+            counters: [UNKNOWN; 4],
+            members: members.iter().map(|&n| member(n)).collect(),
+        }
+    }
+
+    fn ours(n: u64) -> Option<Owner> {
+        Some(Owner::Ours(SegmentHeader::v2(n, ID, 0)))
+    }
+
+    fn active(n: u64, len: u64, id: u64) -> Option<ActiveFound> {
+        Some(ActiveFound {
+            len,
+            header: Ok(SegmentHeader::v2(n, id, 0)),
+        })
+    }
+
+    fn inv(segments: &[(u64, Option<Owner>)], act: Option<ActiveFound>) -> Inventory {
+        Inventory {
+            segments: segments.iter().copied().collect(),
+            active: act,
+            ..Inventory::default()
+        }
+    }
+
+    #[test]
+    fn a_clean_store_needs_nothing() {
+        let m = manifest(&[1, 2], 3);
+        let p = plan(&m, &inv(&[(1, None), (2, None)], active(3, 500, ID))).unwrap();
+        assert_eq!(
+            p,
+            Plan {
+                active: 3,
+                next_number: 4,
+                ..Plan::default()
+            }
+        );
+    }
+
+    /// Issue 8, hole 1: a missing member is refused, never read as a
+    /// smaller store.
+    #[test]
+    fn a_missing_member_is_refused() {
+        let m = manifest(&[3, 4], 5);
+        let r = plan(&m, &inv(&[(3, None)], active(5, 40, ID)));
+        assert_eq!(r, Err(Refusal::MissingMember(4)));
+    }
+
+    /// Issue 8, hole 3: a deleted or emptied active segment is refused.
+    #[test]
+    fn a_missing_or_empty_active_segment_is_refused() {
+        let m = manifest(&[1], 2);
+        assert_eq!(
+            plan(&m, &inv(&[(1, None)], None)),
+            Err(Refusal::ActiveMissing)
+        );
+        let empty = Some(ActiveFound {
+            len: 0,
+            header: Err("file is shorter than a segment header"),
+        });
+        assert_eq!(
+            plan(&m, &inv(&[(1, None)], empty)),
+            Err(Refusal::ActiveTooShort(0))
+        );
+        assert_eq!(
+            plan(&m, &inv(&[(1, None)], active(2, 40, ID + 1))),
+            Err(Refusal::ActiveForeign)
+        );
+        assert_eq!(
+            plan(&m, &inv(&[(1, None)], active(7, 40, ID))),
+            Err(Refusal::ActiveNumber {
+                found: 7,
+                expected: 2
+            })
+        );
+    }
+
+    /// Issue 8, hole 2: a foreign segment is never taken for a member, and
+    /// never deleted; new segments are numbered above it.
+    #[test]
+    fn a_foreign_extra_file_is_ignored_not_deleted() {
+        let m = manifest(&[1], 2);
+        let p = plan(
+            &m,
+            &inv(&[(1, None), (4, Some(Owner::Foreign))], active(2, 40, ID)),
+        )
+        .unwrap();
+        assert_eq!(p.ignored, vec!["seg_000004.seg".to_owned()]);
+        assert!(p.remove.is_empty());
+        assert_eq!(p.next_number, 5);
+    }
+
+    #[test]
+    fn leftovers_of_this_store_are_removed() {
+        let m = manifest(&[5], 3);
+        let mut i = inv(&[(2, ours(2)), (5, None), (6, ours(6))], active(3, 40, ID));
+        i.indexes = [(2, Some(true)), (5, None), (9, Some(false))]
+            .into_iter()
+            .collect();
+        i.temps = vec!["MANIFEST.stratum-tmp".into()];
+        let p = plan(&m, &i).unwrap();
+        assert_eq!(
+            p.remove,
+            vec![
+                "seg_000002.seg".to_owned(),
+                "seg_000006.seg".to_owned(),
+                "seg_000002.idx".to_owned(),
+                "MANIFEST.stratum-tmp".to_owned()
+            ]
+        );
+        assert_eq!(p.ignored, vec!["seg_000009.idx".to_owned()]);
+        assert_eq!(p.next_number, 10);
+    }
+
+    #[test]
+    fn an_interrupted_seal_is_finished() {
+        let m = manifest(&[1], 2);
+        // Renamed, no new active segment yet.
+        let p = plan(&m, &inv(&[(1, None), (2, ours(2))], None)).unwrap();
+        assert_eq!((p.adopt, p.create_active, p.active), (Some(2), Some(3), 3));
+        // The new active segment exists, the manifest was not written.
+        let p = plan(&m, &inv(&[(1, None), (2, ours(2))], active(3, 40, ID))).unwrap();
+        assert_eq!((p.adopt, p.create_active, p.active), (Some(2), None, 3));
+        // A foreign file in its place is not adopted.
+        let r = plan(&m, &inv(&[(1, None), (2, Some(Owner::Foreign))], None));
+        assert_eq!(r, Err(Refusal::ActiveMissing));
+    }
+}
