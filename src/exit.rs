@@ -10,6 +10,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use crate::cli::diff::Differences;
 use crate::cli::{DamageFound, UsageError};
 use stratum::Error;
 
@@ -32,6 +33,9 @@ enum Code {
 enum Outcome {
     /// Stdout was closed by its reader: exit 0 and print nothing.
     QuietSuccess,
+    /// `diff` found differences and printed them: exit 1 and say nothing
+    /// more, as diff(1).
+    Different,
     Fail(Code),
 }
 
@@ -63,6 +67,9 @@ fn classify(err: &anyhow::Error) -> Outcome {
         if cause.is::<DamageFound>() {
             return Outcome::Fail(Code::Corrupt);
         }
+        if cause.is::<Differences>() {
+            return Outcome::Different;
+        }
         if cause.is::<io::Error>() {
             return Outcome::Fail(Code::Io);
         }
@@ -93,6 +100,7 @@ fn one_line(err: &anyhow::Error) -> String {
 pub fn report(err: &anyhow::Error) -> ExitCode {
     match classify(err) {
         Outcome::QuietSuccess => ExitCode::SUCCESS,
+        Outcome::Different => ExitCode::from(Code::Other as u8),
         Outcome::Fail(code) => {
             let text = one_line(err);
             // Nothing more can be done if stderr is closed too.
