@@ -467,12 +467,24 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__dump)
-            opts="-d -q -h --records --salvage --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --records --salvage --category --id --missing-output --fields --dir --segment-size --no-sync --lock-timeout --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --category)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fields)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -825,13 +837,17 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__list)
-            opts="-d -q -h --category --json --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --category --id --missing-output --json --dir --segment-size --no-sync --lock-timeout --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --category)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -979,12 +995,16 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__stats)
-            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --json --by --dir --segment-size --no-sync --lock-timeout --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --by)
+                    COMPREPLY=($(compgen -W "category" -- "${cur}"))
+                    return 0
+                    ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -107,9 +107,11 @@ complete -c stratum -n "__fish_stratum_using_subcommand delete-input" -l no-sync
 complete -c stratum -n "__fish_stratum_using_subcommand delete-input" -s q -l quiet -d 'Show no progress bars'
 complete -c stratum -n "__fish_stratum_using_subcommand delete-input" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c stratum -n "__fish_stratum_using_subcommand list" -l category -d 'Only documents of this category' -r
+complete -c stratum -n "__fish_stratum_using_subcommand list" -l id -d 'Only documents whose id is in RANGE: N, A..B (both included), A.. or ..B' -r
 complete -c stratum -n "__fish_stratum_using_subcommand list" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
 complete -c stratum -n "__fish_stratum_using_subcommand list" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
 complete -c stratum -n "__fish_stratum_using_subcommand list" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand list" -l missing-output -d 'Only documents with at least one input that has no expected output'
 complete -c stratum -n "__fish_stratum_using_subcommand list" -l json -d 'JSON Lines instead of a table'
 complete -c stratum -n "__fish_stratum_using_subcommand list" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
 complete -c stratum -n "__fish_stratum_using_subcommand list" -s q -l quiet -d 'Show no progress bars'
@@ -130,14 +132,19 @@ complete -c stratum -n "__fish_stratum_using_subcommand verify" -l json -d 'One 
 complete -c stratum -n "__fish_stratum_using_subcommand verify" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
 complete -c stratum -n "__fish_stratum_using_subcommand verify" -s q -l quiet -d 'Show no progress bars'
 complete -c stratum -n "__fish_stratum_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand dump" -l category -d 'Only documents of this category' -r
+complete -c stratum -n "__fish_stratum_using_subcommand dump" -l id -d 'Only documents whose id is in RANGE: N, A..B (both included), A.. or ..B' -r
+complete -c stratum -n "__fish_stratum_using_subcommand dump" -l fields -d 'Print only these fields of each document, comma-separated' -r
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l records -d 'List the raw records of every segment instead of documents'
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l salvage -d 'Read what can be read from a damaged store (which may refuse to open)'
+complete -c stratum -n "__fish_stratum_using_subcommand dump" -l missing-output -d 'Only documents with at least one input that has no expected output'
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -s q -l quiet -d 'Show no progress bars'
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c stratum -n "__fish_stratum_using_subcommand stats" -l by -d 'Count documents, inputs and outputs per value of this field' -r -f -a "category\t'The document\'s category'"
 complete -c stratum -n "__fish_stratum_using_subcommand stats" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
 complete -c stratum -n "__fish_stratum_using_subcommand stats" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
 complete -c stratum -n "__fish_stratum_using_subcommand stats" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r

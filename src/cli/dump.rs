@@ -5,12 +5,18 @@ use std::io::Write;
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, output};
+use crate::cli::select::{Projection, SelectArgs, parse_projection};
+use crate::cli::{GlobalArgs, UsageError, output};
 use stratum::Mode;
 
 /// Print every live document as JSON Lines, in id order.
 ///
 /// Each line has the `get` shape, so `dump` output can be fed to `load`.
+/// The selection flags keep only some documents, and --fields only some
+/// of their fields, in the same exact text:
+///   --fields id,category,inputs.node,inputs.output
+/// (fields: id, category, version, body, inputs, inputs.node,
+/// inputs.input, inputs.output).
 ///
 /// --salvage reads every record that still passes its CRC, from a store
 /// that may refuse to open, and prints the documents it can rebuild (a
@@ -28,7 +34,8 @@ use stratum::Mode;
     after_help = "\
 Examples:
   stratum dump > backup.jsonl
-  stratum dump | jq -c 'select(.category == \"easy\") | {id, n: (.inputs | length)}'
+  stratum dump --category easy --fields id,inputs.node,inputs.output
+  stratum dump --missing-output --id 1..500
   stratum dump --records | jq -c 'select(.crc_ok | not)'
   stratum dump --salvage > rescued.jsonl
   stratum dump | stratum --dir copy load --keep-ids"
@@ -40,6 +47,12 @@ pub struct DumpArgs {
     /// Read what can be read from a damaged store (which may refuse to open).
     #[arg(long)]
     pub salvage: bool,
+    /// Which documents to print.
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Print only these fields of each document, comma-separated.
+    #[arg(long, value_name = "LIST", value_parser = parse_projection, help_heading = "Selection")]
+    pub fields: Option<Projection>,
 }
 
 #[derive(Serialize)]
@@ -59,6 +72,17 @@ struct Record<'a> {
 /// # Errors
 /// No store, lock timeout, corruption, I/O (a closed stdout included).
 pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
+    let selecting = args.select.category.is_some()
+        || args.select.id.is_some()
+        || args.select.missing_output
+        || args.fields.is_some();
+    if selecting && (args.salvage || args.records) {
+        return Err(UsageError(
+            "selection flags and --fields apply to documents, not to --records or --salvage"
+                .to_owned(),
+        )
+        .into());
+    }
     if args.salvage {
         return salvage(g);
     }
@@ -82,8 +106,14 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
         let bar = output::Bar::new(g.quiet, "dump", Some(0));
         let mut line = String::new();
         store.dump(&mut |p| bar.update(p), &mut |doc| {
+            if !args.select.document(doc) {
+                return Ok(());
+            }
             line.clear();
-            doc.write_json(&mut line);
+            match &args.fields {
+                Some(p) => p.write(doc, &mut line),
+                None => doc.write_json(&mut line),
+            }
             line.push('\n');
             out.write_all(line.as_bytes()).map_err(output::write_err)
         })?;

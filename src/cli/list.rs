@@ -5,6 +5,7 @@ use std::io::Write;
 use clap::Args;
 use serde::Serialize;
 
+use crate::cli::select::SelectArgs;
 use crate::cli::{GlobalArgs, output};
 use stratum::{DocSummary, Mode};
 
@@ -22,12 +23,13 @@ use stratum::{DocSummary, Mode};
 Examples:
   stratum list
   stratum list --category easy
-  stratum list --json | jq -r 'select(.outputs < .inputs) | .id'"
+  stratum list --missing-output --json
+  stratum list --id 100..199"
 )]
 pub struct ListArgs {
-    /// Only documents of this category.
-    #[arg(long, value_name = "C")]
-    pub category: Option<String>,
+    /// Which documents to list.
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// JSON Lines instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -51,7 +53,7 @@ struct Row<'a> {
 pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
     let store = g.open(Mode::Read)?;
     let mut out = output::stdout();
-    let wanted = |s: &DocSummary| args.category.is_none() || s.category == args.category;
+    let wanted = |s: &DocSummary| args.select.summary(s);
     if args.json {
         store.list(&mut |s| {
             if !wanted(&s) {

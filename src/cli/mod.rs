@@ -33,6 +33,7 @@ pub mod list;
 pub mod load;
 pub mod output;
 pub mod repair;
+pub mod select;
 pub mod set_output;
 pub mod stats;
 pub mod update_doc;

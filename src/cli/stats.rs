@@ -2,7 +2,9 @@
 
 use std::io::Write;
 
-use clap::Args;
+use std::collections::BTreeMap;
+
+use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, output};
@@ -19,6 +21,10 @@ use stratum::engine::Stats;
 ///    "last_compaction": null or {"first_segment", "segments"}}
 /// Segments are listed oldest first, active.seg last. "last_compaction" is
 /// the newest compaction's output still on disk, null if there is none.
+///
+/// --by category counts documents, inputs and outputs per category instead,
+/// one row (or with --json one line) per category, in category order; the
+/// documents without a category come first, as category null.
 #[derive(Debug, Args)]
 #[command(
     verbatim_doc_comment,
@@ -26,12 +32,38 @@ use stratum::engine::Stats;
     after_help = "\
 Examples:
   stratum stats
-  stratum stats --json | jq '.garbage_ratio'"
+  stratum stats --json | jq '.garbage_ratio'
+  stratum stats --by category"
 )]
 pub struct StatsArgs {
     /// One JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Count documents, inputs and outputs per value of this field.
+    #[arg(long, value_enum, value_name = "FIELD")]
+    pub by: Option<By>,
+}
+
+/// What `stats --by` groups by.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum By {
+    /// The document's category.
+    Category,
+}
+
+/// One group of `stats --by`.
+#[derive(Default, Serialize)]
+struct Group {
+    documents: u64,
+    inputs: u64,
+    outputs: u64,
+}
+
+#[derive(Serialize)]
+struct GroupJson<'a> {
+    category: Option<&'a str>,
+    #[serde(flatten)]
+    counts: &'a Group,
 }
 
 #[derive(Serialize)]
@@ -70,6 +102,20 @@ struct CompactionJson<'a> {
 /// No store, lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: StatsArgs) -> anyhow::Result<()> {
     let store = g.open(Mode::Read)?;
+    if let Some(By::Category) = args.by {
+        // One entry per category: memory follows the number of categories,
+        // not of documents.
+        let mut groups: BTreeMap<Option<String>, Group> = BTreeMap::new();
+        store.list(&mut |s| {
+            let g = groups.entry(s.category).or_default();
+            g.documents += 1;
+            g.inputs += s.inputs;
+            g.outputs += s.outputs;
+            Ok(())
+        })?;
+        drop(store);
+        return write_groups(&groups, args.json);
+    }
     let s = store.stats()?;
     drop(store);
     let mut out = output::stdout();
@@ -146,4 +192,31 @@ fn write_tables(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
         ]);
     }
     output::write_table(out, &segs)
+}
+
+fn write_groups(groups: &BTreeMap<Option<String>, Group>, json: bool) -> anyhow::Result<()> {
+    let mut out = output::stdout();
+    if json {
+        for (category, counts) in groups {
+            let line = GroupJson {
+                category: category.as_deref(),
+                counts,
+            };
+            output::write_json_line(&mut out, &line).map_err(output::write_err)?;
+        }
+    } else {
+        let mut t = output::table(&["category", "documents", "inputs", "outputs"]);
+        output::align_right(&mut t, &[1, 2, 3]);
+        for (category, g) in groups {
+            t.add_row(vec![
+                category.clone().unwrap_or_else(|| "-".to_owned()),
+                g.documents.to_string(),
+                g.inputs.to_string(),
+                g.outputs.to_string(),
+            ]);
+        }
+        output::write_table(&mut out, &t).map_err(output::write_err)?;
+    }
+    out.flush().map_err(output::write_err)?;
+    Ok(())
 }
