@@ -65,11 +65,17 @@ struct RawOp<'a> {
     category: Option<String>,
     #[serde(default)]
     version: Option<String>,
-    #[serde(default, borrow)]
+    /// `Some` whenever the field is given, `null` included: an input can be
+    /// the JSON value `null`, as with `add-input DOC null` and `load`.
+    #[serde(default, borrow, deserialize_with = "given")]
     input: Option<&'a RawValue>,
     /// `Some(None)` for an explicit `null`, `None` when absent.
     #[serde(default, borrow, deserialize_with = "present")]
     output: Option<Option<&'a RawValue>>,
+}
+
+fn given<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    Deserialize::deserialize(d).map(Some)
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<&'de RawValue>>, D::Error> {
