@@ -137,7 +137,7 @@ _stratum() {
 
     case "${cmd}" in
         stratum)
-            opts="-d -q -h -V --dir --segment-size --no-sync --lock-timeout --quiet --help --version create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply backup repair completions man help"
+            opts="-d -q -h -V --dir --segment-size --no-sync --lock-timeout --quiet --color --help --version create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply backup repair completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -159,6 +159,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -167,7 +171,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__add__subcmd__input)
-            opts="-d -q -h --output --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --output --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -193,6 +197,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -201,7 +209,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__apply)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -221,6 +229,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -231,7 +243,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__backup)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -253,6 +265,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -261,7 +277,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__compact)
-            opts="-d -q -h --dry-run --min-garbage --min-dead-bytes --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --dry-run --min-garbage --min-dead-bytes --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -291,6 +307,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -299,7 +319,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__completions)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help bash zsh fish"
+            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --color --help bash zsh fish"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -321,6 +341,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -329,7 +353,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__create__subcmd__doc)
-            opts="-d -q -h --file --category --version --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --file --category --doc-version --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -343,7 +367,7 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --version)
+                --doc-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -361,6 +385,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -371,7 +399,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__delete__subcmd__doc)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --if-exists --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -391,6 +419,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -401,7 +433,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__delete__subcmd__input)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --if-exists --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -421,6 +453,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -431,7 +467,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__dump)
-            opts="-d -q -h --records --salvage --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --records --salvage --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -453,6 +489,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -461,7 +501,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__get)
-            opts="-d -q -h --pretty --body --node --input --output --table --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --pretty --json --body --node --input --output --table --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -485,6 +525,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -775,7 +819,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__list)
-            opts="-d -q -h --category --json --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --category --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -801,6 +845,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -809,7 +857,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__load)
-            opts="-d -q -h --keep-ids --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --keep-ids --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -829,6 +877,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -839,7 +891,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__man)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -859,6 +911,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -869,7 +925,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__repair)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -889,6 +945,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -899,7 +959,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__set__subcmd__output)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -919,6 +979,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -929,7 +993,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__stats)
-            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -951,6 +1015,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -959,7 +1027,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__update__subcmd__doc)
-            opts="-d -q -h --file --category --version --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --file --category --doc-version --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -973,7 +1041,7 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --version)
+                --doc-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -993,6 +1061,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1001,7 +1073,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__verify)
-            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1021,6 +1093,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)

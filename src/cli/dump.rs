@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, output};
+use crate::cli::{GlobalArgs, output, summary};
 use stratum::Mode;
 
 /// Print every live document as JSON Lines, in id order.
@@ -13,8 +13,10 @@ use stratum::Mode;
 /// Each line has the `get` shape, so `dump` output can be fed to `load`.
 ///
 /// --salvage reads every record that still passes its CRC, from a store
-/// that may refuse to open, and prints the documents it can rebuild (a
-/// summary goes to stderr); it changes nothing.
+/// that may refuse to open, and prints the documents it can rebuild; it
+/// changes nothing. A summary goes to stderr (not with --quiet); with
+/// --json it is one object there:
+///   {"documents", "files", "good_records", "damaged_bytes"}
 ///
 /// --records lists the raw log instead, old versions and tombstones
 /// included, one object per record:
@@ -40,6 +42,19 @@ pub struct DumpArgs {
     /// Read what can be read from a damaged store (which may refuse to open).
     #[arg(long)]
     pub salvage: bool,
+    /// Accepted for scripts: the output is JSON Lines already; with
+    /// --salvage, the summary on stderr is JSON too.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--salvage --json` summary.
+#[derive(Serialize)]
+struct Salvaged {
+    documents: u64,
+    files: u64,
+    good_records: u64,
+    damaged_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -60,7 +75,7 @@ struct Record<'a> {
 /// No store, lock timeout, corruption, I/O (a closed stdout included).
 pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
     if args.salvage {
-        return salvage(g);
+        return salvage(g, args.json);
     }
     let store = g.open(Mode::Read)?;
     let mut out = output::stdout();
@@ -94,7 +109,7 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
 }
 
 /// `dump --salvage`: no normal open (it may refuse a damaged store).
-fn salvage(g: &GlobalArgs) -> anyhow::Result<()> {
+fn salvage(g: &GlobalArgs, json: bool) -> anyhow::Result<()> {
     let mut out = output::stdout();
     let mut line = String::new();
     let report = stratum::engine::salvage(&g.options(), &mut |doc| {
@@ -104,9 +119,19 @@ fn salvage(g: &GlobalArgs) -> anyhow::Result<()> {
         out.write_all(line.as_bytes()).map_err(output::write_err)
     })?;
     out.flush().map_err(output::write_err)?;
-    crate::cli::message(&format!(
-        "salvaged {} documents from {} files ({} records readable, {} damaged bytes skipped)",
-        report.documents, report.files, report.good_records, report.damaged_bytes
-    ));
+    let human = format!(
+        "salvaged {} documents from {} files ({} records readable, {} of damaged data skipped)",
+        report.documents,
+        report.files,
+        report.good_records,
+        output::human_size(report.damaged_bytes)
+    );
+    let summary = Salvaged {
+        documents: report.documents,
+        files: report.files,
+        good_records: report.good_records,
+        damaged_bytes: report.damaged_bytes,
+    };
+    summary::report_beside_data(g, json, &summary, &human);
     Ok(())
 }
