@@ -112,12 +112,21 @@ pub fn usage(err: &clap::Error) -> ExitCode {
     } else {
         usage_line(&err.render().to_string())
     };
-    let hint = match crate::cli::subcommand_in(&args) {
-        Some(name) => format!("stratum {name} --help"),
-        None => "stratum --help".to_owned(),
-    };
-    let _ = writeln!(io::stderr().lock(), "stratum: {text}; try '{hint}'");
+    let _ = writeln!(io::stderr().lock(), "stratum: {text}; {}", help_hint());
     ExitCode::from(Code::Usage as u8)
+}
+
+/// "try 'stratum COMMAND --help'" for the command on this process's command
+/// line, or the top-level help when there is none.
+fn help_hint() -> String {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match crate::cli::subcommand_in(&args) {
+        Some(name) => format!("try 'stratum {name} --help'"),
+        None => "try 'stratum --help'".to_owned(),
+    }
 }
 
 /// Whether a missing `--dir` value came from an empty `STRATUM_DIR` (the
@@ -161,7 +170,11 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     match classify(err) {
         Outcome::QuietSuccess => ExitCode::SUCCESS,
         Outcome::Fail(code) => {
-            let text = one_line(err);
+            let mut text = one_line(err);
+            if code == Code::Usage {
+                // A usage error found after parsing reads like clap's.
+                text = format!("{text}; {}", help_hint());
+            }
             // Nothing more can be done if stderr is closed too.
             let _ = writeln!(io::stderr().lock(), "stratum: {text}");
             ExitCode::from(code as u8)

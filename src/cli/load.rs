@@ -18,7 +18,9 @@ use stratum::{DocId, Document, Error, Mode};
 /// printed one per line, unless --keep-ids keeps the "id" and "node" fields
 /// (which must not be in use in this store). The whole load is one atomic
 /// write: a bad line fails the command with its line number (exit 4) and
-/// the store is left unchanged.
+/// the store is left unchanged. The batch goes into the active segment
+/// whole, so that segment may grow past --segment-size; it is sealed as
+/// soon as the batch is committed.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:

@@ -2,7 +2,7 @@
 //! dry run, `dump --records`; and what a terminal sees (tables, progress)
 //! against what a pipe sees.
 
-use crate::util::{TestStore, json};
+use crate::util::{TestStore, in_terminal, json};
 
 fn with_garbage() -> TestStore {
     let s = TestStore::new();
@@ -203,34 +203,9 @@ fn dump_records_lists_the_raw_log() {
     assert_eq!(s.ok(&["dump"]), "");
 }
 
-/// Runs a shell command line in a pseudo-terminal (util-linux `script`),
-/// returning everything the terminal received.
-fn in_terminal(s: &TestStore, line: &str) -> String {
-    let mut cmd = std::process::Command::new("script");
-    cmd.current_dir(s.tmp())
-        .env_remove("NO_COLOR")
-        .env("TERM", "xterm")
-        .env("COLUMNS", "100")
-        .env("LINES", "40")
-        .args(["-qec", line, "/dev/null"]);
-    let (shown, run) = TestStore::run_command(cmd, None);
-    assert_eq!(
-        run.code,
-        0,
-        "{}",
-        crate::util::report(&shown, &run, "success")
-    );
-    String::from_utf8_lossy(&run.stdout).into_owned()
-}
-
 #[test]
 fn tables_use_box_drawing_on_a_terminal_and_honour_no_color() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: util-linux `script` is not installed");
+    if !crate::util::have_script() {
         return;
     }
     let s = with_garbage();
@@ -259,12 +234,7 @@ fn tables_use_box_drawing_on_a_terminal_and_honour_no_color() {
 
 #[test]
 fn progress_goes_to_a_terminal_stderr_only() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: util-linux `script` is not installed");
+    if !crate::util::have_script() {
         return;
     }
     let s = TestStore::new();
