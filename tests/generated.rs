@@ -117,6 +117,65 @@ fn man_page_covers_every_command_and_renders_without_warnings() {
 }
 
 #[test]
+fn man_page_shows_json_shapes_as_code_and_no_flag_defaults() {
+    let page = man_page();
+    assert!(
+        !page.contains("[default: false]"),
+        "a flag's default is noise"
+    );
+    // Every indented shape in a command's help is a code block, not prose.
+    let get = page
+        .split(".SS get\n")
+        .nth(1)
+        .and_then(|rest| rest.split(".SS ").next())
+        .expect("a get section");
+    assert!(
+        get.contains(".EX\n  {\"id\", \"category\", \"version\", \"body\",\n"),
+        "{get}"
+    );
+    // The fields of every --json report are named, as code.
+    let json = page
+        .split(".SH JSON OUTPUT\n")
+        .nth(1)
+        .and_then(|rest| rest.split(".SH ").next())
+        .expect("a JSON OUTPUT section");
+    for fields in [
+        r#"{"compacted", "dry_run", "reason", "segments", "bytes", "live_bytes","#,
+        r#"{"dest", "linked", "copied", "bytes", "verified"}"#,
+        r#"{"quarantined": [S], "records_kept", "damaged_bytes", "compacted"}"#,
+        r#"{"documents", "files", "good_records", "damaged_bytes"}"#,
+        r#"{"id", "category", "version", "inputs", "outputs", "body_bytes"}"#,
+    ] {
+        let at = json
+            .find(fields)
+            .unwrap_or_else(|| panic!("{fields} missing"));
+        let before = &json[..at];
+        assert!(
+            before.rfind(".EX\n") > before.rfind(".EE\n"),
+            "{fields} is not inside .EX"
+        );
+    }
+    // The man page and the README say the same about --no-sync.
+    let flat = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let readme = flat(&std::fs::read_to_string(root().join("README.md")).unwrap());
+    let page = flat(&page);
+    for words in [
+        "killed process loses nothing",
+        "power loss can lose",
+        "refuses to open until `stratum repair` keeps every intact record",
+    ] {
+        assert!(readme.contains(words), "README: {words}");
+    }
+    for words in [
+        "killed process loses nothing",
+        "power loss can lose",
+        "refuses to open until \\fBstratum repair\\fR keeps every intact record",
+    ] {
+        assert!(page.contains(words), "man page: {words}");
+    }
+}
+
+#[test]
 fn bash_completion_completes_subcommand_names() {
     let script = root().join("completions/stratum.bash");
     let out = Command::new("bash")

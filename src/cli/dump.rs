@@ -6,7 +6,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::select::{Projection, SelectArgs, parse_projection};
-use crate::cli::{GlobalArgs, UsageError, output};
+use crate::cli::{GlobalArgs, UsageError, output, summary};
 use stratum::Mode;
 
 /// Print every live document as JSON Lines, in id order.
@@ -19,8 +19,10 @@ use stratum::Mode;
 /// inputs.input, inputs.output).
 ///
 /// --salvage reads every record that still passes its CRC, from a store
-/// that may refuse to open, and prints the documents it can rebuild (a
-/// summary goes to stderr); it changes nothing.
+/// that may refuse to open, and prints the documents it can rebuild; it
+/// changes nothing. A summary goes to stderr (not with --quiet); with
+/// --json it is one object there:
+///   {"documents", "files", "good_records", "damaged_bytes"}
 ///
 /// --records lists the raw log instead, old versions and tombstones
 /// included, one object per record:
@@ -53,6 +55,19 @@ pub struct DumpArgs {
     /// Print only these fields of each document, comma-separated.
     #[arg(long, value_name = "LIST", value_parser = parse_projection, help_heading = "Selection")]
     pub fields: Option<Projection>,
+    /// Accepted for scripts: the output is JSON Lines already; with
+    /// --salvage, the summary on stderr is JSON too.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--salvage --json` summary.
+#[derive(Serialize)]
+struct Salvaged {
+    documents: u64,
+    files: u64,
+    good_records: u64,
+    damaged_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -84,7 +99,7 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
         .into());
     }
     if args.salvage {
-        return salvage(g);
+        return salvage(g, args.json);
     }
     let store = g.open(Mode::Read)?;
     let mut out = output::stdout();
@@ -124,7 +139,7 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
 }
 
 /// `dump --salvage`: no normal open (it may refuse a damaged store).
-fn salvage(g: &GlobalArgs) -> anyhow::Result<()> {
+fn salvage(g: &GlobalArgs, json: bool) -> anyhow::Result<()> {
     let mut out = output::stdout();
     let mut line = String::new();
     let report = stratum::engine::salvage(&g.options(), &mut |doc| {
@@ -134,9 +149,19 @@ fn salvage(g: &GlobalArgs) -> anyhow::Result<()> {
         out.write_all(line.as_bytes()).map_err(output::write_err)
     })?;
     out.flush().map_err(output::write_err)?;
-    crate::cli::message(&format!(
-        "salvaged {} documents from {} files ({} records readable, {} damaged bytes skipped)",
-        report.documents, report.files, report.good_records, report.damaged_bytes
-    ));
+    let human = format!(
+        "salvaged {} documents from {} files ({} records readable, {} of damaged data skipped)",
+        report.documents,
+        report.files,
+        report.good_records,
+        output::human_size(report.damaged_bytes)
+    );
+    let summary = Salvaged {
+        documents: report.documents,
+        files: report.files,
+        good_records: report.good_records,
+        damaged_bytes: report.damaged_bytes,
+    };
+    summary::report_beside_data(g, json, &summary, &human);
     Ok(())
 }

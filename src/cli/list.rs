@@ -14,7 +14,8 @@ use stratum::{DocSummary, Mode};
 /// JSON Lines (--json), one object per document:
 ///   {"id", "category", "version", "inputs", "outputs", "body_bytes"}
 /// "outputs" counts the nodes that have an expected output; an unset
-/// category or version is null.
+/// category or version is null; "body_bytes" is exact (the table shows
+/// sizes as `du -h` does).
 #[derive(Debug, Args)]
 #[command(
     verbatim_doc_comment,
@@ -77,7 +78,7 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
                 "version",
                 "inputs",
                 "outputs",
-                "body bytes",
+                "body size",
             ],
             &[0, 3, 4, 5],
         );
@@ -90,7 +91,7 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
                     text(s.version),
                     s.inputs.to_string(),
                     s.outputs.to_string(),
-                    s.body_len.to_string(),
+                    output::human_size(s.body_len),
                 ]);
             }
             Ok(())

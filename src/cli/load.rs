@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::input::{STDIN, Source};
-use crate::cli::{GlobalArgs, output};
+use crate::cli::input::{self, STDIN, Source};
+use crate::cli::{GlobalArgs, output, shape};
 use stratum::{DocId, Document, Error, Mode};
 
 /// Load documents from JSON Lines in the `get` shape, all or nothing.
@@ -18,7 +18,9 @@ use stratum::{DocId, Document, Error, Mode};
 /// printed one per line, unless --keep-ids keeps the "id" and "node" fields
 /// (which must not be in use in this store). The whole load is one atomic
 /// write: a bad line fails the command with its line number (exit 4) and
-/// the store is left unchanged.
+/// the store is left unchanged. The batch goes into the active segment
+/// whole, so that segment may grow past --segment-size; it is sealed as
+/// soon as the batch is committed.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
@@ -27,13 +29,16 @@ Examples:
       problems.json | stratum load -
   stratum --dir old dump | stratum --dir new load --keep-ids")]
 pub struct LoadArgs {
-    /// The JSON Lines file; `-` or absent reads stdin.
+    /// The JSON Lines file; `-` or absent reads stdin (absent: not from a
+    /// terminal).
     #[arg(value_name = "FILE|-")]
     pub file: Option<PathBuf>,
     /// Keep the documents' "id" and "node" fields instead of assigning new
     /// ids.
     #[arg(long)]
     pub keep_ids: bool,
+    #[command(flatten)]
+    pub json: crate::cli::JsonAlready,
 }
 
 /// Runs `load`.
@@ -41,6 +46,9 @@ pub struct LoadArgs {
 /// # Errors
 /// Invalid input naming the line, lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
+    if args.file.is_none() {
+        input::absent_reads_stdin("FILE")?;
+    }
     let source = Source::open(args.file.as_deref())?;
     let name = args
         .file
@@ -61,7 +69,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
                 break;
             };
             current = number;
-            let parsed = Document::from_json(text)?;
+            let parsed = Document::from_json(text).map_err(|e| explained(e, text))?;
             ids.push(store.load_doc(&parsed, keep_ids)?);
             bar.set(lines.bytes());
         }
@@ -76,6 +84,15 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
     }
     out.flush().map_err(output::write_err)?;
     Ok(())
+}
+
+/// The parser's error, or a clearer one naming the field when the line is
+/// not a document at all.
+fn explained(e: Error, line: &str) -> Error {
+    match e {
+        Error::InvalidInput(_) => shape::explain(line, &shape::DOCUMENT).map_or(e, Error::invalid),
+        other => other,
+    }
 }
 
 /// Names the line an error came from, unless it already does (line reading

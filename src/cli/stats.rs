@@ -21,6 +21,7 @@ use stratum::engine::Stats;
 ///    "last_compaction": null or {"first_segment", "segments"}}
 /// Segments are listed oldest first, active.seg last. "last_compaction" is
 /// the newest compaction's output still on disk, null if there is none.
+/// Sizes are in bytes (the tables show them as `du -h` does).
 ///
 /// --by category counts documents, inputs and outputs per category instead,
 /// one row (or with --json one line) per category, in category order; the
@@ -164,14 +165,18 @@ fn write_tables(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
         Some((first, 1)) => format!("wrote {first}"),
         Some((first, n)) => format!("wrote {n} segments from {first}"),
     };
+    let garbage = s.total_bytes.saturating_sub(s.live_bytes);
     let rows: [(&str, String); 11] = [
         ("documents", s.documents.to_string()),
         ("inputs", s.inputs.to_string()),
         ("outputs", s.outputs.to_string()),
         ("tombstones", s.tombstones.to_string()),
-        ("total bytes", s.total_bytes.to_string()),
-        ("live bytes", s.live_bytes.to_string()),
-        ("garbage ratio", format!("{:.3}", s.garbage_ratio)),
+        ("total size", output::human_size(s.total_bytes)),
+        ("live size", output::human_size(s.live_bytes)),
+        (
+            "garbage",
+            output::garbage_text(garbage, s.total_bytes, s.garbage_ratio),
+        ),
         ("last sequence", s.last_seq.to_string()),
         ("highest doc id", s.doc_id_high_water.to_string()),
         ("format version", s.format_version.to_string()),
@@ -181,14 +186,14 @@ fn write_tables(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
         summary.add_row(vec![k.to_owned(), v]);
     }
     output::write_table(out, &summary)?;
-    let mut segs = output::table(&["segment", "bytes", "live bytes", "dead bytes"]);
+    let mut segs = output::table(&["segment", "size", "live", "dead"]);
     output::align_right(&mut segs, &[1, 2, 3]);
     for seg in &s.segments {
         segs.add_row(vec![
             seg.name.clone(),
-            seg.bytes.to_string(),
-            seg.live_bytes.to_string(),
-            seg.dead_bytes.to_string(),
+            output::human_size(seg.bytes),
+            output::human_size(seg.live_bytes),
+            output::human_size(seg.dead_bytes),
         ]);
     }
     output::write_table(out, &segs)
