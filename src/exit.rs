@@ -48,10 +48,13 @@ fn classify(err: &anyhow::Error) -> Outcome {
         if let Some(e) = cause.downcast_ref::<Error>() {
             return Outcome::Fail(match e {
                 Error::Io { .. } | Error::NoSpace { .. } => Code::Io,
-                Error::Corrupt { .. } | Error::UnsupportedVersion { .. } => Code::Corrupt,
-                Error::NoStore { .. } | Error::DocNotFound(_) | Error::NodeNotFound { .. } => {
-                    Code::NotFound
-                }
+                Error::Corrupt { .. }
+                | Error::UnsupportedVersion { .. }
+                | Error::LockMissing { .. } => Code::Corrupt,
+                Error::NoStore { .. }
+                | Error::NotAStore { .. }
+                | Error::DocNotFound(_)
+                | Error::NodeNotFound { .. } => Code::NotFound,
                 Error::InvalidInput(_) => Code::InvalidInput,
                 Error::LockTimeout { .. } => Code::LockTimeout,
                 _ => Code::Other,
@@ -133,6 +136,8 @@ mod tests {
                 Code::Corrupt,
             ),
             (Error::NoStore { path: "/x".into() }, Code::NotFound),
+            (Error::NotAStore { path: "/x".into() }, Code::NotFound),
+            (Error::LockMissing { path: "/x".into() }, Code::Corrupt),
             (Error::DocNotFound(DocId(1)), Code::NotFound),
             (
                 Error::NodeNotFound {

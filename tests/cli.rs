@@ -13,6 +13,8 @@ mod commands;
 mod durability;
 #[path = "cli/errors.rs"]
 mod errors;
+#[path = "cli/holes.rs"]
+mod holes;
 #[path = "cli/operator.rs"]
 mod operator;
 #[path = "cli/rescue.rs"]

@@ -208,14 +208,9 @@ impl GlobalArgs {
     /// # Errors
     /// [`stratum::Error::NoStore`], or as [`Store::open`].
     pub fn open_existing(&self) -> stratum::Result<Store> {
-        let lock = self.dir.join(stratum::engine::format::LOCK_NAME);
-        match std::fs::symlink_metadata(&lock) {
-            Ok(_) => self.open(Mode::Write),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(stratum::Error::NoStore {
-                path: self.dir.clone(),
-            }),
-            Err(e) => Err(stratum::Error::io("stat", lock, e)),
-        }
+        let mut store = Store::open_existing(self.options())?;
+        note_all(store.take_notices());
+        Ok(store)
     }
 }
 

@@ -172,6 +172,25 @@ impl Store {
         crate::engine::replay::open(opts, mode)
     }
 
+    /// Opens an existing store for writing; unlike [`Store::open`] in
+    /// [`Mode::Write`] it never creates one, so a command that acts on an
+    /// existing document leaves an empty directory empty.
+    ///
+    /// # Errors
+    /// [`Error::NoStore`], [`Error::LockMissing`], or as [`Store::open`].
+    pub fn open_existing(opts: Options) -> Result<Store> {
+        let lock = opts.dir.join(format::LOCK_NAME);
+        if opts
+            .vfs
+            .kind(&lock)
+            .map_err(|e| Error::io("stat", &lock, e))?
+            .is_none()
+        {
+            return Err(crate::engine::lock::without_lock(&*opts.vfs, &opts.dir)?);
+        }
+        Store::open(opts, Mode::Write)
+    }
+
     /// The directory this store lives in.
     pub fn dir(&self) -> &Path {
         &self.opts.dir
