@@ -809,7 +809,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__load)
-            opts="-d -q -h --keep-ids --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --keep-ids --allow-high-ids --dir --segment-size --no-sync --lock-timeout --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

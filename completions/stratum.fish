@@ -148,6 +148,7 @@ complete -c stratum -n "__fish_stratum_using_subcommand load" -s d -l dir -d 'Th
 complete -c stratum -n "__fish_stratum_using_subcommand load" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
 complete -c stratum -n "__fish_stratum_using_subcommand load" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
 complete -c stratum -n "__fish_stratum_using_subcommand load" -l keep-ids -d 'Keep the documents\' "id" and "node" fields instead of assigning new ids'
+complete -c stratum -n "__fish_stratum_using_subcommand load" -l allow-high-ids -d 'With --keep-ids, accept ids so high that fewer than 2^32 ids would remain above them (one such id could end document or node creation for good)'
 complete -c stratum -n "__fish_stratum_using_subcommand load" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
 complete -c stratum -n "__fish_stratum_using_subcommand load" -s q -l quiet -d 'Show no progress bars'
 complete -c stratum -n "__fish_stratum_using_subcommand load" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -8,6 +8,8 @@ use clap::Args;
 
 use crate::cli::input::{STDIN, Source};
 use crate::cli::{GlobalArgs, output};
+use stratum::engine::MAX_ID;
+use stratum::model::ParsedDoc;
 use stratum::{DocId, Document, Error, Mode};
 
 /// Load documents from JSON Lines in the `get` shape, all or nothing.
@@ -34,6 +36,41 @@ pub struct LoadArgs {
     /// ids.
     #[arg(long)]
     pub keep_ids: bool,
+    /// With --keep-ids, accept ids so high that fewer than 2^32 ids would
+    /// remain above them (one such id could end document or node creation
+    /// for good).
+    #[arg(long, requires = "keep_ids")]
+    pub allow_high_ids: bool,
+}
+
+/// Fewest ids `load --keep-ids` leaves free above a kept id unless told
+/// otherwise: one line with id 2^53-1 would otherwise make every later
+/// `create-doc` fail with "no document ids left".
+const ID_HEADROOM: u64 = 1 << 32;
+
+/// Checks what `load` can check of a line without the store.
+fn check_doc(parsed: &ParsedDoc, keep_ids: bool, allow_high_ids: bool) -> stratum::Result<()> {
+    if !keep_ids || allow_high_ids {
+        return Ok(());
+    }
+    let ceiling = MAX_ID - ID_HEADROOM;
+    let high = |what: &str, id: u64| {
+        Error::invalid(format!(
+            "{what} id {id} leaves fewer than 2^32 ids above it (the highest is {MAX_ID}), so ids could run out; pass --allow-high-ids to keep it anyway"
+        ))
+    };
+    if let Some(id) = parsed.id.filter(|id| id.0 > ceiling) {
+        return Err(high("document", id.0));
+    }
+    if let Some(n) = parsed
+        .inputs
+        .iter()
+        .filter_map(|n| n.id)
+        .find(|n| n.0 > ceiling)
+    {
+        return Err(high("node", n.0));
+    }
+    Ok(())
 }
 
 /// Runs `load`.
@@ -41,16 +78,21 @@ pub struct LoadArgs {
 /// # Errors
 /// Invalid input naming the line, lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
-    let source = Source::open(args.file.as_deref())?;
     let name = args
         .file
         .as_ref()
         .filter(|p| p.as_os_str() != "-")
         .map_or_else(|| STDIN.to_owned(), |p| p.display().to_string());
+    let (keep_ids, allow_high) = (args.keep_ids, args.allow_high_ids);
+    let source =
+        Source::open(args.file.as_deref())?.read_ahead(&name, &g.dir, &mut |line, text| {
+            Document::from_json(text)
+                .and_then(|p| check_doc(&p, keep_ids, allow_high))
+                .map_err(|e| at_line(e, line))
+        })?;
     let bar = output::Bar::new(g.quiet, "load", source.total_bytes());
     let mut lines = source.lines(&name);
     let mut store = g.open(Mode::Write)?;
-    let keep_ids = args.keep_ids;
     let mut current = 0u64;
     let result = store.atomic(|store| {
         let mut ids: Vec<DocId> = Vec::new();
@@ -62,6 +104,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
             };
             current = number;
             let parsed = Document::from_json(text)?;
+            check_doc(&parsed, keep_ids, allow_high)?;
             ids.push(store.load_doc(&parsed, keep_ids)?);
             bar.set(lines.bytes());
         }
@@ -70,11 +113,10 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
     bar.finish();
     let ids = result.map_err(|e| at_line(e, current))?;
     drop(store);
-    let mut out = output::stdout();
-    for id in ids {
-        writeln!(out, "{id}").map_err(output::write_err)?;
-    }
-    out.flush().map_err(output::write_err)?;
+    output::report_write(
+        || format!("all {} documents were loaded", ids.len()),
+        |out| ids.iter().try_for_each(|id| writeln!(out, "{id}")),
+    )?;
     Ok(())
 }
 

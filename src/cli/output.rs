@@ -17,6 +17,7 @@ use comfy_table::{
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::cli::Unreported;
 use stratum::{Error, Progress};
 
 /// Name used for stdout in error messages.
@@ -40,17 +41,23 @@ pub fn write_err(e: io::Error) -> Error {
     Error::io("write", STDOUT, e)
 }
 
-/// Writes `text` and a newline, then flushes: for commands printing one
-/// short answer.
+/// Prints the report of a write that is already durable: `write` fills
+/// stdout, and any failure, a closed stdout included, becomes
+/// [`Unreported`] saying `done` (exit 8), never "nothing happened".
 ///
 /// # Errors
-/// The write error, as a library error.
-pub fn print_line(text: &str) -> Result<(), Error> {
+/// [`Unreported`].
+pub fn report_write(
+    done: impl FnOnce() -> String,
+    write: impl FnOnce(&mut Out) -> io::Result<()>,
+) -> Result<(), Unreported> {
     let mut out = stdout();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.write_all(b"\n"))
+    write(&mut out)
         .and_then(|()| out.flush())
-        .map_err(write_err)
+        .map_err(|source| Unreported {
+            done: done(),
+            source,
+        })
 }
 
 /// Writes `value` as one line of JSON.

@@ -315,3 +315,214 @@ fn a_non_empty_directory_that_is_not_a_store_is_refused() {
         assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "1");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Item 7: one --keep-ids line can end id creation
+
+#[test]
+fn keep_ids_refuses_ids_that_would_exhaust_the_id_space_unless_insisted() {
+    const MAX_ID: u64 = (1 << 53) - 1;
+    let s = TestStore::new();
+    s.ok(&["create-doc", "a"]);
+    let before = s.snapshot();
+    for line in [
+        format!("{{\"id\":{MAX_ID},\"body\":\"max\"}}\n"),
+        format!("{{\"id\":{},\"body\":\"near\"}}\n", MAX_ID - 5),
+        format!("{{\"id\":50,\"body\":\"n\",\"inputs\":[{{\"node\":{MAX_ID},\"input\":1}}]}}\n"),
+    ] {
+        let (code, err) = s.with_stdin(line.as_bytes()).fails(&["load", "--keep-ids"]);
+        assert_eq!(code, 4, "{line}: {err}");
+        assert!(err.contains("--allow-high-ids"), "{err}");
+    }
+    assert_eq!(s.snapshot(), before);
+    // Ordinary kept ids, and high ones when the user insists.
+    s.with_stdin(b"{\"id\":40,\"body\":\"kept\"}\n")
+        .ok(&["load", "--keep-ids"]);
+    assert_eq!(s.ok(&["create-doc", "next"]).trim(), "41");
+    let line = format!("{{\"id\":{MAX_ID},\"body\":\"max\"}}\n");
+    let out = s
+        .with_stdin(line.as_bytes())
+        .ok(&["load", "--keep-ids", "--allow-high-ids"]);
+    assert_eq!(out.trim(), MAX_ID.to_string());
+    // The documents say what the code does.
+    let format =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/FORMAT.md")).unwrap();
+    assert!(
+        format.contains("1 … 2⁵³−1"),
+        "docs/FORMAT.md states another id range"
+    );
+    assert!(!format.contains("2⁶⁴−1"));
+}
+
+// ---------------------------------------------------------------------------
+// Item 9: slow input holds the exclusive lock
+
+/// Starts `args` with a pipe on stdin, writes `first`, and keeps the pipe
+/// open: a producer that is still thinking.
+fn slow_producer(s: &TestStore, args: &[&str], first: &[u8]) -> (Child, std::process::ChildStdin) {
+    use std::io::Write as _;
+    let mut cmd = s.command(args);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start stratum");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin.write_all(first).unwrap();
+    stdin.flush().unwrap();
+    (child, stdin)
+}
+
+#[test]
+fn load_and_apply_read_slow_input_before_taking_the_lock() {
+    use std::io::Write as _;
+    let s = TestStore::new();
+    s.ok(&["create-doc", "first"]);
+    let lock = s.data().join("LOCK");
+    for (args, first, rest) in [
+        (
+            &["load", "-"][..],
+            &b"{\"body\":\"one\"}\n"[..],
+            &b"{\"body\":\"two\"}\n"[..],
+        ),
+        (
+            &["apply", "-"],
+            b"{\"op\":\"create-doc\",\"body\":\"three\"}\n",
+            b"{\"op\":\"add-input\",\"doc\":\"$1\",\"input\":1}\n",
+        ),
+    ] {
+        let (child, mut stdin) = slow_producer(&s, args, first);
+        // Give the old behaviour every chance to show: it locked the store
+        // at once and then waited for the rest of stdin.
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(1) && !has_open(child.id(), &lock) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            !has_open(child.id(), &lock),
+            "{args:?} holds LOCK while stdin is open"
+        );
+        // Readers and writers get in meanwhile.
+        s.ok(&["--lock-timeout", "1", "get", "1"]);
+        s.ok(&["--lock-timeout", "1", "create-doc", "meanwhile"]);
+        stdin.write_all(rest).unwrap();
+        drop(stdin);
+        let run = finish(child);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+    }
+    let bodies: Vec<String> = s
+        .ok(&["dump"])
+        .lines()
+        .map(|l| json(l)["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        bodies,
+        ["first", "meanwhile", "one", "two", "meanwhile", "three"]
+    );
+}
+
+#[test]
+fn a_bad_line_of_slow_input_is_refused_before_the_store_is_touched() {
+    let s = TestStore::new();
+    // Not even created: the input was refused before the store was opened.
+    let (code, err) = s
+        .with_stdin(b"{\"body\":\"ok\"}\n\n{\"body\":7}\n")
+        .fails(&["load", "-"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("line 3"), "{err}");
+    assert!(!s.data().exists());
+    let (code, err) = s
+        .with_stdin(b"{\"op\":\"create-doc\"}\n{\"op\":\"nope\"}\n")
+        .fails(&["apply", "-"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("line 2"), "{err}");
+    assert!(!s.data().exists());
+}
+
+#[test]
+fn piped_input_larger_than_the_memory_spool_loads_whole() {
+    let s = TestStore::new();
+    // 12 MiB through a pipe: past the 8 MiB kept in memory.
+    let body = "x".repeat(4000);
+    let mut input = String::new();
+    for i in 0..3000 {
+        input.push_str(&format!("{{\"body\":\"{i} {body}\"}}\n"));
+    }
+    let out = s.with_stdin(input.as_bytes()).ok(&["load", "-"]);
+    assert_eq!(out.lines().count(), 3000);
+    let last = json(s.ok(&["get", "3000"]).trim());
+    assert_eq!(last["body"], format!("2999 {body}"));
+}
+
+// ---------------------------------------------------------------------------
+// Item 12: a failed report of a durable write
+
+#[test]
+fn a_durable_write_whose_report_fails_exits_8_for_full_and_closed_stdout() {
+    let s = TestStore::new();
+    s.ok(&["create-doc", "zero"]);
+    let full = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let closed = || {
+        let (r, w) = std::io::pipe().unwrap();
+        drop(r);
+        w
+    };
+    let mut n = 1;
+    for how in ["full", "closed"] {
+        for (args, stdin) in [
+            (&["create-doc", "x"][..], None),
+            (&["add-input", "1", "[1]"], None),
+            (&["load", "-"], Some(&b"{\"body\":\"l\"}\n"[..])),
+            (
+                &["apply", "-"],
+                Some(&b"{\"op\":\"create-doc\",\"body\":\"a\"}\n"[..]),
+            ),
+        ] {
+            let mut cmd = s.command(args);
+            if how == "full" {
+                cmd.stdout(full());
+            } else {
+                cmd.stdout(closed());
+            }
+            cmd.stderr(Stdio::piped());
+            cmd.stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+            let mut child = cmd.spawn().unwrap();
+            if let Some(bytes) = stdin {
+                use std::io::Write as _;
+                child.stdin.take().unwrap().write_all(bytes).unwrap();
+            }
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(8), "{how} {args:?}: {err}");
+            assert!(
+                err.starts_with("stratum: ") && err.lines().count() == 1,
+                "{err}"
+            );
+            assert!(
+                err.contains("is durable") && err.contains("do not run"),
+                "{err}"
+            );
+            if args[0] != "add-input" {
+                n += 1;
+            }
+        }
+    }
+    // Every write happened exactly once.
+    assert_eq!(ids(&s.ok(&["dump"])).len(), n);
+    let doc = json(s.ok(&["get", "1"]).trim());
+    assert_eq!(doc["inputs"].as_array().unwrap().len(), 2);
+    // A read into a closed pipe is still a quiet success.
+    let mut cmd = s.command(&["dump"]);
+    cmd.stdout(closed()).stderr(Stdio::piped());
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty());
+}
