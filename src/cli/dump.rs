@@ -93,6 +93,17 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What salvage left out besides damaged bytes, for its summary line.
+pub(crate) fn uncommitted_note(records: u64) -> String {
+    if records == 0 {
+        String::new()
+    } else {
+        format!(
+            ", {records} intact records of a batch left out: its commit record is missing at the end of a file, so it was never acknowledged"
+        )
+    }
+}
+
 /// `dump --salvage`: no normal open (it may refuse a damaged store).
 fn salvage(g: &GlobalArgs) -> anyhow::Result<()> {
     let mut out = output::stdout();
@@ -105,8 +116,12 @@ fn salvage(g: &GlobalArgs) -> anyhow::Result<()> {
     })?;
     out.flush().map_err(output::write_err)?;
     crate::cli::message(&format!(
-        "salvaged {} documents from {} files ({} records readable, {} damaged bytes skipped)",
-        report.documents, report.files, report.good_records, report.damaged_bytes
+        "salvaged {} documents from {} files ({} records readable, {} damaged bytes skipped{})",
+        report.documents,
+        report.files,
+        report.good_records,
+        report.damaged_bytes,
+        uncommitted_note(report.uncommitted_records)
     ));
     Ok(())
 }

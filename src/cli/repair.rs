@@ -10,8 +10,9 @@ use stratum::engine::{self, QUARANTINE_DIR};
 /// Each damaged segment is rewritten with the records that pass their CRC;
 /// the damaged original is moved to quarantine/ inside the data directory
 /// (never deleted); then the store is compacted, so that it verifies. Damage
-/// costs the records it hit and, for a batch cut by it, the rest of that
-/// batch. On a store without damage it only compacts. Run `stratum dump
+/// costs the records it hit; the intact records of a batch it cut are
+/// kept (a batch with no commit at the end of a file, never acknowledged,
+/// is left out and counted). On a store without damage it only compacts. Run `stratum dump
 /// --salvage` first to see what can be read.
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -32,10 +33,11 @@ pub fn run(g: &GlobalArgs, _args: RepairArgs) -> anyhow::Result<()> {
         message("no damage found; the store was compacted");
     } else {
         message(&format!(
-            "repaired: moved {} to {QUARANTINE_DIR}/, kept {} records, lost {} damaged bytes; the store was compacted",
+            "repaired: moved {} to {QUARANTINE_DIR}/, kept {} records, lost {} damaged bytes{}; the store was compacted",
             report.quarantined.join(", "),
             report.records_kept,
-            report.damaged_bytes
+            report.damaged_bytes,
+            crate::cli::dump::uncommitted_note(report.uncommitted_records)
         ));
     }
     Ok(())

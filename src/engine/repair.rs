@@ -2,9 +2,13 @@
 //!
 //! Both scan every segment with resynchronisation: after a record that fails
 //! its check, the scan moves forward a byte at a time to the next record
-//! that passes its CRC, so everything undamaged is found. Records of a batch
-//! whose commit is missing or interrupted by damage are left out: they were
-//! never acknowledged as a whole.
+//! that passes its CRC, so everything undamaged is found. Every intact record
+//! of a batch is kept when anything valid follows the batch (its commit, or
+//! a later write: recovery truncates an uncommitted batch before the next
+//! write, so a batch with writes after it was committed, and only damage can
+//! have taken its commit record). Only the records of a batch still open at
+//! the end of a file are left out, and counted: that batch was never
+//! acknowledged.
 //!
 //! `salvage` only reads. `repair` rewrites each damaged segment with the
 //! records that survive, moves the damaged original into `quarantine/`
@@ -43,6 +47,9 @@ struct Salvaged {
     good_records: u64,
     /// The seal footer, when it survived.
     seal: Option<SealPayload>,
+    /// Intact records of a batch with no commit at the end of the file
+    /// (never acknowledged), left out.
+    uncommitted: u64,
 }
 
 fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
@@ -56,6 +63,7 @@ fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
         damaged: Vec::new(),
         good_records: 0,
         seal: None,
+        uncommitted: 0,
     };
     if header.is_none() {
         out.damaged
@@ -83,8 +91,6 @@ fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
         let Some((h, aux)) = decoded else {
             if bad_from.is_none() {
                 bad_from = Some(at);
-                // A batch interrupted by damage is not applied.
-                pending.clear();
             }
             at += 1;
             continue;
@@ -102,10 +108,13 @@ fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
             Kind::Commit => out.entries.append(&mut pending),
             _ => {
                 let e = IndexEntry::from_header(&h, at, aux);
-                if h.flags & FLAG_BATCH != 0 {
-                    pending.push(e);
-                } else {
+                if h.flags & FLAG_BATCH == 0 {
+                    // A write after an open batch: its commit was lost to
+                    // damage, not to a crash (see the module docs).
+                    out.entries.append(&mut pending);
                     out.entries.push(e);
+                } else {
+                    pending.push(e);
                 }
             }
         }
@@ -114,6 +123,7 @@ fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
     if let Some(from) = bad_from {
         out.damaged.push((from, len));
     }
+    out.uncommitted = pending.len() as u64;
     Ok(out)
 }
 
@@ -212,6 +222,9 @@ pub struct SalvageReport {
     pub damaged_bytes: u64,
     /// Documents recovered.
     pub documents: u64,
+    /// Intact records left out because they belong to a batch with no commit
+    /// record at the end of a file: never acknowledged.
+    pub uncommitted_records: u64,
 }
 
 /// Reads every undamaged record of the store in `opts.dir` and calls `f`
@@ -235,6 +248,7 @@ pub fn salvage(
         report.files += 1;
         report.good_records += s.good_records;
         report.damaged_bytes += s.damaged.iter().map(|(a, b)| b - a).sum::<u64>();
+        report.uncommitted_records += s.uncommitted;
         for e in &s.entries {
             by_doc
                 .entry(e.doc)
@@ -301,6 +315,9 @@ pub struct RepairReport {
     pub records_kept: u64,
     /// Bytes of damaged files that could not be read.
     pub damaged_bytes: u64,
+    /// Intact records left out: a batch with no commit record at the end
+    /// of a file, never acknowledged.
+    pub uncommitted_records: u64,
 }
 
 /// Salvages a damaged store in place: every damaged segment is rewritten
@@ -359,6 +376,7 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
             );
             report.records_kept += s.entries.len() as u64;
             report.damaged_bytes += s.damaged.iter().map(|(a, b)| b - a).sum::<u64>();
+            report.uncommitted_records += s.uncommitted;
         }
     }
     // Every file now reads cleanly; a compaction drops what lost its parent

@@ -526,3 +526,89 @@ fn a_durable_write_whose_report_fails_exits_8_for_full_and_closed_stdout() {
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stderr.is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// Item 1: salvage and repair drop most of a damaged batch
+
+/// A store whose first sealed segment holds one `load` batch of `n`
+/// documents, then one document created on its own; one bit flipped 45
+/// bytes into document `hit`'s record.
+fn damaged_batch(n: usize, hit: u64) -> TestStore {
+    let mut s = TestStore::new();
+    s.globals = vec!["--segment-size".into(), "4K".into()];
+    let mut lines = String::new();
+    for i in 1..=n {
+        lines.push_str(&format!(
+            "{{\"body\":\"document number {i} with some padding text here\"}}\n"
+        ));
+    }
+    assert_eq!(
+        s.with_stdin(lines.as_bytes()).ok(&["load"]).lines().count(),
+        n
+    );
+    s.ok(&["create-doc", "x"]);
+    let rec = s
+        .ok(&["dump", "--records"])
+        .lines()
+        .map(json)
+        .find(|r| r["kind"] == "doc-put" && r["doc"] == hit)
+        .expect("the damaged document's record");
+    assert_eq!(rec["segment"], "seg_000001.seg", "{rec}");
+    let path = s.data().join("seg_000001.seg");
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[rec["offset"].as_u64().unwrap() as usize + 45] ^= 0x04;
+    fs::write(&path, bytes).unwrap();
+    s
+}
+
+#[test]
+fn salvage_keeps_every_intact_record_of_a_damaged_batch() {
+    let s = damaged_batch(60, 20);
+    let (shown, run) = s.run(&["dump", "--salvage"], None);
+    ok_with_note(&shown, &run);
+    let want: Vec<u64> = (1..=61).filter(|&i| i != 20).collect();
+    assert_eq!(
+        ids(&String::from_utf8(run.stdout).unwrap()),
+        want,
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("left out"), "{}", run.stderr);
+}
+
+#[test]
+fn repair_keeps_every_intact_record_of_a_damaged_batch() {
+    let s = damaged_batch(200, 100);
+    let (shown, run) = s.run(&["repair"], None);
+    ok_with_note(&shown, &run);
+    let want: Vec<u64> = (1..=201).filter(|&i| i != 100).collect();
+    assert_eq!(ids(&s.ok(&["dump"])), want);
+    s.ok(&["verify"]);
+    // Ids stay unused after repair.
+    assert_eq!(s.ok(&["create-doc", "new"]).trim(), "202");
+}
+
+#[test]
+fn salvage_names_what_it_leaves_out_of_a_batch_never_committed() {
+    let s = TestStore::new();
+    s.ok(&["create-doc", "single"]);
+    s.with_stdin(b"{\"body\":\"a\"}\n{\"body\":\"b\"}\n{\"body\":\"c\"}\n")
+        .ok(&["load"]);
+    let records: Vec<_> = s.ok(&["dump", "--records"]).lines().map(json).collect();
+    let commit = records.iter().find(|r| r["kind"] == "commit").unwrap();
+    let single = records.iter().find(|r| r["doc"] == 1).unwrap();
+    let path = s.data().join("active.seg");
+    let mut bytes = fs::read(&path).unwrap();
+    // The commit never reached the disk, and the first record is damaged.
+    bytes.truncate(commit["offset"].as_u64().unwrap() as usize);
+    bytes[single["offset"].as_u64().unwrap() as usize + 40] ^= 1;
+    fs::write(&path, bytes).unwrap();
+    let (shown, run) = s.run(&["dump", "--salvage"], None);
+    ok_with_note(&shown, &run);
+    assert!(run.stdout.is_empty(), "{shown}");
+    assert!(
+        run.stderr.contains("3 intact records of a batch left out"),
+        "{}",
+        run.stderr
+    );
+}
