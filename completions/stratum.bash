@@ -231,7 +231,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__backup)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --link --dir --segment-size --no-sync --lock-timeout --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -161,6 +161,7 @@ complete -c stratum -n "__fish_stratum_using_subcommand apply" -s h -l help -d '
 complete -c stratum -n "__fish_stratum_using_subcommand backup" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
 complete -c stratum -n "__fish_stratum_using_subcommand backup" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
 complete -c stratum -n "__fish_stratum_using_subcommand backup" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
+complete -c stratum -n "__fish_stratum_using_subcommand backup" -l link -d 'Hard-link the sealed segments and their indexes instead of copying them, where DEST is on the same file system: fast and small, but no protection against damage to those files'
 complete -c stratum -n "__fish_stratum_using_subcommand backup" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
 complete -c stratum -n "__fish_stratum_using_subcommand backup" -s q -l quiet -d 'Show no progress bars'
 complete -c stratum -n "__fish_stratum_using_subcommand backup" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -73,6 +73,11 @@ pub trait Vfs: Send + Sync {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes an empty directory.
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let _ = path;
+        Err(io::ErrorKind::Unsupported.into())
+    }
     /// Creates a directory (and its parents) with mode 0700.
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Lists a directory: names and kinds, without following symlinks.
@@ -213,6 +218,9 @@ impl Vfs for OsFs {
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir(path)
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;

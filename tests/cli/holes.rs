@@ -612,3 +612,130 @@ fn salvage_names_what_it_leaves_out_of_a_batch_never_committed() {
         run.stderr
     );
 }
+
+// ---------------------------------------------------------------------------
+// Items 10 and 11: backups
+
+/// A store with two sealed segments and an active one.
+fn sealed_store() -> TestStore {
+    let mut s = TestStore::new();
+    s.globals = vec!["--segment-size".into(), "4K".into()];
+    for i in 0..40 {
+        s.ok(&["create-doc", &format!("doc {i} {}", "x".repeat(200))]);
+    }
+    s.globals.clear();
+    assert!(
+        s.files().contains(&"seg_000002.seg".to_owned()),
+        "{:?}",
+        s.files()
+    );
+    s
+}
+
+/// Flips a byte in the middle of a file.
+fn flip(path: &Path) {
+    let mut b = fs::read(path).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x20;
+    fs::write(path, b).unwrap();
+}
+
+/// The names in a directory, hidden ones included.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_failed_backup_leaves_nothing_behind_and_a_retry_works() {
+    let s = sealed_store();
+    let dest = s.tmp().join("backups/b1");
+    let backups = s.tmp().join("backups");
+    // A write that fails part-way (a file-size limit: EFBIG, like a full
+    // disk, after a partial write).
+    let mut cmd = Command::new("perl");
+    cmd.args([
+        "-e",
+        "$SIG{XFSZ}='IGNORE'; exec @ARGV",
+        "prlimit",
+        "--fsize=3000",
+    ])
+    .arg(crate::util::bin())
+    .arg("--dir")
+    .arg(s.data())
+    .arg("backup")
+    .arg(&dest);
+    let (shown, run) = TestStore::run_command(cmd, None);
+    if run.code == 127 || run.stderr.contains("prlimit: ") {
+        eprintln!(
+            "SKIPPED part of {shown}: prlimit is not usable here: {}",
+            run.stderr
+        );
+    } else {
+        assert_eq!(run.code, 7, "{shown}: {}", run.stderr);
+        assert_eq!(names(&backups), Vec::<String>::new(), "{shown} left files");
+    }
+    // Damage in the source: the copy does not verify, so nothing is kept.
+    let seg = s.data().join("seg_000001.seg");
+    let good = fs::read(&seg).unwrap();
+    flip(&seg);
+    let (shown, run) = at(s.data(), &["backup", dest.to_str().unwrap()]);
+    assert_eq!(run.code, 6, "{shown}: {}", run.stderr);
+    assert!(
+        !dest.exists(),
+        "a backup that does not verify was left at DEST"
+    );
+    assert_eq!(names(&backups), Vec::<String>::new());
+    // An empty DEST made by the operator stays as it was.
+    fs::create_dir(&dest).unwrap();
+    let (_, run) = at(s.data(), &["backup", dest.to_str().unwrap()]);
+    assert_eq!(run.code, 6);
+    assert_eq!(names(&backups), vec!["b1"]);
+    assert_eq!(names(&dest), Vec::<String>::new());
+    // Repaired by hand: the retry into the same DEST works.
+    fs::write(&seg, good).unwrap();
+    let (shown, run) = at(s.data(), &["backup", dest.to_str().unwrap()]);
+    ok_with_note(&shown, &run);
+    assert_eq!(names(&backups), vec!["b1"]);
+    assert_eq!(at(&dest, &["dump"]).1.stdout, s.ok_bytes(&["dump"]));
+}
+
+#[test]
+fn a_backup_shares_no_file_with_the_source_unless_linking_is_asked_for() {
+    use std::os::unix::fs::MetadataExt;
+    let s = sealed_store();
+    let copy = s.tmp().join("copy");
+    let linked = s.tmp().join("linked");
+    ok_with_note(
+        "backup",
+        &at(s.data(), &["backup", copy.to_str().unwrap()]).1,
+    );
+    let (shown, run) = at(s.data(), &["backup", "--link", linked.to_str().unwrap()]);
+    ok_with_note(&shown, &run);
+    assert!(run.stderr.contains("4 files linked"), "{}", run.stderr);
+    let seg = s.data().join("seg_000001.seg");
+    let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+    assert_ne!(ino(&seg), ino(&copy.join("seg_000001.seg")));
+    assert_eq!(ino(&seg), ino(&linked.join("seg_000001.seg")));
+    // A bit flip in the source (in place, as a failing disk does it).
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&seg)
+        .unwrap();
+    let mut b = [0u8; 1];
+    use std::os::unix::fs::FileExt as _;
+    f.read_exact_at(&mut b, 2000).unwrap();
+    f.write_all_at(&[b[0] ^ 1], 2000).unwrap();
+    assert_eq!(at(s.data(), &["verify"]).1.code, 6);
+    assert_eq!(
+        at(&copy, &["verify"]).1.code,
+        0,
+        "the copy was damaged with the source"
+    );
+    assert_eq!(at(&linked, &["verify"]).1.code, 6, "--link shares the file");
+}
