@@ -739,3 +739,63 @@ fn a_backup_shares_no_file_with_the_source_unless_linking_is_asked_for() {
     );
     assert_eq!(at(&linked, &["verify"]).1.code, 6, "--link shares the file");
 }
+
+// ---------------------------------------------------------------------------
+// Item 8: readers starve writers
+
+#[test]
+fn a_writer_gets_in_within_its_timeout_however_readers_overlap() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let s = TestStore::new();
+    // Big enough that a dump takes a while, so four loops of them always
+    // overlap: without writer preference the lock is never free.
+    let body = "y".repeat(4000);
+    let mut input = String::new();
+    for i in 0..2500 {
+        input.push_str(&format!("{{\"body\":\"{i} {body}\"}}\n"));
+    }
+    s.with_stdin(input.as_bytes())
+        .ok(&["--no-sync", "load", "-"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let dumps = Arc::new(AtomicU64::new(0));
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let cmd = s.command(&["--lock-timeout", "60", "dump"]);
+            let (stop, dumps) = (stop.clone(), dumps.clone());
+            let program = cmd.get_program().to_owned();
+            let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let st = Command::new(&program)
+                        .args(&args)
+                        .stdout(Stdio::null())
+                        .status()
+                        .unwrap();
+                    assert!(st.success(), "a reader failed: {st}");
+                    dumps.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    wait_for("the readers to overlap", || {
+        dumps.load(Ordering::Relaxed) >= 8
+    });
+    let mut outcomes = std::collections::BTreeMap::new();
+    for i in 0..5 {
+        let (_, run) = s.run(
+            &["--lock-timeout", "3", "create-doc", &format!("w{i}")],
+            None,
+        );
+        *outcomes.entry(run.code).or_insert(0) += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().unwrap();
+    }
+    assert_eq!(
+        outcomes,
+        [(0, 5)].into(),
+        "exit codes of 5 writers under continuous readers"
+    );
+}
