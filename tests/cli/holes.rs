@@ -799,3 +799,103 @@ fn a_writer_gets_in_within_its_timeout_however_readers_overlap() {
         "exit codes of 5 writers under continuous readers"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Item 4: root's cron compact locks the owner out
+
+/// The uid and gid of an unprivileged user for permission tests, created
+/// with `useradd` when missing; `None` (and a visible SKIPPED line) when not
+/// root or when no user can be made.
+fn unprivileged_user() -> Option<(u32, u32)> {
+    const NAME: &str = "stratum-test";
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root (to make files as root in a user's store)");
+        return None;
+    }
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, NAME]).output().ok()?;
+        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        // Two tests racing to create it is harmless: the loser fails and
+        // finds the user made by the winner.
+        let _ = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                NAME,
+            ])
+            .status();
+    }
+    match (id("-u"), id("-g")) {
+        (Some(u), Some(g)) if u != 0 => Some((u, g)),
+        _ => {
+            eprintln!("SKIPPED: could not create the unprivileged user {NAME} with useradd");
+            None
+        }
+    }
+}
+
+#[test]
+fn files_root_creates_in_a_users_store_belong_to_the_user() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Some((uid, gid)) = unprivileged_user() else {
+        return;
+    };
+    let s = TestStore::new();
+    fs::set_permissions(s.tmp(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir(s.data()).unwrap();
+    std::os::unix::fs::chown(s.data(), Some(uid), Some(gid)).unwrap();
+    let as_user = |args: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--clear-groups")
+            .arg(crate::util::bin())
+            .arg("--dir")
+            .arg(s.data())
+            .args(["--segment-size", "4K"])
+            .args(args)
+            .env_remove("STRATUM_DIR")
+            .current_dir("/");
+        TestStore::run_command(cmd, None)
+    };
+    let body = "z".repeat(300);
+    for _ in 0..5 {
+        let (shown, run) = as_user(&["create-doc", &body]);
+        assert_eq!(run.code, 0, "{shown}: {}", run.stderr);
+    }
+    // Root's writes: seals (new segments, indexes, active.seg), then a
+    // compaction (a new generation), then a repair.
+    let root_at = |args: &[&str]| {
+        let mut full = vec!["--segment-size", "4K"];
+        full.extend_from_slice(args);
+        at(s.data(), &full)
+    };
+    for _ in 0..20 {
+        assert_eq!(root_at(&["create-doc", &body]).1.code, 0);
+    }
+    ok_with_note("compact", &root_at(&["compact"]).1);
+    ok_with_note("repair", &root_at(&["repair"]).1);
+    let mut foreign = Vec::new();
+    for e in fs::read_dir(s.data()).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        if (m.uid(), m.gid()) != (uid, gid) {
+            foreign.push(e.file_name());
+        }
+    }
+    assert!(
+        foreign.is_empty(),
+        "root left files the owner does not own: {foreign:?}"
+    );
+    // The owner carries on.
+    let (shown, run) = as_user(&["create-doc", "mine again"]);
+    assert_eq!(run.code, 0, "{shown}: {}", run.stderr);
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "26");
+    let (shown, run) = as_user(&["verify"]);
+    assert_eq!(run.code, 0, "{shown}: {}", run.stderr);
+}
