@@ -36,23 +36,28 @@ use crate::model::{DocId, Document, Node, NodeId};
 pub const QUARANTINE_DIR: &str = "quarantine";
 
 /// What a salvage scan of one file found.
-struct Salvaged {
+pub(crate) struct Salvaged {
     /// The header, when it decoded.
     header: Option<SegmentHeader>,
     /// Valid, committed data records, in file order.
-    entries: Vec<IndexEntry>,
+    pub entries: Vec<IndexEntry>,
     /// Byte ranges that could not be read.
-    damaged: Vec<(u64, u64)>,
+    pub damaged: Vec<(u64, u64)>,
     /// Records (data, commit and seal) that passed their check.
     good_records: u64,
     /// The seal footer, when it survived.
     seal: Option<SealPayload>,
     /// Intact records of a batch with no commit at the end of the file
     /// (never acknowledged), left out.
-    uncommitted: u64,
+    pub uncommitted: u64,
 }
 
-fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
+/// Reads every record of `file` that passes its check, resynchronising
+/// past damage (see the module docs).
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read.
+pub(crate) fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
     let len = file.len().map_err(|e| Error::io("stat", path, e))?;
     let mut rd = Reader::new(file, len);
     let head = rd.get(0, SEGMENT_HEADER_LEN, path)?;
@@ -339,6 +344,9 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
             .filter_map(|f| f.header.map(|h| h.number))
             .max()
             .unwrap_or(0);
+        // Every damaged file is read first, and the space its rewrite needs
+        // checked, so that a repair that cannot finish changes nothing.
+        let mut damaged_files = Vec::new();
         for f in &files {
             let (path, file) = (&f.path, &*f.file);
             let damaged = match segment::scan(file, path, f.header.is_some()) {
@@ -346,10 +354,29 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
                 Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
                 Err(_) => true,
             };
-            if !damaged {
-                continue;
+            if damaged {
+                damaged_files.push((f, salvage_scan(file, path)?));
             }
-            let s = salvage_scan(file, path)?;
+        }
+        let needed = damaged_files
+            .iter()
+            .flat_map(|(_, s)| s.entries.iter().map(|e| u64::from(e.len)))
+            .sum::<u64>()
+            + (1 << 20);
+        if !damaged_files.is_empty() {
+            let available = vfs
+                .available_space(dir)
+                .map_err(|e| Error::io("statvfs", dir, e))?;
+            if available < needed {
+                return Err(Error::NoSpace {
+                    path: dir.clone(),
+                    needed,
+                    available,
+                });
+            }
+        }
+        for (f, s) in damaged_files {
+            let (path, file) = (&f.path, &*f.file);
             // A sealed segment keeps its number and its place in its
             // compaction generation (or the other members would look like
             // leftovers); the active segment becomes the newest sealed one.
@@ -397,15 +424,35 @@ fn rewrite_segment(
 ) -> Result<()> {
     let number = header.number;
     let vfs = &*opts.vfs;
-    let dir = &opts.dir;
-    let qdir = dir.join(QUARANTINE_DIR);
-    vfs.create_dir_all(&qdir)
-        .map_err(|e| Error::io("create directory", &qdir, e))?;
-    let tmp = dir.join(format!("{}{TMP_SUFFIX}", format::segment_name(number)));
+    let tmp = opts
+        .dir
+        .join(format!("{}{TMP_SUFFIX}", format::segment_name(number)));
     let _ = vfs.remove_file(&tmp);
+    let r = write_salvaged(opts, file, path, header, s, &tmp)
+        .and_then(|()| replace_segment(opts, file, path, number, &tmp));
+    if r.is_err() {
+        // The original keeps its name until the final rename, so a failure
+        // leaves only this temporary file (removed here, or by the next
+        // write).
+        let _ = vfs.remove_file(&tmp);
+    }
+    r
+}
+
+/// Writes the salvaged records of `file` to `tmp` as sealed segment
+/// `header.number`, and fsyncs it.
+fn write_salvaged(
+    opts: &Options,
+    file: &dyn VFile,
+    path: &Path,
+    header: SegmentHeader,
+    s: &Salvaged,
+    tmp: &Path,
+) -> Result<()> {
+    let vfs = &*opts.vfs;
     let out = vfs
-        .create_new(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
+        .create_new(tmp)
+        .map_err(|e| Error::io("create", tmp, e))?;
 
     let mut buf = header.encode().to_vec();
     let mut max_seq = 0;
@@ -456,8 +503,24 @@ fn rewrite_segment(
         &[],
     );
     out.write_all_at(&buf, 0)
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    out.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
+        .map_err(|e| Error::io("write", tmp, e))?;
+    out.sync_data().map_err(|e| Error::io("fsync", tmp, e))
+}
+
+/// Moves the original `path` into quarantine (a second name first) and
+/// renames the rewritten `tmp` into place as segment `number`.
+fn replace_segment(
+    opts: &Options,
+    file: &dyn VFile,
+    path: &Path,
+    number: u64,
+    tmp: &Path,
+) -> Result<()> {
+    let vfs = &*opts.vfs;
+    let dir = &opts.dir;
+    let qdir = dir.join(QUARANTINE_DIR);
+    vfs.create_dir_all(&qdir)
+        .map_err(|e| Error::io("create directory", &qdir, e))?;
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -488,7 +551,7 @@ fn rewrite_segment(
     let idx = dir.join(format::index_name(number));
     let _ = vfs.remove_file(&idx);
     let dest = dir.join(format::segment_name(number));
-    vfs.rename(&tmp, &dest)
+    vfs.rename(tmp, &dest)
         .map_err(|e| Error::io("rename", &dest, e))?;
     if dest != path {
         vfs.remove_file(path)

@@ -899,3 +899,196 @@ fn files_root_creates_in_a_users_store_belong_to_the_user() {
     let (shown, run) = as_user(&["verify"]);
     assert_eq!(run.code, 0, "{shown}: {}", run.stderr);
 }
+
+// ---------------------------------------------------------------------------
+// Item 12: compact and repair change things before failing
+
+/// Every file under `dir` (subdirectories included) and its bytes.
+fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.strip_prefix(dir).unwrap().display().to_string();
+            if p.is_dir() {
+                out.insert(format!("{name}/"), Vec::new());
+                todo.push(p);
+            } else {
+                out.insert(name, fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Fails naming the files that differ between two [`tree`]s.
+fn assert_unchanged(before: &std::collections::BTreeMap<String, Vec<u8>>, dir: &Path, what: &str) {
+    let after = tree(dir);
+    let changed: Vec<&String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "{what} changed the store before failing: {changed:?}"
+    );
+}
+
+/// Damages one live record in the middle of the first sealed segment and
+/// leaves records in `active.seg`, so a compaction must seal to proceed.
+fn damaged_with_active(s: &TestStore) {
+    for i in 0..3 {
+        s.ok(&["create-doc", &format!("in the active segment {i}")]);
+    }
+    flip(&s.data().join("seg_000001.seg"));
+}
+
+#[test]
+fn compact_refuses_a_damaged_store_before_changing_anything() {
+    let s = sealed_store();
+    damaged_with_active(&s);
+    let before = tree(s.data());
+    let (code, err) = s.fails(&["compact"]);
+    assert_eq!(code, 6, "{err}");
+    assert_unchanged(&before, s.data(), "compact");
+    // The documented way out still works.
+    ok_with_note("repair", &s.run(&["repair"], None).1);
+    assert_eq!(at(s.data(), &["verify"]).1.code, 0);
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn mount_tmpfs(path: &Path, size: &str) -> Option<Mounted> {
+    fs::create_dir_all(path).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(path)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        return None;
+    }
+    Some(Mounted(path.to_path_buf()))
+}
+
+#[test]
+fn compact_and_repair_on_a_full_disk_refuse_before_changing_anything() {
+    let s = TestStore::new();
+    let Some(mnt) = mount_tmpfs(&s.tmp().join("mnt"), "160k") else {
+        return;
+    };
+    let dir = mnt.0.join("store");
+    let body = "f".repeat(900);
+    let mut n = 0;
+    while n < 100 {
+        let (_, run) = at(&dir, &["--segment-size", "8K", "create-doc", &body]);
+        if run.code != 0 {
+            break;
+        }
+        n += 1;
+    }
+    assert!(n > 20, "only {n} documents fit");
+    assert!(fs::read_dir(&dir).unwrap().count() > 3);
+    let before = tree(&dir);
+    let (shown, run) = at(&dir, &["compact"]);
+    assert_eq!(run.code, 7, "{shown}: {}", run.stderr);
+    assert_unchanged(&before, &dir, "compact");
+    flip(&dir.join("seg_000002.seg"));
+    let before = tree(&dir);
+    let (shown, run) = at(&dir, &["repair"]);
+    assert_eq!(run.code, 7, "{shown}: {}", run.stderr);
+    assert_unchanged(&before, &dir, "repair");
+}
+
+#[test]
+fn compact_and_repair_in_a_read_only_directory_refuse_before_changing_anything() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some((uid, gid)) = unprivileged_user() else {
+        return;
+    };
+    let s = sealed_store();
+    for i in 0..3 {
+        s.ok(&["create-doc", &format!("active {i}")]);
+    }
+    fs::set_permissions(s.tmp(), fs::Permissions::from_mode(0o755)).unwrap();
+    for e in fs::read_dir(s.data()).unwrap() {
+        std::os::unix::fs::chown(e.unwrap().path(), Some(uid), Some(gid)).unwrap();
+    }
+    std::os::unix::fs::chown(s.data(), Some(uid), Some(gid)).unwrap();
+    fs::set_permissions(s.data(), fs::Permissions::from_mode(0o555)).unwrap();
+    let as_user = |args: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .arg("--clear-groups")
+            .arg(crate::util::bin())
+            .arg("--dir")
+            .arg(s.data())
+            .args(args)
+            .env_remove("STRATUM_DIR")
+            .current_dir("/");
+        TestStore::run_command(cmd, None)
+    };
+    let before = tree(s.data());
+    let (shown, run) = as_user(&["compact"]);
+    assert_eq!(run.code, 7, "{shown}: {}", run.stderr);
+    assert_unchanged(&before, s.data(), "compact");
+    flip(&s.data().join("seg_000001.seg"));
+    let before = tree(s.data());
+    let (shown, run) = as_user(&["repair"]);
+    assert_eq!(run.code, 7, "{shown}: {}", run.stderr);
+    assert_unchanged(&before, s.data(), "repair");
+    fs::set_permissions(s.data(), fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Item 15: one bad record, 121 problems
+
+#[test]
+fn verify_reports_one_damaged_range_once_with_what_it_held_and_counts_the_rest() {
+    let s = damaged_batch(120, 40);
+    // A later write to every document, so every one of them has records
+    // outside the damaged batch.
+    let mut ops = String::new();
+    for d in 1..=120 {
+        ops.push_str(&format!(
+            "{{\"op\":\"add-input\",\"doc\":{d},\"input\":{d}}}\n"
+        ));
+    }
+    s.with_stdin(ops.as_bytes()).ok(&["apply"]);
+    let (shown, run) = s.run(&["verify", "--json"], None);
+    assert_eq!(run.code, 6, "{shown}: {}", run.stderr);
+    let report = json(std::str::from_utf8(&run.stdout).unwrap().trim());
+    let damage: Vec<&serde_json::Value> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "damage")
+        .collect();
+    assert_eq!(damage.len(), 1, "{damage:#?}");
+    let p = damage[0];
+    assert_eq!(p["file"], "seg_000001.seg");
+    let msg = p["message"].as_str().unwrap();
+    assert!(msg.contains("the document record of document 40"), "{msg}");
+    assert!(msg.contains("damaged bytes from offset"), "{msg}");
+    let seg = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "seg_000001.seg")
+        .unwrap();
+    // The batch's 120 document records, less the one hit.
+    assert_eq!(seg["records"], 119, "{seg}");
+    // `get` serves what verify counts.
+    s.ok(&["get", "41"]);
+}
