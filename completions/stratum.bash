@@ -431,7 +431,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__dump)
-            opts="-d -q -h --records --salvage --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --records --salvage --high-water --dir --segment-size --no-sync --lock-timeout --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -134,6 +134,7 @@ complete -c stratum -n "__fish_stratum_using_subcommand dump" -l segment-size -d
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l records -d 'List the raw records of every segment instead of documents'
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l salvage -d 'Read what can be read from a damaged store (which may refuse to open)'
+complete -c stratum -n "__fish_stratum_using_subcommand dump" -l high-water -d 'Also print the id high-water marks, so that `load --keep-ids` of the output never hands out an id this store used: a "node_high_water" field on every document, and a last line {"high_water":{"doc":N}}'
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l no-sync -d 'Skip fsync: writes stay crash-consistent (a prefix of the history survives) but are not durable across power loss. For throwaway fixtures'
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -s q -l quiet -d 'Show no progress bars'
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -s h -l help -d 'Print help (see more with \'--help\')'

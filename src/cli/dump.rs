@@ -31,7 +31,7 @@ Examples:
   stratum dump | jq -c 'select(.category == \"easy\") | {id, n: (.inputs | length)}'
   stratum dump --records | jq -c 'select(.crc_ok | not)'
   stratum dump --salvage > rescued.jsonl
-  stratum dump | stratum --dir copy load --keep-ids"
+  stratum dump --high-water | stratum --dir copy load --keep-ids"
 )]
 pub struct DumpArgs {
     /// List the raw records of every segment instead of documents.
@@ -40,6 +40,11 @@ pub struct DumpArgs {
     /// Read what can be read from a damaged store (which may refuse to open).
     #[arg(long)]
     pub salvage: bool,
+    /// Also print the id high-water marks, so that `load --keep-ids` of the
+    /// output never hands out an id this store used: a "node_high_water"
+    /// field on every document, and a last line {"high_water":{"doc":N}}.
+    #[arg(long, conflicts_with_all = ["records", "salvage"])]
+    pub high_water: bool,
 }
 
 #[derive(Serialize)]
@@ -81,12 +86,22 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
     } else {
         let bar = output::Bar::new(g.quiet, "dump", Some(0));
         let mut line = String::new();
-        store.dump(&mut |p| bar.update(p), &mut |doc| {
+        let marks = args.high_water;
+        store.dump_with_node_high_water(&mut |p| bar.update(p), &mut |doc, node_hwm| {
             line.clear();
             doc.write_json(&mut line);
+            if marks {
+                // The object's closing brace makes way for one more field.
+                line.pop();
+                line.push_str(&format!(",\"node_high_water\":{node_hwm}}}"));
+            }
             line.push('\n');
             out.write_all(line.as_bytes()).map_err(output::write_err)
         })?;
+        if marks {
+            let hwm = store.doc_high_water();
+            writeln!(out, "{{\"high_water\":{{\"doc\":{hwm}}}}}").map_err(output::write_err)?;
+        }
         bar.finish();
     }
     out.flush().map_err(output::write_err)?;

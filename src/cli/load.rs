@@ -18,16 +18,19 @@ use stratum::{DocId, Document, Error, Mode};
 /// "body_base64", "category", "version", "inputs" with "input" and
 /// "output"); blank lines are skipped. New ids are assigned in order and
 /// printed one per line, unless --keep-ids keeps the "id" and "node" fields
-/// (which must not be in use in this store). The whole load is one atomic
-/// write: a bad line fails the command with its line number (exit 4) and
-/// the store is left unchanged.
+/// (which must not be in use in this store). With --keep-ids, the id
+/// high-water marks that `dump --high-water` prints ("node_high_water" on a
+/// document, a last line {"high_water":{"doc":N}}) are kept too, so the copy
+/// never hands out an id the source used; without it they are ignored. The
+/// whole load is one atomic write: a bad line fails the command with its
+/// line number (exit 4) and the store is left unchanged.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
   stratum load fixtures.jsonl
   jq -c '{body: .statement, category: \"imported\", inputs: [.cases[] | {input: .in, output: .out}]}' \\
       problems.json | stratum load -
-  stratum --dir old dump | stratum --dir new load --keep-ids")]
+  stratum --dir old dump --high-water | stratum --dir new load --keep-ids")]
 pub struct LoadArgs {
     /// The JSON Lines file; `-` or absent reads stdin.
     #[arg(value_name = "FILE|-")]
@@ -43,10 +46,41 @@ pub struct LoadArgs {
     pub allow_high_ids: bool,
 }
 
+/// The last line of `dump --high-water`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Marks {
+    high_water: DocMark,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocMark {
+    doc: u64,
+}
+
+/// The document high-water mark, when `text` is a `dump --high-water`
+/// marks line rather than a document.
+fn marks(text: &str) -> Option<DocId> {
+    serde_json::from_str::<Marks>(text)
+        .ok()
+        .map(|m| DocId(m.high_water.doc))
+}
+
 /// Fewest ids `load --keep-ids` leaves free above a kept id unless told
 /// otherwise: one line with id 2^53-1 would otherwise make every later
 /// `create-doc` fail with "no document ids left".
 const ID_HEADROOM: u64 = 1 << 32;
+
+/// Checks a marks line as [`check_doc`] checks a document's ids.
+fn check_marks(hwm: DocId, keep_ids: bool, allow_high_ids: bool) -> stratum::Result<()> {
+    if keep_ids && !allow_high_ids && hwm.0 > MAX_ID - ID_HEADROOM {
+        return Err(Error::invalid(format!(
+            "document high-water mark {hwm} leaves fewer than 2^32 ids above it (the highest is {MAX_ID}); pass --allow-high-ids to keep it anyway"
+        )));
+    }
+    Ok(())
+}
 
 /// Checks what `load` can check of a line without the store.
 fn check_doc(parsed: &ParsedDoc, keep_ids: bool, allow_high_ids: bool) -> stratum::Result<()> {
@@ -61,6 +95,9 @@ fn check_doc(parsed: &ParsedDoc, keep_ids: bool, allow_high_ids: bool) -> stratu
     };
     if let Some(id) = parsed.id.filter(|id| id.0 > ceiling) {
         return Err(high("document", id.0));
+    }
+    if let Some(n) = parsed.node_high_water.filter(|n| n.0 > ceiling) {
+        return Err(high("node", n.0));
     }
     if let Some(n) = parsed
         .inputs
@@ -86,6 +123,9 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
     let (keep_ids, allow_high) = (args.keep_ids, args.allow_high_ids);
     let source =
         Source::open(args.file.as_deref())?.read_ahead(&name, &g.dir, &mut |line, text| {
+            if let Some(hwm) = marks(text) {
+                return check_marks(hwm, keep_ids, allow_high).map_err(|e| at_line(e, line));
+            }
             Document::from_json(text)
                 .and_then(|p| check_doc(&p, keep_ids, allow_high))
                 .map_err(|e| at_line(e, line))
@@ -103,6 +143,13 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
                 break;
             };
             current = number;
+            if let Some(hwm) = marks(text) {
+                check_marks(hwm, keep_ids, allow_high)?;
+                if keep_ids {
+                    store.reserve_doc_ids(hwm)?;
+                }
+                continue;
+            }
             let parsed = Document::from_json(text)?;
             check_doc(&parsed, keep_ids, allow_high)?;
             ids.push(store.load_doc(&parsed, keep_ids)?);

@@ -1092,3 +1092,61 @@ fn verify_reports_one_damaged_range_once_with_what_it_held_and_counts_the_rest()
     // `get` serves what verify counts.
     s.ok(&["get", "41"]);
 }
+
+// ---------------------------------------------------------------------------
+// Item 14: the documented copy recipe reuses ids
+
+#[test]
+fn the_dump_load_copy_recipe_keeps_ids_never_reused() {
+    let s = TestStore::new();
+    for i in 1..=5 {
+        s.ok(&["create-doc", &format!("d{i}")]);
+    }
+    s.ok(&["add-input", "2", "1"]);
+    s.ok(&["add-input", "2", "2"]);
+    s.ok(&["delete-input", "2", "2"]);
+    s.ok(&["delete-doc", "4"]);
+    s.ok(&["delete-doc", "5"]);
+    // The recipe `dump --help` gives, through a pipe as scripts run it.
+    let help = s.ok(&["dump", "--help"]);
+    assert!(
+        help.contains("dump --high-water | stratum --dir copy load --keep-ids"),
+        "{help}"
+    );
+    let dumped = s.ok_bytes(&["dump", "--high-water"]);
+    let copy = s.tmp().join("copy");
+    let mut cmd = Command::new(crate::util::bin());
+    cmd.arg("--dir").arg(&copy).args(["load", "--keep-ids"]);
+    let (shown, run) = TestStore::run_command(cmd, Some(&dumped));
+    assert_eq!(run.code, 0, "{shown}: {}", run.stderr);
+    // The copy reads the same, and hands out what the source would next.
+    assert_eq!(at(&copy, &["dump"]).1.stdout, s.ok_bytes(&["dump"]));
+    for (args, want) in [
+        (&["create-doc", "new"][..], "6"),
+        (&["add-input", "2", "9"], "3"),
+    ] {
+        let (_, run) = at(&copy, args);
+        assert_eq!(
+            String::from_utf8_lossy(&run.stdout).trim(),
+            want,
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert_eq!(s.ok(args).trim(), want, "the source itself");
+    }
+    // The marks survive the copy's compaction, and verify is clean.
+    ok_with_note("compact", &at(&copy, &["compact"]).1);
+    assert_eq!(at(&copy, &["create-doc", "later"]).1.stdout, b"7\n");
+    assert_eq!(at(&copy, &["verify"]).1.code, 0);
+    // Without --keep-ids the marks mean nothing and are ignored.
+    let fresh = s.tmp().join("fresh");
+    let mut cmd = Command::new(crate::util::bin());
+    cmd.arg("--dir").arg(&fresh).arg("load");
+    let (_, run) = TestStore::run_command(cmd, Some(&dumped));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "1\n2\n3\n",
+        "{}",
+        run.stderr
+    );
+}
