@@ -249,7 +249,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__backup)
-            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            opts="-d -q -h --link --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -507,7 +507,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__dump)
-            opts="-d -q -h --records --salvage --category --id --missing-output --fields --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            opts="-d -q -h --records --salvage --category --id --missing-output --fields --high-water --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -927,7 +927,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__load)
-            opts="-d -q -h --keep-ids --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            opts="-d -q -h --keep-ids --json --allow-high-ids --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -183,6 +183,7 @@ always\t'Always colour, also into a pipe'"
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l records -d 'List the raw records of every segment instead of documents'
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l salvage -d 'Read what can be read from a damaged store (which may refuse to open)'
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l missing-output -d 'Only documents with at least one input that has no expected output'
+complete -c stratum -n "__fish_stratum_using_subcommand dump" -l high-water -d 'Also print the id high-water marks, so that `load --keep-ids` of the output never hands out an id this store used: a "node_high_water" field on every document, and a last line {"high_water":{"doc":N}}'
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l json -d 'Accepted for scripts: the output is JSON Lines already; with --salvage, the summary on stderr is JSON too'
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l no-sync -d 'Skip the fsync that makes each write durable: for throwaway fixtures'
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -s q -l quiet -d 'Print nothing on success but the command\'s data'
@@ -206,6 +207,7 @@ never\t'Never colour'
 always\t'Always colour, also into a pipe'"
 complete -c stratum -n "__fish_stratum_using_subcommand load" -l keep-ids -d 'Keep the documents\' "id" and "node" fields instead of assigning new ids'
 complete -c stratum -n "__fish_stratum_using_subcommand load" -l json -d 'Accepted for scripts; the output is JSON already'
+complete -c stratum -n "__fish_stratum_using_subcommand load" -l allow-high-ids -d 'With --keep-ids, accept ids so high that fewer than 2^32 ids would remain above them (one such id could end document or node creation for good)'
 complete -c stratum -n "__fish_stratum_using_subcommand load" -l no-sync -d 'Skip the fsync that makes each write durable: for throwaway fixtures'
 complete -c stratum -n "__fish_stratum_using_subcommand load" -s q -l quiet -d 'Print nothing on success but the command\'s data'
 complete -c stratum -n "__fish_stratum_using_subcommand load" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -235,6 +237,7 @@ complete -c stratum -n "__fish_stratum_using_subcommand backup" -l lock-timeout 
 complete -c stratum -n "__fish_stratum_using_subcommand backup" -l color -d 'When to use colour (bold table headers): auto uses it when stdout is a terminal, `NO_COLOR` is unset or empty and `TERM` is not `dumb`' -r -f -a "auto\t'Colour when stdout is a terminal, unless `NO_COLOR` or `TERM=dumb`'
 never\t'Never colour'
 always\t'Always colour, also into a pipe'"
+complete -c stratum -n "__fish_stratum_using_subcommand backup" -l link -d 'Hard-link the sealed segments and their indexes instead of copying them, where DEST is on the same file system: fast and small, but no protection against damage to those files'
 complete -c stratum -n "__fish_stratum_using_subcommand backup" -l json -d 'Report as one JSON object on stdout instead of a line on stderr'
 complete -c stratum -n "__fish_stratum_using_subcommand backup" -l no-sync -d 'Skip the fsync that makes each write durable: for throwaway fixtures'
 complete -c stratum -n "__fish_stratum_using_subcommand backup" -s q -l quiet -d 'Print nothing on success but the command\'s data'

@@ -4,14 +4,15 @@
 //! The codes are frozen (README, man page):
 //! 0 ok, 1 other failure, 2 usage, 3 not found (document, node, or no store
 //! at --dir), 4 invalid input, 5 lock timeout, 6 corruption or unsupported
-//! format version, 7 I/O error. A broken pipe on stdout is success: the
-//! reader has all it wanted (`stratum dump | head -1`).
+//! format version, 7 I/O error, 8 the write is durable but printing its
+//! result failed (do not retry). A broken pipe on stdout is success for
+//! a read: the reader has all it wanted (`stratum dump | head -1`).
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use crate::cli::diff::Differences;
-use crate::cli::{DamageFound, UsageError};
+use crate::cli::{DamageFound, Unreported, UsageError};
 use stratum::Error;
 
 /// The exit codes.
@@ -26,6 +27,8 @@ enum Code {
     LockTimeout = 5,
     Corrupt = 6,
     Io = 7,
+    /// The write is durable; only printing its result failed.
+    Unreported = 8,
 }
 
 /// What an error means for the process.
@@ -40,6 +43,11 @@ enum Outcome {
 }
 
 fn classify(err: &anyhow::Error) -> Outcome {
+    // Before the broken-pipe rule: a write's report lost to a closed stdout
+    // is the same news as one lost to a full disk.
+    if err.chain().any(|cause| cause.is::<Unreported>()) {
+        return Outcome::Fail(Code::Unreported);
+    }
     let broken_pipe = err.chain().any(|cause| {
         cause
             .downcast_ref::<io::Error>()
@@ -52,10 +60,13 @@ fn classify(err: &anyhow::Error) -> Outcome {
         if let Some(e) = cause.downcast_ref::<Error>() {
             return Outcome::Fail(match e {
                 Error::Io { .. } | Error::NoSpace { .. } => Code::Io,
-                Error::Corrupt { .. } | Error::UnsupportedVersion { .. } => Code::Corrupt,
-                Error::NoStore { .. } | Error::DocNotFound(_) | Error::NodeNotFound { .. } => {
-                    Code::NotFound
-                }
+                Error::Corrupt { .. }
+                | Error::UnsupportedVersion { .. }
+                | Error::LockMissing { .. } => Code::Corrupt,
+                Error::NoStore { .. }
+                | Error::NotAStore { .. }
+                | Error::DocNotFound(_)
+                | Error::NodeNotFound { .. } => Code::NotFound,
                 Error::InvalidInput(_) => Code::InvalidInput,
                 Error::LockTimeout { .. } => Code::LockTimeout,
                 _ => Code::Other,
@@ -221,6 +232,8 @@ mod tests {
                 Code::Corrupt,
             ),
             (Error::NoStore { path: "/x".into() }, Code::NotFound),
+            (Error::NotAStore { path: "/x".into() }, Code::NotFound),
+            (Error::LockMissing { path: "/x".into() }, Code::Corrupt),
             (Error::DocNotFound(DocId(1)), Code::NotFound),
             (
                 Error::NodeNotFound {
@@ -257,6 +270,13 @@ mod tests {
             Outcome::Fail(Code::Corrupt)
         );
         assert_eq!(code(io::Error::other("x").into()), Outcome::Fail(Code::Io));
+        for kind in [io::ErrorKind::StorageFull, io::ErrorKind::BrokenPipe] {
+            let e = Unreported {
+                done: "document 3 was created".into(),
+                source: io::Error::from(kind),
+            };
+            assert_eq!(code(e.into()), Outcome::Fail(Code::Unreported));
+        }
         assert_eq!(code(anyhow::anyhow!("x")), Outcome::Fail(Code::Other));
     }
 

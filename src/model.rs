@@ -208,6 +208,7 @@ impl Document {
         }
         Ok(ParsedDoc {
             id: raw.id.map(DocId),
+            node_high_water: raw.node_high_water.map(NodeId),
             doc: NewDoc {
                 category: raw.category,
                 version: raw.version,
@@ -223,6 +224,9 @@ impl Document {
 pub struct ParsedDoc {
     /// The `id` field, if present.
     pub id: Option<DocId>,
+    /// The `node_high_water` field (`dump --high-water`): the highest node
+    /// id the document ever had, deleted nodes included.
+    pub node_high_water: Option<NodeId>,
     /// Category, version and body.
     pub doc: NewDoc,
     /// The chain.
@@ -244,6 +248,7 @@ pub struct ParsedNode {
 #[serde(deny_unknown_fields)]
 struct RawDoc {
     id: Option<u64>,
+    node_high_water: Option<u64>,
     category: Option<String>,
     version: Option<String>,
     body: Option<String>,

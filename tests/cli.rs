@@ -17,6 +17,8 @@ mod datasets;
 mod durability;
 #[path = "cli/errors.rs"]
 mod errors;
+#[path = "cli/holes.rs"]
+mod holes;
 #[path = "cli/operator.rs"]
 mod operator;
 #[path = "cli/rescue.rs"]

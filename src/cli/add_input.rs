@@ -1,5 +1,7 @@
 //! `stratum add-input`: append a node to a document's chain.
 
+use std::io::Write;
+
 use clap::Args;
 
 use crate::cli::{GlobalArgs, input, output, parse_id};
@@ -49,6 +51,9 @@ pub fn run(g: &GlobalArgs, args: AddInputArgs) -> anyhow::Result<()> {
     let mut store = g.open_existing()?;
     let node = store.add_input(DocId(args.doc), &value, expected.as_ref())?;
     drop(store);
-    output::print_line(&node.to_string())?;
+    output::report_write(
+        || format!("input node {node} was added to document {}", args.doc),
+        |out| writeln!(out, "{node}"),
+    )?;
     Ok(())
 }

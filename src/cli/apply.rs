@@ -1,7 +1,6 @@
 //! `stratum apply`: a batch of write operations from JSON Lines, applied
 //! as one atomic write.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -315,12 +314,15 @@ pub fn run(g: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
     if args.file.is_none() {
         input::absent_reads_stdin("FILE")?;
     }
-    let source = Source::open(args.file.as_deref())?;
     let name = args
         .file
         .as_ref()
         .filter(|p| p.as_os_str() != "-")
         .map_or_else(|| STDIN.to_owned(), |p| p.display().to_string());
+    let source =
+        Source::open(args.file.as_deref())?.read_ahead(&name, &g.dir, &mut |line, text| {
+            parse_op(text, line).map(drop).map_err(|e| at_line(e, line))
+        })?;
     let mut lines = source.lines(&name);
     let mut store = g.open(Mode::Write)?;
     let mut current = 0u64;
@@ -340,11 +342,13 @@ pub fn run(g: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
     });
     let done = result.map_err(|e| at_line(e, current))?;
     drop(store);
-    let mut out = output::stdout();
-    for d in &done {
-        output::write_json_line(&mut out, d).map_err(output::write_err)?;
-    }
-    out.flush().map_err(output::write_err)?;
+    output::report_write(
+        || format!("all {} operations were applied", done.len()),
+        |out| {
+            done.iter()
+                .try_for_each(|d| output::write_json_line(&mut *out, d))
+        },
+    )?;
     Ok(())
 }
 

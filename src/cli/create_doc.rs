@@ -1,6 +1,7 @@
 //! `stratum create-doc`: a new document from an argument, a file or stdin.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -63,6 +64,9 @@ pub fn run(g: &GlobalArgs, args: CreateDocArgs) -> anyhow::Result<()> {
     let mut store = g.open(Mode::Write)?;
     let id = store.create_doc(&doc)?;
     drop(store);
-    output::print_line(&id.to_string())?;
+    output::report_write(
+        || format!("document {id} was created"),
+        |out| writeln!(out, "{id}"),
+    )?;
     Ok(())
 }

@@ -40,7 +40,7 @@ Examples:
   stratum dump --missing-output --id 1..500
   stratum dump --records | jq -c 'select(.crc_ok | not)'
   stratum dump --salvage > rescued.jsonl
-  stratum dump | stratum --dir copy load --keep-ids"
+  stratum dump --high-water | stratum --dir copy load --keep-ids"
 )]
 pub struct DumpArgs {
     /// List the raw records of every segment instead of documents.
@@ -55,6 +55,11 @@ pub struct DumpArgs {
     /// Print only these fields of each document, comma-separated.
     #[arg(long, value_name = "LIST", value_parser = parse_projection, help_heading = "Selection")]
     pub fields: Option<Projection>,
+    /// Also print the id high-water marks, so that `load --keep-ids` of the
+    /// output never hands out an id this store used: a "node_high_water"
+    /// field on every document, and a last line {"high_water":{"doc":N}}.
+    #[arg(long, conflicts_with_all = ["records", "salvage", "fields"])]
+    pub high_water: bool,
     /// Accepted for scripts: the output is JSON Lines already; with
     /// --salvage, the summary on stderr is JSON too.
     #[arg(long)]
@@ -68,6 +73,7 @@ struct Salvaged {
     files: u64,
     good_records: u64,
     damaged_bytes: u64,
+    uncommitted_records: u64,
 }
 
 #[derive(Serialize)]
@@ -120,7 +126,8 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
     } else {
         let bar = output::Bar::new(g.quiet, "dump", Some(0));
         let mut line = String::new();
-        store.dump(&mut |p| bar.update(p), &mut |doc| {
+        let marks = args.high_water;
+        store.dump_with_node_high_water(&mut |p| bar.update(p), &mut |doc, node_hwm| {
             if !args.select.document(doc) {
                 return Ok(());
             }
@@ -129,13 +136,33 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
                 Some(p) => p.write(doc, &mut line),
                 None => doc.write_json(&mut line),
             }
+            if marks {
+                // The object's closing brace makes way for one more field.
+                line.pop();
+                line.push_str(&format!(",\"node_high_water\":{node_hwm}}}"));
+            }
             line.push('\n');
             out.write_all(line.as_bytes()).map_err(output::write_err)
         })?;
+        if marks {
+            let hwm = store.doc_high_water();
+            writeln!(out, "{{\"high_water\":{{\"doc\":{hwm}}}}}").map_err(output::write_err)?;
+        }
         bar.finish();
     }
     out.flush().map_err(output::write_err)?;
     Ok(())
+}
+
+/// What salvage left out besides damaged bytes, for its summary line.
+pub(crate) fn uncommitted_note(records: u64) -> String {
+    if records == 0 {
+        String::new()
+    } else {
+        format!(
+            ", {records} intact records of a batch left out: its commit record is missing at the end of a file, so it was never acknowledged"
+        )
+    }
 }
 
 /// `dump --salvage`: no normal open (it may refuse a damaged store).
@@ -150,17 +177,19 @@ fn salvage(g: &GlobalArgs, json: bool) -> anyhow::Result<()> {
     })?;
     out.flush().map_err(output::write_err)?;
     let human = format!(
-        "salvaged {} documents from {} files ({} records readable, {} of damaged data skipped)",
+        "salvaged {} documents from {} files ({} records readable, {} of damaged data skipped{})",
         report.documents,
         report.files,
         report.good_records,
-        output::human_size(report.damaged_bytes)
+        output::human_size(report.damaged_bytes),
+        uncommitted_note(report.uncommitted_records)
     );
     let summary = Salvaged {
         documents: report.documents,
         files: report.files,
         good_records: report.good_records,
         damaged_bytes: report.damaged_bytes,
+        uncommitted_records: report.uncommitted_records,
     };
     summary::report_beside_data(g, json, &summary, &human);
     Ok(())

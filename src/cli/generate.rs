@@ -199,7 +199,7 @@ fn args_section(out: &mut String, cmd: &clap::Command) {
 const EXTRA: &str = r#".SH EXIT STATUS
 .TP
 .B 0
-Success; also when standard output is closed early (\fBstratum dump | head \-1\fR).
+Success; also when the standard output of a read command is closed early (\fBstratum dump | head \-1\fR).
 .TP
 .B 1
 Any other failure; for \fBdiff\fR, the two sides differ.
@@ -208,7 +208,7 @@ Any other failure; for \fBdiff\fR, the two sides differ.
 Usage error: bad arguments.
 .TP
 .B 3
-Not found: the document, the node, or a store at \fB\-\-dir\fR.
+Not found: the document, the node, or a store at \fB\-\-dir\fR (also a write asked to make a store in a directory that is not empty and holds none).
 .TP
 .B 4
 Invalid input: bad JSON, too large, an id already taken.
@@ -217,12 +217,15 @@ Invalid input: bad JSON, too large, an id already taken.
 The store is locked by another process for longer than \fB\-\-lock\-timeout\fR.
 .TP
 .B 6
-Corruption detected, or a format version this build cannot read.
+Corruption detected, a format version this build cannot read, or a store whose \fBLOCK\fR file was deleted.
 .TP
 .B 7
 I/O error (full disk, permission denied, read\-only file system), with the path and the OS message.
+.TP
+.B 8
+The write is done and durable, but printing its result (the new ids) failed: standard output was full, closed or failing. Do not run the command again: that would make a duplicate.
 .PP
-Every error is one line on standard error starting with \fBstratum:\fR, usage errors included (they end with \fItry 'stratum COMMAND \-\-help'\fR); a command that fails changes nothing.
+Every error is one line on standard error starting with \fBstratum:\fR, usage errors included (they end with \fItry 'stratum COMMAND \-\-help'\fR); a command that fails changes nothing, except under status 8, whose message says what was written.
 .SH ENVIRONMENT
 .TP
 .B STRATUM_DIR

@@ -156,12 +156,80 @@ pub fn settable_output(value: Json) -> Result<Json> {
     Ok(value)
 }
 
+/// Most bytes of read-ahead input kept in memory; past this the rest goes
+/// to an unnamed temporary file, so memory stays bounded whatever the input.
+const SPOOL_MEMORY: usize = 8 << 20;
+
 /// Where a JSON Lines stream comes from.
 pub enum Source {
     /// Standard input.
     Stdin,
     /// A file, with its size for progress.
     File(File, u64),
+    /// Input read ahead of the lock ([`Source::read_ahead`]), with its size.
+    Spooled(Box<dyn Read>, u64),
+}
+
+/// Where read-ahead input is kept: memory first, then an unnamed file.
+enum Spool {
+    Memory(Vec<u8>),
+    File(io::BufWriter<File>, u64),
+}
+
+impl Spool {
+    fn write(&mut self, bytes: &[u8], dir: &Path) -> io::Result<()> {
+        if let Spool::Memory(buf) = self {
+            if buf.len() + bytes.len() <= SPOOL_MEMORY {
+                buf.extend_from_slice(bytes);
+                return Ok(());
+            }
+            let mut file = io::BufWriter::with_capacity(1 << 20, unnamed_file(dir)?);
+            io::Write::write_all(&mut file, buf)?;
+            *self = Spool::File(file, buf.len() as u64);
+        }
+        if let Spool::File(file, len) = self {
+            io::Write::write_all(file, bytes)?;
+            *len += bytes.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn into_source(self) -> io::Result<Source> {
+        Ok(match self {
+            Spool::Memory(buf) => {
+                let len = buf.len() as u64;
+                Source::Spooled(Box::new(io::Cursor::new(buf)), len)
+            }
+            Spool::File(file, len) => {
+                let mut file = file.into_inner().map_err(io::IntoInnerError::into_error)?;
+                io::Seek::rewind(&mut file)?;
+                Source::Spooled(Box::new(file), len)
+            }
+        })
+    }
+}
+
+/// A temporary file without a name (`O_TMPFILE`): in the data directory
+/// when it exists (the disk the data is going to), else in the system's
+/// temporary directory. Having no name, it can never be left behind, nor
+/// be taken for a file of the store.
+fn unnamed_file(dir: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = |d: &Path| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .open(d)
+    };
+    open(dir).or_else(|_| open(&std::env::temp_dir()))
+}
+
+/// Whether reads from `file` can wait on another process: anything but a
+/// regular file (a pipe, a terminal, a FIFO, a socket).
+fn can_stall(file: &File) -> bool {
+    file.metadata().map_or(true, |m| !m.is_file())
 }
 
 impl Source {
@@ -185,7 +253,7 @@ impl Source {
     pub fn total_bytes(&self) -> Option<u64> {
         match self {
             Source::Stdin => None,
-            Source::File(_, n) => Some(*n),
+            Source::File(_, n) | Source::Spooled(_, n) => Some(*n),
         }
     }
 
@@ -194,6 +262,7 @@ impl Source {
         let inner: Box<dyn Read> = match self {
             Source::Stdin => Box::new(io::stdin()),
             Source::File(f, _) => Box::new(f),
+            Source::Spooled(r, _) => r,
         };
         Lines {
             reader: io::BufReader::with_capacity(1 << 20, inner),
@@ -201,6 +270,53 @@ impl Source {
             number: 0,
             bytes: 0,
             name: name.to_owned(),
+            spool: None,
+        }
+    }
+
+    /// Reads input that could stall (stdin from a pipe: `(echo …; sleep
+    /// 3; echo …) | stratum load`) to its end before the store is locked,
+    /// so a slow producer never holds up other readers and writers. Each
+    /// line is checked with `check` on the way, so bad input is refused
+    /// before the store is touched; the bytes are kept (memory up to 8 MiB,
+    /// then an unnamed file in `dir`) for the pass under the lock, which
+    /// sees the same lines with the same numbers. A regular file cannot
+    /// stall and is returned as it is.
+    ///
+    /// # Errors
+    /// What `check` returns; reading errors as [`Lines::next_line`]; an I/O
+    /// error from the temporary file.
+    pub fn read_ahead(
+        self,
+        name: &str,
+        dir: &Path,
+        check: &mut dyn FnMut(u64, &str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Source> {
+        let stalls = match &self {
+            Source::Stdin => {
+                use std::os::fd::AsFd;
+                io::stdin()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_or(true, |fd| can_stall(&File::from(fd)))
+            }
+            Source::File(f, _) => can_stall(f),
+            Source::Spooled(..) => false,
+        };
+        if !stalls {
+            return Ok(self);
+        }
+        let mut lines = self.lines(name);
+        lines.spool = Some((Spool::Memory(Vec::new()), dir.to_path_buf()));
+        while let Some((number, text)) = lines.next_line()? {
+            check(number, text)?;
+        }
+        let spool = lines.spool.take().map(|(s, _)| s);
+        match spool {
+            Some(s) => s
+                .into_source()
+                .map_err(|e| Error::io("spool", "<temporary file>", e).into()),
+            None => Ok(Source::Spooled(Box::new(io::empty()), 0)),
         }
     }
 }
@@ -212,6 +328,9 @@ pub struct Lines {
     number: u64,
     bytes: u64,
     name: String,
+    /// While reading ahead: where every byte read is kept, and the
+    /// directory for its temporary file.
+    spool: Option<(Spool, std::path::PathBuf)>,
 }
 
 impl Lines {
@@ -233,6 +352,11 @@ impl Lines {
             }
             self.number += 1;
             self.bytes += n as u64;
+            if let Some((spool, dir)) = &mut self.spool {
+                spool
+                    .write(&self.buf, dir)
+                    .map_err(|e| Error::io("spool", "<temporary file>", e))?;
+            }
             if self.buf.len() as u64 > MAX_LINE {
                 return Err(Error::invalid(format!(
                     "line {}: longer than {MAX_LINE} bytes",
@@ -269,6 +393,7 @@ mod tests {
             number: 0,
             bytes: 0,
             name: "test".into(),
+            spool: None,
         }
     }
 

@@ -52,7 +52,8 @@ Examples:
   stratum dump | jq -c 'select(.category == \"easy\")'
 
 Exit codes: 0 ok, 1 other failure, 2 usage, 3 not found (document, node or store),
-4 invalid input, 5 lock timeout, 6 corruption, 7 I/O error.";
+4 invalid input, 5 lock timeout, 6 corruption, 7 I/O error, 8 written and durable but
+its output could not be printed (do not retry).";
 
 /// Documents with ordered chains of inputs and expected outputs, in a
 /// log-structured store on local disk.
@@ -364,14 +365,9 @@ impl GlobalArgs {
     /// # Errors
     /// [`stratum::Error::NoStore`], or as [`Store::open`].
     pub fn open_existing(&self) -> stratum::Result<Store> {
-        let lock = self.dir.join(stratum::engine::format::LOCK_NAME);
-        match std::fs::symlink_metadata(&lock) {
-            Ok(_) => self.open(Mode::Write),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(stratum::Error::NoStore {
-                path: self.dir.clone(),
-            }),
-            Err(e) => Err(stratum::Error::io("stat", lock, e)),
-        }
+        let mut store = Store::open_existing(self.options())?;
+        note_all(store.take_notices());
+        Ok(store)
     }
 }
 
@@ -411,6 +407,30 @@ impl fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// A write command whose change is committed and durable, but whose report
+/// (the new ids) could not be written to stdout: full, closed or failing.
+/// Exit code 8, so that a retrying script can tell it from a write that did
+/// not happen (retrying it would make a duplicate).
+#[derive(Debug)]
+pub struct Unreported {
+    /// What was done, e.g. "document 7 was created".
+    pub done: String,
+    /// Why stdout failed.
+    pub source: std::io::Error,
+}
+
+impl fmt::Display for Unreported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} and is durable, but printing the result failed ({}); do not run the command again",
+            self.done, self.source
+        )
+    }
+}
+
+impl std::error::Error for Unreported {}
 
 /// `verify` found damage; the report has been printed. Exit code 6, like a
 /// corruption error from any other command.

@@ -17,7 +17,7 @@ use comfy_table::{
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::ColorChoice;
+use crate::cli::{ColorChoice, Unreported};
 use stratum::{Error, Progress};
 
 /// Name used for stdout in error messages.
@@ -41,17 +41,23 @@ pub fn write_err(e: io::Error) -> Error {
     Error::io("write", STDOUT, e)
 }
 
-/// Writes `text` and a newline, then flushes: for commands printing one
-/// short answer.
+/// Prints the report of a write that is already durable: `write` fills
+/// stdout, and any failure, a closed stdout included, becomes
+/// [`Unreported`] saying `done` (exit 8), never "nothing happened".
 ///
 /// # Errors
-/// The write error, as a library error.
-pub fn print_line(text: &str) -> Result<(), Error> {
+/// [`Unreported`].
+pub fn report_write(
+    done: impl FnOnce() -> String,
+    write: impl FnOnce(&mut Out) -> io::Result<()>,
+) -> Result<(), Unreported> {
     let mut out = stdout();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.write_all(b"\n"))
+    write(&mut out)
         .and_then(|()| out.flush())
-        .map_err(write_err)
+        .map_err(|source| Unreported {
+            done: done(),
+            source,
+        })
 }
 
 /// Writes `value` as one line of JSON.
@@ -194,9 +200,11 @@ impl LongTable {
         }
     }
 
-    /// Adds a row (one string per column).
+    /// Adds a row (one string per column); control characters in a cell
+    /// are escaped ([`escape_controls`]).
     pub fn push(&mut self, row: Vec<String>) {
-        self.rows.push(row);
+        self.rows
+            .push(row.iter().map(|c| escape_controls(c)).collect());
     }
 
     /// Column widths: the widest cell of each column, narrowed (widest
@@ -319,9 +327,34 @@ fn terminal_width() -> Option<u16> {
         })
 }
 
+/// `text` with every character that a terminal would act on instead of
+/// showing (C0 and C1 controls, DEL, bidirectional overrides) written as an
+/// escape, so that a stored category cannot retitle the window, clear the
+/// screen or forge table rows.
+pub fn escape_controls(text: &str) -> String {
+    let acts =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(acts) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if acts(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `text` cut to at most `max` characters, ending in an ellipsis when cut
-/// ("…" on a terminal, "..." otherwise so that plain output stays ASCII).
+/// ("…" on a terminal, "..." otherwise so that plain output stays ASCII);
+/// control characters are escaped first ([`escape_controls`]).
 pub fn shorten(text: &str, max: usize) -> String {
+    let text = &escape_controls(text);
     if text.chars().count() <= max {
         return text.to_owned();
     }
@@ -341,20 +374,9 @@ pub fn shorten(text: &str, max: usize) -> String {
 pub fn body_preview(body: &[u8], max: usize) -> String {
     match std::str::from_utf8(body) {
         Ok(s) => {
-            let mut flat = String::with_capacity(s.len().min(max * 4));
-            for c in s.chars() {
-                if flat.len() > max * 4 {
-                    break;
-                }
-                match c {
-                    '\n' => flat.push_str("\\n"),
-                    '\r' => flat.push_str("\\r"),
-                    '\t' => flat.push_str("\\t"),
-                    c if c.is_control() => flat.extend(c.escape_unicode()),
-                    c => flat.push(c),
-                }
-            }
-            shorten(&flat, max)
+            // Escaping past what can be shown would only cost time.
+            let end = s.char_indices().nth(max * 4).map_or(s.len(), |(i, _)| i);
+            shorten(&s[..end], max)
         }
         Err(_) => format!("({} bytes, not UTF-8; see `get --body`)", body.len()),
     }
@@ -452,6 +474,8 @@ mod tests {
     #[test]
     fn previews_escape_control_characters() {
         assert_eq!(body_preview(b"a\nb\tc", 40), "a\\nb\\tc");
+        assert_eq!(shorten("t\x1b]0;x\x07\r", 40), "t\\u{1b}]0;x\\u{7}\\r");
+        assert_eq!(escape_controls("a\u{202e}b\u{85}"), "a\\u{202e}b\\u{85}");
         assert_eq!(
             body_preview(&[0xff, 0], 40),
             "(2 bytes, not UTF-8; see `get --body`)"

@@ -11,13 +11,15 @@ use stratum::engine::{self, QUARANTINE_DIR};
 /// Each damaged segment is rewritten with the records that pass their CRC;
 /// the damaged original is moved to quarantine/ inside the data directory
 /// (never deleted); then the store is compacted, so that it verifies. Damage
-/// costs the records it hit and, for a batch cut by it, the rest of that
-/// batch. On a store without damage it only compacts. Run `stratum dump
-/// --salvage` first to see what can be read. Says what it did on stderr;
-/// --quiet prints nothing on success.
+/// costs the records it hit; the intact records of a batch it cut are
+/// kept (a batch with no commit at the end of a file, never acknowledged,
+/// is left out and counted). On a store without damage it only compacts.
+/// Run `stratum dump --salvage` first to see what can be read. Says what it
+/// did on stderr; --quiet prints nothing on success.
 ///
 /// The JSON form (--json, on stdout) is one object:
-///   {"quarantined": ["file", …], "records_kept", "damaged_bytes", "compacted"}
+///   {"quarantined": ["file", …], "records_kept", "damaged_bytes",
+///    "uncommitted_records", "compacted"}
 /// "quarantined" lists the damaged files moved to quarantine/ (empty when
 /// there was no damage).
 #[derive(Debug, Args)]
@@ -42,6 +44,7 @@ struct Report<'a> {
     quarantined: &'a [String],
     records_kept: u64,
     damaged_bytes: u64,
+    uncommitted_records: u64,
     compacted: bool,
 }
 
@@ -57,16 +60,18 @@ pub fn run(g: &GlobalArgs, args: RepairArgs) -> anyhow::Result<()> {
         "no damage found; the store was compacted".to_owned()
     } else {
         format!(
-            "repaired: moved {} to {QUARANTINE_DIR}/, kept {} records, lost {} of damaged data; the store was compacted",
+            "repaired: moved {} to {QUARANTINE_DIR}/, kept {} records, lost {} of damaged data{}; the store was compacted",
             report.quarantined.join(", "),
             report.records_kept,
-            output::human_size(report.damaged_bytes)
+            output::human_size(report.damaged_bytes),
+            crate::cli::dump::uncommitted_note(report.uncommitted_records)
         )
     };
     let json = Report {
         quarantined: &report.quarantined,
         records_kept: report.records_kept,
         damaged_bytes: report.damaged_bytes,
+        uncommitted_records: report.uncommitted_records,
         compacted: true,
     };
     summary::report(g, args.json, &json, &human)

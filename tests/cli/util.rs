@@ -11,6 +11,12 @@ use std::process::{Command, Output, Stdio};
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_stratum");
 
+/// The binary `TestStore` runs: [`BIN`], or `$STRATUM_TEST_BIN` when set, so
+/// a regression test can be shown to fail against an older build.
+pub fn bin() -> String {
+    std::env::var("STRATUM_TEST_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
+
 /// A temporary directory holding one store (`<tmp>/store`, created by the
 /// first write command) and anything else a test needs.
 pub struct TestStore {
@@ -50,7 +56,7 @@ impl TestStore {
 
     /// A command with `--dir` set and every variable stratum reads removed.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         cmd.current_dir(self.tmp.path())
             .env_remove("STRATUM_DIR")
             .env_remove("NO_COLOR")
