@@ -78,7 +78,12 @@ __all__ = [
 _log = _logging.getLogger("stratum")
 
 
-def open(path, write=True, sync=True, lock_timeout=10.0):
+def open(
+    path: "str | _os.PathLike[str]",
+    write: bool = True,
+    sync: bool = True,
+    lock_timeout: float = 10.0,
+) -> Store:
     """Open the store in directory ``path`` and return a ``Store`` handle.
 
     ``write=True`` takes the exclusive lock and creates the store if there is
