@@ -120,3 +120,65 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratum::{DocId, Mode, NewDoc, Options};
+
+    fn store(dir: &std::path::Path) -> Box<Store> {
+        let mut o = Options::new(dir);
+        o.sync = false;
+        Box::new(Store::open(o, Mode::Write).unwrap())
+    }
+
+    fn new_doc(s: &mut Store) -> Result<u64, Failure> {
+        Ok(s.create_doc(&NewDoc::default())?.0)
+    }
+
+    #[test]
+    fn calls_return_at_once_and_land_on_commit() {
+        let tmp = std::env::temp_dir().join(format!("stratum-py-batch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let w = Worker::start(store(&tmp)).unwrap_or_else(|_| panic!("no thread"));
+        assert_eq!(w.run(new_doc).ok(), Some(1));
+        assert_eq!(w.run(new_doc).ok(), Some(2));
+        // A failed call leaves the batch going.
+        let missing = w.run(|s| Ok(s.get(DocId(9))?));
+        assert!(matches!(
+            missing,
+            Err(Failure::Lib(stratum::Error::DocNotFound(_)))
+        ));
+        let Ended::Store(s, r) = w.finish(true) else {
+            panic!("lost")
+        };
+        assert!(r.is_ok());
+        assert!(s.get(DocId(2)).is_ok());
+        drop(s);
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn a_panic_in_a_call_abandons_the_batch() {
+        let tmp = std::env::temp_dir().join(format!("stratum-py-panic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let w = Worker::start(store(&tmp)).unwrap_or_else(|_| panic!("no thread"));
+        assert_eq!(w.run(new_doc).ok(), Some(1));
+        let r: Result<(), Failure> = w.run(|_| panic!("inside"));
+        assert!(matches!(r, Err(Failure::Panic(m)) if m == "inside"));
+        // The worker has rolled back and stopped taking calls.
+        assert!(matches!(w.run(new_doc), Err(Failure::Panic(_))));
+        let Ended::Store(s, r) = w.finish(true) else {
+            panic!("lost")
+        };
+        assert!(r.is_err());
+        drop(s);
+        let s = store(&tmp);
+        assert!(matches!(
+            s.get(DocId(1)),
+            Err(stratum::Error::DocNotFound(_))
+        ));
+        drop(s);
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}

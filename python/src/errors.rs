@@ -185,3 +185,17 @@ pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T, Failure>) -> Result<T, Fail
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
         .unwrap_or_else(|p| Err(Failure::Panic(panic_text(p))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_a_failure() {
+        let r: Result<(), Failure> = guard(|| panic!("boom {}", 1));
+        assert!(matches!(r, Err(Failure::Panic(m)) if m == "boom 1"));
+        let r: Result<(), Failure> = guard(|| std::panic::panic_any(7u8));
+        assert!(matches!(r, Err(Failure::Panic(m)) if m == "a panic"));
+        assert!(matches!(guard(|| Ok(3)), Ok(3)));
+    }
+}

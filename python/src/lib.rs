@@ -58,6 +58,12 @@ const READ_ONLY: &str =
 const NULL_OUTPUT: &str = "an expected output cannot be null: null means \"no expected output\" (to remove one, delete the input node and add it again)";
 
 impl PyStore {
+    /// Looks at the slot with the interpreter released: another thread may
+    /// hold the mutex for a long call (a compaction, a batch).
+    fn peek<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&Slot) -> T + Send) -> T {
+        py.detach(|| f(&self.lock()))
+    }
+
     fn lock(&self) -> MutexGuard<'_, Slot> {
         // A panic is caught before it can unwind through the guard, so the
         // mutex is never poisoned; if it were, the slot is still whole.
@@ -132,10 +138,16 @@ impl PyStore {
     /// rule after a failed batch).
     fn end_batch(&self, commit: bool) -> Result<(), Failure> {
         let mut slot = self.lock();
-        let Slot::Batch(worker) = std::mem::replace(&mut *slot, Slot::Closed) else {
-            return Err(Failure::Lib(stratum::Error::invalid(
-                "no batch is under way on this handle",
-            )));
+        let worker = match std::mem::replace(&mut *slot, Slot::Closed) {
+            Slot::Batch(worker) => worker,
+            // Closed inside the block: the batch was rolled back then.
+            Slot::Closed => return Err(Failure::Closed),
+            open @ Slot::Open(_) => {
+                *slot = open;
+                return Err(Failure::Lib(stratum::Error::invalid(
+                    "no batch is under way on this handle",
+                )));
+            }
         };
         let outcome = match worker.finish(commit) {
             batch::Ended::Store(store, Ok(())) if commit => {
@@ -197,14 +209,14 @@ impl PyStore {
 
     /// True once the handle is closed.
     #[getter]
-    fn closed(&self) -> bool {
-        matches!(*self.lock(), Slot::Closed)
+    fn closed(&self, py: Python<'_>) -> bool {
+        self.peek(py, |s| matches!(s, Slot::Closed))
     }
 
     /// True while a `with store.batch():` block is under way.
     #[getter]
-    fn in_batch(&self) -> bool {
-        matches!(*self.lock(), Slot::Batch(_))
+    fn in_batch(&self, py: Python<'_>) -> bool {
+        self.peek(py, |s| matches!(s, Slot::Batch(_)))
     }
 
     /// Creates a document and returns its id.
@@ -353,7 +365,8 @@ impl PyStore {
     }
 
     /// `with store.batch():` makes every write in the block land together
-    /// when the block ends normally, or none of them when it raises.
+    /// when the block ends normally, or none of them when it raises. Every
+    /// call on this handle meanwhile, from any thread, is part of the batch.
     fn batch(slf: &Bound<'_, Self>) -> PyResult<Batch> {
         if slf.get().mode == Mode::Read {
             return Err(errors::error(READ_ONLY));
@@ -504,12 +517,12 @@ impl PyStore {
         false
     }
 
-    fn __repr__(&self) -> String {
-        let state = match *self.lock() {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let state = self.peek(py, |s| match s {
             Slot::Open(_) => "open",
             Slot::Batch(_) => "in a batch",
             Slot::Closed => "closed",
-        };
+        });
         format!(
             "<stratum.Store {} ({}, {state})>",
             self.opts.dir.display(),
