@@ -31,6 +31,8 @@ before it raises ``stratum.Locked``.
 Threads: a handle can be shared between threads (they take turns), and the
 interpreter lock is released around every call into the store, so threads
 with a handle each (readers, or a writer and other Python work) run at once.
+Processes: open a handle in each process; one inherited across ``fork`` shares
+its lock and files with the parent.
 
 Errors: ``stratum.Error`` and its subclasses ``NotFound`` (also a
 ``LookupError``), ``InvalidInput`` (``ValueError``), ``Locked``

@@ -253,3 +253,26 @@ def test_repr_and_path(store, data):
     store.add_input(doc, [1], output=2.5)
     assert repr(store.get(doc)) == "Document(id=1, category='c', version=None, body=<3 bytes>, inputs=<1 nodes>)"
     assert repr(store.get_node(doc, 1)) == "Node(id=1, input=[1], output=2.5)"
+
+
+def test_a_torn_tail_is_repaired_and_reported_as_the_cli_reports_it(data, tmp_path, caplog, stratum_bin):
+    import logging
+    import shutil
+    import subprocess
+
+    with stratum.open(data) as s:
+        doc = s.create_doc(b"kept")
+    with open(data / "active.seg", "ab") as f:
+        f.write(b"\x01\x02\x03 half a record")
+    twin = tmp_path / "twin"
+    shutil.copytree(data, twin)
+    with caplog.at_level(logging.WARNING, logger="stratum"):
+        with stratum.open(data) as s:
+            assert s.get(doc).body == b"kept"
+            notices = s.notices
+    assert len(notices) == 1 and "discarded 17 bytes of an incomplete write" in notices[0]
+    assert [r.getMessage() for r in caplog.records] == [f"note: {notices[0]}"]
+    # The CLI's first write on the twin reports the same repair.
+    r = subprocess.run([stratum_bin, "--dir", str(twin), "add-input", str(doc), "1"], capture_output=True)
+    assert r.returncode == 0
+    assert r.stderr.decode() == f"stratum: note: {notices[0].replace(str(data), str(twin))}\n"
