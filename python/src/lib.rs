@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
-use stratum::engine::{self, ProblemKind};
+use stratum::engine;
 use stratum::{DocId, DocPatch, Mode, NewDoc, NodeId, Options, Store};
 
 mod batch;
 mod errors;
+mod reports;
 mod types;
 mod value;
 
@@ -175,17 +176,13 @@ impl PyStore {
     }
 }
 
-fn json_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<stratum::Json> {
-    value::to_json(obj, what)
-}
-
 /// An expected output from Python: `None` (or JSON null) is none, as
 /// `add-input --output null` is.
 fn output_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<stratum::Json>> {
     match obj {
         None => Ok(None),
         Some(o) if o.is_none() => Ok(None),
-        Some(o) => Ok(Some(json_arg(o, "output")?).filter(|j| j.as_str() != "null")),
+        Some(o) => Ok(Some(value::to_json(o, "output")?).filter(|j| j.as_str() != "null")),
     }
 }
 
@@ -246,7 +243,7 @@ impl PyStore {
         input: &Bound<'_, PyAny>,
         output: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
-        let input = json_arg(input, "input")?;
+        let input = value::to_json(input, "input")?;
         let output = output_arg(output)?;
         self.write(py, move |s| {
             s.add_input(DocId(doc), &input, output.as_ref())
@@ -328,18 +325,7 @@ impl PyStore {
             })?;
             Ok(rows)
         })?;
-        let out = PyList::empty(py);
-        for d in rows {
-            let row = PyDict::new(py);
-            row.set_item("id", d.id.0)?;
-            row.set_item("category", d.category)?;
-            row.set_item("version", d.version)?;
-            row.set_item("inputs", d.inputs)?;
-            row.set_item("outputs", d.outputs)?;
-            row.set_item("body_bytes", d.body_len)?;
-            out.append(row)?;
-        }
-        Ok(out)
+        reports::summaries(py, &rows)
     }
 
     /// Every live document in id order, read one at a time. The ids are
@@ -385,13 +371,7 @@ impl PyStore {
             Slot::Open(s) => Ok(s.compact(&mut |_| {})?),
             _ => Err(Failure::Closed),
         })?;
-        let d = PyDict::new(py);
-        d.set_item("bytes_before", r.bytes_before)?;
-        d.set_item("bytes_after", r.bytes_after)?;
-        d.set_item("segments_before", r.segments_before)?;
-        d.set_item("segments_after", r.segments_after)?;
-        d.set_item("documents", r.documents)?;
-        Ok(d)
+        reports::compact(py, &r)
     }
 
     /// Reads every byte of every file and reports each problem, as
@@ -413,73 +393,13 @@ impl PyStore {
                 Ok(engine::verify(&opts, &mut |_| {})?)
             }
         })?;
-        let d = PyDict::new(py);
-        d.set_item("ok", r.is_ok())?;
-        let files = PyList::empty(py);
-        for f in &r.files {
-            let x = PyDict::new(py);
-            x.set_item("name", &f.name)?;
-            x.set_item("bytes", f.bytes)?;
-            x.set_item("records", f.records)?;
-            x.set_item("ok", f.ok)?;
-            files.append(x)?;
-        }
-        d.set_item("files", files)?;
-        let problems = PyList::empty(py);
-        for p in &r.problems {
-            let x = PyDict::new(py);
-            x.set_item("file", &p.file)?;
-            x.set_item("offset", p.offset)?;
-            x.set_item(
-                "kind",
-                match p.kind {
-                    ProblemKind::Damage => "damage",
-                    ProblemKind::Notice => "notice",
-                },
-            )?;
-            x.set_item("message", &p.message)?;
-            problems.append(x)?;
-        }
-        d.set_item("problems", problems)?;
-        d.set_item("bytes", r.bytes)?;
-        d.set_item("records", r.records)?;
-        Ok(d)
+        reports::verify(py, &r)
     }
 
     /// Sizes, counts and the garbage ratio (`stratum stats --json`'s fields).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.run(py, |s| s.stats())?;
-        let d = PyDict::new(py);
-        let segments = PyList::empty(py);
-        for seg in &s.segments {
-            let x = PyDict::new(py);
-            x.set_item("name", &seg.name)?;
-            x.set_item("bytes", seg.bytes)?;
-            x.set_item("live_bytes", seg.live_bytes)?;
-            x.set_item("dead_bytes", seg.dead_bytes)?;
-            segments.append(x)?;
-        }
-        d.set_item("segments", segments)?;
-        d.set_item("documents", s.documents)?;
-        d.set_item("inputs", s.inputs)?;
-        d.set_item("outputs", s.outputs)?;
-        d.set_item("tombstones", s.tombstones)?;
-        d.set_item("total_bytes", s.total_bytes)?;
-        d.set_item("live_bytes", s.live_bytes)?;
-        d.set_item("garbage_ratio", s.garbage_ratio)?;
-        d.set_item("last_seq", s.last_seq)?;
-        d.set_item("doc_id_high_water", s.doc_id_high_water)?;
-        d.set_item("format_version", s.format_version)?;
-        match &s.last_compaction {
-            Some((first, n)) => {
-                let x = PyDict::new(py);
-                x.set_item("first_segment", first)?;
-                x.set_item("segments", n)?;
-                d.set_item("last_compaction", x)?;
-            }
-            None => d.set_item("last_compaction", py.None())?,
-        }
-        Ok(d)
+        reports::stats(py, &s)
     }
 
     /// Copies the store to `dest` (which must not exist or be empty),
@@ -489,11 +409,7 @@ impl PyStore {
             Slot::Open(s) => Ok(engine::backup(s, &dest, &mut |_| {})?),
             _ => Err(Failure::Closed),
         })?;
-        let d = PyDict::new(py);
-        d.set_item("linked", r.linked)?;
-        d.set_item("copied", r.copied)?;
-        d.set_item("bytes", r.bytes)?;
-        Ok(d)
+        reports::backup(py, &r)
     }
 
     /// Closes the handle and releases the lock; a batch under way is rolled
@@ -532,73 +448,6 @@ impl PyStore {
                 "read"
             }
         )
-    }
-
-    // The original client's names, as thin aliases with its arguments.
-
-    /// Alias of `create_doc(body, category, version)`.
-    #[pyo3(signature = (body=None, category=None, version=None))]
-    fn create_problem(
-        &self,
-        py: Python<'_>,
-        body: Option<&Bound<'_, PyAny>>,
-        category: Option<String>,
-        version: Option<String>,
-    ) -> PyResult<u64> {
-        self.create_doc(py, body, category, version)
-    }
-
-    /// Alias of `add_input(doc, input, output)`.
-    #[pyo3(signature = (doc, input, output=None))]
-    fn add_test_case(
-        &self,
-        py: Python<'_>,
-        doc: u64,
-        input: &Bound<'_, PyAny>,
-        output: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<u64> {
-        self.add_input(py, doc, input, output)
-    }
-
-    /// Alias of `set_output(doc, node, output)`.
-    fn set_expected_output(
-        &self,
-        py: Python<'_>,
-        doc: u64,
-        node: u64,
-        output: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        self.set_output(py, doc, node, output)
-    }
-
-    /// The document's body as `str` (`get(doc).text`).
-    fn get_problem_html(&self, py: Python<'_>, doc: u64) -> PyResult<String> {
-        let d = self.run(py, move |s| s.get(DocId(doc)))?;
-        value::body_text(py, &d.body)
-    }
-
-    /// The document's nodes as a list (`list(get(doc).inputs)`).
-    fn get_all_test_cases<'py>(&self, py: Python<'py>, doc: u64) -> PyResult<Bound<'py, PyList>> {
-        let d = self.run(py, move |s| s.get(DocId(doc)))?;
-        let mut nodes = Vec::with_capacity(d.inputs.len());
-        for n in d.inputs {
-            nodes.push(Py::new(py, types::node(py, n, false)?)?);
-        }
-        PyList::new(py, nodes)
-    }
-
-    /// A node's expected output, or `None` (`get_node(doc, node).output`).
-    fn get_expected_output<'py>(
-        &self,
-        py: Python<'py>,
-        doc: u64,
-        node: u64,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let n = self.run(py, move |s| s.get_node(DocId(doc), NodeId(node)))?;
-        match &n.output {
-            Some(o) => value::to_py(py, o.as_str()),
-            None => Ok(py.None().into_bound(py)),
-        }
     }
 }
 

@@ -80,6 +80,34 @@ __all__ = [
 _log = _logging.getLogger("stratum")
 
 
+# The original gRPC client's names, as thin aliases with its arguments, so
+# its scripts run unchanged after `lse = stratum.open("data")`.
+def _get_problem_html(self: Store, doc: int) -> str:
+    """The document's body as ``str`` (``get(doc).text``)."""
+    return self.get(doc).text
+
+
+def _get_all_test_cases(self: Store, doc: int) -> "list[Node]":
+    """The document's nodes as a list (``list(get(doc).inputs)``)."""
+    return list(self.get(doc).inputs)
+
+
+def _get_expected_output(self: Store, doc: int, node: int) -> object:
+    """A node's expected output, or ``None`` (``get_node(doc, node).output``)."""
+    return self.get_node(doc, node).output
+
+
+for _name, _method in {
+    "create_problem": Store.create_doc,
+    "add_test_case": Store.add_input,
+    "set_expected_output": Store.set_output,
+    "get_problem_html": _get_problem_html,
+    "get_all_test_cases": _get_all_test_cases,
+    "get_expected_output": _get_expected_output,
+}.items():
+    setattr(Store, _name, _method)
+
+
 def open(
     path: "str | _os.PathLike[str]",
     write: bool = True,
