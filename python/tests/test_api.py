@@ -1,5 +1,7 @@
 """The handle's methods, end to end on a real store."""
 
+import json
+
 import pytest
 
 import stratum
@@ -76,8 +78,6 @@ def test_list_mirrors_the_cli(store, cli):
     ]
     assert store.list(category="x") == rows[:1]
     store.close()
-    import json
-
     assert [json.loads(l) for l in cli.ok("list", "--json").splitlines()] == rows
 
 
@@ -228,8 +228,6 @@ def test_stats_and_verify_have_the_clis_fields(store, cli):
     store.create_doc(b"x")
     ours_stats = store.stats()
     store.close()
-    import json
-
     theirs = json.loads(cli.ok("stats", "--json"))
     assert ours_stats == theirs
     with stratum.open(cli.dir, write=False) as r:

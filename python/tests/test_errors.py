@@ -2,6 +2,7 @@
 carrying the message the CLI prints, and leaving the store exactly as it
 was."""
 
+import json
 import re
 import zlib
 
@@ -177,3 +178,23 @@ def test_errors_inside_a_batch_keep_their_class(store):
             store.get(42)
         with pytest.raises(stratum.InvalidInput):
             store.add_input(42, float("inf"))
+
+
+def test_damage_found_by_verify_is_in_the_report_as_the_cli_reports_it(filled, cli):
+    with stratum.open(filled) as s:
+        s.compact()
+    idx = sorted(filled.glob("seg_*.idx"))[0]
+    raw = bytearray(idx.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    idx.write_bytes(bytes(raw))
+    before = snapshot(filled)
+    with stratum.open(filled, write=False) as r:
+        report = r.verify()
+        # An index is a cache: reads still answer, from the segment.
+        assert r.get(1).inputs[0].output == 3
+    assert report["ok"] is False
+    assert [p["file"] for p in report["problems"] if p["kind"] == "damage"] == [idx.name]
+    assert snapshot(filled) == before
+    r = cli.run("verify", "--json")
+    assert r.returncode == 6
+    assert json.loads(r.stdout) == report
