@@ -104,11 +104,7 @@ impl PyStore {
             Slot::Closed => return Err(Failure::Closed),
         };
         if matches!(r, Err(Failure::Panic(_))) {
-            // The store's state is unknown after a panic: close the handle
-            // (a batch is rolled back by its worker).
-            if let Slot::Batch(worker) = std::mem::replace(&mut *slot, Slot::Closed) {
-                let _ = worker.finish(false);
-            }
+            close_after_panic(&mut slot);
         }
         r
     }
@@ -124,7 +120,13 @@ impl PyStore {
         let r = py.detach(|| {
             let mut slot = self.lock();
             match &*slot {
-                Slot::Open(_) => guard(|| op(&mut slot)),
+                Slot::Open(_) => {
+                    let r = guard(|| op(&mut slot));
+                    if matches!(r, Err(Failure::Panic(_))) {
+                        close_after_panic(&mut slot);
+                    }
+                    r
+                }
                 Slot::Batch(_) => Err(Failure::Lib(stratum::Error::invalid(format!(
                     "{what} cannot run inside a batch; run it after the `with store.batch()` block"
                 )))),
@@ -173,6 +175,14 @@ impl PyStore {
             Err(e) => return Err(outcome.err().unwrap_or(Failure::Lib(e))),
         }
         outcome
+    }
+}
+
+/// The store's state is unknown after a panic: the handle is closed (its
+/// store dropped, a batch rolled back by its worker).
+fn close_after_panic(slot: &mut Slot) {
+    if let Slot::Batch(worker) = std::mem::replace(slot, Slot::Closed) {
+        let _ = worker.finish(false);
     }
 }
 
@@ -584,4 +594,40 @@ fn _stratum(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Batch>()?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(dir: &std::path::Path) -> PyStore {
+        let mut opts = Options::new(dir);
+        opts.sync = false;
+        let store = Store::open(opts.clone(), Mode::Write).unwrap();
+        PyStore {
+            opts,
+            mode: Mode::Write,
+            slot: Mutex::new(Slot::Open(Box::new(store))),
+            notices: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_panic_closes_the_handle_and_releases_the_lock() {
+        let tmp = std::env::temp_dir().join(format!("stratum-py-lib-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let h = handle(&tmp);
+        assert!(matches!(
+            h.call(|s| s.create_doc(&NewDoc::default())),
+            Ok(DocId(1))
+        ));
+        let r: Result<(), Failure> = h.call(|_| panic!("in a call"));
+        assert!(matches!(r, Err(Failure::Panic(m)) if m == "in a call"));
+        assert!(matches!(h.call(|s| s.get(DocId(1))), Err(Failure::Closed)));
+        // The store was dropped with its lock: another handle opens at once.
+        let again = handle(&tmp);
+        assert!(again.call(|s| s.get(DocId(1))).is_ok());
+        drop(again);
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
 }
