@@ -110,6 +110,12 @@ fn raise(py: Python<'_>, class: fn(&Classes) -> &Py<PyType>, msg: String) -> PyE
 
 /// The exception for a library error, with the CLI's message.
 pub(crate) fn from_lib(py: Python<'_>, e: stratum::Error) -> PyErr {
+    from_lib_at(py, e, None)
+}
+
+/// As [`from_lib`], the message led by where in a stream it happened
+/// (`document 3: …`, as `load` says `line 3: …`).
+pub(crate) fn from_lib_at(py: Python<'_>, e: stratum::Error, at: Option<String>) -> PyErr {
     use stratum::Error as E;
     let class: fn(&Classes) -> &Py<PyType> = match &e {
         E::Io { .. } | E::NoSpace { .. } => |c| &c.io,
@@ -119,7 +125,11 @@ pub(crate) fn from_lib(py: Python<'_>, e: stratum::Error) -> PyErr {
         E::LockTimeout { .. } => |c| &c.locked,
         _ => |c| &c.error,
     };
-    raise(py, class, e.to_string())
+    let msg = match at {
+        Some(at) => format!("{at}: {e}"),
+        None => e.to_string(),
+    };
+    raise(py, class, msg)
 }
 
 /// `stratum.InvalidInput(msg)`.

@@ -17,7 +17,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyTuple};
 use stratum::engine;
 use stratum::{DocId, DocPatch, Mode, NewDoc, NodeId, Options, Store};
 
@@ -136,6 +136,17 @@ impl PyStore {
         r.map_err(|f| f.into_py(py))
     }
 
+    /// Opens the store again after a failed batch (the library's rule).
+    fn reopen(&self) -> Result<(), Failure> {
+        let mut slot = self.lock();
+        if let Slot::Open(_) = &*slot {
+            // The old store is dropped, and its lock released, first.
+            *slot = Slot::Closed;
+            *slot = Slot::Open(Box::new(Store::open(self.opts.clone(), self.mode)?));
+        }
+        Ok(())
+    }
+
     /// Ends the batch under way: commits, or rolls back. Any batch that
     /// does not commit leaves the store to be opened again (the library's
     /// rule after a failed batch).
@@ -176,6 +187,38 @@ impl PyStore {
         }
         outcome
     }
+}
+
+/// One document for `load`, as a line in the `get` shape: a `Document` as
+/// it prints itself, a dict as JSON (a `bytes` body becomes `body`, or
+/// `body_base64` when it is not UTF-8).
+fn doc_line(item: &Bound<'_, PyAny>, at: &str) -> PyResult<String> {
+    if let Ok(d) = item.cast::<PyDocument>() {
+        return d.get().to_json(item.py());
+    }
+    let Ok(dict) = item.cast::<PyDict>() else {
+        return Err(errors::invalid(format!(
+            "{at}: a document is a dict in the `get` shape or a stratum.Document"
+        )));
+    };
+    let body = dict.get_item("body")?;
+    let dict =
+        match body.filter(|b| b.is_instance_of::<PyBytes>() || b.is_instance_of::<PyByteArray>()) {
+            Some(b) => {
+                let bytes: Vec<u8> = b.extract()?;
+                let copy = dict.copy()?;
+                match String::from_utf8(bytes) {
+                    Ok(text) => copy.set_item("body", text)?,
+                    Err(e) => {
+                        copy.del_item("body")?;
+                        copy.set_item("body_base64", stratum::json::base64_encode(e.as_bytes()))?;
+                    }
+                }
+                copy
+            }
+            None => dict.clone(),
+        };
+    Ok(value::to_json(dict.as_any(), at)?.as_str().to_owned())
 }
 
 /// The store's state is unknown after a panic: the handle is closed (its
@@ -319,6 +362,53 @@ impl PyStore {
     /// Deletes one input node and its output. Its id is never reused.
     fn delete_input(&self, py: Python<'_>, doc: u64, node: u64) -> PyResult<()> {
         self.write(py, move |s| s.delete_input(DocId(doc), NodeId(node)))
+    }
+
+    /// Stores documents given in the `get` shape (dicts, or `Document`s
+    /// read from any store) as `stratum load` does: all of them or none,
+    /// under new ids, or under their own with `keep_ids`. Every document is
+    /// checked before anything is written. Returns the ids.
+    #[pyo3(signature = (docs, keep_ids=false))]
+    fn load(&self, py: Python<'_>, docs: &Bound<'_, PyAny>, keep_ids: bool) -> PyResult<Vec<u64>> {
+        if self.mode == Mode::Read {
+            return Err(errors::error(READ_ONLY));
+        }
+        let mut parsed = Vec::new();
+        for (i, item) in docs.try_iter()?.enumerate() {
+            let at = format!("document {}", i + 1);
+            let line = doc_line(&item?, &at)?;
+            let doc = stratum::Document::from_json(&line)
+                .map_err(|e| errors::from_lib_at(py, e, Some(at)))?;
+            parsed.push(doc);
+        }
+        // Inside a batch the batch is the unit; outside, one of its own.
+        let in_batch = self.in_batch(py);
+        let failed_at = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let at = std::sync::Arc::clone(&failed_at);
+        let r = py.detach(|| {
+            self.call(move |s| {
+                let load = |s: &mut Store| {
+                    let mut ids = Vec::with_capacity(parsed.len());
+                    for (i, p) in parsed.iter().enumerate() {
+                        at.store(i + 1, std::sync::atomic::Ordering::Relaxed);
+                        ids.push(s.load_doc(p, keep_ids)?.0);
+                    }
+                    Ok(ids)
+                };
+                if in_batch { load(s) } else { s.atomic(load) }
+            })
+        });
+        match r {
+            Ok(ids) => Ok(ids),
+            Err(Failure::Lib(e)) => {
+                if !in_batch {
+                    py.detach(|| self.reopen()).map_err(|f| f.into_py(py))?;
+                }
+                let n = failed_at.load(std::sync::atomic::Ordering::Relaxed);
+                Err(errors::from_lib_at(py, e, Some(format!("document {n}"))))
+            }
+            Err(f) => Err(f.into_py(py)),
+        }
     }
 
     /// One dict per live document, in id order: id, category, version,

@@ -219,7 +219,7 @@ impl PyDocument {
 
     /// The document in the `get` shape on one line, byte for byte what
     /// `stratum get DOC` prints (without the newline).
-    fn to_json(&self, py: Python<'_>) -> PyResult<String> {
+    pub(crate) fn to_json(&self, py: Python<'_>) -> PyResult<String> {
         Ok(self.rebuild(py)?.to_json())
     }
 

@@ -274,3 +274,54 @@ def test_a_torn_tail_is_repaired_and_reported_as_the_cli_reports_it(data, tmp_pa
     r = subprocess.run([stratum_bin, "--dir", str(twin), "add-input", str(doc), "1"], capture_output=True)
     assert r.returncode == 0
     assert r.stderr.decode() == f"stratum: note: {notices[0].replace(str(data), str(twin))}\n"
+
+
+def test_load_stores_documents_in_the_get_shape_all_or_nothing(store, data, cli):
+    ids = store.load(
+        [
+            {"category": "c", "body": "<p>one</p>", "inputs": [{"input": [1, 2], "output": 3}, {"input": "x"}]},
+            {"body": b"\xff\x00", "version": "v", "inputs": [{"input": stratum.Json("1.50"), "output": None}]},
+            {"body": b"utf-8 bytes"},
+        ]
+    )
+    assert ids == [1, 2, 3]
+    assert store.get(1).to_json() == (
+        '{"id":1,"category":"c","version":null,"body":"<p>one</p>",'
+        '"inputs":[{"node":1,"input":[1,2],"output":3},{"node":2,"input":"x","output":null}]}'
+    )
+    assert store.get(2).body == b"\xff\x00" and store.get(2, raw=True).inputs[0].input.text == "1.50"
+    assert store.get(3).text == "utf-8 bytes"
+    before = snapshot(data)
+    with pytest.raises(stratum.InvalidInput) as e:
+        store.load([{"body": "fine"}, {"body": "fine"}, {"body": "x", "colour": "red"}])
+    assert snapshot(data) == before
+    assert str(e.value).startswith("document 3: not a document: unknown field `colour`")
+    with pytest.raises(stratum.InvalidInput, match="document 2: a document is a dict"):
+        store.load([{}, 7])
+    # A failure while writing (an id taken, with keep_ids) rolls all back.
+    with pytest.raises(stratum.InvalidInput, match="document 2: document id 1 is already used"):
+        store.load([{"id": 90, "inputs": []}, {"id": 1, "inputs": []}], keep_ids=True)
+    assert snapshot(data) == before
+    assert store.create_doc(b"usable after") == 4
+    store.close()
+    # The CLI's load says the same of the same line.
+    bad = data.parent / "bad.jsonl"
+    bad.write_text('{"body":"fine"}\n{"body":"fine"}\n{"body":"x","colour":"red"}\n')
+    code, msg = cli.fails("load", str(bad))
+    assert code == 4 and msg.replace("line 3", "document 3") == str(e.value)
+
+
+def test_load_copies_a_store_document_by_document(data, tmp_path):
+    with stratum.open(data) as a:
+        for i in range(5):
+            d = a.create_doc(f"doc {i}", category="k")
+            a.add_input(d, stratum.Json("1.0"), output={"i": i})
+        a.delete_doc(2)
+        src = [d.to_json() for d in a.docs()]
+        with stratum.open(tmp_path / "copy") as b:
+            assert b.load(a.docs(raw=True), keep_ids=True) == [1, 3, 4, 5]
+            assert [d.to_json() for d in b.docs()] == src
+            with b.batch():
+                ids = b.load([a.get(1)])
+                b.add_input(ids[0], 2)
+            assert len(b.get(ids[0]).inputs) == 2
