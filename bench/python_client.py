@@ -24,7 +24,9 @@ the median:
   synchronous=FULL); and the same without fsync (sync=False,
   synchronous=OFF).
 - bulk: every input of a dataset of the benchmark's size in one atomic
-  batch (`with store.batch()` against one sqlite3 transaction).
+  batch (`with store.batch()`, one call per document and input, against
+  one sqlite3 transaction of INSERTs), and the same in one `Store.load`
+  call.
 
 Python standard library plus the installed module. Exit status 1 when the
 module and sqlite3 return different documents, else 0: the benchmark
@@ -240,6 +242,19 @@ def run(args) -> int:
         db.close()
         sql.append(time.perf_counter_ns() - t)
     results.append((f"bulk: {args.docs:,} documents, {cases:,} inputs, one batch", median_us(mod), None, median_us(sql), args.reps))
+    # The same data through `Store.load`, one call for the whole dataset.
+    docs_shape = [
+        {"category": cat, "version": ver, "body": body, "inputs": [{"input": v, "output": o} for v, o in cs]}
+        for body, cat, ver, cs in data
+    ]
+    mod = []
+    for rep in range(args.reps):
+        shutil.rmtree(bulk_store, ignore_errors=True)
+        t = time.perf_counter_ns()
+        with stratum.open(bulk_store) as s:
+            s.load(docs_shape)
+        mod.append(time.perf_counter_ns() - t)
+    results.append(("bulk: the same through `Store.load` (one call)", median_us(mod), None, median_us(sql), args.reps))
 
     print_report(args, results, cases, load_start, failures)
     return 1 if failures else 0
@@ -270,8 +285,8 @@ def print_report(args, results, cases, load_start, failures) -> None:
         f"single calls timed with `time.perf_counter_ns`; the module and sqlite3 alternate call by call. "
         f"`get` makes Python values of every field (sqlite3: two SELECTs by primary key and `json.loads` "
         f"of each value); `get, raw` leaves the values as text. Durable writes fsync (module `sync=True`, "
-        f"`stratum add-input`, sqlite3 WAL with `synchronous=FULL`); the bulk case is one atomic batch "
-        f"against one transaction, {args.reps} repetitions. module / sqlite3 below 1 means the module is faster.",
+        f"`stratum add-input`, sqlite3 WAL with `synchronous=FULL`); the bulk cases are one atomic batch "
+        f"(a call per document and input, or one `load` call) against one transaction, {args.reps} repetitions. module / sqlite3 below 1 means the module is faster.",
         "",
         *table(args, results),
         "",
