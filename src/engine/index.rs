@@ -11,7 +11,7 @@
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::engine::format::{
     self, ENTRIES_PER_BLOCK, INDEX_BLOCK_LEN, INDEX_HEADER_LEN, IndexEntry, IndexHeader, Kind,
@@ -69,7 +69,7 @@ pub(crate) struct SealedIndex {
     /// Decoded blocks, so that the upper levels of the binary search are
     /// read once per invocation (a batch of thousands of lookups would
     /// otherwise re-read and re-check them every time).
-    cache: RefCell<HashMap<u64, Rc<Vec<IndexEntry>>>>,
+    cache: RefCell<HashMap<u64, Arc<Vec<IndexEntry>>>>,
 }
 
 /// Decoded blocks kept per index (about 4 KiB each).
@@ -103,20 +103,20 @@ impl SealedIndex {
     }
 
     /// Reads, checks (CRC and order) and caches block `i`.
-    fn read_block(&self, i: u64) -> Option<Rc<Vec<IndexEntry>>> {
+    fn read_block(&self, i: u64) -> Option<Arc<Vec<IndexEntry>>> {
         if let Some(b) = self.cache.borrow().get(&i) {
-            return Some(Rc::clone(b));
+            return Some(Arc::clone(b));
         }
         let (file, _) = self.disk.as_ref()?;
         let mut buf = vec![0u8; INDEX_BLOCK_LEN];
         let at = INDEX_HEADER_LEN as u64 + i * INDEX_BLOCK_LEN as u64;
         file.read_exact_at(&mut buf, at).ok()?;
-        let block = Rc::new(format::decode_block(&buf).filter(|b| sorted(b))?);
+        let block = Arc::new(format::decode_block(&buf).filter(|b| sorted(b))?);
         let mut cache = self.cache.borrow_mut();
         if cache.len() >= CACHE_BLOCKS {
             cache.clear();
         }
-        cache.insert(i, Rc::clone(&block));
+        cache.insert(i, Arc::clone(&block));
         Some(block)
     }
 

@@ -151,6 +151,14 @@ pub struct Store {
     pub(crate) readahead: std::cell::RefCell<Option<segment::ReadAhead>>,
 }
 
+// A `Store` may move to another thread (a binding that releases its
+// interpreter's lock around I/O needs that). It is not `Sync`: its read
+// caches are `RefCell`s, so one thread uses it at a time.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Store>();
+};
+
 /// A document's live state, resolved from its index entries.
 pub(crate) struct DocView {
     pub doc: Entry,
