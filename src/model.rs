@@ -184,8 +184,12 @@ impl Document {
     /// # Errors
     /// [`Error::InvalidInput`] naming the first problem.
     pub fn from_json(line: &str) -> Result<ParsedDoc> {
-        let raw: RawDoc = serde_json::from_str(line)
-            .map_err(|e| Error::invalid(format!("not a document: {e}")))?;
+        let raw: RawDoc = serde_json::from_str(line).map_err(|e| {
+            Error::invalid(
+                crate::shape::explain(line, &crate::shape::DOCUMENT)
+                    .unwrap_or_else(|| format!("not a document: {e}")),
+            )
+        })?;
         let body = match (raw.body, raw.body_base64) {
             (Some(_), Some(_)) => {
                 return Err(Error::invalid("give either body or body_base64, not both"));

@@ -503,10 +503,18 @@ impl PyStore {
     }
 
     /// Copies the store to `dest` (which must not exist or be empty),
-    /// consistently, and verifies the copy.
-    fn backup<'py>(&self, py: Python<'py>, dest: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    /// consistently, and verifies the copy. Every file is copied, so the
+    /// copy shares no blocks with the store; `link=True` hard-links the
+    /// sealed segments instead, as `stratum backup --link` does.
+    #[pyo3(signature = (dest, *, link=false))]
+    fn backup<'py>(
+        &self,
+        py: Python<'py>,
+        dest: PathBuf,
+        link: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let r = self.outside_batch(py, "backup", move |slot| match slot {
-            Slot::Open(s) => Ok(engine::backup(s, &dest, &mut |_| {})?),
+            Slot::Open(s) => Ok(engine::backup(s, &dest, link, &mut |_| {})?),
             _ => Err(Failure::Closed),
         })?;
         reports::backup(py, &r)

@@ -9,7 +9,8 @@ use serde_json::value::RawValue;
 
 use crate::cli::input::{self, STDIN, Source};
 use crate::cli::load::at_line;
-use crate::cli::{GlobalArgs, output, shape};
+use crate::cli::{GlobalArgs, output};
+use stratum::shape::{self, Shape, Want};
 use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Result, Store};
 
 /// Apply a batch of write operations from JSON Lines, all or nothing.
@@ -123,13 +124,29 @@ impl Op {
     }
 }
 
+/// A line of `apply`: one operation (which fields each op takes is checked
+/// after parsing, by `apply.rs`).
+static OPERATION: Shape = Shape {
+    what: "an operation",
+    fields: &[
+        ("op", Want::Str, true),
+        ("doc", Want::Any, false),
+        ("node", Want::IdOrNull, false),
+        ("body", Want::StrOrNull, false),
+        ("body_base64", Want::StrOrNull, false),
+        ("category", Want::StrOrNull, false),
+        ("version", Want::StrOrNull, false),
+        ("input", Want::Any, false),
+        ("output", Want::Any, false),
+    ],
+};
+
 /// Parses and checks one line (1-based `line`); `$K` references must point
 /// at an earlier line, which `run` checks is a create-doc.
 fn parse_op(text: &str, line: u64) -> Result<Op> {
     let raw: RawOp<'_> = serde_json::from_str(text).map_err(|e| {
         Error::invalid(
-            shape::explain(text, &shape::OPERATION)
-                .unwrap_or_else(|| format!("not an operation: {e}")),
+            shape::explain(text, &OPERATION).unwrap_or_else(|| format!("not an operation: {e}")),
         )
     })?;
     let op = raw.op.as_str();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::cli::input::{self, STDIN, Source};
-use crate::cli::{GlobalArgs, output, shape};
+use crate::cli::{GlobalArgs, output};
 use stratum::engine::MAX_ID;
 use stratum::model::ParsedDoc;
 use stratum::{DocId, Document, Error, Mode};
@@ -135,7 +135,6 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
                 return check_marks(hwm, keep_ids, allow_high).map_err(|e| at_line(e, line));
             }
             Document::from_json(text)
-                .map_err(|e| explained(e, text))
                 .and_then(|p| check_doc(&p, keep_ids, allow_high))
                 .map_err(|e| at_line(e, line))
         })?;
@@ -159,7 +158,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
                 }
                 continue;
             }
-            let parsed = Document::from_json(text).map_err(|e| explained(e, text))?;
+            let parsed = Document::from_json(text)?;
             check_doc(&parsed, keep_ids, allow_high)?;
             ids.push(store.load_doc(&parsed, keep_ids)?);
             bar.set(lines.bytes());
@@ -174,15 +173,6 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
         |out| ids.iter().try_for_each(|id| writeln!(out, "{id}")),
     )?;
     Ok(())
-}
-
-/// The parser's error, or a clearer one naming the field when the line is
-/// not a document at all.
-fn explained(e: Error, line: &str) -> Error {
-    match e {
-        Error::InvalidInput(_) => shape::explain(line, &shape::DOCUMENT).map_or(e, Error::invalid),
-        other => other,
-    }
 }
 
 /// Names the line an error came from, unless it already does (line reading

@@ -35,7 +35,6 @@ pub mod output;
 pub mod repair;
 pub mod select;
 pub mod set_output;
-pub mod shape;
 pub mod stats;
 pub mod summary;
 pub mod update_doc;

@@ -1,12 +1,13 @@
-//! Human messages for a JSON Lines line that `load` or `apply` cannot read:
-//! which field, what was expected and what was found, in place of serde's
+//! Human messages for a line of JSON that a reader cannot take: which
+//! field, what was expected and what was found, in place of serde's
 //! "invalid type: map, expected u64 at line 1 column 1".
 //!
 //! Only the failure path comes here: the line is parsed again as a generic
-//! value and checked against a small description of the shape the command
-//! reads. The description mirrors the fields the parsers accept (`load`:
-//! `Document::from_json`; `apply`: `RawOp` in `apply.rs`); when it finds
-//! nothing wrong the parser's own message stands.
+//! value and checked against a small description of the shape the reader
+//! takes. [`DOCUMENT`] mirrors [`Document::from_json`](crate::Document::from_json),
+//! which uses it, so a program and the CLI's `load` report the same words;
+//! other readers (the CLI's `apply`) describe their own shape. When the
+//! description finds nothing wrong, the parser's own message stands.
 
 use std::fmt::Write as _;
 
@@ -55,23 +56,7 @@ pub static DOCUMENT: Shape = Shape {
         ("body", Want::StrOrNull, false),
         ("body_base64", Want::StrOrNull, false),
         ("inputs", Want::Objects(&NODE), false),
-    ],
-};
-
-/// A line of `apply`: one operation (which fields each op takes is checked
-/// after parsing, by `apply.rs`).
-pub static OPERATION: Shape = Shape {
-    what: "an operation",
-    fields: &[
-        ("op", Want::Str, true),
-        ("doc", Want::Any, false),
-        ("node", Want::IdOrNull, false),
-        ("body", Want::StrOrNull, false),
-        ("body_base64", Want::StrOrNull, false),
-        ("category", Want::StrOrNull, false),
-        ("version", Want::StrOrNull, false),
-        ("input", Want::Any, false),
-        ("output", Want::Any, false),
+        ("node_high_water", Want::IdOrNull, false),
     ],
 };
 
@@ -227,7 +212,7 @@ mod tests {
     fn documents_are_explained_by_field() {
         assert_eq!(
             doc("[1, 2]"),
-            r#"expected a document (a JSON object with "id", "category", "version", "body", "body_base64", "inputs"), found an array"#
+            r#"expected a document (a JSON object with "id", "category", "version", "body", "body_base64", "inputs", "node_high_water"), found an array"#
         );
         assert_eq!(
             doc(r#"{"id":"x"}"#),
@@ -257,7 +242,7 @@ mod tests {
             pretty.contains("must be on one line") && !pretty.contains("line 1"),
             "{pretty}"
         );
-        let comma = explain(r#"{"op":"create-doc",}"#, &OPERATION).unwrap();
-        assert_eq!(comma, "not valid JSON at column 20: trailing comma");
+        let comma = doc(r#"{"body":"x",}"#);
+        assert_eq!(comma, "not valid JSON at column 13: trailing comma");
     }
 }
