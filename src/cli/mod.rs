@@ -501,6 +501,8 @@ mod tests {
     #[test]
     fn verify_app() {
         Cli::command().debug_assert();
+        // The command line as parsed, with the global options hidden.
+        command(clap::ColorChoice::Never).debug_assert();
     }
 
     #[test]
