@@ -762,6 +762,9 @@ fn colour_follows_color_no_color_and_term() {
     assert!(at_terminal("", "get --help").contains("\x1b["));
     assert!(!at_terminal("", "--color=never get --help").contains("\x1b["));
     assert!(!at_terminal("TERM=dumb", "get --help").contains("\x1b["));
+    // Also in CI, where clap alone would colour a dumb terminal.
+    assert!(!at_terminal("CI=true TERM=dumb", "get --help").contains("\x1b["));
+    assert!(!at_terminal("CI=true NO_COLOR=1", "get --help").contains("\x1b["));
 }
 
 #[test]
