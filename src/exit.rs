@@ -121,11 +121,7 @@ pub fn usage(err: &clap::Error) -> ExitCode {
         let _ = err.print();
         return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(Code::Usage as u8));
     }
-    let args: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let text = if err.kind() == ErrorKind::InvalidValue && empty_dir_env(&args) {
+    let text = if err.kind() == ErrorKind::InvalidValue && empty_dir_env(&process_args()) {
         "STRATUM_DIR is set but empty: set it to the data directory, or unset it to use ./stratum-data".to_owned()
     } else {
         usage_line(&err.render().to_string())
@@ -137,24 +133,28 @@ pub fn usage(err: &clap::Error) -> ExitCode {
 /// "try 'stratum COMMAND --help'" for the command on this process's command
 /// line, or the top-level help when there is none.
 fn help_hint() -> String {
-    let args: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    match crate::cli::subcommand_in(&args) {
+    match crate::cli::subcommand_in(&process_args()) {
         Some(name) => format!("try 'stratum {name} --help'"),
         None => "try 'stratum --help'".to_owned(),
     }
 }
 
+/// The process's arguments after the program name, for messages.
+fn process_args() -> Vec<String> {
+    std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
 /// Whether a missing `--dir` value came from an empty `STRATUM_DIR` (the
-/// flag itself was not given).
+/// flag itself was not given: no `--dir`, `-d` or `-dDIR`).
 fn empty_dir_env(args: &[String]) -> bool {
     std::env::var_os("STRATUM_DIR").is_some_and(|v| v.is_empty())
         && !args
             .iter()
             .take_while(|a| *a != "--")
-            .any(|a| a == "-d" || a.starts_with("--dir") || a.starts_with("-d"))
+            .any(|a| a.starts_with("--dir") || a.starts_with("-d"))
 }
 
 /// Clap's rendered usage error as one line: the message without its

@@ -280,9 +280,8 @@ pub fn subcommand_in(args: &[String]) -> Option<String> {
     None
 }
 
-/// `--color` as given on the command line, before parsing, so that help and
-/// usage errors honour it too; clap's own `auto` already honours `NO_COLOR`
-/// and `TERM=dumb`.
+/// `--color` as given on the command line, before parsing, so that help
+/// follows the same rule as tables ([`output::styled`]).
 fn help_color() -> clap::ColorChoice {
     let mut args = std::env::args_os().skip(1);
     let mut choice = clap::ColorChoice::Auto;
@@ -299,7 +298,10 @@ fn help_color() -> clap::ColorChoice {
             _ => clap::ColorChoice::Auto,
         };
     }
-    choice
+    match choice {
+        clap::ColorChoice::Auto if !output::env_allows_color() => clap::ColorChoice::Never,
+        other => other,
+    }
 }
 
 /// Runs the parsed command line.
@@ -524,6 +526,8 @@ mod tests {
     #[test]
     fn verify_app() {
         Cli::command().debug_assert();
+        // The command line as parsed, with the global options hidden.
+        command(clap::ColorChoice::Never).debug_assert();
     }
 
     #[test]

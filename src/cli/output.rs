@@ -85,12 +85,17 @@ pub fn styled() -> bool {
     match COLOR.get().copied().unwrap_or(ColorChoice::Auto) {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::env::var_os("TERM").is_some_and(|t| !t.is_empty() && t != "dumb")
-        }
+        ColorChoice::Auto => io::stdout().is_terminal() && env_allows_color(),
     }
+}
+
+/// The environment's half of `--color=auto`: `NO_COLOR` unset or empty, and
+/// `TERM` set to something other than `dumb`. (Help and usage text follow
+/// the same rule; clap's own would also colour a dumb terminal when `CI`
+/// is set.)
+pub fn env_allows_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_some_and(|t| !t.is_empty() && t != "dumb")
 }
 
 /// The garbage figure as `stats` and `compact` both show it: "28K of 40K,

@@ -764,4 +764,120 @@ fn colour_follows_color_no_color_and_term() {
     assert!(at_terminal("", "get --help").contains("\x1b["));
     assert!(!at_terminal("", "--color=never get --help").contains("\x1b["));
     assert!(!at_terminal("TERM=dumb", "get --help").contains("\x1b["));
+    // Also in CI, where clap alone would colour a dumb terminal.
+    assert!(!at_terminal("CI=true TERM=dumb", "get --help").contains("\x1b["));
+    assert!(!at_terminal("CI=true NO_COLOR=1", "get --help").contains("\x1b["));
+}
+
+#[test]
+fn readme_fuzz_commands_name_targets_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let targets = std::fs::read_to_string(root.join("fuzz/Cargo.toml")).unwrap();
+    let mut named = 0;
+    for run in readme.split("cargo fuzz run ").skip(1) {
+        let target = run.split_whitespace().next().unwrap();
+        assert!(
+            targets.contains(&format!("name = \"{target}\"")),
+            "README runs fuzz target {target:?}, which fuzz/Cargo.toml does not define"
+        );
+        named += 1;
+    }
+    assert!(named > 0, "no `cargo fuzz run` in README.md");
+}
+
+/// The toolchain step of `.ci/run`, run against a stand-in `rustup` that
+/// records what it is asked to do: the pinned toolchain and each component
+/// are installed exactly when missing (clippy used to be added only with a
+/// missing rustfmt).
+#[test]
+fn ci_installs_the_pinned_toolchain_and_each_missing_component() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    let step: String = ci
+        .split("section \"toolchain")
+        .nth(1)
+        .and_then(|rest| rest.split_once('\n'))
+        .map(|(_, body)| body)
+        .and_then(|body| body.split("\nrustc --version; cargo --version").next())
+        .expect("a toolchain section in .ci/run")
+        .to_owned();
+    let pinned = std::fs::read_to_string(root.join("rust-toolchain.toml")).unwrap();
+    let channel = pinned
+        .lines()
+        .find_map(|l| l.strip_prefix("channel = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("a channel in rust-toolchain.toml")
+        .to_owned();
+    let s = TestStore::new();
+    let bin = s.tmp().join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let calls = s.tmp().join("calls");
+    let state = s.tmp().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let write_exe = |name: &str, body: &str| {
+        let p = bin.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let mut perms = std::fs::metadata(&p).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&p, perms).unwrap();
+    };
+    let st = state.display();
+    write_exe(
+        "rustup",
+        &format!(
+            "echo \"$*\" >> {calls}\n\
+             case \"$1 $2\" in\n\
+             'toolchain list') echo stable-x86_64-unknown-linux-gnu; [ -e {st}/toolchain ] && echo {channel}-x86_64-unknown-linux-gnu ;;\n\
+             'component list') for c in rustfmt clippy; do [ -e {st}/$c ] && echo $c-x86_64-unknown-linux-gnu; done; echo cargo-x86_64-unknown-linux-gnu ;;\n\
+             esac; exit 0",
+            calls = calls.display()
+        ),
+    );
+    write_exe("rustc", &format!("cat {st}/rustc-version"));
+    let run = |present: &[&str], rustc: &str| {
+        for f in ["toolchain", "rustfmt", "clippy"] {
+            let _ = std::fs::remove_file(state.join(f));
+        }
+        for f in present {
+            std::fs::write(state.join(f), "").unwrap();
+        }
+        std::fs::write(state.join("rustc-version"), rustc).unwrap();
+        let _ = std::fs::remove_file(&calls);
+        let mut cmd = Command::new("bash");
+        cmd.current_dir(root)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .args(["-c", &format!("set -euo pipefail\n{step}")]);
+        let (shown, out) = TestStore::run_command(cmd, None);
+        let log = std::fs::read_to_string(&calls).unwrap_or_default();
+        let acted: Vec<String> = log
+            .lines()
+            .filter(|l| l.starts_with("toolchain install") || l.starts_with("component add"))
+            .map(str::to_owned)
+            .collect();
+        (shown, out, acted)
+    };
+    let good = format!("rustc {channel} (0000000 2026-01-01)\n");
+    let (shown, out, acted) = run(&[], &good);
+    assert_eq!(out.code, 0, "{}", report(&shown, &out, "success"));
+    assert_eq!(
+        acted,
+        [
+            format!("toolchain install {channel} --profile minimal"),
+            format!("component add rustfmt --toolchain {channel}"),
+            format!("component add clippy --toolchain {channel}"),
+        ]
+    );
+    let (_, out, acted) = run(&["toolchain", "rustfmt"], &good);
+    assert_eq!(out.code, 0);
+    assert_eq!(
+        acted,
+        [format!("component add clippy --toolchain {channel}")]
+    );
+    let (_, out, acted) = run(&["toolchain", "rustfmt", "clippy"], &good);
+    assert_eq!(out.code, 0);
+    assert!(acted.is_empty(), "{acted:?}");
+    let (_, out, _) = run(&["toolchain", "rustfmt", "clippy"], "rustc 1.0.0 (old)\n");
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("not the pinned"), "{}", out.stderr);
 }
