@@ -1150,3 +1150,66 @@ fn the_dump_load_copy_recipe_keeps_ids_never_reused() {
         run.stderr
     );
 }
+
+// ---------------------------------------------------------------------------
+// Item 13: writes on a store with known damage
+
+#[test]
+fn documented_limit_sealed_damage_refuses_only_writes_that_read_it_and_active_damage_refuses_all() {
+    let s = sealed_store();
+    // Damage the document record of document 3, in seg_000001.seg.
+    let rec = s
+        .ok(&["dump", "--records"])
+        .lines()
+        .map(json)
+        .find(|r| r["kind"] == "doc-put" && r["doc"] == 3)
+        .unwrap();
+    assert_eq!(rec["segment"], "seg_000001.seg");
+    let path = s.data().join("seg_000001.seg");
+    let mut b = fs::read(&path).unwrap();
+    b[rec["offset"].as_u64().unwrap() as usize + 50] ^= 1;
+    fs::write(&path, b).unwrap();
+    // What reads the damaged record refuses, and changes nothing.
+    let before = tree(s.data());
+    assert_eq!(s.fails(&["get", "3"]).0, 6);
+    assert_eq!(s.fails(&["update-doc", "3", "--version", "v"]).0, 6);
+    assert_eq!(s.fails(&["compact"]).0, 6);
+    assert_unchanged(&before, s.data(), "a refused write");
+    // Writes that do not read it are accepted (the open cannot know of the
+    // damage without reading every record) ...
+    assert_eq!(s.ok(&["create-doc", "after the damage"]).trim(), "41");
+    assert_eq!(s.ok(&["add-input", "7", "[7]"]).trim(), "1");
+    s.ok(&["delete-doc", "8"]);
+    assert_eq!(at(s.data(), &["verify"]).1.code, 6);
+    // ... and repair keeps every one of them.
+    ok_with_note("repair", &s.run(&["repair"], None).1);
+    assert_eq!(s.fails(&["get", "3"]).0, 3);
+    assert_eq!(s.fails(&["get", "8"]).0, 3);
+    assert!(s.ok(&["get", "41"]).contains("after the damage"));
+    assert!(s.ok(&["get", "7"]).contains("[7]"));
+
+    // Damage in active.seg that is not a torn tail: every write refuses.
+    for i in 0..3 {
+        s.ok(&["create-doc", &format!("active {i}")]);
+    }
+    let active = s.data().join("active.seg");
+    let mut b = fs::read(&active).unwrap();
+    let at_ = 60;
+    b[at_] ^= 1;
+    fs::write(&active, b).unwrap();
+    let before = tree(s.data());
+    for args in [
+        &["create-doc", "x"][..],
+        &["add-input", "7", "1"],
+        &["delete-doc", "7"],
+        &["set-output", "7", "1", "2"],
+    ] {
+        let (code, err) = s.fails(args);
+        assert_eq!(code, 6, "{args:?}: {err}");
+    }
+    let (code, _) = s
+        .with_stdin(b"{\"op\":\"create-doc\",\"body\":\"a\"}\n")
+        .fails(&["apply"]);
+    assert_eq!(code, 6);
+    assert_unchanged(&before, s.data(), "a refused write");
+}
