@@ -1289,3 +1289,26 @@ fn documented_limit_a_stalled_dump_consumer_keeps_writers_waiting() {
     assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 300);
     assert_eq!(s.ok(&["create-doc", "later"]).trim(), "301");
 }
+
+#[test]
+fn concurrent_first_writers_of_a_new_store_all_land() {
+    // Guards items 2 and 18: a first writer that finds no LOCK must not take
+    // another first writer's fresh store for one whose LOCK was deleted, or
+    // for a foreign directory.
+    for round in 0..5 {
+        let s = TestStore::new();
+        let writers: Vec<Child> = (0..6)
+            .map(|i| spawn(&s, &["create-doc", &format!("r{round} w{i}")]))
+            .collect();
+        let mut got: Vec<u64> = writers
+            .into_iter()
+            .map(|w| {
+                let run = finish(w);
+                assert_eq!(run.code, 0, "{}", run.stderr);
+                String::from_utf8_lossy(&run.stdout).trim().parse().unwrap()
+            })
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+    }
+}
