@@ -50,6 +50,30 @@ fn has_open(pid: u32, path: &Path) -> bool {
         .any(|fd| fs::read_link(fd.path()).is_ok_and(|t| t == path))
 }
 
+/// `n` JSON Lines documents for `load`, each body its number and `pad`
+/// bytes of `c`.
+fn bulk_lines(n: usize, c: char, pad: usize) -> String {
+    let body = c.to_string().repeat(pad);
+    (0..n)
+        .map(|i| format!("{{\"body\":\"{i} {body}\"}}\n"))
+        .collect()
+}
+
+/// Runs the binary as user `uid`:`gid` (no supplementary groups) on `dir`.
+fn run_as(uid: u32, gid: u32, dir: &Path, args: &[&str]) -> (String, Run) {
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups")
+        .arg(crate::util::bin())
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("STRATUM_DIR")
+        .current_dir("/");
+    TestStore::run_command(cmd, None)
+}
+
 /// Runs the binary on another data directory than the store's own.
 fn at(dir: &Path, args: &[&str]) -> (String, Run) {
     let mut cmd = Command::new(crate::util::bin());
@@ -442,15 +466,11 @@ fn a_bad_line_of_slow_input_is_refused_before_the_store_is_touched() {
 fn piped_input_larger_than_the_memory_spool_loads_whole() {
     let s = TestStore::new();
     // 12 MiB through a pipe: past the 8 MiB kept in memory.
-    let body = "x".repeat(4000);
-    let mut input = String::new();
-    for i in 0..3000 {
-        input.push_str(&format!("{{\"body\":\"{i} {body}\"}}\n"));
-    }
+    let input = bulk_lines(3000, 'x', 4000);
     let out = s.with_stdin(input.as_bytes()).ok(&["load", "-"]);
     assert_eq!(out.lines().count(), 3000);
     let last = json(s.ok(&["get", "3000"]).trim());
-    assert_eq!(last["body"], format!("2999 {body}"));
+    assert_eq!(last["body"], format!("2999 {}", "x".repeat(4000)));
 }
 
 // ---------------------------------------------------------------------------
@@ -750,11 +770,7 @@ fn a_writer_gets_in_within_its_timeout_however_readers_overlap() {
     let s = TestStore::new();
     // Big enough that a dump takes a while, so four loops of them always
     // overlap: without writer preference the lock is never free.
-    let body = "y".repeat(4000);
-    let mut input = String::new();
-    for i in 0..2500 {
-        input.push_str(&format!("{{\"body\":\"{i} {body}\"}}\n"));
-    }
+    let input = bulk_lines(2500, 'y', 4000);
     s.with_stdin(input.as_bytes())
         .ok(&["--no-sync", "load", "-"]);
     let stop = Arc::new(AtomicBool::new(false));
@@ -850,18 +866,9 @@ fn files_root_creates_in_a_users_store_belong_to_the_user() {
     fs::create_dir(s.data()).unwrap();
     std::os::unix::fs::chown(s.data(), Some(uid), Some(gid)).unwrap();
     let as_user = |args: &[&str]| {
-        let mut cmd = Command::new("setpriv");
-        cmd.arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={gid}"))
-            .arg("--clear-groups")
-            .arg(crate::util::bin())
-            .arg("--dir")
-            .arg(s.data())
-            .args(["--segment-size", "4K"])
-            .args(args)
-            .env_remove("STRATUM_DIR")
-            .current_dir("/");
-        TestStore::run_command(cmd, None)
+        let mut full = vec!["--segment-size", "4K"];
+        full.extend_from_slice(args);
+        run_as(uid, gid, s.data(), &full)
     };
     let body = "z".repeat(300);
     for _ in 0..5 {
@@ -1047,19 +1054,7 @@ fn compact_and_repair_in_a_read_only_directory_refuse_before_changing_anything()
     }
     std::os::unix::fs::chown(s.data(), Some(uid), Some(gid)).unwrap();
     fs::set_permissions(s.data(), fs::Permissions::from_mode(0o555)).unwrap();
-    let as_user = |args: &[&str]| {
-        let mut cmd = Command::new("setpriv");
-        cmd.arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={gid}"))
-            .arg("--clear-groups")
-            .arg(crate::util::bin())
-            .arg("--dir")
-            .arg(s.data())
-            .args(args)
-            .env_remove("STRATUM_DIR")
-            .current_dir("/");
-        TestStore::run_command(cmd, None)
-    };
+    let as_user = |args: &[&str]| run_as(uid, gid, s.data(), args);
     let before = tree(s.data());
     let (shown, run) = as_user(&["compact"]);
     assert_eq!(run.code, 7, "{shown}: {}", run.stderr);
@@ -1270,12 +1265,8 @@ fn a_backup_that_fills_the_disk_leaves_nothing_and_a_retry_works() {
 #[test]
 fn documented_limit_a_stalled_dump_consumer_keeps_writers_waiting() {
     let s = TestStore::new();
-    let body = "w".repeat(4000);
-    let mut input = String::new();
-    for i in 0..300 {
-        input.push_str(&format!("{{\"body\":\"{i} {body}\"}}\n"));
-    }
-    s.with_stdin(input.as_bytes()).ok(&["load"]);
+    s.with_stdin(bulk_lines(300, 'w', 4000).as_bytes())
+        .ok(&["load"]);
     // A consumer that reads nothing: dump fills the pipe and waits.
     let mut dump = spawn(&s, &["dump"]);
     let lock = s.data().join("LOCK");
