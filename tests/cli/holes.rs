@@ -1303,3 +1303,30 @@ fn concurrent_first_writers_of_a_new_store_all_land() {
         assert_eq!(got, [1, 2, 3, 4, 5, 6]);
     }
 }
+
+#[test]
+fn a_backup_killed_part_way_is_cleaned_up_by_the_next_one() {
+    let s = sealed_store();
+    let dest = s.tmp().join("b1");
+    // What a backup killed while copying leaves: its hidden build directory.
+    let left = s.tmp().join(".b1.stratum-tmp");
+    fs::create_dir(&left).unwrap();
+    fs::write(left.join("seg_000001.seg"), b"half a copy").unwrap();
+    fs::write(left.join("seg_000002.seg.stratum-tmp"), b"half").unwrap();
+    let (shown, run) = at(s.data(), &["backup", dest.to_str().unwrap()]);
+    ok_with_note(&shown, &run);
+    assert!(!left.exists());
+    assert_eq!(at(&dest, &["dump"]).1.stdout, s.ok_bytes(&["dump"]));
+    // A directory of that name holding anything else is not emptied.
+    let other = s.tmp().join(".b2.stratum-tmp");
+    fs::create_dir(&other).unwrap();
+    fs::write(other.join("notes.txt"), b"mine").unwrap();
+    let (shown, run) = at(s.data(), &["backup", s.tmp().join("b2").to_str().unwrap()]);
+    assert_eq!(run.code, 4, "{shown}: {}", run.stderr);
+    assert!(
+        run.stderr.contains("which no backup writes"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(names(&other), vec!["notes.txt"]);
+}
