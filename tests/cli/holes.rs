@@ -28,6 +28,15 @@ fn ids(dump: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Says on the real stderr (the harness hides what a passing test prints
+/// with `eprintln!`) that the running test skips `why`.
+fn skipped(why: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let line = format!("SKIPPED {test}: {why}\n");
+    // SAFETY: writes a live buffer of the given length to descriptor 2.
+    let _ = unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}
+
 /// Polls `cond` for up to 20 s (a generous bound for a loaded machine; the
 /// tests never assert on how long anything took).
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -691,10 +700,10 @@ fn a_failed_backup_leaves_nothing_behind_and_a_retry_works() {
     .arg(&dest);
     let (shown, run) = TestStore::run_command(cmd, None);
     if run.code == 127 || run.stderr.contains("prlimit: ") {
-        eprintln!(
-            "SKIPPED part of {shown}: prlimit is not usable here: {}",
+        skipped(&format!(
+            "part of {shown}: prlimit is not usable here: {}",
             run.stderr
-        );
+        ));
     } else {
         assert_eq!(run.code, 7, "{shown}: {}", run.stderr);
         assert_eq!(names(&backups), Vec::<String>::new(), "{shown} left files");
@@ -826,7 +835,7 @@ fn unprivileged_user() -> Option<(u32, u32)> {
     const NAME: &str = "stratum-test";
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: needs root (to make files as root in a user's store)");
+        skipped("needs root (to make files as root in a user's store)");
         return None;
     }
     let id = |flag: &str| -> Option<u32> {
@@ -849,7 +858,9 @@ fn unprivileged_user() -> Option<(u32, u32)> {
     match (id("-u"), id("-g")) {
         (Some(u), Some(g)) if u != 0 => Some((u, g)),
         _ => {
-            eprintln!("SKIPPED: could not create the unprivileged user {NAME} with useradd");
+            skipped(&format!(
+                "could not create the unprivileged user {NAME} with useradd"
+            ));
             None
         }
     }
@@ -1003,7 +1014,7 @@ fn mount_tmpfs(path: &Path, size: &str) -> Option<Mounted> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        skipped("cannot mount a tmpfs here (needs root)");
         return None;
     }
     Some(Mounted(path.to_path_buf()))
