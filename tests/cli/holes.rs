@@ -835,7 +835,7 @@ fn unprivileged_user() -> Option<(u32, u32)> {
     const NAME: &str = "stratum-test";
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        skipped("needs root (to make files as root in a user's store)");
+        skipped("needs root (to create an unprivileged user and run stratum as it and as root)");
         return None;
     }
     let id = |flag: &str| -> Option<u32> {
