@@ -40,6 +40,9 @@ _stratum() {
             stratum,delete-input)
                 cmd="stratum__subcmd__delete__subcmd__input"
                 ;;
+            stratum,diff)
+                cmd="stratum__subcmd__diff"
+                ;;
             stratum,dump)
                 cmd="stratum__subcmd__dump"
                 ;;
@@ -97,6 +100,9 @@ _stratum() {
             stratum__subcmd__help,delete-input)
                 cmd="stratum__subcmd__help__subcmd__delete__subcmd__input"
                 ;;
+            stratum__subcmd__help,diff)
+                cmd="stratum__subcmd__help__subcmd__diff"
+                ;;
             stratum__subcmd__help,dump)
                 cmd="stratum__subcmd__help__subcmd__dump"
                 ;;
@@ -137,7 +143,7 @@ _stratum() {
 
     case "${cmd}" in
         stratum)
-            opts="-d -q -h -V --dir --segment-size --no-sync --lock-timeout --quiet --help --version create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply backup repair completions man help"
+            opts="-d -q -h -V --dir --segment-size --no-sync --lock-timeout --quiet --help --version create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -430,6 +436,36 @@ _stratum() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        stratum__subcmd__diff)
+            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --segment-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         stratum__subcmd__dump)
             opts="-d -q -h --records --salvage --high-water --dir --segment-size --no-sync --lock-timeout --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -495,7 +531,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__help)
-            opts="create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply backup repair completions man help"
+            opts="create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -607,6 +643,20 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__help__subcmd__delete__subcmd__input)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stratum__subcmd__help__subcmd__diff)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -11,6 +11,7 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use crate::cli::diff::Differences;
 use crate::cli::{DamageFound, Unreported, UsageError};
 use stratum::Error;
 
@@ -35,6 +36,9 @@ enum Code {
 enum Outcome {
     /// Stdout was closed by its reader: exit 0 and print nothing.
     QuietSuccess,
+    /// `diff` found differences and printed them: exit 1 and say nothing
+    /// more, as diff(1).
+    Different,
     Fail(Code),
 }
 
@@ -74,6 +78,9 @@ fn classify(err: &anyhow::Error) -> Outcome {
         if cause.is::<DamageFound>() {
             return Outcome::Fail(Code::Corrupt);
         }
+        if cause.is::<Differences>() {
+            return Outcome::Different;
+        }
         if cause.is::<io::Error>() {
             return Outcome::Fail(Code::Io);
         }
@@ -104,6 +111,7 @@ fn one_line(err: &anyhow::Error) -> String {
 pub fn report(err: &anyhow::Error) -> ExitCode {
     match classify(err) {
         Outcome::QuietSuccess => ExitCode::SUCCESS,
+        Outcome::Different => ExitCode::from(Code::Other as u8),
         Outcome::Fail(code) => {
             let text = one_line(err);
             // Nothing more can be done if stderr is closed too.

@@ -161,7 +161,7 @@ const EXTRA: &str = r#".SH EXIT STATUS
 Success; also when the standard output of a read command is closed early (\fBstratum dump | head \-1\fR).
 .TP
 .B 1
-Any other failure.
+Any other failure; for \fBdiff\fR, the two sides differ.
 .TP
 .B 2
 Usage error: bad arguments.

@@ -24,6 +24,7 @@ pub mod compact;
 pub mod create_doc;
 pub mod delete_doc;
 pub mod delete_input;
+pub mod diff;
 pub mod dump;
 pub mod generate;
 pub mod get;
@@ -145,6 +146,7 @@ pub enum Command {
     Stats(stats::StatsArgs),
     Load(load::LoadArgs),
     Apply(apply::ApplyArgs),
+    Diff(diff::DiffArgs),
     /// Copy the store to DEST, consistently and verified.
     Backup(backup::BackupArgs),
     /// Salvage a damaged store: keep every record that passes its CRC.
@@ -174,6 +176,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => stats::run(g, args),
         Command::Load(args) => load::run(g, args),
         Command::Apply(args) => apply::run(g, args),
+        Command::Diff(args) => diff::run(g, args),
         Command::Backup(args) => backup::run(g, args),
         Command::Repair(args) => repair::run(g, args),
         Command::Completions(args) => generate::run_completions(args),

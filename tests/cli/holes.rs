@@ -1141,6 +1141,10 @@ fn the_dump_load_copy_recipe_keeps_ids_never_reused() {
         "{help}"
     );
     let dumped = s.ok_bytes(&["dump", "--high-water"]);
+    // The marks line is not a document to `diff` either.
+    let file = s.tmp().join("marked.jsonl");
+    fs::write(&file, &dumped).unwrap();
+    s.ok(&["diff", file.to_str().unwrap()]);
     let copy = s.tmp().join("copy");
     let mut cmd = Command::new(crate::util::bin());
     cmd.arg("--dir").arg(&copy).args(["load", "--keep-ids"]);
