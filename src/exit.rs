@@ -106,6 +106,82 @@ fn one_line(err: &anyhow::Error) -> String {
     text.replace('\n', " ")
 }
 
+/// Handles what clap returned instead of a command line: help and version
+/// are printed as clap renders them; a usage error is printed as one line,
+/// `stratum: <what is wrong>; try 'stratum COMMAND --help'`, and exits 2.
+pub fn usage(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        // Nothing more can be done if the stream is closed.
+        let _ = err.print();
+        return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(Code::Usage as u8));
+    }
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let text = if err.kind() == ErrorKind::InvalidValue && empty_dir_env(&args) {
+        "STRATUM_DIR is set but empty: set it to the data directory, or unset it to use ./stratum-data".to_owned()
+    } else {
+        usage_line(&err.render().to_string())
+    };
+    let _ = writeln!(io::stderr().lock(), "stratum: {text}; {}", help_hint());
+    ExitCode::from(Code::Usage as u8)
+}
+
+/// "try 'stratum COMMAND --help'" for the command on this process's command
+/// line, or the top-level help when there is none.
+fn help_hint() -> String {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    match crate::cli::subcommand_in(&args) {
+        Some(name) => format!("try 'stratum {name} --help'"),
+        None => "try 'stratum --help'".to_owned(),
+    }
+}
+
+/// Whether a missing `--dir` value came from an empty `STRATUM_DIR` (the
+/// flag itself was not given).
+fn empty_dir_env(args: &[String]) -> bool {
+    std::env::var_os("STRATUM_DIR").is_some_and(|v| v.is_empty())
+        && !args
+            .iter()
+            .take_while(|a| *a != "--")
+            .any(|a| a == "-d" || a.starts_with("--dir") || a.starts_with("-d"))
+}
+
+/// Clap's rendered usage error as one line: the message without its
+/// `error: ` prefix, an indented continuation (the missing arguments) and
+/// any tip joined on, the usage block and "For more information" dropped.
+fn usage_line(rendered: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut lines = rendered.lines().map(str::trim_end);
+    if let Some(first) = lines.next() {
+        parts.push(first.trim_start_matches("error: ").to_owned());
+    }
+    for line in lines {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        let item = line.trim();
+        if item.is_empty() {
+            continue;
+        }
+        match item.strip_prefix("tip: ") {
+            Some(tip) => parts.push(format!("; {tip}")),
+            None => parts.push(format!(" {item}")),
+        }
+    }
+    parts.concat().trim_end_matches(':').to_owned()
+}
+
 /// Prints `stratum: <error and its causes>` on one line of stderr (unless
 /// the error is a closed stdout) and returns the exit code for it.
 pub fn report(err: &anyhow::Error) -> ExitCode {
@@ -113,7 +189,11 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         Outcome::QuietSuccess => ExitCode::SUCCESS,
         Outcome::Different => ExitCode::from(Code::Other as u8),
         Outcome::Fail(code) => {
-            let text = one_line(err);
+            let mut text = one_line(err);
+            if code == Code::Usage {
+                // A usage error found after parsing reads like clap's.
+                text = format!("{text}; {}", help_hint());
+            }
             // Nothing more can be done if stderr is closed too.
             let _ = writeln!(io::stderr().lock(), "stratum: {text}");
             ExitCode::from(code as u8)
@@ -209,6 +289,28 @@ mod tests {
             "line 4: I/O error during open on /d/x: No such file or directory (os error 2)"
         );
         assert_eq!(one_line(&anyhow::anyhow!("a\nb").context("c")), "c: a b");
+    }
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        assert_eq!(
+            usage_line(
+                "error: the following required arguments were not provided:\n  <DOC>\n\nUsage: stratum get <DOC>\n\nFor more information, try '--help'.\n"
+            ),
+            "the following required arguments were not provided: <DOC>"
+        );
+        assert_eq!(
+            usage_line(
+                "error: unexpected argument '--jsn' found\n\n  tip: a similar argument exists: '--json'\n\nUsage: stratum list [OPTIONS]\n\nFor more information, try '--help'.\n"
+            ),
+            "unexpected argument '--jsn' found; a similar argument exists: '--json'"
+        );
+        assert_eq!(
+            usage_line(
+                "error: invalid value '0' for '<DOC>': 0 is not an id: ids start at 1\n\nFor more information, try '--help'.\n"
+            ),
+            "invalid value '0' for '<DOC>': 0 is not an id: ids start at 1"
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@ mod util;
 mod batch;
 #[path = "cli/commands.rs"]
 mod commands;
+#[path = "cli/conventions.rs"]
+mod conventions;
 #[path = "cli/datasets.rs"]
 mod datasets;
 #[path = "cli/durability.rs"]

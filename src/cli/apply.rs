@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use crate::cli::input::{self, STDIN, Source};
 use crate::cli::load::at_line;
-use crate::cli::{GlobalArgs, output};
+use crate::cli::{GlobalArgs, output, shape};
 use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Result, Store};
 
 /// Apply a batch of write operations from JSON Lines, all or nothing.
@@ -42,9 +42,12 @@ Examples:
     | stratum apply -"
 )]
 pub struct ApplyArgs {
-    /// The JSON Lines file; `-` or absent reads stdin.
+    /// The JSON Lines file; `-` or absent reads stdin (absent: not from a
+    /// terminal).
     #[arg(value_name = "FILE|-")]
     pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub json: crate::cli::JsonAlready,
 }
 
 /// One line as written, before its fields are checked against its op.
@@ -64,11 +67,17 @@ struct RawOp<'a> {
     category: Option<String>,
     #[serde(default)]
     version: Option<String>,
-    #[serde(default, borrow)]
+    /// `Some` whenever the field is given, `null` included: an input can be
+    /// the JSON value `null`, as with `add-input DOC null` and `load`.
+    #[serde(default, borrow, deserialize_with = "given")]
     input: Option<&'a RawValue>,
     /// `Some(None)` for an explicit `null`, `None` when absent.
     #[serde(default, borrow, deserialize_with = "present")]
     output: Option<Option<&'a RawValue>>,
+}
+
+fn given<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    Deserialize::deserialize(d).map(Some)
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<&'de RawValue>>, D::Error> {
@@ -117,8 +126,12 @@ impl Op {
 /// Parses and checks one line (1-based `line`); `$K` references must point
 /// at an earlier line, which `run` checks is a create-doc.
 fn parse_op(text: &str, line: u64) -> Result<Op> {
-    let raw: RawOp<'_> =
-        serde_json::from_str(text).map_err(|e| Error::invalid(format!("not an operation: {e}")))?;
+    let raw: RawOp<'_> = serde_json::from_str(text).map_err(|e| {
+        Error::invalid(
+            shape::explain(text, &shape::OPERATION)
+                .unwrap_or_else(|| format!("not an operation: {e}")),
+        )
+    })?;
     let op = raw.op.as_str();
     let allowed: &[&str] = match op {
         "create-doc" => &["body", "body_base64", "category", "version"],
@@ -298,6 +311,9 @@ fn apply_op(store: &mut Store, op: Op, line: u64, created: &mut Vec<(u64, DocId)
 /// Invalid input or an unknown document or node, naming the line; lock
 /// timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
+    if args.file.is_none() {
+        input::absent_reads_stdin("FILE")?;
+    }
     let name = args
         .file
         .as_ref()
@@ -358,7 +374,10 @@ mod tests {
             r#"delete-input needs "node""#
         );
         assert!(err(r#"{"op":"nope"}"#, 1).starts_with("unknown op \"nope\""));
-        assert!(err(r#"{"op":"delete-doc","doc":1,"extra":2}"#, 1).starts_with("not an operation"));
+        assert!(
+            err(r#"{"op":"delete-doc","doc":1,"extra":2}"#, 1)
+                .starts_with(r#"unknown field "extra" in an operation"#)
+        );
     }
 
     #[test]

@@ -5,12 +5,20 @@
 //! Everything a single-value command takes is read and validated here
 //! before the store is opened, so a refused command never touches the disk.
 //! Stdin is capped so that a runaway producer cannot exhaust memory.
+//!
+//! The stdin rule, the same for every command that takes data (`create-doc`,
+//! `add-input`, `set-output`, `load`, `apply`): a value left out is read
+//! from stdin, as `-` is; but when stdin is a terminal a left-out value is a
+//! usage error, not a silent wait (`-` still reads the terminal, for typing
+//! a value by hand). `update-doc` is the exception: a left-out body means
+//! "keep the body".
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead, IsTerminal, Read};
 use std::path::Path;
 
+use crate::cli::UsageError;
 use stratum::{Error, Json, Result};
 
 /// Most bytes read from stdin (or a `--file`) for one value or body: the
@@ -23,6 +31,20 @@ pub const MAX_LINE: u64 = MAX_INPUT / 3 * 4 + 4 * 1024 * 1024;
 
 /// Name used for stdin in error messages.
 pub const STDIN: &str = "<stdin>";
+
+/// Checks the stdin rule (see the module doc) for a value the command line
+/// left out: `what` names it, as in the usage line (`VALUE`, `BODY`).
+///
+/// # Errors
+/// [`UsageError`] when stdin is a terminal.
+pub fn absent_reads_stdin(what: &str) -> std::result::Result<(), UsageError> {
+    if io::stdin().is_terminal() {
+        return Err(UsageError(format!(
+            "no {what} given, and stdin is a terminal: give {what} as an argument, pipe it in, or give `-` to type it"
+        )));
+    }
+    Ok(())
+}
 
 /// Reads stdin to the end, refusing more than [`MAX_INPUT`] bytes.
 ///

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::cli::input::{self, STDIN, Source};
-use crate::cli::{GlobalArgs, output};
+use crate::cli::{GlobalArgs, output, shape};
 use stratum::engine::MAX_ID;
 use stratum::model::ParsedDoc;
 use stratum::{DocId, Document, Error, Mode};
@@ -23,7 +23,9 @@ use stratum::{DocId, Document, Error, Mode};
 /// document, a last line {"high_water":{"doc":N}}) are kept too, so the copy
 /// never hands out an id the source used; without it they are ignored. The
 /// whole load is one atomic write: a bad line fails the command with its
-/// line number (exit 4) and the store is left unchanged.
+/// line number (exit 4) and the store is left unchanged. The batch goes
+/// into the active segment whole, so that segment may grow past
+/// --segment-size; it is sealed as soon as the batch is committed.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
@@ -32,13 +34,16 @@ Examples:
       problems.json | stratum load -
   stratum --dir old dump --high-water | stratum --dir new load --keep-ids")]
 pub struct LoadArgs {
-    /// The JSON Lines file; `-` or absent reads stdin.
+    /// The JSON Lines file; `-` or absent reads stdin (absent: not from a
+    /// terminal).
     #[arg(value_name = "FILE|-")]
     pub file: Option<PathBuf>,
     /// Keep the documents' "id" and "node" fields instead of assigning new
     /// ids.
     #[arg(long)]
     pub keep_ids: bool,
+    #[command(flatten)]
+    pub json: crate::cli::JsonAlready,
     /// With --keep-ids, accept ids so high that fewer than 2^32 ids would
     /// remain above them (one such id could end document or node creation
     /// for good).
@@ -94,6 +99,9 @@ fn check_doc(parsed: &ParsedDoc, keep_ids: bool, allow_high_ids: bool) -> stratu
 /// # Errors
 /// Invalid input naming the line, lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
+    if args.file.is_none() {
+        input::absent_reads_stdin("FILE")?;
+    }
     let name = args
         .file
         .as_ref()
@@ -106,6 +114,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
                 return check_marks(hwm, keep_ids, allow_high).map_err(|e| at_line(e, line));
             }
             Document::from_json(text)
+                .map_err(|e| explained(e, text))
                 .and_then(|p| check_doc(&p, keep_ids, allow_high))
                 .map_err(|e| at_line(e, line))
         })?;
@@ -129,7 +138,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
                 }
                 continue;
             }
-            let parsed = Document::from_json(text)?;
+            let parsed = Document::from_json(text).map_err(|e| explained(e, text))?;
             check_doc(&parsed, keep_ids, allow_high)?;
             ids.push(store.load_doc(&parsed, keep_ids)?);
             bar.set(lines.bytes());
@@ -144,6 +153,15 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
         |out| ids.iter().try_for_each(|id| writeln!(out, "{id}")),
     )?;
     Ok(())
+}
+
+/// The parser's error, or a clearer one naming the field when the line is
+/// not a document at all.
+fn explained(e: Error, line: &str) -> Error {
+    match e {
+        Error::InvalidInput(_) => shape::explain(line, &shape::DOCUMENT).map_or(e, Error::invalid),
+        other => other,
+    }
 }
 
 /// Names the line an error came from, unless it already does (line reading

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use stratum::{Mode, Options, Store};
 
@@ -33,8 +33,11 @@ pub mod list;
 pub mod load;
 pub mod output;
 pub mod repair;
+pub mod select;
 pub mod set_output;
+pub mod shape;
 pub mod stats;
+pub mod summary;
 pub mod update_doc;
 pub mod verify;
 
@@ -77,8 +80,11 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options shared by every command.
+/// Options shared by every command. They are listed once, under their own
+/// heading in `stratum --help`; each command's help points there (see
+/// [`command`]).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The data directory (created by the first write command).
     #[arg(
@@ -94,7 +100,9 @@ pub struct GlobalArgs {
     /// Seal the active segment once it would grow past this size.
     ///
     /// Plain bytes or a K, M or G suffix (binary multiples: 64M = 64 MiB).
-    /// At least 4096.
+    /// At least 4096. A batch (`load`, `apply`) goes into the active segment
+    /// whole, as one atomic write, so that segment may grow past this size;
+    /// it is sealed as soon as the batch is committed.
     #[arg(
         long,
         default_value = "64M",
@@ -104,9 +112,12 @@ pub struct GlobalArgs {
     )]
     pub segment_size: u64,
 
-    /// Skip fsync: writes stay crash-consistent (a prefix of the history
-    /// survives) but are not durable across power loss. For throwaway
-    /// fixtures.
+    /// Skip the fsync that makes each write durable: for throwaway fixtures.
+    ///
+    /// A killed process loses nothing. A power loss can lose the latest
+    /// commands; if the disk wrote them out of order the active segment may
+    /// come back with a hole, and the store then refuses to open until
+    /// `stratum repair` keeps every intact record.
     #[arg(long, global = true)]
     pub no_sync: bool,
 
@@ -121,9 +132,36 @@ pub struct GlobalArgs {
     )]
     pub lock_timeout: Duration,
 
-    /// Show no progress bars.
+    /// Print nothing on success but the command's data.
+    ///
+    /// No progress bars, notes or summaries on stderr; `compact`, `backup`,
+    /// `repair` and `verify` print nothing at all. Data still reaches stdout:
+    /// new ids, JSON (also a --json report), the dump. Errors are still one
+    /// line on stderr.
     #[arg(short = 'q', long, global = true)]
     pub quiet: bool,
+
+    /// When to use colour (bold table headers): auto uses it when stdout is
+    /// a terminal, `NO_COLOR` is unset or empty and `TERM` is not `dumb`.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = ColorChoice::Auto,
+        value_name = "WHEN",
+        global = true
+    )]
+    pub color: ColorChoice,
+}
+
+/// The values of `--color`, as in ripgrep and fd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when stdout is a terminal, unless `NO_COLOR` or `TERM=dumb`.
+    Auto,
+    /// Never colour.
+    Never,
+    /// Always colour, also into a pipe.
+    Always,
 }
 
 /// The subcommands.
@@ -147,12 +185,122 @@ pub enum Command {
     Load(load::LoadArgs),
     Apply(apply::ApplyArgs),
     Diff(diff::DiffArgs),
-    /// Copy the store to DEST, consistently and verified.
     Backup(backup::BackupArgs),
-    /// Salvage a damaged store: keep every record that passes its CRC.
     Repair(repair::RepairArgs),
     Completions(generate::CompletionsArgs),
     Man(generate::ManArgs),
+}
+
+/// Commands that only read the store: their help leaves out the options
+/// that only matter to writes.
+const READ_COMMANDS: &[&str] = &["get", "list", "dump", "verify", "stats", "backup"];
+
+/// Commands that never open a store.
+const STORELESS_COMMANDS: &[&str] = &["completions", "man"];
+
+/// The command line as the binary parses it: [`Cli`]'s definition, with the
+/// global options hidden from each command's own option list (they are
+/// listed once, in `stratum --help`) and a line in each command's help that
+/// names the ones it uses. The man page and completions are generated from
+/// [`Cli::command`] itself, where nothing is hidden.
+pub fn command(color: clap::ColorChoice) -> clap::Command {
+    let mut cmd = Cli::command().color(color);
+    // Building copies the global options into every subcommand, so that
+    // they can be hidden there.
+    cmd.build();
+    let globals: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .cloned()
+        .collect();
+    for sub in cmd.get_subcommands_mut() {
+        let name = sub.get_name().to_owned();
+        let storeless = STORELESS_COMMANDS.contains(&name.as_str());
+        let used: Vec<String> = globals
+            .iter()
+            .filter(|_| !storeless)
+            .filter(|a| {
+                !READ_COMMANDS.contains(&name.as_str())
+                    || !matches!(a.get_id().as_str(), "segment_size" | "no_sync")
+            })
+            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+            .collect();
+        let mut after = sub
+            .get_after_help()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        if !used.is_empty() {
+            if !after.is_empty() {
+                after.push_str("\n\n");
+            }
+            after.push_str(&format!(
+                "Global options: {} (see 'stratum --help').",
+                used.join(", ")
+            ));
+        }
+        let taken = std::mem::replace(sub, clap::Command::new(""));
+        *sub = taken
+            .mut_args(|a| if a.is_global_set() { a.hide(true) } else { a })
+            .after_help(after);
+    }
+    cmd
+}
+
+/// Parses the process's arguments with [`command`].
+///
+/// # Errors
+/// Clap's error, which `src/exit.rs` prints as one line (or prints help and
+/// version as they are).
+pub fn parse() -> Result<Cli, clap::Error> {
+    let matches: ArgMatches = command(help_color()).try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// The subcommand named in `args` (the process's arguments after the
+/// program name), for the hint of a usage error: the first argument that is
+/// a subcommand's name and not the value of a global option.
+pub fn subcommand_in(args: &[String]) -> Option<String> {
+    let cmd = Cli::command();
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-d" | "--dir" | "--segment-size" | "--lock-timeout" | "--color" => {
+                args.next();
+            }
+            "--" => return None,
+            name => {
+                if let Some(sub) = cmd.find_subcommand(name) {
+                    return Some(sub.get_name().to_owned());
+                }
+                if !name.starts_with('-') {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `--color` as given on the command line, before parsing, so that help and
+/// usage errors honour it too; clap's own `auto` already honours `NO_COLOR`
+/// and `TERM=dumb`.
+fn help_color() -> clap::ColorChoice {
+    let mut args = std::env::args_os().skip(1);
+    let mut choice = clap::ColorChoice::Auto;
+    while let Some(a) = args.next() {
+        let value = match a.to_str() {
+            Some("--") => break,
+            Some("--color") => args.next(),
+            Some(s) if s.starts_with("--color=") => Some(s["--color=".len()..].into()),
+            _ => continue,
+        };
+        choice = match value.as_ref().and_then(|v| v.to_str()) {
+            Some("never") => clap::ColorChoice::Never,
+            Some("always") => clap::ColorChoice::Always,
+            _ => clap::ColorChoice::Auto,
+        };
+    }
+    choice
 }
 
 /// Runs the parsed command line.
@@ -161,6 +309,7 @@ pub enum Command {
 /// Whatever the command fails with; `src/exit.rs` turns it into an exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
+    output::set_color(g.color);
     match cli.command {
         Command::CreateDoc(args) => create_doc::run(g, args),
         Command::AddInput(args) => add_input::run(g, args),
@@ -195,13 +344,17 @@ impl GlobalArgs {
         opts
     }
 
-    /// Opens the store and shows the recovery notices it produced.
+    /// Opens the store and shows the recovery notices it produced (unless
+    /// `--quiet`).
     ///
     /// # Errors
     /// As [`Store::open`].
     pub fn open(&self, mode: Mode) -> stratum::Result<Store> {
         let mut store = Store::open(self.options(), mode)?;
-        note_all(store.take_notices());
+        let notices = store.take_notices();
+        if !self.quiet {
+            note_all(notices);
+        }
         Ok(store)
     }
 
@@ -229,6 +382,16 @@ pub fn note_all(notices: Vec<String>) {
 /// a command that has otherwise done its work, so write errors are ignored.
 pub fn message(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "stratum: {msg}");
+}
+
+/// `--json` on a command whose output is JSON already (an id is a JSON
+/// number), so that a script can pass it to every command that prints
+/// something.
+#[derive(Debug, Args)]
+pub struct JsonAlready {
+    /// Accepted for scripts; the output is JSON already.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A command line that clap accepted but that is still unusable (for
@@ -326,8 +489,32 @@ fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
         .trim()
         .parse()
         .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if secs.is_nan() || secs < 0.0 {
+        return Err(format!("`{text}` is not 0 or more seconds"));
+    }
+    // A year is already longer than any lock is held; the limit only keeps
+    // the number a Duration.
     Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("`{text}` is not a usable timeout (0 or more seconds)"))
+        .ok()
+        .filter(|d| *d <= MAX_LOCK_TIMEOUT)
+        .ok_or_else(|| {
+            format!(
+                "`{text}` seconds is too long a wait (at most {})",
+                MAX_LOCK_TIMEOUT.as_secs()
+            )
+        })
+}
+
+/// Longest accepted `--lock-timeout`: a year.
+const MAX_LOCK_TIMEOUT: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Parses a document or node id: a whole number from 1.
+pub fn parse_id(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("0 is not an id: ids start at 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{text}` is not an id (a whole number from 1)")),
+    }
 }
 
 #[cfg(test)]
@@ -371,5 +558,35 @@ mod tests {
         assert!(parse_lock_timeout("inf").is_err());
         assert!(parse_lock_timeout("1e300").is_err());
         assert!(parse_lock_timeout("soon").is_err());
+        let long = parse_lock_timeout("1e30").unwrap_err();
+        assert!(long.contains("too long"), "{long}");
+    }
+
+    #[test]
+    fn ids_start_at_one() {
+        assert_eq!(parse_id("7"), Ok(7));
+        assert!(parse_id("0").unwrap_err().contains("start at 1"));
+        assert!(parse_id("-1").unwrap_err().contains("not an id"));
+        assert!(parse_id("x").is_err());
+    }
+
+    #[test]
+    fn command_help_names_only_the_globals_it_uses() {
+        let mut cmd = command(clap::ColorChoice::Never);
+        let get = cmd.find_subcommand_mut("get").unwrap();
+        let help = get.render_help().to_string();
+        assert!(
+            !help.contains("--no-sync") && !help.contains("--segment-size <"),
+            "{help}"
+        );
+        assert!(
+            help.contains("Global options: --dir, --lock-timeout, --quiet, --color"),
+            "{help}"
+        );
+        let load = cmd.find_subcommand_mut("load").unwrap();
+        let help = load.render_help().to_string();
+        assert!(help.contains("--no-sync, --lock-timeout"), "{help}");
+        let man = cmd.find_subcommand_mut("man").unwrap();
+        assert!(!man.render_help().to_string().contains("Global options"));
     }
 }

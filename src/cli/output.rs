@@ -17,7 +17,7 @@ use comfy_table::{
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::cli::Unreported;
+use crate::cli::{ColorChoice, Unreported};
 use stratum::{Error, Progress};
 
 /// Name used for stdout in error messages.
@@ -69,10 +69,69 @@ pub fn write_json_line<T: serde::Serialize>(out: &mut impl Write, value: &T) -> 
     out.write_all(b"\n")
 }
 
-/// Whether styling (bold headers) may be used: stdout is a terminal and
-/// `NO_COLOR` is unset or empty (<https://no-color.org>).
+/// `--color`, set once by `cli::run` before any command writes.
+static COLOR: std::sync::OnceLock<ColorChoice> = std::sync::OnceLock::new();
+
+/// Records the `--color` choice for [`styled`].
+pub fn set_color(choice: ColorChoice) {
+    let _ = COLOR.set(choice);
+}
+
+/// Whether styling (bold headers) may be used. `--color=always` and
+/// `never` decide; `auto` (the default) styles when stdout is a terminal,
+/// `NO_COLOR` is unset or empty (<https://no-color.org>) and `TERM` names a
+/// terminal other than `dumb`, as ripgrep and fd do.
 pub fn styled() -> bool {
-    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    match COLOR.get().copied().unwrap_or(ColorChoice::Auto) {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var_os("TERM").is_some_and(|t| !t.is_empty() && t != "dumb")
+        }
+    }
+}
+
+/// The garbage figure as `stats` and `compact` both show it: "28K of 40K,
+/// ratio 0.700".
+pub fn garbage_text(garbage: u64, total: u64, ratio: f64) -> String {
+    format!(
+        "{} of {}, ratio {ratio:.3}",
+        human_size(garbage),
+        human_size(total)
+    )
+}
+
+/// A byte count for people, as `du -h` and `ls -lh` print it: plain below
+/// 1024, else one decimal below 10 and none above, in binary K, M, G, T, P
+/// units, rounded up so that a size is never shown smaller than it is.
+/// JSON output keeps exact bytes.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
+    if bytes < 1024 {
+        return bytes.to_string();
+    }
+    let mut unit = 0;
+    let mut scale: u128 = 1024;
+    while u128::from(bytes) >= scale * 1024 && unit + 1 < UNITS.len() {
+        scale *= 1024;
+        unit += 1;
+    }
+    let b = u128::from(bytes);
+    // Tenths, rounded up; at 10 and above whole units, rounded up.
+    let tenths = (b * 10).div_ceil(scale);
+    let (text, carried) = if tenths < 100 {
+        (format!("{}.{}", tenths / 10, tenths % 10), false)
+    } else {
+        let whole = b.div_ceil(scale);
+        (whole.to_string(), whole >= 1024)
+    };
+    if carried && unit + 1 < UNITS.len() {
+        // 1023.9K rounds up to 1.0M.
+        return format!("1.0{}", UNITS[unit + 1]);
+    }
+    format!("{text}{}", UNITS[unit])
 }
 
 fn style() -> TableStyle {
@@ -388,6 +447,28 @@ mod tests {
         let cut = shorten("héllo wörld", 8);
         assert_eq!(cut.chars().count(), 8);
         assert!(cut.starts_with("hél"));
+    }
+
+    #[test]
+    fn sizes_read_like_du_h() {
+        let cases = [
+            (0, "0"),
+            (1023, "1023"),
+            (1024, "1.0K"),
+            (1025, "1.1K"),
+            (1536, "1.5K"),
+            (10 * 1024 - 1, "10K"),
+            (10 * 1024, "10K"),
+            (10 * 1024 + 1, "11K"),
+            (1024 * 1024 - 1, "1.0M"),
+            (1024 * 1024, "1.0M"),
+            (64 << 20, "64M"),
+            (3 << 30, "3.0G"),
+            (u64::MAX, "16E"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(human_size(n), want, "{n}");
+        }
     }
 
     #[test]

@@ -139,3 +139,93 @@ fn bad_old_sides_are_refused_with_their_exit_codes() {
     assert_eq!(code, 3, "{err}");
     assert_eq!(s.snapshot(), before);
 }
+
+/// Ids of the `list --json` rows a selection keeps.
+fn listed(s: &TestStore, args: &[&str]) -> Vec<u64> {
+    let mut all = vec!["list", "--json"];
+    all.extend_from_slice(args);
+    s.ok(&all)
+        .lines()
+        .map(|l| crate::util::json(l)["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn list_and_dump_select_by_category_id_range_and_missing_output() {
+    let s = sample();
+    s.ok(&["create-doc", "third", "--category", "easy"]);
+    s.ok(&["add-input", "3", "[]", "--output", "0"]);
+    assert_eq!(listed(&s, &["--category", "easy"]), [1, 3]);
+    assert_eq!(listed(&s, &["--id", "2.."]), [2, 3]);
+    assert_eq!(listed(&s, &["--id", "..2"]), [1, 2]);
+    assert_eq!(listed(&s, &["--id", "3"]), [3]);
+    // Document 2's only input has no output; 1 and 3 have all of theirs.
+    assert_eq!(listed(&s, &["--missing-output"]), [2]);
+    assert_eq!(
+        listed(&s, &["--missing-output", "--category", "easy"]),
+        Vec::<u64>::new()
+    );
+    let dumped: Vec<u64> = s
+        .ok(&["dump", "--category", "easy", "--id", "2..3"])
+        .lines()
+        .map(|l| crate::util::json(l)["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(dumped, [3]);
+    assert_eq!(
+        s.ok(&["dump", "--missing-output"]),
+        "{\"id\":2,\"category\":null,\"version\":null,\"body\":\"second\",\"inputs\":[{\"node\":1,\"input\":\"\\u00e9\",\"output\":null}]}\n"
+    );
+}
+
+#[test]
+fn dump_fields_projects_in_the_exact_stored_text() {
+    let s = sample();
+    assert_eq!(
+        s.ok(&["dump", "--fields", "inputs.output,id,inputs.node"]),
+        "{\"id\":1,\"inputs\":[{\"node\":1,\"output\":[0,1]},{\"node\":2,\"output\":-9999999999999999}]}\n\
+         {\"id\":2,\"inputs\":[{\"node\":1,\"output\":null}]}\n"
+    );
+    assert_eq!(
+        s.ok(&["dump", "--fields", "category", "--id", "1"]),
+        "{\"category\":\"easy\"}\n"
+    );
+    assert_eq!(
+        s.ok(&["dump", "--fields", "id,inputs", "--id", "1"]),
+        "{\"id\":1,\"inputs\":[{\"node\":1,\"input\":{\"b\":1,\"a\":[2,7,11,15]},\"output\":[0,1]},{\"node\":2,\"input\":1.0,\"output\":-9999999999999999}]}\n"
+    );
+}
+
+#[test]
+fn stats_by_category_counts_documents_inputs_and_outputs() {
+    let s = sample();
+    s.ok(&["create-doc", "third", "--category", "easy"]);
+    assert_eq!(
+        s.ok(&["stats", "--by", "category", "--json"]),
+        "{\"category\":null,\"documents\":1,\"inputs\":1,\"outputs\":0}\n\
+         {\"category\":\"easy\",\"documents\":2,\"inputs\":2,\"outputs\":2}\n"
+    );
+    let table = s.ok(&["stats", "--by", "category"]);
+    assert!(
+        table.contains("easy") && table.contains("documents"),
+        "{table}"
+    );
+}
+
+#[test]
+fn bad_selections_are_usage_errors_and_change_nothing() {
+    let s = sample();
+    let before = s.snapshot();
+    for args in [
+        &["list", "--id", "0"][..],
+        &["list", "--id", "5..2"],
+        &["list", "--id", "x"],
+        &["dump", "--fields", "colour"],
+        &["dump", "--records", "--category", "easy"],
+        &["dump", "--salvage", "--fields", "id"],
+        &["stats", "--by", "version"],
+    ] {
+        let (code, err) = s.fails(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+    }
+    assert_eq!(s.snapshot(), before);
+}
