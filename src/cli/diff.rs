@@ -146,8 +146,13 @@ impl FileSide {
 
 impl Side for FileSide {
     fn next_doc(&mut self) -> Result<Option<Document>, Error> {
-        let Some((number, text)) = self.lines.next_line()? else {
-            return Ok(None);
+        // The id marks of `dump --high-water` are not a document.
+        let (number, text) = loop {
+            match self.lines.next_line()? {
+                None => return Ok(None),
+                Some((_, text)) if crate::cli::input::high_water_marks(text).is_some() => {}
+                Some(line) => break line,
+            }
         };
         let at = |msg: &dyn std::fmt::Display| {
             Error::invalid(format!("{} line {number}: {msg}", self.name))

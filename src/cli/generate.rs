@@ -240,7 +240,7 @@ When unset or \fBdumb\fR, no colour is used (unless \fB\-\-color=always\fR).
 Inside the data directory:
 .TP
 .B LOCK
-The lock file, flock(2)ed for each command: shared by read commands, exclusive for writes. Never deleted.
+The lock file, flock(2)ed for each command: shared by read commands, exclusive for writes; a waiting writer also holds a record lock on its first byte, so that arriving readers wait for it. Created with the store and never deleted: a store without it is refused (exit 6) until it is recreated.
 .TP
 .B active.seg
 The segment being appended to.

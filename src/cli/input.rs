@@ -160,6 +160,27 @@ pub fn settable_output(value: Json) -> Result<Json> {
 /// to an unnamed temporary file, so memory stays bounded whatever the input.
 const SPOOL_MEMORY: usize = 8 << 20;
 
+/// The last line of `dump --high-water`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Marks {
+    high_water: DocMark,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocMark {
+    doc: u64,
+}
+
+/// The document high-water mark, when `text` is the marks line of `dump
+/// --high-water` (`{"high_water":{"doc":N}}`) rather than a document.
+pub fn high_water_marks(text: &str) -> Option<stratum::DocId> {
+    serde_json::from_str::<Marks>(text)
+        .ok()
+        .map(|m| stratum::DocId(m.high_water.doc))
+}
+
 /// Where a JSON Lines stream comes from.
 pub enum Source {
     /// Standard input.

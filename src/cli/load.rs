@@ -51,27 +51,6 @@ pub struct LoadArgs {
     pub allow_high_ids: bool,
 }
 
-/// The last line of `dump --high-water`.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Marks {
-    high_water: DocMark,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DocMark {
-    doc: u64,
-}
-
-/// The document high-water mark, when `text` is a `dump --high-water`
-/// marks line rather than a document.
-fn marks(text: &str) -> Option<DocId> {
-    serde_json::from_str::<Marks>(text)
-        .ok()
-        .map(|m| DocId(m.high_water.doc))
-}
-
 /// Fewest ids `load --keep-ids` leaves free above a kept id unless told
 /// otherwise: one line with id 2^53-1 would otherwise make every later
 /// `create-doc` fail with "no document ids left".
@@ -131,7 +110,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
     let (keep_ids, allow_high) = (args.keep_ids, args.allow_high_ids);
     let source =
         Source::open(args.file.as_deref())?.read_ahead(&name, &g.dir, &mut |line, text| {
-            if let Some(hwm) = marks(text) {
+            if let Some(hwm) = input::high_water_marks(text) {
                 return check_marks(hwm, keep_ids, allow_high).map_err(|e| at_line(e, line));
             }
             Document::from_json(text)
@@ -151,7 +130,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
                 break;
             };
             current = number;
-            if let Some(hwm) = marks(text) {
+            if let Some(hwm) = input::high_water_marks(text) {
                 check_marks(hwm, keep_ids, allow_high)?;
                 if keep_ids {
                     store.reserve_doc_ids(hwm)?;

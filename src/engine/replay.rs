@@ -152,25 +152,30 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         }
     }
     let lock_path = dir.join(LOCK_NAME);
-    let lock_existed = vfs
-        .kind(&lock_path)
-        .map_err(|e| Error::io("stat", &lock_path, e))?
-        .is_some();
+    let has_lock = || -> Result<bool> {
+        Ok(vfs
+            .kind(&lock_path)
+            .map_err(|e| Error::io("stat", &lock_path, e))?
+            .is_some())
+    };
+    let mut lock_existed = has_lock()?;
     if !lock_existed {
         // LOCK is made only with a new store: recreating a deleted one
         // while a writer still holds the old inode would let a second
         // writer in beside it.
         let err = lock::without_lock(&*vfs, &dir)?;
-        if !write || matches!(err, Error::LockMissing { .. }) {
-            return Err(err);
-        }
-        let foreign = vfs
-            .read_dir(&dir)
-            .map_err(|e| Error::io("list", &dir, e))?
-            .iter()
-            .any(|(name, _)| name != "lost+found");
-        if foreign {
-            return Err(Error::NotAStore { path: dir });
+        let entries = vfs.read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
+        // A concurrent first write may have made the store since the
+        // first look; it creates LOCK before any other file, so a second
+        // look after the listing tells that from a deleted LOCK.
+        lock_existed = has_lock()?;
+        if !lock_existed {
+            if !write || matches!(err, Error::LockMissing { .. }) {
+                return Err(err);
+            }
+            if entries.iter().any(|(name, _)| name != "lost+found") {
+                return Err(Error::NotAStore { path: dir });
+            }
         }
     }
     let guard = lock::acquire_with(

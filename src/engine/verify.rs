@@ -195,17 +195,10 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
             name,
             &**file,
             &dir.join(name),
+            &scan,
             err,
-            held.as_deref(),
+            held,
         )?;
-        report.files.push(FileReport {
-            name: name.clone(),
-            bytes: scan.file_len,
-            records: found.entries.len() as u64,
-            ok: false,
-        });
-        report.bytes += scan.file_len;
-        report.records += found.entries.len() as u64;
         report.notice(
             &format::index_name(*n),
             None,
@@ -233,49 +226,50 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
         }) {
             Err(e) => report.damage(name, Some(0), brief(&e)),
             Ok(scan) => {
-                let mut ok = true;
                 if let Some(err) = &scan.damage {
+                    // No index names what an active segment's damage held.
                     let found =
-                        report_damaged(&mut report, name, &**file, &active_path, err, None)?;
-                    report.files.push(FileReport {
-                        name: name.to_owned(),
-                        bytes: scan.file_len,
-                        records: found.entries.len() as u64,
-                        ok: false,
-                    });
-                    report.bytes += scan.file_len;
-                    report.records += found.entries.len() as u64;
-                    explained.extend(found.lost_docs);
+                        report_damaged(&mut report, name, &**file, &active_path, &scan, err, None)?;
                     items.extend(found.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
-                    check_structure(items, &explained, &mut report);
-                    progress(Progress { done: total, total });
-                    return Ok(report);
-                } else if let Some((at, why)) = &scan.bad_at {
-                    let bytes = scan.file_len - scan.end;
-                    if scan.tail_truncated {
-                        report.notice(
-                            name,
-                            Some(*at),
-                            format!("torn tail: {bytes} bytes of an interrupted write (discarded by the next write)"),
-                        );
-                    } else {
-                        ok = false;
-                        report.damage(
-                            name,
-                            Some(*at),
-                            format!("last record is unreadable ({why}); a torn write after power loss, or damage"),
-                        );
-                    }
+                } else {
+                    let ok = check_tail(&mut report, name, &scan);
+                    file_report(&mut report, name, &scan, ok);
+                    check_checkpoint(vfs, dir, &scan, &mut report);
+                    items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
                 }
-                file_report(&mut report, name, &scan, ok);
-                check_checkpoint(vfs, dir, &scan, &mut report);
-                items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
             }
         }
     }
     check_structure(items, &explained, &mut report);
     progress(Progress { done: total, total });
     Ok(report)
+}
+
+/// Reports what follows the last valid record of `active.seg`, if anything:
+/// a torn tail (a notice) or an unreadable last record (damage). Returns
+/// whether the file is undamaged.
+fn check_tail(report: &mut VerifyReport, name: &str, scan: &Scan) -> bool {
+    let Some((at, why)) = &scan.bad_at else {
+        return true;
+    };
+    let bytes = scan.file_len - scan.end;
+    if scan.tail_truncated {
+        report.notice(
+            name,
+            Some(*at),
+            format!(
+                "torn tail: {bytes} bytes of an interrupted write (discarded by the next write)"
+            ),
+        );
+        true
+    } else {
+        report.damage(
+            name,
+            Some(*at),
+            format!("last record is unreadable ({why}); a torn write after power loss, or damage"),
+        );
+        false
+    }
 }
 
 /// What the records of a damaged file are, found by a resynchronising scan.
@@ -288,15 +282,17 @@ struct Damaged {
 }
 
 /// Reports each damaged range of a file once: where it is, how long, why
-/// (the first check that failed) and, from the index when it is readable,
-/// what records it held.
+/// (the first check that failed) and, from the index entries `held` when
+/// they could be read, what records it held; and the file, with the
+/// records that still read.
 fn report_damaged(
     report: &mut VerifyReport,
     name: &str,
     file: &dyn VFile,
     path: &Path,
+    scan: &Scan,
     err: &Error,
-    held: Option<&[IndexEntry]>,
+    held: Option<Vec<IndexEntry>>,
 ) -> Result<Damaged> {
     let s = crate::engine::repair::salvage_scan(file, path)?;
     let first = offset_of(err);
@@ -316,7 +312,7 @@ fn report_damaged(
         } else {
             String::new()
         };
-        let what = match held {
+        let what = match &held {
             Some(entries) => {
                 let hit: Vec<&IndexEntry> = entries
                     .iter()
@@ -347,6 +343,15 @@ fn report_damaged(
         );
     }
     lost_docs.dedup();
+    let records = s.entries.len() as u64;
+    report.files.push(FileReport {
+        name: name.to_owned(),
+        bytes: scan.file_len,
+        records,
+        ok: false,
+    });
+    report.bytes += scan.file_len;
+    report.records += records;
     Ok(Damaged {
         entries: s.entries,
         lost_docs,

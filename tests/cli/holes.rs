@@ -28,6 +28,15 @@ fn ids(dump: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Says on the real stderr (the harness hides what a passing test prints
+/// with `eprintln!`) that the running test skips `why`.
+fn skipped(why: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let line = format!("SKIPPED {test}: {why}\n");
+    // SAFETY: writes a live buffer of the given length to descriptor 2.
+    let _ = unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}
+
 /// Polls `cond` for up to 20 s (a generous bound for a loaded machine; the
 /// tests never assert on how long anything took).
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -48,6 +57,30 @@ fn has_open(pid: u32, path: &Path) -> bool {
     };
     fds.flatten()
         .any(|fd| fs::read_link(fd.path()).is_ok_and(|t| t == path))
+}
+
+/// `n` JSON Lines documents for `load`, each body its number and `pad`
+/// bytes of `c`.
+fn bulk_lines(n: usize, c: char, pad: usize) -> String {
+    let body = c.to_string().repeat(pad);
+    (0..n)
+        .map(|i| format!("{{\"body\":\"{i} {body}\"}}\n"))
+        .collect()
+}
+
+/// Runs the binary as user `uid`:`gid` (no supplementary groups) on `dir`.
+fn run_as(uid: u32, gid: u32, dir: &Path, args: &[&str]) -> (String, Run) {
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups")
+        .arg(crate::util::bin())
+        .arg("--dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("STRATUM_DIR")
+        .current_dir("/");
+    TestStore::run_command(cmd, None)
 }
 
 /// Runs the binary on another data directory than the store's own.
@@ -442,15 +475,11 @@ fn a_bad_line_of_slow_input_is_refused_before_the_store_is_touched() {
 fn piped_input_larger_than_the_memory_spool_loads_whole() {
     let s = TestStore::new();
     // 12 MiB through a pipe: past the 8 MiB kept in memory.
-    let body = "x".repeat(4000);
-    let mut input = String::new();
-    for i in 0..3000 {
-        input.push_str(&format!("{{\"body\":\"{i} {body}\"}}\n"));
-    }
+    let input = bulk_lines(3000, 'x', 4000);
     let out = s.with_stdin(input.as_bytes()).ok(&["load", "-"]);
     assert_eq!(out.lines().count(), 3000);
     let last = json(s.ok(&["get", "3000"]).trim());
-    assert_eq!(last["body"], format!("2999 {body}"));
+    assert_eq!(last["body"], format!("2999 {}", "x".repeat(4000)));
 }
 
 // ---------------------------------------------------------------------------
@@ -671,10 +700,10 @@ fn a_failed_backup_leaves_nothing_behind_and_a_retry_works() {
     .arg(&dest);
     let (shown, run) = TestStore::run_command(cmd, None);
     if run.code == 127 || run.stderr.contains("prlimit: ") {
-        eprintln!(
-            "SKIPPED part of {shown}: prlimit is not usable here: {}",
+        skipped(&format!(
+            "part of {shown}: prlimit is not usable here: {}",
             run.stderr
-        );
+        ));
     } else {
         assert_eq!(run.code, 7, "{shown}: {}", run.stderr);
         assert_eq!(names(&backups), Vec::<String>::new(), "{shown} left files");
@@ -750,11 +779,7 @@ fn a_writer_gets_in_within_its_timeout_however_readers_overlap() {
     let s = TestStore::new();
     // Big enough that a dump takes a while, so four loops of them always
     // overlap: without writer preference the lock is never free.
-    let body = "y".repeat(4000);
-    let mut input = String::new();
-    for i in 0..2500 {
-        input.push_str(&format!("{{\"body\":\"{i} {body}\"}}\n"));
-    }
+    let input = bulk_lines(2500, 'y', 4000);
     s.with_stdin(input.as_bytes())
         .ok(&["--no-sync", "load", "-"]);
     let stop = Arc::new(AtomicBool::new(false));
@@ -810,7 +835,7 @@ fn unprivileged_user() -> Option<(u32, u32)> {
     const NAME: &str = "stratum-test";
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: needs root (to make files as root in a user's store)");
+        skipped("needs root (to create an unprivileged user and run stratum as it and as root)");
         return None;
     }
     let id = |flag: &str| -> Option<u32> {
@@ -833,7 +858,9 @@ fn unprivileged_user() -> Option<(u32, u32)> {
     match (id("-u"), id("-g")) {
         (Some(u), Some(g)) if u != 0 => Some((u, g)),
         _ => {
-            eprintln!("SKIPPED: could not create the unprivileged user {NAME} with useradd");
+            skipped(&format!(
+                "could not create the unprivileged user {NAME} with useradd"
+            ));
             None
         }
     }
@@ -850,18 +877,9 @@ fn files_root_creates_in_a_users_store_belong_to_the_user() {
     fs::create_dir(s.data()).unwrap();
     std::os::unix::fs::chown(s.data(), Some(uid), Some(gid)).unwrap();
     let as_user = |args: &[&str]| {
-        let mut cmd = Command::new("setpriv");
-        cmd.arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={gid}"))
-            .arg("--clear-groups")
-            .arg(crate::util::bin())
-            .arg("--dir")
-            .arg(s.data())
-            .args(["--segment-size", "4K"])
-            .args(args)
-            .env_remove("STRATUM_DIR")
-            .current_dir("/");
-        TestStore::run_command(cmd, None)
+        let mut full = vec!["--segment-size", "4K"];
+        full.extend_from_slice(args);
+        run_as(uid, gid, s.data(), &full)
     };
     let body = "z".repeat(300);
     for _ in 0..5 {
@@ -879,13 +897,28 @@ fn files_root_creates_in_a_users_store_belong_to_the_user() {
         assert_eq!(root_at(&["create-doc", &body]).1.code, 0);
     }
     ok_with_note("compact", &root_at(&["compact"]).1);
+    // A repair of real damage: a rewritten segment and quarantine/.
+    let seg = fs::read_dir(s.data())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "seg")
+                && p.file_name() != Some("active.seg".as_ref())
+        })
+        .expect("a sealed segment after compaction");
+    flip(&seg);
     ok_with_note("repair", &root_at(&["repair"]).1);
     let mut foreign = Vec::new();
-    for e in fs::read_dir(s.data()).unwrap() {
+    let quarantine = s.data().join("quarantine");
+    assert!(quarantine.is_dir(), "repair found no damage");
+    for e in fs::read_dir(s.data())
+        .unwrap()
+        .chain(fs::read_dir(&quarantine).unwrap())
+    {
         let e = e.unwrap();
         let m = e.metadata().unwrap();
         if (m.uid(), m.gid()) != (uid, gid) {
-            foreign.push(e.file_name());
+            foreign.push(e.path());
         }
     }
     assert!(
@@ -895,7 +928,13 @@ fn files_root_creates_in_a_users_store_belong_to_the_user() {
     // The owner carries on.
     let (shown, run) = as_user(&["create-doc", "mine again"]);
     assert_eq!(run.code, 0, "{shown}: {}", run.stderr);
-    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "26");
+    assert!(
+        String::from_utf8_lossy(&run.stdout)
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+            >= 26
+    );
     let (shown, run) = as_user(&["verify"]);
     assert_eq!(run.code, 0, "{shown}: {}", run.stderr);
 }
@@ -975,7 +1014,7 @@ fn mount_tmpfs(path: &Path, size: &str) -> Option<Mounted> {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        skipped("cannot mount a tmpfs here (needs root)");
         return None;
     }
     Some(Mounted(path.to_path_buf()))
@@ -1026,19 +1065,7 @@ fn compact_and_repair_in_a_read_only_directory_refuse_before_changing_anything()
     }
     std::os::unix::fs::chown(s.data(), Some(uid), Some(gid)).unwrap();
     fs::set_permissions(s.data(), fs::Permissions::from_mode(0o555)).unwrap();
-    let as_user = |args: &[&str]| {
-        let mut cmd = Command::new("setpriv");
-        cmd.arg(format!("--reuid={uid}"))
-            .arg(format!("--regid={gid}"))
-            .arg("--clear-groups")
-            .arg(crate::util::bin())
-            .arg("--dir")
-            .arg(s.data())
-            .args(args)
-            .env_remove("STRATUM_DIR")
-            .current_dir("/");
-        TestStore::run_command(cmd, None)
-    };
+    let as_user = |args: &[&str]| run_as(uid, gid, s.data(), args);
     let before = tree(s.data());
     let (shown, run) = as_user(&["compact"]);
     assert_eq!(run.code, 7, "{shown}: {}", run.stderr);
@@ -1114,6 +1141,10 @@ fn the_dump_load_copy_recipe_keeps_ids_never_reused() {
         "{help}"
     );
     let dumped = s.ok_bytes(&["dump", "--high-water"]);
+    // The marks line is not a document to `diff` either.
+    let file = s.tmp().join("marked.jsonl");
+    fs::write(&file, &dumped).unwrap();
+    s.ok(&["diff", file.to_str().unwrap()]);
     let copy = s.tmp().join("copy");
     let mut cmd = Command::new(crate::util::bin());
     cmd.arg("--dir").arg(&copy).args(["load", "--keep-ids"]);
@@ -1149,4 +1180,168 @@ fn the_dump_load_copy_recipe_keeps_ids_never_reused() {
         "{}",
         run.stderr
     );
+}
+
+// ---------------------------------------------------------------------------
+// Item 13: writes on a store with known damage
+
+#[test]
+fn documented_limit_sealed_damage_refuses_only_writes_that_read_it_and_active_damage_refuses_all() {
+    let s = sealed_store();
+    // Damage the document record of document 3, in seg_000001.seg.
+    let rec = s
+        .ok(&["dump", "--records"])
+        .lines()
+        .map(json)
+        .find(|r| r["kind"] == "doc-put" && r["doc"] == 3)
+        .unwrap();
+    assert_eq!(rec["segment"], "seg_000001.seg");
+    let path = s.data().join("seg_000001.seg");
+    let mut b = fs::read(&path).unwrap();
+    b[rec["offset"].as_u64().unwrap() as usize + 50] ^= 1;
+    fs::write(&path, b).unwrap();
+    // What reads the damaged record refuses, and changes nothing.
+    let before = tree(s.data());
+    assert_eq!(s.fails(&["get", "3"]).0, 6);
+    assert_eq!(s.fails(&["update-doc", "3", "--version", "v"]).0, 6);
+    assert_eq!(s.fails(&["compact"]).0, 6);
+    assert_unchanged(&before, s.data(), "a refused write");
+    // Writes that do not read it are accepted (the open cannot know of the
+    // damage without reading every record) ...
+    assert_eq!(s.ok(&["create-doc", "after the damage"]).trim(), "41");
+    assert_eq!(s.ok(&["add-input", "7", "[7]"]).trim(), "1");
+    s.ok(&["delete-doc", "8"]);
+    assert_eq!(at(s.data(), &["verify"]).1.code, 6);
+    // ... and repair keeps every one of them.
+    ok_with_note("repair", &s.run(&["repair"], None).1);
+    assert_eq!(s.fails(&["get", "3"]).0, 3);
+    assert_eq!(s.fails(&["get", "8"]).0, 3);
+    assert!(s.ok(&["get", "41"]).contains("after the damage"));
+    assert!(s.ok(&["get", "7"]).contains("[7]"));
+
+    // Damage in active.seg that is not a torn tail: every write refuses.
+    for i in 0..3 {
+        s.ok(&["create-doc", &format!("active {i}")]);
+    }
+    let active = s.data().join("active.seg");
+    let mut b = fs::read(&active).unwrap();
+    let at_ = 60;
+    b[at_] ^= 1;
+    fs::write(&active, b).unwrap();
+    let before = tree(s.data());
+    for args in [
+        &["create-doc", "x"][..],
+        &["add-input", "7", "1"],
+        &["delete-doc", "7"],
+        &["set-output", "7", "1", "2"],
+    ] {
+        let (code, err) = s.fails(args);
+        assert_eq!(code, 6, "{args:?}: {err}");
+    }
+    let (code, _) = s
+        .with_stdin(b"{\"op\":\"create-doc\",\"body\":\"a\"}\n")
+        .fails(&["apply"]);
+    assert_eq!(code, 6);
+    assert_unchanged(&before, s.data(), "a refused write");
+}
+
+#[test]
+fn a_backup_that_fills_the_disk_leaves_nothing_and_a_retry_works() {
+    let s = sealed_store();
+    let Some(mnt) = mount_tmpfs(&s.tmp().join("small"), "12k") else {
+        return;
+    };
+    let dest = mnt.0.join("b");
+    let (shown, run) = at(s.data(), &["backup", dest.to_str().unwrap()]);
+    assert_eq!(run.code, 7, "{shown}: {}", run.stderr);
+    assert!(
+        run.stderr.contains("No space left on device"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        names(&mnt.0),
+        Vec::<String>::new(),
+        "the full disk kept a partial backup"
+    );
+    let grown = Command::new("mount")
+        .args(["-o", "remount,size=1m"])
+        .arg(&mnt.0)
+        .status()
+        .is_ok_and(|st| st.success());
+    assert!(grown, "could not grow the tmpfs");
+    let (shown, run) = at(s.data(), &["backup", dest.to_str().unwrap()]);
+    ok_with_note(&shown, &run);
+    assert_eq!(at(&dest, &["dump"]).1.stdout, s.ok_bytes(&["dump"]));
+}
+
+// Item 9, its documented half: a reader holds the shared lock for its run.
+
+#[test]
+fn documented_limit_a_stalled_dump_consumer_keeps_writers_waiting() {
+    let s = TestStore::new();
+    s.with_stdin(bulk_lines(300, 'w', 4000).as_bytes())
+        .ok(&["load"]);
+    // A consumer that reads nothing: dump fills the pipe and waits.
+    let mut dump = spawn(&s, &["dump"]);
+    let lock = s.data().join("LOCK");
+    wait_for("dump to take the lock", || has_open(dump.id(), &lock));
+    let (code, err) = s.fails(&["--lock-timeout", "0.3", "create-doc", "blocked"]);
+    assert_eq!(code, 5, "{err}");
+    // Once the consumer reads, the dump ends and writers get in.
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(dump.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(dump.wait().unwrap().success());
+    assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 300);
+    assert_eq!(s.ok(&["create-doc", "later"]).trim(), "301");
+}
+
+#[test]
+fn concurrent_first_writers_of_a_new_store_all_land() {
+    // Guards items 2 and 18: a first writer that finds no LOCK must not take
+    // another first writer's fresh store for one whose LOCK was deleted, or
+    // for a foreign directory.
+    for round in 0..5 {
+        let s = TestStore::new();
+        let writers: Vec<Child> = (0..6)
+            .map(|i| spawn(&s, &["create-doc", &format!("r{round} w{i}")]))
+            .collect();
+        let mut got: Vec<u64> = writers
+            .into_iter()
+            .map(|w| {
+                let run = finish(w);
+                assert_eq!(run.code, 0, "{}", run.stderr);
+                String::from_utf8_lossy(&run.stdout).trim().parse().unwrap()
+            })
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, [1, 2, 3, 4, 5, 6]);
+    }
+}
+
+#[test]
+fn a_backup_killed_part_way_is_cleaned_up_by_the_next_one() {
+    let s = sealed_store();
+    let dest = s.tmp().join("b1");
+    // What a backup killed while copying leaves: its hidden build directory.
+    let left = s.tmp().join(".b1.stratum-tmp");
+    fs::create_dir(&left).unwrap();
+    fs::write(left.join("seg_000001.seg"), b"half a copy").unwrap();
+    fs::write(left.join("seg_000002.seg.stratum-tmp"), b"half").unwrap();
+    let (shown, run) = at(s.data(), &["backup", dest.to_str().unwrap()]);
+    ok_with_note(&shown, &run);
+    assert!(!left.exists());
+    assert_eq!(at(&dest, &["dump"]).1.stdout, s.ok_bytes(&["dump"]));
+    // A directory of that name holding anything else is not emptied.
+    let other = s.tmp().join(".b2.stratum-tmp");
+    fs::create_dir(&other).unwrap();
+    fs::write(other.join("notes.txt"), b"mine").unwrap();
+    let (shown, run) = at(s.data(), &["backup", s.tmp().join("b2").to_str().unwrap()]);
+    assert_eq!(run.code, 4, "{shown}: {}", run.stderr);
+    assert!(
+        run.stderr.contains("which no backup writes"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(names(&other), vec!["notes.txt"]);
 }
