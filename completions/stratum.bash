@@ -40,6 +40,9 @@ _stratum() {
             stratum,delete-input)
                 cmd="stratum__subcmd__delete__subcmd__input"
                 ;;
+            stratum,diff)
+                cmd="stratum__subcmd__diff"
+                ;;
             stratum,dump)
                 cmd="stratum__subcmd__dump"
                 ;;
@@ -97,6 +100,9 @@ _stratum() {
             stratum__subcmd__help,delete-input)
                 cmd="stratum__subcmd__help__subcmd__delete__subcmd__input"
                 ;;
+            stratum__subcmd__help,diff)
+                cmd="stratum__subcmd__help__subcmd__diff"
+                ;;
             stratum__subcmd__help,dump)
                 cmd="stratum__subcmd__help__subcmd__dump"
                 ;;
@@ -137,7 +143,7 @@ _stratum() {
 
     case "${cmd}" in
         stratum)
-            opts="-d -q -h -V --dir --segment-size --no-sync --lock-timeout --quiet --help --version create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply backup repair completions man help"
+            opts="-d -q -h -V --dir --segment-size --no-sync --lock-timeout --quiet --color --help --version create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -159,6 +165,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -167,7 +177,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__add__subcmd__input)
-            opts="-d -q -h --output --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --output --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -193,6 +203,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -201,7 +215,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__apply)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -221,6 +235,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -231,7 +249,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__backup)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --link --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -253,6 +271,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -261,7 +283,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__compact)
-            opts="-d -q -h --dry-run --min-garbage --min-dead-bytes --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --dry-run --min-garbage --min-dead-bytes --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -291,6 +313,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -299,7 +325,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__completions)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help bash zsh fish"
+            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --color --help bash zsh fish"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -321,6 +347,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -329,7 +359,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__create__subcmd__doc)
-            opts="-d -q -h --file --category --version --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --file --category --doc-version --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -343,7 +373,7 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --version)
+                --doc-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -361,6 +391,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -371,7 +405,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__delete__subcmd__doc)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --if-exists --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -391,6 +425,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -401,7 +439,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__delete__subcmd__input)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --if-exists --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -421,6 +459,44 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stratum__subcmd__diff)
+            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --segment-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -431,12 +507,24 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__dump)
-            opts="-d -q -h --records --salvage --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --records --salvage --category --id --missing-output --fields --high-water --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --category)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --fields)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -453,6 +541,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -461,7 +553,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__get)
-            opts="-d -q -h --pretty --body --node --input --output --table --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --pretty --json --body --node --input --output --table --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -487,6 +579,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -495,7 +591,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__help)
-            opts="create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply backup repair completions man help"
+            opts="create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -607,6 +703,20 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__help__subcmd__delete__subcmd__input)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stratum__subcmd__help__subcmd__diff)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -775,13 +885,17 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__list)
-            opts="-d -q -h --category --json --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --category --id --missing-output --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --category)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -799,6 +913,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -809,7 +927,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__load)
-            opts="-d -q -h --keep-ids --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --keep-ids --json --allow-high-ids --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -829,6 +947,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -839,7 +961,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__man)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -859,6 +981,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -869,7 +995,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__repair)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -889,6 +1015,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -899,7 +1029,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__set__subcmd__output)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -919,6 +1049,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -929,12 +1063,16 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__stats)
-            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --json --by --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --by)
+                    COMPREPLY=($(compgen -W "category" -- "${cur}"))
+                    return 0
+                    ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -951,6 +1089,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -959,7 +1101,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__update__subcmd__doc)
-            opts="-d -q -h --file --category --version --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --file --category --doc-version --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -973,7 +1115,7 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --version)
+                --doc-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -993,6 +1135,10 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1001,7 +1147,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__verify)
-            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --help"
+            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1021,6 +1167,10 @@ _stratum() {
                     ;;
                 --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -47,6 +47,19 @@ pub enum Error {
         /// The directory that was looked at.
         path: PathBuf,
     },
+    /// The directory holds a store's files but no `LOCK`: someone deleted
+    /// it, and recreating it while another process may still hold the old
+    /// one would let two writers in.
+    LockMissing {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// A write was asked to create a store in a directory that is not empty
+    /// and holds no store.
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+    },
     /// No live document with this id.
     DocNotFound(DocId),
     /// The document exists but has no live input node with this id.
@@ -127,6 +140,17 @@ impl fmt::Display for Error {
             Error::NoStore { path } => write!(
                 f,
                 "no store at {} (a write command such as `stratum create-doc` creates one; or pass --dir)",
+                path.display()
+            ),
+            Error::LockMissing { path } => write!(
+                f,
+                "{} holds a stratum store but its LOCK file is missing (deleted while in use?), so stratum cannot tell whether another process is writing; once no stratum process uses the store, recreate it with `touch {}`",
+                path.display(),
+                path.join(crate::engine::format::LOCK_NAME).display()
+            ),
+            Error::NotAStore { path } => write!(
+                f,
+                "{} is not empty and holds no stratum store; refusing to turn it into one (give --dir a new or empty directory)",
                 path.display()
             ),
             Error::DocNotFound(id) => write!(f, "document {id} not found"),

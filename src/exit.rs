@@ -4,13 +4,15 @@
 //! The codes are frozen (README, man page):
 //! 0 ok, 1 other failure, 2 usage, 3 not found (document, node, or no store
 //! at --dir), 4 invalid input, 5 lock timeout, 6 corruption or unsupported
-//! format version, 7 I/O error. A broken pipe on stdout is success: the
-//! reader has all it wanted (`stratum dump | head -1`).
+//! format version, 7 I/O error, 8 the write is durable but printing its
+//! result failed (do not retry). A broken pipe on stdout is success for
+//! a read: the reader has all it wanted (`stratum dump | head -1`).
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use crate::cli::{DamageFound, UsageError};
+use crate::cli::diff::Differences;
+use crate::cli::{DamageFound, Unreported, UsageError};
 use stratum::Error;
 
 /// The exit codes.
@@ -25,6 +27,8 @@ enum Code {
     LockTimeout = 5,
     Corrupt = 6,
     Io = 7,
+    /// The write is durable; only printing its result failed.
+    Unreported = 8,
 }
 
 /// What an error means for the process.
@@ -32,10 +36,18 @@ enum Code {
 enum Outcome {
     /// Stdout was closed by its reader: exit 0 and print nothing.
     QuietSuccess,
+    /// `diff` found differences and printed them: exit 1 and say nothing
+    /// more, as diff(1).
+    Different,
     Fail(Code),
 }
 
 fn classify(err: &anyhow::Error) -> Outcome {
+    // Before the broken-pipe rule: a write's report lost to a closed stdout
+    // is the same news as one lost to a full disk.
+    if err.chain().any(|cause| cause.is::<Unreported>()) {
+        return Outcome::Fail(Code::Unreported);
+    }
     let broken_pipe = err.chain().any(|cause| {
         cause
             .downcast_ref::<io::Error>()
@@ -48,10 +60,13 @@ fn classify(err: &anyhow::Error) -> Outcome {
         if let Some(e) = cause.downcast_ref::<Error>() {
             return Outcome::Fail(match e {
                 Error::Io { .. } | Error::NoSpace { .. } => Code::Io,
-                Error::Corrupt { .. } | Error::UnsupportedVersion { .. } => Code::Corrupt,
-                Error::NoStore { .. } | Error::DocNotFound(_) | Error::NodeNotFound { .. } => {
-                    Code::NotFound
-                }
+                Error::Corrupt { .. }
+                | Error::UnsupportedVersion { .. }
+                | Error::LockMissing { .. } => Code::Corrupt,
+                Error::NoStore { .. }
+                | Error::NotAStore { .. }
+                | Error::DocNotFound(_)
+                | Error::NodeNotFound { .. } => Code::NotFound,
                 Error::InvalidInput(_) => Code::InvalidInput,
                 Error::LockTimeout { .. } => Code::LockTimeout,
                 _ => Code::Other,
@@ -62,6 +77,9 @@ fn classify(err: &anyhow::Error) -> Outcome {
         }
         if cause.is::<DamageFound>() {
             return Outcome::Fail(Code::Corrupt);
+        }
+        if cause.is::<Differences>() {
+            return Outcome::Different;
         }
         if cause.is::<io::Error>() {
             return Outcome::Fail(Code::Io);
@@ -88,13 +106,94 @@ fn one_line(err: &anyhow::Error) -> String {
     text.replace('\n', " ")
 }
 
+/// Handles what clap returned instead of a command line: help and version
+/// are printed as clap renders them; a usage error is printed as one line,
+/// `stratum: <what is wrong>; try 'stratum COMMAND --help'`, and exits 2.
+pub fn usage(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        // Nothing more can be done if the stream is closed.
+        let _ = err.print();
+        return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(Code::Usage as u8));
+    }
+    let text = if err.kind() == ErrorKind::InvalidValue && empty_dir_env(&process_args()) {
+        "STRATUM_DIR is set but empty: set it to the data directory, or unset it to use ./stratum-data".to_owned()
+    } else {
+        usage_line(&err.render().to_string())
+    };
+    let _ = writeln!(io::stderr().lock(), "stratum: {text}; {}", help_hint());
+    ExitCode::from(Code::Usage as u8)
+}
+
+/// "try 'stratum COMMAND --help'" for the command on this process's command
+/// line, or the top-level help when there is none.
+fn help_hint() -> String {
+    match crate::cli::subcommand_in(&process_args()) {
+        Some(name) => format!("try 'stratum {name} --help'"),
+        None => "try 'stratum --help'".to_owned(),
+    }
+}
+
+/// The process's arguments after the program name, for messages.
+fn process_args() -> Vec<String> {
+    std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Whether a missing `--dir` value came from an empty `STRATUM_DIR` (the
+/// flag itself was not given: no `--dir`, `-d` or `-dDIR`).
+fn empty_dir_env(args: &[String]) -> bool {
+    std::env::var_os("STRATUM_DIR").is_some_and(|v| v.is_empty())
+        && !args
+            .iter()
+            .take_while(|a| *a != "--")
+            .any(|a| a.starts_with("--dir") || a.starts_with("-d"))
+}
+
+/// Clap's rendered usage error as one line: the message without its
+/// `error: ` prefix, an indented continuation (the missing arguments) and
+/// any tip joined on, the usage block and "For more information" dropped.
+fn usage_line(rendered: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut lines = rendered.lines().map(str::trim_end);
+    if let Some(first) = lines.next() {
+        parts.push(first.trim_start_matches("error: ").to_owned());
+    }
+    for line in lines {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        let item = line.trim();
+        if item.is_empty() {
+            continue;
+        }
+        match item.strip_prefix("tip: ") {
+            Some(tip) => parts.push(format!("; {tip}")),
+            None => parts.push(format!(" {item}")),
+        }
+    }
+    parts.concat().trim_end_matches(':').to_owned()
+}
+
 /// Prints `stratum: <error and its causes>` on one line of stderr (unless
 /// the error is a closed stdout) and returns the exit code for it.
 pub fn report(err: &anyhow::Error) -> ExitCode {
     match classify(err) {
         Outcome::QuietSuccess => ExitCode::SUCCESS,
+        Outcome::Different => ExitCode::from(Code::Other as u8),
         Outcome::Fail(code) => {
-            let text = one_line(err);
+            let mut text = one_line(err);
+            if code == Code::Usage {
+                // A usage error found after parsing reads like clap's.
+                text = format!("{text}; {}", help_hint());
+            }
             // Nothing more can be done if stderr is closed too.
             let _ = writeln!(io::stderr().lock(), "stratum: {text}");
             ExitCode::from(code as u8)
@@ -133,6 +232,8 @@ mod tests {
                 Code::Corrupt,
             ),
             (Error::NoStore { path: "/x".into() }, Code::NotFound),
+            (Error::NotAStore { path: "/x".into() }, Code::NotFound),
+            (Error::LockMissing { path: "/x".into() }, Code::Corrupt),
             (Error::DocNotFound(DocId(1)), Code::NotFound),
             (
                 Error::NodeNotFound {
@@ -169,6 +270,13 @@ mod tests {
             Outcome::Fail(Code::Corrupt)
         );
         assert_eq!(code(io::Error::other("x").into()), Outcome::Fail(Code::Io));
+        for kind in [io::ErrorKind::StorageFull, io::ErrorKind::BrokenPipe] {
+            let e = Unreported {
+                done: "document 3 was created".into(),
+                source: io::Error::from(kind),
+            };
+            assert_eq!(code(e.into()), Outcome::Fail(Code::Unreported));
+        }
         assert_eq!(code(anyhow::anyhow!("x")), Outcome::Fail(Code::Other));
     }
 
@@ -181,6 +289,28 @@ mod tests {
             "line 4: I/O error during open on /d/x: No such file or directory (os error 2)"
         );
         assert_eq!(one_line(&anyhow::anyhow!("a\nb").context("c")), "c: a b");
+    }
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        assert_eq!(
+            usage_line(
+                "error: the following required arguments were not provided:\n  <DOC>\n\nUsage: stratum get <DOC>\n\nFor more information, try '--help'.\n"
+            ),
+            "the following required arguments were not provided: <DOC>"
+        );
+        assert_eq!(
+            usage_line(
+                "error: unexpected argument '--jsn' found\n\n  tip: a similar argument exists: '--json'\n\nUsage: stratum list [OPTIONS]\n\nFor more information, try '--help'.\n"
+            ),
+            "unexpected argument '--jsn' found; a similar argument exists: '--json'"
+        );
+        assert_eq!(
+            usage_line(
+                "error: invalid value '0' for '<DOC>': 0 is not an id: ids start at 1\n\nFor more information, try '--help'.\n"
+            ),
+            "invalid value '0' for '<DOC>': 0 is not an id: ids start at 1"
+        );
     }
 
     #[test]

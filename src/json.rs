@@ -244,8 +244,59 @@ fn minify(text: &str) -> Result<String> {
     if !walk(text.as_bytes(), Some(&mut out)) {
         return Err(too_deep());
     }
+    if let Some(at) = lone_surrogate(&out) {
+        return Err(Error::invalid(format!(
+            "invalid JSON value: a string holds a lone surrogate escape ({}), which jq, Python and JavaScript cannot read back; escape the whole pair or the character itself",
+            String::from_utf8_lossy(out.get(at..at + 6).unwrap_or_default())
+        )));
+    }
     // Only ASCII whitespace was dropped from valid UTF-8: still valid.
     String::from_utf8(out).map_err(|_| Error::invalid("invalid JSON value: not UTF-8"))
+}
+
+/// Where the first `\uD800`–`\uDFFF` escape that is not half of a
+/// high-then-low pair starts, in compact JSON text already known to be valid.
+/// serde_json accepts such escapes when it validates without decoding; the
+/// tools values are piped into do not.
+fn lone_surrogate(text: &[u8]) -> Option<usize> {
+    let unit = |at: usize| -> Option<u16> {
+        let hex = text.get(at + 2..at + 6)?;
+        if text.get(at..at + 2)? != b"\\u" {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let mut in_string = false;
+    let mut i = 0;
+    while let Some(&c) = text.get(i) {
+        if !in_string {
+            in_string = c == b'"';
+            i += 1;
+            continue;
+        }
+        match c {
+            b'"' => in_string = false,
+            b'\\' => match unit(i) {
+                Some(0xD800..=0xDBFF) => {
+                    if !matches!(unit(i + 6), Some(0xDC00..=0xDFFF)) {
+                        return Some(i);
+                    }
+                    i += 12;
+                    continue;
+                }
+                Some(0xDC00..=0xDFFF) => return Some(i),
+                Some(_) => {
+                    i += 6;
+                    continue;
+                }
+                // Any other escape is two bytes.
+                None => i += 1,
+            },
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 fn too_deep() -> Error {

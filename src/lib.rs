@@ -47,6 +47,7 @@ pub mod engine;
 pub mod error;
 pub mod json;
 pub mod model;
+pub mod shape;
 
 pub use engine::{Mode, Options, Progress, Store};
 pub use error::{Error, Result};

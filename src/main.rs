@@ -6,13 +6,13 @@ mod exit;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use cli::{Cli, run};
-
 fn main() -> ExitCode {
-    // Usage errors exit 2 from here, with clap's own message.
-    let cli = Cli::parse();
-    match run(cli) {
+    let cli = match cli::parse() {
+        Ok(cli) => cli,
+        // Help and version print as they are; usage errors as one line.
+        Err(err) => return exit::usage(&err),
+    };
+    match cli::run(cli) {
         Ok(code) => code,
         Err(err) => exit::report(&err),
     }

@@ -254,8 +254,12 @@ impl Document {
     /// # Errors
     /// [`Error::InvalidInput`] naming the first problem.
     pub fn from_json(line: &str) -> Result<ParsedDoc> {
-        let raw: RawDoc = serde_json::from_str(line)
-            .map_err(|e| Error::invalid(format!("not a document: {e}")))?;
+        let raw: RawDoc = serde_json::from_str(line).map_err(|e| {
+            Error::invalid(
+                crate::shape::explain(line, &crate::shape::DOCUMENT)
+                    .unwrap_or_else(|| format!("not a document: {e}")),
+            )
+        })?;
         let body = match (raw.body, raw.body_base64) {
             (Some(_), Some(_)) => {
                 return Err(Error::invalid("give either body or body_base64, not both"));
@@ -285,6 +289,7 @@ impl Document {
         }
         Ok(ParsedDoc {
             id: raw.id.map(DocId),
+            node_high_water: raw.node_high_water.map(NodeId),
             doc: NewDoc {
                 key: raw.key,
                 category: raw.category,
@@ -302,6 +307,9 @@ impl Document {
 pub struct ParsedDoc {
     /// The `id` field, if present.
     pub id: Option<DocId>,
+    /// The `node_high_water` field (`dump --high-water`): the highest node
+    /// id the document ever had, deleted nodes included.
+    pub node_high_water: Option<NodeId>,
     /// Category, version and body.
     pub doc: NewDoc,
     /// The chain.
@@ -339,6 +347,7 @@ fn parse_meta(raw: Option<&RawValue>) -> Result<Option<Json>> {
 struct RawDoc {
     id: Option<u64>,
     key: Option<String>,
+    node_high_water: Option<u64>,
     category: Option<String>,
     version: Option<String>,
     #[serde(default)]

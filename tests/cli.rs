@@ -9,10 +9,16 @@ mod util;
 mod batch;
 #[path = "cli/commands.rs"]
 mod commands;
+#[path = "cli/conventions.rs"]
+mod conventions;
+#[path = "cli/datasets.rs"]
+mod datasets;
 #[path = "cli/durability.rs"]
 mod durability;
 #[path = "cli/errors.rs"]
 mod errors;
+#[path = "cli/holes.rs"]
+mod holes;
 #[path = "cli/operator.rs"]
 mod operator;
 #[path = "cli/rescue.rs"]

@@ -1,14 +1,18 @@
 //! `stratum add-input`: append a node to a document's chain.
 
+use std::io::Write;
+
 use clap::Args;
 
-use crate::cli::{GlobalArgs, input, output};
+use crate::cli::{GlobalArgs, input, output, parse_id};
 use stratum::DocId;
 
 /// Append an input node to a document's chain and print its node id.
 ///
 /// VALUE is any JSON value, kept exactly as written (key order, number text,
-/// string escapes). Without VALUE, or with `-`, it is read from stdin.
+/// string escapes); negative numbers need no `--` (`-1.0e-3`). Without
+/// VALUE, or with `-`, it is read from stdin (without VALUE, not from a
+/// terminal).
 /// --output sets the node's expected output in the same atomic write
 /// (`--output null` is the same as no --output, as in the `get` shape).
 #[derive(Debug, Args)]
@@ -19,14 +23,16 @@ Examples:
   jq -c '.case' case.json | stratum add-input 1 -")]
 pub struct AddInputArgs {
     /// The document id.
-    #[arg(value_name = "DOC", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(value_name = "DOC", value_parser = parse_id)]
     pub doc: u64,
     /// The input value as JSON; `-` or absent reads it from stdin.
-    #[arg(value_name = "VALUE|-", allow_negative_numbers = true)]
+    #[arg(value_name = "VALUE|-", allow_hyphen_values = true)]
     pub value: Option<String>,
     /// The expected output, as JSON.
-    #[arg(long, value_name = "VALUE", allow_negative_numbers = true)]
+    #[arg(long, value_name = "VALUE", allow_hyphen_values = true)]
     pub output: Option<String>,
+    #[command(flatten)]
+    pub json: crate::cli::JsonAlready,
 }
 
 /// Runs `add-input`.
@@ -34,6 +40,9 @@ pub struct AddInputArgs {
 /// # Errors
 /// Invalid JSON, unknown document, lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: AddInputArgs) -> anyhow::Result<()> {
+    if args.value.is_none() {
+        input::absent_reads_stdin("VALUE")?;
+    }
     let value = input::json_value(args.value.as_deref(), "input value")?;
     let expected = match args.output.as_deref() {
         Some(o) => Some(input::parse_json(o, "--output")?).filter(|j| j.as_str() != "null"),
@@ -42,6 +51,9 @@ pub fn run(g: &GlobalArgs, args: AddInputArgs) -> anyhow::Result<()> {
     let mut store = g.open_existing()?;
     let node = store.add_input(DocId(args.doc), &value, expected.as_ref())?;
     drop(store);
-    output::print_line(&node.to_string())?;
+    output::report_write(
+        || format!("input node {node} was added to document {}", args.doc),
+        |out| writeln!(out, "{node}"),
+    )?;
     Ok(())
 }

@@ -1,7 +1,6 @@
 //! `stratum apply`: a batch of write operations from JSON Lines, applied
 //! as one atomic write.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -11,6 +10,7 @@ use serde_json::value::RawValue;
 use crate::cli::input::{self, STDIN, Source};
 use crate::cli::load::at_line;
 use crate::cli::{GlobalArgs, output};
+use stratum::shape::{self, Shape, Want};
 use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Result, Store};
 
 /// Apply a batch of write operations from JSON Lines, all or nothing.
@@ -43,9 +43,12 @@ Examples:
     | stratum apply -"
 )]
 pub struct ApplyArgs {
-    /// The JSON Lines file; `-` or absent reads stdin.
+    /// The JSON Lines file; `-` or absent reads stdin (absent: not from a
+    /// terminal).
     #[arg(value_name = "FILE|-")]
     pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub json: crate::cli::JsonAlready,
 }
 
 /// One line as written, before its fields are checked against its op.
@@ -65,11 +68,17 @@ struct RawOp<'a> {
     category: Option<String>,
     #[serde(default)]
     version: Option<String>,
-    #[serde(default, borrow)]
+    /// `Some` whenever the field is given, `null` included: an input can be
+    /// the JSON value `null`, as with `add-input DOC null` and `load`.
+    #[serde(default, borrow, deserialize_with = "given")]
     input: Option<&'a RawValue>,
     /// `Some(None)` for an explicit `null`, `None` when absent.
     #[serde(default, borrow, deserialize_with = "present")]
     output: Option<Option<&'a RawValue>>,
+}
+
+fn given<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    Deserialize::deserialize(d).map(Some)
 }
 
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<&'de RawValue>>, D::Error> {
@@ -115,11 +124,31 @@ impl Op {
     }
 }
 
+/// A line of `apply`: one operation (which fields each op takes is checked
+/// after parsing, by `apply.rs`).
+static OPERATION: Shape = Shape {
+    what: "an operation",
+    fields: &[
+        ("op", Want::Str, true),
+        ("doc", Want::Any, false),
+        ("node", Want::IdOrNull, false),
+        ("body", Want::StrOrNull, false),
+        ("body_base64", Want::StrOrNull, false),
+        ("category", Want::StrOrNull, false),
+        ("version", Want::StrOrNull, false),
+        ("input", Want::Any, false),
+        ("output", Want::Any, false),
+    ],
+};
+
 /// Parses and checks one line (1-based `line`); `$K` references must point
 /// at an earlier line, which `run` checks is a create-doc.
 fn parse_op(text: &str, line: u64) -> Result<Op> {
-    let raw: RawOp<'_> =
-        serde_json::from_str(text).map_err(|e| Error::invalid(format!("not an operation: {e}")))?;
+    let raw: RawOp<'_> = serde_json::from_str(text).map_err(|e| {
+        Error::invalid(
+            shape::explain(text, &OPERATION).unwrap_or_else(|| format!("not an operation: {e}")),
+        )
+    })?;
     let op = raw.op.as_str();
     let allowed: &[&str] = match op {
         "create-doc" => &["body", "body_base64", "category", "version"],
@@ -301,12 +330,18 @@ fn apply_op(store: &mut Store, op: Op, line: u64, created: &mut Vec<(u64, DocId)
 /// Invalid input or an unknown document or node, naming the line; lock
 /// timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
-    let source = Source::open(args.file.as_deref())?;
+    if args.file.is_none() {
+        input::absent_reads_stdin("FILE")?;
+    }
     let name = args
         .file
         .as_ref()
         .filter(|p| p.as_os_str() != "-")
         .map_or_else(|| STDIN.to_owned(), |p| p.display().to_string());
+    let source =
+        Source::open(args.file.as_deref())?.read_ahead(&name, &g.dir, &mut |line, text| {
+            parse_op(text, line).map(drop).map_err(|e| at_line(e, line))
+        })?;
     let mut lines = source.lines(&name);
     let mut store = g.open(Mode::Write)?;
     let mut current = 0u64;
@@ -326,11 +361,13 @@ pub fn run(g: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
     });
     let done = result.map_err(|e| at_line(e, current))?;
     drop(store);
-    let mut out = output::stdout();
-    for d in &done {
-        output::write_json_line(&mut out, d).map_err(output::write_err)?;
-    }
-    out.flush().map_err(output::write_err)?;
+    output::report_write(
+        || format!("all {} operations were applied", done.len()),
+        |out| {
+            done.iter()
+                .try_for_each(|d| output::write_json_line(&mut *out, d))
+        },
+    )?;
     Ok(())
 }
 
@@ -356,7 +393,10 @@ mod tests {
             r#"delete-input needs "node""#
         );
         assert!(err(r#"{"op":"nope"}"#, 1).starts_with("unknown op \"nope\""));
-        assert!(err(r#"{"op":"delete-doc","doc":1,"extra":2}"#, 1).starts_with("not an operation"));
+        assert!(
+            err(r#"{"op":"delete-doc","doc":1,"extra":2}"#, 1)
+                .starts_with(r#"unknown field "extra" in an operation"#)
+        );
     }
 
     #[test]

@@ -1,28 +1,40 @@
 //! `stratum compact`: merge the segments when it is worth it.
 
 use clap::Args;
+use serde::Serialize;
 
-use crate::cli::{GlobalArgs, message, output, parse_size};
+use crate::cli::{GlobalArgs, output, parse_size, summary};
 use stratum::Mode;
 use stratum::engine::CompactPlan;
 
 /// Merge the segments, keeping only live data.
 ///
 /// Keeps the newest version of every live document and node; drops old
-/// versions, deleted items and tombstones; reports the bytes before and
-/// after on stderr. Crash-safe: a crash at any point leaves the old or the
-/// new state. With --min-garbage and/or --min-dead-bytes it compacts only
-/// when every threshold given is met, and otherwise says why and exits 0
-/// (the line a crontab runs). --dry-run says what it would reclaim and
-/// changes nothing. Document ids are never reused, even after compaction.
+/// versions, deleted items and tombstones; says what it did on stderr.
+/// Crash-safe: a crash at any point leaves the old or the new state. With
+/// --min-garbage and/or --min-dead-bytes it compacts only when every
+/// threshold given is met, and otherwise says why and exits 0. --dry-run
+/// says what it would reclaim and changes nothing. --quiet prints nothing
+/// on success (the line a crontab runs). Document ids are never reused, even
+/// after compaction.
+///
+/// The JSON form (--json, on stdout) is one object:
+///   {"compacted", "dry_run", "reason", "segments", "bytes", "live_bytes",
+///    "reclaimable_bytes", "garbage_ratio", "segments_after", "bytes_after"}
+/// "reason" says why it did not compact (null otherwise); "segments_after"
+/// and "bytes_after" are null unless it compacted. Sizes are in bytes.
 #[derive(Debug, Args)]
-#[command(after_help = "\
+#[command(
+    verbatim_doc_comment,
+    about = "Merge the segments, keeping only live data",
+    after_help = "\
 Examples:
   stratum compact
   stratum compact --dry-run
-  stratum compact --min-garbage 0.5 --quiet
+  stratum compact --json | jq '.bytes - .bytes_after'
   # crontab: every night at 03:17, when at least a third of the store is garbage
-  17 3 * * * stratum --dir /srv/fixtures compact --min-garbage 0.33 --quiet")]
+  17 3 * * * stratum --dir /srv/fixtures --quiet compact --min-garbage 0.33"
+)]
 pub struct CompactArgs {
     /// Say what would be reclaimed, change nothing.
     #[arg(long)]
@@ -35,6 +47,41 @@ pub struct CompactArgs {
     /// and G suffixes allowed).
     #[arg(long, value_name = "N", value_parser = parse_size)]
     pub min_dead_bytes: Option<u64>,
+    /// Report as one JSON object on stdout instead of a line on stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--json` report.
+#[derive(Serialize)]
+struct Report {
+    compacted: bool,
+    dry_run: bool,
+    reason: Option<String>,
+    segments: usize,
+    bytes: u64,
+    live_bytes: u64,
+    reclaimable_bytes: u64,
+    garbage_ratio: f64,
+    segments_after: Option<usize>,
+    bytes_after: Option<u64>,
+}
+
+impl Report {
+    fn from_plan(plan: &CompactPlan, dry_run: bool, reason: Option<String>) -> Report {
+        Report {
+            compacted: false,
+            dry_run,
+            reason,
+            segments: plan.segments,
+            bytes: plan.bytes_before,
+            live_bytes: plan.live_bytes,
+            reclaimable_bytes: plan.reclaimable_bytes,
+            garbage_ratio: plan.garbage_ratio,
+            segments_after: None,
+            bytes_after: None,
+        }
+    }
 }
 
 fn parse_ratio(text: &str) -> Result<f64, String> {
@@ -59,11 +106,24 @@ fn not_worth_it(args: &CompactArgs, plan: &CompactPlan) -> Option<String> {
         && plan.reclaimable_bytes < min
     {
         why.push(format!(
-            "{} reclaimable bytes are below --min-dead-bytes {min}",
-            plan.reclaimable_bytes
+            "{} reclaimable is below --min-dead-bytes {}",
+            output::human_size(plan.reclaimable_bytes),
+            output::human_size(min)
         ));
     }
     (!why.is_empty()).then(|| why.join(" and "))
+}
+
+fn garbage(plan: &CompactPlan) -> String {
+    output::garbage_text(
+        plan.reclaimable_bytes,
+        plan.bytes_before,
+        plan.garbage_ratio,
+    )
+}
+
+fn segments(n: usize) -> String {
+    format!("{n} segment{}", if n == 1 { "" } else { "s" })
 }
 
 /// Runs `compact`.
@@ -76,41 +136,45 @@ pub fn run(g: &GlobalArgs, args: CompactArgs) -> anyhow::Result<()> {
     // created.
     let plan = g.open(Mode::Read)?.compact_plan()?;
     if let Some(why) = not_worth_it(&args, &plan) {
-        message(&format!(
-            "not compacting: {why} ({} of {} bytes reclaimable)",
-            plan.reclaimable_bytes, plan.bytes_before
-        ));
-        return Ok(());
+        let human = format!("not compacting: {why} (garbage {})", garbage(&plan));
+        let report = Report::from_plan(&plan, args.dry_run, Some(why));
+        return summary::report(g, args.json, &report, &human);
     }
     if args.dry_run {
-        message(&format!(
-            "would compact {} segment{}, {} → about {} bytes (about {} bytes reclaimed, garbage ratio {:.3})",
-            plan.segments,
-            if plan.segments == 1 { "" } else { "s" },
-            plan.bytes_before,
-            plan.live_bytes,
-            plan.reclaimable_bytes,
-            plan.garbage_ratio
-        ));
-        return Ok(());
+        let human = format!(
+            "would compact {}: garbage {}; about {} would remain",
+            segments(plan.segments),
+            garbage(&plan),
+            output::human_size(plan.live_bytes)
+        );
+        return summary::report(g, args.json, &Report::from_plan(&plan, true, None), &human);
     }
     let mut store = g.open(Mode::Write)?;
     // The store may have changed between the two opens; decide again.
     let plan = store.compact_plan()?;
     if let Some(why) = not_worth_it(&args, &plan) {
-        message(&format!("not compacting: {why}"));
-        return Ok(());
+        let human = format!("not compacting: {why} (garbage {})", garbage(&plan));
+        let report = Report::from_plan(&plan, false, Some(why));
+        return summary::report(g, args.json, &report, &human);
     }
     let bar = output::Bar::new(g.quiet, "compact", Some(plan.live_bytes));
-    let report = store.compact(&mut |p| bar.update(p))?;
+    let done = store.compact(&mut |p| bar.update(p))?;
     bar.finish();
     drop(store);
-    message(&format!(
-        "compacted {} segment{}, {} → {} bytes",
-        report.segments_before,
-        if report.segments_before == 1 { "" } else { "s" },
-        report.bytes_before,
-        report.bytes_after
-    ));
-    Ok(())
+    let human = format!(
+        "compacted {}, {} → {} (garbage was {})",
+        segments(done.segments_before),
+        output::human_size(done.bytes_before),
+        output::human_size(done.bytes_after),
+        garbage(&plan)
+    );
+    let report = Report {
+        compacted: true,
+        segments: done.segments_before,
+        bytes: done.bytes_before,
+        segments_after: Some(done.segments_after),
+        bytes_after: Some(done.bytes_after),
+        ..Report::from_plan(&plan, false, None)
+    };
+    summary::report(g, args.json, &report, &human)
 }

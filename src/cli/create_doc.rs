@@ -1,6 +1,7 @@
 //! `stratum create-doc`: a new document from an argument, a file or stdin.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -11,18 +12,23 @@ use stratum::{Mode, NewDoc};
 /// Create a document and print its new id.
 ///
 /// The body is any bytes: the BODY argument, a file (--file), or stdin
-/// (BODY `-`). With none of them the body is empty. Ids are assigned 1, 2,
-/// 3, … and never reused.
+/// (BODY `-`, or no BODY and no --file; refused when stdin is a terminal).
+/// An empty body is `''`; a body may start with `-` (`-- BODY` when it is
+/// also an option's name). Ids are assigned 1, 2, 3, … and never reused.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
-  stratum create-doc '<p>Add two numbers.</p>' --category easy --version v1
+  stratum create-doc '<p>Add two numbers.</p>' --category easy --doc-version v1
   stratum create-doc --file problem.html --category graphs
   curl -s https://example.com/p/42 | stratum create-doc -
-  id=$(stratum create-doc 'Sum a list'); stratum add-input \"$id\" '[1,2,3]' --output 6")]
+  id=$(stratum -q create-doc 'Sum a list'); stratum add-input \"$id\" '[1,2,3]' --output 6")]
 pub struct CreateDocArgs {
-    /// The body; `-` reads it from stdin.
-    #[arg(value_name = "BODY|-", conflicts_with = "file")]
+    /// The body; `-` or absent (without --file) reads it from stdin.
+    #[arg(
+        value_name = "BODY|-",
+        conflicts_with = "file",
+        allow_hyphen_values = true
+    )]
     pub body: Option<OsString>,
     /// Read the body from this file.
     #[arg(long, value_name = "PATH")]
@@ -30,9 +36,12 @@ pub struct CreateDocArgs {
     /// The document's category.
     #[arg(long, value_name = "C")]
     pub category: Option<String>,
-    /// The document's version.
-    #[arg(long, value_name = "V")]
+    /// The document's version (a label of yours; `-V/--version` is the
+    /// program's).
+    #[arg(long = "doc-version", alias = "version", value_name = "V")]
     pub version: Option<String>,
+    #[command(flatten)]
+    pub json: crate::cli::JsonAlready,
 }
 
 /// Runs `create-doc`.
@@ -40,7 +49,13 @@ pub struct CreateDocArgs {
 /// # Errors
 /// Invalid input (body too large), lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: CreateDocArgs) -> anyhow::Result<()> {
-    let body = input::body(args.body, args.file.as_deref())?.unwrap_or_default();
+    let body = match input::body(args.body, args.file.as_deref())? {
+        Some(body) => body,
+        None => {
+            input::absent_reads_stdin("BODY")?;
+            input::read_stdin()?
+        }
+    };
     let doc = NewDoc {
         category: args.category,
         version: args.version,
@@ -50,6 +65,9 @@ pub fn run(g: &GlobalArgs, args: CreateDocArgs) -> anyhow::Result<()> {
     let mut store = g.open(Mode::Write)?;
     let id = store.create_doc(&doc)?;
     drop(store);
-    output::print_line(&id.to_string())?;
+    output::report_write(
+        || format!("document {id} was created"),
+        |out| writeln!(out, "{id}"),
+    )?;
     Ok(())
 }

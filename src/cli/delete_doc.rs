@@ -2,22 +2,27 @@
 
 use clap::Args;
 
-use crate::cli::GlobalArgs;
-use stratum::DocId;
+use crate::cli::{GlobalArgs, parse_id};
+use stratum::{DocId, Error};
 
 /// Delete a document with its whole chain.
 ///
 /// The id is never reused. The space is reclaimed by `compact`. Prints
-/// nothing.
+/// nothing. An unknown document exits 3, unless --if-exists.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
   stratum delete-doc 7
+  stratum delete-doc 7 --if-exists      # exit 0 whether or not 7 is there
   stratum list --json | jq -r 'select(.inputs == 0) | .id' | xargs -n1 stratum delete-doc")]
 pub struct DeleteDocArgs {
     /// The document id.
-    #[arg(value_name = "DOC", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(value_name = "DOC", value_parser = parse_id)]
     pub doc: u64,
+    /// Succeed (exit 0, change nothing) when the document, or the store, is
+    /// not there, as `rm -f` does.
+    #[arg(long)]
+    pub if_exists: bool,
 }
 
 /// Runs `delete-doc`.
@@ -25,7 +30,11 @@ pub struct DeleteDocArgs {
 /// # Errors
 /// Unknown document, lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: DeleteDocArgs) -> anyhow::Result<()> {
-    let mut store = g.open_existing()?;
-    store.delete_doc(DocId(args.doc))?;
-    Ok(())
+    let result = g
+        .open_existing()
+        .and_then(|mut store| store.delete_doc(DocId(args.doc)));
+    match result {
+        Err(Error::DocNotFound(_) | Error::NoStore { .. }) if args.if_exists => Ok(()),
+        other => Ok(other?),
+    }
 }

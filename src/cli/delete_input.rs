@@ -2,24 +2,30 @@
 
 use clap::Args;
 
-use crate::cli::GlobalArgs;
-use stratum::{DocId, NodeId};
+use crate::cli::{GlobalArgs, parse_id};
+use stratum::{DocId, Error, NodeId};
 
 /// Delete one input node and its expected output.
 ///
 /// The rest of the chain keeps its order and its node ids; the deleted id is
-/// never reused in this document. Prints nothing.
+/// never reused in this document. Prints nothing. An unknown document or
+/// node exits 3, unless --if-exists.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
-  stratum delete-input 1 3")]
+  stratum delete-input 1 3
+  stratum delete-input 1 3 --if-exists   # exit 0 whether or not node 3 is there")]
 pub struct DeleteInputArgs {
     /// The document id.
-    #[arg(value_name = "DOC", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(value_name = "DOC", value_parser = parse_id)]
     pub doc: u64,
     /// The input node id.
-    #[arg(value_name = "NODE", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(value_name = "NODE", value_parser = parse_id)]
     pub node: u64,
+    /// Succeed (exit 0, change nothing) when the node, its document, or the
+    /// store is not there, as `rm -f` does.
+    #[arg(long)]
+    pub if_exists: bool,
 }
 
 /// Runs `delete-input`.
@@ -27,7 +33,15 @@ pub struct DeleteInputArgs {
 /// # Errors
 /// Unknown document or node, lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: DeleteInputArgs) -> anyhow::Result<()> {
-    let mut store = g.open_existing()?;
-    store.delete_input(DocId(args.doc), NodeId(args.node))?;
-    Ok(())
+    let result = g
+        .open_existing()
+        .and_then(|mut store| store.delete_input(DocId(args.doc), NodeId(args.node)));
+    match result {
+        Err(Error::DocNotFound(_) | Error::NodeNotFound { .. } | Error::NoStore { .. })
+            if args.if_exists =>
+        {
+            Ok(())
+        }
+        other => Ok(other?),
+    }
 }

@@ -5,16 +5,24 @@ use std::io::Write;
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::{GlobalArgs, output};
+use crate::cli::select::{Projection, SelectArgs, parse_projection};
+use crate::cli::{GlobalArgs, UsageError, output, summary};
 use stratum::Mode;
 
 /// Print every live document as JSON Lines, in id order.
 ///
 /// Each line has the `get` shape, so `dump` output can be fed to `load`.
+/// The selection flags keep only some documents, and --fields only some
+/// of their fields, in the same exact text:
+///   --fields id,category,inputs.node,inputs.output
+/// (fields: id, category, version, body, inputs, inputs.node,
+/// inputs.input, inputs.output).
 ///
 /// --salvage reads every record that still passes its CRC, from a store
-/// that may refuse to open, and prints the documents it can rebuild (a
-/// summary goes to stderr); it changes nothing.
+/// that may refuse to open, and prints the documents it can rebuild; it
+/// changes nothing. A summary goes to stderr (not with --quiet); with
+/// --json it is one object there:
+///   {"documents", "files", "good_records", "damaged_bytes"}
 ///
 /// --records lists the raw log instead, old versions and tombstones
 /// included, one object per record:
@@ -28,10 +36,11 @@ use stratum::Mode;
     after_help = "\
 Examples:
   stratum dump > backup.jsonl
-  stratum dump | jq -c 'select(.category == \"easy\") | {id, n: (.inputs | length)}'
+  stratum dump --category easy --fields id,inputs.node,inputs.output
+  stratum dump --missing-output --id 1..500
   stratum dump --records | jq -c 'select(.crc_ok | not)'
   stratum dump --salvage > rescued.jsonl
-  stratum dump | stratum --dir copy load --keep-ids"
+  stratum dump --high-water | stratum --dir copy load --keep-ids"
 )]
 pub struct DumpArgs {
     /// List the raw records of every segment instead of documents.
@@ -40,6 +49,31 @@ pub struct DumpArgs {
     /// Read what can be read from a damaged store (which may refuse to open).
     #[arg(long)]
     pub salvage: bool,
+    /// Which documents to print.
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Print only these fields of each document, comma-separated.
+    #[arg(long, value_name = "LIST", value_parser = parse_projection, help_heading = "Selection")]
+    pub fields: Option<Projection>,
+    /// Also print the id high-water marks, so that `load --keep-ids` of the
+    /// output never hands out an id this store used: a "node_high_water"
+    /// field on every document, and a last line {"high_water":{"doc":N}}.
+    #[arg(long, conflicts_with_all = ["records", "salvage", "fields"])]
+    pub high_water: bool,
+    /// Accepted for scripts: the output is JSON Lines already; with
+    /// --salvage, the summary on stderr is JSON too.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--salvage --json` summary.
+#[derive(Serialize)]
+struct Salvaged {
+    documents: u64,
+    files: u64,
+    good_records: u64,
+    damaged_bytes: u64,
+    uncommitted_records: u64,
 }
 
 #[derive(Serialize)]
@@ -59,8 +93,19 @@ struct Record<'a> {
 /// # Errors
 /// No store, lock timeout, corruption, I/O (a closed stdout included).
 pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
+    let selecting = args.select.category.is_some()
+        || args.select.id.is_some()
+        || args.select.missing_output
+        || args.fields.is_some();
+    if selecting && (args.salvage || args.records) {
+        return Err(UsageError(
+            "selection flags and --fields apply to documents, not to --records or --salvage"
+                .to_owned(),
+        )
+        .into());
+    }
     if args.salvage {
-        return salvage(g);
+        return salvage(g, args.json);
     }
     let store = g.open(Mode::Read)?;
     let mut out = output::stdout();
@@ -81,20 +126,47 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
     } else {
         let bar = output::Bar::new(g.quiet, "dump", Some(0));
         let mut line = String::new();
-        store.dump(&mut |p| bar.update(p), &mut |doc| {
+        let marks = args.high_water;
+        store.dump_with_node_high_water(&mut |p| bar.update(p), &mut |doc, node_hwm| {
+            if !args.select.document(doc) {
+                return Ok(());
+            }
             line.clear();
-            doc.write_json(&mut line);
+            match &args.fields {
+                Some(p) => p.write(doc, &mut line),
+                None => doc.write_json(&mut line),
+            }
+            if marks {
+                // The object's closing brace makes way for one more field.
+                line.pop();
+                line.push_str(&format!(",\"node_high_water\":{node_hwm}}}"));
+            }
             line.push('\n');
             out.write_all(line.as_bytes()).map_err(output::write_err)
         })?;
+        if marks {
+            let hwm = store.doc_high_water();
+            writeln!(out, "{{\"high_water\":{{\"doc\":{hwm}}}}}").map_err(output::write_err)?;
+        }
         bar.finish();
     }
     out.flush().map_err(output::write_err)?;
     Ok(())
 }
 
+/// What salvage left out besides damaged bytes, for its summary line.
+pub(crate) fn uncommitted_note(records: u64) -> String {
+    if records == 0 {
+        String::new()
+    } else {
+        format!(
+            ", {records} intact records of a batch left out: its commit record is missing at the end of a file, so it was never acknowledged"
+        )
+    }
+}
+
 /// `dump --salvage`: no normal open (it may refuse a damaged store).
-fn salvage(g: &GlobalArgs) -> anyhow::Result<()> {
+fn salvage(g: &GlobalArgs, json: bool) -> anyhow::Result<()> {
     let mut out = output::stdout();
     let mut line = String::new();
     let report = stratum::engine::salvage(&g.options(), &mut |doc| {
@@ -104,9 +176,21 @@ fn salvage(g: &GlobalArgs) -> anyhow::Result<()> {
         out.write_all(line.as_bytes()).map_err(output::write_err)
     })?;
     out.flush().map_err(output::write_err)?;
-    crate::cli::message(&format!(
-        "salvaged {} documents from {} files ({} records readable, {} damaged bytes skipped)",
-        report.documents, report.files, report.good_records, report.damaged_bytes
-    ));
+    let human = format!(
+        "salvaged {} documents from {} files ({} records readable, {} of damaged data skipped{})",
+        report.documents,
+        report.files,
+        report.good_records,
+        output::human_size(report.damaged_bytes),
+        uncommitted_note(report.uncommitted_records)
+    );
+    let summary = Salvaged {
+        documents: report.documents,
+        files: report.files,
+        good_records: report.good_records,
+        damaged_bytes: report.damaged_bytes,
+        uncommitted_records: report.uncommitted_records,
+    };
+    summary::report_beside_data(g, json, &summary, &human);
     Ok(())
 }

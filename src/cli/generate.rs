@@ -73,6 +73,33 @@ pub fn run_completions(args: CompletionsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Help text as roff: escaped as by [`roff`], and each run of indented
+/// lines (the JSON shapes in the long help) set as code with `.EX`/`.EE`,
+/// so that the man page shows them as written instead of reflowing them.
+fn roff_help(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_code = false;
+    for line in text.lines() {
+        let code = line.starts_with("  ");
+        if code && !in_code {
+            out.push_str(".RS 4\n.EX\n");
+        } else if !code && in_code {
+            out.push_str(".EE\n.RE\n");
+        }
+        in_code = code;
+        if line.trim().is_empty() {
+            // A paragraph break that keeps an option's indentation.
+            out.push_str(".sp\n");
+        } else {
+            out.push_str(&roff(line));
+        }
+    }
+    if in_code {
+        out.push_str(".EE\n.RE\n");
+    }
+    out
+}
+
 /// Escapes text for roff: backslashes, and a leading dot or quote.
 fn roff(text: &str) -> String {
     let mut out = String::new();
@@ -140,7 +167,20 @@ fn args_section(out: &mut String, cmd: &clap::Command) {
             .or_else(|| a.get_help())
             .map(ToString::to_string)
             .unwrap_or_default();
-        out.push_str(&roff(&help));
+        out.push_str(&roff_help(&help));
+        let values: Vec<String> = a
+            .get_possible_values()
+            .iter()
+            .filter(|v| !v.is_hide_set())
+            .map(|v| v.get_name().to_owned())
+            .collect();
+        let flag = matches!(
+            a.get_action(),
+            clap::ArgAction::SetTrue | clap::ArgAction::SetFalse | clap::ArgAction::Count
+        );
+        if !flag && !values.is_empty() {
+            let _ = writeln!(out, "[possible values: {}]", values.join(", "));
+        }
         if let Some(env) = a.get_env() {
             let _ = writeln!(out, "[env: {}]", env.to_string_lossy());
         }
@@ -149,7 +189,8 @@ fn args_section(out: &mut String, cmd: &clap::Command) {
             .iter()
             .map(|v| v.to_string_lossy().into_owned())
             .collect();
-        if !defaults.is_empty() {
+        // A flag's default ("false") says nothing.
+        if !flag && !defaults.is_empty() {
             let _ = writeln!(out, "[default: {}]", roff(&defaults.join(", ")).trim_end());
         }
     }
@@ -158,16 +199,16 @@ fn args_section(out: &mut String, cmd: &clap::Command) {
 const EXTRA: &str = r#".SH EXIT STATUS
 .TP
 .B 0
-Success; also when standard output is closed early (\fBstratum dump | head \-1\fR).
+Success; also when the standard output of a read command is closed early (\fBstratum dump | head \-1\fR).
 .TP
 .B 1
-Any other failure.
+Any other failure; for \fBdiff\fR, the two sides differ.
 .TP
 .B 2
 Usage error: bad arguments.
 .TP
 .B 3
-Not found: the document, the node, or a store at \fB\-\-dir\fR.
+Not found: the document, the node, or a store at \fB\-\-dir\fR (also a write asked to make a store in a directory that is not empty and holds none).
 .TP
 .B 4
 Invalid input: bad JSON, too large, an id already taken.
@@ -176,24 +217,30 @@ Invalid input: bad JSON, too large, an id already taken.
 The store is locked by another process for longer than \fB\-\-lock\-timeout\fR.
 .TP
 .B 6
-Corruption detected, or a format version this build cannot read.
+Corruption detected, a format version this build cannot read, or a store whose \fBLOCK\fR file was deleted.
 .TP
 .B 7
 I/O error (full disk, permission denied, read\-only file system), with the path and the OS message.
+.TP
+.B 8
+The write is done and durable, but printing its result (the new ids) failed: standard output was full, closed or failing. Do not run the command again: that would make a duplicate.
 .PP
-Every error is one line on standard error starting with \fBstratum:\fR; a command that fails changes nothing.
+Every error is one line on standard error starting with \fBstratum:\fR, usage errors included (they end with \fItry 'stratum COMMAND \-\-help'\fR); a command that fails changes nothing, except under status 8, whose message says what was written.
 .SH ENVIRONMENT
 .TP
 .B STRATUM_DIR
 The data directory when \fB\-\-dir\fR is not given (default \fI./stratum\-data\fR).
 .TP
 .B NO_COLOR
-When set, no colour is used.
+When set and not empty, no colour is used (unless \fB\-\-color=always\fR).
+.TP
+.B TERM
+When unset or \fBdumb\fR, no colour is used (unless \fB\-\-color=always\fR).
 .SH FILES
 Inside the data directory:
 .TP
 .B LOCK
-The lock file, flock(2)ed for each command: shared by read commands, exclusive for writes. Never deleted.
+The lock file, flock(2)ed for each command: shared by read commands, exclusive for writes; a waiting writer also holds a record lock on its first byte, so that arriving readers wait for it. Created with the store and never deleted: a store without it is refused (exit 6) until it is recreated.
 .TP
 .B active.seg
 The segment being appended to.
@@ -212,23 +259,93 @@ Temporary files of an operation in progress; removed by the next write.
 .TP
 .B quarantine/
 Damaged files moved aside by \fBrepair\fR.
+.SH STANDARD INPUT
+\fBcreate\-doc\fR, \fBadd\-input\fR, \fBset\-output\fR, \fBload\fR and \fBapply\fR read their value, body or file from standard input when it is \fB\-\fR or left out; when it is left out and standard input is a terminal they exit 2 instead of waiting (\fB\-\fR still reads the terminal).
+\fBupdate\-doc\fR reads standard input only for \fB\-\fR: a left\-out body keeps the body.
+Nothing else reads standard input.
 .SH JSON OUTPUT
-\fBget\fR and \fBdump\fR print documents as
-\fB{"id":N,"category":S|null,"version":S|null,"body":S,"inputs":[{"node":N,"input":V,"output":V|null}]}\fR;
-a body that is not UTF\-8 is printed as \fB"body_base64"\fR (standard base64) instead of \fB"body"\fR.
-\fBload\fR reads the same shape.
-\fBlist \-\-json\fR prints \fB{"id","category","version","inputs","outputs","body_bytes"}\fR per line.
-\fBdump \-\-records\fR prints \fB{"segment","offset","seq","kind","doc","node","size","crc_ok"}\fR per record.
-\fBapply\fR prints \fB{"line","op","doc"}\fR and \fB"node"\fR where one applies.
-\fBstats \-\-json\fR and \fBverify \-\-json\fR print one object each; their fields are listed by the command's \fB\-\-help\fR.
+Every command that prints something accepts \fB\-\-json\fR; where the output is JSON already (ids, documents, JSON Lines) it changes nothing.
+Sizes in JSON are exact byte counts; tables show them as \fBdu \-h\fR does.
 Values keep their JSON text exactly: key order, number text and string escapes.
+.PP
+\fBget\fR and \fBdump\fR print documents, one per line (\fBload\fR reads the same shape):
+.RS 4
+.EX
+{"id":N, "category":S|null, "version":S|null, "body":S,
+ "inputs":[{"node":N, "input":V, "output":V|null}]}
+.EE
+.RE
+A body that is not UTF\-8 is printed as \fB"body_base64"\fR (standard base64) instead of \fB"body"\fR.
+.PP
+\fBlist \-\-json\fR, one line per document:
+.RS 4
+.EX
+{"id", "category", "version", "inputs", "outputs", "body_bytes"}
+.EE
+.RE
+\fBdump \-\-records\fR, one line per record:
+.RS 4
+.EX
+{"segment", "offset", "seq", "kind", "doc", "node", "size", "crc_ok"}
+.EE
+.RE
+\fBapply\fR, one line per operation (\fB"node"\fR where one applies):
+.RS 4
+.EX
+{"line", "op", "doc", "node"}
+.EE
+.RE
+\fBstats \-\-json\fR:
+.RS 4
+.EX
+{"segments": [{"name", "bytes", "live_bytes", "dead_bytes"}],
+ "documents", "inputs", "outputs", "tombstones",
+ "total_bytes", "live_bytes", "garbage_ratio", "last_seq",
+ "doc_id_high_water", "format_version",
+ "last_compaction": null or {"first_segment", "segments"}}
+.EE
+.RE
+\fBverify \-\-json\fR:
+.RS 4
+.EX
+{"ok", "files": [{"name", "bytes", "records", "ok"}],
+ "problems": [{"file", "offset", "kind", "message"}],
+ "bytes", "records"}
+.EE
+.RE
+\fBcompact \-\-json\fR (also with \fB\-\-dry\-run\fR, and when a threshold is not met):
+.RS 4
+.EX
+{"compacted", "dry_run", "reason", "segments", "bytes", "live_bytes",
+ "reclaimable_bytes", "garbage_ratio", "segments_after", "bytes_after"}
+.EE
+.RE
+\fBbackup \-\-json\fR:
+.RS 4
+.EX
+{"dest", "linked", "copied", "bytes", "verified"}
+.EE
+.RE
+\fBrepair \-\-json\fR:
+.RS 4
+.EX
+{"quarantined": [S], "records_kept", "damaged_bytes", "compacted"}
+.EE
+.RE
+\fBdump \-\-salvage \-\-json\fR writes its summary to standard error (standard output carries the documents):
+.RS 4
+.EX
+{"documents", "files", "good_records", "damaged_bytes"}
+.EE
+.RE
+\fBcompact\fR, \fBbackup\fR and \fBrepair\fR print these on standard output; without \fB\-\-json\fR they say what they did in one line on standard error, and with \fB\-\-quiet\fR nothing.
 .SH GUARANTEES
 A write command that exits 0 has fsynced its record and, after creating, renaming or deleting a file, the directory (unless \fB\-\-no\-sync\fR).
 Every command is all\-or\-nothing, also across a crash; the next command recovers by itself, discarding an incomplete last write with a note on standard error.
 Acknowledged writes are never lost, deleted items never come back, document and node ids are never reused, also across compaction.
 Every record carries a CRC\-32; a value that fails its check is never printed: the command exits 6, \fBverify\fR reports the file and offset, \fBrepair\fR salvages the rest.
 Compaction writes and fsyncs the new segments before it removes the old ones; a failed compaction leaves the old segments untouched.
-With \fB\-\-no\-sync\fR a power loss may lose the latest commands, but the store stays consistent.
+With \fB\-\-no\-sync\fR a killed process loses nothing, but a power loss can lose the latest commands; if the disk wrote them out of order, the active segment may come back with a hole and the store then refuses to open until \fBstratum repair\fR keeps every intact record.
 See README.md and docs/FORMAT.md.
 "#;
 
@@ -246,13 +363,15 @@ fn man_page() -> String {
         ".SH SYNOPSIS\n\\fBstratum\\fR [\\fIOPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]\n",
     );
     out.push_str(".SH DESCRIPTION\n");
-    out.push_str(&roff(
+    out.push_str(&roff_help(
         &cmd.get_long_about()
             .or_else(|| cmd.get_about())
             .map(ToString::to_string)
             .unwrap_or_default(),
     ));
-    out.push_str(".SH OPTIONS\nThese options are accepted by every command.\n");
+    out.push_str(
+        ".SH OPTIONS\nThese options are accepted by every command, before or after its name.\n",
+    );
     args_section(&mut out, &cmd);
     out.push_str(".SH COMMANDS\n");
     for sub in cmd.get_subcommands() {
@@ -262,7 +381,7 @@ fn man_page() -> String {
         let mut sub = sub.clone();
         let usage = sub.render_usage().to_string();
         let _ = writeln!(out, ".SS {}", sub.get_name());
-        out.push_str(&roff(
+        out.push_str(&roff_help(
             &sub.get_long_about()
                 .or_else(|| sub.get_about())
                 .map(ToString::to_string)

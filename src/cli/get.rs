@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::Args;
 
-use crate::cli::{GlobalArgs, output};
+use crate::cli::{GlobalArgs, output, parse_id};
 use stratum::{DocId, Document, Mode, NodeId};
 
 /// Print a document as one line of JSON, or a part of it.
@@ -32,16 +32,20 @@ Examples:
 )]
 pub struct GetArgs {
     /// The document id.
-    #[arg(value_name = "DOC", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(value_name = "DOC", value_parser = parse_id)]
     pub doc: u64,
     /// Indent the JSON.
     #[arg(long, conflicts_with_all = ["body", "table"])]
     pub pretty: bool,
+    /// Accepted for scripts: the output is JSON already (not with --body
+    /// or --table).
+    #[arg(long, conflicts_with_all = ["body", "table"])]
+    pub json: bool,
     /// Write the raw body bytes, nothing else.
     #[arg(long, conflicts_with_all = ["node", "table"])]
     pub body: bool,
     /// Print only this input node: {"node","input","output"}.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "table")]
+    #[arg(long, value_name = "N", value_parser = parse_id, conflicts_with = "table")]
     pub node: Option<u64>,
     /// With --node: print only the node's input value.
     #[arg(long, requires = "node", conflicts_with = "output")]
@@ -116,7 +120,10 @@ fn write_tables(out: &mut impl Write, doc: &Document) -> std::io::Result<()> {
         "version".to_owned(),
         output::shorten(&opt(&doc.version), width),
     ]);
-    head.add_row(vec!["body bytes".to_owned(), doc.body.len().to_string()]);
+    head.add_row(vec![
+        "body size".to_owned(),
+        output::human_size(doc.body.len() as u64),
+    ]);
     head.add_row(vec![
         "body".to_owned(),
         output::body_preview(&doc.body, width),

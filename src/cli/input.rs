@@ -5,12 +5,20 @@
 //! Everything a single-value command takes is read and validated here
 //! before the store is opened, so a refused command never touches the disk.
 //! Stdin is capped so that a runaway producer cannot exhaust memory.
+//!
+//! The stdin rule, the same for every command that takes data (`create-doc`,
+//! `add-input`, `set-output`, `load`, `apply`): a value left out is read
+//! from stdin, as `-` is; but when stdin is a terminal a left-out value is a
+//! usage error, not a silent wait (`-` still reads the terminal, for typing
+//! a value by hand). `update-doc` is the exception: a left-out body means
+//! "keep the body".
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead, IsTerminal, Read};
 use std::path::Path;
 
+use crate::cli::UsageError;
 use stratum::{Error, Json, Result};
 
 /// Most bytes read from stdin (or a `--file`) for one value or body: the
@@ -23,6 +31,20 @@ pub const MAX_LINE: u64 = MAX_INPUT / 3 * 4 + 4 * 1024 * 1024;
 
 /// Name used for stdin in error messages.
 pub const STDIN: &str = "<stdin>";
+
+/// Checks the stdin rule (see the module doc) for a value the command line
+/// left out: `what` names it, as in the usage line (`VALUE`, `BODY`).
+///
+/// # Errors
+/// [`UsageError`] when stdin is a terminal.
+pub fn absent_reads_stdin(what: &str) -> std::result::Result<(), UsageError> {
+    if io::stdin().is_terminal() {
+        return Err(UsageError(format!(
+            "no {what} given, and stdin is a terminal: give {what} as an argument, pipe it in, or give `-` to type it"
+        )));
+    }
+    Ok(())
+}
 
 /// Reads stdin to the end, refusing more than [`MAX_INPUT`] bytes.
 ///
@@ -134,12 +156,101 @@ pub fn settable_output(value: Json) -> Result<Json> {
     Ok(value)
 }
 
+/// Most bytes of read-ahead input kept in memory; past this the rest goes
+/// to an unnamed temporary file, so memory stays bounded whatever the input.
+const SPOOL_MEMORY: usize = 8 << 20;
+
+/// The last line of `dump --high-water`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Marks {
+    high_water: DocMark,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocMark {
+    doc: u64,
+}
+
+/// The document high-water mark, when `text` is the marks line of `dump
+/// --high-water` (`{"high_water":{"doc":N}}`) rather than a document.
+pub fn high_water_marks(text: &str) -> Option<stratum::DocId> {
+    serde_json::from_str::<Marks>(text)
+        .ok()
+        .map(|m| stratum::DocId(m.high_water.doc))
+}
+
 /// Where a JSON Lines stream comes from.
 pub enum Source {
     /// Standard input.
     Stdin,
     /// A file, with its size for progress.
     File(File, u64),
+    /// Input read ahead of the lock ([`Source::read_ahead`]), with its size.
+    Spooled(Box<dyn Read>, u64),
+}
+
+/// Where read-ahead input is kept: memory first, then an unnamed file.
+enum Spool {
+    Memory(Vec<u8>),
+    File(io::BufWriter<File>, u64),
+}
+
+impl Spool {
+    fn write(&mut self, bytes: &[u8], dir: &Path) -> io::Result<()> {
+        if let Spool::Memory(buf) = self {
+            if buf.len() + bytes.len() <= SPOOL_MEMORY {
+                buf.extend_from_slice(bytes);
+                return Ok(());
+            }
+            let mut file = io::BufWriter::with_capacity(1 << 20, unnamed_file(dir)?);
+            io::Write::write_all(&mut file, buf)?;
+            *self = Spool::File(file, buf.len() as u64);
+        }
+        if let Spool::File(file, len) = self {
+            io::Write::write_all(file, bytes)?;
+            *len += bytes.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn into_source(self) -> io::Result<Source> {
+        Ok(match self {
+            Spool::Memory(buf) => {
+                let len = buf.len() as u64;
+                Source::Spooled(Box::new(io::Cursor::new(buf)), len)
+            }
+            Spool::File(file, len) => {
+                let mut file = file.into_inner().map_err(io::IntoInnerError::into_error)?;
+                io::Seek::rewind(&mut file)?;
+                Source::Spooled(Box::new(file), len)
+            }
+        })
+    }
+}
+
+/// A temporary file without a name (`O_TMPFILE`): in the data directory
+/// when it exists (the disk the data is going to), else in the system's
+/// temporary directory. Having no name, it can never be left behind, nor
+/// be taken for a file of the store.
+fn unnamed_file(dir: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = |d: &Path| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .open(d)
+    };
+    open(dir).or_else(|_| open(&std::env::temp_dir()))
+}
+
+/// Whether reads from `file` can wait on another process: anything but a
+/// regular file (a pipe, a terminal, a FIFO, a socket).
+fn can_stall(file: &File) -> bool {
+    file.metadata().map_or(true, |m| !m.is_file())
 }
 
 impl Source {
@@ -163,7 +274,7 @@ impl Source {
     pub fn total_bytes(&self) -> Option<u64> {
         match self {
             Source::Stdin => None,
-            Source::File(_, n) => Some(*n),
+            Source::File(_, n) | Source::Spooled(_, n) => Some(*n),
         }
     }
 
@@ -172,6 +283,7 @@ impl Source {
         let inner: Box<dyn Read> = match self {
             Source::Stdin => Box::new(io::stdin()),
             Source::File(f, _) => Box::new(f),
+            Source::Spooled(r, _) => r,
         };
         Lines {
             reader: io::BufReader::with_capacity(1 << 20, inner),
@@ -179,6 +291,53 @@ impl Source {
             number: 0,
             bytes: 0,
             name: name.to_owned(),
+            spool: None,
+        }
+    }
+
+    /// Reads input that could stall (stdin from a pipe: `(echo …; sleep
+    /// 3; echo …) | stratum load`) to its end before the store is locked,
+    /// so a slow producer never holds up other readers and writers. Each
+    /// line is checked with `check` on the way, so bad input is refused
+    /// before the store is touched; the bytes are kept (memory up to 8 MiB,
+    /// then an unnamed file in `dir`) for the pass under the lock, which
+    /// sees the same lines with the same numbers. A regular file cannot
+    /// stall and is returned as it is.
+    ///
+    /// # Errors
+    /// What `check` returns; reading errors as [`Lines::next_line`]; an I/O
+    /// error from the temporary file.
+    pub fn read_ahead(
+        self,
+        name: &str,
+        dir: &Path,
+        check: &mut dyn FnMut(u64, &str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Source> {
+        let stalls = match &self {
+            Source::Stdin => {
+                use std::os::fd::AsFd;
+                io::stdin()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_or(true, |fd| can_stall(&File::from(fd)))
+            }
+            Source::File(f, _) => can_stall(f),
+            Source::Spooled(..) => false,
+        };
+        if !stalls {
+            return Ok(self);
+        }
+        let mut lines = self.lines(name);
+        lines.spool = Some((Spool::Memory(Vec::new()), dir.to_path_buf()));
+        while let Some((number, text)) = lines.next_line()? {
+            check(number, text)?;
+        }
+        let spool = lines.spool.take().map(|(s, _)| s);
+        match spool {
+            Some(s) => s
+                .into_source()
+                .map_err(|e| Error::io("spool", "<temporary file>", e).into()),
+            None => Ok(Source::Spooled(Box::new(io::empty()), 0)),
         }
     }
 }
@@ -190,6 +349,9 @@ pub struct Lines {
     number: u64,
     bytes: u64,
     name: String,
+    /// While reading ahead: where every byte read is kept, and the
+    /// directory for its temporary file.
+    spool: Option<(Spool, std::path::PathBuf)>,
 }
 
 impl Lines {
@@ -211,6 +373,11 @@ impl Lines {
             }
             self.number += 1;
             self.bytes += n as u64;
+            if let Some((spool, dir)) = &mut self.spool {
+                spool
+                    .write(&self.buf, dir)
+                    .map_err(|e| Error::io("spool", "<temporary file>", e))?;
+            }
             if self.buf.len() as u64 > MAX_LINE {
                 return Err(Error::invalid(format!(
                     "line {}: longer than {MAX_LINE} bytes",
@@ -247,6 +414,7 @@ mod tests {
             number: 0,
             bytes: 0,
             name: "test".into(),
+            spool: None,
         }
     }
 

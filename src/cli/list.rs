@@ -5,6 +5,7 @@ use std::io::Write;
 use clap::Args;
 use serde::Serialize;
 
+use crate::cli::select::SelectArgs;
 use crate::cli::{GlobalArgs, output};
 use stratum::{DocSummary, Mode};
 
@@ -13,7 +14,8 @@ use stratum::{DocSummary, Mode};
 /// JSON Lines (--json), one object per document:
 ///   {"id", "category", "version", "inputs", "outputs", "body_bytes"}
 /// "outputs" counts the nodes that have an expected output; an unset
-/// category or version is null.
+/// category or version is null; "body_bytes" is exact (the table shows
+/// sizes as `du -h` does).
 #[derive(Debug, Args)]
 #[command(
     verbatim_doc_comment,
@@ -22,12 +24,13 @@ use stratum::{DocSummary, Mode};
 Examples:
   stratum list
   stratum list --category easy
-  stratum list --json | jq -r 'select(.outputs < .inputs) | .id'"
+  stratum list --missing-output --json
+  stratum list --id 100..199"
 )]
 pub struct ListArgs {
-    /// Only documents of this category.
-    #[arg(long, value_name = "C")]
-    pub category: Option<String>,
+    /// Which documents to list.
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// JSON Lines instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -51,7 +54,7 @@ struct Row<'a> {
 pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
     let store = g.open(Mode::Read)?;
     let mut out = output::stdout();
-    let wanted = |s: &DocSummary| args.category.is_none() || s.category == args.category;
+    let wanted = |s: &DocSummary| args.select.summary(s);
     if args.json {
         store.list(&mut |s| {
             if !wanted(&s) {
@@ -75,7 +78,7 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
                 "version",
                 "inputs",
                 "outputs",
-                "body bytes",
+                "body size",
             ],
             &[0, 3, 4, 5],
         );
@@ -88,7 +91,7 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
                     text(s.version),
                     s.inputs.to_string(),
                     s.outputs.to_string(),
-                    s.body_len.to_string(),
+                    output::human_size(s.body_len),
                 ]);
             }
             Ok(())

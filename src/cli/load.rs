@@ -6,8 +6,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::input::{STDIN, Source};
+use crate::cli::input::{self, STDIN, Source};
 use crate::cli::{GlobalArgs, output};
+use stratum::engine::MAX_ID;
+use stratum::model::ParsedDoc;
 use stratum::{DocId, Document, Error, Mode};
 
 /// Load documents from JSON Lines in the `get` shape, all or nothing.
@@ -16,24 +18,80 @@ use stratum::{DocId, Document, Error, Mode};
 /// "body_base64", "category", "version", "inputs" with "input" and
 /// "output"); blank lines are skipped. New ids are assigned in order and
 /// printed one per line, unless --keep-ids keeps the "id" and "node" fields
-/// (which must not be in use in this store). The whole load is one atomic
-/// write: a bad line fails the command with its line number (exit 4) and
-/// the store is left unchanged.
+/// (which must not be in use in this store). With --keep-ids, the id
+/// high-water marks that `dump --high-water` prints ("node_high_water" on a
+/// document, a last line {"high_water":{"doc":N}}) are kept too, so the copy
+/// never hands out an id the source used; without it they are ignored. The
+/// whole load is one atomic write: a bad line fails the command with its
+/// line number (exit 4) and the store is left unchanged. The batch goes
+/// into the active segment whole, so that segment may grow past
+/// --segment-size; it is sealed as soon as the batch is committed.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
   stratum load fixtures.jsonl
   jq -c '{body: .statement, category: \"imported\", inputs: [.cases[] | {input: .in, output: .out}]}' \\
       problems.json | stratum load -
-  stratum --dir old dump | stratum --dir new load --keep-ids")]
+  stratum --dir old dump --high-water | stratum --dir new load --keep-ids")]
 pub struct LoadArgs {
-    /// The JSON Lines file; `-` or absent reads stdin.
+    /// The JSON Lines file; `-` or absent reads stdin (absent: not from a
+    /// terminal).
     #[arg(value_name = "FILE|-")]
     pub file: Option<PathBuf>,
     /// Keep the documents' "id" and "node" fields instead of assigning new
     /// ids.
     #[arg(long)]
     pub keep_ids: bool,
+    #[command(flatten)]
+    pub json: crate::cli::JsonAlready,
+    /// With --keep-ids, accept ids so high that fewer than 2^32 ids would
+    /// remain above them (one such id could end document or node creation
+    /// for good).
+    #[arg(long, requires = "keep_ids")]
+    pub allow_high_ids: bool,
+}
+
+/// Fewest ids `load --keep-ids` leaves free above a kept id unless told
+/// otherwise: one line with id 2^53-1 would otherwise make every later
+/// `create-doc` fail with "no document ids left".
+const ID_HEADROOM: u64 = 1 << 32;
+
+/// Checks a marks line as [`check_doc`] checks a document's ids.
+fn check_marks(hwm: DocId, keep_ids: bool, allow_high_ids: bool) -> stratum::Result<()> {
+    if keep_ids && !allow_high_ids && hwm.0 > MAX_ID - ID_HEADROOM {
+        return Err(Error::invalid(format!(
+            "document high-water mark {hwm} leaves fewer than 2^32 ids above it (the highest is {MAX_ID}); pass --allow-high-ids to keep it anyway"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks what `load` can check of a line without the store.
+fn check_doc(parsed: &ParsedDoc, keep_ids: bool, allow_high_ids: bool) -> stratum::Result<()> {
+    if !keep_ids || allow_high_ids {
+        return Ok(());
+    }
+    let ceiling = MAX_ID - ID_HEADROOM;
+    let high = |what: &str, id: u64| {
+        Error::invalid(format!(
+            "{what} id {id} leaves fewer than 2^32 ids above it (the highest is {MAX_ID}), so ids could run out; pass --allow-high-ids to keep it anyway"
+        ))
+    };
+    if let Some(id) = parsed.id.filter(|id| id.0 > ceiling) {
+        return Err(high("document", id.0));
+    }
+    if let Some(n) = parsed.node_high_water.filter(|n| n.0 > ceiling) {
+        return Err(high("node", n.0));
+    }
+    if let Some(n) = parsed
+        .inputs
+        .iter()
+        .filter_map(|n| n.id)
+        .find(|n| n.0 > ceiling)
+    {
+        return Err(high("node", n.0));
+    }
+    Ok(())
 }
 
 /// Runs `load`.
@@ -41,16 +99,27 @@ pub struct LoadArgs {
 /// # Errors
 /// Invalid input naming the line, lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
-    let source = Source::open(args.file.as_deref())?;
+    if args.file.is_none() {
+        input::absent_reads_stdin("FILE")?;
+    }
     let name = args
         .file
         .as_ref()
         .filter(|p| p.as_os_str() != "-")
         .map_or_else(|| STDIN.to_owned(), |p| p.display().to_string());
+    let (keep_ids, allow_high) = (args.keep_ids, args.allow_high_ids);
+    let source =
+        Source::open(args.file.as_deref())?.read_ahead(&name, &g.dir, &mut |line, text| {
+            if let Some(hwm) = input::high_water_marks(text) {
+                return check_marks(hwm, keep_ids, allow_high).map_err(|e| at_line(e, line));
+            }
+            Document::from_json(text)
+                .and_then(|p| check_doc(&p, keep_ids, allow_high))
+                .map_err(|e| at_line(e, line))
+        })?;
     let bar = output::Bar::new(g.quiet, "load", source.total_bytes());
     let mut lines = source.lines(&name);
     let mut store = g.open(Mode::Write)?;
-    let keep_ids = args.keep_ids;
     let mut current = 0u64;
     let result = store.atomic(|store| {
         let mut ids: Vec<DocId> = Vec::new();
@@ -61,7 +130,15 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
                 break;
             };
             current = number;
+            if let Some(hwm) = input::high_water_marks(text) {
+                check_marks(hwm, keep_ids, allow_high)?;
+                if keep_ids {
+                    store.reserve_doc_ids(hwm)?;
+                }
+                continue;
+            }
             let parsed = Document::from_json(text)?;
+            check_doc(&parsed, keep_ids, allow_high)?;
             ids.push(store.load_doc(&parsed, keep_ids)?);
             bar.set(lines.bytes());
         }
@@ -70,11 +147,10 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
     bar.finish();
     let ids = result.map_err(|e| at_line(e, current))?;
     drop(store);
-    let mut out = output::stdout();
-    for id in ids {
-        writeln!(out, "{id}").map_err(output::write_err)?;
-    }
-    out.flush().map_err(output::write_err)?;
+    output::report_write(
+        || format!("all {} documents were loaded", ids.len()),
+        |out| ids.iter().try_for_each(|id| writeln!(out, "{id}")),
+    )?;
     Ok(())
 }
 

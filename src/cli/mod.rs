@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use stratum::{Mode, Options, Store};
 
@@ -24,6 +24,7 @@ pub mod compact;
 pub mod create_doc;
 pub mod delete_doc;
 pub mod delete_input;
+pub mod diff;
 pub mod dump;
 pub mod generate;
 pub mod get;
@@ -32,8 +33,10 @@ pub mod list;
 pub mod load;
 pub mod output;
 pub mod repair;
+pub mod select;
 pub mod set_output;
 pub mod stats;
+pub mod summary;
 pub mod update_doc;
 pub mod verify;
 
@@ -48,7 +51,8 @@ Examples:
   stratum dump | jq -c 'select(.category == \"easy\")'
 
 Exit codes: 0 ok, 1 other failure, 2 usage, 3 not found (document, node or store),
-4 invalid input, 5 lock timeout, 6 corruption, 7 I/O error.";
+4 invalid input, 5 lock timeout, 6 corruption, 7 I/O error, 8 written and durable but
+its output could not be printed (do not retry).";
 
 /// Documents with ordered chains of inputs and expected outputs, in a
 /// log-structured store on local disk.
@@ -75,8 +79,11 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options shared by every command.
+/// Options shared by every command. They are listed once, under their own
+/// heading in `stratum --help`; each command's help points there (see
+/// [`command`]).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The data directory (created by the first write command).
     #[arg(
@@ -92,7 +99,9 @@ pub struct GlobalArgs {
     /// Seal the active segment once it would grow past this size.
     ///
     /// Plain bytes or a K, M or G suffix (binary multiples: 64M = 64 MiB).
-    /// At least 4096.
+    /// At least 4096. A batch (`load`, `apply`) goes into the active segment
+    /// whole, as one atomic write, so that segment may grow past this size;
+    /// it is sealed as soon as the batch is committed.
     #[arg(
         long,
         default_value = "64M",
@@ -102,9 +111,12 @@ pub struct GlobalArgs {
     )]
     pub segment_size: u64,
 
-    /// Skip fsync: writes stay crash-consistent (a prefix of the history
-    /// survives) but are not durable across power loss. For throwaway
-    /// fixtures.
+    /// Skip the fsync that makes each write durable: for throwaway fixtures.
+    ///
+    /// A killed process loses nothing. A power loss can lose the latest
+    /// commands; if the disk wrote them out of order the active segment may
+    /// come back with a hole, and the store then refuses to open until
+    /// `stratum repair` keeps every intact record.
     #[arg(long, global = true)]
     pub no_sync: bool,
 
@@ -119,9 +131,36 @@ pub struct GlobalArgs {
     )]
     pub lock_timeout: Duration,
 
-    /// Show no progress bars.
+    /// Print nothing on success but the command's data.
+    ///
+    /// No progress bars, notes or summaries on stderr; `compact`, `backup`,
+    /// `repair` and `verify` print nothing at all. Data still reaches stdout:
+    /// new ids, JSON (also a --json report), the dump. Errors are still one
+    /// line on stderr.
     #[arg(short = 'q', long, global = true)]
     pub quiet: bool,
+
+    /// When to use colour (bold table headers): auto uses it when stdout is
+    /// a terminal, `NO_COLOR` is unset or empty and `TERM` is not `dumb`.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = ColorChoice::Auto,
+        value_name = "WHEN",
+        global = true
+    )]
+    pub color: ColorChoice,
+}
+
+/// The values of `--color`, as in ripgrep and fd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when stdout is a terminal, unless `NO_COLOR` or `TERM=dumb`.
+    Auto,
+    /// Never colour.
+    Never,
+    /// Always colour, also into a pipe.
+    Always,
 }
 
 /// The subcommands.
@@ -144,12 +183,125 @@ pub enum Command {
     Stats(stats::StatsArgs),
     Load(load::LoadArgs),
     Apply(apply::ApplyArgs),
-    /// Copy the store to DEST, consistently and verified.
+    Diff(diff::DiffArgs),
     Backup(backup::BackupArgs),
-    /// Salvage a damaged store: keep every record that passes its CRC.
     Repair(repair::RepairArgs),
     Completions(generate::CompletionsArgs),
     Man(generate::ManArgs),
+}
+
+/// Commands that only read the store: their help leaves out the options
+/// that only matter to writes.
+const READ_COMMANDS: &[&str] = &["get", "list", "dump", "verify", "stats", "backup"];
+
+/// Commands that never open a store.
+const STORELESS_COMMANDS: &[&str] = &["completions", "man"];
+
+/// The command line as the binary parses it: [`Cli`]'s definition, with the
+/// global options hidden from each command's own option list (they are
+/// listed once, in `stratum --help`) and a line in each command's help that
+/// names the ones it uses. The man page and completions are generated from
+/// [`Cli::command`] itself, where nothing is hidden.
+pub fn command(color: clap::ColorChoice) -> clap::Command {
+    let mut cmd = Cli::command().color(color);
+    // Building copies the global options into every subcommand, so that
+    // they can be hidden there.
+    cmd.build();
+    let globals: Vec<clap::Arg> = cmd
+        .get_arguments()
+        .filter(|a| a.is_global_set())
+        .cloned()
+        .collect();
+    for sub in cmd.get_subcommands_mut() {
+        let name = sub.get_name().to_owned();
+        let storeless = STORELESS_COMMANDS.contains(&name.as_str());
+        let used: Vec<String> = globals
+            .iter()
+            .filter(|_| !storeless)
+            .filter(|a| {
+                !READ_COMMANDS.contains(&name.as_str())
+                    || !matches!(a.get_id().as_str(), "segment_size" | "no_sync")
+            })
+            .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+            .collect();
+        let mut after = sub
+            .get_after_help()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        if !used.is_empty() {
+            if !after.is_empty() {
+                after.push_str("\n\n");
+            }
+            after.push_str(&format!(
+                "Global options: {} (see 'stratum --help').",
+                used.join(", ")
+            ));
+        }
+        let taken = std::mem::replace(sub, clap::Command::new(""));
+        *sub = taken
+            .mut_args(|a| if a.is_global_set() { a.hide(true) } else { a })
+            .after_help(after);
+    }
+    cmd
+}
+
+/// Parses the process's arguments with [`command`].
+///
+/// # Errors
+/// Clap's error, which `src/exit.rs` prints as one line (or prints help and
+/// version as they are).
+pub fn parse() -> Result<Cli, clap::Error> {
+    let matches: ArgMatches = command(help_color()).try_get_matches()?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// The subcommand named in `args` (the process's arguments after the
+/// program name), for the hint of a usage error: the first argument that is
+/// a subcommand's name and not the value of a global option.
+pub fn subcommand_in(args: &[String]) -> Option<String> {
+    let cmd = Cli::command();
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-d" | "--dir" | "--segment-size" | "--lock-timeout" | "--color" => {
+                args.next();
+            }
+            "--" => return None,
+            name => {
+                if let Some(sub) = cmd.find_subcommand(name) {
+                    return Some(sub.get_name().to_owned());
+                }
+                if !name.starts_with('-') {
+                    return None;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `--color` as given on the command line, before parsing, so that help
+/// follows the same rule as tables ([`output::styled`]).
+fn help_color() -> clap::ColorChoice {
+    let mut args = std::env::args_os().skip(1);
+    let mut choice = clap::ColorChoice::Auto;
+    while let Some(a) = args.next() {
+        let value = match a.to_str() {
+            Some("--") => break,
+            Some("--color") => args.next(),
+            Some(s) if s.starts_with("--color=") => Some(s["--color=".len()..].into()),
+            _ => continue,
+        };
+        choice = match value.as_ref().and_then(|v| v.to_str()) {
+            Some("never") => clap::ColorChoice::Never,
+            Some("always") => clap::ColorChoice::Always,
+            _ => clap::ColorChoice::Auto,
+        };
+    }
+    match choice {
+        clap::ColorChoice::Auto if !output::env_allows_color() => clap::ColorChoice::Never,
+        other => other,
+    }
 }
 
 /// Runs the parsed command line.
@@ -158,6 +310,7 @@ pub enum Command {
 /// Whatever the command fails with; `src/exit.rs` turns it into an exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
+    output::set_color(g.color);
     match cli.command {
         Command::CreateDoc(args) => create_doc::run(g, args),
         Command::AddInput(args) => add_input::run(g, args),
@@ -173,6 +326,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => stats::run(g, args),
         Command::Load(args) => load::run(g, args),
         Command::Apply(args) => apply::run(g, args),
+        Command::Diff(args) => diff::run(g, args),
         Command::Backup(args) => backup::run(g, args),
         Command::Repair(args) => repair::run(g, args),
         Command::Completions(args) => generate::run_completions(args),
@@ -191,13 +345,17 @@ impl GlobalArgs {
         opts
     }
 
-    /// Opens the store and shows the recovery notices it produced.
+    /// Opens the store and shows the recovery notices it produced (unless
+    /// `--quiet`).
     ///
     /// # Errors
     /// As [`Store::open`].
     pub fn open(&self, mode: Mode) -> stratum::Result<Store> {
         let mut store = Store::open(self.options(), mode)?;
-        note_all(store.take_notices());
+        let notices = store.take_notices();
+        if !self.quiet {
+            note_all(notices);
+        }
         Ok(store)
     }
 
@@ -208,14 +366,9 @@ impl GlobalArgs {
     /// # Errors
     /// [`stratum::Error::NoStore`], or as [`Store::open`].
     pub fn open_existing(&self) -> stratum::Result<Store> {
-        let lock = self.dir.join(stratum::engine::format::LOCK_NAME);
-        match std::fs::symlink_metadata(&lock) {
-            Ok(_) => self.open(Mode::Write),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(stratum::Error::NoStore {
-                path: self.dir.clone(),
-            }),
-            Err(e) => Err(stratum::Error::io("stat", lock, e)),
-        }
+        let mut store = Store::open_existing(self.options())?;
+        note_all(store.take_notices());
+        Ok(store)
     }
 }
 
@@ -232,6 +385,16 @@ pub fn message(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "stratum: {msg}");
 }
 
+/// `--json` on a command whose output is JSON already (an id is a JSON
+/// number), so that a script can pass it to every command that prints
+/// something.
+#[derive(Debug, Args)]
+pub struct JsonAlready {
+    /// Accepted for scripts; the output is JSON already.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// A command line that clap accepted but that is still unusable (for
 /// example two inputs both read from stdin). Exit code 2, like clap's own
 /// usage errors.
@@ -245,6 +408,30 @@ impl fmt::Display for UsageError {
 }
 
 impl std::error::Error for UsageError {}
+
+/// A write command whose change is committed and durable, but whose report
+/// (the new ids) could not be written to stdout: full, closed or failing.
+/// Exit code 8, so that a retrying script can tell it from a write that did
+/// not happen (retrying it would make a duplicate).
+#[derive(Debug)]
+pub struct Unreported {
+    /// What was done, e.g. "document 7 was created".
+    pub done: String,
+    /// Why stdout failed.
+    pub source: std::io::Error,
+}
+
+impl fmt::Display for Unreported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} and is durable, but printing the result failed ({}); do not run the command again",
+            self.done, self.source
+        )
+    }
+}
+
+impl std::error::Error for Unreported {}
 
 /// `verify` found damage; the report has been printed. Exit code 6, like a
 /// corruption error from any other command.
@@ -303,8 +490,32 @@ fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
         .trim()
         .parse()
         .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if secs.is_nan() || secs < 0.0 {
+        return Err(format!("`{text}` is not 0 or more seconds"));
+    }
+    // A year is already longer than any lock is held; the limit only keeps
+    // the number a Duration.
     Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("`{text}` is not a usable timeout (0 or more seconds)"))
+        .ok()
+        .filter(|d| *d <= MAX_LOCK_TIMEOUT)
+        .ok_or_else(|| {
+            format!(
+                "`{text}` seconds is too long a wait (at most {})",
+                MAX_LOCK_TIMEOUT.as_secs()
+            )
+        })
+}
+
+/// Longest accepted `--lock-timeout`: a year.
+const MAX_LOCK_TIMEOUT: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Parses a document or node id: a whole number from 1.
+pub fn parse_id(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("0 is not an id: ids start at 1".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{text}` is not an id (a whole number from 1)")),
+    }
 }
 
 #[cfg(test)]
@@ -315,6 +526,8 @@ mod tests {
     #[test]
     fn verify_app() {
         Cli::command().debug_assert();
+        // The command line as parsed, with the global options hidden.
+        command(clap::ColorChoice::Never).debug_assert();
     }
 
     #[test]
@@ -348,5 +561,35 @@ mod tests {
         assert!(parse_lock_timeout("inf").is_err());
         assert!(parse_lock_timeout("1e300").is_err());
         assert!(parse_lock_timeout("soon").is_err());
+        let long = parse_lock_timeout("1e30").unwrap_err();
+        assert!(long.contains("too long"), "{long}");
+    }
+
+    #[test]
+    fn ids_start_at_one() {
+        assert_eq!(parse_id("7"), Ok(7));
+        assert!(parse_id("0").unwrap_err().contains("start at 1"));
+        assert!(parse_id("-1").unwrap_err().contains("not an id"));
+        assert!(parse_id("x").is_err());
+    }
+
+    #[test]
+    fn command_help_names_only_the_globals_it_uses() {
+        let mut cmd = command(clap::ColorChoice::Never);
+        let get = cmd.find_subcommand_mut("get").unwrap();
+        let help = get.render_help().to_string();
+        assert!(
+            !help.contains("--no-sync") && !help.contains("--segment-size <"),
+            "{help}"
+        );
+        assert!(
+            help.contains("Global options: --dir, --lock-timeout, --quiet, --color"),
+            "{help}"
+        );
+        let load = cmd.find_subcommand_mut("load").unwrap();
+        let help = load.render_help().to_string();
+        assert!(help.contains("--no-sync, --lock-timeout"), "{help}");
+        let man = cmd.find_subcommand_mut("man").unwrap();
+        assert!(!man.render_help().to_string().contains("Global options"));
     }
 }

@@ -17,6 +17,7 @@ use comfy_table::{
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::cli::{ColorChoice, Unreported};
 use stratum::{Error, Progress};
 
 /// Name used for stdout in error messages.
@@ -40,17 +41,23 @@ pub fn write_err(e: io::Error) -> Error {
     Error::io("write", STDOUT, e)
 }
 
-/// Writes `text` and a newline, then flushes: for commands printing one
-/// short answer.
+/// Prints the report of a write that is already durable: `write` fills
+/// stdout, and any failure, a closed stdout included, becomes
+/// [`Unreported`] saying `done` (exit 8), never "nothing happened".
 ///
 /// # Errors
-/// The write error, as a library error.
-pub fn print_line(text: &str) -> Result<(), Error> {
+/// [`Unreported`].
+pub fn report_write(
+    done: impl FnOnce() -> String,
+    write: impl FnOnce(&mut Out) -> io::Result<()>,
+) -> Result<(), Unreported> {
     let mut out = stdout();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.write_all(b"\n"))
+    write(&mut out)
         .and_then(|()| out.flush())
-        .map_err(write_err)
+        .map_err(|source| Unreported {
+            done: done(),
+            source,
+        })
 }
 
 /// Writes `value` as one line of JSON.
@@ -62,10 +69,74 @@ pub fn write_json_line<T: serde::Serialize>(out: &mut impl Write, value: &T) -> 
     out.write_all(b"\n")
 }
 
-/// Whether styling (bold headers) may be used: stdout is a terminal and
-/// `NO_COLOR` is unset or empty (<https://no-color.org>).
+/// `--color`, set once by `cli::run` before any command writes.
+static COLOR: std::sync::OnceLock<ColorChoice> = std::sync::OnceLock::new();
+
+/// Records the `--color` choice for [`styled`].
+pub fn set_color(choice: ColorChoice) {
+    let _ = COLOR.set(choice);
+}
+
+/// Whether styling (bold headers) may be used. `--color=always` and
+/// `never` decide; `auto` (the default) styles when stdout is a terminal,
+/// `NO_COLOR` is unset or empty (<https://no-color.org>) and `TERM` names a
+/// terminal other than `dumb`, as ripgrep and fd do.
 pub fn styled() -> bool {
-    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    match COLOR.get().copied().unwrap_or(ColorChoice::Auto) {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => io::stdout().is_terminal() && env_allows_color(),
+    }
+}
+
+/// The environment's half of `--color=auto`: `NO_COLOR` unset or empty, and
+/// `TERM` set to something other than `dumb`. (Help and usage text follow
+/// the same rule; clap's own would also colour a dumb terminal when `CI`
+/// is set.)
+pub fn env_allows_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_some_and(|t| !t.is_empty() && t != "dumb")
+}
+
+/// The garbage figure as `stats` and `compact` both show it: "28K of 40K,
+/// ratio 0.700".
+pub fn garbage_text(garbage: u64, total: u64, ratio: f64) -> String {
+    format!(
+        "{} of {}, ratio {ratio:.3}",
+        human_size(garbage),
+        human_size(total)
+    )
+}
+
+/// A byte count for people, as `du -h` and `ls -lh` print it: plain below
+/// 1024, else one decimal below 10 and none above, in binary K, M, G, T, P
+/// units, rounded up so that a size is never shown smaller than it is.
+/// JSON output keeps exact bytes.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
+    if bytes < 1024 {
+        return bytes.to_string();
+    }
+    let mut unit = 0;
+    let mut scale: u128 = 1024;
+    while u128::from(bytes) >= scale * 1024 && unit + 1 < UNITS.len() {
+        scale *= 1024;
+        unit += 1;
+    }
+    let b = u128::from(bytes);
+    // Tenths, rounded up; at 10 and above whole units, rounded up.
+    let tenths = (b * 10).div_ceil(scale);
+    let (text, carried) = if tenths < 100 {
+        (format!("{}.{}", tenths / 10, tenths % 10), false)
+    } else {
+        let whole = b.div_ceil(scale);
+        (whole.to_string(), whole >= 1024)
+    };
+    if carried && unit + 1 < UNITS.len() {
+        // 1023.9K rounds up to 1.0M.
+        return format!("1.0{}", UNITS[unit + 1]);
+    }
+    format!("{text}{}", UNITS[unit])
 }
 
 fn style() -> TableStyle {
@@ -134,9 +205,11 @@ impl LongTable {
         }
     }
 
-    /// Adds a row (one string per column).
+    /// Adds a row (one string per column); control characters in a cell
+    /// are escaped ([`escape_controls`]).
     pub fn push(&mut self, row: Vec<String>) {
-        self.rows.push(row);
+        self.rows
+            .push(row.iter().map(|c| escape_controls(c)).collect());
     }
 
     /// Column widths: the widest cell of each column, narrowed (widest
@@ -259,9 +332,34 @@ fn terminal_width() -> Option<u16> {
         })
 }
 
+/// `text` with every character that a terminal would act on instead of
+/// showing (C0 and C1 controls, DEL, bidirectional overrides) written as an
+/// escape, so that a stored category cannot retitle the window, clear the
+/// screen or forge table rows.
+pub fn escape_controls(text: &str) -> String {
+    let acts =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(acts) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if acts(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `text` cut to at most `max` characters, ending in an ellipsis when cut
-/// ("…" on a terminal, "..." otherwise so that plain output stays ASCII).
+/// ("…" on a terminal, "..." otherwise so that plain output stays ASCII);
+/// control characters are escaped first ([`escape_controls`]).
 pub fn shorten(text: &str, max: usize) -> String {
+    let text = &escape_controls(text);
     if text.chars().count() <= max {
         return text.to_owned();
     }
@@ -281,20 +379,9 @@ pub fn shorten(text: &str, max: usize) -> String {
 pub fn body_preview(body: &[u8], max: usize) -> String {
     match std::str::from_utf8(body) {
         Ok(s) => {
-            let mut flat = String::with_capacity(s.len().min(max * 4));
-            for c in s.chars() {
-                if flat.len() > max * 4 {
-                    break;
-                }
-                match c {
-                    '\n' => flat.push_str("\\n"),
-                    '\r' => flat.push_str("\\r"),
-                    '\t' => flat.push_str("\\t"),
-                    c if c.is_control() => flat.extend(c.escape_unicode()),
-                    c => flat.push(c),
-                }
-            }
-            shorten(&flat, max)
+            // Escaping past what can be shown would only cost time.
+            let end = s.char_indices().nth(max * 4).map_or(s.len(), |(i, _)| i);
+            shorten(&s[..end], max)
         }
         Err(_) => format!("({} bytes, not UTF-8; see `get --body`)", body.len()),
     }
@@ -368,8 +455,32 @@ mod tests {
     }
 
     #[test]
+    fn sizes_read_like_du_h() {
+        let cases = [
+            (0, "0"),
+            (1023, "1023"),
+            (1024, "1.0K"),
+            (1025, "1.1K"),
+            (1536, "1.5K"),
+            (10 * 1024 - 1, "10K"),
+            (10 * 1024, "10K"),
+            (10 * 1024 + 1, "11K"),
+            (1024 * 1024 - 1, "1.0M"),
+            (1024 * 1024, "1.0M"),
+            (64 << 20, "64M"),
+            (3 << 30, "3.0G"),
+            (u64::MAX, "16E"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(human_size(n), want, "{n}");
+        }
+    }
+
+    #[test]
     fn previews_escape_control_characters() {
         assert_eq!(body_preview(b"a\nb\tc", 40), "a\\nb\\tc");
+        assert_eq!(shorten("t\x1b]0;x\x07\r", 40), "t\\u{1b}]0;x\\u{7}\\r");
+        assert_eq!(escape_controls("a\u{202e}b\u{85}"), "a\\u{202e}b\\u{85}");
         assert_eq!(
             body_preview(&[0xff, 0], 40),
             "(2 bytes, not UTF-8; see `get --body`)"

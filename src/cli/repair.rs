@@ -1,8 +1,9 @@
 //! `stratum repair`: salvage a damaged store in place.
 
 use clap::Args;
+use serde::Serialize;
 
-use crate::cli::{GlobalArgs, message, output};
+use crate::cli::{GlobalArgs, output, summary};
 use stratum::engine::{self, QUARANTINE_DIR};
 
 /// Salvage a damaged store: keep every record that passes its CRC.
@@ -10,33 +11,68 @@ use stratum::engine::{self, QUARANTINE_DIR};
 /// Each damaged segment is rewritten with the records that pass their CRC;
 /// the damaged original is moved to quarantine/ inside the data directory
 /// (never deleted); then the store is compacted, so that it verifies. Damage
-/// costs the records it hit and, for a batch cut by it, the rest of that
-/// batch. On a store without damage it only compacts. Run `stratum dump
-/// --salvage` first to see what can be read.
+/// costs the records it hit; the intact records of a batch it cut are
+/// kept (a batch with no commit at the end of a file, never acknowledged,
+/// is left out and counted). On a store without damage it only compacts.
+/// Run `stratum dump --salvage` first to see what can be read. Says what it
+/// did on stderr; --quiet prints nothing on success.
+///
+/// The JSON form (--json, on stdout) is one object:
+///   {"quarantined": ["file", …], "records_kept", "damaged_bytes",
+///    "uncommitted_records", "compacted"}
+/// "quarantined" lists the damaged files moved to quarantine/ (empty when
+/// there was no damage).
 #[derive(Debug, Args)]
-#[command(after_help = "\
+#[command(
+    verbatim_doc_comment,
+    about = "Salvage a damaged store: keep every record that passes its CRC",
+    after_help = "\
 Examples:
-  stratum verify || stratum repair
-  stratum dump --salvage > before-repair.jsonl && stratum repair && stratum verify")]
-pub struct RepairArgs {}
+  stratum verify --quiet || stratum repair
+  stratum dump --salvage > before-repair.jsonl && stratum repair && stratum verify
+  stratum repair --json | jq -r '.quarantined[]'"
+)]
+pub struct RepairArgs {
+    /// Report as one JSON object on stdout instead of a line on stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--json` report.
+#[derive(Serialize)]
+struct Report<'a> {
+    quarantined: &'a [String],
+    records_kept: u64,
+    damaged_bytes: u64,
+    uncommitted_records: u64,
+    compacted: bool,
+}
 
 /// Runs `repair`.
 ///
 /// # Errors
 /// No store, lock timeout, I/O.
-pub fn run(g: &GlobalArgs, _args: RepairArgs) -> anyhow::Result<()> {
+pub fn run(g: &GlobalArgs, args: RepairArgs) -> anyhow::Result<()> {
     let bar = output::Bar::new(g.quiet, "repair", Some(0));
     let report = engine::repair(&g.options(), &mut |p| bar.update(p))?;
     bar.finish();
-    if report.quarantined.is_empty() {
-        message("no damage found; the store was compacted");
+    let human = if report.quarantined.is_empty() {
+        "no damage found; the store was compacted".to_owned()
     } else {
-        message(&format!(
-            "repaired: moved {} to {QUARANTINE_DIR}/, kept {} records, lost {} damaged bytes; the store was compacted",
+        format!(
+            "repaired: moved {} to {QUARANTINE_DIR}/, kept {} records, lost {} of damaged data{}; the store was compacted",
             report.quarantined.join(", "),
             report.records_kept,
-            report.damaged_bytes
-        ));
-    }
-    Ok(())
+            output::human_size(report.damaged_bytes),
+            crate::cli::dump::uncommitted_note(report.uncommitted_records)
+        )
+    };
+    let json = Report {
+        quarantined: &report.quarantined,
+        records_kept: report.records_kept,
+        damaged_bytes: report.damaged_bytes,
+        uncommitted_records: report.uncommitted_records,
+        compacted: true,
+    };
+    summary::report(g, args.json, &json, &human)
 }

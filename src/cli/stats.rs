@@ -2,7 +2,9 @@
 
 use std::io::Write;
 
-use clap::Args;
+use std::collections::BTreeMap;
+
+use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, output};
@@ -19,6 +21,11 @@ use stratum::engine::Stats;
 ///    "last_compaction": null or {"first_segment", "segments"}}
 /// Segments are listed oldest first, active.seg last. "last_compaction" is
 /// the newest compaction's output still on disk, null if there is none.
+/// Sizes are in bytes (the tables show them as `du -h` does).
+///
+/// --by category counts documents, inputs and outputs per category instead,
+/// one row (or with --json one line) per category, in category order; the
+/// documents without a category come first, as category null.
 #[derive(Debug, Args)]
 #[command(
     verbatim_doc_comment,
@@ -26,12 +33,38 @@ use stratum::engine::Stats;
     after_help = "\
 Examples:
   stratum stats
-  stratum stats --json | jq '.garbage_ratio'"
+  stratum stats --json | jq '.garbage_ratio'
+  stratum stats --by category"
 )]
 pub struct StatsArgs {
     /// One JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Count documents, inputs and outputs per value of this field.
+    #[arg(long, value_enum, value_name = "FIELD")]
+    pub by: Option<By>,
+}
+
+/// What `stats --by` groups by.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum By {
+    /// The document's category.
+    Category,
+}
+
+/// One group of `stats --by`.
+#[derive(Default, Serialize)]
+struct Group {
+    documents: u64,
+    inputs: u64,
+    outputs: u64,
+}
+
+#[derive(Serialize)]
+struct GroupJson<'a> {
+    category: Option<&'a str>,
+    #[serde(flatten)]
+    counts: &'a Group,
 }
 
 #[derive(Serialize)]
@@ -70,6 +103,20 @@ struct CompactionJson<'a> {
 /// No store, lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: StatsArgs) -> anyhow::Result<()> {
     let store = g.open(Mode::Read)?;
+    if let Some(By::Category) = args.by {
+        // One entry per category: memory follows the number of categories,
+        // not of documents.
+        let mut groups: BTreeMap<Option<String>, Group> = BTreeMap::new();
+        store.list(&mut |s| {
+            let g = groups.entry(s.category).or_default();
+            g.documents += 1;
+            g.inputs += s.inputs;
+            g.outputs += s.outputs;
+            Ok(())
+        })?;
+        drop(store);
+        return write_groups(&groups, args.json);
+    }
     let s = store.stats()?;
     drop(store);
     let mut out = output::stdout();
@@ -118,14 +165,18 @@ fn write_tables(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
         Some((first, 1)) => format!("wrote {first}"),
         Some((first, n)) => format!("wrote {n} segments from {first}"),
     };
+    let garbage = s.total_bytes.saturating_sub(s.live_bytes);
     let rows: [(&str, String); 11] = [
         ("documents", s.documents.to_string()),
         ("inputs", s.inputs.to_string()),
         ("outputs", s.outputs.to_string()),
         ("tombstones", s.tombstones.to_string()),
-        ("total bytes", s.total_bytes.to_string()),
-        ("live bytes", s.live_bytes.to_string()),
-        ("garbage ratio", format!("{:.3}", s.garbage_ratio)),
+        ("total size", output::human_size(s.total_bytes)),
+        ("live size", output::human_size(s.live_bytes)),
+        (
+            "garbage",
+            output::garbage_text(garbage, s.total_bytes, s.garbage_ratio),
+        ),
         ("last sequence", s.last_seq.to_string()),
         ("highest doc id", s.doc_id_high_water.to_string()),
         ("format version", s.format_version.to_string()),
@@ -135,15 +186,42 @@ fn write_tables(out: &mut impl Write, s: &Stats) -> std::io::Result<()> {
         summary.add_row(vec![k.to_owned(), v]);
     }
     output::write_table(out, &summary)?;
-    let mut segs = output::table(&["segment", "bytes", "live bytes", "dead bytes"]);
+    let mut segs = output::table(&["segment", "size", "live", "dead"]);
     output::align_right(&mut segs, &[1, 2, 3]);
     for seg in &s.segments {
         segs.add_row(vec![
             seg.name.clone(),
-            seg.bytes.to_string(),
-            seg.live_bytes.to_string(),
-            seg.dead_bytes.to_string(),
+            output::human_size(seg.bytes),
+            output::human_size(seg.live_bytes),
+            output::human_size(seg.dead_bytes),
         ]);
     }
     output::write_table(out, &segs)
+}
+
+fn write_groups(groups: &BTreeMap<Option<String>, Group>, json: bool) -> anyhow::Result<()> {
+    let mut out = output::stdout();
+    if json {
+        for (category, counts) in groups {
+            let line = GroupJson {
+                category: category.as_deref(),
+                counts,
+            };
+            output::write_json_line(&mut out, &line).map_err(output::write_err)?;
+        }
+    } else {
+        let mut t = output::table(&["category", "documents", "inputs", "outputs"]);
+        output::align_right(&mut t, &[1, 2, 3]);
+        for (category, g) in groups {
+            t.add_row(vec![
+                category.clone().unwrap_or_else(|| "-".to_owned()),
+                g.documents.to_string(),
+                g.inputs.to_string(),
+                g.outputs.to_string(),
+            ]);
+        }
+        output::write_table(&mut out, &t).map_err(output::write_err)?;
+    }
+    out.flush().map_err(output::write_err)?;
+    Ok(())
 }

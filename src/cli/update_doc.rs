@@ -5,26 +5,30 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::{GlobalArgs, UsageError, input};
+use crate::cli::{GlobalArgs, UsageError, input, parse_id};
 use stratum::{DocId, DocPatch};
 
 /// Replace a document's body, category or version; keep the rest.
 ///
 /// Give at least one of BODY (`-` reads stdin), --file, --category or
-/// --version; with none of them the command is a usage error (exit 2) and
+/// --doc-version; with none of them the command is a usage error (exit 2) and
 /// nothing is written. The chain of inputs is kept. Prints nothing.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
-  stratum update-doc 1 --version v2
-  stratum update-doc 1 --file problem-v2.html --version v2
+  stratum update-doc 1 --doc-version v2
+  stratum update-doc 1 --file problem-v2.html --doc-version v2
   sed 's/easy/hard/' problem.html | stratum update-doc 1 - --category hard")]
 pub struct UpdateDocArgs {
     /// The document id.
-    #[arg(value_name = "DOC", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(value_name = "DOC", value_parser = parse_id)]
     pub doc: u64,
     /// The new body; `-` reads it from stdin.
-    #[arg(value_name = "BODY|-", conflicts_with = "file")]
+    #[arg(
+        value_name = "BODY|-",
+        conflicts_with = "file",
+        allow_hyphen_values = true
+    )]
     pub body: Option<OsString>,
     /// Read the new body from this file.
     #[arg(long, value_name = "PATH")]
@@ -32,8 +36,9 @@ pub struct UpdateDocArgs {
     /// The new category.
     #[arg(long, value_name = "C")]
     pub category: Option<String>,
-    /// The new version.
-    #[arg(long, value_name = "V")]
+    /// The new version (a label of yours; `-V/--version` is the
+    /// program's).
+    #[arg(long = "doc-version", alias = "version", value_name = "V")]
     pub version: Option<String>,
 }
 
@@ -48,7 +53,8 @@ pub fn run(g: &GlobalArgs, args: UpdateDocArgs) -> anyhow::Result<()> {
         && args.version.is_none()
     {
         return Err(UsageError(
-            "update-doc needs at least one of BODY (or `-`), --file, --category, --version".into(),
+            "update-doc needs at least one of BODY (or `-`), --file, --category, --doc-version"
+                .into(),
         )
         .into());
     }

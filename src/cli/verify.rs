@@ -15,6 +15,8 @@ use stratum::engine::{self, ProblemKind, VerifyReport};
 /// each problem with its file and byte offset. Works on damaged stores and
 /// changes nothing. Exits 6 when anything is damaged; notices (a torn tail,
 /// a leftover temporary file: the next write cleans them up) do not count.
+/// With --quiet it prints nothing: the exit status and, on damage, the one
+/// error line say it all.
 ///
 /// The JSON form (--json) is one object:
 ///   {"ok", "files": [{"name", "bytes", "records", "ok"}],
@@ -82,7 +84,7 @@ pub fn run(g: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<()> {
     let mut out = output::stdout();
     if args.json {
         output::write_json_line(&mut out, &to_json(&report)).map_err(output::write_err)?;
-    } else {
+    } else if !g.quiet {
         write_tables(&mut out, &report).map_err(output::write_err)?;
     }
     out.flush().map_err(output::write_err)?;
@@ -147,12 +149,12 @@ fn to_json(r: &VerifyReport) -> ReportJson<'_> {
 }
 
 fn write_tables(out: &mut impl Write, r: &VerifyReport) -> std::io::Result<()> {
-    let mut files = output::table(&["file", "bytes", "records", "status"]);
+    let mut files = output::table(&["file", "size", "records", "status"]);
     output::align_right(&mut files, &[1, 2]);
     for f in &r.files {
         files.add_row(vec![
             f.name.clone(),
-            f.bytes.to_string(),
+            output::human_size(f.bytes),
             f.records.to_string(),
             if f.ok { "ok" } else { "DAMAGED" }.to_owned(),
         ]);
@@ -176,11 +178,11 @@ fn write_tables(out: &mut impl Write, r: &VerifyReport) -> std::io::Result<()> {
         .count();
     writeln!(
         out,
-        "{}: {} files, {} records, {} bytes checked, {} problem{} found",
+        "{}: {} files, {} records, {} checked, {} problem{} found",
         if r.is_ok() { "ok" } else { "DAMAGED" },
         r.files.len(),
         r.records,
-        r.bytes,
+        output::human_size(r.bytes),
         damaged,
         if damaged == 1 { "" } else { "s" },
     )

@@ -2,14 +2,24 @@
 //! own.
 //!
 //! It runs under the shared lock, so readers keep working and no writer can
-//! change anything meanwhile. Sealed segments and their indexes are never
-//! modified in place, so they are hard-linked when the destination is on the
-//! same file system and copied otherwise. `active.seg` is copied only up to
-//! the end of its last committed record, so a torn tail or an uncommitted
-//! batch never reaches the backup. Every file is fsynced, then the
-//! destination directory, then the backup is verified.
+//! change anything meanwhile. Every file is copied byte for byte, so the copy
+//! shares no blocks with the source and survives a media error in it; with
+//! `link`, sealed segments and their indexes (never modified in place) are
+//! hard-linked instead where the file system allows, which is fast but no
+//! protection against damage to those files. `active.seg` is copied only up
+//! to the end of its last committed record, so a torn tail or an uncommitted
+//! batch never reaches the backup.
+//!
+//! The copy is built in a hidden sibling directory (`.NAME.stratum-tmp`),
+//! every file and that directory fsynced, then verified, and only then
+//! renamed to the destination (and the parent directory fsynced). A backup
+//! that fails for any reason (damage in the source, a full disk) removes what
+//! it built and leaves the destination as it found it, so a retry starts
+//! clean; one that is killed leaves only the hidden directory, which the next
+//! backup to the same destination removes.
 
-use std::path::Path;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 
 use crate::engine::format::{self, ACTIVE_NAME, LOCK_NAME, TMP_SUFFIX};
 use crate::engine::store::{Options, Progress, Store};
@@ -29,21 +39,21 @@ pub struct BackupReport {
 }
 
 /// Copies the open store to `dest`, which must not exist or be empty.
+/// `link` hard-links sealed files instead of copying them where possible.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] when `dest` is not empty, [`Error::Io`], and
-/// [`Error::Corrupt`] when the finished backup does not verify.
+/// [`Error::Corrupt`] when the finished backup does not verify. On any error
+/// `dest` is left as it was.
 pub fn backup(
     store: &Store,
     dest: &Path,
+    link: bool,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<BackupReport> {
     let vfs = &*store.opts.vfs;
     match vfs.kind(dest).map_err(|e| Error::io("stat", dest, e))? {
-        None => {
-            vfs.create_dir_all(dest)
-                .map_err(|e| Error::io("create directory", dest, e))?;
-        }
+        None => {}
         Some(EntryKind::Dir) => {
             let entries = vfs.read_dir(dest).map_err(|e| Error::io("list", dest, e))?;
             if !entries.is_empty() {
@@ -60,6 +70,96 @@ pub fn backup(
             )));
         }
     }
+    let (parent, name) = match (dest.parent(), dest.file_name()) {
+        (Some(p), Some(n)) => (
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            },
+            n,
+        ),
+        _ => {
+            return Err(Error::invalid(format!(
+                "backup destination {} has no name of its own",
+                dest.display()
+            )));
+        }
+    };
+    vfs.create_dir_all(parent)
+        .map_err(|e| Error::io("create directory", parent, e))?;
+    let tmp = building_dir(parent, name);
+    if vfs
+        .kind(&tmp)
+        .map_err(|e| Error::io("stat", &tmp, e))?
+        .is_some()
+    {
+        // Left by a backup that was killed.
+        remove_build(vfs, &tmp)?;
+    }
+    vfs.create_dir_all(&tmp)
+        .map_err(|e| Error::io("create directory", &tmp, e))?;
+    let built = build(store, &tmp, link, progress).and_then(|report| {
+        vfs.rename(&tmp, dest)
+            .map_err(|e| Error::io("rename", dest, e))?;
+        vfs.sync_dir(parent)
+            .map_err(|e| Error::io("fsync", parent, e))?;
+        Ok(report)
+    });
+    if built.is_err() {
+        // What failed is the error to report; a cleanup that fails too
+        // leaves the hidden directory for the next backup to remove.
+        let _ = remove_build(vfs, &tmp);
+    }
+    built
+}
+
+/// The hidden sibling a backup to `parent/name` is built in.
+fn building_dir(parent: &Path, name: &OsStr) -> PathBuf {
+    let mut hidden = std::ffi::OsString::from(".");
+    hidden.push(name);
+    hidden.push(TMP_SUFFIX);
+    parent.join(hidden)
+}
+
+/// Removes a backup under construction: only names a backup writes, so a
+/// directory that happens to have the name but holds anything else is
+/// refused rather than emptied.
+fn remove_build(vfs: &dyn Vfs, tmp: &Path) -> Result<()> {
+    let entries = vfs.read_dir(tmp).map_err(|e| Error::io("list", tmp, e))?;
+    for (name, kind) in &entries {
+        let ours = name.to_str().is_some_and(|n| {
+            n == LOCK_NAME
+                || n == ACTIVE_NAME
+                || n == format::MANIFEST_NAME
+                || n.ends_with(TMP_SUFFIX)
+                || format::parse_segment_name(n).is_some()
+        });
+        if !ours || *kind != EntryKind::File {
+            return Err(Error::invalid(format!(
+                "{} holds {}, which no backup writes; remove it by hand",
+                tmp.display(),
+                Path::new(name).display()
+            )));
+        }
+    }
+    for (name, _) in entries {
+        let p = tmp.join(name);
+        vfs.remove_file(&p)
+            .map_err(|e| Error::io("remove", &p, e))?;
+    }
+    vfs.remove_dir(tmp)
+        .map_err(|e| Error::io("remove directory", tmp, e))
+}
+
+/// Writes the whole backup into `tmp`, fsyncs it and verifies it.
+fn build(
+    store: &Store,
+    tmp: &Path,
+    link: bool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<BackupReport> {
+    let vfs = &*store.opts.vfs;
     let total = store.total_bytes();
     let mut report = BackupReport::default();
     let mut done = 0u64;
@@ -74,8 +174,8 @@ pub fn backup(
                 // A missing index is rebuilt by the backup's first write.
                 continue;
             }
-            let to = dest.join(&name);
-            if vfs.hard_link(&from, &to).is_ok() {
+            let to = tmp.join(&name);
+            if link && vfs.hard_link(&from, &to).is_ok() {
                 report.linked += 1;
             } else {
                 let file = vfs
@@ -85,7 +185,7 @@ pub fn backup(
                     Some(n) => n,
                     None => file.len().map_err(|e| Error::io("stat", &from, e))?,
                 };
-                copy(vfs, &*file, &from, dest, &name, n)?;
+                copy(vfs, &*file, &from, tmp, &name, n)?;
                 report.copied += 1;
             }
             report.bytes += len.unwrap_or(0);
@@ -98,7 +198,7 @@ pub fn backup(
             vfs,
             file,
             &store.active.path,
-            dest,
+            tmp,
             ACTIVE_NAME,
             store.active.flushed,
         )?;
@@ -107,19 +207,14 @@ pub fn backup(
     }
     // A format-2 store's backup is the same store: same id, same members.
     if let Some(m) = &store.manifest {
-        crate::engine::manifest::write(vfs, dest, m)?;
+        crate::engine::manifest::write(vfs, tmp, m)?;
     }
-    let lock = dest.join(LOCK_NAME);
+    let lock = tmp.join(LOCK_NAME);
     vfs.create_new(&lock)
         .map_err(|e| Error::io("create", &lock, e))?;
-    vfs.sync_dir(dest)
-        .map_err(|e| Error::io("fsync", dest, e))?;
-    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
-        vfs.sync_dir(parent)
-            .map_err(|e| Error::io("fsync", parent, e))?;
-    }
+    vfs.sync_dir(tmp).map_err(|e| Error::io("fsync", tmp, e))?;
     progress(Progress { done: total, total });
-    let mut opts = Options::new(dest);
+    let mut opts = Options::new(tmp);
     opts.vfs = store.opts.vfs.clone();
     let check = verify::verify(&opts, &mut |_| {})?;
     if let Some(p) = check
@@ -128,9 +223,12 @@ pub fn backup(
         .find(|p| p.kind == verify::ProblemKind::Damage)
     {
         return Err(Error::corrupt(
-            dest.join(&p.file),
+            store.opts.dir.join(&p.file),
             p.offset.unwrap_or(0),
-            format!("backup does not verify: {}", p.message),
+            format!(
+                "the backup does not verify, nothing was kept: {}",
+                p.message
+            ),
         ));
     }
     Ok(report)

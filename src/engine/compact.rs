@@ -1,13 +1,19 @@
 //! Compaction (and the whole-store accounting `stats` and `--dry-run` use).
 //!
 //! # Protocol (see docs/FORMAT.md §Compaction)
-//! 1. Seal `active.seg` so every record is in a sealed, indexed segment.
-//! 2. Check free space against the live bytes.
-//! 3. Stream a merge of all segment indexes in document order; write each
-//!    live document (its newest record, its live nodes with their newest
-//!    outputs folded in) to `seg_M.seg.stratum-tmp`, `seg_M+1…`, with fresh
-//!    sequence numbers. Tombstones and dead versions are not copied. Every
-//!    output carries the store's document-id high-water mark.
+//! 1. Check free space against the live bytes.
+//! 2. Stream a merge of all segment indexes (the active segment's in-memory
+//!    one included) in document order; write each live document (its newest
+//!    record, its live nodes with their newest outputs folded in) to
+//!    `seg_M.seg.stratum-tmp`, `seg_M+1…`, with fresh sequence numbers.
+//!    Tombstones and dead versions are not copied. Every output carries the
+//!    store's document-id high-water mark. Nothing visible has changed yet:
+//!    a compaction refused here (a damaged record, a full disk, a directory
+//!    it may not write) removes its temporary files and leaves the store as
+//!    it was.
+//! 3. Seal `active.seg`, so every old record is in a sealed segment that the
+//!    new generation supersedes (its number, and the sequence number of its
+//!    footer, were set aside below the outputs' at step 2).
 //! 4. Stamp each output's header with the generation (base M, count K),
 //!    fsync each, rename each into place, write their indexes, fsync the
 //!    directory: the commit point. A generation counts only when all K
@@ -131,9 +137,11 @@ impl Store {
     pub fn compact(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<CompactReport> {
         let bytes_before = self.file_bytes();
         let segments_before = self.sealed.len() + 1;
-        // The space check comes first: a compaction that cannot finish
-        // changes nothing, not even by sealing (the plan counts the active
-        // segment's records as well).
+        // Sealed only once every output is written (see the module docs), so
+        // a compaction that fails changes nothing; the seal footer's
+        // sequence number and the number of the empty active segment that
+        // follows the seal are set aside.
+        let seal_later = self.active.records > 0;
         let plan = self.compact_plan()?;
         // Live records plus their index (48 bytes per record of at least 36)
         // plus slack.
@@ -150,15 +158,12 @@ impl Store {
                 available,
             });
         }
-        if self.active.records > 0 {
-            self.seal()?;
-        }
-        let base = self.next_segment_number();
+        let base = self.next_segment_number() + u64::from(seal_later);
         let mut out = Outputs {
             base,
             done: Vec::new(),
             cur: None,
-            seq: self.next_seq,
+            seq: self.next_seq + u64::from(seal_later),
         };
         let total = plan.live_bytes.max(1);
         let mut written = 0u64;
@@ -188,7 +193,7 @@ impl Store {
             out.ensure(self)?;
             out.close_current(self)
         });
-        if let Err(e) = result {
+        if let Err(e) = result.and_then(|()| if seal_later { self.seal() } else { Ok(()) }) {
             out.discard(self);
             return Err(e);
         }

@@ -23,8 +23,20 @@ pub(crate) fn acquire(
     exclusive: bool,
     timeout: Duration,
 ) -> Result<Box<dyn LockGuard>> {
+    acquire_with(vfs, path, exclusive, false, timeout)
+}
+
+/// As [`acquire`]; `create` makes the lock file when it is missing, which
+/// only the creation of a new store may do.
+pub(crate) fn acquire_with(
+    vfs: &dyn Vfs,
+    path: &Path,
+    exclusive: bool,
+    create: bool,
+    timeout: Duration,
+) -> Result<Box<dyn LockGuard>> {
     let start = Instant::now();
-    vfs.lock(path, exclusive, exclusive, timeout)
+    vfs.lock(path, exclusive, create, timeout)
         .map_err(|e| Error::io("lock", path, e))?
         .ok_or_else(|| Error::LockTimeout {
             path: path.to_path_buf(),
@@ -49,9 +61,47 @@ pub(crate) fn acquire_existing(
         .map_err(|e| Error::io("stat", &path, e))?
         .is_none()
     {
-        return Err(Error::NoStore {
+        return Err(without_lock(vfs, dir)?);
+    }
+    acquire(vfs, &path, exclusive, timeout).map_err(|e| vanished(e, vfs, dir))
+}
+
+/// The error for a directory without `LOCK`: [`Error::LockMissing`] when it
+/// holds a store's files (the lock was deleted), else [`Error::NoStore`].
+///
+/// # Errors
+/// [`Error::Io`] or [`Error::Corrupt`] from listing the directory.
+pub(crate) fn without_lock(vfs: &dyn Vfs, dir: &Path) -> Result<Error> {
+    if vfs
+        .kind(dir)
+        .map_err(|e| Error::io("stat", dir, e))?
+        .is_none()
+    {
+        return Ok(Error::NoStore {
             path: dir.to_path_buf(),
         });
     }
-    acquire(vfs, &path, exclusive, timeout)
+    let l = crate::engine::replay::list_dir(vfs, dir)?;
+    Ok(
+        if l.active || !l.segments.is_empty() || !l.indexes.is_empty() {
+            Error::LockMissing {
+                path: dir.to_path_buf(),
+            }
+        } else {
+            Error::NoStore {
+                path: dir.to_path_buf(),
+            }
+        },
+    )
+}
+
+/// A lock file that disappeared between the check and the open (or while
+/// waiting) is a missing lock, not an I/O error.
+pub(crate) fn vanished(e: Error, vfs: &dyn Vfs, dir: &Path) -> Error {
+    match &e {
+        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            without_lock(vfs, dir).unwrap_or(e)
+        }
+        _ => e,
+    }
 }

@@ -2,9 +2,13 @@
 //!
 //! Both scan every segment with resynchronisation: after a record that fails
 //! its check, the scan moves forward a byte at a time to the next record
-//! that passes its CRC, so everything undamaged is found. Records of a batch
-//! whose commit is missing or interrupted by damage are left out: they were
-//! never acknowledged as a whole.
+//! that passes its CRC, so everything undamaged is found. Every intact record
+//! of a batch is kept when anything valid follows the batch (its commit, or
+//! a later write: recovery truncates an uncommitted batch before the next
+//! write, so a batch with writes after it was committed, and only damage can
+//! have taken its commit record). Only the records of a batch still open at
+//! the end of a file are left out, and counted: that batch was never
+//! acknowledged.
 //!
 //! `salvage` only reads. `repair` rewrites each damaged segment with the
 //! records that survive, moves the damaged original into `quarantine/`
@@ -32,20 +36,28 @@ use crate::model::{DocId, Document, Node, NodeId};
 pub const QUARANTINE_DIR: &str = "quarantine";
 
 /// What a salvage scan of one file found.
-struct Salvaged {
+pub(crate) struct Salvaged {
     /// The header, when it decoded.
     header: Option<SegmentHeader>,
     /// Valid, committed data records, in file order.
-    entries: Vec<IndexEntry>,
+    pub entries: Vec<IndexEntry>,
     /// Byte ranges that could not be read.
-    damaged: Vec<(u64, u64)>,
+    pub damaged: Vec<(u64, u64)>,
     /// Records (data, commit and seal) that passed their check.
     good_records: u64,
     /// The seal footer, when it survived.
     seal: Option<SealPayload>,
+    /// Intact records of a batch with no commit at the end of the file
+    /// (never acknowledged), left out.
+    pub uncommitted: u64,
 }
 
-fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
+/// Reads every record of `file` that passes its check, resynchronising
+/// past damage (see the module docs).
+///
+/// # Errors
+/// [`Error::Io`] when the file cannot be read.
+pub(crate) fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
     let len = file.len().map_err(|e| Error::io("stat", path, e))?;
     let mut rd = Reader::new(file, len);
     let head = rd.get(0, SEGMENT_HEADER_LEN, path)?;
@@ -56,6 +68,7 @@ fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
         damaged: Vec::new(),
         good_records: 0,
         seal: None,
+        uncommitted: 0,
     };
     if header.is_none() {
         out.damaged
@@ -83,8 +96,6 @@ fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
         let Some((h, aux)) = decoded else {
             if bad_from.is_none() {
                 bad_from = Some(at);
-                // A batch interrupted by damage is not applied.
-                pending.clear();
             }
             at += 1;
             continue;
@@ -102,10 +113,13 @@ fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
             Kind::Commit => out.entries.append(&mut pending),
             _ => {
                 let e = IndexEntry::from_header(&h, at, aux);
-                if h.flags & FLAG_BATCH != 0 {
-                    pending.push(e);
-                } else {
+                if h.flags & FLAG_BATCH == 0 {
+                    // A write after an open batch: its commit was lost to
+                    // damage, not to a crash (see the module docs).
+                    out.entries.append(&mut pending);
                     out.entries.push(e);
+                } else {
+                    pending.push(e);
                 }
             }
         }
@@ -114,6 +128,7 @@ fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
     if let Some(from) = bad_from {
         out.damaged.push((from, len));
     }
+    out.uncommitted = pending.len() as u64;
     Ok(out)
 }
 
@@ -253,6 +268,9 @@ pub struct SalvageReport {
     pub damaged_bytes: u64,
     /// Documents recovered.
     pub documents: u64,
+    /// Intact records left out because they belong to a batch with no commit
+    /// record at the end of a file: never acknowledged.
+    pub uncommitted_records: u64,
 }
 
 /// Reads every undamaged record of the store in `opts.dir` and calls `f`
@@ -277,6 +295,7 @@ pub fn salvage(
         report.files += 1;
         report.good_records += s.good_records;
         report.damaged_bytes += s.damaged.iter().map(|(a, b)| b - a).sum::<u64>();
+        report.uncommitted_records += s.uncommitted;
         for e in &s.entries {
             by_doc
                 .entry(e.doc)
@@ -359,6 +378,9 @@ pub struct RepairReport {
     pub dropped: Vec<String>,
     /// Bytes of damaged files that could not be read.
     pub damaged_bytes: u64,
+    /// Intact records left out: a batch with no commit record at the end
+    /// of a file, never acknowledged.
+    pub uncommitted_records: u64,
 }
 
 /// Salvages a damaged store in place: every damaged segment is rewritten
@@ -395,6 +417,9 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
             .filter_map(|f| f.header.map(|h| h.number))
             .max()
             .unwrap_or(0);
+        // Every damaged file is read first, and the space its rewrite needs
+        // checked, so that a repair that cannot finish changes nothing.
+        let mut damaged_files = Vec::new();
         for f in &files {
             let (path, file) = (&f.path, &*f.file);
             let damaged = match segment::scan(file, path, f.header.is_some()) {
@@ -402,10 +427,29 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
                 Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
                 Err(_) => true,
             };
-            if !damaged {
-                continue;
+            if damaged {
+                damaged_files.push((f, salvage_scan(file, path)?));
             }
-            let s = salvage_scan(file, path)?;
+        }
+        let needed = damaged_files
+            .iter()
+            .flat_map(|(_, s)| s.entries.iter().map(|e| u64::from(e.len)))
+            .sum::<u64>()
+            + (1 << 20);
+        if !damaged_files.is_empty() {
+            let available = vfs
+                .available_space(dir)
+                .map_err(|e| Error::io("statvfs", dir, e))?;
+            if available < needed {
+                return Err(Error::NoSpace {
+                    path: dir.clone(),
+                    needed,
+                    available,
+                });
+            }
+        }
+        for (f, s) in damaged_files {
+            let (path, file) = (&f.path, &*f.file);
             // A sealed segment keeps its number and its place in its
             // compaction generation (or the other members would look like
             // leftovers); the active segment becomes the newest sealed one.
@@ -440,6 +484,7 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
             );
             report.records_kept += s.entries.len() as u64;
             report.damaged_bytes += s.damaged.iter().map(|(a, b)| b - a).sum::<u64>();
+            report.uncommitted_records += s.uncommitted;
         }
         if let Some(m) = manifest {
             relist_members(opts, m, &files, &rewritten, &mut report)?;
@@ -529,15 +574,35 @@ fn rewrite_segment(
 ) -> Result<()> {
     let number = header.number;
     let vfs = &*opts.vfs;
-    let dir = &opts.dir;
-    let qdir = dir.join(QUARANTINE_DIR);
-    vfs.create_dir_all(&qdir)
-        .map_err(|e| Error::io("create directory", &qdir, e))?;
-    let tmp = dir.join(format!("{}{TMP_SUFFIX}", format::segment_name(number)));
+    let tmp = opts
+        .dir
+        .join(format!("{}{TMP_SUFFIX}", format::segment_name(number)));
     let _ = vfs.remove_file(&tmp);
+    let r = write_salvaged(opts, file, path, header, s, &tmp)
+        .and_then(|()| replace_segment(opts, file, path, number, &tmp));
+    if r.is_err() {
+        // The original keeps its name until the final rename, so a failure
+        // leaves only this temporary file (removed here, or by the next
+        // write).
+        let _ = vfs.remove_file(&tmp);
+    }
+    r
+}
+
+/// Writes the salvaged records of `file` to `tmp` as sealed segment
+/// `header.number`, and fsyncs it.
+fn write_salvaged(
+    opts: &Options,
+    file: &dyn VFile,
+    path: &Path,
+    header: SegmentHeader,
+    s: &Salvaged,
+    tmp: &Path,
+) -> Result<()> {
+    let vfs = &*opts.vfs;
     let out = vfs
-        .create_new(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
+        .create_new(tmp)
+        .map_err(|e| Error::io("create", tmp, e))?;
 
     let mut buf = header.encode().to_vec();
     let mut max_seq = 0;
@@ -588,8 +653,24 @@ fn rewrite_segment(
         &[],
     );
     out.write_all_at(&buf, 0)
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    out.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
+        .map_err(|e| Error::io("write", tmp, e))?;
+    out.sync_data().map_err(|e| Error::io("fsync", tmp, e))
+}
+
+/// Moves the original `path` into quarantine (a second name first) and
+/// renames the rewritten `tmp` into place as segment `number`.
+fn replace_segment(
+    opts: &Options,
+    file: &dyn VFile,
+    path: &Path,
+    number: u64,
+    tmp: &Path,
+) -> Result<()> {
+    let vfs = &*opts.vfs;
+    let dir = &opts.dir;
+    let qdir = dir.join(QUARANTINE_DIR);
+    vfs.create_dir_all(&qdir)
+        .map_err(|e| Error::io("create directory", &qdir, e))?;
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -620,7 +701,7 @@ fn rewrite_segment(
     let idx = dir.join(format::index_name(number));
     let _ = vfs.remove_file(&idx);
     let dest = dir.join(format::segment_name(number));
-    vfs.rename(&tmp, &dest)
+    vfs.rename(tmp, &dest)
         .map_err(|e| Error::io("rename", &dest, e))?;
     if dest != path {
         vfs.remove_file(path)

@@ -146,6 +146,10 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         None if write => create_dirs(&*vfs, &dir)?,
         None => return Err(Error::NoStore { path: dir }),
         Some(EntryKind::Dir) => {}
+        // A symlink to the store (`/srv/problems -> /mnt/disk2/problems`) is
+        // followed for the directory itself; names inside it never are.
+        Some(EntryKind::Other)
+            if vfs.kind(&dir.join(".")).ok().flatten() == Some(EntryKind::Dir) => {}
         Some(_) => {
             return Err(Error::io(
                 "open",
@@ -155,14 +159,40 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         }
     }
     let lock_path = dir.join(LOCK_NAME);
-    let lock_existed = vfs
-        .kind(&lock_path)
-        .map_err(|e| Error::io("stat", &lock_path, e))?
-        .is_some();
-    if !write && !lock_existed {
-        return Err(Error::NoStore { path: dir });
+    let has_lock = || -> Result<bool> {
+        Ok(vfs
+            .kind(&lock_path)
+            .map_err(|e| Error::io("stat", &lock_path, e))?
+            .is_some())
+    };
+    let mut lock_existed = has_lock()?;
+    if !lock_existed {
+        // LOCK is made only with a new store: recreating a deleted one
+        // while a writer still holds the old inode would let a second
+        // writer in beside it.
+        let err = lock::without_lock(&*vfs, &dir)?;
+        let entries = vfs.read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
+        // A concurrent first write may have made the store since the
+        // first look; it creates LOCK before any other file, so a second
+        // look after the listing tells that from a deleted LOCK.
+        lock_existed = has_lock()?;
+        if !lock_existed {
+            if !write || matches!(err, Error::LockMissing { .. }) {
+                return Err(err);
+            }
+            if entries.iter().any(|(name, _)| name != "lost+found") {
+                return Err(Error::NotAStore { path: dir });
+            }
+        }
     }
-    let guard = lock::acquire(&*vfs, &lock_path, write, opts.lock_timeout)?;
+    let guard = lock::acquire_with(
+        &*vfs,
+        &lock_path,
+        write,
+        write && !lock_existed,
+        opts.lock_timeout,
+    )
+    .map_err(|e| lock::vanished(e, &*vfs, &dir))?;
     let dir_dirty = write && !lock_existed;
     let listing = list_dir(&*vfs, &dir)?;
     match crate::engine::manifest::read(&*vfs, &dir)? {

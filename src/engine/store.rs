@@ -158,6 +158,14 @@ pub struct Store {
     pub(crate) manifest: Option<format::Manifest>,
 }
 
+// A `Store` may move to another thread (a binding that releases its
+// interpreter's lock around I/O needs that). It is not `Sync`: its read
+// caches are `RefCell`s, so one thread uses it at a time.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Store>();
+};
+
 /// A document's live state, resolved from its index entries.
 pub(crate) struct DocView {
     pub doc: Entry,
@@ -181,6 +189,25 @@ impl Store {
     /// recovery may not repair by itself, [`Error::Io`].
     pub fn open(opts: Options, mode: Mode) -> Result<Store> {
         crate::engine::replay::open(opts, mode)
+    }
+
+    /// Opens an existing store for writing; unlike [`Store::open`] in
+    /// [`Mode::Write`] it never creates one, so a command that acts on an
+    /// existing document leaves an empty directory empty.
+    ///
+    /// # Errors
+    /// [`Error::NoStore`], [`Error::LockMissing`], or as [`Store::open`].
+    pub fn open_existing(opts: Options) -> Result<Store> {
+        let lock = opts.dir.join(format::LOCK_NAME);
+        if opts
+            .vfs
+            .kind(&lock)
+            .map_err(|e| Error::io("stat", &lock, e))?
+            .is_none()
+        {
+            return Err(crate::engine::lock::without_lock(&*opts.vfs, &opts.dir)?);
+        }
+        Store::open(opts, Mode::Write)
     }
 
     /// The directory this store lives in.
@@ -456,6 +483,10 @@ impl Store {
         self.check_new_fields(parsed.doc.key.as_deref(), parsed.doc.meta.as_ref(), None)?;
         let mut last = 0u64;
         let mut nodes = Vec::with_capacity(parsed.inputs.len());
+        let kept_hwm = parsed
+            .node_high_water
+            .filter(|_| keep_ids)
+            .map_or(0, |n| n.0);
         for (i, n) in parsed.inputs.iter().enumerate() {
             let node = if keep_ids {
                 let node = n
@@ -473,7 +504,12 @@ impl Store {
             last = node.0;
             nodes.push(node);
         }
-        self.put_doc(id, &parsed.doc, last)?;
+        if kept_hwm > MAX_ID || (kept_hwm > 0 && kept_hwm < last) {
+            return Err(Error::invalid(format!(
+                "node_high_water {kept_hwm} must be at least the highest node id ({last}) and at most {MAX_ID}"
+            )));
+        }
+        self.put_doc(id, &parsed.doc, last.max(kept_hwm))?;
         for (n, node) in parsed.inputs.iter().zip(nodes) {
             if let Some(m) = &n.meta {
                 check_meta(m)?;
@@ -481,6 +517,33 @@ impl Store {
             self.put_input(id, node, &n.input, n.meta.as_ref(), n.output.as_ref())?;
         }
         Ok(id)
+    }
+
+    /// The highest document id this store ever assigned or was given,
+    /// deleted documents included.
+    pub fn doc_high_water(&self) -> DocId {
+        DocId(self.doc_hwm)
+    }
+
+    /// Makes every document id up to `id` count as used, as in the store a
+    /// copy came from (`load --keep-ids` of `dump --high-water`), so they
+    /// are never handed out. Writes a document record and its deletion for
+    /// `id` when it is above the high-water mark; nothing otherwise.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an id above [`MAX_ID`]; [`Error::Io`].
+    pub fn reserve_doc_ids(&mut self, id: DocId) -> Result<()> {
+        if id.0 > MAX_ID {
+            return Err(Error::invalid(format!(
+                "document high-water mark {id} is above the highest id, {MAX_ID}"
+            )));
+        }
+        if id.0 <= self.doc_hwm || !self.entries_of(id.0)?.is_empty() {
+            return Ok(());
+        }
+        let empty = NewDoc::default();
+        self.put_doc(id, &empty, 0)?;
+        self.append(Kind::DocDelete, id.0, 0, 0, &[], &[])
     }
 
     /// Calls `f` with a summary of every live document, in id order.
@@ -512,9 +575,22 @@ impl Store {
         progress: &mut dyn FnMut(Progress),
         f: &mut dyn FnMut(&Document) -> Result<()>,
     ) -> Result<()> {
+        self.dump_with_node_high_water(progress, &mut |doc, _| f(doc))
+    }
+
+    /// As [`Store::dump`], also passing each document's node high-water
+    /// mark (the highest node id it ever had, deleted nodes included).
+    ///
+    /// # Errors
+    /// As [`Store::dump`].
+    pub fn dump_with_node_high_water(
+        &self,
+        progress: &mut dyn FnMut(Progress),
+        f: &mut dyn FnMut(&Document, NodeId) -> Result<()>,
+    ) -> Result<()> {
         self.for_each_view(Some(progress), &mut |store, view| {
             let doc = store.materialize(&view)?;
-            f(&doc)
+            f(&doc, NodeId(view.node_hwm))
         })
     }
 

@@ -281,6 +281,9 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
         .sum::<u64>()
         + active.as_ref().map_or(0, |f| f.len().unwrap_or(0));
     let mut items: Vec<Item> = Vec::new();
+    // Documents with records in a damaged range: what the structure check
+    // would say about them is that damage again.
+    let mut explained: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
 
     let sealed: Vec<&(u64, Box<dyn VFile>, String)> =
         files.iter().filter(|(n, ..)| current.contains(n)).collect();
@@ -291,7 +294,7 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
             total,
         });
     });
-    for ((n, _, name), scan) in sealed.iter().zip(scans) {
+    for ((n, file, name), scan) in sealed.iter().zip(scans) {
         let scan = match scan {
             Ok(s) => s,
             Err(e) => {
@@ -299,21 +302,29 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
                 continue;
             }
         };
-        let damaged = scan.damage.is_some();
-        if let Some(err) = &scan.damage {
-            report.damage(name, offset_of(err), brief(err));
-        }
-        file_report(&mut report, name, &scan, !damaged);
-        if damaged {
-            report.notice(
-                &format::index_name(*n),
-                None,
-                "not checked: its segment is damaged",
-            );
-        } else {
+        let Some(err) = &scan.damage else {
+            file_report(&mut report, name, &scan, true);
             check_index(vfs, dir, *n, &scan, &mut report);
-        }
-        items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
+            items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
+            continue;
+        };
+        let held = index_entries(vfs, dir, *n, scan.file_len, binding_of(&scan));
+        let found = report_damaged(
+            &mut report,
+            name,
+            &**file,
+            &dir.join(name),
+            &scan,
+            err,
+            held,
+        )?;
+        report.notice(
+            &format::index_name(*n),
+            None,
+            "not checked: its segment is damaged",
+        );
+        explained.extend(found.lost_docs);
+        items.extend(found.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
     }
 
     if manifest.is_some()
@@ -362,34 +373,184 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
                     }
                 }
                 if let Some(err) = &scan.damage {
-                    ok = false;
-                    report.damage(name, offset_of(err), brief(err));
-                } else if let Some((at, why)) = &scan.bad_at {
-                    let bytes = scan.file_len - scan.end;
-                    if scan.tail_truncated {
-                        report.notice(
-                            name,
-                            Some(*at),
-                            format!("torn tail: {bytes} bytes of an interrupted write (discarded by the next write)"),
-                        );
-                    } else {
-                        ok = false;
-                        report.damage(
-                            name,
-                            Some(*at),
-                            format!("last record is unreadable ({why}); a torn write after power loss, or damage"),
-                        );
-                    }
+                    // No index names what an active segment's damage held.
+                    let found =
+                        report_damaged(&mut report, name, &**file, &active_path, &scan, err, None)?;
+                    items.extend(found.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
+                } else {
+                    // check_tail first: it reports the tail whatever the header said.
+                    let ok = check_tail(&mut report, name, &scan) && ok;
+                    file_report(&mut report, name, &scan, ok);
+                    check_checkpoint(vfs, dir, &scan, &mut report);
+                    items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
                 }
-                file_report(&mut report, name, &scan, ok);
-                check_checkpoint(vfs, dir, &scan, &mut report);
-                items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
             }
         }
     }
-    check_structure(items, &mut report);
+    check_structure(items, &explained, &mut report);
     progress(Progress { done: total, total });
     Ok(report)
+}
+
+/// Reports what follows the last valid record of `active.seg`, if anything:
+/// a torn tail (a notice) or an unreadable last record (damage). Returns
+/// whether the file is undamaged.
+fn check_tail(report: &mut VerifyReport, name: &str, scan: &Scan) -> bool {
+    let Some((at, why)) = &scan.bad_at else {
+        return true;
+    };
+    let bytes = scan.file_len - scan.end;
+    if scan.tail_truncated {
+        report.notice(
+            name,
+            Some(*at),
+            format!(
+                "torn tail: {bytes} bytes of an interrupted write (discarded by the next write)"
+            ),
+        );
+        true
+    } else {
+        report.damage(
+            name,
+            Some(*at),
+            format!("last record is unreadable ({why}); a torn write after power loss, or damage"),
+        );
+        false
+    }
+}
+
+/// What the records of a damaged file are, found by a resynchronising scan.
+struct Damaged {
+    /// The data records that still pass their checks.
+    entries: Vec<IndexEntry>,
+    /// Documents that had records in a damaged range (known from the
+    /// segment's index, when it is readable).
+    lost_docs: Vec<u64>,
+}
+
+/// Reports each damaged range of a file once: where it is, how long, why
+/// (the first check that failed) and, from the index entries `held` when
+/// they could be read, what records it held; and the file, with the
+/// records that still read.
+fn report_damaged(
+    report: &mut VerifyReport,
+    name: &str,
+    file: &dyn VFile,
+    path: &Path,
+    scan: &Scan,
+    err: &Error,
+    held: Option<Vec<IndexEntry>>,
+) -> Result<Damaged> {
+    let s = crate::engine::repair::salvage_scan(file, path)?;
+    let first = offset_of(err);
+    let mut lost_docs = Vec::new();
+    // A record that passes its CRC but fails a deeper check (its JSON) is
+    // not a range a resynchronising scan skips: report the check's finding.
+    if !s
+        .damaged
+        .iter()
+        .any(|&(a, b)| first.is_some_and(|o| (a..b.max(a + 1)).contains(&o)))
+    {
+        report.damage(name, first, brief(err));
+    }
+    for &(a, b) in &s.damaged {
+        let why = if first.is_some_and(|o| (a..b.max(a + 1)).contains(&o)) {
+            format!(" ({})", brief(err))
+        } else {
+            String::new()
+        };
+        let what = match &held {
+            Some(entries) => {
+                let hit: Vec<&IndexEntry> = entries
+                    .iter()
+                    .filter(|e| e.offset < b && e.offset + u64::from(e.len) > a)
+                    .collect();
+                lost_docs.extend(hit.iter().map(|e| e.doc));
+                describe_records(&hit)
+            }
+            None => String::from("records the index cannot name"),
+        };
+        report.damage(
+            name,
+            Some(a),
+            format!(
+                "{} damaged bytes from offset {a} to {b}{why}; they held {what}",
+                b - a
+            ),
+        );
+    }
+    if s.uncommitted > 0 {
+        report.damage(
+            name,
+            None,
+            format!(
+                "{} intact records of a batch with no commit record at the end of the file (never acknowledged)",
+                s.uncommitted
+            ),
+        );
+    }
+    lost_docs.dedup();
+    let records = s.entries.len() as u64;
+    report.files.push(FileReport {
+        name: name.to_owned(),
+        bytes: scan.file_len,
+        records,
+        ok: false,
+    });
+    report.bytes += scan.file_len;
+    report.records += records;
+    Ok(Damaged {
+        entries: s.entries,
+        lost_docs,
+    })
+}
+
+/// "the doc-put of document 7, input 2 of document 7 and 3 more".
+fn describe_records(hit: &[&IndexEntry]) -> String {
+    if hit.is_empty() {
+        return "no indexed record (framing, a commit or the footer)".into();
+    }
+    let one = |e: &IndexEntry| match e.kind {
+        Kind::DocPut => format!("the document record of document {}", e.doc),
+        Kind::DocDelete => format!("the deletion of document {}", e.doc),
+        Kind::InputPut => format!("input {} of document {}", e.node, e.doc),
+        Kind::OutputPut => format!("the output of input {} of document {}", e.node, e.doc),
+        Kind::InputDelete => format!("the deletion of input {} of document {}", e.node, e.doc),
+        Kind::OutputDelete => format!(
+            "the clearing of the output of input {} of document {}",
+            e.node, e.doc
+        ),
+        Kind::NodeMetaPut => format!("the meta of input {} of document {}", e.node, e.doc),
+        Kind::Commit | Kind::Seal => e.kind.name().to_owned(),
+    };
+    let shown: Vec<String> = hit.iter().take(4).map(|e| one(e)).collect();
+    let more = hit.len().saturating_sub(shown.len());
+    let mut text = shown.join(", ");
+    if more > 0 {
+        text.push_str(&format!(" and {more} more records"));
+    }
+    text
+}
+
+/// Every entry of a sealed segment's index file, when it is readable and
+/// describes a segment of this length.
+fn index_entries(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    n: u64,
+    len: u64,
+    bind: index::Binding,
+) -> Option<Vec<IndexEntry>> {
+    let (file, header) = index::open_index(vfs, &dir.join(format::index_name(n)), n, len, bind)?;
+    let blocks = header.entries.div_ceil(format::ENTRIES_PER_BLOCK as u64);
+    let mut buf = vec![0u8; format::INDEX_BLOCK_LEN];
+    let mut out = Vec::new();
+    for b in 0..blocks {
+        let at = format::INDEX_HEADER_LEN as u64 + b * format::INDEX_BLOCK_LEN as u64;
+        file.read_exact_at(&mut buf, at).ok()?;
+        out.extend(format::decode_block(&buf)?);
+    }
+    Some(out)
 }
 
 /// Scans the sealed segments on as many threads as the machine has cores
@@ -635,7 +796,12 @@ fn compare_index(
 /// Cross-record rules: every record belongs to a document that has a
 /// document record; outputs belong to existing inputs; node ids are not
 /// reused; nothing follows a document's deletion.
-fn check_structure(mut items: Vec<Item>, report: &mut VerifyReport) {
+fn check_structure(
+    mut items: Vec<Item>,
+    explained: &std::collections::BTreeSet<u64>,
+    report: &mut VerifyReport,
+) {
+    items.retain(|it| !explained.contains(&it.0));
     items.sort_unstable_by_key(|&(doc, node, seq, _)| (doc, node, seq));
     let mut i = 0;
     while i < items.len() {

@@ -73,6 +73,11 @@ pub trait Vfs: Send + Sync {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes an empty directory.
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let _ = path;
+        Err(io::ErrorKind::Unsupported.into())
+    }
     /// Creates a directory (and its parents) with mode 0700.
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Lists a directory: names and kinds, without following symlinks.
@@ -215,6 +220,7 @@ impl Vfs for OsFs {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)?;
+        adopt_owner(&f, path)?;
         Ok(Box::new(OsFile(f)))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -223,12 +229,28 @@ impl Vfs for OsFs {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)
     }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir(path)
+    }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         use std::os::unix::fs::DirBuilderExt;
+        let mut missing = Vec::new();
+        let mut p = path;
+        while fs::symlink_metadata(p).is_err() {
+            missing.push(p);
+            match p.parent() {
+                Some(q) if !q.as_os_str().is_empty() => p = q,
+                _ => break,
+            }
+        }
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(path)
+            .create(path)?;
+        for created in missing.iter().rev() {
+            adopt_owner(&File::open(created)?, created)?;
+        }
+        Ok(())
     }
     fn read_dir(&self, path: &Path) -> io::Result<Vec<(OsString, EntryKind)>> {
         let mut out = Vec::new();
@@ -274,41 +296,157 @@ impl Vfs for OsFs {
         create: bool,
         timeout: Duration,
     ) -> io::Result<Option<Box<dyn LockGuard>>> {
-        let mut opts = OpenOptions::new();
-        opts.read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
-        if create {
-            opts.write(true).create(true).mode(0o600);
-        }
-        let file = opts.open(path)?;
-        if !file.metadata()?.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "lock file is not a regular file",
-            ));
-        }
         let start = Instant::now();
         let mut pause = Duration::from_millis(1);
+        let mut file = open_lock_file(path, exclusive, create)?;
+        // A writer announces itself with the intent lock, so readers that
+        // arrive after it wait instead of overlapping forever.
+        let mut intent = false;
         loop {
-            let r = if exclusive {
-                fs2::FileExt::try_lock_exclusive(&file)
-            } else {
-                fs2::FileExt::try_lock_shared(&file)
-            };
-            match r {
-                Ok(()) => return Ok(Some(Box::new(OsLock(file)))),
-                Err(e)
-                    if e.kind() == io::ErrorKind::WouldBlock
-                        || e.raw_os_error() == Some(libc::EWOULDBLOCK) =>
-                {
-                    if start.elapsed() >= timeout {
-                        return Ok(None);
-                    }
-                    thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                Err(e) => return Err(e),
+            if exclusive && !intent {
+                intent = ofd_lock(&file, libc::F_WRLCK as libc::c_short)?;
             }
+            let wants_in = exclusive || ofd_lock(&file, libc::F_RDLCK as libc::c_short)?;
+            let got = wants_in && try_flock(&file, exclusive)?;
+            if wants_in && !exclusive || got {
+                // A reader lets go of its intent read lock at once; a writer
+                // once it is in.
+                ofd_lock(&file, libc::F_UNLCK as libc::c_short)?;
+                intent = false;
+            }
+            if got {
+                if same_file(&file, path)? {
+                    return Ok(Some(Box::new(OsLock(file))));
+                }
+                // LOCK was deleted (and maybe recreated) after it was opened:
+                // a lock on the old inode excludes nobody. Start again on
+                // whatever is at the path now.
+                drop(file);
+                file = open_lock_file(path, exclusive, create)?;
+                continue;
+            }
+            if start.elapsed() >= timeout {
+                return Ok(None);
+            }
+            thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
+}
+
+/// Opens the lock file: for writing when possible (the intent lock is a write
+/// lock), read-only otherwise (a reader, or a store on read-only media).
+fn open_lock_file(path: &Path, exclusive: bool, create: bool) -> io::Result<File> {
+    let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    let mut opts = OpenOptions::new();
+    opts.read(true).custom_flags(flags);
+    let file = if create {
+        let f = opts.write(true).create(true).mode(0o600).open(path)?;
+        adopt_owner(&f, path)?;
+        f
+    } else if exclusive {
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(flags)
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EROFS)) => {
+                opts.open(path)?
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        opts.open(path)?
+    };
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "lock file is not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// Tries the `flock`; false when another process holds it.
+fn try_flock(file: &File, exclusive: bool) -> io::Result<bool> {
+    let r = if exclusive {
+        fs2::FileExt::try_lock_exclusive(file)
+    } else {
+        fs2::FileExt::try_lock_shared(file)
+    };
+    match r {
+        Ok(()) => Ok(true),
+        Err(e)
+            if e.kind() == io::ErrorKind::WouldBlock
+                || e.raw_os_error() == Some(libc::EWOULDBLOCK) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets (or with `F_UNLCK` drops) the intent lock: an open-file-description
+/// record lock on byte 0 of `LOCK`, which the kernel keeps apart from the
+/// `flock` (so builds that know nothing of it still exclude each other by
+/// the `flock` alone). False when another process holds a conflicting one.
+/// A lock file opened read-only cannot take the write lock; such a writer
+/// goes without (true), as every writer did before the intent lock existed.
+fn ofd_lock(file: &File, kind: libc::c_short) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: an all-zero `flock` is a valid value of this plain C struct.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 0;
+    fl.l_len = 1;
+    // SAFETY: the descriptor is open for the call, and `fl` outlives it.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN | libc::EACCES) => Ok(false),
+        // Read-only descriptor asked for the write lock; or a file system
+        // without record locks.
+        Some(libc::EBADF | libc::ENOLCK | libc::EINVAL | libc::EOPNOTSUPP) => Ok(true),
+        _ => Err(e),
+    }
+}
+
+/// Whether `file` is still the file at `path` (same device and inode).
+fn same_file(file: &File, path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = file.metadata()?;
+    match fs::symlink_metadata(path) {
+        Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Gives a file or directory that root just created inside a directory
+/// owned by someone else that directory's owner and group, so that a root
+/// cron job (`compact`, `repair`) never locks the store's owner out of
+/// files it cannot open. A no-op for every other user, and when the owner
+/// already matches.
+fn adopt_owner(file: &File, path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = fs::metadata(parent)?;
+    let me = file.metadata()?;
+    if dir.uid() == me.uid() && dir.gid() == me.gid() {
+        return Ok(());
+    }
+    std::os::unix::fs::fchown(file, Some(dir.uid()), Some(dir.gid()))
 }

@@ -40,17 +40,35 @@ fn a_bad_line_fails_the_whole_load_naming_the_line() {
     let good = "{\"body\":\"ok\",\"inputs\":[{\"input\":1}]}\n";
     for (bad, needle) in [
         ("{\"body\":\"x\",\"inputs\":[{\"input\":{bad}]}", "line 3: "),
-        ("not json", "line 3: not a document"),
+        (
+            "not json",
+            "line 3: not valid JSON at column 2: expected a JSON value",
+        ),
+        (
+            "[1]",
+            "line 3: expected a document (a JSON object with \"id\"",
+        ),
+        (
+            "{",
+            "line 3: the line ends inside the JSON value: a document must be on one line",
+        ),
+        (
+            "{\"id\":\"x\"}",
+            "line 3: field \"id\": expected a whole number from 0 (or null), found the string \"x\"",
+        ),
         (
             "{\"body\":\"x\",\"surprise\":1}",
-            "unknown field `surprise`",
+            "unknown field \"surprise\" in a document",
         ),
         (
             "{\"body\":\"x\",\"body_base64\":\"eA==\"}",
             "either body or body_base64",
         ),
         ("{\"body_base64\":\"!!\"}", "line 3: "),
-        ("{\"inputs\":[{\"output\":1}]}", "missing field `input`"),
+        (
+            "{\"inputs\":[{\"output\":1}]}",
+            "needs the field \"inputs[0].input\"",
+        ),
     ] {
         let input = format!("{good}{good}{bad}\n{good}");
         let before = s.snapshot();
@@ -60,6 +78,8 @@ fn a_bad_line_fails_the_whole_load_naming_the_line() {
             err.contains(needle) && err.contains("line 3"),
             "{bad}: {err}"
         );
+        // One location, the line: no serde "at line 1 column N" after it.
+        assert!(!err.contains(" at line "), "{bad}: {err}");
         assert_eq!(s.snapshot(), before, "{bad}");
     }
     let (code, err) = s
@@ -260,14 +280,28 @@ fn a_failing_apply_line_applies_nothing_and_sets_the_exit_code() {
             4,
             "delete-input needs \"node\"",
         ),
-        ("[1]", 4, "line 3: not an operation"),
+        (
+            "[1]",
+            4,
+            "line 3: expected an operation (a JSON object with \"op\"",
+        ),
+        (
+            "{\"op\":\"create-doc\",}",
+            4,
+            "line 3: not valid JSON at column 20: trailing comma",
+        ),
+        (
+            "{\"op\":\"set-output\",\"doc\":1,\"node\":\"2\",\"output\":1}",
+            4,
+            "line 3: field \"node\": expected a whole number",
+        ),
     ] {
         let input = format!("{head}{line}\n{{\"op\":\"create-doc\"}}\n");
         let before = s.snapshot();
         let (got, err) = s.with_stdin(input.as_bytes()).fails(&["apply"]);
         assert_eq!(got, code, "{line}: {err}");
         assert!(
-            err.contains(needle) && err.contains("line 3"),
+            err.contains(needle) && err.contains("line 3") && !err.contains(" at line "),
             "{line}: expected {needle:?} in {err}"
         );
         assert_eq!(s.snapshot(), before, "{line}");

@@ -155,7 +155,8 @@ fn get_table_is_plain_ascii_with_shortened_values_off_a_terminal() {
     s.ok(&["add-input", "1", "[1,2]"]);
     let table = s.ok(&["get", "1", "--table"]);
     assert!(table.is_ascii(), "{table}");
-    assert!(table.contains("| category   | graphs"), "{table}");
+    assert!(table.contains("| category  | graphs"), "{table}");
+    assert!(table.contains("| body size | 17 "), "{table}");
     assert!(table.contains("line one\\nline two"), "{table}");
     assert!(table.contains("2 (1 with an expected output)"), "{table}");
     assert!(
@@ -255,7 +256,7 @@ fn list_as_table_and_json_lines_with_category_filter() {
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 5, "{table}");
     assert!(
-        lines[1].contains("id") && lines[1].contains("body bytes"),
+        lines[1].contains("id") && lines[1].contains("body size"),
         "{table}"
     );
     assert!(
@@ -352,7 +353,11 @@ fn segment_size_and_lock_timeout_are_checked() {
             &["--segment-size", "12Q", "create-doc"],
             "unknown size suffix",
         ),
-        (&["--lock-timeout=-1", "create-doc"], "not a usable timeout"),
+        (
+            &["--lock-timeout=-1", "create-doc"],
+            "not 0 or more seconds",
+        ),
+        (&["--lock-timeout", "1e30", "create-doc"], "too long a wait"),
         (&["--lock-timeout", "soon", "create-doc"], "not a number"),
     ] {
         let (code, err) = s.fails(args);

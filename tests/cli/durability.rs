@@ -122,7 +122,7 @@ fn compaction_reclaims_space_keeps_newest_and_does_not_revive_deleted() {
         run.stderr
     );
     assert!(
-        run.stderr.contains(" bytes\n") && run.stderr.lines().count() == 1,
+        run.stderr.contains(" → ") && run.stderr.lines().count() == 1,
         "{}",
         run.stderr
     );

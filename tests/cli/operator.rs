@@ -2,7 +2,7 @@
 //! dry run, `dump --records`; and what a terminal sees (tables, progress)
 //! against what a pipe sees.
 
-use crate::util::{TestStore, json};
+use crate::util::{TestStore, in_terminal, json};
 
 fn with_garbage() -> TestStore {
     let s = TestStore::new();
@@ -49,9 +49,11 @@ fn stats_as_json_and_table() {
     assert!(table.is_ascii(), "{table}");
     for needle in [
         "| documents ",
-        "| garbage ratio ",
+        "| garbage ",
+        " of ",
+        ", ratio 0.",
         "| active.seg ",
-        "live bytes",
+        "live size",
     ] {
         assert!(table.contains(needle), "{needle}: {table}");
     }
@@ -77,7 +79,8 @@ fn compact_thresholds_and_dry_run_change_nothing_when_not_met() {
     );
     assert_eq!(run.code, 0);
     assert!(
-        run.stderr.contains("below --min-dead-bytes 1073741824"),
+        run.stderr
+            .contains("reclaimable is below --min-dead-bytes 1.0G"),
         "{}",
         run.stderr
     );
@@ -85,11 +88,12 @@ fn compact_thresholds_and_dry_run_change_nothing_when_not_met() {
     let (_, run) = s.run(&["compact", "--dry-run"], None);
     assert_eq!(run.code, 0);
     assert!(
-        run.stderr.starts_with("stratum: would compact 1 segment, "),
+        run.stderr
+            .starts_with("stratum: would compact 1 segment: garbage "),
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("reclaimed"), "{}", run.stderr);
+    assert!(run.stderr.contains("would remain"), "{}", run.stderr);
     let (_, run) = s.run(&["compact", "--dry-run", "--min-garbage", "0.99"], None);
     assert!(
         run.stderr.starts_with("stratum: not compacting"),
@@ -199,33 +203,9 @@ fn dump_records_lists_the_raw_log() {
     assert_eq!(s.ok(&["dump"]), "");
 }
 
-/// Runs a shell command line in a pseudo-terminal (util-linux `script`),
-/// returning everything the terminal received.
-fn in_terminal(s: &TestStore, line: &str) -> String {
-    let mut cmd = std::process::Command::new("script");
-    cmd.current_dir(s.tmp())
-        .env_remove("NO_COLOR")
-        .env("COLUMNS", "100")
-        .env("LINES", "40")
-        .args(["-qec", line, "/dev/null"]);
-    let (shown, run) = TestStore::run_command(cmd, None);
-    assert_eq!(
-        run.code,
-        0,
-        "{}",
-        crate::util::report(&shown, &run, "success")
-    );
-    String::from_utf8_lossy(&run.stdout).into_owned()
-}
-
 #[test]
 fn tables_use_box_drawing_on_a_terminal_and_honour_no_color() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: util-linux `script` is not installed");
+    if !crate::util::have_script() {
         return;
     }
     let s = with_garbage();
@@ -237,7 +217,7 @@ fn tables_use_box_drawing_on_a_terminal_and_honour_no_color() {
         "{styled}"
     );
     assert!(
-        styled.contains("\x1b[1m") && styled.contains("body bytes"),
+        styled.contains("\x1b[1m") && styled.contains("body size"),
         "expected whole, bold headers on a terminal: {styled:?}"
     );
     let plain = in_terminal(&s, &format!("NO_COLOR=1 {bin} --dir {dir} list"));
@@ -246,7 +226,7 @@ fn tables_use_box_drawing_on_a_terminal_and_honour_no_color() {
         !plain.contains("\x1b[1m"),
         "NO_COLOR must turn styling off: {plain:?}"
     );
-    assert!(plain.contains("body bytes"), "{plain:?}");
+    assert!(plain.contains("body size"), "{plain:?}");
     // The same command into a pipe: ASCII, no escapes.
     let piped = s.ok(&["list"]);
     assert!(piped.is_ascii() && !piped.contains('\x1b'), "{piped}");
@@ -254,12 +234,7 @@ fn tables_use_box_drawing_on_a_terminal_and_honour_no_color() {
 
 #[test]
 fn progress_goes_to_a_terminal_stderr_only() {
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: util-linux `script` is not installed");
+    if !crate::util::have_script() {
         return;
     }
     let s = TestStore::new();

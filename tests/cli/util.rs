@@ -11,6 +11,12 @@ use std::process::{Command, Output, Stdio};
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_stratum");
 
+/// The binary `TestStore` runs: [`BIN`], or `$STRATUM_TEST_BIN` when set, so
+/// a regression test can be shown to fail against an older build.
+pub fn bin() -> String {
+    std::env::var("STRATUM_TEST_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
+
 /// A temporary directory holding one store (`<tmp>/store`, created by the
 /// first write command) and anything else a test needs.
 pub struct TestStore {
@@ -50,7 +56,7 @@ impl TestStore {
 
     /// A command with `--dir` set and every variable stratum reads removed.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         cmd.current_dir(self.tmp.path())
             .env_remove("STRATUM_DIR")
             .env_remove("NO_COLOR")
@@ -233,13 +239,12 @@ pub fn expect_ok(shown: &str, run: &Run) {
 }
 
 pub fn expect_failure(shown: &str, run: &Run) {
+    // Usage errors too (issue 13): clap's are folded into this one line.
     let one_line = run.stderr.lines().count() == 1 && run.stderr.starts_with("stratum: ");
-    // Clap's own usage errors (exit 2) are several lines.
-    let usage = run.code == 2 && run.stderr.starts_with("error: ");
     if run.code == 0
         || run.code == -1
         || !run.stdout.is_empty()
-        || !(one_line || usage)
+        || !one_line
         || run.stderr.contains("panicked")
     {
         panic!(
@@ -256,4 +261,37 @@ pub fn expect_failure(shown: &str, run: &Run) {
 /// Parses one JSON line, failing with the text.
 pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Whether util-linux `script` is there to give a command a terminal; says
+/// so on stderr when it is not (the test then checks nothing).
+pub fn have_script() -> bool {
+    let there = Command::new("script").arg("--version").output().is_ok();
+    if !there {
+        eprintln!("skipped: util-linux `script` is not installed");
+    }
+    there
+}
+
+/// Runs a shell command line in a pseudo-terminal (util-linux `script`), as
+/// a person at a terminal would: stdin, stdout and stderr are the terminal,
+/// `TERM=xterm`, 100 columns. The run's stdout is everything the terminal
+/// received; its code is the line's exit status.
+pub fn in_terminal_run(s: &TestStore, line: &str) -> (String, Run) {
+    let mut cmd = Command::new("script");
+    cmd.current_dir(s.tmp())
+        .env_remove("NO_COLOR")
+        .env_remove("STRATUM_DIR")
+        .env("TERM", "xterm")
+        .env("COLUMNS", "100")
+        .env("LINES", "40")
+        .args(["-qec", line, "/dev/null"]);
+    TestStore::run_command(cmd, None)
+}
+
+/// As [`in_terminal_run`], expecting exit 0; returns what the terminal got.
+pub fn in_terminal(s: &TestStore, line: &str) -> String {
+    let (shown, run) = in_terminal_run(s, line);
+    assert_eq!(run.code, 0, "{}", report(&shown, &run, "success"));
+    String::from_utf8_lossy(&run.stdout).into_owned()
 }

@@ -170,7 +170,9 @@ fn check_damaged(cx: &Ctx, fx: &Fixture, work: &Path, dmg: &Damage<'_>, t: &mut 
     let ok_states = acceptable(fx, file, offset, cut);
     let boundary = cut && file == "active.seg" && fx.history.iter().any(|(end, _)| *end == offset);
     let last = in_last_record(fx, file, offset);
-    let v = cx.run.stratum(work, &["verify"]);
+    // The harness runs every command with -q, under which verify prints no
+    // report; its JSON form still carries the notices.
+    let v = cx.run.stratum(work, &["verify", "--json"]);
     let torn_notice = v.out().contains("torn tail") || v.err().contains("torn tail");
     match v.code {
         Some(6) => t.verify_damage += 1,

@@ -1,0 +1,272 @@
+//! The value types a caller sees: `Json`, `Document` and `Node`.
+//!
+//! `Document` and `Node` are frozen snapshots of what a read returned. Each
+//! keeps the stored JSON text beside the Python values made from it, so
+//! `to_json()` prints exactly the line `stratum get` prints and a `raw=True`
+//! read can hand out the text unchanged.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
+use pyo3::basic::CompareOp;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+
+use crate::errors;
+use crate::value;
+
+/// A JSON value kept as its exact text (without insignificant whitespace):
+/// `Json("1.0")` is stored as `1.0`, where the float `1.0` would be too, but
+/// `Json("1.50")` keeps its trailing zero and `Json("1E400")` its exponent.
+#[pyclass(module = "stratum", name = "Json", frozen)]
+pub(crate) struct PyJson {
+    pub(crate) json: stratum::Json,
+}
+
+#[pymethods]
+impl PyJson {
+    /// Validates `text` as one JSON value.
+    #[new]
+    fn new(py: Python<'_>, text: &str) -> PyResult<Self> {
+        stratum::Json::parse(text)
+            .map(|json| PyJson { json })
+            .map_err(|e| errors::from_lib(py, e))
+    }
+
+    /// The JSON text of a Python value, as the store would write it.
+    #[staticmethod]
+    fn from_value(value: &Bound<'_, PyAny>) -> PyResult<Self> {
+        value::to_json(value, "value").map(|json| PyJson { json })
+    }
+
+    /// The compact text.
+    #[getter]
+    fn text(&self) -> &str {
+        self.json.as_str()
+    }
+
+    /// The value as Python objects.
+    fn value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        value::to_py(py, self.json.as_str())
+    }
+
+    fn __str__(&self) -> &str {
+        self.json.as_str()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Json({})",
+            PyString::new(py, self.json.as_str()).repr()?
+        ))
+    }
+
+    fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> Py<PyAny> {
+        let py = other.py();
+        match (other.cast::<PyJson>(), op) {
+            (Ok(o), CompareOp::Eq) => (self.json == o.get().json).into_pyobject(py),
+            (Ok(o), CompareOp::Ne) => (self.json != o.get().json).into_pyobject(py),
+            _ => return py.NotImplemented(),
+        }
+        .map_or_else(
+            |_| py.NotImplemented(),
+            |b| b.to_owned().into_any().unbind(),
+        )
+    }
+
+    fn __hash__(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.json.as_str().hash(&mut h);
+        h.finish()
+    }
+}
+
+/// One input node of a document's chain, with its expected output (`None`
+/// when it has none).
+#[pyclass(module = "stratum", name = "Node", frozen)]
+pub(crate) struct PyNode {
+    /// The node id.
+    #[pyo3(get)]
+    id: u64,
+    /// The input value (a `Json` after a `raw=True` read).
+    #[pyo3(get)]
+    input: Py<PyAny>,
+    /// The expected output, or `None` (a `Json` after a `raw=True` read).
+    #[pyo3(get)]
+    output: Py<PyAny>,
+    node: stratum::Node,
+}
+
+fn json_object(py: Python<'_>, json: &stratum::Json, raw: bool) -> PyResult<Py<PyAny>> {
+    if raw {
+        Ok(Py::new(py, PyJson { json: json.clone() })?.into_any())
+    } else {
+        Ok(value::to_py(py, json.as_str())?.unbind())
+    }
+}
+
+/// A node for Python; with `raw`, its values as `Json`.
+pub(crate) fn node(py: Python<'_>, node: stratum::Node, raw: bool) -> PyResult<PyNode> {
+    let input = json_object(py, &node.input, raw)?;
+    let output = match &node.output {
+        Some(o) => json_object(py, o, raw)?,
+        None => py.None(),
+    };
+    Ok(PyNode {
+        id: node.id.0,
+        input,
+        output,
+        node,
+    })
+}
+
+#[pymethods]
+impl PyNode {
+    /// `{"node":…,"input":…,"output":…}`, as `stratum get DOC --node N`
+    /// prints it.
+    fn to_json(&self) -> String {
+        self.node.to_json()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Node(id={}, input={}, output={})",
+            self.id,
+            self.input.bind(py).repr()?,
+            self.output.bind(py).repr()?
+        ))
+    }
+
+    fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> Py<PyAny> {
+        let py = other.py();
+        let Ok(o) = other.cast::<PyNode>() else {
+            return py.NotImplemented();
+        };
+        match op {
+            CompareOp::Eq => bool_object(py, self.node == o.get().node),
+            CompareOp::Ne => bool_object(py, self.node != o.get().node),
+            _ => py.NotImplemented(),
+        }
+    }
+}
+
+fn bool_object(py: Python<'_>, b: bool) -> Py<PyAny> {
+    pyo3::types::PyBool::new(py, b)
+        .to_owned()
+        .into_any()
+        .unbind()
+}
+
+/// A document with its whole chain, as a read returned it.
+#[pyclass(module = "stratum", name = "Document", frozen)]
+pub(crate) struct PyDocument {
+    /// The document id.
+    #[pyo3(get)]
+    id: u64,
+    /// The category, or `None`.
+    #[pyo3(get)]
+    category: Option<String>,
+    /// The version, or `None`.
+    #[pyo3(get)]
+    version: Option<String>,
+    /// The document's unique key, or `None`.
+    #[pyo3(get)]
+    key: Option<String>,
+    /// The document's metadata, a dict (a `Json` after a `raw=True` read),
+    /// or `None`.
+    #[pyo3(get)]
+    meta: Py<PyAny>,
+    meta_json: Option<stratum::Json>,
+    /// The body, exactly as stored.
+    #[pyo3(get)]
+    body: Py<PyBytes>,
+    /// The input nodes in chain order (a tuple of `Node`).
+    #[pyo3(get)]
+    inputs: Py<PyTuple>,
+}
+
+/// A document for Python; with `raw`, its values as `Json`.
+pub(crate) fn document(py: Python<'_>, doc: stratum::Document, raw: bool) -> PyResult<PyDocument> {
+    let mut inputs = Vec::with_capacity(doc.inputs.len());
+    for n in doc.inputs {
+        inputs.push(Py::new(py, node(py, n, raw)?)?);
+    }
+    let meta = match &doc.meta {
+        Some(m) => json_object(py, m, raw)?,
+        None => py.None(),
+    };
+    Ok(PyDocument {
+        id: doc.id.0,
+        category: doc.category,
+        version: doc.version,
+        key: doc.key,
+        meta,
+        meta_json: doc.meta,
+        body: PyBytes::new(py, &doc.body).unbind(),
+        inputs: PyTuple::new(py, inputs)?.unbind(),
+    })
+}
+
+impl PyDocument {
+    /// The library's document again (for its exact JSON form).
+    fn rebuild(&self, py: Python<'_>) -> PyResult<stratum::Document> {
+        let mut inputs = Vec::new();
+        for item in self.inputs.bind(py).iter() {
+            inputs.push(item.cast::<PyNode>()?.get().node.clone());
+        }
+        Ok(stratum::Document {
+            id: stratum::DocId(self.id),
+            key: self.key.clone(),
+            category: self.category.clone(),
+            version: self.version.clone(),
+            meta: self.meta_json.clone(),
+            body: self.body.bind(py).as_bytes().to_vec(),
+            inputs,
+        })
+    }
+}
+
+#[pymethods]
+impl PyDocument {
+    /// The body decoded as UTF-8 (`UnicodeDecodeError` when it is not).
+    #[getter]
+    fn text(&self, py: Python<'_>) -> PyResult<String> {
+        value::body_text(py, self.body.bind(py).as_bytes())
+    }
+
+    /// The document in the `get` shape on one line, byte for byte what
+    /// `stratum get DOC` prints (without the newline).
+    pub(crate) fn to_json(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.rebuild(py)?.to_json())
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Document(id={}, category={}, version={}, body=<{} bytes>, inputs=<{} nodes>)",
+            self.id,
+            self.category.as_deref().map_or_else(
+                || Ok("None".to_owned()),
+                |c| PyString::new(py, c).repr().map(|r| r.to_string())
+            )?,
+            self.version.as_deref().map_or_else(
+                || Ok("None".to_owned()),
+                |c| PyString::new(py, c).repr().map(|r| r.to_string())
+            )?,
+            self.body.bind(py).as_bytes().len(),
+            self.inputs.bind(py).len()
+        ))
+    }
+
+    fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
+        let py = other.py();
+        let Ok(o) = other.cast::<PyDocument>() else {
+            return Ok(py.NotImplemented());
+        };
+        let same = self.rebuild(py)? == o.get().rebuild(py)?;
+        Ok(match op {
+            CompareOp::Eq => bool_object(py, same),
+            CompareOp::Ne => bool_object(py, !same),
+            _ => py.NotImplemented(),
+        })
+    }
+}

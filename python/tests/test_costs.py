@@ -1,0 +1,82 @@
+"""Cost follows the work: a call through the module makes the system calls
+of that one operation and no more (no reopen, no extra lock or stat per
+call), at any store size. Counted with strace, which does not vary."""
+
+import collections
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import stratum
+
+CHILD = """
+import sys, stratum
+path, op, n, docs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+with stratum.open(path, write=(op != "get")) as s:
+    if op == "get":
+        for k in range(n):
+            s.get(k % docs + 1)
+    elif op == "add":
+        for k in range(n):
+            s.add_input(k % docs + 1, [k, "x"], output=k)
+    else:
+        with s.batch():
+            for k in range(n):
+                s.add_input(k % docs + 1, [k, "x"], output=k)
+"""
+
+
+def syscalls(path, op, n, docs):
+    strace = shutil.which("strace")
+    assert strace, "strace is needed (.ci/run installs it)"
+    out = path.parent / f"strace-{op}-{n}"
+    subprocess.run(
+        [strace, "-f", "-c", "-o", str(out), sys.executable, "-c", CHILD, str(path), op, str(n), str(docs)],
+        check=True,
+    )
+    counts = collections.Counter()
+    for line in out.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[3].isdigit() and parts[-1] != "total":
+            counts[parts[-1]] = int(parts[3])
+    return counts
+
+
+def make_store(path, docs):
+    with stratum.open(path, sync=False) as s, s.batch():
+        for i in range(docs):
+            d = s.create_doc(f"body {i}")
+            for j in range(3):
+                s.add_input(d, [i, j], output=j)
+
+
+@pytest.mark.parametrize("docs", [100, 2000])
+def test_each_get_reads_its_records_and_nothing_else(tmp_path, docs):
+    path = tmp_path / "s"
+    make_store(path, docs)
+    base = syscalls(path, "get", 100, docs)
+    more = syscalls(path, "get", 300, docs)
+    # One positioned read per record of the document (the document record
+    # and its three inputs), whatever the store's size.
+    assert more - base == collections.Counter({"pread64": 800})
+
+
+def test_each_durable_add_input_is_one_write_and_one_fsync(tmp_path):
+    path = tmp_path / "s"
+    make_store(path, 100)
+    base = syscalls(path, "add", 50, 100)
+    more = syscalls(path, "add", 150, 100)
+    assert more - base == collections.Counter({"pwrite64": 100, "fdatasync": 100})
+
+
+def test_a_batch_syncs_once_however_many_writes(tmp_path):
+    path = tmp_path / "s"
+    make_store(path, 100)
+    small = syscalls(path, "batch", 10, 100)
+    large = syscalls(path, "batch", 1000, 100)
+    # The batch's records, then its commit record: two fsyncs, and the
+    # writes buffered into a few large ones.
+    assert small["fdatasync"] == large["fdatasync"] == 2
+    assert large["pwrite64"] == small["pwrite64"] == 2

@@ -1,0 +1,298 @@
+//! Selection and projection for `list` and `dump`: which documents to show
+//! and which of their fields, so that a script gets exactly what it asks for
+//! in stratum's exact text, without a `jq` that may rewrite numbers.
+
+use std::fmt::Write as _;
+use std::ops::RangeInclusive;
+
+use clap::Args;
+
+use stratum::{DocSummary, Document, Node, json};
+
+/// The selection flags `list` and `dump` share.
+#[derive(Debug, Default, Args)]
+pub struct SelectArgs {
+    /// Only documents of this category.
+    #[arg(long, value_name = "C", help_heading = "Selection")]
+    pub category: Option<String>,
+    /// Only documents whose id is in RANGE: N, A..B (both included), A.. or
+    /// ..B.
+    #[arg(long, value_name = "RANGE", value_parser = parse_range, help_heading = "Selection")]
+    pub id: Option<RangeInclusive<u64>>,
+    /// Only documents with at least one input that has no expected output.
+    #[arg(long, help_heading = "Selection")]
+    pub missing_output: bool,
+}
+
+impl SelectArgs {
+    /// Whether a `list` row is selected.
+    pub fn summary(&self, s: &DocSummary) -> bool {
+        self.fields(s.id.0, s.category.as_deref()) && (!self.missing_output || s.outputs < s.inputs)
+    }
+
+    /// Whether a whole document is selected.
+    pub fn document(&self, d: &Document) -> bool {
+        self.fields(d.id.0, d.category.as_deref())
+            && (!self.missing_output || d.inputs.iter().any(|n| n.output.is_none()))
+    }
+
+    fn fields(&self, id: u64, category: Option<&str>) -> bool {
+        self.id.as_ref().is_none_or(|r| r.contains(&id))
+            && self.category.as_deref().is_none_or(|c| category == Some(c))
+    }
+}
+
+/// Parses `N`, `A..B`, `A..` or `..B` (ids are positive; both ends included).
+pub fn parse_range(text: &str) -> Result<RangeInclusive<u64>, String> {
+    let id = |s: &str| -> Result<u64, String> {
+        match s.trim().parse::<u64>() {
+            Ok(0) => Err("ids start at 1".to_owned()),
+            Ok(n) => Ok(n),
+            Err(_) => Err(format!(
+                "`{text}` is not an id range (expected N, A..B, A.. or ..B)"
+            )),
+        }
+    };
+    let range = match text.split_once("..") {
+        None => {
+            let n = id(text)?;
+            n..=n
+        }
+        Some((a, b)) => {
+            let lo = if a.is_empty() { 1 } else { id(a)? };
+            let hi = if b.is_empty() { u64::MAX } else { id(b)? };
+            lo..=hi
+        }
+    };
+    if range.is_empty() {
+        return Err(format!("`{text}` is an empty range"));
+    }
+    Ok(range)
+}
+
+/// A document field `dump --fields` can project.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DocField {
+    Id,
+    Key,
+    Category,
+    Version,
+    Meta,
+    Body,
+    Inputs,
+}
+
+/// A node field, for `inputs.FIELD`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NodeField {
+    Node,
+    Input,
+    Meta,
+    Output,
+}
+
+/// The fields `dump --fields` keeps, in the order of the `get` shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Projection {
+    doc: Vec<DocField>,
+    /// Empty with `Inputs` in `doc`: whole nodes.
+    node: Vec<NodeField>,
+}
+
+/// The names `--fields` accepts, for messages and help.
+pub const FIELD_NAMES: &str = "id, key, category, version, meta, body, inputs, inputs.node, \
+     inputs.input, inputs.meta, inputs.output";
+
+/// Parses `--fields id,category,inputs.output`.
+pub fn parse_projection(text: &str) -> Result<Projection, String> {
+    let mut doc = Vec::new();
+    let mut node = Vec::new();
+    for name in text.split(',').map(str::trim) {
+        let (d, n) = match name {
+            "id" => (DocField::Id, None),
+            "key" => (DocField::Key, None),
+            "category" => (DocField::Category, None),
+            "version" => (DocField::Version, None),
+            "meta" => (DocField::Meta, None),
+            "body" => (DocField::Body, None),
+            "inputs" => (DocField::Inputs, None),
+            "inputs.node" => (DocField::Inputs, Some(NodeField::Node)),
+            "inputs.input" => (DocField::Inputs, Some(NodeField::Input)),
+            "inputs.meta" => (DocField::Inputs, Some(NodeField::Meta)),
+            "inputs.output" => (DocField::Inputs, Some(NodeField::Output)),
+            other => {
+                return Err(format!(
+                    "unknown field `{other}` (expected some of: {FIELD_NAMES})"
+                ));
+            }
+        };
+        if !doc.contains(&d) {
+            doc.push(d);
+        }
+        if let Some(n) = n
+            && !node.contains(&n)
+        {
+            node.push(n);
+        }
+    }
+    doc.sort_by_key(|f| *f as u8);
+    node.sort_by_key(|f| *f as u8);
+    Ok(Projection { doc, node })
+}
+
+impl Projection {
+    /// The projected document on one line, values in their stored text.
+    pub fn write(&self, d: &Document, out: &mut String) {
+        out.push('{');
+        let mut first = true;
+        let mut sep = |out: &mut String| {
+            if !std::mem::take(&mut first) {
+                out.push(',');
+            }
+        };
+        for f in &self.doc {
+            sep(out);
+            match f {
+                DocField::Id => {
+                    let _ = write!(out, "\"id\":{}", d.id);
+                }
+                DocField::Key => opt_field(out, "key", d.key.as_deref()),
+                DocField::Category => opt_field(out, "category", d.category.as_deref()),
+                DocField::Version => opt_field(out, "version", d.version.as_deref()),
+                DocField::Meta => {
+                    let _ = write!(
+                        out,
+                        "\"meta\":{}",
+                        d.meta.as_ref().map_or("null", |m| m.as_str())
+                    );
+                }
+                DocField::Body => match std::str::from_utf8(&d.body) {
+                    Ok(s) => {
+                        out.push_str("\"body\":");
+                        json::write_str_literal(s, out);
+                    }
+                    Err(_) => {
+                        let _ = write!(out, "\"body_base64\":\"{}\"", json::base64_encode(&d.body));
+                    }
+                },
+                DocField::Inputs => {
+                    out.push_str("\"inputs\":[");
+                    for (i, n) in d.inputs.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        if self.node.is_empty() {
+                            out.push_str(&n.to_json());
+                        } else {
+                            self.write_node(n, out);
+                        }
+                    }
+                    out.push(']');
+                }
+            }
+        }
+        out.push('}');
+    }
+
+    fn write_node(&self, n: &Node, out: &mut String) {
+        out.push('{');
+        for (i, f) in self.node.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            match f {
+                NodeField::Node => {
+                    let _ = write!(out, "\"node\":{}", n.id);
+                }
+                NodeField::Input => {
+                    let _ = write!(out, "\"input\":{}", n.input.as_str());
+                }
+                NodeField::Meta => {
+                    let _ = write!(
+                        out,
+                        "\"meta\":{}",
+                        n.meta.as_ref().map_or("null", |m| m.as_str())
+                    );
+                }
+                NodeField::Output => {
+                    // As in the get shape: an output that is the JSON null
+                    // says so, unlike a node without an output.
+                    let _ = write!(
+                        out,
+                        "\"output\":{}",
+                        n.output.as_ref().map_or("null", |o| o.as_str())
+                    );
+                    if n.output.as_ref().is_some_and(|o| o.as_str() == "null") {
+                        out.push_str(",\"has_output\":true");
+                    }
+                }
+            }
+        }
+        out.push('}');
+    }
+}
+
+fn opt_field(out: &mut String, name: &str, value: Option<&str>) {
+    let _ = write!(out, "\"{name}\":");
+    match value {
+        Some(s) => json::write_str_literal(s, out),
+        None => out.push_str("null"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratum::{DocId, Json, NodeId};
+
+    #[test]
+    fn ranges_parse_in_every_form() {
+        assert_eq!(parse_range("7"), Ok(7..=7));
+        assert_eq!(parse_range("3..9"), Ok(3..=9));
+        assert_eq!(parse_range("3.."), Ok(3..=u64::MAX));
+        assert_eq!(parse_range("..9"), Ok(1..=9));
+        assert!(parse_range("0").is_err());
+        assert!(parse_range("9..3").is_err());
+        assert!(parse_range("a..b").is_err());
+        assert!(parse_range("").is_err());
+    }
+
+    #[test]
+    fn a_projection_keeps_the_get_order_and_exact_text() {
+        let doc = Document {
+            id: DocId(4),
+            key: None,
+            category: Some("easy".into()),
+            version: None,
+            meta: None,
+            body: b"x".to_vec(),
+            inputs: vec![
+                Node {
+                    id: NodeId(1),
+                    input: Json::parse("[1.0, 2]").unwrap(),
+                    meta: None,
+                    output: Some(Json::parse("-9999999999999999").unwrap()),
+                },
+                Node {
+                    id: NodeId(3),
+                    input: Json::parse("\"\\u00e9\"").unwrap(),
+                    meta: None,
+                    output: None,
+                },
+            ],
+        };
+        let p = parse_projection("inputs.output, id,inputs.node").unwrap();
+        let mut s = String::new();
+        p.write(&doc, &mut s);
+        assert_eq!(
+            s,
+            r#"{"id":4,"inputs":[{"node":1,"output":-9999999999999999},{"node":3,"output":null}]}"#
+        );
+        let mut s = String::new();
+        parse_projection("version,category")
+            .unwrap()
+            .write(&doc, &mut s);
+        assert_eq!(s, r#"{"category":"easy","version":null}"#);
+        assert!(parse_projection("inputs.colour").is_err());
+    }
+}

@@ -1,0 +1,231 @@
+//! Dataset workflows: `diff` between a store and its earlier dump or another
+//! store, exact to the byte of every value.
+
+use crate::util::TestStore;
+
+/// A store with two documents whose values need exact text: `1.0`, a big
+/// integer, an escape, key order.
+fn sample() -> TestStore {
+    let s = TestStore::new();
+    s.ok(&["create-doc", "<p>two sum</p>", "--category", "easy"]);
+    s.ok(&[
+        "add-input",
+        "1",
+        r#"{"b":1,"a":[2,7,11,15]}"#,
+        "--output",
+        "[0,1]",
+    ]);
+    s.ok(&["add-input", "1", "1.0", "--output", "-9999999999999999"]);
+    s.ok(&["create-doc", "second"]);
+    s.ok(&["add-input", "2", r#""\u00e9""#]);
+    s
+}
+
+/// Runs `diff` and returns (exit code, stdout lines); stderr must be empty.
+fn diff(s: &TestStore, args: &[&str]) -> (i32, Vec<String>) {
+    let (shown, run) = s.run(args, None);
+    assert!(run.stderr.is_empty(), "{shown}: {}", run.stderr);
+    let out = String::from_utf8(run.stdout).unwrap();
+    (run.code, out.lines().map(str::to_owned).collect())
+}
+
+#[test]
+fn a_store_is_the_same_as_its_own_dump_and_a_copy() {
+    let s = sample();
+    let dump = s.tmp().join("dump.jsonl");
+    std::fs::write(&dump, s.ok(&["dump"])).unwrap();
+    let before = s.snapshot();
+    let (code, lines) = diff(&s, &["diff", dump.to_str().unwrap()]);
+    assert_eq!((code, lines), (0, vec![]));
+    // A copy made by load --keep-ids is the same too, compared store to store.
+    let copy = TestStore::new();
+    copy.with_stdin(s.ok(&["dump"]).as_bytes())
+        .ok(&["load", "--keep-ids"]);
+    let (code, lines) = diff(&s, &["diff", copy.data().to_str().unwrap()]);
+    assert_eq!((code, lines), (0, vec![]));
+    assert_eq!(s.snapshot(), before, "diff must not change the store");
+}
+
+#[test]
+fn every_kind_of_change_is_reported_exactly_and_exits_1() {
+    let s = sample();
+    let dump = s.tmp().join("before.jsonl");
+    std::fs::write(&dump, s.ok(&["dump"])).unwrap();
+    s.ok(&["set-output", "1", "1", "[1,0]"]);
+    s.ok(&["set-output", "2", "1", "1.0"]);
+    s.ok(&["add-input", "1", "[3,3]", "--output", "[0, 1]"]);
+    s.ok(&["delete-input", "1", "2"]);
+    s.ok(&["update-doc", "1", "<p>Two Sum</p>", "--category", "medium"]);
+    s.ok(&["delete-doc", "2"]);
+    s.ok(&["create-doc", "third"]);
+    let (code, lines) = diff(&s, &["diff", dump.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        lines,
+        [
+            r#"{"doc":1,"change":"changed","field":"category","old":"easy","new":"medium"}"#,
+            r#"{"doc":1,"change":"changed","field":"body","old_bytes":14,"new_bytes":14}"#,
+            r#"{"doc":1,"node":1,"change":"changed","field":"output","old":[0,1],"new":[1,0]}"#,
+            r#"{"doc":1,"node":2,"change":"removed"}"#,
+            r#"{"doc":1,"node":3,"change":"added","input":[3,3],"output":[0,1]}"#,
+            r#"{"doc":2,"change":"removed"}"#,
+            r#"{"doc":3,"change":"added"}"#,
+        ]
+    );
+}
+
+#[test]
+fn number_text_is_compared_exactly() {
+    let s = TestStore::new();
+    s.ok(&["create-doc", "x"]);
+    s.ok(&["add-input", "1", "[1]", "--output", "1.0"]);
+    let dump = s.tmp().join("before.jsonl");
+    std::fs::write(&dump, s.ok(&["dump"])).unwrap();
+    s.ok(&["set-output", "1", "1", "1"]);
+    let (code, lines) = diff(&s, &["diff", dump.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        lines,
+        [r#"{"doc":1,"node":1,"change":"changed","field":"output","old":1.0,"new":1}"#]
+    );
+}
+
+#[test]
+fn diff_reads_the_old_side_from_stdin() {
+    let s = sample();
+    let dump = s.ok(&["dump"]);
+    s.ok(&["set-output", "2", "1", "0"]);
+    let (shown, run) = s.run(&["diff", "-"], Some(dump.as_bytes()));
+    assert_eq!(run.code, 1, "{shown}: {}", run.stderr);
+    assert_eq!(
+        String::from_utf8(run.stdout).unwrap(),
+        "{\"doc\":2,\"node\":1,\"change\":\"changed\",\"field\":\"output\",\"new\":0}\n"
+    );
+}
+
+#[test]
+fn bad_old_sides_are_refused_with_their_exit_codes() {
+    let s = sample();
+    let before = s.snapshot();
+    let file = s.tmp().join("bad.jsonl");
+    for (text, code, needle) in [
+        ("{\"body\":\"no id\"}\n", 4, "line 1: no \"id\""),
+        (
+            "{\"id\":2,\"body\":\"\"}\n{\"id\":1,\"body\":\"\"}\n",
+            4,
+            "line 2: document 1 is out of order",
+        ),
+        ("{\"id\":1,\"body\":\"\"}\nnot json\n", 4, "line 2"),
+        (
+            "{\"id\":1,\"body\":\"\",\"inputs\":[{\"input\":1}]}\n",
+            4,
+            "line 1: a node has no \"node\" id",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        // diff streams: what it found before the bad line is already out.
+        let (_, run) = s.run(&["diff", file.to_str().unwrap()], None);
+        let err = &run.stderr;
+        assert_eq!(run.code, code, "{text}: {err}");
+        assert!(
+            err.starts_with("stratum: ") && err.lines().count() == 1 && err.contains(needle),
+            "{text}: {err}"
+        );
+    }
+    let (code, err) = s.fails(&["diff", s.tmp().join("absent.jsonl").to_str().unwrap()]);
+    assert_eq!(code, 7, "{err}");
+    let empty = TestStore::new();
+    let (code, err) = empty.fails(&["diff", file.to_str().unwrap()]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(s.snapshot(), before);
+}
+
+/// Ids of the `list --json` rows a selection keeps.
+fn listed(s: &TestStore, args: &[&str]) -> Vec<u64> {
+    let mut all = vec!["list", "--json"];
+    all.extend_from_slice(args);
+    s.ok(&all)
+        .lines()
+        .map(|l| crate::util::json(l)["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn list_and_dump_select_by_category_id_range_and_missing_output() {
+    let s = sample();
+    s.ok(&["create-doc", "third", "--category", "easy"]);
+    s.ok(&["add-input", "3", "[]", "--output", "0"]);
+    assert_eq!(listed(&s, &["--category", "easy"]), [1, 3]);
+    assert_eq!(listed(&s, &["--id", "2.."]), [2, 3]);
+    assert_eq!(listed(&s, &["--id", "..2"]), [1, 2]);
+    assert_eq!(listed(&s, &["--id", "3"]), [3]);
+    // Document 2's only input has no output; 1 and 3 have all of theirs.
+    assert_eq!(listed(&s, &["--missing-output"]), [2]);
+    assert_eq!(
+        listed(&s, &["--missing-output", "--category", "easy"]),
+        Vec::<u64>::new()
+    );
+    let dumped: Vec<u64> = s
+        .ok(&["dump", "--category", "easy", "--id", "2..3"])
+        .lines()
+        .map(|l| crate::util::json(l)["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(dumped, [3]);
+    assert_eq!(
+        s.ok(&["dump", "--missing-output"]),
+        "{\"id\":2,\"category\":null,\"version\":null,\"body\":\"second\",\"inputs\":[{\"node\":1,\"input\":\"\\u00e9\",\"output\":null}]}\n"
+    );
+}
+
+#[test]
+fn dump_fields_projects_in_the_exact_stored_text() {
+    let s = sample();
+    assert_eq!(
+        s.ok(&["dump", "--fields", "inputs.output,id,inputs.node"]),
+        "{\"id\":1,\"inputs\":[{\"node\":1,\"output\":[0,1]},{\"node\":2,\"output\":-9999999999999999}]}\n\
+         {\"id\":2,\"inputs\":[{\"node\":1,\"output\":null}]}\n"
+    );
+    assert_eq!(
+        s.ok(&["dump", "--fields", "category", "--id", "1"]),
+        "{\"category\":\"easy\"}\n"
+    );
+    assert_eq!(
+        s.ok(&["dump", "--fields", "id,inputs", "--id", "1"]),
+        "{\"id\":1,\"inputs\":[{\"node\":1,\"input\":{\"b\":1,\"a\":[2,7,11,15]},\"output\":[0,1]},{\"node\":2,\"input\":1.0,\"output\":-9999999999999999}]}\n"
+    );
+}
+
+#[test]
+fn stats_by_category_counts_documents_inputs_and_outputs() {
+    let s = sample();
+    s.ok(&["create-doc", "third", "--category", "easy"]);
+    assert_eq!(
+        s.ok(&["stats", "--by", "category", "--json"]),
+        "{\"category\":null,\"documents\":1,\"inputs\":1,\"outputs\":0}\n\
+         {\"category\":\"easy\",\"documents\":2,\"inputs\":2,\"outputs\":2}\n"
+    );
+    let table = s.ok(&["stats", "--by", "category"]);
+    assert!(
+        table.contains("easy") && table.contains("documents"),
+        "{table}"
+    );
+}
+
+#[test]
+fn bad_selections_are_usage_errors_and_change_nothing() {
+    let s = sample();
+    let before = s.snapshot();
+    for args in [
+        &["list", "--id", "0"][..],
+        &["list", "--id", "5..2"],
+        &["list", "--id", "x"],
+        &["dump", "--fields", "colour"],
+        &["dump", "--records", "--category", "easy"],
+        &["dump", "--salvage", "--fields", "id"],
+        &["stats", "--by", "version"],
+    ] {
+        let (code, err) = s.fails(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+    }
+    assert_eq!(s.snapshot(), before);
+}
