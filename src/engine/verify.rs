@@ -135,6 +135,7 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
                 files.push((n, file, name));
             }
             Ok(h) => report.damage(&name, Some(0), format!("header names segment {}", h.number)),
+            Err(e @ Error::Io { .. }) => return Err(e),
             Err(e) => report.damage(&name, Some(0), brief(&e)),
         }
     }
@@ -294,6 +295,9 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
     for ((n, _, name), scan) in sealed.iter().zip(scans) {
         let scan = match scan {
             Ok(s) => s,
+            // A read that failed says nothing about the bytes: it is the
+            // command's failure (exit 7), never a finding of damage.
+            Err(e @ Error::Io { .. }) => return Err(e),
             Err(e) => {
                 report.damage(name, Some(0), brief(&e));
                 continue;
@@ -311,7 +315,7 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
                 "not checked: its segment is damaged",
             );
         } else {
-            check_index(vfs, dir, *n, &scan, &mut report);
+            check_index(vfs, dir, *n, &scan, &mut report)?;
         }
         items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
     }
@@ -342,6 +346,7 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
                 total,
             });
         }) {
+            Err(e @ Error::Io { .. }) => return Err(e),
             Err(e) => report.damage(name, Some(0), brief(&e)),
             Ok(scan) => {
                 let mut ok = true;
@@ -382,7 +387,7 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
                     }
                 }
                 file_report(&mut report, name, &scan, ok);
-                check_checkpoint(vfs, dir, &scan, &mut report);
+                check_checkpoint(vfs, dir, &scan, &mut report)?;
                 items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
             }
         }
@@ -461,7 +466,7 @@ fn scan_parallel(
             s.into_inner()
                 .ok()
                 .flatten()
-                .unwrap_or_else(|| Err(Error::invalid("internal: a verify worker did not finish")))
+                .unwrap_or_else(|| Err(Error::internal("a verify worker did not finish")))
         })
         .collect()
 }
@@ -512,7 +517,13 @@ fn binding_of(scan: &Scan) -> index::Binding {
 }
 
 /// Checks a sealed segment's index file against what the segment holds.
-fn check_index(vfs: &dyn Vfs, dir: &Path, n: u64, scan: &Scan, report: &mut VerifyReport) {
+fn check_index(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    n: u64,
+    scan: &Scan,
+    report: &mut VerifyReport,
+) -> Result<()> {
     let name = format::index_name(n);
     let path = dir.join(&name);
     if vfs.kind(&path).ok().flatten().is_none() {
@@ -521,21 +532,27 @@ fn check_index(vfs: &dyn Vfs, dir: &Path, n: u64, scan: &Scan, report: &mut Veri
             None,
             "index file missing (rebuilt by the next write)",
         );
-        return;
+        return Ok(());
     }
-    let opened = index::open_index(vfs, &path, n, scan.file_len, binding_of(scan));
+    let opened = index::open_index(vfs, &path, n, scan.file_len, binding_of(scan))?;
     compare_index(&name, opened, scan, u64::MAX, report);
+    Ok(())
 }
 
 /// Checks the active segment's checkpoint, if it has one that claims it.
-fn check_checkpoint(vfs: &dyn Vfs, dir: &Path, scan: &Scan, report: &mut VerifyReport) {
+fn check_checkpoint(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    scan: &Scan,
+    report: &mut VerifyReport,
+) -> Result<()> {
     let name = format::ACTIVE_INDEX_NAME;
     let path = dir.join(name);
     if vfs.kind(&path).ok().flatten().is_none() {
-        return;
+        return Ok(());
     }
     let number = scan.header.number;
-    let opened = index::open_index_covering(vfs, &path, number, 0..=scan.end, binding_of(scan));
+    let opened = index::open_index_covering(vfs, &path, number, 0..=scan.end, binding_of(scan))?;
     if opened.is_none() {
         let mut buf = [0u8; format::INDEX_HEADER_LEN];
         let stale = vfs
@@ -550,11 +567,12 @@ fn check_checkpoint(vfs: &dyn Vfs, dir: &Path, scan: &Scan, report: &mut VerifyR
                 None,
                 "checkpoint of an earlier active segment (removed by the next write)",
             );
-            return;
+            return Ok(());
         }
     }
     let covered = opened.as_ref().map_or(0, |(_, h)| h.segment_len);
     compare_index(name, opened, scan, covered, report);
+    Ok(())
 }
 
 /// Compares an index file's blocks with the entries of the records before
