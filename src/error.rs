@@ -79,6 +79,13 @@ pub enum Error {
         /// How long stratum waited, in seconds.
         waited_secs: f64,
     },
+    /// A bug in stratum: a state the engine should never reach. Nothing was
+    /// written after it was detected.
+    Internal(String),
+    /// An earlier write or fsync of this open store failed, so its state in
+    /// memory may be ahead of the files: it refuses further writes. Reopen
+    /// it; recovery goes by what reached the disk.
+    Poisoned,
     /// The file system lacks the free space an operation needs up front.
     NoSpace {
         /// The directory checked.
@@ -107,6 +114,11 @@ impl Error {
             offset,
             reason: reason.into(),
         }
+    }
+
+    /// Builds an internal error (a bug).
+    pub fn internal(msg: impl Into<String>) -> Self {
+        Error::Internal(msg.into())
     }
 
     /// Builds an invalid-input error.
@@ -158,6 +170,10 @@ impl fmt::Display for Error {
                 write!(f, "input node {node} not found in document {doc}")
             }
             Error::InvalidInput(msg) => f.write_str(msg),
+            Error::Internal(msg) => write!(f, "internal error (a bug in stratum): {msg}"),
+            Error::Poisoned => f.write_str(
+                "an earlier write to this store failed; reopen the store before writing again",
+            ),
             Error::LockTimeout { path, waited_secs } => write!(
                 f,
                 "the store is locked by another process ({} held for over {waited_secs:.1}s); retry, or raise --lock-timeout",

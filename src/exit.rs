@@ -5,7 +5,8 @@
 //! 0 ok, 1 other failure, 2 usage, 3 not found (document, node, or no store
 //! at --dir), 4 invalid input, 5 lock timeout, 6 corruption or unsupported
 //! format version, 7 I/O error, 8 the write is durable but printing its
-//! result failed (do not retry). A broken pipe on stdout is success for
+//! result failed (do not retry), 9 internal error (a bug in stratum:
+//! please report). A broken pipe on stdout is success for
 //! a read: the reader has all it wanted (`stratum dump | head -1`).
 
 use std::io::{self, Write};
@@ -19,7 +20,7 @@ use stratum::Error;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 enum Code {
-    /// Anything not classified below; also an internal error (a bug).
+    /// Anything not classified below.
     Other = 1,
     Usage = 2,
     NotFound = 3,
@@ -29,6 +30,8 @@ enum Code {
     Io = 7,
     /// The write is durable; only printing its result failed.
     Unreported = 8,
+    /// A bug in stratum (an internal check failed): please report it.
+    Internal = 9,
 }
 
 /// What an error means for the process.
@@ -59,7 +62,10 @@ fn classify(err: &anyhow::Error) -> Outcome {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<Error>() {
             return Outcome::Fail(match e {
-                Error::Io { .. } | Error::NoSpace { .. } => Code::Io,
+                // A poisoned store is one whose write or fsync failed
+                // earlier in this process: an I/O failure, not bad input.
+                Error::Io { .. } | Error::NoSpace { .. } | Error::Poisoned => Code::Io,
+                Error::Internal(_) => Code::Internal,
                 Error::Corrupt { .. }
                 | Error::UnsupportedVersion { .. }
                 | Error::LockMissing { .. } => Code::Corrupt,
@@ -243,6 +249,8 @@ mod tests {
                 Code::NotFound,
             ),
             (Error::invalid("no"), Code::InvalidInput),
+            (Error::Poisoned, Code::Io),
+            (Error::internal("a broken invariant"), Code::Internal),
             (
                 Error::LockTimeout {
                     path: "/x".into(),

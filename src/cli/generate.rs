@@ -224,6 +224,9 @@ I/O error (full disk, permission denied, read\-only file system), with the path 
 .TP
 .B 8
 The write is done and durable, but printing its result (the new ids) failed: standard output was full, closed or failing. Do not run the command again: that would make a duplicate.
+.TP
+.B 9
+An internal error: a bug in stratum (an internal check failed). Please report it with the message.
 .PP
 Every error is one line on standard error starting with \fBstratum:\fR, usage errors included (they end with \fItry 'stratum COMMAND \-\-help'\fR); a command that fails changes nothing, except under status 8, whose message says what was written.
 .SH ENVIRONMENT

@@ -52,7 +52,7 @@ Examples:
 
 Exit codes: 0 ok, 1 other failure, 2 usage, 3 not found (document, node or store),
 4 invalid input, 5 lock timeout, 6 corruption, 7 I/O error, 8 written and durable but
-its output could not be printed (do not retry).";
+its output could not be printed (do not retry), 9 internal error (a bug: please report).";
 
 /// Documents with ordered chains of inputs and expected outputs, in a
 /// log-structured store on local disk.

@@ -355,7 +355,7 @@ impl Store {
         let old = std::mem::replace(&mut self.active, next);
         let file = old
             .file
-            .ok_or_else(|| Error::invalid("internal: sealing without a file"))?;
+            .ok_or_else(|| Error::internal("sealing without a file"))?;
         self.sealed.push(Sealed {
             number,
             version,
@@ -393,7 +393,7 @@ impl Store {
     /// memory.
     pub(crate) fn write_manifest(&mut self) -> Result<()> {
         let Some(m) = self.manifest.as_mut() else {
-            return Err(Error::invalid("internal: no manifest to write"));
+            return Err(Error::internal("no manifest to write"));
         };
         m.serial += 1;
         let r = crate::engine::manifest::write(&*self.opts.vfs, &self.opts.dir, m);
@@ -465,6 +465,8 @@ impl Store {
         let len = self.active.len;
         if let Some((f, h)) =
             index::open_index_covering(&*vfs, &path, self.active.number, len..=len, bind)
+                .ok()
+                .flatten()
         {
             self.active.prefix = Some(SealedIndex::on_disk(path, f, h));
             self.active.prefix_len = len;
@@ -490,19 +492,19 @@ impl Store {
     /// may be ahead of the file after a failed write.
     fn check_writable(&self) -> Result<()> {
         if self.mode != Mode::Write {
-            return Err(Error::invalid("internal: write on a read-only store"));
+            return Err(Error::invalid(
+                "the store was opened read-only: writes need Mode::Write",
+            ));
         }
         if self.poisoned {
-            return Err(Error::invalid(
-                "an earlier write failed; reopen the store before writing again",
-            ));
+            return Err(Error::Poisoned);
         }
         Ok(())
     }
 
     pub(crate) fn begin_batch(&mut self) -> Result<()> {
         if self.batch.is_some() {
-            return Err(Error::invalid("internal: nested batch"));
+            return Err(Error::internal("nested batch"));
         }
         self.check_writable()?;
         self.batch = Some(BatchState {

@@ -212,7 +212,7 @@ impl Store {
         let cur = out
             .cur
             .as_mut()
-            .ok_or_else(|| Error::invalid("internal: no output"))?;
+            .ok_or_else(|| Error::internal("no output"))?;
         let entry = cur.push(
             &mut out.seq,
             Kind::DocPut,
@@ -353,7 +353,7 @@ impl Store {
         let m = self
             .manifest
             .as_mut()
-            .ok_or_else(|| Error::invalid("internal: compaction of a store without a manifest"))?;
+            .ok_or_else(|| Error::internal("compaction of a store without a manifest"))?;
         m.members = members;
         m.next_number = m.next_number.max(next_number);
         m.max_seq = m.max_seq.max(max_seq);

@@ -524,14 +524,19 @@ pub(crate) fn reopen_written(
 }
 
 /// Opens and checks an index file against its segment. `None` when it is
-/// missing, unreadable or describes something else: the caller rebuilds it.
+/// missing, cannot be opened, is short or describes something else: the
+/// caller rebuilds it.
+///
+/// # Errors
+/// [`Error::Io`] when reading it fails: a read error is never taken for a
+/// stale index.
 pub(crate) fn open_index(
     vfs: &dyn Vfs,
     path: &Path,
     segment: u64,
     segment_len: u64,
     bind: Binding,
-) -> Option<(Box<dyn VFile>, IndexHeader)> {
+) -> Result<Option<(Box<dyn VFile>, IndexHeader)>> {
     open_index_covering(vfs, path, segment, segment_len..=segment_len, bind)
 }
 
@@ -544,11 +549,16 @@ pub(crate) fn open_index_covering(
     segment: u64,
     covers: std::ops::RangeInclusive<u64>,
     bind: Binding,
-) -> Option<(Box<dyn VFile>, IndexHeader)> {
-    let file = vfs.open_read(path).ok()?;
+) -> Result<Option<(Box<dyn VFile>, IndexHeader)>> {
+    let Ok(file) = vfs.open_read(path) else {
+        return Ok(None);
+    };
     let mut buf = [0u8; INDEX_HEADER_LEN];
-    file.read_exact_at(&mut buf, 0).ok()?;
-    check_header(file, &buf, segment, covers, bind)
+    match file.read_exact_at(&mut buf, 0) {
+        Ok(()) => Ok(check_header(file, &buf, segment, covers, bind)),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
 }
 
 /// Checks an open index file's header (read into `buf`) against its segment.

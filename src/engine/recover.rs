@@ -542,7 +542,7 @@ pub(crate) fn open_member(lazy: &Lazy, member: &Member) -> Result<Handle> {
     }
     s.handle
         .into_inner()
-        .ok_or_else(|| Error::invalid("internal: an opened segment without its handle"))
+        .ok_or_else(|| Error::internal("an opened segment without its handle"))
 }
 
 /// A member that is opened only when first needed.

@@ -560,7 +560,7 @@ pub(crate) fn scan_active(
         header.number,
         format::SEGMENT_HEADER_LEN as u64..=len,
         bind,
-    ) {
+    )? {
         let from = Some((h.segment_len, h.max_seq));
         let depth = segment::ScanDepth::Structure;
         if let Ok(scan) = segment::scan_with_progress(file, path, false, from, depth, &mut |_| {})
@@ -587,7 +587,7 @@ pub(crate) fn open_sealed(
     let path = opts.dir.join(format::segment_name(n));
     let idx_path = opts.dir.join(format::index_name(n));
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    if let Some((idx_file, header)) = index::open_index(vfs, &idx_path, n, len, bind) {
+    if let Some((idx_file, header)) = index::open_index(vfs, &idx_path, n, len, bind)? {
         return Ok(Sealed {
             number: n,
             version: bind.version,

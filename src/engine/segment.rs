@@ -65,15 +65,13 @@ impl Sealed {
             return Ok(h);
         }
         let (Some(lazy), Some(member)) = (&self.lazy, &self.member) else {
-            return Err(Error::invalid(
-                "internal: a sealed segment with no way to open it",
-            ));
+            return Err(Error::internal("a sealed segment with no way to open it"));
         };
         let h = crate::engine::recover::open_member(lazy, member)?;
         let _ = self.handle.set(h);
         self.handle
             .get()
-            .ok_or_else(|| Error::invalid("internal: segment handle not kept"))
+            .ok_or_else(|| Error::internal("segment handle not kept"))
     }
 
     /// The segment file.

@@ -708,7 +708,7 @@ impl Store {
         let i = self
             .sealed
             .binary_search_by_key(&e.seg, |s| s.number)
-            .map_err(|_| Error::invalid("internal: entry for an unknown segment"))?;
+            .map_err(|_| Error::internal("entry for an unknown segment"))?;
         let s = &self.sealed[i];
         if let Some(ra) = self.readahead.borrow_mut().as_mut() {
             let buf = ra

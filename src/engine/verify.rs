@@ -135,6 +135,7 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
                 files.push((n, file, name));
             }
             Ok(h) => report.damage(&name, Some(0), format!("header names segment {}", h.number)),
+            Err(e @ Error::Io { .. }) => return Err(e),
             Err(e) => report.damage(&name, Some(0), brief(&e)),
         }
     }
@@ -297,6 +298,9 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
     for ((n, file, name), scan) in sealed.iter().zip(scans) {
         let scan = match scan {
             Ok(s) => s,
+            // A read that failed says nothing about the bytes: it is the
+            // command's failure (exit 7), never a finding of damage.
+            Err(e @ Error::Io { .. }) => return Err(e),
             Err(e) => {
                 report.damage(name, Some(0), brief(&e));
                 continue;
@@ -304,7 +308,7 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
         };
         let Some(err) = &scan.damage else {
             file_report(&mut report, name, &scan, true);
-            check_index(vfs, dir, *n, &scan, &mut report);
+            check_index(vfs, dir, *n, &scan, &mut report)?;
             items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
             continue;
         };
@@ -353,6 +357,7 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
                 total,
             });
         }) {
+            Err(e @ Error::Io { .. }) => return Err(e),
             Err(e) => report.damage(name, Some(0), brief(&e)),
             Ok(scan) => {
                 let mut ok = true;
@@ -381,7 +386,7 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
                     // check_tail first: it reports the tail whatever the header said.
                     let ok = check_tail(&mut report, name, &scan) && ok;
                     file_report(&mut report, name, &scan, ok);
-                    check_checkpoint(vfs, dir, &scan, &mut report);
+                    check_checkpoint(vfs, dir, &scan, &mut report)?;
                     items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
                 }
             }
@@ -541,7 +546,8 @@ fn index_entries(
     len: u64,
     bind: index::Binding,
 ) -> Option<Vec<IndexEntry>> {
-    let (file, header) = index::open_index(vfs, &dir.join(format::index_name(n)), n, len, bind)?;
+    let (file, header) =
+        index::open_index(vfs, &dir.join(format::index_name(n)), n, len, bind).ok()??;
     let blocks = header.entries.div_ceil(format::ENTRIES_PER_BLOCK as u64);
     let mut buf = vec![0u8; format::INDEX_BLOCK_LEN];
     let mut out = Vec::new();
@@ -622,7 +628,7 @@ fn scan_parallel(
             s.into_inner()
                 .ok()
                 .flatten()
-                .unwrap_or_else(|| Err(Error::invalid("internal: a verify worker did not finish")))
+                .unwrap_or_else(|| Err(Error::internal("a verify worker did not finish")))
         })
         .collect()
 }
@@ -673,7 +679,13 @@ fn binding_of(scan: &Scan) -> index::Binding {
 }
 
 /// Checks a sealed segment's index file against what the segment holds.
-fn check_index(vfs: &dyn Vfs, dir: &Path, n: u64, scan: &Scan, report: &mut VerifyReport) {
+fn check_index(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    n: u64,
+    scan: &Scan,
+    report: &mut VerifyReport,
+) -> Result<()> {
     let name = format::index_name(n);
     let path = dir.join(&name);
     if vfs.kind(&path).ok().flatten().is_none() {
@@ -682,21 +694,27 @@ fn check_index(vfs: &dyn Vfs, dir: &Path, n: u64, scan: &Scan, report: &mut Veri
             None,
             "index file missing (rebuilt by the next write)",
         );
-        return;
+        return Ok(());
     }
-    let opened = index::open_index(vfs, &path, n, scan.file_len, binding_of(scan));
+    let opened = index::open_index(vfs, &path, n, scan.file_len, binding_of(scan))?;
     compare_index(&name, opened, scan, u64::MAX, report);
+    Ok(())
 }
 
 /// Checks the active segment's checkpoint, if it has one that claims it.
-fn check_checkpoint(vfs: &dyn Vfs, dir: &Path, scan: &Scan, report: &mut VerifyReport) {
+fn check_checkpoint(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    scan: &Scan,
+    report: &mut VerifyReport,
+) -> Result<()> {
     let name = format::ACTIVE_INDEX_NAME;
     let path = dir.join(name);
     if vfs.kind(&path).ok().flatten().is_none() {
-        return;
+        return Ok(());
     }
     let number = scan.header.number;
-    let opened = index::open_index_covering(vfs, &path, number, 0..=scan.end, binding_of(scan));
+    let opened = index::open_index_covering(vfs, &path, number, 0..=scan.end, binding_of(scan))?;
     if opened.is_none() {
         let mut buf = [0u8; format::INDEX_HEADER_LEN];
         let stale = vfs
@@ -711,11 +729,12 @@ fn check_checkpoint(vfs: &dyn Vfs, dir: &Path, scan: &Scan, report: &mut VerifyR
                 None,
                 "checkpoint of an earlier active segment (removed by the next write)",
             );
-            return;
+            return Ok(());
         }
     }
     let covered = opened.as_ref().map_or(0, |(_, h)| h.segment_len);
     compare_index(name, opened, scan, covered, report);
+    Ok(())
 }
 
 /// Compares an index file's blocks with the entries of the records before
