@@ -288,8 +288,8 @@ pub(crate) fn open_v2(
     guard: Box<dyn LockGuard>,
     listing: &Listing,
     mut m: Manifest,
-    mut dir_dirty: bool,
 ) -> Result<Store> {
+    let mut dir_dirty = false;
     let vfs = opts.vfs.clone();
     let dir = opts.dir.clone();
     let write = mode == Mode::Write;

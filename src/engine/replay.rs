@@ -193,13 +193,20 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         opts.lock_timeout,
     )
     .map_err(|e| lock::vanished(e, &*vfs, &dir))?;
-    let dir_dirty = write && !lock_existed;
+    if write && !lock_existed {
+        // LOCK must be durable before any other file of the new store: after
+        // a power loss the directory may keep later entries and lose earlier
+        // ones, and a store's files without LOCK are refused as a deleted
+        // lock (docs/FORMAT.md §10).
+        vfs.sync_dir(&dir)
+            .map_err(|e| Error::io("fsync", &dir, e))?;
+    }
     let listing = list_dir(&*vfs, &dir)?;
     match crate::engine::manifest::read(&*vfs, &dir)? {
-        Some(m) => crate::engine::recover::open_v2(opts, mode, guard, &listing, m, dir_dirty),
+        Some(m) => crate::engine::recover::open_v2(opts, mode, guard, &listing, m),
         None if write && listing.is_empty() => crate::engine::recover::create(opts, guard),
         None => {
-            let mut store = open_v1(opts, mode, guard, listing, dir_dirty)?;
+            let mut store = open_v1(opts, mode, guard, listing)?;
             if write {
                 crate::engine::recover::upgrade(&mut store)?;
             }
@@ -215,8 +222,8 @@ fn open_v1(
     mode: Mode,
     guard: Box<dyn crate::engine::vfs::LockGuard>,
     listing: Listing,
-    mut dir_dirty: bool,
 ) -> Result<Store> {
+    let mut dir_dirty = false;
     let vfs = opts.vfs.clone();
     let dir = opts.dir.clone();
     let write = mode == Mode::Write;
