@@ -7,22 +7,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{BIN, TestStore, have_script, in_terminal, in_terminal_run, json, report};
-
-/// The subcommand names `stratum --help` lists.
-fn subcommands(s: &TestStore) -> Vec<String> {
-    let help = s.ok(&["--help"]);
-    let section = help
-        .split("Commands:\n")
-        .nth(1)
-        .expect("a Commands: section");
-    section
-        .lines()
-        .take_while(|l| l.starts_with("  "))
-        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-        .filter(|n| n != "help")
-        .collect()
-}
+use crate::help::subcommands;
+use crate::util::{
+    BIN, TestStore, have_script, in_terminal, in_terminal_run, json, report, run_at,
+};
 
 /// Runs with `-q` and expects exit 0 with nothing at all on stderr.
 fn quiet(s: &TestStore, args: &[&str], stdin: Option<&[u8]>) -> String {
@@ -127,7 +115,7 @@ fn quiet_prints_nothing_on_success_but_the_data() {
     assert!(run.stderr.starts_with("stratum: note: "), "{}", run.stderr);
 
     // Every command was run under -q.
-    let mut names = subcommands(&s);
+    let mut names = subcommands(&s.ok(&["--help"]));
     names.sort();
     seen.sort();
     seen.dedup();
@@ -152,12 +140,7 @@ fn readme_block(lang: &str, needle: &str) -> String {
 /// Runs the binary on the store in `dir` (not the test's own store),
 /// expecting exit 0 and a quiet stderr; returns stdout.
 fn ok_in(dir: &Path, args: &[&str]) -> String {
-    let mut cmd = Command::new(BIN);
-    cmd.env_remove("STRATUM_DIR")
-        .arg("--dir")
-        .arg(dir)
-        .args(args);
-    let (shown, run) = TestStore::run_command(cmd, None);
+    let (shown, run) = run_at(dir, args);
     crate::util::expect_ok(&shown, &run);
     String::from_utf8(run.stdout).expect("UTF-8 stdout")
 }

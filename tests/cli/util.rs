@@ -191,6 +191,42 @@ impl TestStore {
     }
 }
 
+/// Runs the binary on another data directory than a test store's own.
+pub fn run_at(dir: &Path, args: &[&str]) -> (String, Run) {
+    let mut cmd = Command::new(bin());
+    cmd.env_remove("STRATUM_DIR")
+        .env_remove("NO_COLOR")
+        .arg("--dir")
+        .arg(dir)
+        .args(args);
+    TestStore::run_command(cmd, None)
+}
+
+/// Exit 0 with a `stratum: ` report on stderr (which [`TestStore::ok`]
+/// forbids), and no panic.
+pub fn ok_with_note(shown: &str, run: &Run) {
+    assert!(
+        run.code == 0 && run.stderr.starts_with("stratum: ") && !run.stderr.contains("panicked"),
+        "{}",
+        report(shown, run, "exit 0 with a `stratum: ` note on stderr")
+    );
+}
+
+/// The ids of `dump` output, in order.
+pub fn ids(dump: &str) -> Vec<u64> {
+    dump.lines()
+        .map(|l| json(l)["id"].as_u64().expect("an id"))
+        .collect()
+}
+
+/// Flips a bit of the byte in the middle of a file: damage a CRC catches.
+pub fn flip_middle(path: &Path) {
+    let mut b = std::fs::read(path).expect("read the file to damage");
+    let mid = b.len() / 2;
+    b[mid] ^= 0x20;
+    std::fs::write(path, b).expect("write the damaged file");
+}
+
 /// A pending run with stdin.
 pub struct WithStdin<'a> {
     store: &'a TestStore,
