@@ -137,8 +137,8 @@ fn man_page_shows_json_shapes_as_code_and_no_flag_defaults() {
     for fields in [
         r#"{"compacted", "dry_run", "reason", "segments", "bytes", "live_bytes","#,
         r#"{"dest", "linked", "copied", "bytes", "verified"}"#,
-        r#"{"quarantined": [S], "records_kept", "damaged_bytes", "compacted"}"#,
-        r#"{"documents", "files", "good_records", "damaged_bytes"}"#,
+        r#"{"quarantined": [S], "records_kept", "damaged_bytes","#,
+        r#"{"documents", "files", "good_records", "damaged_bytes","#,
         r#"{"id", "category", "version", "inputs", "outputs", "body_bytes"}"#,
     ] {
         let at = json

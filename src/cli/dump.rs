@@ -22,7 +22,8 @@ use stratum::Mode;
 /// that may refuse to open, and prints the documents it can rebuild; it
 /// changes nothing. A summary goes to stderr (not with --quiet); with
 /// --json it is one object there:
-///   {"documents", "files", "good_records", "damaged_bytes"}
+///   {"documents", "files", "good_records", "damaged_bytes",
+///    "uncommitted_records"}
 ///
 /// --records lists the raw log instead, old versions and tombstones
 /// included, one object per record:

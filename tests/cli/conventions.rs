@@ -543,9 +543,11 @@ fn json_is_accepted_by_every_command_that_prints() {
     let repaired = report(&["repair", "--json"]);
     assert_eq!(repaired["quarantined"], serde_json::json!([]));
     assert_eq!(repaired["compacted"], true);
-    report(&["stats", "--json"]);
-    assert_eq!(report(&["verify", "--json"])["ok"], true);
-    assert!(report(&["list", "--json"])["id"] == 1);
+    let stats = report(&["stats", "--json"]);
+    let verified = report(&["verify", "--json"]);
+    assert_eq!(verified["ok"], true);
+    let listed = report(&["list", "--json"]);
+    assert!(listed["id"] == 1);
     // `dump --salvage` keeps stdout for the documents: the summary is JSON
     // on stderr.
     let (shown, run) = s.run(&["dump", "--salvage", "--json"], None);
@@ -559,6 +561,30 @@ fn json_is_accepted_by_every_command_that_prints() {
     let summary = json(run.stderr.trim());
     assert_eq!(summary["documents"], 1, "{summary}");
     assert_eq!(summary["damaged_bytes"], 0, "{summary}");
+
+    // The man page's JSON OUTPUT section names every field these print.
+    let page = s.ok(&["man"]);
+    let section = page
+        .split(".SH JSON OUTPUT\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n.SH ").next())
+        .expect("a JSON OUTPUT section");
+    for (what, value) in [
+        ("compact", &done),
+        ("backup", &backup),
+        ("repair", &repaired),
+        ("stats", &stats),
+        ("verify", &verified),
+        ("list", &listed),
+        ("dump --salvage", &summary),
+    ] {
+        for field in fields(value) {
+            assert!(
+                section.contains(&format!("\"{field}\"")),
+                "man page JSON OUTPUT does not name {what}'s \"{field}\""
+            );
+        }
+    }
 }
 
 #[test]
