@@ -351,12 +351,7 @@ impl GlobalArgs {
     /// # Errors
     /// As [`Store::open`].
     pub fn open(&self, mode: Mode) -> stratum::Result<Store> {
-        let mut store = Store::open(self.options(), mode)?;
-        let notices = store.take_notices();
-        if !self.quiet {
-            note_all(notices);
-        }
-        Ok(store)
+        Ok(self.noted(Store::open(self.options(), mode)?))
     }
 
     /// Opens an existing store for writing; unlike [`GlobalArgs::open`] it
@@ -366,16 +361,19 @@ impl GlobalArgs {
     /// # Errors
     /// [`stratum::Error::NoStore`], or as [`Store::open`].
     pub fn open_existing(&self) -> stratum::Result<Store> {
-        let mut store = Store::open_existing(self.options())?;
-        note_all(store.take_notices());
-        Ok(store)
+        Ok(self.noted(Store::open_existing(self.options())?))
     }
-}
 
-/// Prints one `stratum: note: …` line per notice on stderr.
-pub fn note_all(notices: Vec<String>) {
-    for n in notices {
-        message(&format!("note: {n}"));
+    /// Prints one `stratum: note: …` line per recovery notice of a store
+    /// just opened, unless `--quiet`: under `-q` a note is chatter too.
+    fn noted(&self, mut store: Store) -> Store {
+        let notices = store.take_notices();
+        if !self.quiet {
+            for n in notices {
+                message(&format!("note: {n}"));
+            }
+        }
+        store
     }
 }
 

@@ -110,6 +110,17 @@ fn quiet_prints_nothing_on_success_but_the_data() {
     };
     torn();
     assert_eq!(quiet(&s, &["create-doc", "z"], None), "4\n");
+    // The same for the commands that open only an existing store.
+    torn();
+    assert_eq!(quiet(&s, &["add-input", "4", "1"], None), "1\n");
+    torn();
+    quiet(&s, &["set-output", "4", "1", "2"], None);
+    torn();
+    quiet(&s, &["update-doc", "4", "--category", "d"], None);
+    torn();
+    quiet(&s, &["delete-input", "4", "1"], None);
+    torn();
+    quiet(&s, &["delete-doc", "4"], None);
     torn();
     let (_, run) = s.run(&["create-doc", "z"], None);
     assert!(run.stderr.starts_with("stratum: note: "), "{}", run.stderr);
