@@ -10,7 +10,6 @@
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -308,7 +307,7 @@ fn help_color() -> clap::ColorChoice {
 ///
 /// # Errors
 /// Whatever the command fails with; `src/exit.rs` turns it into an exit code.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn run(cli: Cli) -> anyhow::Result<()> {
     let g = &cli.global;
     output::set_color(g.color);
     match cli.command {
@@ -331,8 +330,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Repair(args) => repair::run(g, args),
         Command::Completions(args) => generate::run_completions(args),
         Command::Man(args) => generate::run_man(args),
-    }?;
-    Ok(ExitCode::SUCCESS)
+    }
 }
 
 impl GlobalArgs {
