@@ -305,6 +305,14 @@ A body that is not UTF\-8 is printed as \fB"body_base64"\fR (standard base64) in
  "last_compaction": null or {"first_segment", "segments"}}
 .EE
 .RE
+\fBstats \-\-by category \-\-json\fR, one line per category (null first):
+.RS 4
+.EX
+{"category", "documents", "inputs", "outputs"}
+.EE
+.RE
+\fBdiff\fR prints one JSON line per difference, in the shapes its section above lists.
+.PP
 \fBverify \-\-json\fR:
 .RS 4
 .EX

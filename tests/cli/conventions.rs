@@ -555,6 +555,7 @@ fn json_is_accepted_by_every_command_that_prints() {
     assert_eq!(repaired["quarantined"], serde_json::json!([]));
     assert_eq!(repaired["compacted"], true);
     let stats = report(&["stats", "--json"]);
+    let by_category = report(&["stats", "--by", "category", "--json"]);
     let verified = report(&["verify", "--json"]);
     assert_eq!(verified["ok"], true);
     let listed = report(&["list", "--json"]);
@@ -585,6 +586,7 @@ fn json_is_accepted_by_every_command_that_prints() {
         ("backup", &backup),
         ("repair", &repaired),
         ("stats", &stats),
+        ("stats --by category", &by_category),
         ("verify", &verified),
         ("list", &listed),
         ("dump --salvage", &summary),
