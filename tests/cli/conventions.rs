@@ -8,9 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::help::subcommands;
-use crate::util::{
-    BIN, TestStore, have_script, in_terminal, in_terminal_run, json, report, run_at,
-};
+use crate::util::{BIN, TestStore, in_terminal, in_terminal_run, json, report, require, run_at};
 
 /// Runs with `-q` and expects exit 0 with nothing at all on stderr.
 fn quiet(s: &TestStore, args: &[&str], stdin: Option<&[u8]>) -> String {
@@ -264,19 +262,9 @@ fn readme_quick_start_can_run_twice() {
     assert!(gets[1].contains("\"id\": 2"), "{}", gets[1]);
 }
 
-fn have_jq() -> bool {
-    let there = Command::new("jq").arg("--version").output().is_ok();
-    if !there {
-        eprintln!("skipped: jq is not installed");
-    }
-    there
-}
-
 #[test]
 fn readme_fixture_check_fails_a_set_e_script() {
-    if !have_jq() {
-        return;
-    }
+    require("jq", "jq");
     let s = TestStore::new();
     let block = readme_block("sh", "problems.json");
     assert!(block.starts_with("set -e\n"), "{block}");
@@ -677,9 +665,7 @@ fn a_left_out_value_reads_stdin_but_never_waits_on_a_terminal() {
     assert_eq!(s.ok(&["get", "2", "--body"]), "");
     let help = s.ok(&["create-doc", "--help"]);
     assert!(help.contains("refused when stdin is a terminal"), "{help}");
-    if !have_script() {
-        return;
-    }
+    require("script", "bsdutils");
     // From a terminal: exit 2 at once, nothing written.
     let before = s.snapshot();
     let dir = s.data().display().to_string();
@@ -759,9 +745,7 @@ fn colour_follows_color_no_color_and_term() {
     cmd.env("NO_COLOR", "1");
     let (_, run) = TestStore::run_command(cmd, None);
     assert!(String::from_utf8_lossy(&run.stdout).contains("\x1b[1m"));
-    if !have_script() {
-        return;
-    }
+    require("script", "bsdutils");
     let dir = s.data().display().to_string();
     let at_terminal =
         |prefix: &str, args: &str| in_terminal(&s, &format!("{prefix} {BIN} --dir {dir} {args}"));

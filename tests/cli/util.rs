@@ -299,14 +299,14 @@ pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-/// Whether util-linux `script` is there to give a command a terminal; says
-/// so on stderr when it is not (the test then checks nothing).
-pub fn have_script() -> bool {
-    let there = Command::new("script").arg("--version").output().is_ok();
-    if !there {
-        eprintln!("skipped: util-linux `script` is not installed");
-    }
-    there
+/// Fails the test when `tool`, which the README's "Testing" section lists
+/// among what the tests need, is not installed: a test that skipped
+/// silently would pass without checking anything.
+pub fn require(tool: &str, package: &str) {
+    assert!(
+        Command::new(tool).arg("--version").output().is_ok(),
+        "`{tool}` is not installed (apt-get install {package}); the tests need it"
+    );
 }
 
 /// Runs a shell command line in a pseudo-terminal (util-linux `script`), as
