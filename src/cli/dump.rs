@@ -94,11 +94,7 @@ struct Record<'a> {
 /// # Errors
 /// No store, lock timeout, corruption, I/O (a closed stdout included).
 pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
-    let selecting = args.select.category.is_some()
-        || args.select.id.is_some()
-        || args.select.missing_output
-        || args.fields.is_some();
-    if selecting && (args.salvage || args.records) {
+    if (args.select.any() || args.fields.is_some()) && (args.salvage || args.records) {
         return Err(UsageError(
             "selection flags and --fields apply to documents, not to --records or --salvage"
                 .to_owned(),
