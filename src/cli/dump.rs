@@ -151,17 +151,6 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What salvage left out besides damaged bytes, for its summary line.
-pub(crate) fn uncommitted_note(records: u64) -> String {
-    if records == 0 {
-        String::new()
-    } else {
-        format!(
-            ", {records} intact records of a batch left out: its commit record is missing at the end of a file, so it was never acknowledged"
-        )
-    }
-}
-
 /// `dump --salvage`: no normal open (it may refuse a damaged store).
 fn salvage(g: &GlobalArgs, json: bool) -> anyhow::Result<()> {
     let mut out = output::stdout();
@@ -179,7 +168,7 @@ fn salvage(g: &GlobalArgs, json: bool) -> anyhow::Result<()> {
         report.files,
         report.good_records,
         output::human_size(report.damaged_bytes),
-        uncommitted_note(report.uncommitted_records)
+        output::uncommitted_note(report.uncommitted_records)
     );
     let summary = Salvaged {
         documents: report.documents,
