@@ -30,8 +30,8 @@ use stratum::{DocId, Document, Error, Mode};
 #[command(after_help = "\
 Examples:
   stratum load fixtures.jsonl
-  jq -c '{body: .statement, category: \"imported\", inputs: [.cases[] | {input: .in, output: .out}]}' \\
-      problems.json | stratum load -
+  jq -c '{body: .statement, category: \"imported\",
+         inputs: [.cases[] | {input: .in, output: .out}]}' problems.json | stratum load -
   stratum --dir old dump --high-water | stratum --dir new load --keep-ids")]
 pub struct LoadArgs {
     /// The JSON Lines file; `-` or absent reads stdin (absent: not from a

@@ -227,6 +227,32 @@ fn readme_cron_lines_are_silent_on_success() {
 }
 
 #[test]
+fn delete_doc_help_bulk_example_runs_as_written() {
+    require("jq", "jq");
+    let s = TestStore::new();
+    s.ok(&["create-doc", "no inputs"]);
+    s.ok(&["create-doc", "one input"]);
+    s.ok(&["add-input", "2", "1"]);
+    s.ok(&["create-doc", "no inputs either"]);
+    let help = s.ok(&["delete-doc", "--help"]);
+    let example: String = help
+        .lines()
+        .skip_while(|l| !l.contains("stratum list --json"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(example.ends_with("stratum apply -"), "{help}");
+    let dir = s.data().display().to_string();
+    let (shown, run) = sh(&s, &format!("export STRATUM_DIR='{dir}'\n{example}"));
+    assert_eq!(run.code, 0, "{}", report(&shown, &run, "success"));
+    assert_eq!(
+        String::from_utf8(run.stdout).unwrap(),
+        "{\"line\":1,\"op\":\"delete-doc\",\"doc\":1}\n{\"line\":2,\"op\":\"delete-doc\",\"doc\":3}\n"
+    );
+    assert_eq!(crate::util::ids(&s.ok(&["dump"])), [2]);
+}
+
+#[test]
 fn readme_quick_start_can_run_twice() {
     let s = TestStore::new();
     let block = readme_block("sh", "create-doc");
