@@ -11,6 +11,11 @@
 //! in-memory index for the active one. The on-disk format is described byte
 //! by byte in `docs/FORMAT.md`.
 //!
+//! The `stratum` command line (the default `cli` feature; its code is the
+//! binary's own, not part of this API) and the Python module in `python/`
+//! are both built on this API and nothing else; build with
+//! `default-features = false` to leave the CLI's dependencies out.
+//!
 //! # Example
 //! ```
 //! use stratum::{Json, Mode, NewDoc, Options, Store};

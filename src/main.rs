@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         Err(err) => return exit::usage(&err),
     };
     match cli::run(cli) {
-        Ok(code) => code,
+        Ok(()) => ExitCode::SUCCESS,
         Err(err) => exit::report(&err),
     }
 }

@@ -2,6 +2,8 @@
 //! (`CARGO_BIN_EXE_stratum`), as scripts use it. One test binary; one
 //! module per area under `tests/cli/`.
 
+#[path = "cli/help.rs"]
+mod help;
 #[path = "cli/util.rs"]
 mod util;
 

@@ -9,6 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "cli/help.rs"]
+mod help;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -48,17 +51,7 @@ fn man_page() -> String {
 
 /// The subcommand names, from the top-level help.
 fn subcommands() -> Vec<String> {
-    let help = String::from_utf8(stratum(&["--help"])).unwrap();
-    let section = help
-        .split("Commands:\n")
-        .nth(1)
-        .expect("a Commands: section");
-    section
-        .lines()
-        .take_while(|l| l.starts_with("  "))
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-        .filter(|n| n != "help")
-        .collect()
+    help::subcommands(&String::from_utf8(stratum(&["--help"])).unwrap())
 }
 
 #[test]
@@ -98,9 +91,15 @@ fn man_page_covers_every_command_and_renders_without_warnings() {
     ] {
         assert!(page.contains(needle), "{needle} missing");
     }
+    // The page as generated, not the committed file: under STRATUM_BLESS
+    // `man_page_is_up_to_date` rewrites that file while this test runs (the
+    // two are equal otherwise, which that test checks).
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("stratum.1");
+    std::fs::write(&file, &page).unwrap();
     let Ok(out) = Command::new("man")
         .args(["--warnings", "-l"])
-        .arg(root().join("man/stratum.1"))
+        .arg(&file)
         .env("MANWIDTH", "100")
         .env("MANPAGER", "cat")
         .env("PAGER", "cat")
@@ -144,8 +143,8 @@ fn man_page_shows_json_shapes_as_code_and_no_flag_defaults() {
     for fields in [
         r#"{"compacted", "dry_run", "reason", "segments", "bytes", "live_bytes","#,
         r#"{"dest", "linked", "copied", "bytes", "verified"}"#,
-        r#"{"quarantined": [S], "records_kept", "damaged_bytes", "compacted"}"#,
-        r#"{"documents", "files", "good_records", "damaged_bytes"}"#,
+        r#"{"quarantined": [S], "records_kept", "damaged_bytes","#,
+        r#"{"documents", "files", "good_records", "damaged_bytes","#,
         r#"{"id", "category", "version", "inputs", "outputs", "body_bytes"}"#,
     ] {
         let at = json
@@ -209,22 +208,6 @@ fn bash_completion_completes_subcommand_names() {
 
 fn shell_quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', "'\\''"))
-}
-
-#[test]
-fn every_command_help_has_an_example() {
-    for name in subcommands() {
-        let help = String::from_utf8(stratum(&[&name, "--help"])).unwrap();
-        assert!(
-            help.contains("Examples:"),
-            "`stratum {name} --help` has no example"
-        );
-        let summary = help.lines().next().unwrap_or("");
-        assert!(
-            !summary.trim().is_empty() && !summary.starts_with("Usage:"),
-            "{name} has no one-line summary"
-        );
-    }
 }
 
 /// A test file under `tests/<dir>/` runs only if a test crate includes it

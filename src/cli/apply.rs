@@ -7,8 +7,7 @@ use clap::Args;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use crate::cli::input::{self, STDIN, Source};
-use crate::cli::load::at_line;
+use crate::cli::input::{self, STDIN, Source, at_line};
 use crate::cli::{GlobalArgs, output};
 use stratum::shape::{self, Shape, Want};
 use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Result, Store};

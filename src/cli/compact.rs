@@ -122,10 +122,6 @@ fn garbage(plan: &CompactPlan) -> String {
     )
 }
 
-fn segments(n: usize) -> String {
-    format!("{n} segment{}", if n == 1 { "" } else { "s" })
-}
-
 /// Runs `compact`.
 ///
 /// # Errors
@@ -143,7 +139,7 @@ pub fn run(g: &GlobalArgs, args: CompactArgs) -> anyhow::Result<()> {
     if args.dry_run {
         let human = format!(
             "would compact {}: garbage {}; about {} would remain",
-            segments(plan.segments),
+            output::count(plan.segments, "segment"),
             garbage(&plan),
             output::human_size(plan.live_bytes)
         );
@@ -163,7 +159,7 @@ pub fn run(g: &GlobalArgs, args: CompactArgs) -> anyhow::Result<()> {
     drop(store);
     let human = format!(
         "compacted {}, {} → {} (garbage was {})",
-        segments(done.segments_before),
+        output::count(done.segments_before, "segment"),
         output::human_size(done.bytes_before),
         output::human_size(done.bytes_after),
         garbage(&plan)

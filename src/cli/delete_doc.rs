@@ -14,7 +14,9 @@ use stratum::{DocId, Error};
 Examples:
   stratum delete-doc 7
   stratum delete-doc 7 --if-exists      # exit 0 whether or not 7 is there
-  stratum list --json | jq -r 'select(.inputs == 0) | .id' | xargs -n1 stratum delete-doc")]
+  # many at once, in one atomic write: apply reads all its input before it locks
+  stratum list --json | jq -c 'select(.inputs == 0) | {op: \"delete-doc\", doc: .id}' |
+      stratum apply -")]
 pub struct DeleteDocArgs {
     /// The document id.
     #[arg(value_name = "DOC", value_parser = parse_id)]

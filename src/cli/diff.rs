@@ -84,12 +84,11 @@ const READ_AHEAD: usize = 16;
 impl StoreSide {
     fn open(opts: Options) -> Result<StoreSide, Error> {
         // Open here, not on the thread, so that "no store" or a lock
-        // timeout is reported before anything is printed.
-        let store = Store::open(opts.clone(), Mode::Read)?;
-        drop(store);
+        // timeout is reported before anything is printed; the thread reads
+        // the store this opened (one open, one shared lock).
+        let store = Store::open(opts, Mode::Read)?;
         let (tx, rx): (SyncSender<Document>, _) = sync_channel(READ_AHEAD);
         let worker = std::thread::spawn(move || {
-            let store = Store::open(opts, Mode::Read)?;
             let stopped = store.dump(&mut |_| {}, &mut |doc| {
                 // A closed channel means the merge stopped early (an error on
                 // the other side, or stdout closed): stop reading.

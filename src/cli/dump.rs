@@ -22,7 +22,8 @@ use stratum::Mode;
 /// that may refuse to open, and prints the documents it can rebuild; it
 /// changes nothing. A summary goes to stderr (not with --quiet); with
 /// --json it is one object there:
-///   {"documents", "files", "good_records", "damaged_bytes"}
+///   {"documents", "files", "good_records", "damaged_bytes",
+///    "uncommitted_records"}
 ///
 /// --records lists the raw log instead, old versions and tombstones
 /// included, one object per record:
@@ -93,11 +94,7 @@ struct Record<'a> {
 /// # Errors
 /// No store, lock timeout, corruption, I/O (a closed stdout included).
 pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
-    let selecting = args.select.category.is_some()
-        || args.select.id.is_some()
-        || args.select.missing_output
-        || args.fields.is_some();
-    if selecting && (args.salvage || args.records) {
+    if (args.select.any() || args.fields.is_some()) && (args.salvage || args.records) {
         return Err(UsageError(
             "selection flags and --fields apply to documents, not to --records or --salvage"
                 .to_owned(),
@@ -154,17 +151,6 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What salvage left out besides damaged bytes, for its summary line.
-pub(crate) fn uncommitted_note(records: u64) -> String {
-    if records == 0 {
-        String::new()
-    } else {
-        format!(
-            ", {records} intact records of a batch left out: its commit record is missing at the end of a file, so it was never acknowledged"
-        )
-    }
-}
-
 /// `dump --salvage`: no normal open (it may refuse a damaged store).
 fn salvage(g: &GlobalArgs, json: bool) -> anyhow::Result<()> {
     let mut out = output::stdout();
@@ -182,7 +168,7 @@ fn salvage(g: &GlobalArgs, json: bool) -> anyhow::Result<()> {
         report.files,
         report.good_records,
         output::human_size(report.damaged_bytes),
-        uncommitted_note(report.uncommitted_records)
+        output::uncommitted_note(report.uncommitted_records)
     );
     let summary = Salvaged {
         documents: report.documents,

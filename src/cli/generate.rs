@@ -308,6 +308,14 @@ A body that is not UTF\-8 is printed as \fB"body_base64"\fR (standard base64) in
  "last_compaction": null or {"first_segment", "segments"}}
 .EE
 .RE
+\fBstats \-\-by category \-\-json\fR, one line per category (null first):
+.RS 4
+.EX
+{"category", "documents", "inputs", "outputs"}
+.EE
+.RE
+\fBdiff\fR prints one JSON line per difference, in the shapes its section above lists.
+.PP
 \fBverify \-\-json\fR:
 .RS 4
 .EX
@@ -332,13 +340,15 @@ A body that is not UTF\-8 is printed as \fB"body_base64"\fR (standard base64) in
 \fBrepair \-\-json\fR:
 .RS 4
 .EX
-{"quarantined": [S], "records_kept", "damaged_bytes", "compacted"}
+{"quarantined": [S], "records_kept", "damaged_bytes",
+ "uncommitted_records", "compacted"}
 .EE
 .RE
 \fBdump \-\-salvage \-\-json\fR writes its summary to standard error (standard output carries the documents):
 .RS 4
 .EX
-{"documents", "files", "good_records", "damaged_bytes"}
+{"documents", "files", "good_records", "damaged_bytes",
+ "uncommitted_records"}
 .EE
 .RE
 \fBcompact\fR, \fBbackup\fR and \fBrepair\fR print these on standard output; without \fB\-\-json\fR they say what they did in one line on standard error, and with \fB\-\-quiet\fR nothing.

@@ -403,6 +403,17 @@ impl Lines {
     }
 }
 
+/// Names the line of `load` or `apply` input an error came from, unless it already does (line reading
+/// errors name it themselves).
+pub fn at_line(e: Error, line: u64) -> anyhow::Error {
+    let named = matches!(&e, Error::InvalidInput(m) if m.starts_with("line "));
+    if named || line == 0 {
+        e.into()
+    } else {
+        anyhow::Error::new(e).context(format!("line {line}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::input::{self, STDIN, Source};
+use crate::cli::input::{self, STDIN, Source, at_line};
 use crate::cli::{GlobalArgs, output};
 use stratum::engine::MAX_ID;
 use stratum::model::ParsedDoc;
@@ -30,8 +30,8 @@ use stratum::{DocId, Document, Error, Mode};
 #[command(after_help = "\
 Examples:
   stratum load fixtures.jsonl
-  jq -c '{body: .statement, category: \"imported\", inputs: [.cases[] | {input: .in, output: .out}]}' \\
-      problems.json | stratum load -
+  jq -c '{body: .statement, category: \"imported\",
+         inputs: [.cases[] | {input: .in, output: .out}]}' problems.json | stratum load -
   stratum --dir old dump --high-water | stratum --dir new load --keep-ids")]
 pub struct LoadArgs {
     /// The JSON Lines file; `-` or absent reads stdin (absent: not from a
@@ -152,15 +152,4 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
         |out| ids.iter().try_for_each(|id| writeln!(out, "{id}")),
     )?;
     Ok(())
-}
-
-/// Names the line an error came from, unless it already does (line reading
-/// errors name it themselves).
-pub(crate) fn at_line(e: Error, line: u64) -> anyhow::Error {
-    let named = matches!(&e, Error::InvalidInput(m) if m.starts_with("line "));
-    if named || line == 0 {
-        e.into()
-    } else {
-        anyhow::Error::new(e).context(format!("line {line}"))
-    }
 }

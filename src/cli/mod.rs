@@ -10,7 +10,6 @@
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -308,7 +307,7 @@ fn help_color() -> clap::ColorChoice {
 ///
 /// # Errors
 /// Whatever the command fails with; `src/exit.rs` turns it into an exit code.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn run(cli: Cli) -> anyhow::Result<()> {
     let g = &cli.global;
     output::set_color(g.color);
     match cli.command {
@@ -331,8 +330,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Repair(args) => repair::run(g, args),
         Command::Completions(args) => generate::run_completions(args),
         Command::Man(args) => generate::run_man(args),
-    }?;
-    Ok(ExitCode::SUCCESS)
+    }
 }
 
 impl GlobalArgs {
@@ -351,12 +349,7 @@ impl GlobalArgs {
     /// # Errors
     /// As [`Store::open`].
     pub fn open(&self, mode: Mode) -> stratum::Result<Store> {
-        let mut store = Store::open(self.options(), mode)?;
-        let notices = store.take_notices();
-        if !self.quiet {
-            note_all(notices);
-        }
-        Ok(store)
+        Ok(self.noted(Store::open(self.options(), mode)?))
     }
 
     /// Opens an existing store for writing; unlike [`GlobalArgs::open`] it
@@ -366,16 +359,19 @@ impl GlobalArgs {
     /// # Errors
     /// [`stratum::Error::NoStore`], or as [`Store::open`].
     pub fn open_existing(&self) -> stratum::Result<Store> {
-        let mut store = Store::open_existing(self.options())?;
-        note_all(store.take_notices());
-        Ok(store)
+        Ok(self.noted(Store::open_existing(self.options())?))
     }
-}
 
-/// Prints one `stratum: note: …` line per notice on stderr.
-pub fn note_all(notices: Vec<String>) {
-    for n in notices {
-        message(&format!("note: {n}"));
+    /// Prints one `stratum: note: …` line per recovery notice of a store
+    /// just opened, unless `--quiet`: under `-q` a note is chatter too.
+    fn noted(&self, mut store: Store) -> Store {
+        let notices = store.take_notices();
+        if !self.quiet {
+            for n in notices {
+                message(&format!("note: {n}"));
+            }
+        }
+        store
     }
 }
 

@@ -108,6 +108,23 @@ pub fn garbage_text(garbage: u64, total: u64, ratio: f64) -> String {
     )
 }
 
+/// `n` and `noun`, plural unless `n` is 1: "1 segment", "3 segments".
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+/// What `dump --salvage` and `repair` left out besides damaged bytes, for
+/// their summary lines.
+pub fn uncommitted_note(records: u64) -> String {
+    if records == 0 {
+        String::new()
+    } else {
+        format!(
+            ", {records} intact records of a batch left out: its commit record is missing at the end of a file, so it was never acknowledged"
+        )
+    }
+}
+
 /// A byte count for people, as `du -h` and `ls -lh` print it: plain below
 /// 1024, else one decimal below 10 and none above, in binary K, M, G, T, P
 /// units, rounded up so that a size is never shown smaller than it is.

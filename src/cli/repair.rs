@@ -64,7 +64,7 @@ pub fn run(g: &GlobalArgs, args: RepairArgs) -> anyhow::Result<()> {
             report.quarantined.join(", "),
             report.records_kept,
             output::human_size(report.damaged_bytes),
-            crate::cli::dump::uncommitted_note(report.uncommitted_records)
+            output::uncommitted_note(report.uncommitted_records)
         )
     };
     let json = Report {

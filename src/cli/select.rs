@@ -25,6 +25,11 @@ pub struct SelectArgs {
 }
 
 impl SelectArgs {
+    /// Whether any selection flag was given.
+    pub fn any(&self) -> bool {
+        self.category.is_some() || self.id.is_some() || self.missing_output
+    }
+
     /// Whether a `list` row is selected.
     pub fn summary(&self, s: &DocSummary) -> bool {
         self.fields(s.id.0, s.category.as_deref()) && (!self.missing_output || s.outputs < s.inputs)

@@ -104,11 +104,9 @@ pub fn run(g: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<()> {
         .map(|p| format!("; first: {}: {}", location(&p.file, p.offset), p.message))
         .unwrap_or_default();
     Err(DamageFound(format!(
-        "verify found {} problem{} in {} file{}{first}",
-        damaged.len(),
-        if damaged.len() == 1 { "" } else { "s" },
-        files.len(),
-        if files.len() == 1 { "" } else { "s" },
+        "verify found {} in {}{first}",
+        output::count(damaged.len(), "problem"),
+        output::count(files.len(), "file"),
     ))
     .into())
 }
@@ -178,12 +176,11 @@ fn write_tables(out: &mut impl Write, r: &VerifyReport) -> std::io::Result<()> {
         .count();
     writeln!(
         out,
-        "{}: {} files, {} records, {} checked, {} problem{} found",
+        "{}: {} files, {} records, {} checked, {} found",
         if r.is_ok() { "ok" } else { "DAMAGED" },
         r.files.len(),
         r.records,
         output::human_size(r.bytes),
-        damaged,
-        if damaged == 1 { "" } else { "s" },
+        output::count(damaged, "problem"),
     )
 }

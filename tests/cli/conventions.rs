@@ -7,22 +7,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::util::{BIN, TestStore, have_script, in_terminal, in_terminal_run, json, report};
-
-/// The subcommand names `stratum --help` lists.
-fn subcommands(s: &TestStore) -> Vec<String> {
-    let help = s.ok(&["--help"]);
-    let section = help
-        .split("Commands:\n")
-        .nth(1)
-        .expect("a Commands: section");
-    section
-        .lines()
-        .take_while(|l| l.starts_with("  "))
-        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-        .filter(|n| n != "help")
-        .collect()
-}
+use crate::help::subcommands;
+use crate::util::{BIN, TestStore, in_terminal, in_terminal_run, json, report, require, run_at};
 
 /// Runs with `-q` and expects exit 0 with nothing at all on stderr.
 fn quiet(s: &TestStore, args: &[&str], stdin: Option<&[u8]>) -> String {
@@ -122,12 +108,23 @@ fn quiet_prints_nothing_on_success_but_the_data() {
     };
     torn();
     assert_eq!(quiet(&s, &["create-doc", "z"], None), "4\n");
+    // The same for the commands that open only an existing store.
+    torn();
+    assert_eq!(quiet(&s, &["add-input", "4", "1"], None), "1\n");
+    torn();
+    quiet(&s, &["set-output", "4", "1", "2"], None);
+    torn();
+    quiet(&s, &["update-doc", "4", "--category", "d"], None);
+    torn();
+    quiet(&s, &["delete-input", "4", "1"], None);
+    torn();
+    quiet(&s, &["delete-doc", "4"], None);
     torn();
     let (_, run) = s.run(&["create-doc", "z"], None);
     assert!(run.stderr.starts_with("stratum: note: "), "{}", run.stderr);
 
     // Every command was run under -q.
-    let mut names = subcommands(&s);
+    let mut names = subcommands(&s.ok(&["--help"]));
     names.sort();
     seen.sort();
     seen.dedup();
@@ -152,12 +149,7 @@ fn readme_block(lang: &str, needle: &str) -> String {
 /// Runs the binary on the store in `dir` (not the test's own store),
 /// expecting exit 0 and a quiet stderr; returns stdout.
 fn ok_in(dir: &Path, args: &[&str]) -> String {
-    let mut cmd = Command::new(BIN);
-    cmd.env_remove("STRATUM_DIR")
-        .arg("--dir")
-        .arg(dir)
-        .args(args);
-    let (shown, run) = TestStore::run_command(cmd, None);
+    let (shown, run) = run_at(dir, args);
     crate::util::expect_ok(&shown, &run);
     String::from_utf8(run.stdout).expect("UTF-8 stdout")
 }
@@ -235,6 +227,32 @@ fn readme_cron_lines_are_silent_on_success() {
 }
 
 #[test]
+fn delete_doc_help_bulk_example_runs_as_written() {
+    require("jq", "jq");
+    let s = TestStore::new();
+    s.ok(&["create-doc", "no inputs"]);
+    s.ok(&["create-doc", "one input"]);
+    s.ok(&["add-input", "2", "1"]);
+    s.ok(&["create-doc", "no inputs either"]);
+    let help = s.ok(&["delete-doc", "--help"]);
+    let example: String = help
+        .lines()
+        .skip_while(|l| !l.contains("stratum list --json"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(example.ends_with("stratum apply -"), "{help}");
+    let dir = s.data().display().to_string();
+    let (shown, run) = sh(&s, &format!("export STRATUM_DIR='{dir}'\n{example}"));
+    assert_eq!(run.code, 0, "{}", report(&shown, &run, "success"));
+    assert_eq!(
+        String::from_utf8(run.stdout).unwrap(),
+        "{\"line\":1,\"op\":\"delete-doc\",\"doc\":1}\n{\"line\":2,\"op\":\"delete-doc\",\"doc\":3}\n"
+    );
+    assert_eq!(crate::util::ids(&s.ok(&["dump"])), [2]);
+}
+
+#[test]
 fn readme_quick_start_can_run_twice() {
     let s = TestStore::new();
     let block = readme_block("sh", "create-doc");
@@ -270,19 +288,9 @@ fn readme_quick_start_can_run_twice() {
     assert!(gets[1].contains("\"id\": 2"), "{}", gets[1]);
 }
 
-fn have_jq() -> bool {
-    let there = Command::new("jq").arg("--version").output().is_ok();
-    if !there {
-        eprintln!("skipped: jq is not installed");
-    }
-    there
-}
-
 #[test]
 fn readme_fixture_check_fails_a_set_e_script() {
-    if !have_jq() {
-        return;
-    }
+    require("jq", "jq");
     let s = TestStore::new();
     let block = readme_block("sh", "problems.json");
     assert!(block.starts_with("set -e\n"), "{block}");
@@ -560,9 +568,12 @@ fn json_is_accepted_by_every_command_that_prints() {
     let repaired = report(&["repair", "--json"]);
     assert_eq!(repaired["quarantined"], serde_json::json!([]));
     assert_eq!(repaired["compacted"], true);
-    report(&["stats", "--json"]);
-    assert_eq!(report(&["verify", "--json"])["ok"], true);
-    assert!(report(&["list", "--json"])["id"] == 1);
+    let stats = report(&["stats", "--json"]);
+    let by_category = report(&["stats", "--by", "category", "--json"]);
+    let verified = report(&["verify", "--json"]);
+    assert_eq!(verified["ok"], true);
+    let listed = report(&["list", "--json"]);
+    assert!(listed["id"] == 1);
     // `dump --salvage` keeps stdout for the documents: the summary is JSON
     // on stderr.
     let (shown, run) = s.run(&["dump", "--salvage", "--json"], None);
@@ -576,6 +587,31 @@ fn json_is_accepted_by_every_command_that_prints() {
     let summary = json(run.stderr.trim());
     assert_eq!(summary["documents"], 1, "{summary}");
     assert_eq!(summary["damaged_bytes"], 0, "{summary}");
+
+    // The man page's JSON OUTPUT section names every field these print.
+    let page = s.ok(&["man"]);
+    let section = page
+        .split(".SH JSON OUTPUT\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n.SH ").next())
+        .expect("a JSON OUTPUT section");
+    for (what, value) in [
+        ("compact", &done),
+        ("backup", &backup),
+        ("repair", &repaired),
+        ("stats", &stats),
+        ("stats --by category", &by_category),
+        ("verify", &verified),
+        ("list", &listed),
+        ("dump --salvage", &summary),
+    ] {
+        for field in fields(value) {
+            assert!(
+                section.contains(&format!("\"{field}\"")),
+                "man page JSON OUTPUT does not name {what}'s \"{field}\""
+            );
+        }
+    }
 }
 
 #[test]
@@ -655,9 +691,7 @@ fn a_left_out_value_reads_stdin_but_never_waits_on_a_terminal() {
     assert_eq!(s.ok(&["get", "2", "--body"]), "");
     let help = s.ok(&["create-doc", "--help"]);
     assert!(help.contains("refused when stdin is a terminal"), "{help}");
-    if !have_script() {
-        return;
-    }
+    require("script", "bsdutils");
     // From a terminal: exit 2 at once, nothing written.
     let before = s.snapshot();
     let dir = s.data().display().to_string();
@@ -737,9 +771,7 @@ fn colour_follows_color_no_color_and_term() {
     cmd.env("NO_COLOR", "1");
     let (_, run) = TestStore::run_command(cmd, None);
     assert!(String::from_utf8_lossy(&run.stdout).contains("\x1b[1m"));
-    if !have_script() {
-        return;
-    }
+    require("script", "bsdutils");
     let dir = s.data().display().to_string();
     let at_terminal =
         |prefix: &str, args: &str| in_terminal(&s, &format!("{prefix} {BIN} --dir {dir} {args}"));

@@ -47,6 +47,42 @@ fn a_store_is_the_same_as_its_own_dump_and_a_copy() {
 }
 
 #[test]
+fn diff_opens_each_store_once() {
+    let s = sample();
+    let copy = TestStore::new();
+    copy.with_stdin(s.ok(&["dump"]).as_bytes())
+        .ok(&["load", "--keep-ids"]);
+    let log = s.tmp().join("strace.log");
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args(["-f", "-qq", "-e", "trace=openat", "-o"])
+        .arg(&log)
+        .arg(crate::util::bin())
+        .arg("--dir")
+        .arg(s.data())
+        .arg("diff")
+        .arg(copy.data())
+        .env_remove("STRATUM_DIR");
+    let (shown, run) = TestStore::run_command(cmd, None);
+    assert_eq!(
+        run.code, 0,
+        "{shown}: {} (is strace installed?)",
+        run.stderr
+    );
+    let trace = std::fs::read_to_string(&log).unwrap();
+    for store in [s.data(), copy.data()] {
+        let lock = format!("\"{}\"", store.join("LOCK").display());
+        let active = format!("\"{}\"", store.join("active.seg").display());
+        let opens = |name: &str| trace.lines().filter(|l| l.contains(name)).count();
+        assert_eq!(
+            (opens(&lock), opens(&active)),
+            (1, 1),
+            "{} opened more than once:\n{trace}",
+            store.display()
+        );
+    }
+}
+
+#[test]
 fn every_kind_of_change_is_reported_exactly_and_exits_1() {
     let s = sample();
     let dump = s.tmp().join("before.jsonl");

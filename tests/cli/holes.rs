@@ -10,23 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Run, TestStore, json};
-
-/// Exit 0 with one `stratum: ` summary line on stderr.
-fn ok_with_note(shown: &str, run: &Run) {
-    assert_eq!(run.code, 0, "{shown}: {}", run.stderr);
-    assert!(
-        run.stderr.starts_with("stratum: ") && !run.stderr.contains("panicked"),
-        "{shown}: {}",
-        run.stderr
-    );
-}
-
-fn ids(dump: &str) -> Vec<u64> {
-    dump.lines()
-        .map(|l| json(l)["id"].as_u64().expect("an id"))
-        .collect()
-}
+use crate::util::{Run, TestStore, flip_middle, ids, json, ok_with_note, run_at};
 
 /// Says on the real stderr (the harness hides what a passing test prints
 /// with `eprintln!`) that the running test skips `why`.
@@ -80,17 +64,6 @@ fn run_as(uid: u32, gid: u32, dir: &Path, args: &[&str]) -> (String, Run) {
         .args(args)
         .env_remove("STRATUM_DIR")
         .current_dir("/");
-    TestStore::run_command(cmd, None)
-}
-
-/// Runs the binary on another data directory than the store's own.
-fn at(dir: &Path, args: &[&str]) -> (String, Run) {
-    let mut cmd = Command::new(crate::util::bin());
-    cmd.env_remove("STRATUM_DIR")
-        .env_remove("NO_COLOR")
-        .arg("--dir")
-        .arg(dir)
-        .args(args);
     TestStore::run_command(cmd, None)
 }
 
@@ -180,7 +153,7 @@ fn a_dir_that_is_a_symlink_to_the_store_works_for_every_command() {
     s.ok(&["create-doc", "one"]);
     let link = s.tmp().join("link");
     std::os::unix::fs::symlink(s.data(), &link).unwrap();
-    let via = |args: &[&str]| at(&link, args);
+    let via = |args: &[&str]| run_at(&link, args);
     for args in [
         &["get", "1"][..],
         &["list", "--json"],
@@ -315,7 +288,7 @@ fn a_non_empty_directory_that_is_not_a_store_is_refused() {
     let etc = s.tmp().join("etc");
     fs::create_dir(&etc).unwrap();
     fs::write(etc.join("passwd"), "root:x:0:0\n").unwrap();
-    let with_dir = at;
+    let with_dir = run_at;
     for args in [
         &["create-doc", "x"][..],
         &["load", "-"],
@@ -669,14 +642,6 @@ fn sealed_store() -> TestStore {
     s
 }
 
-/// Flips a byte in the middle of a file.
-fn flip(path: &Path) {
-    let mut b = fs::read(path).unwrap();
-    let mid = b.len() / 2;
-    b[mid] ^= 0x20;
-    fs::write(path, b).unwrap();
-}
-
 /// The names in a directory, hidden ones included.
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
@@ -719,8 +684,8 @@ fn a_failed_backup_leaves_nothing_behind_and_a_retry_works() {
     // Damage in the source: the copy does not verify, so nothing is kept.
     let seg = s.data().join("seg_000001.seg");
     let good = fs::read(&seg).unwrap();
-    flip(&seg);
-    let (shown, run) = at(s.data(), &["backup", dest.to_str().unwrap()]);
+    flip_middle(&seg);
+    let (shown, run) = run_at(s.data(), &["backup", dest.to_str().unwrap()]);
     assert_eq!(run.code, 6, "{shown}: {}", run.stderr);
     assert!(
         !dest.exists(),
@@ -729,16 +694,16 @@ fn a_failed_backup_leaves_nothing_behind_and_a_retry_works() {
     assert_eq!(names(&backups), Vec::<String>::new());
     // An empty DEST made by the operator stays as it was.
     fs::create_dir(&dest).unwrap();
-    let (_, run) = at(s.data(), &["backup", dest.to_str().unwrap()]);
+    let (_, run) = run_at(s.data(), &["backup", dest.to_str().unwrap()]);
     assert_eq!(run.code, 6);
     assert_eq!(names(&backups), vec!["b1"]);
     assert_eq!(names(&dest), Vec::<String>::new());
     // Repaired by hand: the retry into the same DEST works.
     fs::write(&seg, good).unwrap();
-    let (shown, run) = at(s.data(), &["backup", dest.to_str().unwrap()]);
+    let (shown, run) = run_at(s.data(), &["backup", dest.to_str().unwrap()]);
     ok_with_note(&shown, &run);
     assert_eq!(names(&backups), vec!["b1"]);
-    assert_eq!(at(&dest, &["dump"]).1.stdout, s.ok_bytes(&["dump"]));
+    assert_eq!(run_at(&dest, &["dump"]).1.stdout, s.ok_bytes(&["dump"]));
 }
 
 #[test]
@@ -749,9 +714,9 @@ fn a_backup_shares_no_file_with_the_source_unless_linking_is_asked_for() {
     let linked = s.tmp().join("linked");
     ok_with_note(
         "backup",
-        &at(s.data(), &["backup", copy.to_str().unwrap()]).1,
+        &run_at(s.data(), &["backup", copy.to_str().unwrap()]).1,
     );
-    let (shown, run) = at(s.data(), &["backup", "--link", linked.to_str().unwrap()]);
+    let (shown, run) = run_at(s.data(), &["backup", "--link", linked.to_str().unwrap()]);
     ok_with_note(&shown, &run);
     assert!(run.stderr.contains("4 files linked"), "{}", run.stderr);
     let seg = s.data().join("seg_000001.seg");
@@ -768,13 +733,17 @@ fn a_backup_shares_no_file_with_the_source_unless_linking_is_asked_for() {
     use std::os::unix::fs::FileExt as _;
     f.read_exact_at(&mut b, 2000).unwrap();
     f.write_all_at(&[b[0] ^ 1], 2000).unwrap();
-    assert_eq!(at(s.data(), &["verify"]).1.code, 6);
+    assert_eq!(run_at(s.data(), &["verify"]).1.code, 6);
     assert_eq!(
-        at(&copy, &["verify"]).1.code,
+        run_at(&copy, &["verify"]).1.code,
         0,
         "the copy was damaged with the source"
     );
-    assert_eq!(at(&linked, &["verify"]).1.code, 6, "--link shares the file");
+    assert_eq!(
+        run_at(&linked, &["verify"]).1.code,
+        6,
+        "--link shares the file"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -899,7 +868,7 @@ fn files_root_creates_in_a_users_store_belong_to_the_user() {
     let root_at = |args: &[&str]| {
         let mut full = vec!["--segment-size", "4K"];
         full.extend_from_slice(args);
-        at(s.data(), &full)
+        run_at(s.data(), &full)
     };
     for _ in 0..20 {
         assert_eq!(root_at(&["create-doc", &body]).1.code, 0);
@@ -914,7 +883,7 @@ fn files_root_creates_in_a_users_store_belong_to_the_user() {
                 && p.file_name() != Some("active.seg".as_ref())
         })
         .expect("a sealed segment after compaction");
-    flip(&seg);
+    flip_middle(&seg);
     ok_with_note("repair", &root_at(&["repair"]).1);
     let mut foreign = Vec::new();
     let quarantine = s.data().join("quarantine");
@@ -989,7 +958,7 @@ fn damaged_with_active(s: &TestStore) {
     for i in 0..3 {
         s.ok(&["create-doc", &format!("in the active segment {i}")]);
     }
-    flip(&s.data().join("seg_000001.seg"));
+    flip_middle(&s.data().join("seg_000001.seg"));
 }
 
 #[test]
@@ -1002,7 +971,7 @@ fn compact_refuses_a_damaged_store_before_changing_anything() {
     assert_unchanged(&before, s.data(), "compact");
     // The documented way out still works.
     ok_with_note("repair", &s.run(&["repair"], None).1);
-    assert_eq!(at(s.data(), &["verify"]).1.code, 0);
+    assert_eq!(run_at(s.data(), &["verify"]).1.code, 0);
 }
 
 /// A tmpfs mounted for one test, unmounted when dropped.
@@ -1038,7 +1007,7 @@ fn compact_and_repair_on_a_full_disk_refuse_before_changing_anything() {
     let body = "f".repeat(900);
     let mut n = 0;
     while n < 100 {
-        let (_, run) = at(&dir, &["--segment-size", "8K", "create-doc", &body]);
+        let (_, run) = run_at(&dir, &["--segment-size", "8K", "create-doc", &body]);
         if run.code != 0 {
             break;
         }
@@ -1047,12 +1016,12 @@ fn compact_and_repair_on_a_full_disk_refuse_before_changing_anything() {
     assert!(n > 20, "only {n} documents fit");
     assert!(fs::read_dir(&dir).unwrap().count() > 3);
     let before = tree(&dir);
-    let (shown, run) = at(&dir, &["compact"]);
+    let (shown, run) = run_at(&dir, &["compact"]);
     assert_eq!(run.code, 7, "{shown}: {}", run.stderr);
     assert_unchanged(&before, &dir, "compact");
-    flip(&dir.join("seg_000002.seg"));
+    flip_middle(&dir.join("seg_000002.seg"));
     let before = tree(&dir);
-    let (shown, run) = at(&dir, &["repair"]);
+    let (shown, run) = run_at(&dir, &["repair"]);
     assert_eq!(run.code, 7, "{shown}: {}", run.stderr);
     assert_unchanged(&before, &dir, "repair");
 }
@@ -1078,7 +1047,7 @@ fn compact_and_repair_in_a_read_only_directory_refuse_before_changing_anything()
     let (shown, run) = as_user(&["compact"]);
     assert_eq!(run.code, 7, "{shown}: {}", run.stderr);
     assert_unchanged(&before, s.data(), "compact");
-    flip(&s.data().join("seg_000001.seg"));
+    flip_middle(&s.data().join("seg_000001.seg"));
     let before = tree(s.data());
     let (shown, run) = as_user(&["repair"]);
     assert_eq!(run.code, 7, "{shown}: {}", run.stderr);
@@ -1159,12 +1128,12 @@ fn the_dump_load_copy_recipe_keeps_ids_never_reused() {
     let (shown, run) = TestStore::run_command(cmd, Some(&dumped));
     assert_eq!(run.code, 0, "{shown}: {}", run.stderr);
     // The copy reads the same, and hands out what the source would next.
-    assert_eq!(at(&copy, &["dump"]).1.stdout, s.ok_bytes(&["dump"]));
+    assert_eq!(run_at(&copy, &["dump"]).1.stdout, s.ok_bytes(&["dump"]));
     for (args, want) in [
         (&["create-doc", "new"][..], "6"),
         (&["add-input", "2", "9"], "3"),
     ] {
-        let (_, run) = at(&copy, args);
+        let (_, run) = run_at(&copy, args);
         assert_eq!(
             String::from_utf8_lossy(&run.stdout).trim(),
             want,
@@ -1174,9 +1143,9 @@ fn the_dump_load_copy_recipe_keeps_ids_never_reused() {
         assert_eq!(s.ok(args).trim(), want, "the source itself");
     }
     // The marks survive the copy's compaction, and verify is clean.
-    ok_with_note("compact", &at(&copy, &["compact"]).1);
-    assert_eq!(at(&copy, &["create-doc", "later"]).1.stdout, b"7\n");
-    assert_eq!(at(&copy, &["verify"]).1.code, 0);
+    ok_with_note("compact", &run_at(&copy, &["compact"]).1);
+    assert_eq!(run_at(&copy, &["create-doc", "later"]).1.stdout, b"7\n");
+    assert_eq!(run_at(&copy, &["verify"]).1.code, 0);
     // Without --keep-ids the marks mean nothing and are ignored.
     let fresh = s.tmp().join("fresh");
     let mut cmd = Command::new(crate::util::bin());
@@ -1219,7 +1188,7 @@ fn documented_limit_sealed_damage_refuses_only_writes_that_read_it_and_active_da
     assert_eq!(s.ok(&["create-doc", "after the damage"]).trim(), "41");
     assert_eq!(s.ok(&["add-input", "7", "[7]"]).trim(), "1");
     s.ok(&["delete-doc", "8"]);
-    assert_eq!(at(s.data(), &["verify"]).1.code, 6);
+    assert_eq!(run_at(s.data(), &["verify"]).1.code, 6);
     // ... and repair keeps every one of them.
     ok_with_note("repair", &s.run(&["repair"], None).1);
     assert_eq!(s.fails(&["get", "3"]).0, 3);
@@ -1260,7 +1229,7 @@ fn a_backup_that_fills_the_disk_leaves_nothing_and_a_retry_works() {
         return;
     };
     let dest = mnt.0.join("b");
-    let (shown, run) = at(s.data(), &["backup", dest.to_str().unwrap()]);
+    let (shown, run) = run_at(s.data(), &["backup", dest.to_str().unwrap()]);
     assert_eq!(run.code, 7, "{shown}: {}", run.stderr);
     assert!(
         run.stderr.contains("No space left on device"),
@@ -1278,9 +1247,9 @@ fn a_backup_that_fills_the_disk_leaves_nothing_and_a_retry_works() {
         .status()
         .is_ok_and(|st| st.success());
     assert!(grown, "could not grow the tmpfs");
-    let (shown, run) = at(s.data(), &["backup", dest.to_str().unwrap()]);
+    let (shown, run) = run_at(s.data(), &["backup", dest.to_str().unwrap()]);
     ok_with_note(&shown, &run);
-    assert_eq!(at(&dest, &["dump"]).1.stdout, s.ok_bytes(&["dump"]));
+    assert_eq!(run_at(&dest, &["dump"]).1.stdout, s.ok_bytes(&["dump"]));
 }
 
 // Item 9, its documented half: a reader holds the shared lock for its run.
@@ -1336,15 +1305,15 @@ fn a_backup_killed_part_way_is_cleaned_up_by_the_next_one() {
     fs::create_dir(&left).unwrap();
     fs::write(left.join("seg_000001.seg"), b"half a copy").unwrap();
     fs::write(left.join("seg_000002.seg.stratum-tmp"), b"half").unwrap();
-    let (shown, run) = at(s.data(), &["backup", dest.to_str().unwrap()]);
+    let (shown, run) = run_at(s.data(), &["backup", dest.to_str().unwrap()]);
     ok_with_note(&shown, &run);
     assert!(!left.exists());
-    assert_eq!(at(&dest, &["dump"]).1.stdout, s.ok_bytes(&["dump"]));
+    assert_eq!(run_at(&dest, &["dump"]).1.stdout, s.ok_bytes(&["dump"]));
     // A directory of that name holding anything else is not emptied.
     let other = s.tmp().join(".b2.stratum-tmp");
     fs::create_dir(&other).unwrap();
     fs::write(other.join("notes.txt"), b"mine").unwrap();
-    let (shown, run) = at(s.data(), &["backup", s.tmp().join("b2").to_str().unwrap()]);
+    let (shown, run) = run_at(s.data(), &["backup", s.tmp().join("b2").to_str().unwrap()]);
     assert_eq!(run.code, 4, "{shown}: {}", run.stderr);
     assert!(
         run.stderr.contains("which no backup writes"),

@@ -205,9 +205,7 @@ fn dump_records_lists_the_raw_log() {
 
 #[test]
 fn tables_use_box_drawing_on_a_terminal_and_honour_no_color() {
-    if !crate::util::have_script() {
-        return;
-    }
+    crate::util::require("script", "bsdutils");
     let s = with_garbage();
     let bin = crate::util::BIN;
     let dir = s.data().display().to_string();
@@ -234,9 +232,7 @@ fn tables_use_box_drawing_on_a_terminal_and_honour_no_color() {
 
 #[test]
 fn progress_goes_to_a_terminal_stderr_only() {
-    if !crate::util::have_script() {
-        return;
-    }
+    crate::util::require("script", "bsdutils");
     let s = TestStore::new();
     s.load_docs(3000, |i| format!("doc {i} {}", "p".repeat(300)));
     let bin = crate::util::BIN;

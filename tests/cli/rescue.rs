@@ -1,16 +1,12 @@
 //! Rescue and copy: `dump --salvage`, `repair` and `backup`, driven as an
 //! operator would after a damaged disk or before a risky change.
 
-use crate::util::{Run, TestStore, json};
+use crate::util::{Run, TestStore, flip_middle, ids, json, ok_with_note};
 
-/// Exit 0, with a summary line on stderr (which `TestStore::ok` forbids).
+/// Exit 0 with exactly one `stratum: ` summary line on stderr.
 fn ok_with_summary(shown: &str, run: &Run) {
-    assert_eq!(run.code, 0, "{shown}");
-    assert!(
-        run.stderr.starts_with("stratum: ") && run.stderr.lines().count() == 1,
-        "{shown}"
-    );
-    assert!(!run.stderr.contains("panicked"), "{shown}");
+    ok_with_note(shown, run);
+    assert_eq!(run.stderr.lines().count(), 1, "{shown}: {}", run.stderr);
 }
 
 /// A store with one sealed segment (and an active one), several documents
@@ -40,25 +36,11 @@ fn sealed_store() -> TestStore {
     s
 }
 
-fn flip_middle(s: &TestStore, file: &str) {
-    let path = s.data().join(file);
-    let mut b = std::fs::read(&path).unwrap();
-    let mid = b.len() / 2;
-    b[mid] ^= 0x20;
-    std::fs::write(&path, b).unwrap();
-}
-
-fn ids(dump: &str) -> Vec<u64> {
-    dump.lines()
-        .map(|l| json(l)["id"].as_u64().unwrap())
-        .collect()
-}
-
 #[test]
 fn salvage_reads_a_store_that_refuses_to_open_and_repair_makes_it_verify() {
     let s = sealed_store();
     let before = s.ok(&["dump"]);
-    flip_middle(&s, "seg_000001.seg");
+    flip_middle(&s.data().join("seg_000001.seg"));
     let (shown, run) = s.run(&["verify"], None);
     assert_eq!(run.code, 6, "{shown}");
 

@@ -191,6 +191,42 @@ impl TestStore {
     }
 }
 
+/// Runs the binary on another data directory than a test store's own.
+pub fn run_at(dir: &Path, args: &[&str]) -> (String, Run) {
+    let mut cmd = Command::new(bin());
+    cmd.env_remove("STRATUM_DIR")
+        .env_remove("NO_COLOR")
+        .arg("--dir")
+        .arg(dir)
+        .args(args);
+    TestStore::run_command(cmd, None)
+}
+
+/// Exit 0 with a `stratum: ` report on stderr (which [`TestStore::ok`]
+/// forbids), and no panic.
+pub fn ok_with_note(shown: &str, run: &Run) {
+    assert!(
+        run.code == 0 && run.stderr.starts_with("stratum: ") && !run.stderr.contains("panicked"),
+        "{}",
+        report(shown, run, "exit 0 with a `stratum: ` note on stderr")
+    );
+}
+
+/// The ids of `dump` output, in order.
+pub fn ids(dump: &str) -> Vec<u64> {
+    dump.lines()
+        .map(|l| json(l)["id"].as_u64().expect("an id"))
+        .collect()
+}
+
+/// Flips a bit of the byte in the middle of a file: damage a CRC catches.
+pub fn flip_middle(path: &Path) {
+    let mut b = std::fs::read(path).expect("read the file to damage");
+    let mid = b.len() / 2;
+    b[mid] ^= 0x20;
+    std::fs::write(path, b).expect("write the damaged file");
+}
+
 /// A pending run with stdin.
 pub struct WithStdin<'a> {
     store: &'a TestStore,
@@ -263,14 +299,14 @@ pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-/// Whether util-linux `script` is there to give a command a terminal; says
-/// so on stderr when it is not (the test then checks nothing).
-pub fn have_script() -> bool {
-    let there = Command::new("script").arg("--version").output().is_ok();
-    if !there {
-        eprintln!("skipped: util-linux `script` is not installed");
-    }
-    there
+/// Fails the test when `tool`, which the README's "Testing" section lists
+/// among what the tests need, is not installed: a test that skipped
+/// silently would pass without checking anything.
+pub fn require(tool: &str, package: &str) {
+    assert!(
+        Command::new(tool).arg("--version").output().is_ok(),
+        "`{tool}` is not installed (apt-get install {package}); the tests need it"
+    );
 }
 
 /// Runs a shell command line in a pseudo-terminal (util-linux `script`), as
