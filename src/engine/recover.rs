@@ -453,30 +453,12 @@ pub(crate) fn open_v2(
         vfs.sync_dir(&dir)
             .map_err(|e| Error::io("fsync", &dir, e))?;
     }
-    let mut doc_hwm = m.doc_hwm.max(ckpt_marks.1);
-    let mut max_seq = m.max_seq.max(ckpt_marks.0).max(active_max_seq);
-    for e in active.map.values().flatten() {
-        max_seq = max_seq.max(e.seq);
-        if e.kind == format::Kind::DocPut && !e.is_key() {
-            doc_hwm = doc_hwm.max(e.doc);
-        }
-    }
+    let marks = (
+        m.max_seq.max(ckpt_marks.0).max(active_max_seq),
+        m.doc_hwm.max(ckpt_marks.1),
+    );
     let changed = plan.adopt.is_some();
-    let mut store = Store {
-        opts,
-        mode,
-        _lock: guard,
-        sealed,
-        active,
-        next_seq: max_seq + 1,
-        doc_hwm,
-        opened_doc_hwm: doc_hwm,
-        notices,
-        batch: None,
-        poisoned: false,
-        readahead: std::cell::RefCell::new(None),
-        manifest: Some(m),
-    };
+    let mut store = Store::recovered(opts, mode, guard, sealed, active, marks, notices, Some(m));
     if write && changed {
         store.write_manifest()?;
     }

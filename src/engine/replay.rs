@@ -478,40 +478,29 @@ fn open_v1(
     }
     sealed.sort_by_key(|s| s.number);
 
-    let mut max_seq = sealed
+    let max_seq = sealed
         .iter()
         .map(|s| s.max_seq)
         .max()
         .unwrap_or(0)
         .max(ckpt_marks.0)
         .max(active_max_seq);
-    let mut doc_hwm = sealed
+    let doc_hwm = sealed
         .iter()
         .map(|s| s.doc_hwm)
         .max()
         .unwrap_or(0)
         .max(ckpt_marks.1);
-    for e in active.map.values().flatten() {
-        max_seq = max_seq.max(e.seq);
-        if e.kind == format::Kind::DocPut && !e.is_key() {
-            doc_hwm = doc_hwm.max(e.doc);
-        }
-    }
-    Ok(Store {
+    Ok(Store::recovered(
         opts,
         mode,
-        _lock: guard,
+        guard,
         sealed,
         active,
-        next_seq: max_seq + 1,
-        doc_hwm,
-        opened_doc_hwm: doc_hwm,
+        (max_seq, doc_hwm),
         notices,
-        batch: None,
-        poisoned: false,
-        readahead: std::cell::RefCell::new(None),
-        manifest: None,
-    })
+        None,
+    ))
 }
 
 /// An open `active.idx` and its header.

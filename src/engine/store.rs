@@ -181,6 +181,45 @@ pub(crate) struct DocView {
 }
 
 impl Store {
+    /// The store recovery hands over: the next seq and the document hwm are
+    /// the larger of the `(max seq, doc hwm)` marks recovery found and what
+    /// the active segment's committed records hold. Both open paths (format
+    /// 1 and 2) end here, so the rule lives once.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn recovered(
+        opts: Options,
+        mode: Mode,
+        lock: Box<dyn crate::engine::vfs::LockGuard>,
+        sealed: Vec<segment::Sealed>,
+        active: crate::engine::active::Active,
+        marks: (u64, u64),
+        notices: Vec<String>,
+        manifest: Option<crate::engine::format::Manifest>,
+    ) -> Store {
+        let (mut max_seq, mut doc_hwm) = marks;
+        for e in active.map.values().flatten() {
+            max_seq = max_seq.max(e.seq);
+            if e.kind == Kind::DocPut && !e.is_key() {
+                doc_hwm = doc_hwm.max(e.doc);
+            }
+        }
+        Store {
+            opts,
+            mode,
+            _lock: lock,
+            sealed,
+            active,
+            next_seq: max_seq + 1,
+            doc_hwm,
+            opened_doc_hwm: doc_hwm,
+            notices,
+            batch: None,
+            poisoned: false,
+            readahead: std::cell::RefCell::new(None),
+            manifest,
+        }
+    }
+
     /// Opens the store in `opts.dir`.
     ///
     /// # Errors
