@@ -117,7 +117,7 @@ impl Side for StoreSide {
         // The channel closed: the dump ended, well or badly.
         match self.worker.take().map(JoinHandle::join) {
             Some(Ok(result)) => result.map(|()| None),
-            Some(Err(_)) => Err(Error::invalid("internal: the store reader panicked")),
+            Some(Err(_)) => Err(Error::internal("the store reader thread panicked")),
             None => Ok(None),
         }
     }
