@@ -788,15 +788,7 @@ fn format_1_fixtures_read_exactly_and_upgrade_on_the_first_write() {
             "{name}: the old documents are unchanged"
         );
         assert_eq!(dump.lines().count(), expected.lines().count() + 1, "{name}");
-        let high = expected
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                    .as_u64()
-                    .unwrap()
-            })
-            .max()
-            .unwrap_or(0);
+        let high = highest_id(&expected);
         assert!(id > high, "{name}: id {id} not above {high}");
         assert_eq!(stratum(&dir, &["verify"]).code, Some(0), "{name}: verify");
         ok(&dir, &["compact"]);
@@ -932,15 +924,7 @@ fn format_1_upgrade_survives_a_kill_at_every_mutating_call() {
     let mut points = 0;
     for name in ["rotated", "compacted", "checkpoint", "torn"] {
         let expected = std::fs::read_to_string(fixture(&format!("{name}.expected.jsonl"))).unwrap();
-        let high = expected
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                    .as_u64()
-                    .unwrap()
-            })
-            .max()
-            .unwrap_or(0);
+        let high = highest_id(&expected);
         for call in [
             "openat",
             "pwrite64",
@@ -1110,4 +1094,16 @@ fn issue_9_a_read_error_is_an_io_error_and_truncates_nothing() {
     }
     eprintln!("EIO runs: {runs}");
     assert!(runs > 10, "only {runs} injected read errors");
+}
+
+/// The highest document id of a dump (0 for an empty one).
+fn highest_id(dump: &str) -> u64 {
+    dump.lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .max()
+        .unwrap_or(0)
 }
