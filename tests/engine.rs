@@ -756,9 +756,9 @@ fn issue_8_a_missing_or_empty_active_segment_is_refused() {
     }
 }
 
-fn fixture(name: &str) -> std::path::PathBuf {
+fn fixture(format: u16, name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/v1")
+        .join(format!("tests/fixtures/v{format}"))
         .join(name)
 }
 
@@ -769,8 +769,9 @@ fn format_1_fixtures_read_exactly_and_upgrade_on_the_first_write() {
     for name in ["plain", "rotated", "compacted", "torn", "checkpoint"] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join(name);
-        copy_dir(&fixture(name), &dir);
-        let expected = std::fs::read_to_string(fixture(&format!("{name}.expected.jsonl"))).unwrap();
+        copy_dir(&fixture(1, name), &dir);
+        let expected =
+            std::fs::read_to_string(fixture(1, &format!("{name}.expected.jsonl"))).unwrap();
         let before = names(&dir);
         assert_eq!(ok(&dir, &["dump"]), expected, "{name}: read-only dump");
         assert_eq!(names(&dir), before, "{name}: a read changes nothing");
@@ -790,6 +791,54 @@ fn format_1_fixtures_read_exactly_and_upgrade_on_the_first_write() {
         assert_eq!(dump.lines().count(), expected.lines().count() + 1, "{name}");
         let high = highest_id(&expected);
         assert!(id > high, "{name}: id {id} not above {high}");
+        assert_eq!(stratum(&dir, &["verify"]).code, Some(0), "{name}: verify");
+        ok(&dir, &["compact"]);
+        assert_eq!(ok(&dir, &["dump"]), dump, "{name}: after compaction");
+        assert_eq!(stratum(&dir, &["verify"]).code, Some(0), "{name}: verify");
+    }
+}
+
+/// Stores written by the first format-2 release (main at 90fc62d; see
+/// tests/fixtures/v2/make.sh) open and read exactly as they did, forever:
+/// keys, metadata, a real null output, sealed and compacted members, a torn
+/// tail, a checkpoint and a store upgraded from format 1. Writes, verify and
+/// compact keep working on them.
+#[test]
+fn format_2_fixtures_read_exactly_and_keep_working() {
+    for name in [
+        "plain",
+        "rotated",
+        "compacted",
+        "torn",
+        "checkpoint",
+        "upgraded",
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(name);
+        copy_dir(&fixture(2, name), &dir);
+        let expected =
+            std::fs::read_to_string(fixture(2, &format!("{name}.expected.jsonl"))).unwrap();
+        let before = names(&dir);
+        let manifest = std::fs::read(dir.join("MANIFEST")).unwrap();
+        assert_eq!(ok(&dir, &["dump"]), expected, "{name}: read-only dump");
+        assert_eq!(names(&dir), before, "{name}: a read changes nothing");
+        assert_eq!(
+            std::fs::read(dir.join("MANIFEST")).unwrap(),
+            manifest,
+            "{name}: a read leaves the manifest alone"
+        );
+        let id: u64 = ok(&dir, &["create-doc", "a later write"])
+            .trim()
+            .parse()
+            .unwrap();
+        let high = highest_id(&expected);
+        assert!(id > high, "{name}: id {id} not above {high}");
+        let dump = ok(&dir, &["dump"]);
+        assert!(
+            dump.starts_with(&expected),
+            "{name}: old documents unchanged"
+        );
+        assert_eq!(dump.lines().count(), expected.lines().count() + 1, "{name}");
         assert_eq!(stratum(&dir, &["verify"]).code, Some(0), "{name}: verify");
         ok(&dir, &["compact"]);
         assert_eq!(ok(&dir, &["dump"]), dump, "{name}: after compaction");
@@ -923,7 +972,8 @@ fn format_1_upgrade_survives_a_kill_at_every_mutating_call() {
     }
     let mut points = 0;
     for name in ["rotated", "compacted", "checkpoint", "torn"] {
-        let expected = std::fs::read_to_string(fixture(&format!("{name}.expected.jsonl"))).unwrap();
+        let expected =
+            std::fs::read_to_string(fixture(1, &format!("{name}.expected.jsonl"))).unwrap();
         let high = highest_id(&expected);
         for call in [
             "openat",
@@ -937,7 +987,7 @@ fn format_1_upgrade_survives_a_kill_at_every_mutating_call() {
             for n in 1.. {
                 let tmp = tempfile::tempdir().unwrap();
                 let dir = tmp.path().join(name);
-                copy_dir(&fixture(name), &dir);
+                copy_dir(&fixture(1, name), &dir);
                 let o = std::process::Command::new("strace")
                     .args(["-f", "-o", "/dev/null", "-e"])
                     .arg(format!("inject={call}:signal=KILL:when={n}"))
