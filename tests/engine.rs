@@ -1,7 +1,9 @@
 //! Library-level tests of the engine: round trips across reopen, rotation and
 //! compaction; ids never reused; torn tails; damaged indexes.
 
-use stratum::{DocId, DocPatch, Json, Mode, NewDoc, NodeId, Options, Store};
+use std::time::Duration;
+
+use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Options, Store};
 
 fn opts(dir: &std::path::Path, seg: u64) -> Options {
     let mut o = Options::new(dir);
@@ -1156,4 +1158,31 @@ fn highest_id(dump: &str) -> u64 {
         })
         .max()
         .unwrap_or(0)
+}
+
+/// `Store::verify` runs under the lock the store holds (a second lock from
+/// the same process would wait on itself), and refuses inside a batch,
+/// whose records are not all on disk; the batch then rolls back.
+#[test]
+fn verify_runs_on_an_open_store_but_not_inside_a_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let mut s = Store::open(opts(&dir, 4096).lock_timeout(Duration::ZERO), Mode::Write).unwrap();
+    s.create_doc(&NewDoc {
+        body: b"x".to_vec(),
+        ..NewDoc::default()
+    })
+    .unwrap();
+    let report = s.verify(&mut |_| {}).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert!(report.records >= 1);
+    let r = s.atomic(|s| {
+        s.create_doc(&NewDoc {
+            body: b"y".to_vec(),
+            ..NewDoc::default()
+        })?;
+        s.verify(&mut |_| {})
+    });
+    assert!(matches!(r, Err(Error::InvalidInput(_))), "{:?}", r.err());
+    assert_eq!(s.docs().unwrap().count(), 1, "the batch rolled back");
 }

@@ -51,6 +51,36 @@ impl Options {
             vfs: Arc::new(OsFs),
         }
     }
+
+    /// Seals `active.seg` once it would grow past `bytes`.
+    #[must_use]
+    pub fn segment_size(mut self, bytes: u64) -> Options {
+        self.segment_size = bytes;
+        self
+    }
+
+    /// Acknowledges writes without fsync (see [`Options::sync`]): what a
+    /// bulk job that can rerun itself after a power loss may choose.
+    #[must_use]
+    pub fn without_sync(mut self) -> Options {
+        self.sync = false;
+        self
+    }
+
+    /// Waits this long for another process's lock before giving up.
+    #[must_use]
+    pub fn lock_timeout(mut self, wait: Duration) -> Options {
+        self.lock_timeout = wait;
+        self
+    }
+
+    /// Uses this file system instead of the real one (for tests that
+    /// simulate crashes and faults).
+    #[must_use]
+    pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Options {
+        self.vfs = vfs;
+        self
+    }
 }
 
 /// Read-only (shared lock) or read-write (exclusive lock).
@@ -134,6 +164,45 @@ pub struct Stats {
     /// segment and how many segments it wrote. `None` if the store was
     /// never compacted.
     pub last_compaction: Option<(String, u32)>,
+}
+
+/// Every live document of a [`Store`], in id order: see [`Store::docs`].
+pub struct Docs<'s> {
+    store: &'s Store,
+    merge: Merge<'s>,
+    /// The read-ahead state to put back when the walk ends.
+    outer: Option<segment::ReadAhead>,
+    done: bool,
+}
+
+impl Iterator for Docs<'_> {
+    type Item = Result<Document>;
+
+    fn next(&mut self) -> Option<Result<Document>> {
+        while !self.done {
+            match self.merge.next_doc() {
+                Ok(Some(entries)) => {
+                    if let Some(view) = resolve(&entries) {
+                        let doc = self.store.materialize(&view);
+                        self.done = doc.is_err();
+                        return Some(doc);
+                    }
+                }
+                Ok(None) => self.done = true,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Docs<'_> {
+    fn drop(&mut self) {
+        self.store.readahead.replace(self.outer.take());
+    }
 }
 
 /// An open store. See the module docs.
@@ -602,6 +671,43 @@ impl Store {
                 outputs,
                 body_len: rec.body.len() as u64,
             })
+        })
+    }
+
+    /// Every live document, in id order, read one at a time: memory holds
+    /// one document plus a cursor per segment, at any store size. The
+    /// iterator ends after the first error it yields.
+    ///
+    /// ```
+    /// # use stratum::{Mode, NewDoc, Options, Store};
+    /// # fn main() -> stratum::Result<()> {
+    /// # let tmp = std::env::temp_dir().join(format!("stratum-docs-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&tmp);
+    /// let mut store = Store::open(Options::new(&tmp), Mode::Write)?;
+    /// store.create_doc(&NewDoc { body: b"one".to_vec(), ..NewDoc::default() })?;
+    /// store.create_doc(&NewDoc { body: b"two".to_vec(), ..NewDoc::default() })?;
+    /// let bodies = store
+    ///     .docs()?
+    ///     .map(|d| d.map(|d| d.body))
+    ///     .collect::<stratum::Result<Vec<_>>>()?;
+    /// assert_eq!(bodies, [b"one".to_vec(), b"two".to_vec()]);
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&tmp).ok();
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`], [`Error::Io`], when the segments cannot be opened;
+    /// the same, as an item, for a document that cannot be read.
+    pub fn docs(&self) -> Result<Docs<'_>> {
+        let merge = self.merge()?;
+        let outer = self.readahead.replace(Some(segment::ReadAhead::default()));
+        Ok(Docs {
+            store: self,
+            merge,
+            outer,
+            done: false,
         })
     }
 

@@ -14,7 +14,7 @@ use crate::engine::index;
 use crate::engine::lock;
 use crate::engine::replay::{self, Listing};
 use crate::engine::segment::{self, Scan};
-use crate::engine::store::{Options, Progress};
+use crate::engine::store::{Options, Progress, Store};
 use crate::engine::vfs::{VFile, Vfs};
 use crate::error::{Error, Result};
 
@@ -101,9 +101,30 @@ type Item = (u64, u64, u64, Kind);
 /// [`Error::NoStore`], [`Error::LockTimeout`], or [`Error::Io`] when a file
 /// cannot be read at all. Damage is not an error here: it is in the report.
 pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
+    let _guard = lock::acquire_existing(&*opts.vfs, &opts.dir, false, opts.lock_timeout)?;
+    verify_locked(opts, progress)
+}
+
+impl Store {
+    /// Checks this store as [`verify`] does, under the lock the store
+    /// already holds: a program with the store open cannot take a second
+    /// lock on it (locks are per open file, so it would wait on itself).
+    ///
+    /// # Errors
+    /// As [`verify`], less the lock errors; [`Error::InvalidInput`] inside
+    /// [`Store::atomic`], whose records are not all on disk yet.
+    pub fn verify(&self, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
+        if self.batch.is_some() {
+            return Err(Error::invalid("verify cannot run inside an atomic batch"));
+        }
+        verify_locked(&self.opts, progress)
+    }
+}
+
+/// The checks of [`verify`], by a caller that holds the store's lock.
+fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
     let vfs = &*opts.vfs;
     let dir = &opts.dir;
-    let _guard = lock::acquire_existing(vfs, dir, false, opts.lock_timeout)?;
     let mut report = VerifyReport::default();
     let listing: Listing = match replay::list_dir(vfs, dir) {
         Ok(l) => l,
