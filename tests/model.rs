@@ -224,6 +224,31 @@ fn check(store: &Store, model: &Model, after: &str) -> Result<(), TestCaseError>
         after
     );
     prop_assert_eq!(stats.documents, model.docs.len() as u64);
+    // The manifest's counters plus the active segment's share give exactly
+    // what a merge of every index gives.
+    let merged = store
+        .stats_by_merge()
+        .map_err(|e| TestCaseError::fail(format!("stats by merge: {e}")))?;
+    let inputs: usize = model.docs.values().map(|d| d.nodes.len()).sum();
+    let outputs = model
+        .docs
+        .values()
+        .flat_map(|d| d.nodes.values())
+        .filter(|n| n.1.is_some())
+        .count();
+    prop_assert_eq!(merged.inputs, inputs as u64, "inputs after {}", after);
+    prop_assert_eq!(merged.outputs, outputs as u64, "outputs after {}", after);
+    if let Some(counted) = store
+        .stats_counted()
+        .map_err(|e| TestCaseError::fail(format!("counted stats: {e}")))?
+    {
+        prop_assert_eq!(
+            &counted,
+            &merged,
+            "counters against a merge after {}",
+            after
+        );
+    }
     Ok(())
 }
 

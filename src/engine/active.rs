@@ -294,6 +294,21 @@ impl Store {
     /// Seals `active.seg` as `seg_N.seg` with a footer and an index file, and
     /// starts a fresh `active.seg`. See docs/FORMAT.md §Sealing.
     pub(crate) fn seal(&mut self) -> Result<()> {
+        self.seal_counting(true)
+    }
+
+    /// [`Store::seal`]; `count` false leaves the manifest's figures "not
+    /// known" instead of working them out (compaction, which replaces them
+    /// at once).
+    pub(crate) fn seal_counting(&mut self, count: bool) -> Result<()> {
+        // The members' figures once this segment is one are the whole
+        // store's now. They are a cache: when they cannot be had (a damaged
+        // index), they are written "not known" and `stats` merges instead.
+        let figures = if count && self.manifest.is_some() {
+            crate::engine::live::current(self).ok()
+        } else {
+            None
+        };
         // Everything before the footer is durable before the footer is
         // written: a footer may never survive a power loss that its
         // segment's records did not.
@@ -380,6 +395,7 @@ impl Store {
             m.next_number = m.next_number.max(next_number + 1);
             m.doc_hwm = doc_hwm;
             m.max_seq = seq;
+            crate::engine::manifest::set_figures(m, figures.as_ref());
             self.write_manifest()?;
         }
         // The checkpoint described the segment just sealed; its own index

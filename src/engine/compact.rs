@@ -30,9 +30,10 @@ use crate::engine::format::{
     self, DocFields, FLAG_EXTENDED, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD, RECORD_HEADER_LEN,
     SEG_FLAG_COMPACTED, SEGMENT_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
 };
-use crate::engine::index::{self, IndexWriter};
+use crate::engine::index::{self, Entry, IndexWriter};
+use crate::engine::live::Figures;
 use crate::engine::segment::Sealed;
-use crate::engine::store::{DocView, Progress, SegmentStats, Stats, Store, resolve};
+use crate::engine::store::{DocView, Progress, Store, resolve};
 use crate::engine::vfs::VFile;
 use crate::error::{Error, Result};
 
@@ -164,6 +165,7 @@ impl Store {
             done: Vec::new(),
             cur: None,
             seq: self.next_seq + u64::from(seal_later),
+            figures: Figures::default(),
         };
         let total = plan.live_bytes.max(1);
         let mut written = 0u64;
@@ -193,7 +195,13 @@ impl Store {
             out.ensure(self)?;
             out.close_current(self)
         });
-        if let Err(e) = result.and_then(|()| if seal_later { self.seal() } else { Ok(()) }) {
+        if let Err(e) = result.and_then(|()| {
+            if seal_later {
+                self.seal_counting(false)
+            } else {
+                Ok(())
+            }
+        }) {
             out.discard(self);
             return Err(e);
         }
@@ -213,6 +221,8 @@ impl Store {
             .cur
             .as_mut()
             .ok_or_else(|| Error::internal("no output"))?;
+        let number = cur.number;
+        let mut written = Vec::with_capacity(2 * view.nodes.len() + 1);
         let entry = cur.push(
             &mut out.seq,
             Kind::DocPut,
@@ -223,6 +233,7 @@ impl Store {
             &prefix,
             &doc.body,
         )?;
+        written.push(entry);
         if let Some(k) = doc.key.as_deref() {
             // Key entries sort after every document: written at the close.
             cur.keys.push(IndexEntry {
@@ -246,7 +257,7 @@ impl Store {
             let (prefix, rest, flags) =
                 format::encode_input(node.input.as_str(), meta, out_text.filter(|_| folded));
             let (doc, n) = (view.doc.doc, input.node);
-            cur.push(
+            written.push(cur.push(
                 &mut out.seq,
                 Kind::InputPut,
                 flags,
@@ -255,10 +266,10 @@ impl Store {
                 0,
                 &prefix,
                 rest,
-            )?;
+            )?);
             if let Some(text) = out_text.filter(|_| !folded) {
                 let flags = if text == "null" { FLAG_EXTENDED } else { 0 };
-                cur.push(
+                written.push(cur.push(
                     &mut out.seq,
                     Kind::OutputPut,
                     flags,
@@ -267,9 +278,13 @@ impl Store {
                     0,
                     text.as_bytes(),
                     &[],
-                )?;
+                )?);
             }
         }
+        // The store holds nothing else once the outputs replace every
+        // segment: these are the document's figures.
+        let written: Vec<Entry> = written.iter().map(|e| Entry::new(e, number)).collect();
+        out.figures.account(&written, true);
         Ok(())
     }
 
@@ -358,7 +373,7 @@ impl Store {
         m.next_number = m.next_number.max(next_number);
         m.max_seq = m.max_seq.max(max_seq);
         m.doc_hwm = doc_hwm;
-        m.counters = [format::UNKNOWN; 4];
+        crate::engine::manifest::set_figures(m, Some(&out.figures));
         // The outputs and their indexes are durable under their names before
         // the manifest that lists them can be.
         self.sync_dir()?;
@@ -453,6 +468,8 @@ impl Output {
 }
 
 struct Outputs {
+    /// Figures of the outputs, document by document.
+    figures: Figures,
     base: u64,
     done: Vec<Output>,
     cur: Option<Output>,
@@ -534,98 +551,4 @@ impl Outputs {
             let _ = vfs.remove_file(&idx_tmp);
         }
     }
-}
-
-/// Whole-store figures for `stats`.
-pub(crate) fn stats(store: &Store) -> Result<Stats> {
-    let mut segs: Vec<SegmentStats> = store
-        .sealed
-        .iter()
-        .map(|s| SegmentStats {
-            name: format::segment_name(s.number),
-            bytes: s.len,
-            live_bytes: 0,
-            dead_bytes: 0,
-        })
-        .collect();
-    segs.push(SegmentStats {
-        name: format::ACTIVE_NAME.to_owned(),
-        bytes: store.active.len,
-        live_bytes: 0,
-        dead_bytes: 0,
-    });
-    let slot = |seg: u64| -> usize {
-        store
-            .sealed
-            .binary_search_by_key(&seg, |s| s.number)
-            .unwrap_or(store.sealed.len())
-    };
-    let (mut documents, mut inputs, mut outputs, mut tombstones) = (0u64, 0u64, 0u64, 0u64);
-    let mut merge = store.merge()?;
-    while let Some(entries) = merge.next_doc()? {
-        tombstones += entries
-            .iter()
-            .filter(|e| matches!(e.kind, Kind::DocDelete | Kind::InputDelete))
-            .count() as u64;
-        let Some(view) = resolve(&entries) else {
-            continue;
-        };
-        documents += 1;
-        segs[slot(view.doc.seg)].live_bytes += u64::from(view.doc.len);
-        for (input, output) in view.nodes.values() {
-            inputs += 1;
-            segs[slot(input.seg)].live_bytes += u64::from(input.len);
-            if let Some(o) = output {
-                outputs += 1;
-                if o.offset != input.offset || o.seg != input.seg {
-                    segs[slot(o.seg)].live_bytes += u64::from(o.len);
-                }
-            }
-        }
-    }
-    for s in &mut segs {
-        s.dead_bytes = s.bytes.saturating_sub(s.live_bytes);
-    }
-    let total_bytes: u64 = segs.iter().map(|s| s.bytes).sum();
-    let live_bytes: u64 = segs.iter().map(|s| s.live_bytes).sum();
-    Ok(Stats {
-        segments: segs,
-        documents,
-        inputs,
-        outputs,
-        tombstones,
-        total_bytes,
-        live_bytes,
-        garbage_ratio: if total_bytes == 0 {
-            0.0
-        } else {
-            1.0 - live_bytes as f64 / total_bytes as f64
-        },
-        last_seq: store.next_seq - 1,
-        doc_id_high_water: store.doc_hwm,
-        format_version: store.format_version(),
-        last_compaction: last_compaction(store),
-    })
-}
-
-/// The compaction outputs still on disk: the first one's name and how many
-/// there are. In format 2 every member compaction wrote carries the flag;
-/// in format 1 the newest generation says the same.
-fn last_compaction(store: &Store) -> Option<(String, u32)> {
-    if store.manifest.is_none() {
-        return store
-            .sealed
-            .iter()
-            .filter_map(|s| s.generation)
-            .max()
-            .map(|(base, count)| (format::segment_name(base), count));
-    }
-    let outputs: Vec<u64> = store
-        .sealed
-        .iter()
-        .filter(|s| s.generation.is_some())
-        .map(|s| s.number)
-        .collect();
-    let first = outputs.iter().min()?;
-    Some((format::segment_name(*first), outputs.len() as u32))
 }

@@ -30,6 +30,7 @@ mod active;
 mod backup;
 mod compact;
 mod index;
+mod live;
 mod lock;
 mod manifest;
 mod recover;
