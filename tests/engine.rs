@@ -636,7 +636,7 @@ fn compacted_store(dir: &std::path::Path) {
             ],
         );
     }
-    ok(dir, &["--segment-size", "4096", "compact"]);
+    ok(dir, &["--segment-size", "4096", "compact", "--full"]);
 }
 
 /// Issue 8, hole 1: a missing member of a multi-file compaction output used
@@ -723,7 +723,7 @@ fn issue_8_a_foreign_segment_is_never_taken_for_a_member_nor_deleted() {
         "a foreign extra file is a notice: {}",
         r.out
     );
-    ok(&a, &["--segment-size", "4096", "compact"]);
+    ok(&a, &["--segment-size", "4096", "compact", "--full"]);
     assert_eq!(ok(&a, &["dump"]), after);
     assert!(a.join(&foreign).exists());
 }

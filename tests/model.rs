@@ -23,6 +23,7 @@ use std::sync::Arc;
 use memfs::{CrashFs, DataMode, DirMode, Rng, crash_image};
 use oracle::{Model, Op};
 use proptest::prelude::*;
+use stratum::engine::CompactMode;
 use stratum::{DocId, DocPatch, Json, Mode, NewDoc, NodeId, Options, Store};
 
 /// An operation with its targets given as positions among the live
@@ -60,6 +61,8 @@ enum Step {
     Reopen,
     PowerLoss,
     Compact,
+    /// A selective compaction (`compact` without `--full`).
+    CompactSelective,
 }
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
@@ -94,6 +97,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Reopen),
         1 => Just(Step::PowerLoss),
         1 => Just(Step::Compact),
+        2 => Just(Step::CompactSelective),
     ]
 }
 
@@ -178,7 +182,11 @@ fn resolve(step: &Step, model: &Model) -> (Op, bool) {
             let (d, bad) = doc(*p);
             (Op::DeleteDoc(d), bad)
         }
-        Step::Batch(_) | Step::Reopen | Step::PowerLoss | Step::Compact => {
+        Step::Batch(_)
+        | Step::Reopen
+        | Step::PowerLoss
+        | Step::Compact
+        | Step::CompactSelective => {
             unreachable!("not a single operation")
         }
     }
@@ -317,6 +325,21 @@ fn run(backend: Backend, segment_size: u64, steps: &[Step]) -> Result<(), TestCa
                     .compact(&mut |_| {})
                     .map_err(|e| TestCaseError::fail(format!("compact: {e}")))?;
             }
+            Step::CompactSelective => {
+                let plan = store
+                    .compact_plan(CompactMode::Selective, true)
+                    .map_err(|e| TestCaseError::fail(format!("plan: {e}")))?;
+                let done = store
+                    .compact_with(CompactMode::Selective, &mut |_| {})
+                    .map_err(|e| TestCaseError::fail(format!("selective compact: {e}")))?;
+                // The dry run's figures are what the compaction then does.
+                prop_assert_eq!(plan.merge.len(), done.merged, "merged after {}", what);
+                prop_assert_eq!(plan.write_bytes, done.written, "written after {}", what);
+                if done.merged == 0 {
+                    prop_assert_eq!(done.written, 0);
+                    prop_assert_eq!(done.bytes_after, done.bytes_before, "after {}", what);
+                }
+            }
             Step::Batch(inner) => {
                 let mut scratch = model.clone();
                 let mut failed = false;
@@ -413,7 +436,12 @@ fn compaction_round_trip(segment_size: u64, steps: &[Step]) -> Result<(), TestCa
         Store::open(opts.clone(), Mode::Write).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut model = Model::default();
     for step in steps {
-        if let Step::Batch(_) | Step::Reopen | Step::PowerLoss | Step::Compact = step {
+        if let Step::Batch(_)
+        | Step::Reopen
+        | Step::PowerLoss
+        | Step::Compact
+        | Step::CompactSelective = step
+        {
             continue;
         }
         let (op, must_fail) = resolve(step, &model);

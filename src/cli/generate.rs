@@ -327,8 +327,9 @@ A body that is not UTF\-8 is printed as \fB"body_base64"\fR (standard base64) in
 \fBcompact \-\-json\fR (also with \fB\-\-dry\-run\fR, and when a threshold is not met):
 .RS 4
 .EX
-{"compacted", "dry_run", "reason", "segments", "bytes", "live_bytes",
- "reclaimable_bytes", "garbage_ratio", "segments_after", "bytes_after"}
+{"compacted", "dry_run", "full", "reason", "segments", "bytes",
+ "live_bytes", "reclaimable_bytes", "garbage_ratio", "merge",
+ "merge_bytes", "write_bytes", "segments_after", "bytes_after"}
 .EE
 .RE
 \fBbackup \-\-json\fR:

@@ -251,7 +251,7 @@ impl Store {
 
     /// fdatasync of `active.seg` whatever `--no-sync` says: sealing depends
     /// on it for the order of what reaches the disk, not only durability.
-    fn fsync_active(&mut self) -> Result<()> {
+    pub(crate) fn fsync_active(&mut self) -> Result<()> {
         let r = self
             .active
             .file()?
@@ -506,7 +506,7 @@ impl Store {
 
     /// Refuses writes on a read-only store, and on one whose in-memory state
     /// may be ahead of the file after a failed write.
-    fn check_writable(&self) -> Result<()> {
+    pub(crate) fn check_writable(&self) -> Result<()> {
         if self.mode != Mode::Write {
             return Err(Error::invalid(
                 "the store was opened read-only: writes need Mode::Write",

@@ -188,6 +188,24 @@ pub(crate) fn merged(store: &Store) -> Result<Figures> {
     Ok(f)
 }
 
+/// The members' figures alone (as if `active.seg` were empty), from a
+/// merge of their indexes: what a manifest without figures is given.
+pub(crate) fn merged_members(store: &Store) -> Result<Figures> {
+    let mut f = Figures::default();
+    let mut sources = Vec::with_capacity(store.sealed.len());
+    for s in &store.sealed {
+        sources.push((
+            s.index()?.cursor(Box::new(move || s.scan_entries()))?,
+            s.number,
+        ));
+    }
+    let mut merge = Merge { sources };
+    while let Some(entries) = merge.next_doc()? {
+        f.account(&entries, true);
+    }
+    Ok(f)
+}
+
 /// The whole store's figures from the manifest's, plus what the records of
 /// `active.seg` change: their own bytes and counts, and what they supersede
 /// in the members. Costs a lookup per document `active.seg` touches, not a

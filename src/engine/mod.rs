@@ -41,7 +41,7 @@ mod store;
 mod verify;
 
 pub use backup::{BackupReport, backup};
-pub use compact::{CompactPlan, CompactReport};
+pub use compact::{CompactMode, CompactPlan, CompactReport, DEAD_BYTES, DEAD_SHARE};
 pub use format::MAX_ID;
 pub use repair::{QUARANTINE_DIR, RepairReport, SalvageReport, repair, salvage};
 pub use store::{Docs, Mode, Options, Progress, RecordInfo, SegmentStats, Stats, Store};

@@ -1,0 +1,155 @@
+//! Selective compaction (issue 8 outcome 4): only the segments worth merging
+//! are merged, tombstones survive while what they hide does, node ids are
+//! never handed out twice, and the plan is what the compaction then does.
+
+use stratum::engine::CompactMode;
+use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Options, Store};
+
+const SEG: u64 = 4096;
+
+fn open(dir: &std::path::Path) -> Store {
+    let mut o = Options::new(dir);
+    o.segment_size = SEG;
+    Store::open(o, Mode::Write).unwrap()
+}
+
+fn body(n: usize) -> NewDoc {
+    NewDoc {
+        body: format!("document body {n:04} {}", "x".repeat(200)).into_bytes(),
+        ..NewDoc::default()
+    }
+}
+
+fn j(s: &str) -> Json {
+    Json::parse(s).unwrap()
+}
+
+/// Rewrites document `id` until the active segment has been sealed `seals`
+/// times: each version makes the one before it garbage.
+fn churn(s: &mut Store, id: DocId, seals: usize) {
+    let start = s.stats().unwrap().segments.len();
+    let mut i = 0;
+    while s.stats().unwrap().segments.len() < start + seals {
+        let patch = DocPatch {
+            body: Some(format!("version {i} {}", "y".repeat(300)).into_bytes()),
+            ..DocPatch::default()
+        };
+        s.update_doc(id, &patch).unwrap();
+        i += 1;
+    }
+}
+
+fn selective(s: &mut Store) -> stratum::engine::CompactReport {
+    let plan = s.compact_plan(CompactMode::Selective, true).unwrap();
+    let done = s.compact_with(CompactMode::Selective, &mut |_| {}).unwrap();
+    assert_eq!(plan.merge.len(), done.merged, "the plan's segments");
+    assert_eq!(plan.write_bytes, done.written, "the plan's bytes");
+    done
+}
+
+/// Bitcask #82: a deletion whose segment is merged, while the segment with
+/// the document's record is not, is kept; the document stays deleted after
+/// reopening. A full compaction then drops both.
+#[test]
+fn a_tombstone_outlives_a_partial_merge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut s = open(dir);
+    let ids: Vec<DocId> = (0..30).map(|n| s.create_doc(&body(n)).unwrap()).collect();
+    let victim = ids[0];
+    s.delete_doc(victim).unwrap();
+    churn(&mut s, ids[29], 2);
+    let plan = s.compact_plan(CompactMode::Selective, true).unwrap();
+    let victim_seg = "seg_000001.seg".to_owned();
+    assert!(
+        !plan.merge.contains(&victim_seg),
+        "the segment holding the document is mostly live: {:?}",
+        plan.merge
+    );
+    assert!(!plan.merge.is_empty(), "the churned segments are merged");
+    let tombstones = s.stats().unwrap().tombstones;
+    let done = selective(&mut s);
+    assert!(done.merged > 0);
+    assert!(matches!(s.get(victim), Err(Error::DocNotFound(_))));
+    assert_eq!(
+        s.stats().unwrap().tombstones,
+        tombstones,
+        "the deletion is kept"
+    );
+    drop(s);
+    let mut s = open(dir);
+    assert!(matches!(s.get(victim), Err(Error::DocNotFound(_))));
+    assert_eq!(s.stats().unwrap().documents, 29);
+    s.compact_with(CompactMode::Full, &mut |_| {}).unwrap();
+    assert_eq!(s.stats().unwrap().tombstones, 0, "a full rewrite drops it");
+    assert!(matches!(s.get(victim), Err(Error::DocNotFound(_))));
+    drop(s);
+    let s = open(dir);
+    assert!(matches!(s.get(victim), Err(Error::DocNotFound(_))));
+    assert_eq!(s.doc_high_water(), ids[29]);
+}
+
+/// A deleted last node whose input and deletion are both merged away still
+/// holds the document's node high-water mark: the next node gets a new id.
+#[test]
+fn a_merged_away_node_id_is_not_reused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = open(tmp.path());
+    let d = s.create_doc(&body(0)).unwrap();
+    let other = s.create_doc(&body(1)).unwrap();
+    assert_eq!(s.add_input(d, &j("1"), None).unwrap(), NodeId(1));
+    assert_eq!(s.add_input(d, &j("2"), Some(&j("2"))).unwrap(), NodeId(2));
+    s.delete_input(d, NodeId(2)).unwrap();
+    churn(&mut s, other, 2);
+    let done = selective(&mut s);
+    assert!(done.merged > 0, "the churned segments are merged");
+    drop(s);
+    let mut s = open(tmp.path());
+    assert_eq!(s.add_input(d, &j("3"), None).unwrap(), NodeId(3));
+    assert!(matches!(
+        s.get_node(d, NodeId(2)),
+        Err(Error::NodeNotFound { .. })
+    ));
+}
+
+/// A cleared output stays cleared when its input record, which holds the
+/// old output folded in, is copied as it is.
+#[test]
+fn a_cleared_folded_output_stays_cleared() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = open(tmp.path());
+    let d = s.create_doc(&body(0)).unwrap();
+    let other = s.create_doc(&body(1)).unwrap();
+    let n = s.add_input(d, &j("[1]"), Some(&j("\"old\""))).unwrap();
+    s.clear_output(d, n).unwrap();
+    churn(&mut s, other, 2);
+    let done = selective(&mut s);
+    assert!(done.merged > 0);
+    drop(s);
+    let s = open(tmp.path());
+    assert_eq!(s.get_node(d, n).unwrap().output, None);
+}
+
+/// With nothing worth merging, compaction writes nothing; a second
+/// compaction after a selective one has nothing left to do.
+#[test]
+fn nothing_to_reclaim_writes_nothing_and_compaction_is_idempotent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = open(tmp.path());
+    let ids: Vec<DocId> = (0..60).map(|n| s.create_doc(&body(n)).unwrap()).collect();
+    let before = s.stats().unwrap();
+    let done = selective(&mut s);
+    assert_eq!((done.merged, done.written), (0, 0));
+    assert_eq!(s.stats().unwrap(), before);
+    churn(&mut s, ids[3], 2);
+    let done = selective(&mut s);
+    assert!(done.merged > 0);
+    let after = s.stats().unwrap();
+    let again = selective(&mut s);
+    assert_eq!((again.merged, again.written), (0, 0), "{after:?}");
+    assert_eq!(s.stats().unwrap(), after);
+    assert_eq!(
+        s.stats_counted().unwrap(),
+        Some(s.stats_by_merge().unwrap())
+    );
+}
