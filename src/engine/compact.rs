@@ -949,11 +949,7 @@ impl Store {
 
     /// Calls `f` with the raw bytes of the sealed record `e` points at, its
     /// header and payload, once they check against `e` and their CRC.
-    fn with_raw<T>(
-        &self,
-        e: &Entry,
-        f: &mut RawRecordFn<'_, T>,
-    ) -> Result<T> {
+    fn with_raw<T>(&self, e: &Entry, f: &mut RawRecordFn<'_, T>) -> Result<T> {
         if e.seg == self.active.number {
             // Checked by CRC as it is read; its bytes are encoded again
             // exactly as they were.
