@@ -1,28 +1,31 @@
-//! Compaction (and the whole-store accounting `stats` and `--dry-run` use).
+//! Compaction, full and selective (docs/FORMAT.md §8.4).
 //!
-//! # Protocol (see docs/FORMAT.md §Compaction)
+//! # Full (`compact --full`, [`Store::compact`])
 //! 1. Check free space against the live bytes.
 //! 2. Stream a merge of all segment indexes (the active segment's in-memory
 //!    one included) in document order; write each live document (its newest
 //!    record, its live nodes with their newest outputs folded in) to
 //!    `seg_M.seg.stratum-tmp`, `seg_M+1…`, with fresh sequence numbers.
-//!    Tombstones and dead versions are not copied. Every output carries the
-//!    store's document-id high-water mark. Nothing visible has changed yet:
-//!    a compaction refused here (a damaged record, a full disk, a directory
-//!    it may not write) removes its temporary files and leaves the store as
-//!    it was.
-//! 3. Seal `active.seg`, so every old record is in a sealed segment that the
-//!    new generation supersedes (its number, and the sequence number of its
-//!    footer, were set aside below the outputs' at step 2).
-//! 4. Stamp each output's header with the generation (base M, count K),
-//!    fsync each, rename each into place, write their indexes, fsync the
-//!    directory: the commit point. A generation counts only when all K
-//!    members are present, so a crash before this leaves the old state.
+//!    Tombstones and dead versions are not copied. Nothing visible has
+//!    changed yet: a compaction refused here removes its temporary files.
+//! 3. Seal `active.seg` (its number and footer seq were set aside).
+//! 4. fsync and rename each output, write their indexes, fsync the
+//!    directory; write the manifest that lists only them: the commit point.
 //! 5. Remove the old segments and their indexes, fsync the directory.
-//! 6. Start a new `active.seg`.
 //!
-//! Memory stays flat: one document's records at a time, one index block per
-//! input, a 1 MiB write buffer per output.
+//! # Selective (`compact`)
+//! The members worth merging are chosen from the figures the manifest
+//! keeps (`live.rs`); one walk of every index decides which of their
+//! records are kept (the newest versions, and the tombstones that still
+//! hide something outside the merged set) and cuts them into outputs; each
+//! output gets its kept records copied as they are on disk after a CRC
+//! check, in sequence order; `active.seg` is sealed only if chosen, after
+//! the outputs are written; the manifest swaps the merged members for the
+//! outputs. With nothing worth merging nothing is written.
+//!
+//! Memory stays flat: one document's records at a time (full) or one
+//! output's kept entries (selective), one index block per input, a 1 MiB
+//! write buffer per output.
 
 use std::path::PathBuf;
 
