@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Options, Store};
+use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Notice, Options, Store};
 
 fn opts(dir: &std::path::Path, seg: u64) -> Options {
     let mut o = Options::new(dir);
@@ -135,7 +135,22 @@ fn torn_tail_is_discarded_on_write_and_ignored_on_read() {
         assert!(s.get(DocId(2)).is_err());
     }
     let mut s = Store::open(opts(&dir, 1 << 20), Mode::Write).unwrap();
-    assert_eq!(s.take_notices().len(), 1);
+    match &s.take_notices()[..] {
+        [
+            Notice::DiscardedIncompleteWrite {
+                path,
+                bytes,
+                offset,
+            },
+        ] => {
+            assert_eq!(path, &active);
+            // The torn record is all that goes: what was on disk past the
+            // end of record "a".
+            assert_eq!(*offset, std::fs::metadata(&active).unwrap().len());
+            assert_eq!(*bytes, full.len() as u64 - 3 - offset);
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(s.create_doc(&doc("c", None)).unwrap(), DocId(2));
     drop(s);
     let s = Store::open(opts(&dir, 1 << 20), Mode::Read).unwrap();

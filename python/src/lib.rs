@@ -675,7 +675,11 @@ fn open(
     let mut store = py
         .detach(move || guard(|| Ok(Store::open(o, mode)?)))
         .map_err(|f| f.into_py(py))?;
-    let notices = store.take_notices();
+    let notices = store
+        .take_notices()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     Ok(PyStore {
         opts,
         mode,
