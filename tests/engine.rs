@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use stratum::engine::Sealed;
 use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Notice, Options, Store};
 
 fn opts(dir: &std::path::Path, seg: u64) -> Options {
@@ -244,7 +245,7 @@ fn backup_is_a_verified_store_of_its_own() {
     drop(f);
     let dest = tmp.path().join("b");
     let s = Store::open(opts(&dir, 2048), Mode::Read).unwrap();
-    let r = stratum::engine::backup(&s, &dest, true, &mut |_| {}).unwrap();
+    let r = stratum::engine::backup(&s, &dest, Sealed::Link, &mut |_| {}).unwrap();
     assert!(r.linked > 0);
     drop(s);
     let b = Store::open(opts(&dest, 2048), Mode::Read).unwrap();
@@ -253,7 +254,7 @@ fn backup_is_a_verified_store_of_its_own() {
     let asrc = std::fs::read(&active).unwrap();
     assert_eq!(&asrc[..asrc.len() - 3], &ab[..]);
     assert!(
-        stratum::engine::backup(&b, &dest, false, &mut |_| {}).is_err(),
+        stratum::engine::backup(&b, &dest, Sealed::Copy, &mut |_| {}).is_err(),
         "non-empty destination refused"
     );
 }

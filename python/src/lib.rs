@@ -516,8 +516,13 @@ impl PyStore {
         dest: PathBuf,
         link: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let sealed = if link {
+            engine::Sealed::Link
+        } else {
+            engine::Sealed::Copy
+        };
         let r = self.outside_batch(py, "backup", move |slot| match slot {
-            Slot::Open(s) => Ok(engine::backup(s, &dest, link, &mut |_| {})?),
+            Slot::Open(s) => Ok(engine::backup(s, &dest, sealed, &mut |_| {})?),
             _ => Err(Failure::Closed),
         })?;
         reports::backup(py, &r)

@@ -40,7 +40,7 @@ mod segment;
 mod store;
 mod verify;
 
-pub use backup::{BackupReport, backup};
+pub use backup::{BackupReport, Sealed, backup};
 pub use compact::{CompactPlan, CompactReport};
 pub use format::MAX_ID;
 pub use notice::Notice;
