@@ -139,7 +139,7 @@ impl fmt::Display for Error {
                 reason,
             } => write!(
                 f,
-                "corruption in {} at byte {offset}: {reason} (run `stratum verify` for a full report, `stratum repair` to salvage)",
+                "corruption in {} at byte {offset}: {reason}",
                 path.display()
             ),
             Error::UnsupportedVersion { path, found } => write!(
@@ -149,11 +149,7 @@ impl fmt::Display for Error {
                 crate::engine::format::FORMAT_V1,
                 crate::engine::format::FORMAT_VERSION
             ),
-            Error::NoStore { path } => write!(
-                f,
-                "no store at {} (a write command such as `stratum create-doc` creates one; or pass --dir)",
-                path.display()
-            ),
+            Error::NoStore { path } => write!(f, "no store at {}", path.display()),
             Error::LockMissing { path } => write!(
                 f,
                 "{} holds a stratum store but its LOCK file is missing (deleted while in use?), so stratum cannot tell whether another process is writing; once no stratum process uses the store, recreate it with `touch {}`",
@@ -162,7 +158,7 @@ impl fmt::Display for Error {
             ),
             Error::NotAStore { path } => write!(
                 f,
-                "{} is not empty and holds no stratum store; refusing to turn it into one (give --dir a new or empty directory)",
+                "{} is not empty and holds no stratum store; refusing to turn it into one",
                 path.display()
             ),
             Error::DocNotFound(id) => write!(f, "document {id} not found"),
@@ -176,7 +172,7 @@ impl fmt::Display for Error {
             ),
             Error::LockTimeout { path, waited_secs } => write!(
                 f,
-                "the store is locked by another process ({} held for over {waited_secs:.1}s); retry, or raise --lock-timeout",
+                "the store is locked by another process ({} held for over {waited_secs:.1}s)",
                 path.display()
             ),
             Error::NoSpace {

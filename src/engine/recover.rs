@@ -103,7 +103,7 @@ impl Refusal {
             Refusal::MissingMember(n) => Error::corrupt(
                 dir.join(format::segment_name(n)),
                 0,
-                "member of the store is missing (the manifest lists it; restore it, or run `stratum repair` to keep the rest)",
+                "member of the store is missing (the manifest lists it; restore it, or repair the store to keep the rest)",
             ),
             Refusal::ActiveMissing => Error::corrupt(
                 active,
