@@ -228,20 +228,8 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         Outcome::QuietSuccess => ExitCode::SUCCESS,
         Outcome::Different => ExitCode::from(Code::Other as u8),
         Outcome::Fail(code) => {
-            let mut text = one_line(err);
-            if let Some(hint) = err
-                .chain()
-                .find_map(|c| c.downcast_ref::<Error>())
-                .and_then(hint)
-            {
-                text.push_str(hint);
-            }
-            if code == Code::Usage {
-                // A usage error found after parsing reads like clap's.
-                text = format!("{text}; {}", help_hint());
-            }
             // Nothing more can be done if stderr is closed too.
-            let _ = writeln!(io::stderr().lock(), "stratum: {text}");
+            let _ = writeln!(io::stderr().lock(), "stratum: {}", line(err, code));
             ExitCode::from(code as u8)
         }
     }
