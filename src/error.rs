@@ -8,7 +8,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::model::{DocId, NodeId};
+use crate::engine::version::{FORMAT_V1, FORMAT_VERSION};
+use crate::id::{DocId, NodeId};
 
 /// Result alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -51,7 +52,7 @@ pub enum Error {
     /// it, and recreating it while another process may still hold the old
     /// one would let two writers in.
     LockMissing {
-        /// The data directory.
+        /// The missing lock file, in the data directory.
         path: PathBuf,
     },
     /// A write was asked to create a store in a directory that is not empty
@@ -146,15 +147,15 @@ impl fmt::Display for Error {
                 f,
                 "{} has format version {found}, this stratum reads versions {} to {}; use a matching stratum release",
                 path.display(),
-                crate::engine::format::FORMAT_V1,
-                crate::engine::format::FORMAT_VERSION
+                FORMAT_V1,
+                FORMAT_VERSION
             ),
             Error::NoStore { path } => write!(f, "no store at {}", path.display()),
             Error::LockMissing { path } => write!(
                 f,
                 "{} holds a stratum store but its LOCK file is missing (deleted while in use?), so stratum cannot tell whether another process is writing; once no stratum process uses the store, recreate it with `touch {}`",
-                path.display(),
-                path.join(crate::engine::format::LOCK_NAME).display()
+                path.parent().unwrap_or(path).display(),
+                path.display()
             ),
             Error::NotAStore { path } => write!(
                 f,

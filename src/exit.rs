@@ -267,7 +267,12 @@ mod tests {
             ),
             (Error::NoStore { path: "/x".into() }, Code::NotFound),
             (Error::NotAStore { path: "/x".into() }, Code::NotFound),
-            (Error::LockMissing { path: "/x".into() }, Code::Corrupt),
+            (
+                Error::LockMissing {
+                    path: "/x/LOCK".into(),
+                },
+                Code::Corrupt,
+            ),
             (Error::DocNotFound(DocId(1)), Code::NotFound),
             (
                 Error::NodeNotFound {

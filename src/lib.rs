@@ -50,6 +50,7 @@
 
 pub mod engine;
 pub mod error;
+mod id;
 pub mod json;
 pub mod model;
 pub mod shape;

@@ -28,7 +28,8 @@ mod types;
 mod value;
 
 use errors::{Failure, guard};
-use types::{PyDocument, PyJson, PyNode};
+use types::{PyDocument, PyNode};
+use value::PyJson;
 
 /// What a handle holds.
 enum Slot {

@@ -39,6 +39,7 @@ mod replay;
 mod segment;
 mod store;
 mod verify;
+pub(crate) mod version;
 
 pub use backup::{BackupReport, Sealed, backup};
 pub use compact::{CompactPlan, CompactReport};
