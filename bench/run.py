@@ -846,6 +846,10 @@ class ScalePoint:
     compact_rss_kib: int = 0
     compact_seconds: float = 0.0
     store_bytes: int = 0
+    # (seconds, peak RSS KiB) of one run each, before the apply + compact.
+    add_input: tuple[float, int] = (0.0, 0)
+    stats: tuple[float, int] = (0.0, 0)
+    verify: tuple[float, int] = (0.0, 0)
 
     @property
     def get_median(self) -> float:
@@ -882,6 +886,11 @@ def bench_scale(cfg: Config, tools: Tools, log, main_store: Path, main_load: flo
             for _ in range(5)
         )
     for p in points:
+        log(f"scale: add-input, stats, verify at {p.docs:,} x {p.inputs}")
+        p.add_input = peak_rss_kib(tools, tools.st(p.store, "add-input", str(p.docs // 2),
+                                                   "[1, 2]", "--output", "3"))
+        p.stats = peak_rss_kib(tools, tools.st(p.store, "stats"))
+        p.verify = peak_rss_kib(tools, tools.st(p.store, "verify"))
         log(f"scale: apply + compact at {p.docs:,} x {p.inputs}")
         run(tools.st(p.store, "apply", str(p.apply_file)))
         p.compact_seconds, p.compact_rss_kib = peak_rss_kib(tools, tools.st(p.store, "compact"))
@@ -893,17 +902,18 @@ def bench_scale(cfg: Config, tools: Tools, log, main_store: Path, main_load: flo
 
 def scale_table(points: list[ScalePoint]) -> str:
     lines = [
-        "| documents × inputs | `load` | `load` peak RSS | `get` median | `get` peak RSS "
-        "| `compact` time | `compact` peak RSS | store after compact |",
+        "| documents × inputs | `load` | `get` median | `add-input` | `stats` | `verify` "
+        "| `compact` | store after compact |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    both = lambda t, kib: f"{fmt_time(t)}, {fmt_rss(kib)}"  # noqa: E731
     for p in points:
+        load_rss = "—" if p.load_rss_kib is None else fmt_rss(p.load_rss_kib)
         lines.append(
-            f"| {p.docs:,} × {p.inputs} | {fmt_time(p.load_seconds)} | "
-            f"{'—' if p.load_rss_kib is None else fmt_rss(p.load_rss_kib)} | "
-            f"{fmt_time(p.get_median)} ({len(p.gets)} ids) | {fmt_rss(p.get_rss_kib)} | "
-            f"{fmt_time(p.compact_seconds)} | {fmt_rss(p.compact_rss_kib)} | "
-            f"{p.store_bytes / 1e6:.0f} MB |"
+            f"| {p.docs:,} × {p.inputs} | {fmt_time(p.load_seconds)}, {load_rss} | "
+            f"{fmt_time(p.get_median)} ({len(p.gets)} ids), {fmt_rss(p.get_rss_kib)} | "
+            f"{both(*p.add_input)} | {both(*p.stats)} | {both(*p.verify)} | "
+            f"{both(p.compact_seconds, p.compact_rss_kib)} | {p.store_bytes / 1e6:.0f} MB |"
         )
     return "\n".join(lines)
 
@@ -926,8 +936,16 @@ def scale_verdicts(points: list[ScalePoint]) -> list[str]:
             f"`get` at {largest.docs:,} × {largest.inputs} / at 10,000 × 10 "
             f"(different document size, for reference): {r:.2f}"
         )
-    for name, attr in (("get", "get_rss_kib"), ("compact", "compact_rss_kib")):
-        kib, small = getattr(largest, attr), getattr(base, attr)
+    rss = {
+        "load": lambda p: -1 if p.load_rss_kib is None else p.load_rss_kib,
+        "get": lambda p: p.get_rss_kib,
+        "add-input": lambda p: p.add_input[1],
+        "stats": lambda p: p.stats[1],
+        "verify": lambda p: p.verify[1],
+        "compact": lambda p: p.compact_rss_kib,
+    }
+    for name, of in rss.items():
+        kib, small = of(largest), of(base)
         if kib < 0:
             out.append(f"peak RSS of `{name}`: not measured (no /usr/bin/time)")
             continue
@@ -1070,8 +1088,10 @@ def render(cfg: Config, rows: list[Row], extra: dict, points: list[ScalePoint],
     if points:
         out.append("## stratum alone: scaling\n")
         out.append(
-            "`get` median over random ids, one invocation each; peak RSS from GNU time -v "
-            "(largest of 5 `get`s); `compact` after an `apply` rewriting half the outputs; "
+            "Each cell is time, peak RSS (GNU time -v). `get` median over random ids, one "
+            "invocation each, with the largest RSS of 5 `get`s; `add-input` (one durable "
+            "input), `stats` and `verify` one run each; `compact` after an `apply` rewriting "
+            "half the outputs; "
             "the `get`s go round-robin over the sizes so that machine noise hits each alike."
             + (" The 1,000,000-document point uses 2 inputs per document (not 10) to keep "
                "the workload near 2 GB; the 10,000 × 2 point is its like-for-like baseline."
