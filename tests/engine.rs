@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Options, Store};
+use stratum::engine::Sealed;
+use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Notice, Options, Store};
 
 fn opts(dir: &std::path::Path, seg: u64) -> Options {
     let mut o = Options::new(dir);
@@ -135,7 +136,22 @@ fn torn_tail_is_discarded_on_write_and_ignored_on_read() {
         assert!(s.get(DocId(2)).is_err());
     }
     let mut s = Store::open(opts(&dir, 1 << 20), Mode::Write).unwrap();
-    assert_eq!(s.take_notices().len(), 1);
+    match &s.take_notices()[..] {
+        [
+            Notice::DiscardedIncompleteWrite {
+                path,
+                bytes,
+                offset,
+            },
+        ] => {
+            assert_eq!(path, &active);
+            // The torn record is all that goes: what was on disk past the
+            // end of record "a".
+            assert_eq!(*offset, std::fs::metadata(&active).unwrap().len());
+            assert_eq!(*bytes, full.len() as u64 - 3 - offset);
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(s.create_doc(&doc("c", None)).unwrap(), DocId(2));
     drop(s);
     let s = Store::open(opts(&dir, 1 << 20), Mode::Read).unwrap();
@@ -229,7 +245,7 @@ fn backup_is_a_verified_store_of_its_own() {
     drop(f);
     let dest = tmp.path().join("b");
     let s = Store::open(opts(&dir, 2048), Mode::Read).unwrap();
-    let r = stratum::engine::backup(&s, &dest, true, &mut |_| {}).unwrap();
+    let r = stratum::engine::backup(&s, &dest, Sealed::Link, &mut |_| {}).unwrap();
     assert!(r.linked > 0);
     drop(s);
     let b = Store::open(opts(&dest, 2048), Mode::Read).unwrap();
@@ -238,7 +254,7 @@ fn backup_is_a_verified_store_of_its_own() {
     let asrc = std::fs::read(&active).unwrap();
     assert_eq!(&asrc[..asrc.len() - 3], &ab[..]);
     assert!(
-        stratum::engine::backup(&b, &dest, false, &mut |_| {}).is_err(),
+        stratum::engine::backup(&b, &dest, Sealed::Copy, &mut |_| {}).is_err(),
         "non-empty destination refused"
     );
 }

@@ -14,6 +14,7 @@ use crate::engine::format::{
     self, DocFields, DocPayload, FLAG_EXTENDED, Kind, MAX_ID, RecordHeader,
 };
 use crate::engine::index::{Cursor, Entry, Merge};
+use crate::engine::notice::Notice;
 use crate::engine::segment;
 use crate::engine::vfs::{OsFs, Vfs};
 use crate::error::{Error, Result};
@@ -215,7 +216,7 @@ pub struct Store {
     pub(crate) next_seq: u64,
     pub(crate) doc_hwm: u64,
     pub(crate) opened_doc_hwm: u64,
-    pub(crate) notices: Vec<String>,
+    pub(crate) notices: Vec<Notice>,
     pub(crate) batch: Option<crate::engine::active::BatchState>,
     /// Set when a write or fsync failed: the in-memory state may be ahead
     /// of the file, so further writes are refused.
@@ -262,7 +263,7 @@ impl Store {
         sealed: Vec<segment::Sealed>,
         active: crate::engine::active::Active,
         marks: (u64, u64),
-        notices: Vec<String>,
+        notices: Vec<Notice>,
         manifest: Option<crate::engine::format::Manifest>,
     ) -> Store {
         let (mut max_seq, mut doc_hwm) = marks;
@@ -325,7 +326,7 @@ impl Store {
 
     /// One-line notices from recovery (e.g. a discarded torn tail), for the
     /// caller to show.
-    pub fn take_notices(&mut self) -> Vec<String> {
+    pub fn take_notices(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.notices)
     }
 
