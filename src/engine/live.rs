@@ -17,7 +17,7 @@
 //! segment alone; a compaction of several segments may drop a few more
 //! tombstones (those whose shadowed records are all in the merged set).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::engine::format::{self, FLAG_HAS_OUTPUT, Kind};
 use crate::engine::index::{Cursor, Entry, Merge};
@@ -62,11 +62,20 @@ impl Figures {
             .filter(|e| is_data(e) && matches!(e.kind, Kind::DocDelete | Kind::InputDelete))
             .count();
         self.tombstones = op(self.tombstones, tombstones as u64);
+        // A document's records are in a segment or two: sum per segment
+        // first, then touch the map once per segment.
+        let mut per_seg: Vec<(u64, u64)> = Vec::with_capacity(2);
         for (e, k) in entries.iter().zip(keep) {
             if k {
-                let slot = self.live.entry(e.seg).or_insert(0);
-                *slot = op(*slot, u64::from(e.len));
+                match per_seg.iter_mut().find(|(seg, _)| *seg == e.seg) {
+                    Some((_, n)) => *n += u64::from(e.len),
+                    None => per_seg.push((e.seg, u64::from(e.len))),
+                }
             }
+        }
+        for (seg, n) in per_seg {
+            let slot = self.live.entry(seg).or_insert(0);
+            *slot = op(*slot, n);
         }
     }
 
@@ -104,23 +113,27 @@ pub(crate) fn keep(
         }
         return keep;
     };
-    let mut live: HashSet<(u64, u64)> = HashSet::with_capacity(2 * v.nodes.len() + 1);
-    live.insert(at(&v.doc));
+    let mut live: Vec<(u64, u64)> = Vec::with_capacity(2 * v.nodes.len() + 1);
+    live.push(at(&v.doc));
     for (input, output) in v.nodes.values() {
-        live.insert(at(input));
+        live.push(at(input));
         if let Some(o) = output {
-            live.insert(at(o));
+            live.push(at(o));
         }
     }
     live.extend(v.metas.values().map(at));
+    live.sort_unstable();
     for (k, e) in entries.iter().enumerate() {
-        keep[k] = is_data(e) && live.contains(&at(e));
+        keep[k] = is_data(e) && live.binary_search(&at(e)).is_ok();
     }
-    // Newest output-bearing record per node, to tell a live OutputDelete.
+    // Newest output-bearing record per node, to tell a live OutputDelete
+    // (only worth working out when there is one).
     let mut newest_output: HashMap<u64, u64> = HashMap::new();
-    for e in entries.iter().filter(|e| is_data(e) && carries_output(e)) {
-        let s = newest_output.entry(e.node).or_insert(e.seq);
-        *s = (*s).max(e.seq);
+    if entries.iter().any(|e| e.kind == Kind::OutputDelete) {
+        for e in entries.iter().filter(|e| is_data(e) && carries_output(e)) {
+            let s = newest_output.entry(e.node).or_insert(e.seq);
+            *s = (*s).max(e.seq);
+        }
     }
     let floor = v.nodes.keys().copied().max().unwrap_or(0).max(v.doc.aux);
     let mut hwm_held = floor >= v.node_hwm;
@@ -236,7 +249,9 @@ pub(crate) fn counted(store: &Store) -> Result<Option<Figures>> {
             continue;
         };
         let mut all = member_entries(store, id)?;
-        f.account(&all, false);
+        if !all.is_empty() {
+            f.account(&all, false);
+        }
         all.extend(own);
         f.account(&all, true);
     }
