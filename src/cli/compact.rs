@@ -31,7 +31,8 @@ use stratum::engine::{CompactMode, CompactPlan, DEAD_SHARE};
 /// "live_bytes", "reclaimable_bytes" and "garbage_ratio" are the figures
 /// `stats` shows; "merge" names the segments merged (or to be merged),
 /// "merge_bytes" is their size and "write_bytes" the segment bytes written
-/// (or, with --dry-run, to be written). "reason" says why it did not
+/// (or, with --dry-run, to be written: exact, except for --full, where it is
+/// the live bytes plus one segment's framing). "reason" says why it did not
 /// compact (null otherwise); "segments_after" and "bytes_after" are null
 /// unless it compacted. Sizes are in bytes.
 #[derive(Debug, Args)]
