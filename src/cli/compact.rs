@@ -145,10 +145,11 @@ fn not_worth_it(args: &CompactArgs, plan: &CompactPlan) -> Option<String> {
     (!why.is_empty()).then(|| why.join(" and "))
 }
 
+/// The garbage as `stats` shows it: dead over all segment bytes.
 fn garbage(plan: &CompactPlan) -> String {
     output::garbage_text(
         plan.reclaimable_bytes,
-        plan.bytes_before,
+        plan.live_bytes + plan.reclaimable_bytes,
         plan.garbage_ratio,
     )
 }
