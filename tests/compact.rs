@@ -234,3 +234,61 @@ fn compaction_writes_what_it_reclaims() {
         Some(s.stats_by_merge().unwrap())
     );
 }
+
+/// Runs the binary on `dir` with 4 KiB segments; its stdout as JSON.
+fn json_of(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_stratum"))
+        .arg("--dir")
+        .arg(dir)
+        .args(["--segment-size", "4096"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// `stats`, `--min-garbage`, `--dry-run` and `compact` report the same
+/// numbers, and the dry run's segments and bytes are what the compaction
+/// then merges and writes.
+#[test]
+fn stats_thresholds_dry_run_and_compact_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let mut s = open(&dir);
+    let ids: Vec<DocId> = (0..40).map(|n| s.create_doc(&body(n)).unwrap()).collect();
+    for id in ids.iter().take(12) {
+        s.delete_doc(*id).unwrap();
+    }
+    churn(&mut s, ids[39], 1);
+    drop(s);
+    let stats = json_of(&dir, &["stats", "--json"]);
+    let dry = json_of(&dir, &["compact", "--dry-run", "--json"]);
+    let ratio = stats["garbage_ratio"].as_f64().unwrap();
+    assert_eq!(dry["garbage_ratio"].as_f64().unwrap(), ratio);
+    assert_eq!(dry["live_bytes"], stats["live_bytes"]);
+    let dead = stats["total_bytes"].as_u64().unwrap() - stats["live_bytes"].as_u64().unwrap();
+    assert_eq!(dry["reclaimable_bytes"].as_u64().unwrap(), dead);
+    assert!(!dry["merge"].as_array().unwrap().is_empty(), "{dry}");
+    assert!(dry["write_bytes"].as_u64().unwrap() < dry["merge_bytes"].as_u64().unwrap());
+    // Just above the ratio: not compacted; at it: compacted, as planned.
+    let above = format!("{}", (ratio + 0.001).min(1.0));
+    let skipped = json_of(&dir, &["compact", "--min-garbage", &above, "--json"]);
+    assert_eq!(skipped["compacted"], false, "{skipped}");
+    assert_eq!(
+        json_of(&dir, &["stats", "--json"]),
+        stats,
+        "nothing changed"
+    );
+    let at = format!("{}", ratio - 0.0005);
+    let done = json_of(&dir, &["compact", "--min-garbage", &at, "--json"]);
+    assert_eq!(done["compacted"], true, "{done}");
+    assert_eq!(done["merge"], dry["merge"]);
+    assert_eq!(done["write_bytes"], dry["write_bytes"]);
+    assert_eq!(done["garbage_ratio"].as_f64().unwrap(), ratio);
+    let after = json_of(&dir, &["stats", "--json"]);
+    assert!(after["garbage_ratio"].as_f64().unwrap() < ratio, "{after}");
+    assert_eq!(after["documents"], 28);
+    let again = json_of(&dir, &["compact", "--dry-run", "--json"]);
+    assert_eq!(again["merge"], serde_json::json!([]), "{again}");
+}

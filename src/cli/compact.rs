@@ -12,7 +12,7 @@ use stratum::engine::{CompactMode, CompactPlan, DEAD_SHARE};
 /// Merges only the segments worth it: those at least 40% reclaimable (dead
 /// bytes less a segment's fixed header and footer) or with 128 MiB
 /// reclaimable, and the small ones (under a quarter of --segment-size) when
-/// there are two or more. Their live records are copied as they are on disk,
+/// there are two or more or anything else is merged. Their live records are copied as they are on disk,
 /// checked by CRC; everything else is left alone, so with nothing to
 /// reclaim it writes nothing. A deletion is kept while an older record it
 /// hides survives in a segment not merged. --full rewrites the whole store

@@ -598,11 +598,12 @@ impl Store {
     /// reclaimable bytes (dead bytes less the framing every segment keeps)
     /// reach [`DEAD_SHARE`] of their length or [`DEAD_BYTES`], and the
     /// small ones (under a quarter of the segment size) when there are at
-    /// least two to merge into fewer.
+    /// least two to merge into fewer, or anything else is merged.
     ///
     /// `active.seg` counts as the member it becomes once sealed (its footer
-    /// added), so that a store that never reached the segment size is
-    /// compacted too: when it is chosen, compaction seals it first.
+    /// added), for its garbage only, so that a store that never reached the
+    /// segment size is compacted too: when it is chosen, compaction seals
+    /// it once the outputs are written.
     fn choose(&self, f: &Figures) -> Vec<u64> {
         let mut all: Vec<(u64, u64)> = self.sealed.iter().map(|s| (s.number, s.len)).collect();
         if self.active.records > 0 {
@@ -614,12 +615,17 @@ impl Store {
             r > 0 && (r as f64 >= DEAD_SHARE * len as f64 || r >= DEAD_BYTES)
         };
         let mut chosen: Vec<u64> = all.iter().filter(|m| worth(m)).map(|m| m.0).collect();
+        // A small `active.seg` is only young: it is merged for its garbage,
+        // never for its size.
         let small: Vec<u64> = all
             .iter()
-            .filter(|m| m.1 < self.opts.segment_size / 4)
+            .filter(|m| m.1 < self.opts.segment_size / 4 && m.0 != self.active.number)
             .map(|m| m.0)
             .collect();
-        if small.len() >= 2 {
+        // Small members are merged two or more at a time, or along with
+        // anything else being merged: outputs are written anyway, and a lone
+        // small one left out would pair with the new small tail next time.
+        if small.len() >= 2 || (!chosen.is_empty() && !small.is_empty()) {
             chosen.extend(small);
             chosen.sort_unstable();
             chosen.dedup();
@@ -871,9 +877,10 @@ impl Store {
                 cur_len = FRAMING;
             }
         }
-        if !cur.is_empty() || outputs.is_empty() {
-            // At least one output, even an empty one: its footer carries the
-            // document high-water mark whatever was dropped.
+        let others = self.sealed.iter().any(|s| !merged(s.number));
+        if !cur.is_empty() || (outputs.is_empty() && !others) {
+            // When nothing else would remain, one output even if empty: some
+            // member's footer carries the document high-water mark.
             outputs.push(cur);
         }
         Ok(Walk {
