@@ -780,39 +780,81 @@ fn fixture(format: u16, name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
+/// Copies fixture store `name` of `format` and checks what every fixture
+/// must do: a read-only dump gives its expected text byte for byte and
+/// changes no file; `upgraded` runs after the read, before the first write
+/// (given what the write must have done to the store); then a write gets a
+/// fresh id and leaves the old documents as they were, and verify and
+/// compact keep the contents.
+fn check_fixture(format: u16, name: &str, upgraded: impl Fn(&std::path::Path)) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    copy_dir(&fixture(format, name), &dir);
+    let expected =
+        std::fs::read_to_string(fixture(format, &format!("{name}.expected.jsonl"))).unwrap();
+    let files = |dir: &std::path::Path| {
+        names(dir)
+            .into_iter()
+            .map(|n| (std::fs::read(dir.join(&n)).unwrap(), n))
+            .collect::<Vec<_>>()
+    };
+    let before = files(&dir);
+    assert_eq!(
+        ok(&dir, &["dump"]),
+        expected,
+        "v{format} {name}: read-only dump"
+    );
+    assert!(
+        files(&dir) == before,
+        "v{format} {name}: a read changes no file"
+    );
+    let id: u64 = ok(&dir, &["create-doc", "a later write"])
+        .trim()
+        .parse()
+        .unwrap();
+    upgraded(&dir);
+    let high = highest_id(&expected);
+    assert!(id > high, "v{format} {name}: id {id} not above {high}");
+    let dump = ok(&dir, &["dump"]);
+    assert!(
+        dump.starts_with(&expected),
+        "v{format} {name}: the old documents are unchanged"
+    );
+    assert_eq!(
+        dump.lines().count(),
+        expected.lines().count() + 1,
+        "v{format} {name}"
+    );
+    assert_eq!(
+        stratum(&dir, &["verify"]).code,
+        Some(0),
+        "v{format} {name}: verify"
+    );
+    ok(&dir, &["compact"]);
+    assert_eq!(
+        ok(&dir, &["dump"]),
+        dump,
+        "v{format} {name}: after compaction"
+    );
+    assert_eq!(
+        stratum(&dir, &["verify"]).code,
+        Some(0),
+        "v{format} {name}: verify"
+    );
+}
+
 /// Issue 8 item 6: stores written by format 1 (main at 17a1621) open and
 /// read exactly as they did, forever; the first write upgrades them.
 #[test]
 fn format_1_fixtures_read_exactly_and_upgrade_on_the_first_write() {
     for name in ["plain", "rotated", "compacted", "torn", "checkpoint"] {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join(name);
-        copy_dir(&fixture(1, name), &dir);
-        let expected =
-            std::fs::read_to_string(fixture(1, &format!("{name}.expected.jsonl"))).unwrap();
-        let before = names(&dir);
-        assert_eq!(ok(&dir, &["dump"]), expected, "{name}: read-only dump");
-        assert_eq!(names(&dir), before, "{name}: a read changes nothing");
-        assert!(!dir.join("MANIFEST").exists());
-        let id: u64 = ok(&dir, &["create-doc", "after the upgrade"])
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(dir.join("MANIFEST").exists(), "{name}: upgraded");
-        let st: serde_json::Value = serde_json::from_str(&ok(&dir, &["stats", "--json"])).unwrap();
-        assert_eq!(st["format_version"], 2, "{name}");
-        let dump = ok(&dir, &["dump"]);
-        assert!(
-            dump.starts_with(&expected),
-            "{name}: the old documents are unchanged"
-        );
-        assert_eq!(dump.lines().count(), expected.lines().count() + 1, "{name}");
-        let high = highest_id(&expected);
-        assert!(id > high, "{name}: id {id} not above {high}");
-        assert_eq!(stratum(&dir, &["verify"]).code, Some(0), "{name}: verify");
-        ok(&dir, &["compact"]);
-        assert_eq!(ok(&dir, &["dump"]), dump, "{name}: after compaction");
-        assert_eq!(stratum(&dir, &["verify"]).code, Some(0), "{name}: verify");
+        assert!(!fixture(1, name).join("MANIFEST").exists());
+        check_fixture(1, name, |dir| {
+            assert!(dir.join("MANIFEST").exists(), "{name}: upgraded");
+            let st: serde_json::Value =
+                serde_json::from_str(&ok(dir, &["stats", "--json"])).unwrap();
+            assert_eq!(st["format_version"], 2, "{name}");
+        });
     }
 }
 
@@ -831,36 +873,7 @@ fn format_2_fixtures_read_exactly_and_keep_working() {
         "checkpoint",
         "upgraded",
     ] {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join(name);
-        copy_dir(&fixture(2, name), &dir);
-        let expected =
-            std::fs::read_to_string(fixture(2, &format!("{name}.expected.jsonl"))).unwrap();
-        let before = names(&dir);
-        let manifest = std::fs::read(dir.join("MANIFEST")).unwrap();
-        assert_eq!(ok(&dir, &["dump"]), expected, "{name}: read-only dump");
-        assert_eq!(names(&dir), before, "{name}: a read changes nothing");
-        assert_eq!(
-            std::fs::read(dir.join("MANIFEST")).unwrap(),
-            manifest,
-            "{name}: a read leaves the manifest alone"
-        );
-        let id: u64 = ok(&dir, &["create-doc", "a later write"])
-            .trim()
-            .parse()
-            .unwrap();
-        let high = highest_id(&expected);
-        assert!(id > high, "{name}: id {id} not above {high}");
-        let dump = ok(&dir, &["dump"]);
-        assert!(
-            dump.starts_with(&expected),
-            "{name}: old documents unchanged"
-        );
-        assert_eq!(dump.lines().count(), expected.lines().count() + 1, "{name}");
-        assert_eq!(stratum(&dir, &["verify"]).code, Some(0), "{name}: verify");
-        ok(&dir, &["compact"]);
-        assert_eq!(ok(&dir, &["dump"]), dump, "{name}: after compaction");
-        assert_eq!(stratum(&dir, &["verify"]).code, Some(0), "{name}: verify");
+        check_fixture(2, name, |_| {});
     }
 }
 
