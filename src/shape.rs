@@ -42,7 +42,9 @@ static NODE: Shape = Shape {
     fields: &[
         ("node", Want::IdOrNull, false),
         ("input", Want::Any, true),
+        ("meta", Want::Any, false),
         ("output", Want::Any, false),
+        ("has_output", Want::Any, false),
     ],
 };
 
@@ -51,8 +53,10 @@ pub static DOCUMENT: Shape = Shape {
     what: "a document",
     fields: &[
         ("id", Want::IdOrNull, false),
+        ("key", Want::StrOrNull, false),
         ("category", Want::StrOrNull, false),
         ("version", Want::StrOrNull, false),
+        ("meta", Want::Any, false),
         ("body", Want::StrOrNull, false),
         ("body_base64", Want::StrOrNull, false),
         ("inputs", Want::Objects(&NODE), false),

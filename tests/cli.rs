@@ -21,6 +21,8 @@ mod durability;
 mod errors;
 #[path = "cli/holes.rs"]
 mod holes;
+#[path = "cli/keys.rs"]
+mod keys;
 #[path = "cli/operator.rs"]
 mod operator;
 #[path = "cli/rescue.rs"]

@@ -12,9 +12,9 @@ use stratum::{DocSummary, Mode};
 /// List live documents in id order: a table, or JSON Lines.
 ///
 /// JSON Lines (--json), one object per document:
-///   {"id", "category", "version", "inputs", "outputs", "body_bytes"}
+///   {"id", "key", "category", "version", "inputs", "outputs", "body_bytes"}
 /// "outputs" counts the nodes that have an expected output; an unset
-/// category or version is null; "body_bytes" is exact (the table shows
+/// key, category or version is null; "body_bytes" is exact (the table shows
 /// sizes as `du -h` does).
 #[derive(Debug, Args)]
 #[command(
@@ -40,6 +40,7 @@ pub struct ListArgs {
 #[derive(Serialize)]
 struct Row<'a> {
     id: u64,
+    key: Option<&'a str>,
     category: Option<&'a str>,
     version: Option<&'a str>,
     inputs: u64,
@@ -62,6 +63,7 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
             }
             let row = Row {
                 id: s.id.0,
+                key: s.key.as_deref(),
                 category: s.category.as_deref(),
                 version: s.version.as_deref(),
                 inputs: s.inputs,
@@ -74,19 +76,21 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
         let mut t = output::LongTable::new(
             &[
                 "id",
+                "key",
                 "category",
                 "version",
                 "inputs",
                 "outputs",
                 "body size",
             ],
-            &[0, 3, 4, 5],
+            &[0, 4, 5, 6],
         );
         store.list(&mut |s| {
             if wanted(&s) {
                 let text = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
                 t.push(vec![
                     s.id.to_string(),
+                    text(s.key),
                     text(s.category),
                     text(s.version),
                     s.inputs.to_string(),
