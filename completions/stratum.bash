@@ -529,13 +529,25 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__dump)
-            opts="-d -q -h --records --salvage --category --id --missing-output --fields --high-water --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            opts="-d -q -h --records --salvage --key --key-prefix --category --meta --id --missing-output --fields --high-water --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --category)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --meta)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -921,13 +933,25 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__list)
-            opts="-d -q -h --category --id --missing-output --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            opts="-d -q -h --key --key-prefix --category --meta --id --missing-output --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --category)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --meta)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::select::SelectArgs;
+use crate::cli::select::{self, SelectArgs};
 use crate::cli::{GlobalArgs, output};
 use stratum::{DocSummary, Mode};
 
@@ -24,6 +24,8 @@ use stratum::{DocSummary, Mode};
 Examples:
   stratum list
   stratum list --category easy
+  stratum list --key-prefix HumanEval/ --json
+  stratum list --meta difficulty='\"hard\"'
   stratum list --missing-output --json
   stratum list --id 100..199"
 )]
@@ -56,8 +58,16 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
     let store = g.open(Mode::Read)?;
     let mut out = output::stdout();
     let wanted = |s: &DocSummary| args.select.summary(s);
+    // --key looks its document up instead of listing the store.
+    let each = |f: &mut dyn FnMut(DocSummary) -> stratum::Result<()>| match &args.select.key {
+        Some(k) => match store.find_key(k)? {
+            Some(id) => f(select::summary_of(&store.get(id)?)),
+            None => Ok(()),
+        },
+        None => store.list(f),
+    };
     if args.json {
-        store.list(&mut |s| {
+        each(&mut |s| {
             if !wanted(&s) {
                 return Ok(());
             }
@@ -85,7 +95,7 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
             ],
             &[0, 4, 5, 6],
         );
-        store.list(&mut |s| {
+        each(&mut |s| {
             if wanted(&s) {
                 let text = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
                 t.push(vec![

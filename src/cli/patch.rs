@@ -23,6 +23,15 @@ pub fn merge(target: Option<&Json>, patch: &Json) -> Result<Json> {
     Json::parse(&merged)
 }
 
+/// The text of the member called `name` (compared decoded, as RFC 7386
+/// does) of the compact JSON object `obj`, if it has one.
+pub fn member<'a>(obj: &'a Json, name: &str) -> Option<&'a str> {
+    members(obj.as_str())
+        .into_iter()
+        .find(|m| m.key == name)
+        .map(|m| m.value)
+}
+
 /// One member of a compact object: its key's raw text (quotes included),
 /// the key decoded (to compare `"\u0061"` with `"a"`), and the value's text.
 struct Member<'a> {

@@ -470,3 +470,72 @@ fn apply_on_conflict_replaces_or_skips_documents_by_key() {
         "{\"id\":1,\"key\":\"two-sum\",\"category\":null,\"version\":null,\"body\":\"Two sum\",\"inputs\":[{\"node\":1,\"input\":[2,7],\"output\":[0,1]}]}\n"
     );
 }
+
+#[test]
+fn list_and_dump_select_by_key_prefix_and_meta_field() {
+    let s = TestStore::new();
+    let lines = concat!(
+        r#"{"key":"HumanEval/0","meta":{"entry_point":"has_close","level":1.0},"body":"a"}"#,
+        "\n",
+        r#"{"key":"HumanEval/1","meta":{"entry_point":"sep","level":1},"body":"b"}"#,
+        "\n",
+        r#"{"key":"two-sum","meta":{"level":1.0},"body":"c"}"#,
+        "\n",
+        r#"{"body":"no key"}"#,
+        "\n",
+    );
+    s.with_stdin(lines.as_bytes()).ok(&["load", "-"]);
+    let ids = |args: &[&str]| -> Vec<u64> {
+        let mut all = vec!["list", "--json"];
+        all.extend_from_slice(args);
+        let listed: Vec<u64> = s
+            .ok(&all)
+            .lines()
+            .map(|l| json(l)["id"].as_u64().unwrap())
+            .collect();
+        let mut all = vec!["dump", "--fields", "id"];
+        all.extend_from_slice(args);
+        let dumped: Vec<u64> = s
+            .ok(&all)
+            .lines()
+            .map(|l| json(l)["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(listed, dumped, "{args:?}");
+        listed
+    };
+    assert_eq!(ids(&["--key", "two-sum"]), [3]);
+    assert_eq!(ids(&["--key", "HumanEval/"]), Vec::<u64>::new());
+    assert_eq!(ids(&["--key-prefix", "HumanEval/"]), [1, 2]);
+    assert_eq!(ids(&["--key-prefix", ""]), [1, 2, 3]);
+    // Exact text: 1.0 is not 1.
+    assert_eq!(ids(&["--meta", "level=1.0"]), [1, 3]);
+    assert_eq!(ids(&["--meta", "level=1"]), [2]);
+    assert_eq!(ids(&["--meta", r#"entry_point="sep""#]), [2]);
+    assert_eq!(ids(&["--meta", "level=1.0", "--key-prefix", "Human"]), [1]);
+    assert_eq!(
+        ids(&["--meta", "level=1.0", "--meta", r#"entry_point="sep""#]),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        ids(&["--key", "two-sum", "--category", "none"]),
+        Vec::<u64>::new()
+    );
+    // A field no document has selects nothing and is no error.
+    assert_eq!(ids(&["--meta", "colour=\"red\""]), Vec::<u64>::new());
+    assert_eq!(
+        s.ok(&["dump", "--key", "two-sum", "--fields", "key,meta"]),
+        "{\"key\":\"two-sum\",\"meta\":{\"level\":1.0}}\n"
+    );
+    assert!(s.ok(&["list", "--key", "two-sum"]).contains("two-sum"));
+    // A malformed filter is a usage error and changes nothing.
+    refused(
+        &s,
+        2,
+        &[
+            (&["list", "--meta", "level"], "is not FIELD=JSON"),
+            (&["dump", "--meta", "=1"], "is not FIELD=JSON"),
+            (&["dump", "--meta", "level=hard"], "the value of level"),
+            (&["dump", "--records", "--key", "x"], "selection flags"),
+        ],
+    );
+}
