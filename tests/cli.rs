@@ -13,6 +13,8 @@ mod batch;
 mod commands;
 #[path = "cli/conventions.rs"]
 mod conventions;
+#[path = "cli/dataset.rs"]
+mod dataset;
 #[path = "cli/datasets.rs"]
 mod datasets;
 #[path = "cli/durability.rs"]
