@@ -225,6 +225,20 @@ impl Spool {
     }
 }
 
+/// Standard input copied to an unnamed temporary file (see
+/// [`unnamed_file`]) and rewound, for a reader that passes over its input
+/// twice.
+///
+/// # Errors
+/// [`Error::Io`].
+pub fn spool_stdin(dir: &Path) -> Result<File> {
+    let tmp = "<temporary file>";
+    let mut file = unnamed_file(dir).map_err(|e| Error::io("create", tmp, e))?;
+    io::copy(&mut io::stdin().lock(), &mut file).map_err(|e| Error::io("spool", STDIN, e))?;
+    io::Seek::rewind(&mut file).map_err(|e| Error::io("seek", tmp, e))?;
+    Ok(file)
+}
+
 /// A temporary file without a name (`O_TMPFILE`): in the data directory
 /// when it exists (the disk the data is going to), else in the system's
 /// temporary directory. Having no name, it can never be left behind, nor

@@ -539,3 +539,48 @@ fn list_and_dump_select_by_key_prefix_and_meta_field() {
         ],
     );
 }
+
+#[test]
+fn diff_matches_documents_by_key_where_both_sides_have_it() {
+    // The old side: fixtures loaded after an unrelated document.
+    let old = TestStore::new();
+    old.ok(&["create-doc", "unrelated"]);
+    old.with_stdin(FIXTURES.as_bytes()).ok(&["load", "-"]);
+    // The new side: the same fixtures regenerated into a fresh store, so
+    // every id moved down by one; one expected answer changed.
+    let new = TestStore::new();
+    let changed = FIXTURES.replace(r#""output":"Fizz""#, r#""output":"fizz""#);
+    new.with_stdin(changed.as_bytes()).ok(&["load", "-"]);
+    new.ok(&["create-doc", "brand new", "--key", "extra"]);
+    let (shown, run) = new.run(&["diff", old.data().to_str().unwrap()], None);
+    assert_eq!(run.code, 1, "{shown}: {}", run.stderr);
+    assert_eq!(
+        String::from_utf8(run.stdout.clone()).unwrap(),
+        concat!(
+            // Old document 1 has no key; new document 1 holds two-sum,
+            // which the old side has too, so 1 pairs with nothing.
+            "{\"doc\":1,\"change\":\"removed\"}\n",
+            "{\"doc\":2,\"key\":\"fizz\",\"node\":1,\"change\":\"changed\",\"field\":\"output\",\"old\":\"Fizz\",\"new\":\"fizz\"}\n",
+            "{\"doc\":3,\"key\":\"extra\",\"change\":\"added\"}\n",
+        )
+    );
+    // The same from a dump file, and from stdin.
+    let dump = old.ok(&["dump"]);
+    let file = new.tmp().join("old.jsonl");
+    std::fs::write(&file, &dump).unwrap();
+    let (_, by_file) = new.run(&["diff", file.to_str().unwrap()], None);
+    let (_, by_stdin) = new.run(&["diff", "-"], Some(dump.as_bytes()));
+    assert_eq!(by_file.stdout, run.stdout);
+    assert_eq!(by_stdin.stdout, run.stdout);
+    // A key on one side only falls back to the id, and shows as a change.
+    let s = TestStore::new();
+    s.ok(&["create-doc", "x"]);
+    let before = s.tmp().join("before.jsonl");
+    std::fs::write(&before, s.ok(&["dump"])).unwrap();
+    s.ok(&["update-doc", "1", "--key", "named"]);
+    let (_, run) = s.run(&["diff", before.to_str().unwrap()], None);
+    assert_eq!(
+        String::from_utf8(run.stdout).unwrap(),
+        "{\"doc\":1,\"key\":\"named\",\"change\":\"changed\",\"field\":\"key\",\"old\":null,\"new\":\"named\"}\n"
+    );
+}
