@@ -584,3 +584,74 @@ fn diff_matches_documents_by_key_where_both_sides_have_it() {
         "{\"doc\":1,\"key\":\"named\",\"change\":\"changed\",\"field\":\"key\",\"old\":null,\"new\":\"named\"}\n"
     );
 }
+
+/// Bytes `args` reads from files (read and pread64, as strace reports
+/// them), run against `s`.
+fn bytes_read(s: &TestStore, args: &[&str]) -> u64 {
+    let log = s.tmp().join("reads.log");
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args(["-f", "-qq", "-e", "trace=read,pread64", "-o"])
+        .arg(&log)
+        .arg(crate::util::bin())
+        .arg("--dir")
+        .arg(s.data())
+        .args(args)
+        .env_remove("STRATUM_DIR");
+    let (shown, run) = TestStore::run_command(cmd, None);
+    assert_eq!(
+        run.code, 0,
+        "{shown}: {} (is strace installed?)",
+        run.stderr
+    );
+    std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.rsplit_once("= ")?.1.trim().parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_key_lookup_reads_what_an_id_lookup_reads_not_the_store() {
+    let s = TestStore::new();
+    // Six batches: a batch fills one segment, so there are six sealed ones.
+    for batch in 0..6 {
+        let mut lines = String::new();
+        for i in batch * 500 + 1..=batch * 500 + 500 {
+            lines.push_str(&format!(
+                "{{\"key\":\"p-{i:05}\",\"body\":\"{}\",\"inputs\":[{{\"input\":{i},\"output\":{i}}}]}}\n",
+                "x".repeat(600)
+            ));
+        }
+        s.with_stdin(lines.as_bytes())
+            .ok(&["-q", "--segment-size", "256K", "load", "-"]);
+    }
+    assert!(s.files().iter().filter(|f| f.ends_with(".idx")).count() >= 4);
+    let lookups = [
+        &["get", "key:p-02345"][..],
+        &["dump", "--key", "p-02345"],
+        &["list", "--key", "p-02345"],
+    ];
+    // Six segments: an id lookup skips the segments whose id range cannot
+    // hold it, a key lookup probes every segment's index (key slots are
+    // hashes), so it reads more, but never the store.
+    let store = s.disk_bytes();
+    for args in lookups {
+        let by_key = bytes_read(&s, args);
+        assert!(
+            by_key * 20 < store,
+            "{args:?} read {by_key} bytes of a {store}-byte store"
+        );
+    }
+    // A filter that is not a key reads the store.
+    assert!(bytes_read(&s, &["dump", "--key-prefix", "p-02345"]) * 2 > store);
+    // Compacted into one segment, a key costs what an id costs.
+    s.ok(&["-q", "compact"]);
+    let by_id = bytes_read(&s, &["get", "2345"]);
+    for args in lookups {
+        let by_key = bytes_read(&s, args);
+        assert!(
+            by_key <= 2 * by_id + 4096,
+            "{args:?} read {by_key} bytes; get by id reads {by_id}"
+        );
+    }
+}
