@@ -208,10 +208,10 @@ Any other failure; for \fBdiff\fR, the two sides differ.
 Usage error: bad arguments.
 .TP
 .B 3
-Not found: the document, the node, or a store at \fB\-\-dir\fR (also a write asked to make a store in a directory that is not empty and holds none).
+Not found: the document, the key (\fBkey:NAME\fR that no live document holds), the node, or a store at \fB\-\-dir\fR (also a write asked to make a store in a directory that is not empty and holds none).
 .TP
 .B 4
-Invalid input: bad JSON, too large, an id already taken.
+Invalid input: bad JSON, too large, an id already taken, a key another live document holds (without \fB\-\-on\-conflict\fR) or longer than 1024 bytes, a meta that is not an object.
 .TP
 .B 5
 The store is locked by another process for longer than \fB\-\-lock\-timeout\fR.
