@@ -655,3 +655,72 @@ fn a_key_lookup_reads_what_an_id_lookup_reads_not_the_store() {
         );
     }
 }
+
+#[test]
+fn apply_refuses_bad_key_meta_and_null_lines_and_changes_nothing() {
+    let s = keyed();
+    for (line, code, needle) in [
+        (
+            r#"{"op":"update-doc","doc":1,"meta":{},"meta_patch":{}}"#,
+            4,
+            "either meta or meta_patch",
+        ),
+        (
+            r#"{"op":"update-input","doc":1,"node":1}"#,
+            4,
+            "needs \"meta\" or \"meta_patch\"",
+        ),
+        (
+            r#"{"op":"update-input","doc":1,"node":1,"meta":3}"#,
+            4,
+            "meta must be a JSON object",
+        ),
+        (
+            r#"{"op":"update-doc","doc":1,"meta_patch":[1]}"#,
+            4,
+            "meta must be a JSON object",
+        ),
+        (
+            r#"{"op":"clear-output","doc":1}"#,
+            4,
+            "clear-output needs \"node\"",
+        ),
+        (
+            r#"{"op":"clear-output","doc":1,"node":9}"#,
+            3,
+            "input node 9 not found",
+        ),
+        (
+            r#"{"op":"add-input","doc":1,"input":1,"key":"k"}"#,
+            4,
+            "field \"key\" does not apply",
+        ),
+        (r#"{"op":"create-doc","key":7}"#, 4, "field \"key\""),
+        (
+            r#"{"op":"update-doc","doc":"key:nope","category":null}"#,
+            3,
+            "no document has the key",
+        ),
+        (
+            r#"{"op":"update-doc","doc":2,"key":"two-sum"}"#,
+            4,
+            "already used by document 1",
+        ),
+    ] {
+        let before = s.snapshot();
+        // A good line first: the bad one must undo it too.
+        let batch =
+            format!("{{\"op\":\"set-output\",\"doc\":1,\"node\":2,\"output\":null}}\n{line}\n");
+        let (got, err) = s.with_stdin(batch.as_bytes()).fails(&["apply", "-"]);
+        assert_eq!(got, code, "{line}: {err}");
+        assert!(
+            err.contains("line 2") && err.contains(needle),
+            "{line}: {err}"
+        );
+        assert_eq!(s.snapshot(), before, "{line}");
+    }
+    let (code, err) = s
+        .with_stdin(b"{\"op\":\"delete-doc\",\"doc\":1}\n")
+        .fails(&["apply", "--on-conflict", "overwrite", "-"]);
+    assert_eq!(code, 2, "{err}");
+}
