@@ -582,6 +582,11 @@ pub(crate) fn stats(store: &Store) -> Result<Stats> {
                 }
             }
         }
+        // A node's newest meta, when a NodeMetaPut replaced its input's own,
+        // is live data too (compaction copies it).
+        for m in view.metas.values() {
+            segs[slot(m.seg)].live_bytes += u64::from(m.len);
+        }
     }
     for s in &mut segs {
         s.dead_bytes = s.bytes.saturating_sub(s.live_bytes);
