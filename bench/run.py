@@ -803,6 +803,11 @@ def sweep_table(points: list[SweepPoint]) -> str:
     return "\n".join(lines)
 
 
+def without_key_meta(doc: dict) -> dict:
+    """A document in the `get` shape without its "key" and "meta"."""
+    return {k: v for k, v in doc.items() if k not in ("key", "meta")}
+
+
 def bench_selection(cfg: Config, tools: Tools, log, store: Path, db: Path) -> list[Row]:
     """Dataset questions answered by stratum's selection flags and by the sqlite3
     query a user would write (json functions), on the same data.
@@ -827,7 +832,51 @@ def bench_selection(cfg: Config, tools: Tools, log, store: Path, db: Path) -> li
     run(tools.st(store, "apply", str(ops)))
     run(tools.sq(db), stdin=sql)
 
+    # Every document gets a key (a problem's name) and a meta object, in
+    # both: one apply batch, and an indexed `name` column beside a JSON
+    # `meta` column (sqlite3's best form of "look up by name").
+    ops = WORK / "runs" / "keys.jsonl"
+    with open(ops, "w", encoding="utf-8") as of:
+        for doc in range(1, cfg.docs + 1):
+            of.write(f'{{"op":"update-doc","doc":{doc},"key":"p-{doc:07d}",'
+                     f'"meta":{{"level":{doc % 5},"tags":["t{doc % 7}"]}}}}\n')
+    run(tools.st(store, "apply", str(ops)))
+    run(tools.sq(db, "ALTER TABLE docs ADD COLUMN name; ALTER TABLE docs ADD COLUMN meta; "
+                 "UPDATE docs SET name=printf('p-%07d',id), "
+                 "meta=json_object('level',id%5,'tags',json_array('t'||(id%7))); "
+                 "CREATE UNIQUE INDEX docs_name ON docs(name);"))
+    key_doc = rng.randint(1, cfg.docs)
+    prefix = f"p-{cfg.docs // 2 // 100:05d}"
+
     cases = [
+        (
+            "one document by key "
+            "(`get key:NAME` vs DOC_SELECT … WHERE name=, on an indexed column)",
+            ["get", f"key:p-{key_doc:07d}"],
+            f"{DOC_SELECT} WHERE d.name='p-{key_doc:07d}'",
+            lambda st, sq: [json.loads(l)["id"] for l in st] == [json.loads(l)["id"] for l in sq],
+        ),
+        (
+            "one document by id, for comparison (`get ID` vs DOC_SELECT … WHERE id=)",
+            ["get", str(key_doc)],
+            f"{DOC_SELECT} WHERE d.id={key_doc}",
+            lambda st, sq: [json.loads(l)["id"] for l in st] == [json.loads(l)["id"] for l in sq],
+        ),
+        (
+            "documents by key prefix, 100 of them "
+            "(`list --key-prefix P --json` vs WHERE name LIKE 'P%')",
+            ["list", "--key-prefix", prefix, "--json"],
+            f"SELECT json_object('id',id) FROM docs WHERE name LIKE '{prefix}%' ORDER BY id",
+            lambda st, sq: [json.loads(l)["id"] for l in st] == [json.loads(l)["id"] for l in sq],
+        ),
+        (
+            "documents by a meta field "
+            "(`list --meta level=3 --json` vs WHERE json_extract(meta,'$.level')=3)",
+            ["list", "--meta", "level=3", "--json"],
+            "SELECT json_object('id',id) FROM docs WHERE json_extract(meta,'$.level')=3 "
+            "ORDER BY id",
+            lambda st, sq: [json.loads(l)["id"] for l in st] == [json.loads(l)["id"] for l in sq],
+        ),
         (
             "documents with an input lacking its expected output "
             "(`list --missing-output --json` vs SELECT DISTINCT … WHERE output IS NULL)",
@@ -862,7 +911,9 @@ def bench_selection(cfg: Config, tools: Tools, log, store: Path, db: Path) -> li
             ["dump", "--id", f"{cfg.docs // 2}..{cfg.docs // 2 + 99}"],
             f"{DOC_SELECT} WHERE d.id BETWEEN {cfg.docs // 2} AND {cfg.docs // 2 + 99} "
             "ORDER BY d.id",
-            lambda st, sq: [json.loads(l) for l in st] == [json.loads(l) for l in sq],
+            # DOC_SELECT leaves out the name and meta columns added above.
+            lambda st, sq: [without_key_meta(json.loads(l)) for l in st]
+            == [json.loads(l) for l in sq],
         ),
     ]
     rows = []

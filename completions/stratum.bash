@@ -73,6 +73,9 @@ _stratum() {
             stratum,update-doc)
                 cmd="stratum__subcmd__update__subcmd__doc"
                 ;;
+            stratum,update-input)
+                cmd="stratum__subcmd__update__subcmd__input"
+                ;;
             stratum,verify)
                 cmd="stratum__subcmd__verify"
                 ;;
@@ -133,6 +136,9 @@ _stratum() {
             stratum__subcmd__help,update-doc)
                 cmd="stratum__subcmd__help__subcmd__update__subcmd__doc"
                 ;;
+            stratum__subcmd__help,update-input)
+                cmd="stratum__subcmd__help__subcmd__update__subcmd__input"
+                ;;
             stratum__subcmd__help,verify)
                 cmd="stratum__subcmd__help__subcmd__verify"
                 ;;
@@ -143,7 +149,7 @@ _stratum() {
 
     case "${cmd}" in
         stratum)
-            opts="-d -q -h -V --dir --segment-size --no-sync --lock-timeout --quiet --color --help --version create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help"
+            opts="-d -q -h -V --dir --segment-size --no-sync --lock-timeout --quiet --color --help --version create-doc add-input set-output get update-doc update-input delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -177,13 +183,17 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__add__subcmd__input)
-            opts="-d -q -h --output --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            opts="-d -q -h --output --meta --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --meta)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -215,12 +225,16 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__apply)
-            opts="-d -q -h --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            opts="-d -q -h --on-conflict --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --on-conflict)
+                    COMPREPLY=($(compgen -W "fail replace skip" -- "${cur}"))
+                    return 0
+                    ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -359,7 +373,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__create__subcmd__doc)
-            opts="-d -q -h --file --category --doc-version --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            opts="-d -q -h --file --category --doc-version --key --meta --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -374,6 +388,14 @@ _stratum() {
                     return 0
                     ;;
                 --doc-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --meta)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -507,13 +529,25 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__dump)
-            opts="-d -q -h --records --salvage --category --id --missing-output --fields --high-water --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            opts="-d -q -h --records --salvage --key --key-prefix --category --meta --id --missing-output --fields --high-water --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --category)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --meta)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -591,7 +625,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__help)
-            opts="create-doc add-input set-output get update-doc delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help"
+            opts="create-doc add-input set-output get update-doc update-input delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -870,6 +904,20 @@ _stratum() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        stratum__subcmd__help__subcmd__update__subcmd__input)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         stratum__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -885,13 +933,25 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__list)
-            opts="-d -q -h --category --id --missing-output --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            opts="-d -q -h --key --key-prefix --category --meta --id --missing-output --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --category)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --meta)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -927,12 +987,16 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__load)
-            opts="-d -q -h --keep-ids --json --allow-high-ids --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            opts="-d -q -h --keep-ids --on-conflict --json --allow-high-ids --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --on-conflict)
+                    COMPREPLY=($(compgen -W "fail replace skip" -- "${cur}"))
+                    return 0
+                    ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1029,7 +1093,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__set__subcmd__output)
-            opts="-d -q -h --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            opts="-d -q -h --clear --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1101,7 +1165,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__update__subcmd__doc)
-            opts="-d -q -h --file --category --doc-version --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            opts="-d -q -h --file --key --clear-key --category --clear-category --doc-version --clear-version --meta --meta-patch --clear-meta --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1111,11 +1175,65 @@ _stratum() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --category)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --doc-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --meta)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --meta-patch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --segment-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto never always" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        stratum__subcmd__update__subcmd__input)
+            opts="-d -q -h --meta --meta-patch --clear-meta --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --meta)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --meta-patch)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -63,6 +63,8 @@ pub enum Error {
     },
     /// No live document with this id.
     DocNotFound(DocId),
+    /// No live document holds this key.
+    KeyNotFound(String),
     /// The document exists but has no live input node with this id.
     NodeNotFound {
         /// The document.
@@ -163,6 +165,7 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::DocNotFound(id) => write!(f, "document {id} not found"),
+            Error::KeyNotFound(key) => write!(f, "no document has the key {key:?}"),
             Error::NodeNotFound { doc, node } => {
                 write!(f, "input node {node} not found in document {doc}")
             }

@@ -2,7 +2,7 @@
 //! classified here by walking its chain of causes.
 //!
 //! The codes are frozen (README, man page):
-//! 0 ok, 1 other failure, 2 usage, 3 not found (document, node, or no store
+//! 0 ok, 1 other failure, 2 usage, 3 not found (document, key, node, or no store
 //! at --dir), 4 invalid input, 5 lock timeout, 6 corruption or unsupported
 //! format version, 7 I/O error, 8 the write is durable but printing its
 //! result failed (do not retry), 9 internal error (a bug in stratum:
@@ -72,6 +72,7 @@ fn classify(err: &anyhow::Error) -> Outcome {
                 Error::NoStore { .. }
                 | Error::NotAStore { .. }
                 | Error::DocNotFound(_)
+                | Error::KeyNotFound(_)
                 | Error::NodeNotFound { .. } => Code::NotFound,
                 Error::InvalidInput(_) => Code::InvalidInput,
                 Error::LockTimeout { .. } => Code::LockTimeout,

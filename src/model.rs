@@ -66,6 +66,8 @@ pub struct DocSummary {
     pub category: Option<String>,
     /// Optional version.
     pub version: Option<String>,
+    /// Optional metadata, a JSON object.
+    pub meta: Option<Json>,
     /// Number of live input nodes.
     pub inputs: u64,
     /// Number of those nodes with an expected output.

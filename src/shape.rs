@@ -42,7 +42,9 @@ static NODE: Shape = Shape {
     fields: &[
         ("node", Want::IdOrNull, false),
         ("input", Want::Any, true),
+        ("meta", Want::Any, false),
         ("output", Want::Any, false),
+        ("has_output", Want::Any, false),
     ],
 };
 
@@ -51,8 +53,10 @@ pub static DOCUMENT: Shape = Shape {
     what: "a document",
     fields: &[
         ("id", Want::IdOrNull, false),
+        ("key", Want::StrOrNull, false),
         ("category", Want::StrOrNull, false),
         ("version", Want::StrOrNull, false),
+        ("meta", Want::Any, false),
         ("body", Want::StrOrNull, false),
         ("body_base64", Want::StrOrNull, false),
         ("inputs", Want::Objects(&NODE), false),
@@ -212,8 +216,15 @@ mod tests {
     fn documents_are_explained_by_field() {
         assert_eq!(
             doc("[1, 2]"),
-            r#"expected a document (a JSON object with "id", "category", "version", "body", "body_base64", "inputs", "node_high_water"), found an array"#
+            r#"expected a document (a JSON object with "id", "key", "category", "version", "meta", "body", "body_base64", "inputs", "node_high_water"), found an array"#
         );
+        assert!(
+            doc(r#"{"key":7}"#).starts_with(r#"field "key": expected a string"#),
+            "{}",
+            doc(r#"{"key":7}"#)
+        );
+        // The format-2 fields are part of the shape, not unknown ones.
+        assert!(explain(r#"{"key":"k","meta":{},"inputs":[{"input":1,"meta":{},"output":null,"has_output":true}]}"#, &DOCUMENT).is_none());
         assert_eq!(
             doc(r#"{"id":"x"}"#),
             r#"field "id": expected a whole number from 0 (or null), found the string "x""#

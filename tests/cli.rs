@@ -13,6 +13,8 @@ mod batch;
 mod commands;
 #[path = "cli/conventions.rs"]
 mod conventions;
+#[path = "cli/dataset.rs"]
+mod dataset;
 #[path = "cli/datasets.rs"]
 mod datasets;
 #[path = "cli/durability.rs"]
@@ -21,6 +23,8 @@ mod durability;
 mod errors;
 #[path = "cli/holes.rs"]
 mod holes;
+#[path = "cli/keys.rs"]
+mod keys;
 #[path = "cli/operator.rs"]
 mod operator;
 #[path = "cli/rescue.rs"]

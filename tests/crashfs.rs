@@ -160,6 +160,8 @@ fn brief(op: &Op) -> String {
             if o.is_some() { ", output" } else { "" }
         ),
         Op::SetOutput(id, n, _) => format!("set-output({id}/{n})"),
+        Op::ClearOutput(id, n) => format!("clear-output({id}/{n})"),
+        Op::SetNodeMeta(id, n, _) => format!("set-node-meta({id}/{n})"),
         Op::DeleteInput(id, n) => format!("delete-input({id}/{n})"),
         Op::DeleteDoc(id) => format!("delete-doc({id})"),
     }

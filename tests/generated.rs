@@ -131,7 +131,7 @@ fn man_page_shows_json_shapes_as_code_and_no_flag_defaults() {
         .and_then(|rest| rest.split(".SS ").next())
         .expect("a get section");
     assert!(
-        get.contains(".EX\n  {\"id\", \"category\", \"version\", \"body\",\n"),
+        get.contains(".EX\n  {\"id\", \"key\", \"category\", \"version\", \"meta\", \"body\",\n"),
         "{get}"
     );
     // The fields of every --json report are named, as code.
@@ -145,7 +145,7 @@ fn man_page_shows_json_shapes_as_code_and_no_flag_defaults() {
         r#"{"dest", "linked", "copied", "bytes", "verified"}"#,
         r#"{"quarantined": [S], "records_kept", "damaged_bytes","#,
         r#"{"documents", "files", "good_records", "damaged_bytes","#,
-        r#"{"id", "category", "version", "inputs", "outputs", "body_bytes"}"#,
+        r#"{"id", "key", "category", "version", "inputs", "outputs", "body_bytes"}"#,
     ] {
         let at = json
             .find(fields)

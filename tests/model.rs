@@ -5,9 +5,11 @@
 //!
 //! After every step: `dump` equals the model, `get` of every id ever handed
 //! out (and one past) agrees with it, and the document id high-water mark
-//! equals the model's (so the next id is the one the model expects). A
-//! command aimed at a missing document or node must fail and change
-//! nothing.
+//! equals the model's (so the next id is the one the model expects), and
+//! `find_key` of every key in the pool finds the document the model says
+//! holds it, or none. A command aimed at a missing document or node, or
+//! giving a document a key another live document holds, must fail and
+//! change nothing.
 //!
 //! Case counts are modest by default; `PROPTEST_CASES` scales them.
 
@@ -33,11 +35,17 @@ use stratum::{DocId, DocPatch, Json, Mode, NewDoc, NodeId, Options, Store};
 enum Step {
     Create {
         cat: Option<u8>,
+        key: Option<u8>,
+        meta: Option<u32>,
         body: Vec<u8>,
     },
     Update {
         doc: Option<usize>,
         cat: Option<u8>,
+        /// Set (`Some(Some)`) or clear (`Some(None)`) the key.
+        key: Option<Option<u8>>,
+        /// Set or clear the meta.
+        meta: Option<Option<u32>>,
         body: Option<Vec<u8>>,
     },
     AddInput {
@@ -45,10 +53,20 @@ enum Step {
         value: u32,
         output: bool,
     },
+    /// `value` of the form 5k+4 sets the JSON value null: a real null.
     SetOutput {
         doc: usize,
         node: Option<usize>,
         value: u32,
+    },
+    ClearOutput {
+        doc: usize,
+        node: Option<usize>,
+    },
+    NodeMeta {
+        doc: usize,
+        node: Option<usize>,
+        meta: Option<u32>,
     },
     DeleteInput {
         doc: usize,
@@ -78,13 +96,28 @@ fn pick() -> impl Strategy<Value = Option<usize>> {
 
 fn write_step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (proptest::option::of(0u8..3), body()).prop_map(|(cat, body)| Step::Create { cat, body }),
-        2 => (pick(), proptest::option::of(0u8..3), proptest::option::of(body()))
-            .prop_map(|(doc, cat, body)| Step::Update { doc, cat, body }),
+        4 => (
+            proptest::option::of(0u8..3),
+            proptest::option::of(0u8..KEYS.len() as u8),
+            proptest::option::of(any::<u32>()),
+            body(),
+        )
+            .prop_map(|(cat, key, meta, body)| Step::Create { cat, key, meta, body }),
+        2 => (
+            pick(),
+            proptest::option::of(0u8..3),
+            proptest::option::of(proptest::option::of(0u8..KEYS.len() as u8)),
+            proptest::option::of(proptest::option::of(any::<u32>())),
+            proptest::option::of(body()),
+        )
+            .prop_map(|(doc, cat, key, meta, body)| Step::Update { doc, cat, key, meta, body }),
         5 => (pick(), any::<u32>(), any::<bool>())
             .prop_map(|(doc, value, output)| Step::AddInput { doc, value, output }),
         2 => (any::<usize>(), pick(), any::<u32>())
             .prop_map(|(doc, node, value)| Step::SetOutput { doc, node, value }),
+        1 => (any::<usize>(), pick()).prop_map(|(doc, node)| Step::ClearOutput { doc, node }),
+        1 => (any::<usize>(), pick(), proptest::option::of(any::<u32>()))
+            .prop_map(|(doc, node, meta)| Step::NodeMeta { doc, node, meta }),
         1 => (any::<usize>(), pick()).prop_map(|(doc, node)| Step::DeleteInput { doc, node }),
         1 => pick().prop_map(|doc| Step::DeleteDoc { doc }),
     ]
@@ -103,6 +136,29 @@ fn step() -> impl Strategy<Value = Step> {
 
 const CATEGORIES: [&str; 3] = ["easy", "hard", "ünïcode"];
 
+/// The keys documents are given: few, so that they collide and are freed
+/// and taken again.
+const KEYS: [&str; 4] = ["two-sum", "HumanEval/0", "ünï-key", "0042"];
+
+/// A meta object whose text needs keeping exactly.
+fn meta(v: u32) -> Json {
+    Json::parse(&format!(
+        "{{\"z\": {v}, \"tags\": [\"t{}\"], \"x\": 1.0}}",
+        v % 3
+    ))
+    .expect("valid JSON")
+}
+
+/// How a resolved step must end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    Ok,
+    /// It aims at a missing document or node: not found.
+    Missing,
+    /// It gives a document a key another live document holds: invalid input.
+    KeyTaken,
+}
+
 fn json(v: u32) -> Json {
     let text = match v % 4 {
         0 => format!("{v}"),
@@ -113,9 +169,37 @@ fn json(v: u32) -> Json {
     Json::parse(&text).expect("valid JSON")
 }
 
-/// Resolves a step against the model: the operation to run, and whether it
-/// must fail (it aims at a missing document or node).
-fn resolve(step: &Step, model: &Model) -> (Op, bool) {
+/// An expected output: as [`json`], but every fifth value is the JSON value
+/// null, a real null output.
+fn output_json(v: u32) -> Json {
+    if v % 5 == 4 {
+        Json::parse("null").expect("valid JSON")
+    } else {
+        json(v)
+    }
+}
+
+/// Resolves a step against the model: the operation to run, and how it
+/// must end.
+fn resolve(step: &Step, model: &Model) -> (Op, Expect) {
+    let (op, missing, taken) = resolve_parts(step, model);
+    let expect = if missing {
+        Expect::Missing
+    } else if taken {
+        Expect::KeyTaken
+    } else {
+        Expect::Ok
+    };
+    (op, expect)
+}
+
+/// [`resolve`]'s operation, whether it aims at something missing, and
+/// whether its key is taken by another live document.
+fn resolve_parts(step: &Step, model: &Model) -> (Op, bool, bool) {
+    let taken = |key: Option<&str>, own: Option<u64>| {
+        key.and_then(|k| model.key_holder(k))
+            .is_some_and(|h| Some(h) != own)
+    };
     let ids = model.live_ids();
     let missing = model.doc_hwm + 1;
     let doc = |p: Option<usize>| match p {
@@ -134,24 +218,44 @@ fn resolve(step: &Step, model: &Model) -> (Op, bool) {
         }
     };
     match step {
-        Step::Create { cat, body } => (
-            Op::Create(NewDoc {
-                category: cat.map(|c| CATEGORIES[c as usize].to_owned()),
-                version: None,
-                body: body.clone(),
-                ..NewDoc::default()
-            }),
-            false,
-        ),
-        Step::Update { doc: p, cat, body } => {
+        Step::Create {
+            cat,
+            key,
+            meta: m,
+            body,
+        } => {
+            let key = key.map(|k| KEYS[k as usize].to_owned());
+            let is_taken = taken(key.as_deref(), None);
+            (
+                Op::Create(NewDoc {
+                    key,
+                    category: cat.map(|c| CATEGORIES[c as usize].to_owned()),
+                    version: None,
+                    meta: m.map(meta),
+                    body: body.clone(),
+                }),
+                false,
+                is_taken,
+            )
+        }
+        Step::Update {
+            doc: p,
+            cat,
+            key,
+            meta: m,
+            body,
+        } => {
             let (d, bad) = doc(*p);
+            let key = key.map(|k| k.map(|k| KEYS[k as usize].to_owned()));
+            let is_taken = taken(key.clone().flatten().as_deref(), Some(d));
             let patch = DocPatch {
+                key,
                 category: cat.map(|c| Some(CATEGORIES[c as usize].to_owned())),
                 version: Some(Some("v".into())),
+                meta: m.map(|m| m.map(meta)),
                 body: body.clone(),
-                ..DocPatch::default()
             };
-            (Op::Update(d, patch), bad)
+            (Op::Update(d, patch), bad, is_taken)
         }
         Step::AddInput {
             doc: p,
@@ -160,8 +264,9 @@ fn resolve(step: &Step, model: &Model) -> (Op, bool) {
         } => {
             let (d, bad) = doc(*p);
             (
-                Op::AddInput(d, json(*value), output.then(|| json(value / 2))),
+                Op::AddInput(d, json(*value), output.then(|| output_json(value / 2))),
                 bad,
+                false,
             )
         }
         Step::SetOutput {
@@ -171,16 +276,38 @@ fn resolve(step: &Step, model: &Model) -> (Op, bool) {
         } => {
             let (d, bad_doc) = doc(Some(*p));
             let (n, bad_node) = node(d, *n);
-            (Op::SetOutput(d, n, json(*value)), bad_doc || bad_node)
+            (
+                Op::SetOutput(d, n, output_json(*value)),
+                bad_doc || bad_node,
+                false,
+            )
+        }
+        Step::ClearOutput { doc: p, node: n } => {
+            let (d, bad_doc) = doc(Some(*p));
+            let (n, bad_node) = node(d, *n);
+            (Op::ClearOutput(d, n), bad_doc || bad_node, false)
+        }
+        Step::NodeMeta {
+            doc: p,
+            node: n,
+            meta: m,
+        } => {
+            let (d, bad_doc) = doc(Some(*p));
+            let (n, bad_node) = node(d, *n);
+            (
+                Op::SetNodeMeta(d, n, m.map(meta)),
+                bad_doc || bad_node,
+                false,
+            )
         }
         Step::DeleteInput { doc: p, node: n } => {
             let (d, bad_doc) = doc(Some(*p));
             let (n, bad_node) = node(d, *n);
-            (Op::DeleteInput(d, n), bad_doc || bad_node)
+            (Op::DeleteInput(d, n), bad_doc || bad_node, false)
         }
         Step::DeleteDoc { doc: p } => {
             let (d, bad) = doc(*p);
-            (Op::DeleteDoc(d), bad)
+            (Op::DeleteDoc(d), bad, false)
         }
         Step::Batch(_)
         | Step::Reopen
@@ -257,6 +384,18 @@ fn check(store: &Store, model: &Model, after: &str) -> Result<(), TestCaseError>
             after
         );
     }
+    for key in KEYS {
+        let found = store
+            .find_key(key)
+            .map_err(|e| TestCaseError::fail(format!("find_key after {after}: {e}")))?;
+        prop_assert_eq!(
+            found.map(|d| d.0),
+            model.key_holder(key),
+            "find_key({:?}) after {}",
+            key,
+            after
+        );
+    }
     Ok(())
 }
 
@@ -266,26 +405,27 @@ fn run_op(
     store: &mut Store,
     model: &mut Model,
     op: &Op,
-    must_fail: bool,
+    expect: Expect,
 ) -> Result<(), TestCaseError> {
-    if must_fail {
+    if expect != Expect::Ok {
         let r = match op {
             Op::Create(d) => store.create_doc(d).map(|_| ()),
             Op::Update(id, p) => store.update_doc(DocId(*id), p),
             Op::AddInput(id, i, o) => store.add_input(DocId(*id), i, o.as_ref()).map(|_| ()),
             Op::SetOutput(id, n, o) => store.set_output(DocId(*id), NodeId(*n), o),
+            Op::ClearOutput(id, n) => store.clear_output(DocId(*id), NodeId(*n)),
+            Op::SetNodeMeta(id, n, m) => store.set_node_meta(DocId(*id), NodeId(*n), m.as_ref()),
             Op::DeleteInput(id, n) => store.delete_input(DocId(*id), NodeId(*n)),
             Op::DeleteDoc(id) => store.delete_doc(DocId(*id)),
         };
-        prop_assert!(
-            matches!(
+        let as_expected = match expect {
+            Expect::Missing => matches!(
                 r,
                 Err(stratum::Error::DocNotFound(_) | stratum::Error::NodeNotFound { .. })
             ),
-            "{:?} on something missing gave {:?}",
-            op,
-            r
-        );
+            _ => matches!(&r, Err(stratum::Error::InvalidInput(m)) if m.contains("already used")),
+        };
+        prop_assert!(as_expected, "{:?} ({:?}) gave {:?}", op, expect, r);
         return Ok(());
     }
     oracle::exec(store, model, op).map_err(|e| TestCaseError::fail(format!("{op:?}: {e}")))
@@ -345,8 +485,8 @@ fn run(backend: Backend, segment_size: u64, steps: &[Step]) -> Result<(), TestCa
                 let mut failed = false;
                 let r = store.atomic(|s| {
                     for st in inner {
-                        let (op, must_fail) = resolve(st, &scratch);
-                        if must_fail {
+                        let (op, expect) = resolve(st, &scratch);
+                        if expect != Expect::Ok {
                             // A failing command inside a batch abandons it.
                             failed = true;
                             return match op {
@@ -370,8 +510,8 @@ fn run(backend: Backend, segment_size: u64, steps: &[Step]) -> Result<(), TestCa
                 }
             }
             single => {
-                let (op, must_fail) = resolve(single, &model);
-                run_op(&mut store, &mut model, &op, must_fail)?;
+                let (op, expect) = resolve(single, &model);
+                run_op(&mut store, &mut model, &op, expect)?;
             }
         }
         check(&store, &model, &what)?;
@@ -444,8 +584,8 @@ fn compaction_round_trip(segment_size: u64, steps: &[Step]) -> Result<(), TestCa
         {
             continue;
         }
-        let (op, must_fail) = resolve(step, &model);
-        if !must_fail {
+        let (op, expect) = resolve(step, &model);
+        if expect == Expect::Ok {
             oracle::exec(&mut store, &mut model, &op)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
         }

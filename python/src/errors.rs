@@ -119,9 +119,14 @@ pub(crate) fn from_lib(py: Python<'_>, e: stratum::Error) -> PyErr {
 pub(crate) fn from_lib_at(py: Python<'_>, e: stratum::Error, at: Option<String>) -> PyErr {
     use stratum::Error as E;
     let class: fn(&Classes) -> &Py<PyType> = match &e {
-        E::Io { .. } | E::NoSpace { .. } => |c| &c.io,
-        E::Corrupt { .. } | E::UnsupportedVersion { .. } => |c| &c.corrupt,
-        E::NoStore { .. } | E::DocNotFound(_) | E::NodeNotFound { .. } => |c| &c.not_found,
+        // The classes follow the CLI's exit codes (src/exit.rs).
+        E::Io { .. } | E::NoSpace { .. } | E::Poisoned => |c| &c.io,
+        E::Corrupt { .. } | E::UnsupportedVersion { .. } | E::LockMissing { .. } => |c| &c.corrupt,
+        E::NoStore { .. }
+        | E::NotAStore { .. }
+        | E::DocNotFound(_)
+        | E::KeyNotFound(_)
+        | E::NodeNotFound { .. } => |c| &c.not_found,
         E::InvalidInput(_) => |c| &c.invalid,
         E::LockTimeout { .. } => |c| &c.locked,
         _ => |c| &c.error,

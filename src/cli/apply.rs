@@ -7,28 +7,45 @@ use clap::Args;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
+use crate::cli::conflict::{self, Created, OnConflict, Replacing};
 use crate::cli::input::{self, STDIN, Source, at_line};
-use crate::cli::{GlobalArgs, output};
+use crate::cli::{DocArg, GlobalArgs, KEY_PREFIX, output, patch};
 use stratum::shape::{self, Shape, Want};
 use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Result, Store};
 
 /// Apply a batch of write operations from JSON Lines, all or nothing.
 ///
 /// One operation per line, named by "op":
-///   {"op":"create-doc", "body":"…" or "body_base64":"…", "category":…, "version":…}
-///   {"op":"update-doc", "doc":D, and any of "body"/"body_base64"/"category"/"version"}
-///   {"op":"add-input", "doc":D, "input":V, "output":V (optional)}
-///   {"op":"set-output", "doc":D, "node":N, "output":V (not null)}
+///   {"op":"create-doc", "body":"…" or "body_base64":"…", "key":…,
+///    "category":…, "version":…, "meta":{…}}
+///   {"op":"update-doc", "doc":D, and any of "body"/"body_base64"/"key"/
+///    "category"/"version"/"meta" (null clears a field), "meta_patch":{…}}
+///   {"op":"add-input", "doc":D, "input":V, "output":V, "meta":{…}}
+///   {"op":"set-output", "doc":D, "node":N, "output":V}
+///   {"op":"clear-output", "doc":D, "node":N}
+///   {"op":"update-input", "doc":D, "node":N, "meta":{…} or null,
+///    or "meta_patch":{…}}
 ///   {"op":"delete-input", "doc":D, "node":N}
 ///   {"op":"delete-doc", "doc":D}
 ///
-/// "doc" may be "$K": the id created by line K (1-based) of this batch,
-/// which must be an earlier create-doc line. Blank lines are skipped.
+/// "doc" is an id, "key:NAME", or "$K": the document created by line K
+/// (1-based) of this batch, which must be an earlier create-doc line. An
+/// "output" given as null is a real null output (leave "output" out for
+/// none). "meta_patch" is a JSON merge patch (RFC 7386). Blank lines are
+/// skipped.
+///
+/// A create-doc whose "key" a live document holds fails the batch (exit 4)
+/// unless --on-conflict says otherwise: `replace` makes that document the
+/// line's, keeping its id, and the add-input lines that follow for it are
+/// matched against its old chain in order (an unchanged input keeps its
+/// node id; old nodes not reached are deleted at the end of the batch);
+/// `skip` leaves it alone, with every later line that names it by "$K".
 ///
 /// Prints one JSON line per operation: {"line":K,"op":"…","doc":D}, with
-/// "node":N for add-input, set-output and delete-input. When any line fails,
-/// nothing is applied and the error names the line (exit 3 for an unknown
-/// document or node, 4 for bad input).
+/// "node":N for the node operations, and "conflict":"replaced" or
+/// "skipped" (also on the lines a skip skipped) where --on-conflict acted.
+/// When any line fails, nothing is applied and the error names the line
+/// (exit 3 for an unknown document, key or node, 4 for bad input).
 #[derive(Debug, Args)]
 #[command(
     verbatim_doc_comment,
@@ -37,20 +54,27 @@ use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Result, Store}
 Examples:
   stratum apply ops.jsonl
   printf '%s\\n' \\
-    '{\"op\":\"create-doc\",\"body\":\"Sum two numbers\",\"category\":\"easy\"}' \\
+    '{\"op\":\"create-doc\",\"body\":\"Sum two numbers\",\"key\":\"sum\",\"category\":\"easy\"}' \\
     '{\"op\":\"add-input\",\"doc\":\"$1\",\"input\":[1,2],\"output\":3}' \\
-    | stratum apply -"
+    | stratum apply --on-conflict replace -
+  echo '{\"op\":\"set-output\",\"doc\":\"key:sum\",\"node\":1,\"output\":null}' | stratum apply -"
 )]
 pub struct ApplyArgs {
     /// The JSON Lines file; `-` or absent reads stdin (absent: not from a
     /// terminal).
     #[arg(value_name = "FILE|-")]
     pub file: Option<PathBuf>,
+    /// What a create-doc does whose key a live document holds: fail (exit
+    /// 4), replace that document, or skip it.
+    #[arg(long, value_enum, default_value_t = OnConflict::Fail, value_name = "WHAT")]
+    pub on_conflict: OnConflict,
     #[command(flatten)]
     pub json: crate::cli::JsonAlready,
 }
 
-/// One line as written, before its fields are checked against its op.
+/// One line as written, before its fields are checked against its op. For
+/// the fields where null means something (clear a field, a null output, a
+/// null input), `Some(None)` is an explicit null and `None` is absent.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawOp<'a> {
@@ -63,40 +87,55 @@ struct RawOp<'a> {
     body: Option<String>,
     #[serde(default)]
     body_base64: Option<String>,
-    #[serde(default)]
-    category: Option<String>,
-    #[serde(default)]
-    version: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    key: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    category: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    version: Option<Option<String>>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    meta: Option<Option<&'a RawValue>>,
+    #[serde(default, borrow)]
+    meta_patch: Option<&'a RawValue>,
     /// `Some` whenever the field is given, `null` included: an input can be
     /// the JSON value `null`, as with `add-input DOC null` and `load`.
     #[serde(default, borrow, deserialize_with = "given")]
     input: Option<&'a RawValue>,
-    /// `Some(None)` for an explicit `null`, `None` when absent.
-    #[serde(default, borrow, deserialize_with = "present")]
-    output: Option<Option<&'a RawValue>>,
+    #[serde(default, borrow, deserialize_with = "given")]
+    output: Option<&'a RawValue>,
 }
 
 fn given<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
     Deserialize::deserialize(d).map(Some)
 }
 
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<&'de RawValue>>, D::Error> {
-    let v: &'de RawValue = Deserialize::deserialize(d)?;
-    Ok(Some((v.get() != "null").then_some(v)))
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
-/// A checked operation, its document still possibly a `$K` reference.
+/// A checked operation, its document still possibly a `$K` reference or a
+/// key.
 enum Op {
     CreateDoc(NewDoc),
-    UpdateDoc(DocRef, DocPatch),
-    AddInput(DocRef, Json, Option<Json>),
+    UpdateDoc(DocRef, DocPatch, Option<Json>),
+    AddInput(DocRef, Json, Option<Json>, Option<Json>),
     SetOutput(DocRef, NodeId, Json),
+    ClearOutput(DocRef, NodeId),
+    UpdateInput(DocRef, NodeId, MetaChange),
     DeleteInput(DocRef, NodeId),
     DeleteDoc(DocRef),
 }
 
+/// What update-input does to a node's meta.
+enum MetaChange {
+    Set(Option<Json>),
+    Patch(Json),
+}
+
 enum DocRef {
-    Id(DocId),
+    Doc(DocArg),
     Line(u64),
 }
 
@@ -108,6 +147,8 @@ struct Done {
     doc: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     node: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conflict: Option<&'static str>,
 }
 
 impl Op {
@@ -117,8 +158,23 @@ impl Op {
             Op::UpdateDoc(..) => "update-doc",
             Op::AddInput(..) => "add-input",
             Op::SetOutput(..) => "set-output",
+            Op::ClearOutput(..) => "clear-output",
+            Op::UpdateInput(..) => "update-input",
             Op::DeleteInput(..) => "delete-input",
             Op::DeleteDoc(_) => "delete-doc",
+        }
+    }
+
+    fn doc_ref(&self) -> Option<&DocRef> {
+        match self {
+            Op::CreateDoc(_) => None,
+            Op::UpdateDoc(r, ..)
+            | Op::AddInput(r, ..)
+            | Op::SetOutput(r, ..)
+            | Op::ClearOutput(r, ..)
+            | Op::UpdateInput(r, ..)
+            | Op::DeleteInput(r, ..)
+            | Op::DeleteDoc(r) => Some(r),
         }
     }
 }
@@ -133,12 +189,25 @@ static OPERATION: Shape = Shape {
         ("node", Want::IdOrNull, false),
         ("body", Want::StrOrNull, false),
         ("body_base64", Want::StrOrNull, false),
+        ("key", Want::StrOrNull, false),
         ("category", Want::StrOrNull, false),
         ("version", Want::StrOrNull, false),
+        ("meta", Want::Any, false),
+        ("meta_patch", Want::Any, false),
         ("input", Want::Any, false),
         ("output", Want::Any, false),
     ],
 };
+
+/// A "meta" member: null clears, anything else must be an object.
+fn meta_value(raw: Option<&RawValue>) -> Result<Option<Json>> {
+    raw.map(|m| {
+        let j = input::raw_json(m, "meta")?;
+        stratum::model::check_meta(&j)?;
+        Ok(j)
+    })
+    .transpose()
+}
 
 /// Parses and checks one line (1-based `line`); `$K` references must point
 /// at an earlier line, which `run` checks is a create-doc.
@@ -150,15 +219,25 @@ fn parse_op(text: &str, line: u64) -> Result<Op> {
     })?;
     let op = raw.op.as_str();
     let allowed: &[&str] = match op {
-        "create-doc" => &["body", "body_base64", "category", "version"],
-        "update-doc" => &["doc", "body", "body_base64", "category", "version"],
-        "add-input" => &["doc", "input", "output"],
+        "create-doc" => &["body", "body_base64", "key", "category", "version", "meta"],
+        "update-doc" => &[
+            "doc",
+            "body",
+            "body_base64",
+            "key",
+            "category",
+            "version",
+            "meta",
+            "meta_patch",
+        ],
+        "add-input" => &["doc", "input", "output", "meta"],
         "set-output" => &["doc", "node", "output"],
-        "delete-input" => &["doc", "node"],
+        "clear-output" | "delete-input" => &["doc", "node"],
+        "update-input" => &["doc", "node", "meta", "meta_patch"],
         "delete-doc" => &["doc"],
         other => {
             return Err(Error::invalid(format!(
-                "unknown op {other:?} (expected create-doc, update-doc, add-input, set-output, delete-input or delete-doc)"
+                "unknown op {other:?} (expected create-doc, update-doc, add-input, set-output, clear-output, update-input, delete-input or delete-doc)"
             )));
         }
     };
@@ -167,8 +246,11 @@ fn parse_op(text: &str, line: u64) -> Result<Op> {
         ("node", raw.node.is_some()),
         ("body", raw.body.is_some()),
         ("body_base64", raw.body_base64.is_some()),
+        ("key", raw.key.is_some()),
         ("category", raw.category.is_some()),
         ("version", raw.version.is_some()),
+        ("meta", raw.meta.is_some()),
+        ("meta_patch", raw.meta_patch.is_some()),
         ("input", raw.input.is_some()),
         ("output", raw.output.is_some()),
     ];
@@ -196,43 +278,70 @@ fn parse_op(text: &str, line: u64) -> Result<Op> {
         (None, Some(b)) => Some(stratum::json::base64_decode(b)?),
         (None, None) => None,
     };
+    if let Some(Some(k)) = &raw.key {
+        stratum::model::check_key(k)?;
+    }
+    if raw.meta.is_some() && raw.meta_patch.is_some() {
+        return Err(Error::invalid("give either meta or meta_patch, not both"));
+    }
+    let meta = raw.meta.map(meta_value).transpose()?;
+    let meta_patch = raw
+        .meta_patch
+        .map(|p| meta_value(Some(p)))
+        .transpose()?
+        .flatten();
     Ok(match op {
         "create-doc" => Op::CreateDoc(NewDoc {
-            category: raw.category,
-            version: raw.version,
+            key: raw.key.flatten(),
+            category: raw.category.flatten(),
+            version: raw.version.flatten(),
+            meta: meta.flatten(),
             body: body.unwrap_or_default(),
-            ..NewDoc::default()
         }),
         "update-doc" => {
             let patch = DocPatch {
-                category: raw.category.clone().map(Some),
-                version: raw.version.clone().map(Some),
+                key: raw.key,
+                category: raw.category,
+                version: raw.version,
+                meta,
                 body,
-                ..DocPatch::default()
             };
-            if patch.is_empty() {
+            if patch.is_empty() && meta_patch.is_none() {
                 return Err(Error::invalid(
-                    "update-doc needs at least one of body, body_base64, category, version",
+                    "update-doc needs at least one of body, body_base64, key, category, version, meta, meta_patch",
                 ));
             }
-            Op::UpdateDoc(doc()?, patch)
+            Op::UpdateDoc(doc()?, patch, meta_patch)
         }
         "add-input" => {
             let input = raw.input.ok_or_else(|| need("input"))?;
             let output = raw
                 .output
-                .flatten()
                 .map(|o| input::raw_json(o, "output"))
                 .transpose()?;
-            Op::AddInput(doc()?, input::raw_json(input, "input")?, output)
+            Op::AddInput(
+                doc()?,
+                input::raw_json(input, "input")?,
+                meta.flatten(),
+                output,
+            )
         }
         "set-output" => {
-            let output = match raw.output {
-                Some(Some(o)) => input::raw_json(o, "output")?,
-                Some(None) => input::settable_output(input::parse_json("null", "output")?)?,
-                None => return Err(need("output")),
+            let output = raw.output.ok_or_else(|| need("output"))?;
+            Op::SetOutput(doc()?, node()?, input::raw_json(output, "output")?)
+        }
+        "clear-output" => Op::ClearOutput(doc()?, node()?),
+        "update-input" => {
+            let change = match (meta, meta_patch) {
+                (Some(m), _) => MetaChange::Set(m),
+                (None, Some(p)) => MetaChange::Patch(p),
+                (None, None) => {
+                    return Err(Error::invalid(
+                        "update-input needs \"meta\" or \"meta_patch\"",
+                    ));
+                }
             };
-            Op::SetOutput(doc()?, node()?, output)
+            Op::UpdateInput(doc()?, node()?, change)
         }
         "delete-input" => Op::DeleteInput(doc()?, node()?),
         _ => Op::DeleteDoc(doc()?),
@@ -245,17 +354,21 @@ fn doc_ref(raw: &RawValue, line: u64) -> Result<DocRef> {
         return if n == 0 {
             Err(Error::invalid("document ids start at 1"))
         } else {
-            Ok(DocRef::Id(DocId(n)))
+            Ok(DocRef::Doc(DocArg::Id(DocId(n))))
         };
     }
     let s: Option<String> = serde_json::from_str(text).ok();
+    if let Some(key) = s.as_deref().and_then(|s| s.strip_prefix(KEY_PREFIX)) {
+        stratum::model::check_key(key)?;
+        return Ok(DocRef::Doc(DocArg::Key(key.to_owned())));
+    }
     let k = s
         .as_deref()
         .and_then(|s| s.strip_prefix('$'))
         .and_then(|k| k.parse::<u64>().ok())
         .ok_or_else(|| {
             Error::invalid(format!(
-                "\"doc\" must be a document id or \"$K\" (the document created by line K), not {text}"
+                "\"doc\" must be a document id, \"key:NAME\" or \"$K\" (the document created by line K), not {text}"
             ))
         })?;
     if k == 0 || k >= line {
@@ -266,60 +379,128 @@ fn doc_ref(raw: &RawValue, line: u64) -> Result<DocRef> {
     Ok(DocRef::Line(k))
 }
 
-/// Applies one checked operation; `created` maps batch lines to the ids
-/// their create-doc made.
-fn apply_op(store: &mut Store, op: Op, line: u64, created: &mut Vec<(u64, DocId)>) -> Result<Done> {
-    let name = op.name();
-    let resolve = |r: DocRef| -> Result<DocId> {
+/// What the create-doc lines of a batch came to, by line.
+enum Made {
+    Doc(DocId),
+    Skipped(DocId),
+}
+
+/// The state of one batch: what its create-doc lines made, and the
+/// documents being replaced.
+#[derive(Default)]
+struct Batch {
+    created: Vec<(u64, Made)>,
+    replacing: Vec<Replacing>,
+}
+
+impl Batch {
+    /// The document a reference names; `Err(id)` when it names a document
+    /// whose create-doc was skipped.
+    fn resolve(&self, store: &Store, r: &DocRef) -> Result<std::result::Result<DocId, DocId>> {
         match r {
-            DocRef::Id(id) => Ok(id),
-            DocRef::Line(k) => created
-                .binary_search_by_key(&k, |&(l, _)| l)
-                .ok()
-                .and_then(|i| created.get(i))
-                .map(|&(_, id)| id)
-                .ok_or_else(|| {
-                    Error::invalid(format!("\"doc\": \"${k}\": line {k} is not a create-doc"))
-                }),
+            DocRef::Doc(d) => d.resolve(store).map(Ok),
+            DocRef::Line(k) => {
+                let i = self
+                    .created
+                    .binary_search_by_key(k, |(l, _)| *l)
+                    .map_err(|_| {
+                        Error::invalid(format!("\"doc\": \"${k}\": line {k} is not a create-doc"))
+                    })?;
+                Ok(match self.created[i].1 {
+                    Made::Doc(id) => Ok(id),
+                    Made::Skipped(id) => Err(id),
+                })
+            }
         }
-    };
-    let (doc, node) = match op {
-        Op::CreateDoc(new) => {
-            let id = store.create_doc(&new)?;
-            created.push((line, id));
-            (id, None)
-        }
-        Op::UpdateDoc(r, patch) => {
-            let id = resolve(r)?;
-            store.update_doc(id, &patch)?;
-            (id, None)
-        }
-        Op::AddInput(r, input, output) => {
-            let id = resolve(r)?;
-            let node = store.add_input(id, &input, output.as_ref())?;
-            (id, Some(node))
-        }
-        Op::SetOutput(r, node, output) => {
-            let id = resolve(r)?;
-            store.set_output(id, node, &output)?;
-            (id, Some(node))
-        }
-        Op::DeleteInput(r, node) => {
-            let id = resolve(r)?;
-            store.delete_input(id, node)?;
-            (id, Some(node))
-        }
-        Op::DeleteDoc(r) => {
-            let id = resolve(r)?;
-            store.delete_doc(id)?;
-            (id, None)
-        }
-    };
-    Ok(Done {
+    }
+
+    /// Ends the batch's replacements (see [`Replacing::finish`]).
+    fn finish(self, store: &mut Store) -> Result<()> {
+        self.replacing.into_iter().try_for_each(|r| r.finish(store))
+    }
+}
+
+/// Applies one checked operation.
+fn apply_op(
+    store: &mut Store,
+    op: Op,
+    line: u64,
+    on_conflict: OnConflict,
+    batch: &mut Batch,
+) -> Result<Done> {
+    let name = op.name();
+    let done = |doc: DocId, node: Option<NodeId>, conflict: Option<&'static str>| Done {
         line,
         op: name,
         doc: doc.0,
         node: node.map(|n| n.0),
+        conflict,
+    };
+    let doc = match op.doc_ref() {
+        None => None,
+        Some(r) => match batch.resolve(store, r)? {
+            Ok(id) => Some(id),
+            Err(skipped) => return Ok(done(skipped, None, Some("skipped"))),
+        },
+    };
+    // Every op but create-doc has a document.
+    let id = doc.unwrap_or(DocId(0));
+    Ok(match op {
+        Op::CreateDoc(new) => {
+            let (id, made, conflict) = match conflict::create(store, &new, on_conflict)? {
+                Created::New(id) => (id, Made::Doc(id), None),
+                Created::Skipped(id) => (id, Made::Skipped(id), Some("skipped")),
+                Created::Replaced(r) => {
+                    let id = r.id();
+                    batch.replacing.push(r);
+                    (id, Made::Doc(id), Some("replaced"))
+                }
+            };
+            batch.created.push((line, made));
+            done(id, None, conflict)
+        }
+        Op::UpdateDoc(_, mut patch, meta_patch) => {
+            if let Some(p) = meta_patch {
+                let current = store.get(id)?.meta;
+                patch.meta = Some(Some(patch::merge(current.as_ref(), &p)?));
+            }
+            store.update_doc(id, &patch)?;
+            done(id, None, None)
+        }
+        Op::AddInput(_, input, meta, output) => {
+            let node = match batch.replacing.iter_mut().find(|r| r.id() == id) {
+                Some(r) => r.add(store, &input, meta.as_ref(), output.as_ref())?,
+                None => store.add_input_with_meta(id, &input, meta.as_ref(), output.as_ref())?,
+            };
+            done(id, Some(node), None)
+        }
+        Op::SetOutput(_, node, output) => {
+            store.set_output(id, node, &output)?;
+            done(id, Some(node), None)
+        }
+        Op::ClearOutput(_, node) => {
+            store.clear_output(id, node)?;
+            done(id, Some(node), None)
+        }
+        Op::UpdateInput(_, node, change) => {
+            let meta = match change {
+                MetaChange::Set(m) => m,
+                MetaChange::Patch(p) => {
+                    let current = store.get_node(id, node)?.meta;
+                    Some(patch::merge(current.as_ref(), &p)?)
+                }
+            };
+            store.set_node_meta(id, node, meta.as_ref())?;
+            done(id, Some(node), None)
+        }
+        Op::DeleteInput(_, node) => {
+            store.delete_input(id, node)?;
+            done(id, Some(node), None)
+        }
+        Op::DeleteDoc(_) => {
+            store.delete_doc(id)?;
+            done(id, None, None)
+        }
     })
 }
 
@@ -344,9 +525,10 @@ pub fn run(g: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
     let mut lines = source.lines(&name);
     let mut store = g.open(Mode::Write)?;
     let mut current = 0u64;
+    let on_conflict = args.on_conflict;
     let result = store.atomic(|store| {
         let mut done = Vec::new();
-        let mut created = Vec::new();
+        let mut batch = Batch::default();
         loop {
             current = 0;
             let Some((line, text)) = lines.next_line()? else {
@@ -354,8 +536,9 @@ pub fn run(g: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
             };
             current = line;
             let op = parse_op(text, line)?;
-            done.push(apply_op(store, op, line, &mut created)?);
+            done.push(apply_op(store, op, line, on_conflict, &mut batch)?);
         }
+        batch.finish(store)?;
         Ok(done)
     });
     let done = result.map_err(|e| at_line(e, current))?;
@@ -404,9 +587,18 @@ mod tests {
             parse_op(r#"{"op":"delete-doc","doc":"$1"}"#, 2),
             Ok(Op::DeleteDoc(DocRef::Line(1)))
         ));
+        assert!(matches!(
+            parse_op(r#"{"op":"delete-doc","doc":"key:$1"}"#, 2),
+            Ok(Op::DeleteDoc(DocRef::Doc(DocArg::Key(k)))) if k == "$1"
+        ));
+        assert!(err(r#"{"op":"delete-doc","doc":"key:"}"#, 2).contains("1 to 1024 bytes"));
         assert!(err(r#"{"op":"delete-doc","doc":"$2"}"#, 2).contains("earlier line"));
         assert!(err(r#"{"op":"delete-doc","doc":"$0"}"#, 2).contains("earlier line"));
         assert!(err(r#"{"op":"delete-doc","doc":"x"}"#, 2).contains("must be a document id"));
+        assert!(
+            err(r#"{"op":"update-doc","doc":1,"meta":[1]}"#, 2)
+                .contains("meta must be a JSON object")
+        );
         assert!(err(r#"{"op":"delete-doc","doc":-1}"#, 2).contains("must be a document id"));
     }
 
@@ -414,12 +606,16 @@ mod tests {
     fn outputs_keep_null_apart_from_absent() {
         assert!(matches!(
             parse_op(r#"{"op":"add-input","doc":1,"input":1,"output":null}"#, 1),
-            Ok(Op::AddInput(_, _, None))
+            Ok(Op::AddInput(_, _, _, Some(j))) if j.as_str() == "null"
         ));
-        assert!(
-            err(r#"{"op":"set-output","doc":1,"node":1,"output":null}"#, 1)
-                .contains("cannot be null")
-        );
+        assert!(matches!(
+            parse_op(r#"{"op":"add-input","doc":1,"input":1}"#, 1),
+            Ok(Op::AddInput(_, _, _, None))
+        ));
+        assert!(matches!(
+            parse_op(r#"{"op":"set-output","doc":1,"node":1,"output":null}"#, 1),
+            Ok(Op::SetOutput(_, _, j)) if j.as_str() == "null"
+        ));
         assert_eq!(
             err(r#"{"op":"set-output","doc":1,"node":1}"#, 1),
             r#"set-output needs "output""#

@@ -22,7 +22,9 @@ use stratum::engine::{CompactMode, CompactPlan, DEAD_SHARE};
 /// met (the store-wide figures `stats` shows), and otherwise says why and
 /// exits 0. --dry-run says what it would merge and write, exactly, and
 /// changes nothing. --quiet prints nothing on success (the line a crontab
-/// runs). Document ids are never reused, even after compaction.
+/// runs). On a store an earlier build wrote, the first compaction also
+/// writes the counters `stats` reads, even when it merges nothing. Document
+/// ids are never reused, even after compaction.
 ///
 /// The JSON form (--json, on stdout) is one object:
 ///   {"compacted", "dry_run", "full", "reason", "segments", "bytes",
@@ -115,6 +117,14 @@ fn parse_ratio(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Whether a threshold given is not met.
+fn below(args: &CompactArgs, plan: &CompactPlan) -> bool {
+    args.min_garbage.is_some_and(|min| plan.garbage_ratio < min)
+        || args
+            .min_dead_bytes
+            .is_some_and(|min| plan.reclaimable_bytes < min)
+}
+
 /// Why compaction is not worth it, or `None` when every threshold is met
 /// and there is something to merge.
 fn not_worth_it(args: &CompactArgs, plan: &CompactPlan) -> Option<String> {
@@ -169,6 +179,11 @@ pub fn run(g: &GlobalArgs, args: CompactArgs) -> anyhow::Result<()> {
     // created. A dry run works out exactly what would be written.
     let plan = g.open(Mode::Read)?.compact_plan(mode, args.dry_run)?;
     if let Some(why) = not_worth_it(&args, &plan) {
+        // A manifest an earlier build wrote has no counters: the first
+        // compaction that gets this far writes them, merging or not.
+        if !plan.counted && !args.dry_run && plan.merge.is_empty() && !below(&args, &plan) {
+            g.open(Mode::Write)?.write_counters()?;
+        }
         let human = format!("not compacting: {why} (garbage {})", garbage(&plan));
         let report = Report::from_plan(&plan, args.dry_run, Some(why));
         return summary::report(g, args.json, &report, &human);

@@ -15,11 +15,15 @@ use stratum::{Mode, NewDoc};
 /// (BODY `-`, or no BODY and no --file; refused when stdin is a terminal).
 /// An empty body is `''`; a body may start with `-` (`-- BODY` when it is
 /// also an option's name). Ids are assigned 1, 2, 3, … and never reused.
+/// --key gives the document a unique name (1 to 1024 bytes of UTF-8) that
+/// every command accepts as `key:NAME` where it takes a document; a key a
+/// live document holds already is refused (exit 4).
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
   stratum create-doc '<p>Add two numbers.</p>' --category easy --doc-version v1
   stratum create-doc --file problem.html --category graphs
+  stratum create-doc 'Add two numbers.' --key two-sum --meta '{\"tags\":[\"math\"]}'
   curl -s https://example.com/p/42 | stratum create-doc -
   id=$(stratum -q create-doc 'Sum a list'); stratum add-input \"$id\" '[1,2,3]' --output 6")]
 pub struct CreateDocArgs {
@@ -40,6 +44,12 @@ pub struct CreateDocArgs {
     /// program's).
     #[arg(long = "doc-version", alias = "version", value_name = "V")]
     pub version: Option<String>,
+    /// The document's unique key (1 to 1024 bytes).
+    #[arg(long, value_name = "K")]
+    pub key: Option<String>,
+    /// The document's metadata: a JSON object, kept exactly as written.
+    #[arg(long, value_name = "OBJECT")]
+    pub meta: Option<String>,
     #[command(flatten)]
     pub json: crate::cli::JsonAlready,
 }
@@ -47,8 +57,13 @@ pub struct CreateDocArgs {
 /// Runs `create-doc`.
 ///
 /// # Errors
-/// Invalid input (body too large), lock timeout, corruption, I/O.
+/// Invalid input (body too large, a malformed or taken key, a meta that is
+/// not an object), lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: CreateDocArgs) -> anyhow::Result<()> {
+    if let Some(k) = &args.key {
+        stratum::model::check_key(k)?;
+    }
+    let meta = args.meta.as_deref().map(input::meta).transpose()?;
     let body = match input::body(args.body, args.file.as_deref())? {
         Some(body) => body,
         None => {
@@ -59,8 +74,9 @@ pub fn run(g: &GlobalArgs, args: CreateDocArgs) -> anyhow::Result<()> {
     let doc = NewDoc {
         category: args.category,
         version: args.version,
+        key: args.key,
+        meta,
         body,
-        ..NewDoc::default()
     };
     let mut store = g.open(Mode::Write)?;
     let id = store.create_doc(&doc)?;

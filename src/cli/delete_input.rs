@@ -2,23 +2,23 @@
 
 use clap::Args;
 
-use crate::cli::{GlobalArgs, parse_id};
-use stratum::{DocId, Error, NodeId};
+use crate::cli::{DocArg, GlobalArgs, parse_doc, parse_id};
+use stratum::{Error, NodeId};
 
 /// Delete one input node and its expected output.
 ///
 /// The rest of the chain keeps its order and its node ids; the deleted id is
 /// never reused in this document. Prints nothing. An unknown document or
-/// node exits 3, unless --if-exists.
+/// node (or key) exits 3, unless --if-exists.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:
   stratum delete-input 1 3
   stratum delete-input 1 3 --if-exists   # exit 0 whether or not node 3 is there")]
 pub struct DeleteInputArgs {
-    /// The document id.
-    #[arg(value_name = "DOC", value_parser = parse_id)]
-    pub doc: u64,
+    /// The document: its id, or key:NAME.
+    #[arg(value_name = "DOC", value_parser = parse_doc)]
+    pub doc: DocArg,
     /// The input node id.
     #[arg(value_name = "NODE", value_parser = parse_id)]
     pub node: u64,
@@ -35,13 +35,14 @@ pub struct DeleteInputArgs {
 pub fn run(g: &GlobalArgs, args: DeleteInputArgs) -> anyhow::Result<()> {
     let result = g
         .open_existing()
-        .and_then(|mut store| store.delete_input(DocId(args.doc), NodeId(args.node)));
+        .and_then(|mut store| store.delete_input(args.doc.resolve(&store)?, NodeId(args.node)));
     match result {
-        Err(Error::DocNotFound(_) | Error::NodeNotFound { .. } | Error::NoStore { .. })
-            if args.if_exists =>
-        {
-            Ok(())
-        }
+        Err(
+            Error::DocNotFound(_)
+            | Error::KeyNotFound(_)
+            | Error::NodeNotFound { .. }
+            | Error::NoStore { .. },
+        ) if args.if_exists => Ok(()),
         other => Ok(other?),
     }
 }

@@ -2,11 +2,19 @@
 //! JSON Lines file in the `get` shape (a `dump`), document by document and
 //! node by node.
 //!
-//! Both sides are streamed in id order and merged, so memory holds one
-//! document of each side at a time, whatever the store size. A store side is
-//! read on its own thread (the library's `dump` calls back; a channel of a
-//! few documents turns that into a stream the merge can pull from).
+//! Documents are paired by key where both sides have that key, else by id.
+//! A first pass reads only the ids and keys of both sides (`list` for a
+//! store, the `id` and `key` members for a file), so the pairing is known
+//! before any document is compared. Then the old side is streamed in id
+//! order and each document is compared with its partner, read from the
+//! store at --dir by id (a point lookup). Memory holds the ids and keys of
+//! both sides and one document of each, whatever the size of the
+//! documents. An old store side is read on its own thread (the library's
+//! `dump` calls back; a channel of a few documents turns that into a
+//! stream); a file on stdin is copied to an unnamed temporary file so that
+//! it can be read twice.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -23,12 +31,16 @@ use stratum::{DocId, Document, Error, Mode, Node, Options, Store};
 /// OTHER is a store directory, a file of JSON Lines in the `get` shape
 /// (what `dump` prints, ids included), or - for standard input. OTHER is
 /// the old side and the store at --dir the new one, as `git diff COMMIT`
-/// compares the work tree with COMMIT. Documents are matched by id; nodes
-/// by node id within a document.
+/// compares the work tree with COMMIT. Documents are matched by key where
+/// both sides have the key, else by id (a document whose key the other side
+/// does not have can still match by id, and then shows a key change);
+/// nodes by node id within a document. "doc" is the id on the new side (on
+/// the old side for "removed"), and a document with a key also has "key",
+/// so a regenerated store whose ids moved still diffs by name.
 ///
 /// Each difference is one JSON line (--json, and whenever stdout is not a
 /// terminal; a table on a terminal):
-///   {"doc": ID, "change": "added"|"removed"}
+///   {"doc": ID[, "key": K], "change": "added"|"removed"}
 ///   {"doc": ID, "change": "changed", "field": "key"|"category"|"version",
 ///    "old": S|null, "new": S|null}
 ///   {"doc": ID[, "node": N], "change": "changed", "field": "meta",
@@ -72,6 +84,19 @@ trait Side {
     fn next_doc(&mut self) -> Result<Option<Document>, Error>;
 }
 
+/// The ids and keys of one side, in id order.
+type Index = Vec<(DocId, Option<String>)>;
+
+/// The ids and keys of a store, from `list` (no node is read).
+fn index_store(store: &Store) -> Result<Index, Error> {
+    let mut index = Vec::new();
+    store.list(&mut |s| {
+        index.push((s.id, s.key));
+        Ok(())
+    })?;
+    Ok(index)
+}
+
 /// Documents of a store, dumped on a thread of their own.
 struct StoreSide {
     rx: Receiver<Document>,
@@ -82,11 +107,12 @@ struct StoreSide {
 const READ_AHEAD: usize = 16;
 
 impl StoreSide {
-    fn open(opts: Options) -> Result<StoreSide, Error> {
+    fn open(opts: Options) -> Result<(StoreSide, Index), Error> {
         // Open here, not on the thread, so that "no store" or a lock
         // timeout is reported before anything is printed; the thread reads
         // the store this opened (one open, one shared lock).
         let store = Store::open(opts, Mode::Read)?;
+        let index = index_store(&store)?;
         let (tx, rx): (SyncSender<Document>, _) = sync_channel(READ_AHEAD);
         let worker = std::thread::spawn(move || {
             let stopped = store.dump(&mut |_| {}, &mut |doc| {
@@ -99,10 +125,13 @@ impl StoreSide {
                 other => other,
             }
         });
-        Ok(StoreSide {
-            rx,
-            worker: Some(worker),
-        })
+        Ok((
+            StoreSide {
+                rx,
+                worker: Some(worker),
+            },
+            index,
+        ))
     }
 }
 
@@ -130,19 +159,42 @@ struct FileSide {
     last: Option<DocId>,
 }
 
+/// The members of a line the first pass reads.
+#[derive(serde::Deserialize)]
+struct IdKey {
+    id: Option<u64>,
+    key: Option<String>,
+}
+
 impl FileSide {
-    fn open(path: &Path) -> Result<FileSide, Error> {
-        let name = if path.as_os_str() == "-" {
-            STDIN.to_owned()
+    fn open(path: &Path, dir: &Path) -> Result<(FileSide, Index), Error> {
+        let (name, mut file) = if path.as_os_str() == "-" {
+            (STDIN.to_owned(), crate::cli::input::spool_stdin(dir)?)
         } else {
-            path.display().to_string()
+            let file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+            (path.display().to_string(), file)
         };
-        let lines = Source::open(Some(path))?.lines(&name);
-        Ok(FileSide {
-            name,
-            lines,
-            last: None,
-        })
+        let io = |op, e| Error::io(op, name.as_str(), e);
+        // The first pass takes what it can; a bad line is reported, with
+        // its number, by the second.
+        let mut index = Vec::new();
+        let first = file.try_clone().map_err(|e| io("dup", e))?;
+        let mut lines = Source::File(first, 0).lines(&name);
+        while let Some((_, text)) = lines.next_line()? {
+            if let Ok(IdKey { id: Some(id), key }) = serde_json::from_str(text) {
+                index.push((DocId(id), key));
+            }
+        }
+        std::io::Seek::rewind(&mut file).map_err(|e| io("seek", e))?;
+        let lines = Source::File(file, 0).lines(&name);
+        Ok((
+            FileSide {
+                name,
+                lines,
+                last: None,
+            },
+            index,
+        ))
     }
 }
 
@@ -199,19 +251,83 @@ impl Side for FileSide {
 }
 
 /// The old side: a store when OTHER is a directory, else JSON Lines.
-fn open_other(g: &GlobalArgs, other: &Path) -> Result<Box<dyn Side>, Error> {
+fn open_other(g: &GlobalArgs, other: &Path) -> Result<(Box<dyn Side>, Index), Error> {
     if other.as_os_str() != "-" && other.is_dir() {
         let mut opts = g.options();
         opts.dir = other.to_path_buf();
-        Ok(Box::new(StoreSide::open(opts)?))
+        let (side, index) = StoreSide::open(opts)?;
+        Ok((Box::new(side), index))
     } else {
-        Ok(Box::new(FileSide::open(other)?))
+        let (side, index) = FileSide::open(other, &g.dir)?;
+        Ok((Box::new(side), index))
+    }
+}
+
+/// Which document of the new side each old document is compared with.
+struct Pairing {
+    /// New-side ids by key.
+    new_keys: HashMap<String, DocId>,
+    /// New-side ids with their keys, in id order.
+    new: Index,
+    /// Keys the old side holds.
+    old_keys: HashSet<String>,
+}
+
+impl Pairing {
+    fn new(old: &Index, new: Index) -> Pairing {
+        Pairing {
+            new_keys: new
+                .iter()
+                .filter_map(|(id, k)| k.clone().map(|k| (k, *id)))
+                .collect(),
+            old_keys: old.iter().filter_map(|(_, k)| k.clone()).collect(),
+            new,
+        }
+    }
+
+    /// The key of new document `id`, if it is there: `Some(key)`.
+    fn new_doc(&self, id: DocId) -> Option<&Option<String>> {
+        self.new
+            .binary_search_by_key(&id, |(i, _)| *i)
+            .ok()
+            .map(|i| &self.new[i].1)
+    }
+
+    /// The partner of an old document: by key where the new side has the
+    /// key; else by id, unless the new document with that id is paired by
+    /// its own key with another old document.
+    fn partner(&self, id: DocId, key: Option<&str>) -> Option<DocId> {
+        if let Some(&n) = key.and_then(|k| self.new_keys.get(k)) {
+            return Some(n);
+        }
+        match self.new_doc(id)? {
+            Some(k) if self.old_keys.contains(k) => None,
+            _ => Some(id),
+        }
+    }
+
+    /// Whether new document `id` (with `key`) has no partner: its key is
+    /// not on the old side, and no old document with its id pairs with it.
+    fn added(
+        &self,
+        id: DocId,
+        key: Option<&str>,
+        old_ids: &HashMap<DocId, Option<String>>,
+    ) -> bool {
+        if key.is_some_and(|k| self.old_keys.contains(k)) {
+            return false;
+        }
+        match old_ids.get(&id) {
+            Some(old_key) => self.partner(id, old_key.as_deref()) != Some(id),
+            None => true,
+        }
     }
 }
 
 /// One difference, ready to print.
 struct Change {
     doc: DocId,
+    key: Option<String>,
     node: Option<u64>,
     change: &'static str,
     field: Option<&'static str>,
@@ -220,9 +336,10 @@ struct Change {
 }
 
 impl Change {
-    fn doc(doc: DocId, change: &'static str) -> Change {
+    fn doc(doc: DocId, key: Option<&str>, change: &'static str) -> Change {
         Change {
             doc,
+            key: key.map(str::to_owned),
             node: None,
             change,
             field: None,
@@ -232,6 +349,10 @@ impl Change {
 
     fn json(&self) -> String {
         let mut s = format!("{{\"doc\":{}", self.doc);
+        if let Some(k) = &self.key {
+            s.push_str(",\"key\":");
+            stratum::json::write_str_literal(k, &mut s);
+        }
         if let Some(n) = self.node {
             s.push_str(&format!(",\"node\":{n}"));
         }
@@ -268,14 +389,16 @@ fn compare(
     new: &Document,
     out: &mut dyn FnMut(Change) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let id = old.id;
+    let id = new.id;
+    let key = new.key.as_deref().or(old.key.as_deref());
+    let change = |what| Change::doc(id, key, what);
     for (field, a, b) in [
         ("key", &old.key, &new.key),
         ("category", &old.category, &new.category),
         ("version", &old.version, &new.version),
     ] {
         if a != b {
-            let mut c = Change::doc(id, "changed");
+            let mut c = change("changed");
             c.field = Some(field);
             c.members.push(("old", opt_json(a.as_deref())));
             c.members.push(("new", opt_json(b.as_deref())));
@@ -283,14 +406,14 @@ fn compare(
         }
     }
     if old.meta != new.meta {
-        let mut c = Change::doc(id, "changed");
+        let mut c = change("changed");
         c.field = Some("meta");
         c.members.push(("old", opt_value(old.meta.as_ref())));
         c.members.push(("new", opt_value(new.meta.as_ref())));
         out(c)?;
     }
     if old.body != new.body {
-        let mut c = Change::doc(id, "changed");
+        let mut c = change("changed");
         c.field = Some("body");
         c.members.push(("old_bytes", old.body.len().to_string()));
         c.members.push(("new_bytes", new.body.len().to_string()));
@@ -307,13 +430,13 @@ fn compare(
         match order {
             std::cmp::Ordering::Less => {
                 let n = a.next().map_or(0, |n| n.id.0);
-                let mut c = Change::doc(id, "removed");
+                let mut c = change("removed");
                 c.node = Some(n);
                 out(c)?;
             }
             std::cmp::Ordering::Greater => {
                 if let Some(n) = b.next() {
-                    let mut c = Change::doc(id, "added");
+                    let mut c = change("added");
                     c.node = Some(n.id.0);
                     c.members.push(("input", n.input.as_str().to_owned()));
                     if let Some(o) = &n.output {
@@ -327,7 +450,7 @@ fn compare(
                     return Ok(());
                 };
                 if x.input != y.input {
-                    let mut c = Change::doc(id, "changed");
+                    let mut c = change("changed");
                     c.node = Some(x.id.0);
                     c.field = Some("input");
                     c.members.push(("old", x.input.as_str().to_owned()));
@@ -335,7 +458,7 @@ fn compare(
                     out(c)?;
                 }
                 if x.meta != y.meta {
-                    let mut c = Change::doc(id, "changed");
+                    let mut c = change("changed");
                     c.node = Some(x.id.0);
                     c.field = Some("meta");
                     c.members.push(("old", opt_value(x.meta.as_ref())));
@@ -343,7 +466,7 @@ fn compare(
                     out(c)?;
                 }
                 if x.output != y.output {
-                    let mut c = Change::doc(id, "changed");
+                    let mut c = change("changed");
                     c.node = Some(x.id.0);
                     c.field = Some("output");
                     if let Some(o) = &x.output {
@@ -359,11 +482,14 @@ fn compare(
     }
 }
 
-/// Merges the two id-ordered streams and reports every difference; returns
-/// how many there were.
+/// Compares every old document with its partner and reports the new
+/// documents that have none, in id order; returns how many differences
+/// there were.
 fn merge(
     old: &mut dyn Side,
-    new: &mut dyn Side,
+    old_index: &Index,
+    new: &Store,
+    pairing: &Pairing,
     out: &mut dyn FnMut(Change) -> Result<(), Error>,
 ) -> Result<u64, Error> {
     let mut count = 0u64;
@@ -371,31 +497,24 @@ fn merge(
         count += 1;
         out(c)
     };
-    let (mut a, mut b) = (old.next_doc()?, new.next_doc()?);
-    loop {
-        match (a.take(), b.take()) {
-            (None, None) => break,
-            (Some(x), None) => {
-                emit(Change::doc(x.id, "removed"))?;
-                a = old.next_doc()?;
-            }
-            (None, Some(y)) => {
-                emit(Change::doc(y.id, "added"))?;
-                b = new.next_doc()?;
-            }
-            (Some(x), Some(y)) if x.id < y.id => {
-                emit(Change::doc(x.id, "removed"))?;
-                (a, b) = (old.next_doc()?, Some(y));
-            }
-            (Some(x), Some(y)) if x.id > y.id => {
-                emit(Change::doc(y.id, "added"))?;
-                (a, b) = (Some(x), new.next_doc()?);
-            }
-            (Some(x), Some(y)) => {
-                compare(&x, &y, &mut emit)?;
-                (a, b) = (old.next_doc()?, new.next_doc()?);
-            }
+    let old_ids: HashMap<DocId, Option<String>> = old_index.iter().cloned().collect();
+    let mut added = pairing
+        .new
+        .iter()
+        .filter(|(id, key)| pairing.added(*id, key.as_deref(), &old_ids))
+        .peekable();
+    while let Some(x) = old.next_doc()? {
+        // Additions go in id order among the old side's documents.
+        while let Some((id, key)) = added.next_if(|(id, _)| *id < x.id) {
+            emit(Change::doc(*id, key.as_deref(), "added"))?;
         }
+        match pairing.partner(x.id, x.key.as_deref()) {
+            Some(n) => compare(&x, &new.get(n)?, &mut emit)?,
+            None => emit(Change::doc(x.id, x.key.as_deref(), "removed"))?,
+        }
+    }
+    for (id, key) in added {
+        emit(Change::doc(*id, key.as_deref(), "added"))?;
     }
     Ok(count)
 }
@@ -419,13 +538,14 @@ impl std::error::Error for Differences {}
 /// [`Differences`] when the sides differ; otherwise no store, lock timeout,
 /// invalid input (a malformed or unordered file), corruption, I/O.
 pub fn run(g: &GlobalArgs, args: DiffArgs) -> anyhow::Result<()> {
-    let mut old = open_other(g, &args.other)?;
-    let mut new = StoreSide::open(g.options())?;
+    let (mut old, old_index) = open_other(g, &args.other)?;
+    let new = Store::open(g.options(), Mode::Read)?;
+    let pairing = Pairing::new(&old_index, index_store(&new)?);
     let mut out = output::stdout();
     let as_table = !args.json && std::io::stdout().is_terminal();
     let mut table =
         output::LongTable::new(&["doc", "node", "change", "field", "old", "new"], &[0, 1]);
-    let count = merge(old.as_mut(), &mut new, &mut |c| {
+    let count = merge(old.as_mut(), &old_index, &new, &pairing, &mut |c| {
         if as_table {
             let get = |name: &str| {
                 c.members

@@ -15,8 +15,9 @@ use stratum::Mode;
 /// The selection flags keep only some documents, and --fields only some
 /// of their fields, in the same exact text:
 ///   --fields id,category,inputs.node,inputs.output
-/// (fields: id, category, version, body, inputs, inputs.node,
-/// inputs.input, inputs.output).
+/// (fields: id, key, category, version, meta, body, inputs, inputs.node,
+/// inputs.input, inputs.meta, inputs.output). --key looks its one document
+/// up, at the cost of an id lookup; the other filters read the store.
 ///
 /// --salvage reads every record that still passes its CRC, from a store
 /// that may refuse to open, and prints the documents it can rebuild; it
@@ -39,6 +40,8 @@ Examples:
   stratum dump > backup.jsonl
   stratum dump --category easy --fields id,inputs.node,inputs.output
   stratum dump --missing-output --id 1..500
+  stratum dump --key two-sum --fields key,inputs.output
+  stratum dump --key-prefix HumanEval/ --meta entry_point='\"add\"'
   stratum dump --records | jq -c 'select(.crc_ok | not)'
   stratum dump --salvage > rescued.jsonl
   stratum dump --high-water | stratum --dir copy load --keep-ids"
@@ -124,7 +127,7 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
         let bar = output::Bar::new(g.quiet, "dump", Some(0));
         let mut line = String::new();
         let marks = args.high_water;
-        store.dump_with_node_high_water(&mut |p| bar.update(p), &mut |doc, node_hwm| {
+        let mut print = |doc: &stratum::Document, node_hwm: stratum::NodeId| {
             if !args.select.document(doc) {
                 return Ok(());
             }
@@ -140,7 +143,16 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
             }
             line.push('\n');
             out.write_all(line.as_bytes()).map_err(output::write_err)
-        })?;
+        };
+        match args.select.key.as_deref().filter(|_| !marks) {
+            // A key names at most one document: look it up, do not scan.
+            Some(k) => {
+                if let Some(id) = store.find_key(k)? {
+                    print(&store.get(id)?, stratum::NodeId(0))?;
+                }
+            }
+            None => store.dump_with_node_high_water(&mut |p| bar.update(p), &mut print)?,
+        }
         if marks {
             let hwm = store.doc_high_water();
             writeln!(out, "{{\"high_water\":{{\"doc\":{hwm}}}}}").map_err(output::write_err)?;

@@ -208,10 +208,10 @@ Any other failure; for \fBdiff\fR, the two sides differ.
 Usage error: bad arguments.
 .TP
 .B 3
-Not found: the document, the node, or a store at \fB\-\-dir\fR (also a write asked to make a store in a directory that is not empty and holds none).
+Not found: the document, the key (\fBkey:NAME\fR that no live document holds), the node, or a store at \fB\-\-dir\fR (also a write asked to make a store in a directory that is not empty and holds none).
 .TP
 .B 4
-Invalid input: bad JSON, too large, an id already taken.
+Invalid input: bad JSON, too large, an id already taken, a key another live document holds (without \fB\-\-on\-conflict\fR) or longer than 1024 bytes, a meta that is not an object.
 .TP
 .B 5
 The store is locked by another process for longer than \fB\-\-lock\-timeout\fR.
@@ -274,16 +274,19 @@ Values keep their JSON text exactly: key order, number text and string escapes.
 \fBget\fR and \fBdump\fR print documents, one per line (\fBload\fR reads the same shape):
 .RS 4
 .EX
-{"id":N, "category":S|null, "version":S|null, "body":S,
- "inputs":[{"node":N, "input":V, "output":V|null}]}
+{"id":N, "key":S, "category":S|null, "version":S|null, "meta":{...},
+ "body":S, "inputs":[{"node":N, "input":V, "meta":{...},
+ "output":V|null, "has_output":true}]}
 .EE
 .RE
 A body that is not UTF\-8 is printed as \fB"body_base64"\fR (standard base64) instead of \fB"body"\fR.
+\fB"key"\fR and \fB"meta"\fR appear only when set.
+A node without an expected output has \fB"output":null\fR; an output that is the JSON value null also has \fB"has_output":true\fR.
 .PP
 \fBlist \-\-json\fR, one line per document:
 .RS 4
 .EX
-{"id", "category", "version", "inputs", "outputs", "body_bytes"}
+{"id", "key", "category", "version", "inputs", "outputs", "body_bytes"}
 .EE
 .RE
 \fBdump \-\-records\fR, one line per record:
@@ -292,10 +295,10 @@ A body that is not UTF\-8 is printed as \fB"body_base64"\fR (standard base64) in
 {"segment", "offset", "seq", "kind", "doc", "node", "size", "crc_ok"}
 .EE
 .RE
-\fBapply\fR, one line per operation (\fB"node"\fR where one applies):
+\fBapply\fR, one line per operation (\fB"node"\fR where one applies, \fB"conflict"\fR where \fB\-\-on\-conflict\fR acted):
 .RS 4
 .EX
-{"line", "op", "doc", "node"}
+{"line", "op", "doc", "node", "conflict"}
 .EE
 .RE
 \fBstats \-\-json\fR:

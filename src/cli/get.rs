@@ -4,16 +4,23 @@ use std::io::Write;
 
 use clap::Args;
 
-use crate::cli::{GlobalArgs, output, parse_id};
-use stratum::{DocId, Document, Mode, NodeId};
+use crate::cli::{DocArg, GlobalArgs, output, parse_doc, parse_id};
+use stratum::{Document, Mode, NodeId};
 
 /// Print a document as one line of JSON, or a part of it.
 ///
 /// The JSON shape, inputs in chain order, unset fields null:
-///   {"id", "category", "version", "body",
-///    "inputs": [{"node", "input", "output"}]}
-/// A body that is not UTF-8 appears as "body_base64" (standard base64,
-/// padded) instead of "body".
+///   {"id", "key", "category", "version", "meta", "body",
+///    "inputs": [{"node", "input", "meta", "output", "has_output"}]}
+/// "key" and "meta" appear only when set. A node without an expected output
+/// has "output": null; an output that is the JSON value null also has
+/// "has_output": true (so `.output` reads null either way, and
+/// `select(.has_output)` finds the real nulls). A body that is not UTF-8
+/// appears as "body_base64" (standard base64, padded) instead of "body".
+///
+/// DOC is an id (a whole number) or key:NAME. A bare word that is not a
+/// number is refused, not taken for a key: a key such as `0042` would
+/// otherwise read as id 42.
 ///
 /// --body writes the raw body bytes; --node N prints one node;
 /// --node N --input or --output just that value; --table a view for people.
@@ -24,16 +31,16 @@ use stratum::{DocId, Document, Mode, NodeId};
     after_help = "\
 Examples:
   stratum get 1
-  stratum get 1 --pretty
+  stratum get key:two-sum --pretty
   stratum get 1 --body > problem.html
   stratum get 1 --node 2 --output
   stratum get 1 | jq '.inputs[].input'
   stratum get 1 --table"
 )]
 pub struct GetArgs {
-    /// The document id.
-    #[arg(value_name = "DOC", value_parser = parse_id)]
-    pub doc: u64,
+    /// The document: its id, or key:NAME.
+    #[arg(value_name = "DOC", value_parser = parse_doc)]
+    pub doc: DocArg,
     /// Indent the JSON.
     #[arg(long, conflicts_with_all = ["body", "table"])]
     pub pretty: bool,
@@ -44,7 +51,8 @@ pub struct GetArgs {
     /// Write the raw body bytes, nothing else.
     #[arg(long, conflicts_with_all = ["node", "table"])]
     pub body: bool,
-    /// Print only this input node: {"node","input","output"}.
+    /// Print only this input node: {"node","input","output"} (with
+    /// "meta" and "has_output" when they apply).
     #[arg(long, value_name = "N", value_parser = parse_id, conflicts_with = "table")]
     pub node: Option<u64>,
     /// With --node: print only the node's input value.
@@ -61,10 +69,10 @@ pub struct GetArgs {
 /// Runs `get`.
 ///
 /// # Errors
-/// Unknown document or node, no store, lock timeout, corruption, I/O.
+/// Unknown document, key or node, no store, lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: GetArgs) -> anyhow::Result<()> {
     let store = g.open(Mode::Read)?;
-    let doc = DocId(args.doc);
+    let doc = args.doc.resolve(&store)?;
     let mut out = output::stdout();
     if let Some(n) = args.node {
         let node = store.get_node(doc, NodeId(n))?;
@@ -113,12 +121,22 @@ fn write_tables(out: &mut impl Write, doc: &Document) -> std::io::Result<()> {
     let outputs = doc.inputs.iter().filter(|n| n.output.is_some()).count();
     head.add_row(vec!["id".to_owned(), doc.id.to_string()]);
     head.add_row(vec![
+        "key".to_owned(),
+        output::shorten(&opt(&doc.key), width),
+    ]);
+    head.add_row(vec![
         "category".to_owned(),
         output::shorten(&opt(&doc.category), width),
     ]);
     head.add_row(vec![
         "version".to_owned(),
         output::shorten(&opt(&doc.version), width),
+    ]);
+    head.add_row(vec![
+        "meta".to_owned(),
+        doc.meta
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |m| output::shorten(m.as_str(), width)),
     ]);
     head.add_row(vec![
         "body size".to_owned(),
@@ -133,15 +151,18 @@ fn write_tables(out: &mut impl Write, doc: &Document) -> std::io::Result<()> {
         format!("{} ({outputs} with an expected output)", doc.inputs.len()),
     ]);
     output::write_table(out, &head)?;
-    let width = output::value_width(2);
-    let mut chain = output::LongTable::new(&["node", "input", "output"], &[0]);
+    let width = output::value_width(3);
+    let mut chain = output::LongTable::new(&["node", "input", "output", "meta"], &[0]);
+    let shown = |v: Option<&stratum::Json>| {
+        v.map_or_else(|| "-".to_owned(), |j| output::shorten(j.as_str(), width))
+    };
     for n in &doc.inputs {
+        // "-" is no output; a real null output shows as `null`.
         chain.push(vec![
             n.id.to_string(),
             output::shorten(n.input.as_str(), width),
-            n.output
-                .as_ref()
-                .map_or_else(|| "-".to_owned(), |o| output::shorten(o.as_str(), width)),
+            shown(n.output.as_ref()),
+            shown(n.meta.as_ref()),
         ]);
     }
     chain.write(out)

@@ -141,18 +141,13 @@ fn name_field(e: Error, what: &str) -> Error {
     }
 }
 
-/// An expected output to store: `null` stands for "no output" in the `get`
-/// shape, so storing it would make a node whose output cannot be told from
-/// an unset one (and would not survive `dump | load`).
+/// A `--meta` value: a JSON object.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] for `null`.
-pub fn settable_output(value: Json) -> Result<Json> {
-    if value.as_str() == "null" {
-        return Err(Error::invalid(
-            "an expected output cannot be null: null means \"no expected output\" (to remove one, delete the input node and add it again)",
-        ));
-    }
+/// [`Error::InvalidInput`] for bad JSON or a value that is not an object.
+pub fn meta(text: &str) -> Result<Json> {
+    let value = parse_json(text, "meta")?;
+    stratum::model::check_meta(&value)?;
     Ok(value)
 }
 
@@ -228,6 +223,20 @@ impl Spool {
             }
         })
     }
+}
+
+/// Standard input copied to an unnamed temporary file (see
+/// [`unnamed_file`]) and rewound, for a reader that passes over its input
+/// twice.
+///
+/// # Errors
+/// [`Error::Io`].
+pub fn spool_stdin(dir: &Path) -> Result<File> {
+    let tmp = "<temporary file>";
+    let mut file = unnamed_file(dir).map_err(|e| Error::io("create", tmp, e))?;
+    io::copy(&mut io::stdin().lock(), &mut file).map_err(|e| Error::io("spool", STDIN, e))?;
+    io::Seek::rewind(&mut file).map_err(|e| Error::io("seek", tmp, e))?;
+    Ok(file)
 }
 
 /// A temporary file without a name (`O_TMPFILE`): in the data directory

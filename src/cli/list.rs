@@ -5,16 +5,16 @@ use std::io::Write;
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::select::SelectArgs;
+use crate::cli::select::{self, SelectArgs};
 use crate::cli::{GlobalArgs, output};
 use stratum::{DocSummary, Mode};
 
 /// List live documents in id order: a table, or JSON Lines.
 ///
 /// JSON Lines (--json), one object per document:
-///   {"id", "category", "version", "inputs", "outputs", "body_bytes"}
+///   {"id", "key", "category", "version", "inputs", "outputs", "body_bytes"}
 /// "outputs" counts the nodes that have an expected output; an unset
-/// category or version is null; "body_bytes" is exact (the table shows
+/// key, category or version is null; "body_bytes" is exact (the table shows
 /// sizes as `du -h` does).
 #[derive(Debug, Args)]
 #[command(
@@ -24,6 +24,8 @@ use stratum::{DocSummary, Mode};
 Examples:
   stratum list
   stratum list --category easy
+  stratum list --key-prefix HumanEval/ --json
+  stratum list --meta difficulty='\"hard\"'
   stratum list --missing-output --json
   stratum list --id 100..199"
 )]
@@ -40,6 +42,7 @@ pub struct ListArgs {
 #[derive(Serialize)]
 struct Row<'a> {
     id: u64,
+    key: Option<&'a str>,
     category: Option<&'a str>,
     version: Option<&'a str>,
     inputs: u64,
@@ -55,13 +58,22 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
     let store = g.open(Mode::Read)?;
     let mut out = output::stdout();
     let wanted = |s: &DocSummary| args.select.summary(s);
+    // --key looks its document up instead of listing the store.
+    let each = |f: &mut dyn FnMut(DocSummary) -> stratum::Result<()>| match &args.select.key {
+        Some(k) => match store.find_key(k)? {
+            Some(id) => f(select::summary_of(&store.get(id)?)),
+            None => Ok(()),
+        },
+        None => store.list(f),
+    };
     if args.json {
-        store.list(&mut |s| {
+        each(&mut |s| {
             if !wanted(&s) {
                 return Ok(());
             }
             let row = Row {
                 id: s.id.0,
+                key: s.key.as_deref(),
                 category: s.category.as_deref(),
                 version: s.version.as_deref(),
                 inputs: s.inputs,
@@ -74,19 +86,21 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
         let mut t = output::LongTable::new(
             &[
                 "id",
+                "key",
                 "category",
                 "version",
                 "inputs",
                 "outputs",
                 "body size",
             ],
-            &[0, 3, 4, 5],
+            &[0, 4, 5, 6],
         );
-        store.list(&mut |s| {
+        each(&mut |s| {
             if wanted(&s) {
                 let text = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
                 t.push(vec![
                     s.id.to_string(),
+                    text(s.key),
                     text(s.category),
                     text(s.version),
                     s.inputs.to_string(),

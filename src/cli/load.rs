@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::cli::conflict::{self, OnConflict};
 use crate::cli::input::{self, STDIN, Source, at_line};
 use crate::cli::{GlobalArgs, output};
 use stratum::engine::MAX_ID;
@@ -14,14 +15,21 @@ use stratum::{DocId, Document, Error, Mode};
 
 /// Load documents from JSON Lines in the `get` shape, all or nothing.
 ///
-/// Each line is one document as `get` and `dump` print it ("body" or
-/// "body_base64", "category", "version", "inputs" with "input" and
-/// "output"); blank lines are skipped. New ids are assigned in order and
+/// Each line is one document as `get` and `dump` print it ("key", "body" or
+/// "body_base64", "category", "version", "meta", "inputs" with "input",
+/// "meta", "output" and "has_output"); blank lines are skipped. New ids are assigned in order and
 /// printed one per line, unless --keep-ids keeps the "id" and "node" fields
 /// (which must not be in use in this store). With --keep-ids, the id
 /// high-water marks that `dump --high-water` prints ("node_high_water" on a
 /// document, a last line {"high_water":{"doc":N}}) are kept too, so the copy
-/// never hands out an id the source used; without it they are ignored. The
+/// never hands out an id the source used; without it they are ignored.
+///
+/// A line with a "key" that a live document holds fails the load (exit 4)
+/// unless --on-conflict says otherwise: `replace` makes that document the
+/// line's (it keeps its id; nodes whose input is unchanged, in order, keep
+/// their ids too, and nothing is written for what is already equal, so
+/// loading the same file again leaves the store as it was), `skip` leaves
+/// it alone. The id printed for such a line is that document's. The
 /// whole load is one atomic write: a bad line fails the command with its
 /// line number (exit 4) and the store is left unchanged. The batch goes
 /// into the active segment whole, so that segment may grow past
@@ -30,6 +38,7 @@ use stratum::{DocId, Document, Error, Mode};
 #[command(after_help = "\
 Examples:
   stratum load fixtures.jsonl
+  stratum load --on-conflict replace fixtures.jsonl   # regenerate: same keys, same ids
   jq -c '{body: .statement, category: \"imported\",
          inputs: [.cases[] | {input: .in, output: .out}]}' problems.json | stratum load -
   stratum --dir old dump --high-water | stratum --dir new load --keep-ids")]
@@ -42,6 +51,16 @@ pub struct LoadArgs {
     /// ids.
     #[arg(long)]
     pub keep_ids: bool,
+    /// What a line does whose key a live document holds: fail (exit 4),
+    /// replace that document, or skip the line.
+    #[arg(
+        long,
+        value_enum,
+        default_value_t = OnConflict::Fail,
+        value_name = "WHAT",
+        conflicts_with = "keep_ids"
+    )]
+    pub on_conflict: OnConflict,
     #[command(flatten)]
     pub json: crate::cli::JsonAlready,
     /// With --keep-ids, accept ids so high that fewer than 2^32 ids would
@@ -108,6 +127,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
         .filter(|p| p.as_os_str() != "-")
         .map_or_else(|| STDIN.to_owned(), |p| p.display().to_string());
     let (keep_ids, allow_high) = (args.keep_ids, args.allow_high_ids);
+    let on_conflict = args.on_conflict;
     let source =
         Source::open(args.file.as_deref())?.read_ahead(&name, &g.dir, &mut |line, text| {
             if let Some(hwm) = input::high_water_marks(text) {
@@ -139,7 +159,19 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
             }
             let parsed = Document::from_json(text)?;
             check_doc(&parsed, keep_ids, allow_high)?;
-            ids.push(store.load_doc(&parsed, keep_ids)?);
+            let id = match conflict::holder(store, &parsed.doc, on_conflict)? {
+                None => store.load_doc(&parsed, keep_ids)?,
+                Some(id) if on_conflict == OnConflict::Skip => id,
+                Some(id) => {
+                    let mut doc = conflict::replace(store, id, &parsed.doc)?;
+                    for n in &parsed.inputs {
+                        doc.add(store, &n.input, n.meta.as_ref(), n.output.as_ref())?;
+                    }
+                    doc.finish(store)?;
+                    id
+                }
+            };
+            ids.push(id);
             bar.set(lines.bytes());
         }
         Ok(ids)

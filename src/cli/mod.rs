@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use stratum::{Mode, Options, Store};
+use stratum::{DocId, Mode, Options, Store};
 
 pub mod add_input;
 pub mod apply;
 pub mod backup;
 pub mod compact;
+pub mod conflict;
 pub mod create_doc;
 pub mod delete_doc;
 pub mod delete_input;
@@ -31,12 +32,14 @@ pub mod input;
 pub mod list;
 pub mod load;
 pub mod output;
+pub mod patch;
 pub mod repair;
 pub mod select;
 pub mod set_output;
 pub mod stats;
 pub mod summary;
 pub mod update_doc;
+pub mod update_input;
 pub mod verify;
 
 /// Smallest accepted `--segment-size`: one file-system page.
@@ -44,12 +47,14 @@ pub const MIN_SEGMENT_SIZE: u64 = 4096;
 
 const TOP_EXAMPLES: &str = "\
 Examples:
-  stratum create-doc '<p>Add two numbers.</p>' --category easy
-  stratum add-input 1 '[1, 2]' --output 3
-  stratum get 1 --pretty
-  stratum dump | jq -c 'select(.category == \"easy\")'
+  stratum create-doc '<p>Add two numbers.</p>' --category easy --key two-sum
+  stratum add-input key:two-sum '[1, 2]' --output 3
+  stratum get key:two-sum --pretty
+  stratum dump --category easy --fields id,key,inputs.output
 
-Exit codes: 0 ok, 1 other failure, 2 usage, 3 not found (document, node or store),
+A document is named by its id (a whole number) or by key:NAME.
+
+Exit codes: 0 ok, 1 other failure, 2 usage, 3 not found (document, key, node or store),
 4 invalid input, 5 lock timeout, 6 corruption, 7 I/O error, 8 written and durable but
 its output could not be printed (do not retry), 9 internal error (a bug: please report).";
 
@@ -173,6 +178,7 @@ pub enum Command {
     SetOutput(set_output::SetOutputArgs),
     Get(get::GetArgs),
     UpdateDoc(update_doc::UpdateDocArgs),
+    UpdateInput(update_input::UpdateInputArgs),
     DeleteDoc(delete_doc::DeleteDocArgs),
     DeleteInput(delete_input::DeleteInputArgs),
     List(list::ListArgs),
@@ -316,6 +322,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::SetOutput(args) => set_output::run(g, args),
         Command::Get(args) => get::run(g, args),
         Command::UpdateDoc(args) => update_doc::run(g, args),
+        Command::UpdateInput(args) => update_input::run(g, args),
         Command::DeleteDoc(args) => delete_doc::run(g, args),
         Command::DeleteInput(args) => delete_input::run(g, args),
         Command::List(args) => list::run(g, args),
@@ -505,6 +512,62 @@ fn parse_lock_timeout(text: &str) -> Result<Duration, String> {
 /// Longest accepted `--lock-timeout`: a year.
 const MAX_LOCK_TIMEOUT: Duration = Duration::from_secs(366 * 24 * 3600);
 
+/// A document as the command line names it: by id or by key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DocArg {
+    /// A whole number from 1.
+    Id(DocId),
+    /// `key:NAME`.
+    Key(String),
+}
+
+/// The prefix that makes a document argument a key.
+pub const KEY_PREFIX: &str = "key:";
+
+impl DocArg {
+    /// The id of the live document this names.
+    ///
+    /// # Errors
+    /// [`stratum::Error::KeyNotFound`] for a key no live document holds;
+    /// as [`Store::find_key`]. An id is not checked here: the command that
+    /// uses it reports an unknown one.
+    pub fn resolve(&self, store: &Store) -> stratum::Result<DocId> {
+        match self {
+            DocArg::Id(id) => Ok(*id),
+            DocArg::Key(k) => store
+                .find_key(k)?
+                .ok_or_else(|| stratum::Error::KeyNotFound(k.clone())),
+        }
+    }
+}
+
+impl fmt::Display for DocArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DocArg::Id(id) => write!(f, "{id}"),
+            DocArg::Key(k) => write!(f, "{KEY_PREFIX}{k}"),
+        }
+    }
+}
+
+/// Parses a document argument: a whole number from 1 is an id, `key:NAME`
+/// names a key. Anything else is refused rather than taken for a key, so
+/// that a key that looks like a number (`0042`) can never be read as an id
+/// and a mistyped id is not looked up as a key.
+pub fn parse_doc(text: &str) -> Result<DocArg, String> {
+    if let Some(key) = text.strip_prefix(KEY_PREFIX) {
+        stratum::model::check_key(key).map_err(|e| e.to_string())?;
+        return Ok(DocArg::Key(key.to_owned()));
+    }
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("0 is not an id: ids start at 1".to_owned()),
+        Ok(n) => Ok(DocArg::Id(DocId(n))),
+        Err(_) => Err(format!(
+            "`{text}` is not a document: give its id (a whole number from 1) or key:NAME"
+        )),
+    }
+}
+
 /// Parses a document or node id: a whole number from 1.
 pub fn parse_id(text: &str) -> Result<u64, String> {
     match text.trim().parse::<u64>() {
@@ -567,6 +630,19 @@ mod tests {
         assert!(parse_id("0").unwrap_err().contains("start at 1"));
         assert!(parse_id("-1").unwrap_err().contains("not an id"));
         assert!(parse_id("x").is_err());
+    }
+
+    #[test]
+    fn documents_are_ids_or_keys_never_guessed() {
+        assert_eq!(parse_doc("7"), Ok(DocArg::Id(DocId(7))));
+        assert_eq!(parse_doc("key:two-sum"), Ok(DocArg::Key("two-sum".into())));
+        assert_eq!(parse_doc("key:0042"), Ok(DocArg::Key("0042".into())));
+        assert_eq!(parse_doc("key:key:x"), Ok(DocArg::Key("key:x".into())));
+        assert!(parse_doc("two-sum").unwrap_err().contains("key:NAME"));
+        assert!(parse_doc("0").is_err());
+        assert!(parse_doc("key:").unwrap_err().contains("1 to 1024 bytes"));
+        assert!(parse_doc(&format!("key:{}", "k".repeat(1025))).is_err());
+        assert!(parse_doc(&format!("key:{}", "k".repeat(1024))).is_ok());
     }
 
     #[test]

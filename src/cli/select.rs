@@ -7,14 +7,28 @@ use std::ops::RangeInclusive;
 
 use clap::Args;
 
-use stratum::{DocSummary, Document, Node, json};
+use stratum::{DocSummary, Document, Json, Node, json};
+
+use crate::cli::patch;
 
 /// The selection flags `list` and `dump` share.
 #[derive(Debug, Default, Args)]
 pub struct SelectArgs {
+    /// Only the document with this key: a key lookup, as fast as an id's
+    /// at any store size.
+    #[arg(long, value_name = "NAME", help_heading = "Selection")]
+    pub key: Option<String>,
+    /// Only documents whose key starts with P.
+    #[arg(long, value_name = "P", help_heading = "Selection")]
+    pub key_prefix: Option<String>,
     /// Only documents of this category.
     #[arg(long, value_name = "C", help_heading = "Selection")]
     pub category: Option<String>,
+    /// Only documents whose meta has the top-level FIELD with exactly this
+    /// JSON value (compared as compact text: `1.0` is not `1`). Repeat to
+    /// require several; a field no document has selects nothing (exit 0).
+    #[arg(long, value_name = "FIELD=JSON", value_parser = parse_meta_filter, help_heading = "Selection")]
+    pub meta: Vec<MetaFilter>,
     /// Only documents whose id is in RANGE: N, A..B (both included), A.. or
     /// ..B.
     #[arg(long, value_name = "RANGE", value_parser = parse_range, help_heading = "Selection")]
@@ -27,23 +41,92 @@ pub struct SelectArgs {
 impl SelectArgs {
     /// Whether any selection flag was given.
     pub fn any(&self) -> bool {
-        self.category.is_some() || self.id.is_some() || self.missing_output
+        self.key.is_some()
+            || self.key_prefix.is_some()
+            || self.category.is_some()
+            || !self.meta.is_empty()
+            || self.id.is_some()
+            || self.missing_output
     }
 
     /// Whether a `list` row is selected.
     pub fn summary(&self, s: &DocSummary) -> bool {
-        self.fields(s.id.0, s.category.as_deref()) && (!self.missing_output || s.outputs < s.inputs)
+        self.fields(
+            s.id.0,
+            s.key.as_deref(),
+            s.category.as_deref(),
+            s.meta.as_ref(),
+        ) && (!self.missing_output || s.outputs < s.inputs)
     }
 
     /// Whether a whole document is selected.
     pub fn document(&self, d: &Document) -> bool {
-        self.fields(d.id.0, d.category.as_deref())
-            && (!self.missing_output || d.inputs.iter().any(|n| n.output.is_none()))
+        self.fields(
+            d.id.0,
+            d.key.as_deref(),
+            d.category.as_deref(),
+            d.meta.as_ref(),
+        ) && (!self.missing_output || d.inputs.iter().any(|n| n.output.is_none()))
     }
 
-    fn fields(&self, id: u64, category: Option<&str>) -> bool {
+    fn fields(
+        &self,
+        id: u64,
+        key: Option<&str>,
+        category: Option<&str>,
+        meta: Option<&Json>,
+    ) -> bool {
         self.id.as_ref().is_none_or(|r| r.contains(&id))
+            && self.key.as_deref().is_none_or(|k| key == Some(k))
+            && self
+                .key_prefix
+                .as_deref()
+                .is_none_or(|p| key.is_some_and(|k| k.starts_with(p)))
             && self.category.as_deref().is_none_or(|c| category == Some(c))
+            && self.meta.iter().all(|f| f.matches(meta))
+    }
+}
+
+/// A `--meta FIELD=JSON` filter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaFilter {
+    field: String,
+    value: Json,
+}
+
+impl MetaFilter {
+    /// Whether `meta` has the field with exactly this value.
+    fn matches(&self, meta: Option<&Json>) -> bool {
+        meta.and_then(|m| patch::member(m, &self.field)) == Some(self.value.as_str())
+    }
+}
+
+/// Parses `FIELD=JSON`: the field name is everything before the first `=`.
+pub fn parse_meta_filter(text: &str) -> Result<MetaFilter, String> {
+    let Some((field, value)) = text.split_once('=').filter(|(f, _)| !f.is_empty()) else {
+        return Err(format!(
+            "`{text}` is not FIELD=JSON (for example difficulty='\"hard\"' or level=3)"
+        ));
+    };
+    let value = Json::parse(value).map_err(|e| format!("the value of {field}: {e}"))?;
+    Ok(MetaFilter {
+        field: field.to_owned(),
+        value,
+    })
+}
+
+/// A `list` row for one document read whole (`--key`, which looks the
+/// document up instead of listing the store).
+pub fn summary_of(d: &Document) -> DocSummary {
+    DocSummary {
+        id: d.id,
+        key: d.key.clone(),
+        category: d.category.clone(),
+        version: d.version.clone(),
+        meta: d.meta.clone(),
+        inputs: d.inputs.len() as u64,
+        outputs: d.inputs.iter().filter(|n| n.output.is_some()).count() as u64,
+        body_len: d.body.len() as u64,
     }
 }
 
@@ -249,6 +332,23 @@ fn opt_field(out: &mut String, name: &str, value: Option<&str>) {
 mod tests {
     use super::*;
     use stratum::{DocId, Json, NodeId};
+
+    #[test]
+    fn meta_filters_compare_exact_text_of_top_level_fields() {
+        let f = parse_meta_filter("level=1.0").unwrap();
+        let meta = Json::parse(r#"{"a":{"level":1.0},"level":1.0}"#).unwrap();
+        assert!(f.matches(Some(&meta)));
+        assert!(!parse_meta_filter("level=1").unwrap().matches(Some(&meta)));
+        assert!(!f.matches(None));
+        let tags = parse_meta_filter(r#"tags=[ "a", "b" ]"#).unwrap();
+        assert!(tags.matches(Some(&Json::parse(r#"{"tags":["a","b"]}"#).unwrap())));
+        // The first `=` ends the name; the value may hold more.
+        let eq = parse_meta_filter(r#"f="a=b""#).unwrap();
+        assert!(eq.matches(Some(&Json::parse(r#"{"f":"a=b"}"#).unwrap())));
+        assert!(parse_meta_filter("=1").is_err());
+        assert!(parse_meta_filter("level").is_err());
+        assert!(parse_meta_filter("level=hard").is_err());
+    }
 
     #[test]
     fn ranges_parse_in_every_form() {

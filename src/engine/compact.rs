@@ -65,6 +65,9 @@ pub struct CompactPlan {
     pub write_bytes: u64,
     /// Output segments it would write.
     pub outputs: usize,
+    /// Whether the manifest holds the figures (`stats` reads them) or they
+    /// are "not known" (`stats` merges; `compact` writes them).
+    pub counted: bool,
 }
 
 /// What a compaction did.
@@ -633,6 +636,30 @@ impl Store {
         chosen
     }
 
+    /// Gives a manifest without figures (an earlier build's, or one whose
+    /// seal could not work them out) its counters and per-member figures,
+    /// from a merge of the members' indexes, so that `stats` stops merging.
+    /// Returns whether it wrote the manifest.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`], [`Error::Io`].
+    pub fn write_counters(&mut self) -> Result<bool> {
+        self.check_writable()?;
+        let known = self
+            .manifest
+            .as_ref()
+            .is_none_or(|m| crate::engine::manifest::figures(m).is_some());
+        if known {
+            return Ok(false);
+        }
+        let members = crate::engine::live::merged_members(self)?;
+        if let Some(m) = self.manifest.as_mut() {
+            crate::engine::manifest::set_figures(m, Some(&members));
+            self.write_manifest()?;
+        }
+        Ok(true)
+    }
+
     /// What [`Store::compact_with`] would do, without changing anything.
     /// `exact` walks every index to give the exact bytes a selective
     /// compaction writes (what `--dry-run` shows); otherwise they are the
@@ -692,7 +719,13 @@ impl Store {
             merge_bytes += self.active.len;
             merge_names.push(format::ACTIVE_NAME.to_owned());
         }
+        let counted = self
+            .manifest
+            .as_ref()
+            .and_then(crate::engine::manifest::figures)
+            .is_some();
         Ok(CompactPlan {
+            counted,
             segments: self.sealed.len() + 1,
             bytes_before: self.file_bytes(),
             live_bytes: stats.live_bytes,
@@ -745,20 +778,8 @@ impl Store {
             written,
         };
         if set.is_empty() {
-            // Nothing worth merging. A manifest without figures (an earlier
-            // build's) gets them now: the one thing worth writing.
-            let known = self
-                .manifest
-                .as_ref()
-                .and_then(crate::engine::manifest::figures)
-                .is_some();
-            if !known {
-                let members = crate::engine::live::merged_members(self)?;
-                if let Some(m) = self.manifest.as_mut() {
-                    crate::engine::manifest::set_figures(m, Some(&members));
-                    self.write_manifest()?;
-                }
-            }
+            // Nothing worth merging; figures are the one thing worth writing.
+            self.write_counters()?;
             return Ok(report(self, 0, 0, 0));
         }
         let base = self.next_segment_number() + u64::from(seal_later);

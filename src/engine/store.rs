@@ -668,6 +668,7 @@ impl Store {
                 key: rec.key,
                 category: rec.category,
                 version: rec.version,
+                meta: rec.meta.map(Json::from_trusted),
                 inputs: view.nodes.len() as u64,
                 outputs,
                 body_len: rec.body.len() as u64,

@@ -89,21 +89,42 @@ fn add_input_and_set_output_from_argument_and_stdin() {
 }
 
 #[test]
-fn a_null_output_means_no_output() {
+fn a_null_output_is_a_real_one_and_clear_removes_it() {
     let s = TestStore::new();
     s.ok(&["create-doc", "d"]);
     assert_eq!(s.ok(&["add-input", "1", "1", "--output", "null"]), "1\n");
+    assert_eq!(s.ok(&["add-input", "1", "2"]), "2\n");
+    assert_eq!(
+        s.ok(&["get", "1", "--node", "1"]),
+        "{\"node\":1,\"input\":1,\"output\":null,\"has_output\":true}\n"
+    );
+    assert_eq!(
+        s.ok(&["get", "1", "--node", "2"]),
+        "{\"node\":2,\"input\":2,\"output\":null}\n"
+    );
+    assert_eq!(
+        s.ok(&["list", "--json"]),
+        "{\"id\":1,\"key\":null,\"category\":null,\"version\":null,\"inputs\":2,\"outputs\":1,\"body_bytes\":1}\n"
+    );
+    s.ok(&["set-output", "1", "2", "null"]);
+    assert_eq!(
+        s.ok(&["get", "1", "--node", "2"]),
+        "{\"node\":2,\"input\":2,\"output\":null,\"has_output\":true}\n"
+    );
+    s.ok(&["set-output", "1", "1", "--clear"]);
     assert_eq!(
         s.ok(&["get", "1", "--node", "1"]),
         "{\"node\":1,\"input\":1,\"output\":null}\n"
     );
-    assert_eq!(
-        s.ok(&["list", "--json"]),
-        "{\"id\":1,\"category\":null,\"version\":null,\"inputs\":1,\"outputs\":0,\"body_bytes\":1}\n"
-    );
-    let (code, err) = s.fails(&["set-output", "1", "1", "null"]);
-    assert_eq!(code, 4, "{err}");
-    assert!(err.contains("cannot be null"), "{err}");
+    assert!(s.ok(&["dump", "--missing-output"]).contains("\"id\":1"));
+    // --clear takes no value; an unknown node is exit 3 and writes nothing.
+    let before = s.snapshot();
+    let (code, err) = s.fails(&["set-output", "1", "1", "--clear", "3"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, err) = s.fails(&["set-output", "1", "9", "--clear"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("input node 9 not found"), "{err}");
+    assert_eq!(s.snapshot(), before);
 }
 
 #[test]
@@ -242,14 +263,14 @@ fn list_as_table_and_json_lines_with_category_filter() {
     assert_eq!(
         s.ok(&["list", "--json"]),
         concat!(
-            "{\"id\":1,\"category\":\"easy\",\"version\":\"v1\",\"inputs\":2,\"outputs\":1,\"body_bytes\":5}\n",
-            "{\"id\":2,\"category\":\"hard\",\"version\":null,\"inputs\":0,\"outputs\":0,\"body_bytes\":0}\n",
-            "{\"id\":3,\"category\":null,\"version\":null,\"inputs\":0,\"outputs\":0,\"body_bytes\":3}\n",
+            "{\"id\":1,\"key\":null,\"category\":\"easy\",\"version\":\"v1\",\"inputs\":2,\"outputs\":1,\"body_bytes\":5}\n",
+            "{\"id\":2,\"key\":null,\"category\":\"hard\",\"version\":null,\"inputs\":0,\"outputs\":0,\"body_bytes\":0}\n",
+            "{\"id\":3,\"key\":null,\"category\":null,\"version\":null,\"inputs\":0,\"outputs\":0,\"body_bytes\":3}\n",
         )
     );
     assert_eq!(
         s.ok(&["list", "--json", "--category", "hard"]),
-        "{\"id\":2,\"category\":\"hard\",\"version\":null,\"inputs\":0,\"outputs\":0,\"body_bytes\":0}\n"
+        "{\"id\":2,\"key\":null,\"category\":\"hard\",\"version\":null,\"inputs\":0,\"outputs\":0,\"body_bytes\":0}\n"
     );
     let table = s.ok(&["list", "--category", "easy"]);
     assert!(table.is_ascii(), "{table}");

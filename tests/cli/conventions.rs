@@ -53,6 +53,12 @@ fn quiet_prints_nothing_on_success_but_the_data() {
         None,
         false,
     );
+    check(
+        "update-input",
+        &["update-input", "1", "1", "--meta", "{}"],
+        None,
+        false,
+    );
     let doc = check("get", &["get", "1"], None, true);
     assert_eq!(doc, s.ok(&["get", "1"]));
     assert_eq!(check("list", &["list"], None, true), s.ok(&["list"]));
@@ -115,6 +121,8 @@ fn quiet_prints_nothing_on_success_but_the_data() {
     quiet(&s, &["set-output", "4", "1", "2"], None);
     torn();
     quiet(&s, &["update-doc", "4", "--category", "d"], None);
+    torn();
+    quiet(&s, &["update-input", "4", "1", "--meta", "{}"], None);
     torn();
     quiet(&s, &["delete-input", "4", "1"], None);
     torn();
@@ -346,7 +354,11 @@ fn usage_errors_are_one_line_with_a_hint() {
             "unexpected argument '-1'",
             "add-input",
         ),
-        (&["add-input", "x", "1"], "`x` is not an id", "add-input"),
+        (
+            &["add-input", "x", "1"],
+            "`x` is not a document",
+            "add-input",
+        ),
         (
             &["list", "--jsn"],
             "a similar argument exists: '--json'",

@@ -65,7 +65,11 @@ fn invalid_input_exits_4_and_changes_nothing() {
             (&["add-input", "1", "{oops"], "invalid JSON"),
             (&["add-input", "1", "1", "--output", "[1,"], "--output"),
             (&["set-output", "1", "1", "tru"], "invalid JSON"),
-            (&["set-output", "1", "1", "null"], "cannot be null"),
+            (
+                &["add-input", "1", "1", "--meta", "[1]"],
+                "meta must be a JSON object",
+            ),
+            (&["create-doc", "x", "--meta", "{\"a\":"], "invalid JSON"),
         ],
     );
     let before = s.snapshot();

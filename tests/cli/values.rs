@@ -59,11 +59,9 @@ fn every_value_kind_round_trips_exactly_through_get_and_dump() {
         let node = (i + 1).to_string();
         // Inputs from the argument, outputs from stdin: both paths tested.
         assert_eq!(s.ok(&["add-input", "1", given]), format!("{node}\n"));
-        // A null output is how an unset one reads back (set-output refuses it).
-        if *stored != "null" {
-            s.with_stdin(given.as_bytes())
-                .ok(&["set-output", "1", &node, "-"]);
-        }
+        // A null output is a real one, told from none by "has_output".
+        s.with_stdin(given.as_bytes())
+            .ok(&["set-output", "1", &node, "-"]);
         assert_eq!(
             s.ok(&["get", "1", "--node", &node, "--input"]),
             format!("{stored}\n"),
@@ -74,8 +72,13 @@ fn every_value_kind_round_trips_exactly_through_get_and_dump() {
             format!("{stored}\n"),
             "{given}"
         );
+        let real_null = if *stored == "null" {
+            ",\"has_output\":true"
+        } else {
+            ""
+        };
         expected_inputs.push(format!(
-            "{{\"node\":{node},\"input\":{stored},\"output\":{stored}}}"
+            "{{\"node\":{node},\"input\":{stored},\"output\":{stored}{real_null}}}"
         ));
     }
     let expected = format!(

@@ -12,11 +12,15 @@ use stratum::{DocId, DocPatch, Document, Json, NewDoc, Node, NodeId, Store};
 /// One document as the model holds it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MDoc {
+    pub key: Option<String>,
     pub category: Option<String>,
     pub version: Option<String>,
+    pub meta: Option<Json>,
     pub body: Vec<u8>,
     /// Live nodes: input and output.
     pub nodes: BTreeMap<u64, (Json, Option<Json>)>,
+    /// The meta of the live nodes that have one.
+    pub node_meta: BTreeMap<u64, Json>,
     /// Highest node id ever handed out in this document.
     pub node_hwm: u64,
 }
@@ -36,6 +40,9 @@ pub enum Op {
     Update(u64, DocPatch),
     AddInput(u64, Json, Option<Json>),
     SetOutput(u64, u64, Json),
+    ClearOutput(u64, u64),
+    /// Sets (`Some`) or clears a node's meta.
+    SetNodeMeta(u64, u64, Option<Json>),
     DeleteInput(u64, u64),
     DeleteDoc(u64),
 }
@@ -50,6 +57,14 @@ impl Model {
         self.docs.keys().copied().collect()
     }
 
+    /// The live document holding `key`.
+    pub fn key_holder(&self, key: &str) -> Option<u64> {
+        self.docs
+            .iter()
+            .find(|(_, d)| d.key.as_deref() == Some(key))
+            .map(|(id, _)| *id)
+    }
+
     /// Applies an operation whose ids the store returned: `new_id` is the id
     /// `Create` or `AddInput` got.
     pub fn apply(&mut self, op: &Op, new_id: u64) {
@@ -59,16 +74,25 @@ impl Model {
                 self.docs.insert(
                     new_id,
                     MDoc {
+                        key: d.key.clone(),
                         category: d.category.clone(),
                         version: d.version.clone(),
+                        meta: d.meta.clone(),
                         body: d.body.clone(),
                         nodes: BTreeMap::new(),
+                        node_meta: BTreeMap::new(),
                         node_hwm: 0,
                     },
                 );
             }
             Op::Update(id, p) => {
                 let d = self.docs.get_mut(id).expect("update of a live doc");
+                if let Some(k) = &p.key {
+                    d.key = k.clone();
+                }
+                if let Some(m) = &p.meta {
+                    d.meta = m.clone();
+                }
                 if let Some(c) = &p.category {
                     d.category = c.clone();
                 }
@@ -88,8 +112,22 @@ impl Model {
                 let d = self.docs.get_mut(id).expect("live doc");
                 d.nodes.get_mut(node).expect("live node").1 = Some(out.clone());
             }
+            Op::ClearOutput(id, node) => {
+                let d = self.docs.get_mut(id).expect("live doc");
+                d.nodes.get_mut(node).expect("live node").1 = None;
+            }
+            Op::SetNodeMeta(id, node, meta) => {
+                let d = self.docs.get_mut(id).expect("live doc");
+                assert!(d.nodes.contains_key(node), "meta of a live node");
+                match meta {
+                    Some(m) => d.node_meta.insert(*node, m.clone()),
+                    None => d.node_meta.remove(node),
+                };
+            }
             Op::DeleteInput(id, node) => {
-                self.docs.get_mut(id).expect("live doc").nodes.remove(node);
+                let d = self.docs.get_mut(id).expect("live doc");
+                d.nodes.remove(node);
+                d.node_meta.remove(node);
             }
             Op::DeleteDoc(id) => {
                 self.docs.remove(id);
@@ -133,10 +171,10 @@ impl Model {
 fn document(id: u64, d: &MDoc) -> Document {
     Document {
         id: DocId(id),
-        key: None,
+        key: d.key.clone(),
         category: d.category.clone(),
         version: d.version.clone(),
-        meta: None,
+        meta: d.meta.clone(),
         body: d.body.clone(),
         inputs: d
             .nodes
@@ -144,7 +182,7 @@ fn document(id: u64, d: &MDoc) -> Document {
             .map(|(n, (i, o))| Node {
                 id: NodeId(*n),
                 input: i.clone(),
-                meta: None,
+                meta: d.node_meta.get(n).cloned(),
                 output: o.clone(),
             })
             .collect(),
@@ -175,6 +213,8 @@ pub fn exec(store: &mut Store, model: &mut Model, op: &Op) -> stratum::Result<()
             new_id = n;
         }
         Op::SetOutput(id, n, o) => store.set_output(DocId(*id), NodeId(*n), o)?,
+        Op::ClearOutput(id, n) => store.clear_output(DocId(*id), NodeId(*n))?,
+        Op::SetNodeMeta(id, n, m) => store.set_node_meta(DocId(*id), NodeId(*n), m.as_ref())?,
         Op::DeleteInput(id, n) => store.delete_input(DocId(*id), NodeId(*n))?,
         Op::DeleteDoc(id) => store.delete_doc(DocId(*id))?,
     }
