@@ -29,6 +29,7 @@ pub mod vfs;
 mod active;
 mod backup;
 mod compact;
+mod descriptors;
 mod index;
 mod lock;
 mod manifest;
