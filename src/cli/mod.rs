@@ -370,6 +370,8 @@ impl GlobalArgs {
             for n in notices {
                 message(&format!("note: {n}"));
             }
+            // Later ones (an index file found stale part-way) as they come.
+            store.on_notice(Box::new(|n| message(&format!("note: {n}"))));
         }
         store
     }

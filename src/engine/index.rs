@@ -86,6 +86,10 @@ pub(crate) struct SealedIndex {
     /// read once per invocation (a batch of thousands of lookups would
     /// otherwise re-read and re-check them every time).
     cache: RefCell<HashMap<u64, Arc<Vec<IndexEntry>>>>,
+    /// Set when the file was passed over at open because it listed another
+    /// number of entries than the manifest counted: (listed, counted), for
+    /// the store's notice.
+    miscount: std::cell::Cell<Option<(u64, u64)>>,
 }
 
 /// Decoded blocks kept per index (about 4 KiB each).
@@ -98,6 +102,7 @@ impl SealedIndex {
             disk: Some((file, header)),
             memory: OnceCell::new(),
             cache: RefCell::new(HashMap::new()),
+            miscount: std::cell::Cell::new(None),
         }
     }
 
@@ -109,7 +114,30 @@ impl SealedIndex {
             disk: None,
             memory,
             cache: RefCell::new(HashMap::new()),
+            miscount: std::cell::Cell::new(None),
         }
+    }
+
+    /// Whether lookups still go to the index file.
+    pub fn reads_file(&self) -> bool {
+        self.disk.is_some() && self.memory.get().is_none()
+    }
+
+    /// Answers from `entries` (the segment's, sorted) from now on: the file
+    /// turned out stale (see `engine::stale`).
+    pub fn use_entries(&self, entries: Vec<IndexEntry>) {
+        let _ = self.memory.set(entries);
+    }
+
+    /// Notes that the file was passed over for listing `listed` entries
+    /// where the manifest counted `counted`.
+    pub fn set_miscount(&self, listed: u64, counted: u64) {
+        self.miscount.set(Some((listed, counted)));
+    }
+
+    /// The note [`SealedIndex::set_miscount`] left, once.
+    pub fn take_miscount(&self) -> Option<(u64, u64)> {
+        self.miscount.take()
     }
 
     fn blocks(&self) -> u64 {
@@ -274,6 +302,19 @@ impl<'a> Cursor<'a> {
             last: None,
             fallback: None,
         }
+    }
+
+    /// Whether it reads an index file's blocks.
+    pub fn on_disk(&self) -> bool {
+        matches!(self.src, Src::Disk { .. })
+    }
+
+    /// Consumes every entry of documents up to `doc`.
+    pub fn skip_through(&mut self, doc: u64) -> Result<()> {
+        while self.peek()?.is_some_and(|e| e.doc <= doc) {
+            self.advance();
+        }
+        Ok(())
     }
 
     /// The next entry without consuming it.

@@ -37,6 +37,7 @@ mod recover;
 mod repair;
 mod replay;
 mod segment;
+mod stale;
 mod store;
 mod verify;
 

@@ -516,7 +516,10 @@ pub(crate) fn open_member(lazy: &Lazy, member: &Member) -> Result<Handle> {
         store_id: want_id,
     };
     let mut rebuilt = false;
-    let s = replay::open_sealed(opts, mode, n, file, &mut rebuilt, bind)?;
+    // An index listing another number of entries than the manifest counted
+    // for this segment is stale (issue 9 item 6).
+    let counted = (member.records != format::UNKNOWN).then(|| member.records + member.keys);
+    let s = replay::open_sealed(opts, mode, n, file, &mut rebuilt, bind, counted)?;
     if rebuilt {
         opts.vfs
             .sync_dir(&opts.dir)
@@ -575,7 +578,7 @@ fn adopt(
     if mode == Mode::Write {
         let _ = opts.vfs.remove_file(&idx);
     }
-    let mut s = replay::open_sealed(opts, mode, n, file, dir_dirty, bind)?;
+    let mut s = replay::open_sealed(opts, mode, n, file, dir_dirty, bind, None)?;
     s.member = Some(member);
     Ok((s, member))
 }
@@ -609,6 +612,7 @@ pub(crate) fn create(opts: Options, guard: Box<dyn LockGuard>) -> Result<Store> 
         doc_hwm: 0,
         opened_doc_hwm: 0,
         notices: Vec::new(),
+        stale: Default::default(),
         batch: None,
         poisoned: false,
         readahead: std::cell::RefCell::new(None),

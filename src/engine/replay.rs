@@ -304,7 +304,7 @@ fn open_v1(
             continue;
         };
         let bind = crate::engine::index::Binding::V1;
-        let mut s = open_sealed(&opts, mode, n, file, &mut dir_dirty, bind)?;
+        let mut s = open_sealed(&opts, mode, n, file, &mut dir_dirty, bind, None)?;
         s.generation = headers
             .get(&n)
             .filter(|h| h.flags & SEG_FLAG_COMPACTED != 0)
@@ -570,7 +570,9 @@ pub(crate) fn scan_active(
 }
 
 /// Opens one sealed segment with its index; rebuilds a missing or stale
-/// index (write mode) or builds it in memory (read mode).
+/// index (write mode) or builds it in memory (read mode). With `counted`
+/// (the manifest's count of the segment's entries), an index listing
+/// another number is stale too.
 pub(crate) fn open_sealed(
     opts: &Options,
     mode: Mode,
@@ -578,12 +580,21 @@ pub(crate) fn open_sealed(
     file: Box<dyn VFile>,
     dir_dirty: &mut bool,
     bind: crate::engine::index::Binding,
+    counted: Option<u64>,
 ) -> Result<Sealed> {
     let vfs = &*opts.vfs;
     let path = opts.dir.join(format::segment_name(n));
     let idx_path = opts.dir.join(format::index_name(n));
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    if let Some((idx_file, header)) = index::open_index(vfs, &idx_path, n, len, bind)? {
+    let mut miscount = None;
+    let found = match index::open_index(vfs, &idx_path, n, len, bind)? {
+        Some((_, h)) if counted.is_some_and(|c| c != h.entries) => {
+            miscount = counted.map(|c| (h.entries, c));
+            None
+        }
+        found => found,
+    };
+    if let Some((idx_file, header)) = found {
         return Ok(Sealed {
             number: n,
             version: bind.version,
@@ -610,6 +621,10 @@ pub(crate) fn open_sealed(
         write_index(opts, n, len, scan.max_seq, scan.doc_hwm, &entries, bind)?;
         *dir_dirty = true;
     }
+    let index = SealedIndex::in_memory(idx_path, entries);
+    if let Some((listed, counted)) = miscount {
+        index.set_miscount(listed, counted);
+    }
     Ok(Sealed {
         number: n,
         version: bind.version,
@@ -618,10 +633,7 @@ pub(crate) fn open_sealed(
         max_seq: scan.max_seq,
         doc_hwm: scan.doc_hwm,
         generation: None,
-        handle: crate::engine::segment::Handle::ready(
-            file,
-            SealedIndex::in_memory(idx_path, entries),
-        ),
+        handle: crate::engine::segment::Handle::ready(file, index),
         member: None,
         lazy: None,
     })

@@ -539,7 +539,7 @@ fn describe_records(hit: &[&IndexEntry]) -> String {
 
 /// Every entry of a sealed segment's index file, when it is readable and
 /// describes a segment of this length.
-fn index_entries(
+pub(crate) fn index_entries(
     vfs: &dyn Vfs,
     dir: &Path,
     n: u64,
@@ -737,6 +737,10 @@ fn check_checkpoint(
     Ok(())
 }
 
+/// What `verify` says of an index file whose checksums pass but whose
+/// entries are not its segment's (issue 9 item 6).
+const STALE: &str = "stale index: its checksums pass but its entries do not match its segment (restored from another copy of the store?); reads scan the segment instead, and `stratum repair` writes the index again from the segment, which it leaves as it is";
+
 /// Compares an index file's blocks with the entries of the records before
 /// `covered` found by scanning the segment.
 fn compare_index(
@@ -756,7 +760,7 @@ fn compare_index(
             report.damage(
                 &name,
                 Some(0),
-                "index header is damaged or does not match its segment",
+                "index header is damaged or does not match its segment (the segment is checked on its own; `stratum repair` writes the index again from it)",
             );
         }
         Some((file, header)) => {
@@ -785,7 +789,7 @@ fn compare_index(
                 for e in entries {
                     if expected.get(count as usize) != Some(&e) {
                         ok = false;
-                        report.damage(&name, Some(at), "index entry does not match the segment");
+                        report.damage(&name, Some(at), STALE);
                         break;
                     }
                     count += 1;
@@ -796,11 +800,7 @@ fn compare_index(
             }
             if ok && count != expected.len() as u64 {
                 ok = false;
-                report.damage(
-                    &name,
-                    None,
-                    "index does not list every record of its segment",
-                );
+                report.damage(&name, None, STALE);
             }
         }
     }
