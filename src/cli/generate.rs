@@ -341,7 +341,7 @@ A body that is not UTF\-8 is printed as \fB"body_base64"\fR (standard base64) in
 .RS 4
 .EX
 {"quarantined": [S], "records_kept", "damaged_bytes",
- "uncommitted_records", "compacted"}
+ "uncommitted_records", "reindexed": [S], "compacted"}
 .EE
 .RE
 \fBdump \-\-salvage \-\-json\fR writes its summary to standard error (standard output carries the documents):
