@@ -247,11 +247,16 @@ impl SealedIndex {
                 pos: 0,
             }
         };
-        Ok(Cursor {
+        let mut c = Cursor {
             src,
             last: None,
             fallback: Some(fallback),
-        })
+        };
+        // The first block now, while the file is open: a merge over more
+        // members than the descriptor cache holds would otherwise open
+        // each index again for it (engine::descriptors).
+        c.peek()?;
+        Ok(c)
     }
 }
 
