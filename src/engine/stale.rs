@@ -26,7 +26,7 @@ use crate::engine::format::IndexEntry;
 use crate::engine::index::{self, Entry, Merge, SealedIndex};
 use crate::engine::replay;
 use crate::engine::segment::{self, Sealed};
-use crate::engine::store::{Mode, Store};
+use crate::engine::store::{DocView, Mode, Store, resolve};
 use crate::error::{Error, Result};
 
 /// Where a store sends its notices (see [`Store::on_notice`]).
@@ -139,6 +139,42 @@ impl Store {
         Ok(index)
     }
 
+    /// Calls `f` with the live view of one document's `entries` from
+    /// `merge`, if it is live, and returns the bytes of the records it
+    /// holds. When an index turns out stale reading it, its segment answers
+    /// from a scan for this document and the rest of the pass, and `f` runs
+    /// again. `f` reads before it reports, so a failed call printed nothing.
+    pub(crate) fn visit<'a>(
+        &'a self,
+        merge: &mut Merge<'a>,
+        mut entries: Vec<Entry>,
+        f: &mut dyn FnMut(&Store, DocView) -> Result<()>,
+    ) -> Result<Option<u64>> {
+        let Some(doc) = entries.first().map(|e| e.doc) else {
+            return Ok(None);
+        };
+        loop {
+            let epoch = self.stale_epoch();
+            let Some(view) = resolve(&entries) else {
+                return Ok(None);
+            };
+            let size = u64::from(view.doc.len)
+                + view
+                    .nodes
+                    .values()
+                    .map(|(i, o)| u64::from(i.len) + o.map_or(0, |o| u64::from(o.len)))
+                    .sum::<u64>();
+            match f(self, view) {
+                Ok(()) => return Ok(Some(size)),
+                Err(_) if self.stale_epoch() != epoch => {
+                    self.refresh_merge(merge, doc)?;
+                    entries = self.entries_of(doc)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Points the cursors of `merge` that still read an index file taken out
     /// of use at the entries that replaced it, past document `doc`.
     pub(crate) fn refresh_merge<'a>(&'a self, merge: &mut Merge<'a>, doc: u64) -> Result<()> {
@@ -157,7 +193,7 @@ impl Store {
     }
 
     /// The stale-index count: changes whenever an index is taken out of use.
-    pub(crate) fn stale_epoch(&self) -> u64 {
+    fn stale_epoch(&self) -> u64 {
         self.stale.epoch.get()
     }
 

@@ -945,37 +945,9 @@ impl Store {
         let total = self.total_bytes();
         let mut done = 0u64;
         let mut merge = self.merge()?;
-        while let Some(mut entries) = merge.next_doc()? {
-            let Some(doc) = entries.first().map(|e| e.doc) else {
-                continue;
-            };
-            loop {
-                let epoch = self.stale_epoch();
-                let Some(view) = resolve(&entries) else {
-                    break;
-                };
-                let size = u64::from(view.doc.len)
-                    + view
-                        .nodes
-                        .values()
-                        .map(|(i, o)| u64::from(i.len) + o.map_or(0, |o| u64::from(o.len)))
-                        .sum::<u64>();
-                match f(self, view) {
-                    Ok(()) => {
-                        done += size;
-                        break;
-                    }
-                    // An index turned out stale reading this document: its
-                    // segment answers from a scan now, for this document and
-                    // the rest of the pass.
-                    Err(_) if self.stale_epoch() != epoch => {
-                        self.refresh_merge(&mut merge, doc)?;
-                        entries = self.entries_of(doc)?;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            {
+        while let Some(entries) = merge.next_doc()? {
+            if let Some(size) = self.visit(&mut merge, entries, f)? {
+                done += size;
                 if let Some(p) = progress.as_deref_mut() {
                     p(Progress {
                         done: done.min(total),
