@@ -1434,3 +1434,103 @@ fn every_command_runs_under_ulimit_64_at_5000_segments() {
     let peaks = peaks.into_inner().unwrap();
     eprintln!("peak descriptors under ulimit -n 64:\n{}", peaks.join("\n"));
 }
+
+/// Opening reads `active.seg`'s header once (it was read three times: by
+/// the inventory, by the checkpoint lookup and by the scan), and each
+/// member's length is looked up once by name and once on the descriptor it
+/// is opened with (it was three times on the descriptor).
+#[test]
+fn open_reads_the_active_header_once_and_stats_each_member_twice() {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: strace is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    for i in 0..4 {
+        let body = format!("document {i} {}", "x".repeat(2000));
+        ok(&dir, &["--segment-size", "4096", "create-doc", &body]);
+    }
+    let members: Vec<String> = names(&dir)
+        .into_iter()
+        .filter(|n| n.ends_with(".seg") && n != "active.seg")
+        .collect();
+    assert_eq!(members.len(), 3, "{members:?}");
+    let log = tmp.path().join("trace");
+    let o = std::process::Command::new("strace")
+        .arg("-o")
+        .arg(&log)
+        .args(["-e", "trace=openat,close,pread64,statx,newfstatat,fstat"])
+        .arg(env!("CARGO_BIN_EXE_stratum"))
+        .arg("--dir")
+        .arg(&dir)
+        .args(["get", "1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&log).unwrap();
+    // Each open of a file, by name, with the calls made on its descriptor
+    // until it was closed (descriptor numbers are reused).
+    let mut opens: Vec<(String, Vec<String>)> = Vec::new();
+    let mut owner: std::collections::HashMap<String, usize> = Default::default();
+    let mut by_name: std::collections::HashMap<String, usize> = Default::default();
+    for l in text.lines() {
+        let Some((call, args)) = l.split_once('(') else {
+            continue;
+        };
+        let fd = args.split([',', ')']).next().unwrap_or("").to_owned();
+        let ret = l.rsplit(" = ").next().unwrap_or("");
+        match call {
+            "openat" if !ret.starts_with('-') => {
+                let name = l.split('"').nth(1).and_then(|p| p.rsplit('/').next());
+                owner.insert(ret.to_owned(), opens.len());
+                opens.push((name.unwrap_or("").to_owned(), Vec::new()));
+            }
+            "close" => {
+                owner.remove(&fd);
+            }
+            "statx" if fd == "AT_FDCWD" => {
+                let name = l.split('"').nth(1).and_then(|p| p.rsplit('/').next());
+                *by_name.entry(name.unwrap_or("").to_owned()).or_default() += 1;
+            }
+            _ => {
+                if let Some(&i) = owner.get(&fd) {
+                    opens[i].1.push(l.to_owned());
+                }
+            }
+        }
+    }
+    let of = |name: &str| -> Vec<&Vec<String>> {
+        opens
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, c)| c)
+            .collect()
+    };
+    let active = of("active.seg");
+    assert_eq!(active.len(), 1, "{text}");
+    let header_reads = active[0]
+        .iter()
+        .filter(|l| l.starts_with("pread64(") && l.contains(", 40, 0) = 40"))
+        .count();
+    assert_eq!(header_reads, 1, "active.seg's header is read once:\n{text}");
+    let mut opened = 0;
+    for m in &members {
+        assert_eq!(
+            by_name.get(m),
+            Some(&1),
+            "{m} is looked up by name once:\n{text}"
+        );
+        for calls in of(m) {
+            opened += 1;
+            let stats = calls.iter().filter(|l| l.contains("stat")).count();
+            assert_eq!(stats, 1, "{m} is stat'ed once on its descriptor:\n{text}");
+        }
+    }
+    // `get 1` opens the one member that holds document 1.
+    assert_eq!(opened, 1, "{text}");
+}

@@ -370,8 +370,17 @@ pub(crate) fn open_v2(
     let mut reseal = false;
     match (active_file, plan.create_active) {
         (Some(file), None) if plan.adopt.is_none() || listing.active => {
-            let len = file.len().map_err(|e| Error::io("stat", &active_path, e))?;
-            let (scan, checkpoint) = replay::scan_active(&opts, &*file, &active_path, len, bind2)?;
+            // Its length and header as the inventory read them (under the
+            // lock, so still true): read once per open.
+            let (len, header) = match inv.active {
+                Some(found) => (found.len, found.header.ok()),
+                None => (
+                    file.len().map_err(|e| Error::io("stat", &active_path, e))?,
+                    None,
+                ),
+            };
+            let (scan, checkpoint) =
+                replay::scan_active(&opts, &*file, &active_path, len, header, bind2)?;
             if let Some(err) = scan.damage {
                 return Err(err);
             }

@@ -335,7 +335,7 @@ fn open_v1(
             }
         } else {
             let bind = crate::engine::index::Binding::V1;
-            let (scan, checkpoint) = scan_active(&opts, &*file, &active_path, len, bind)?;
+            let (scan, checkpoint) = scan_active(&opts, &*file, &active_path, len, None, bind)?;
             if let Some(err) = scan.damage {
                 return Err(err);
             }
@@ -546,9 +546,15 @@ pub(crate) fn scan_active(
     file: &dyn VFile,
     path: &Path,
     len: u64,
+    header: Option<SegmentHeader>,
     bind: crate::engine::index::Binding,
 ) -> Result<(segment::Scan, Option<Checkpoint>)> {
-    let header = read_header(file, path)?;
+    // The header once: a caller that has read it passes it on.
+    let header = match header {
+        Some(h) => h,
+        None => read_header(file, path)?,
+    };
+    let known = segment::Known { header, len };
     let ckpt_path = opts.dir.join(ACTIVE_INDEX_NAME);
     if let Some((f, h)) = index::open_index_covering(
         &*opts.vfs,
@@ -559,14 +565,16 @@ pub(crate) fn scan_active(
     )? {
         let from = Some((h.segment_len, h.max_seq));
         let depth = segment::ScanDepth::Structure;
-        if let Ok(scan) = segment::scan_with_progress(file, path, false, from, depth, &mut |_| {})
+        if let Ok(scan) = segment::scan_known(file, path, false, known, from, depth, &mut |_| {})
             && scan.damage.is_none()
             && scan.seal.is_none()
         {
             return Ok((scan, Some((f, h))));
         }
     }
-    Ok((segment::scan(file, path, false)?, None))
+    let depth = segment::ScanDepth::Structure;
+    let scan = segment::scan_known(file, path, false, known, None, depth, &mut |_| {})?;
+    Ok((scan, None))
 }
 
 /// Opens one sealed segment with its index; rebuilds a missing or stale
