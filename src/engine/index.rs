@@ -86,10 +86,9 @@ pub(crate) struct SealedIndex {
     /// read once per invocation (a batch of thousands of lookups would
     /// otherwise re-read and re-check them every time).
     cache: RefCell<HashMap<u64, Arc<Vec<IndexEntry>>>>,
-    /// Set when the file was passed over at open because it listed another
-    /// number of entries than the manifest counted: (listed, counted), for
-    /// the store's notice.
-    miscount: std::cell::Cell<Option<(u64, u64)>>,
+    /// Set when the file was there but passed over at open as stale, and
+    /// why, for the store's notice (see `engine::stale`).
+    passed_over: std::cell::Cell<Option<crate::engine::stale::Why>>,
 }
 
 /// Decoded blocks kept per index (about 4 KiB each).
@@ -102,7 +101,7 @@ impl SealedIndex {
             disk: Some((file, header)),
             memory: OnceCell::new(),
             cache: RefCell::new(HashMap::new()),
-            miscount: std::cell::Cell::new(None),
+            passed_over: std::cell::Cell::new(None),
         }
     }
 
@@ -114,7 +113,7 @@ impl SealedIndex {
             disk: None,
             memory,
             cache: RefCell::new(HashMap::new()),
-            miscount: std::cell::Cell::new(None),
+            passed_over: std::cell::Cell::new(None),
         }
     }
 
@@ -129,15 +128,14 @@ impl SealedIndex {
         let _ = self.memory.set(entries);
     }
 
-    /// Notes that the file was passed over for listing `listed` entries
-    /// where the manifest counted `counted`.
-    pub fn set_miscount(&self, listed: u64, counted: u64) {
-        self.miscount.set(Some((listed, counted)));
+    /// Notes that the file was there but passed over as stale.
+    pub fn set_passed_over(&self, why: crate::engine::stale::Why) {
+        self.passed_over.set(Some(why));
     }
 
-    /// The note [`SealedIndex::set_miscount`] left, once.
-    pub fn take_miscount(&self) -> Option<(u64, u64)> {
-        self.miscount.take()
+    /// The note [`SealedIndex::set_passed_over`] left, once.
+    pub fn take_passed_over(&self) -> Option<crate::engine::stale::Why> {
+        self.passed_over.take()
     }
 
     fn blocks(&self) -> u64 {

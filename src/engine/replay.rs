@@ -25,6 +25,7 @@ use crate::engine::format::{
 use crate::engine::index::{self, IndexWriter, SealedIndex};
 use crate::engine::lock;
 use crate::engine::segment::{self, Sealed};
+use crate::engine::stale::Why;
 use crate::engine::store::{Mode, Options, Store};
 use crate::engine::vfs::{EntryKind, VFile, Vfs};
 use crate::error::{Error, Result};
@@ -594,10 +595,19 @@ pub(crate) fn open_sealed(
     let path = opts.dir.join(format::segment_name(n));
     let idx_path = opts.dir.join(format::index_name(n));
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    let mut miscount = None;
+    let mut stale = None;
     let found = match index::open_index(vfs, &idx_path, n, len, bind)? {
         Some((_, h)) if counted.is_some_and(|c| c != h.entries) => {
-            miscount = counted.map(|c| (h.entries, c));
+            stale = counted.map(|counted| Why::Count {
+                listed: h.entries,
+                counted,
+            });
+            None
+        }
+        // There, but not this segment's (another segment's, another
+        // length's, or a damaged header): stale, not merely missing.
+        None if vfs.kind(&idx_path).ok().flatten().is_some() => {
+            stale = Some(Why::Header);
             None
         }
         found => found,
@@ -630,8 +640,8 @@ pub(crate) fn open_sealed(
         *dir_dirty = true;
     }
     let index = SealedIndex::in_memory(idx_path, entries);
-    if let Some((listed, counted)) = miscount {
-        index.set_miscount(listed, counted);
+    if let Some(why) = stale {
+        index.set_passed_over(why);
     }
     Ok(Sealed {
         number: n,

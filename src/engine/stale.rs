@@ -54,9 +54,12 @@ impl StaleIndexes {
 }
 
 /// Why a member's index was found stale, for its notice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Why {
     /// A record read through it did not match its entry.
     Mismatch,
+    /// Its header describes another segment (or does not check).
+    Header,
     /// It lists another number of entries than the manifest counted.
     Count {
         /// In the index header.
@@ -69,20 +72,18 @@ pub(crate) enum Why {
 /// The notice for a stale index found by `mode`'s open.
 pub(crate) fn notice(s: &Sealed, mode: Mode, why: &Why) -> String {
     let what = match why {
-        Why::Mismatch => "does not match its segment".to_owned(),
-        Why::Count { listed, counted } => {
-            format!("lists {listed} entries where the manifest counted {counted} for its segment")
-        }
+        Why::Mismatch => "does not match its segment, though its checksums pass (restored from another copy of the store?)".to_owned(),
+        Why::Header => "does not describe its segment (another segment's index, or a damaged header)".to_owned(),
+        Why::Count { listed, counted } => format!(
+            "lists {listed} entries where the manifest counted {counted} for its segment (restored from another copy of the store?)"
+        ),
     };
     let then = if mode == Mode::Write {
         "rebuilt from the segment"
     } else {
         "read from a scan of the segment instead; `stratum repair` or the next write that reads it rebuilds it"
     };
-    format!(
-        "index file {} {what} (its checksums pass: restored from another copy of the store?); {then}",
-        s.idx_path().display()
-    )
+    format!("index file {} {what}; {then}", s.idx_path().display())
 }
 
 impl Store {
@@ -132,9 +133,8 @@ impl Store {
     /// open for its entry count.
     pub(crate) fn index_of<'a>(&self, s: &'a Sealed) -> Result<&'a SealedIndex> {
         let index = s.index()?;
-        if let Some((listed, counted)) = index.take_miscount() {
-            self.stale
-                .notice(notice(s, self.mode, &Why::Count { listed, counted }));
+        if let Some(why) = index.take_passed_over() {
+            self.stale.notice(notice(s, self.mode, &why));
         }
         Ok(index)
     }

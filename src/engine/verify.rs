@@ -696,7 +696,35 @@ fn check_index(
         );
         return Ok(());
     }
-    let opened = index::open_index(vfs, &path, n, scan.file_len, binding_of(scan))?;
+    let bind = binding_of(scan);
+    let opened = index::open_index(vfs, &path, n, scan.file_len, bind)?;
+    if opened.is_none() {
+        // A header that checks but describes another segment: stale, not
+        // damaged (issue 9 item 6).
+        let mut buf = [0u8; format::INDEX_HEADER_LEN];
+        let other = vfs
+            .open_read(&path)
+            .ok()
+            .and_then(|f| f.read_exact_at(&mut buf, 0).ok())
+            .and_then(|()| format::IndexHeader::decode(&buf, bind.store_id));
+        if let Some(h) = other {
+            report.damage(
+                &name,
+                Some(0),
+                format!(
+                    "stale index: it describes segment {} of {} bytes, not this one; reads scan the segment instead, and `stratum repair` writes the index again from the segment, which it leaves as it is",
+                    h.segment, h.segment_len
+                ),
+            );
+            report.files.push(FileReport {
+                name,
+                bytes: vfs.file_len(&path).unwrap_or(0),
+                records: 0,
+                ok: false,
+            });
+            return Ok(());
+        }
+    }
     compare_index(&name, opened, scan, u64::MAX, report);
     Ok(())
 }

@@ -1469,3 +1469,54 @@ fn compact_and_repair_keep_every_record_through_a_stale_index() {
         }
     }
 }
+
+#[test]
+fn another_segments_index_copied_over_is_a_cache_miss_named_in_a_note() {
+    let s = sealed_store();
+    let before = s.ok(&["dump"]);
+    let records = s.ok(&["dump", "--records"]);
+    let in_two = records
+        .lines()
+        .map(json)
+        .find(|r| r["segment"] == "seg_000002.seg" && r["kind"] == "doc-put")
+        .expect("a document in segment 2")["doc"]
+        .as_u64()
+        .unwrap();
+    fs::copy(
+        s.data().join("seg_000001.idx"),
+        s.data().join("seg_000002.idx"),
+    )
+    .unwrap();
+    let (shown, run) = s.run(&["get", &in_two.to_string()], None);
+    ok_with_note(&shown, &run);
+    assert_eq!(
+        String::from_utf8(run.stdout).unwrap().trim(),
+        dump_line(&before, in_two)
+    );
+    assert!(
+        run.stderr
+            .contains("seg_000002.idx does not describe its segment"),
+        "{}",
+        run.stderr
+    );
+    let (shown, run) = s.run(&["dump"], None);
+    ok_with_note(&shown, &run);
+    assert_eq!(String::from_utf8(run.stdout).unwrap(), before);
+    let (shown, run) = s.run(&["verify"], None);
+    assert_eq!(run.code, 6, "{shown}");
+    assert!(
+        run.stderr
+            .contains("seg_000002.idx:0: stale index: it describes segment 1"),
+        "{}",
+        run.stderr
+    );
+    let (shown, run) = s.run(&["repair"], None);
+    ok_with_note(&shown, &run);
+    assert!(
+        run.stderr.contains("rebuilt seg_000002.idx"),
+        "{}",
+        run.stderr
+    );
+    s.ok(&["verify"]);
+    assert_eq!(s.ok(&["dump"]), before);
+}
