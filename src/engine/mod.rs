@@ -45,5 +45,6 @@ pub use backup::{BackupReport, backup};
 pub use compact::{CompactPlan, CompactReport};
 pub use format::MAX_ID;
 pub use repair::{QUARANTINE_DIR, RepairReport, SalvageReport, repair, salvage};
+pub use stale::NoticeHook;
 pub use store::{Mode, Options, Progress, RecordInfo, SegmentStats, Stats, Store};
 pub use verify::{FileReport, Problem, ProblemKind, VerifyReport, verify};
