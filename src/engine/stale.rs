@@ -3,16 +3,18 @@
 //!
 //! An index file whose checksums pass can still describe another file: an
 //! index restored from another backup of the same store (same number, same
-//! length, other records), or one that lists a different number of entries
-//! than the manifest counted for its segment. The segment is the truth. When
-//! a record read through an index does not match the entry that found it,
-//! the segment is scanned: if the scan is clean, the index was stale, the
-//! segment answers from the scan from then on, the read is done again, and a
-//! notice names the index file. A write open also writes the index again
-//! from the scan; a read open changes nothing, and `repair` (or the next
-//! write that meets it) rebuilds it. A scan that finds damage leaves the
-//! original error to be reported: then it is the segment that is damaged.
-//! The segment itself is never rewritten.
+//! length, other records), or another segment's index copied over. The
+//! segment is the truth. An index whose header describes another segment,
+//! or that lists another number of entries than the manifest counted for
+//! its segment, is passed over when the member is opened. When a record
+//! read through an index does not match the entry that found it, the
+//! segment is scanned: if the scan is clean, the index was stale, the
+//! segment answers from the scan from then on, and the read is done again.
+//! Either way a notice names the index file; a write open also writes the
+//! index again from the scan, a read open changes nothing, and `repair` (or
+//! the next write that meets it) rebuilds it. A scan that finds damage
+//! leaves the original error to be reported: then it is the segment that is
+//! damaged. The segment itself is never rewritten.
 //!
 //! Every entry a command reads is checked against its record, so a stale
 //! index cannot make a command serve another record. An index that is wrong
@@ -42,6 +44,9 @@ pub(crate) struct StaleIndexes {
     /// then they queue.
     hook: Option<NoticeHook>,
     queued: RefCell<Vec<String>>,
+    /// Members already scanned after a failed read and found at fault
+    /// themselves: a later failure there is not scanned for again.
+    damaged: RefCell<Vec<u64>>,
 }
 
 impl StaleIndexes {
@@ -204,11 +209,12 @@ impl Store {
     /// means the segment itself is at fault (or the index was already out of
     /// use), and the caller reports its own error.
     pub(crate) fn index_miss(&self, s: &Sealed, e: &Entry) -> Result<bool> {
-        if !s.index()?.reads_file() {
+        if !s.index()?.reads_file() || self.stale.damaged.borrow().contains(&s.number) {
             return Ok(false);
         }
         let scan = segment::scan(s.file()?, &s.path, true)?;
         if scan.damage.is_some() {
+            self.stale.damaged.borrow_mut().push(s.number);
             return Ok(false);
         }
         let mut entries = scan.entries;
@@ -227,6 +233,7 @@ impl Store {
             .binary_search_by_key(&index::key(&own), index::key)
             .is_ok_and(|i| entries[i] == own)
         {
+            self.stale.damaged.borrow_mut().push(s.number);
             return Ok(false);
         }
         self.replace_index(s, entries, scan.max_seq, scan.doc_hwm, &Why::Mismatch)?;
