@@ -766,6 +766,74 @@ def bench_selection(cfg: Config, tools: Tools, log, store: Path, db: Path) -> li
 
 
 @dataclass
+class SegmentCase:
+    name: str
+    one: list[float] = field(default_factory=list)
+    many: list[float] = field(default_factory=list)
+
+
+def bench_segments(cfg: Config, tools: Tools, log) -> tuple[int, int, list[SegmentCase]]:
+    """The same live data as one segment and as a sealed segment per write:
+    what a store's history costs each command. Returns the
+    document count, the sealed-segment count of the many-segment store and
+    the cases (medians of stratum alone; sqlite3 has no such history)."""
+    # Each document's two writes seal a segment each: about 1,000 members.
+    docs = 100 if cfg.quick else 500
+    rng = random.Random(cfg.seed + 5)
+    pool = make_paragraph_pool(rng, 200)
+    runs = WORK / "runs"
+    one, many = runs / "segments-one", runs / "segments-many"
+    remove(one)
+    remove(many)
+    lines = runs / "segments.jsonl"
+    log(f"segments: {docs} documents as one segment and as {docs} sealed segments")
+    with open(lines, "w", encoding="utf-8") as f:
+        for i in range(1, docs + 1):
+            # Over the smallest segment size, so that each document's
+            # create-doc seals the segment before it: one member each.
+            body = make_body(rng, pool)
+            while len(body.encode()) <= 4096:
+                body += make_body(rng, pool)
+            value = dumps([i, make_value(rng, rng.choice(KINDS))])
+            f.write(dumps({"body": body, "category": CATEGORIES[i % 5],
+                           "inputs": [{"input": json.loads(value), "output": i}]}) + "\n")
+            _, out = run(tools.st(many, "--segment-size", "4096", "create-doc", body,
+                                  "--category", CATEGORIES[i % 5], sync=False), capture=True)
+            run(tools.st(many, "--segment-size", "4096", "add-input", out.strip(), value,
+                         "--output", str(i), sync=False))
+    run(tools.st(one, "load", str(lines)))
+    sealed = sum(1 for _ in many.glob("seg_*.seg"))
+    if run(tools.st(one, "dump"), capture=True)[1] != run(tools.st(many, "dump"),
+                                                         capture=True)[1]:
+        raise BenchError("segments: the two stores disagree on their data")
+    cases = [SegmentCase(f"`get ID` (one per id, {min(docs, cfg.gets)} ids)")]
+    ids = [rng.randint(1, docs) for _ in range(min(docs, cfg.gets))]
+    for i, doc in enumerate(ids):
+        pair = (("one", one), ("many", many))
+        for which, store in pair if i % 2 == 0 else reversed(pair):
+            getattr(cases[0], which).append(run(tools.st(store, "get", str(doc)))[0])
+    for args in (["stats"], ["list"], ["dump"], ["verify"]):
+        case = SegmentCase(f"`{' '.join(args)}`")
+        for rep in range(max(cfg.reps, 3)):
+            pair = (("one", one), ("many", many))
+            for which, store in pair if rep % 2 == 0 else reversed(pair):
+                getattr(case, which).append(run(tools.st(store, *args))[0])
+        cases.append(case)
+    return docs, sealed, cases
+
+
+def segments_table(docs: int, sealed: int, cases: list[SegmentCase]) -> str:
+    lines = [
+        f"| command | 1 segment | {sealed:,} sealed segments | ratio |",
+        "|---|---|---|---|",
+    ]
+    for c in cases:
+        one, many = statistics.median(c.one), statistics.median(c.many)
+        lines.append(f"| {c.name} | {fmt_time(one)} | {fmt_time(many)} | {many / one:.2f} |")
+    return "\n".join(lines)
+
+
+@dataclass
 class ScalePoint:
     docs: int
     inputs: int
@@ -778,6 +846,10 @@ class ScalePoint:
     compact_rss_kib: int = 0
     compact_seconds: float = 0.0
     store_bytes: int = 0
+    # (seconds, peak RSS KiB) of one run each, before the apply + compact.
+    add_input: tuple[float, int] = (0.0, 0)
+    stats: tuple[float, int] = (0.0, 0)
+    verify: tuple[float, int] = (0.0, 0)
 
     @property
     def get_median(self) -> float:
@@ -814,6 +886,11 @@ def bench_scale(cfg: Config, tools: Tools, log, main_store: Path, main_load: flo
             for _ in range(5)
         )
     for p in points:
+        log(f"scale: add-input, stats, verify at {p.docs:,} x {p.inputs}")
+        p.add_input = peak_rss_kib(tools, tools.st(p.store, "add-input", str(p.docs // 2),
+                                                   "[1, 2]", "--output", "3"))
+        p.stats = peak_rss_kib(tools, tools.st(p.store, "stats"))
+        p.verify = peak_rss_kib(tools, tools.st(p.store, "verify"))
         log(f"scale: apply + compact at {p.docs:,} x {p.inputs}")
         run(tools.st(p.store, "apply", str(p.apply_file)))
         p.compact_seconds, p.compact_rss_kib = peak_rss_kib(tools, tools.st(p.store, "compact"))
@@ -825,17 +902,18 @@ def bench_scale(cfg: Config, tools: Tools, log, main_store: Path, main_load: flo
 
 def scale_table(points: list[ScalePoint]) -> str:
     lines = [
-        "| documents × inputs | `load` | `load` peak RSS | `get` median | `get` peak RSS "
-        "| `compact` time | `compact` peak RSS | store after compact |",
+        "| documents × inputs | `load` | `get` median | `add-input` | `stats` | `verify` "
+        "| `compact` | store after compact |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    both = lambda t, kib: f"{fmt_time(t)}, {fmt_rss(kib)}"  # noqa: E731
     for p in points:
+        load_rss = "—" if p.load_rss_kib is None else fmt_rss(p.load_rss_kib)
         lines.append(
-            f"| {p.docs:,} × {p.inputs} | {fmt_time(p.load_seconds)} | "
-            f"{'—' if p.load_rss_kib is None else fmt_rss(p.load_rss_kib)} | "
-            f"{fmt_time(p.get_median)} ({len(p.gets)} ids) | {fmt_rss(p.get_rss_kib)} | "
-            f"{fmt_time(p.compact_seconds)} | {fmt_rss(p.compact_rss_kib)} | "
-            f"{p.store_bytes / 1e6:.0f} MB |"
+            f"| {p.docs:,} × {p.inputs} | {fmt_time(p.load_seconds)}, {load_rss} | "
+            f"{fmt_time(p.get_median)} ({len(p.gets)} ids), {fmt_rss(p.get_rss_kib)} | "
+            f"{both(*p.add_input)} | {both(*p.stats)} | {both(*p.verify)} | "
+            f"{both(p.compact_seconds, p.compact_rss_kib)} | {p.store_bytes / 1e6:.0f} MB |"
         )
     return "\n".join(lines)
 
@@ -858,8 +936,16 @@ def scale_verdicts(points: list[ScalePoint]) -> list[str]:
             f"`get` at {largest.docs:,} × {largest.inputs} / at 10,000 × 10 "
             f"(different document size, for reference): {r:.2f}"
         )
-    for name, attr in (("get", "get_rss_kib"), ("compact", "compact_rss_kib")):
-        kib, small = getattr(largest, attr), getattr(base, attr)
+    rss = {
+        "load": lambda p: -1 if p.load_rss_kib is None else p.load_rss_kib,
+        "get": lambda p: p.get_rss_kib,
+        "add-input": lambda p: p.add_input[1],
+        "stats": lambda p: p.stats[1],
+        "verify": lambda p: p.verify[1],
+        "compact": lambda p: p.compact_rss_kib,
+    }
+    for name, of in rss.items():
+        kib, small = of(largest), of(base)
         if kib < 0:
             out.append(f"peak RSS of `{name}`: not measured (no /usr/bin/time)")
             continue
@@ -937,6 +1023,7 @@ def main() -> int:
         points = (bench_scale(cfg, tools, log, extra["store"], extra["load_median"],
                               extra["rss"].get("stratum load"))
                   if cfg.scale else [])
+        extra["segments"] = bench_segments(cfg, tools, log)
     except BenchError as e:
         print(f"bench: {e}", file=sys.stderr)
         return 1
@@ -1001,8 +1088,10 @@ def render(cfg: Config, rows: list[Row], extra: dict, points: list[ScalePoint],
     if points:
         out.append("## stratum alone: scaling\n")
         out.append(
-            "`get` median over random ids, one invocation each; peak RSS from GNU time -v "
-            "(largest of 5 `get`s); `compact` after an `apply` rewriting half the outputs; "
+            "Each cell is time, peak RSS (GNU time -v). `get` median over random ids, one "
+            "invocation each, with the largest RSS of 5 `get`s; `add-input` (one durable "
+            "input), `stats` and `verify` one run each; `compact` after an `apply` rewriting "
+            "half the outputs; "
             "the `get`s go round-robin over the sizes so that machine noise hits each alike."
             + (" The 1,000,000-document point uses 2 inputs per document (not 10) to keep "
                "the workload near 2 GB; the 10,000 × 2 point is its like-for-like baseline."
@@ -1012,6 +1101,19 @@ def render(cfg: Config, rows: list[Row], extra: dict, points: list[ScalePoint],
         out.append(scale_table(points))
         out.append("")
         out.extend(f"- {v}" for v in scale_verdicts(points))
+        out.append("")
+    if "segments" in extra:
+        docs, sealed, cases = extra["segments"]
+        out.append("## stratum alone: history\n")
+        out.append(
+            f"The same {docs:,} documents (one input and output each) in one segment, "
+            f"written by one `load`, and in {sealed:,} sealed segments, written one "
+            "`create-doc` and `add-input` at a time with `--segment-size 4096` and bodies "
+            "over 4 KB, so that every write seals the segment before it. Both stores "
+            "dump identically. Medians; ratio = many / one (1.00 means the history costs "
+            "nothing).\n"
+        )
+        out.append(segments_table(docs, sealed, cases))
         out.append("")
     out.append("## Machine\n")
     out.append("| | |\n|---|---|")

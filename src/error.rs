@@ -8,7 +8,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::model::{DocId, NodeId};
+use crate::engine::version::{FORMAT_V1, FORMAT_VERSION};
+use crate::id::{DocId, NodeId};
 
 /// Result alias used throughout the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -51,7 +52,7 @@ pub enum Error {
     /// it, and recreating it while another process may still hold the old
     /// one would let two writers in.
     LockMissing {
-        /// The data directory.
+        /// The missing lock file, in the data directory.
         path: PathBuf,
     },
     /// A write was asked to create a store in a directory that is not empty
@@ -139,30 +140,26 @@ impl fmt::Display for Error {
                 reason,
             } => write!(
                 f,
-                "corruption in {} at byte {offset}: {reason} (run `stratum verify` for a full report, `stratum repair` to salvage)",
+                "corruption in {} at byte {offset}: {reason}",
                 path.display()
             ),
             Error::UnsupportedVersion { path, found } => write!(
                 f,
                 "{} has format version {found}, this stratum reads versions {} to {}; use a matching stratum release",
                 path.display(),
-                crate::engine::format::FORMAT_V1,
-                crate::engine::format::FORMAT_VERSION
+                FORMAT_V1,
+                FORMAT_VERSION
             ),
-            Error::NoStore { path } => write!(
-                f,
-                "no store at {} (a write command such as `stratum create-doc` creates one; or pass --dir)",
-                path.display()
-            ),
+            Error::NoStore { path } => write!(f, "no store at {}", path.display()),
             Error::LockMissing { path } => write!(
                 f,
                 "{} holds a stratum store but its LOCK file is missing (deleted while in use?), so stratum cannot tell whether another process is writing; once no stratum process uses the store, recreate it with `touch {}`",
-                path.display(),
-                path.join(crate::engine::format::LOCK_NAME).display()
+                path.parent().unwrap_or(path).display(),
+                path.display()
             ),
             Error::NotAStore { path } => write!(
                 f,
-                "{} is not empty and holds no stratum store; refusing to turn it into one (give --dir a new or empty directory)",
+                "{} is not empty and holds no stratum store; refusing to turn it into one",
                 path.display()
             ),
             Error::DocNotFound(id) => write!(f, "document {id} not found"),
@@ -176,7 +173,7 @@ impl fmt::Display for Error {
             ),
             Error::LockTimeout { path, waited_secs } => write!(
                 f,
-                "the store is locked by another process ({} held for over {waited_secs:.1}s); retry, or raise --lock-timeout",
+                "the store is locked by another process ({} held for over {waited_secs:.1}s)",
                 path.display()
             ),
             Error::NoSpace {

@@ -188,6 +188,39 @@ fn usage_line(rendered: &str) -> String {
     parts.concat().trim_end_matches(':').to_owned()
 }
 
+/// The text of the one stderr line for `err`, which exits with `code`.
+fn line(err: &anyhow::Error, code: Code) -> String {
+    let mut text = one_line(err);
+    if let Some(hint) = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<Error>())
+        .and_then(hint)
+    {
+        text.push_str(hint);
+    }
+    if code == Code::Usage {
+        // A usage error found after parsing reads like clap's.
+        text = format!("{text}; {}", help_hint());
+    }
+    text
+}
+
+/// What a command-line user can do about a library error. The library's
+/// messages state facts; the hints name this program's commands and flags.
+fn hint(e: &Error) -> Option<&'static str> {
+    Some(match e {
+        Error::Corrupt { .. } => {
+            " (run `stratum verify` for a full report, `stratum repair` to salvage)"
+        }
+        Error::NoStore { .. } => {
+            " (a write command such as `stratum create-doc` creates one; or pass --dir)"
+        }
+        Error::NotAStore { .. } => " (give --dir a new or empty directory)",
+        Error::LockTimeout { .. } => "; retry, or raise --lock-timeout",
+        _ => return None,
+    })
+}
+
 /// Prints `stratum: <error and its causes>` on one line of stderr (unless
 /// the error is a closed stdout) and returns the exit code for it.
 pub fn report(err: &anyhow::Error) -> ExitCode {
@@ -195,13 +228,8 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
         Outcome::QuietSuccess => ExitCode::SUCCESS,
         Outcome::Different => ExitCode::from(Code::Other as u8),
         Outcome::Fail(code) => {
-            let mut text = one_line(err);
-            if code == Code::Usage {
-                // A usage error found after parsing reads like clap's.
-                text = format!("{text}; {}", help_hint());
-            }
             // Nothing more can be done if stderr is closed too.
-            let _ = writeln!(io::stderr().lock(), "stratum: {text}");
+            let _ = writeln!(io::stderr().lock(), "stratum: {}", line(err, code));
             ExitCode::from(code as u8)
         }
     }
@@ -239,7 +267,12 @@ mod tests {
             ),
             (Error::NoStore { path: "/x".into() }, Code::NotFound),
             (Error::NotAStore { path: "/x".into() }, Code::NotFound),
-            (Error::LockMissing { path: "/x".into() }, Code::Corrupt),
+            (
+                Error::LockMissing {
+                    path: "/x/LOCK".into(),
+                },
+                Code::Corrupt,
+            ),
             (Error::DocNotFound(DocId(1)), Code::NotFound),
             (
                 Error::NodeNotFound {
@@ -286,6 +319,35 @@ mod tests {
             assert_eq!(code(e.into()), Outcome::Fail(Code::Unreported));
         }
         assert_eq!(code(anyhow::anyhow!("x")), Outcome::Fail(Code::Other));
+    }
+
+    #[test]
+    fn library_messages_state_facts_and_the_cli_adds_its_hints() {
+        let cases = [
+            (
+                Error::corrupt("/d/seg_000001.seg", 7, "bad crc"),
+                "`stratum repair`",
+            ),
+            (Error::NoStore { path: "/d".into() }, "pass --dir"),
+            (Error::NotAStore { path: "/d".into() }, "give --dir"),
+            (
+                Error::LockTimeout {
+                    path: "/d/LOCK".into(),
+                    waited_secs: 0.5,
+                },
+                "raise --lock-timeout",
+            ),
+        ];
+        for (e, cli_words) in cases {
+            let fact = e.to_string();
+            assert!(
+                !fact.contains("`stratum ") && !fact.contains("--"),
+                "the library names CLI commands or flags: {fact}"
+            );
+            let line = line(&anyhow::Error::new(e).context("line 2"), Code::Other);
+            assert!(line.starts_with(&format!("line 2: {fact}")), "{line}");
+            assert_eq!(line.matches(cli_words).count(), 1, "{line}");
+        }
     }
 
     #[test]

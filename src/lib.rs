@@ -50,11 +50,12 @@
 
 pub mod engine;
 pub mod error;
+mod id;
 pub mod json;
 pub mod model;
 pub mod shape;
 
-pub use engine::{Mode, Options, Progress, Store};
+pub use engine::{Docs, Mode, Notice, Options, Progress, Store};
 pub use error::{Error, Result};
 pub use json::Json;
 pub use model::{DocId, DocPatch, DocSummary, Document, NewDoc, Node, NodeId};

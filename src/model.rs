@@ -12,34 +12,12 @@
 //! after its `"input"`, and `"has_output":true` after an output that is the
 //! JSON value `null` (docs/FORMAT.md §6).
 
-use std::fmt;
-
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
+pub use crate::id::{DocId, NodeId};
 use crate::json::{self, Json};
-
-/// A document id: a positive integer, assigned in order, never reused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DocId(pub u64);
-
-/// An input node id: a positive integer per document, assigned in order,
-/// never reused within its document.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NodeId(pub u64);
-
-impl fmt::Display for DocId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl fmt::Display for NodeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// Longest document key, in bytes of UTF-8.
 pub const MAX_KEY_LEN: usize = crate::engine::format::MAX_KEY_LEN;

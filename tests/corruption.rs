@@ -978,13 +978,7 @@ fn attack(files: &[(String, Vec<u8>)]) -> Result<String, String> {
         Ok((Ok(()), largest)) if largest > ALLOCATION_CAP => {
             Err(format!("allocated {largest} bytes at once"))
         }
-        Ok((Ok(()), _)) => Ok(summary
-            .join("; ")
-            .replace(
-                " (run `stratum verify` for a full report, `stratum repair` to salvage)",
-                "",
-            )
-            .replace("/store/", "")),
+        Ok((Ok(()), _)) => Ok(summary.join("; ").replace("/store/", "")),
     }
 }
 

@@ -1,7 +1,10 @@
 //! Library-level tests of the engine: round trips across reopen, rotation and
 //! compaction; ids never reused; torn tails; damaged indexes.
 
-use stratum::{DocId, DocPatch, Json, Mode, NewDoc, NodeId, Options, Store};
+use std::time::Duration;
+
+use stratum::engine::Sealed;
+use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Notice, Options, Store};
 
 fn opts(dir: &std::path::Path, seg: u64) -> Options {
     let mut o = Options::new(dir);
@@ -133,7 +136,22 @@ fn torn_tail_is_discarded_on_write_and_ignored_on_read() {
         assert!(s.get(DocId(2)).is_err());
     }
     let mut s = Store::open(opts(&dir, 1 << 20), Mode::Write).unwrap();
-    assert_eq!(s.take_notices().len(), 1);
+    match &s.take_notices()[..] {
+        [
+            Notice::DiscardedIncompleteWrite {
+                path,
+                bytes,
+                offset,
+            },
+        ] => {
+            assert_eq!(path, &active);
+            // The torn record is all that goes: what was on disk past the
+            // end of record "a".
+            assert_eq!(*offset, std::fs::metadata(&active).unwrap().len());
+            assert_eq!(*bytes, full.len() as u64 - 3 - offset);
+        }
+        other => panic!("{other:?}"),
+    }
     assert_eq!(s.create_doc(&doc("c", None)).unwrap(), DocId(2));
     drop(s);
     let s = Store::open(opts(&dir, 1 << 20), Mode::Read).unwrap();
@@ -227,7 +245,7 @@ fn backup_is_a_verified_store_of_its_own() {
     drop(f);
     let dest = tmp.path().join("b");
     let s = Store::open(opts(&dir, 2048), Mode::Read).unwrap();
-    let r = stratum::engine::backup(&s, &dest, true, &mut |_| {}).unwrap();
+    let r = stratum::engine::backup(&s, &dest, Sealed::Link, &mut |_| {}).unwrap();
     assert!(r.linked > 0);
     drop(s);
     let b = Store::open(opts(&dest, 2048), Mode::Read).unwrap();
@@ -236,7 +254,7 @@ fn backup_is_a_verified_store_of_its_own() {
     let asrc = std::fs::read(&active).unwrap();
     assert_eq!(&asrc[..asrc.len() - 3], &ab[..]);
     assert!(
-        stratum::engine::backup(&b, &dest, false, &mut |_| {}).is_err(),
+        stratum::engine::backup(&b, &dest, Sealed::Copy, &mut |_| {}).is_err(),
         "non-empty destination refused"
     );
 }
@@ -756,10 +774,73 @@ fn issue_8_a_missing_or_empty_active_segment_is_refused() {
     }
 }
 
-fn fixture(name: &str) -> std::path::PathBuf {
+fn fixture(format: u16, name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/v1")
+        .join(format!("tests/fixtures/v{format}"))
         .join(name)
+}
+
+/// Copies fixture store `name` of `format` and checks what every fixture
+/// must do: a read-only dump gives its expected text byte for byte and
+/// changes no file; `upgraded` runs after the read, before the first write
+/// (given what the write must have done to the store); then a write gets a
+/// fresh id and leaves the old documents as they were, and verify and
+/// compact keep the contents.
+fn check_fixture(format: u16, name: &str, upgraded: impl Fn(&std::path::Path)) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    copy_dir(&fixture(format, name), &dir);
+    let expected =
+        std::fs::read_to_string(fixture(format, &format!("{name}.expected.jsonl"))).unwrap();
+    let files = |dir: &std::path::Path| {
+        names(dir)
+            .into_iter()
+            .map(|n| (std::fs::read(dir.join(&n)).unwrap(), n))
+            .collect::<Vec<_>>()
+    };
+    let before = files(&dir);
+    assert_eq!(
+        ok(&dir, &["dump"]),
+        expected,
+        "v{format} {name}: read-only dump"
+    );
+    assert!(
+        files(&dir) == before,
+        "v{format} {name}: a read changes no file"
+    );
+    let id: u64 = ok(&dir, &["create-doc", "a later write"])
+        .trim()
+        .parse()
+        .unwrap();
+    upgraded(&dir);
+    let high = highest_id(&expected);
+    assert!(id > high, "v{format} {name}: id {id} not above {high}");
+    let dump = ok(&dir, &["dump"]);
+    assert!(
+        dump.starts_with(&expected),
+        "v{format} {name}: the old documents are unchanged"
+    );
+    assert_eq!(
+        dump.lines().count(),
+        expected.lines().count() + 1,
+        "v{format} {name}"
+    );
+    assert_eq!(
+        stratum(&dir, &["verify"]).code,
+        Some(0),
+        "v{format} {name}: verify"
+    );
+    ok(&dir, &["compact"]);
+    assert_eq!(
+        ok(&dir, &["dump"]),
+        dump,
+        "v{format} {name}: after compaction"
+    );
+    assert_eq!(
+        stratum(&dir, &["verify"]).code,
+        Some(0),
+        "v{format} {name}: verify"
+    );
 }
 
 /// Issue 8 item 6: stores written by format 1 (main at 17a1621) open and
@@ -767,33 +848,32 @@ fn fixture(name: &str) -> std::path::PathBuf {
 #[test]
 fn format_1_fixtures_read_exactly_and_upgrade_on_the_first_write() {
     for name in ["plain", "rotated", "compacted", "torn", "checkpoint"] {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join(name);
-        copy_dir(&fixture(name), &dir);
-        let expected = std::fs::read_to_string(fixture(&format!("{name}.expected.jsonl"))).unwrap();
-        let before = names(&dir);
-        assert_eq!(ok(&dir, &["dump"]), expected, "{name}: read-only dump");
-        assert_eq!(names(&dir), before, "{name}: a read changes nothing");
-        assert!(!dir.join("MANIFEST").exists());
-        let id: u64 = ok(&dir, &["create-doc", "after the upgrade"])
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(dir.join("MANIFEST").exists(), "{name}: upgraded");
-        let st: serde_json::Value = serde_json::from_str(&ok(&dir, &["stats", "--json"])).unwrap();
-        assert_eq!(st["format_version"], 2, "{name}");
-        let dump = ok(&dir, &["dump"]);
-        assert!(
-            dump.starts_with(&expected),
-            "{name}: the old documents are unchanged"
-        );
-        assert_eq!(dump.lines().count(), expected.lines().count() + 1, "{name}");
-        let high = highest_id(&expected);
-        assert!(id > high, "{name}: id {id} not above {high}");
-        assert_eq!(stratum(&dir, &["verify"]).code, Some(0), "{name}: verify");
-        ok(&dir, &["compact"]);
-        assert_eq!(ok(&dir, &["dump"]), dump, "{name}: after compaction");
-        assert_eq!(stratum(&dir, &["verify"]).code, Some(0), "{name}: verify");
+        assert!(!fixture(1, name).join("MANIFEST").exists());
+        check_fixture(1, name, |dir| {
+            assert!(dir.join("MANIFEST").exists(), "{name}: upgraded");
+            let st: serde_json::Value =
+                serde_json::from_str(&ok(dir, &["stats", "--json"])).unwrap();
+            assert_eq!(st["format_version"], 2, "{name}");
+        });
+    }
+}
+
+/// Stores written by the first format-2 release (main at 90fc62d; see
+/// tests/fixtures/v2/make.sh) open and read exactly as they did, forever:
+/// keys, metadata, a real null output, sealed and compacted members, a torn
+/// tail, a checkpoint and a store upgraded from format 1. Writes, verify and
+/// compact keep working on them.
+#[test]
+fn format_2_fixtures_read_exactly_and_keep_working() {
+    for name in [
+        "plain",
+        "rotated",
+        "compacted",
+        "torn",
+        "checkpoint",
+        "upgraded",
+    ] {
+        check_fixture(2, name, |_| {});
     }
 }
 
@@ -923,7 +1003,8 @@ fn format_1_upgrade_survives_a_kill_at_every_mutating_call() {
     }
     let mut points = 0;
     for name in ["rotated", "compacted", "checkpoint", "torn"] {
-        let expected = std::fs::read_to_string(fixture(&format!("{name}.expected.jsonl"))).unwrap();
+        let expected =
+            std::fs::read_to_string(fixture(1, &format!("{name}.expected.jsonl"))).unwrap();
         let high = highest_id(&expected);
         for call in [
             "openat",
@@ -937,7 +1018,7 @@ fn format_1_upgrade_survives_a_kill_at_every_mutating_call() {
             for n in 1.. {
                 let tmp = tempfile::tempdir().unwrap();
                 let dir = tmp.path().join(name);
-                copy_dir(&fixture(name), &dir);
+                copy_dir(&fixture(1, name), &dir);
                 let o = std::process::Command::new("strace")
                     .args(["-f", "-o", "/dev/null", "-e"])
                     .arg(format!("inject={call}:signal=KILL:when={n}"))
@@ -1533,4 +1614,31 @@ fn open_reads_the_active_header_once_and_stats_each_member_twice() {
     }
     // `get 1` opens the one member that holds document 1.
     assert_eq!(opened, 1, "{text}");
+}
+
+/// `Store::verify` runs under the lock the store holds (a second lock from
+/// the same process would wait on itself), and refuses inside a batch,
+/// whose records are not all on disk; the batch then rolls back.
+#[test]
+fn verify_runs_on_an_open_store_but_not_inside_a_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    let mut s = Store::open(opts(&dir, 4096).lock_timeout(Duration::ZERO), Mode::Write).unwrap();
+    s.create_doc(&NewDoc {
+        body: b"x".to_vec(),
+        ..NewDoc::default()
+    })
+    .unwrap();
+    let report = s.verify(&mut |_| {}).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert!(report.records >= 1);
+    let r = s.atomic(|s| {
+        s.create_doc(&NewDoc {
+            body: b"y".to_vec(),
+            ..NewDoc::default()
+        })?;
+        s.verify(&mut |_| {})
+    });
+    assert!(matches!(r, Err(Error::InvalidInput(_))), "{:?}", r.err());
+    assert_eq!(s.docs().unwrap().count(), 1, "the batch rolled back");
 }

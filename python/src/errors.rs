@@ -108,7 +108,8 @@ fn raise(py: Python<'_>, class: fn(&Classes) -> &Py<PyType>, msg: String) -> PyE
     }
 }
 
-/// The exception for a library error, with the CLI's message.
+/// The exception for a library error, with the library's message (the CLI's,
+/// less the hints it adds about its own commands and flags).
 pub(crate) fn from_lib(py: Python<'_>, e: stratum::Error) -> PyErr {
     from_lib_at(py, e, None)
 }

@@ -28,7 +28,8 @@ mod types;
 mod value;
 
 use errors::{Failure, guard};
-use types::{PyDocument, PyJson, PyNode};
+use types::{PyDocument, PyNode};
+use value::PyJson;
 
 /// What a handle holds.
 enum Slot {
@@ -516,8 +517,13 @@ impl PyStore {
         dest: PathBuf,
         link: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let sealed = if link {
+            engine::Sealed::Link
+        } else {
+            engine::Sealed::Copy
+        };
         let r = self.outside_batch(py, "backup", move |slot| match slot {
-            Slot::Open(s) => Ok(engine::backup(s, &dest, link, &mut |_| {})?),
+            Slot::Open(s) => Ok(engine::backup(s, &dest, sealed, &mut |_| {})?),
             _ => Err(Failure::Closed),
         })?;
         reports::backup(py, &r)
@@ -675,7 +681,11 @@ fn open(
     let mut store = py
         .detach(move || guard(|| Ok(Store::open(o, mode)?)))
         .map_err(|f| f.into_py(py))?;
-    let notices = store.take_notices();
+    let notices = store
+        .take_notices()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     Ok(PyStore {
         opts,
         mode,

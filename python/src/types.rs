@@ -1,85 +1,16 @@
-//! The value types a caller sees: `Json`, `Document` and `Node`.
+//! The read snapshots a caller sees: `Document` and `Node` (`Json` lives with
+//! the conversions it is made of, in `value.rs`).
 //!
 //! `Document` and `Node` are frozen snapshots of what a read returned. Each
 //! keeps the stored JSON text beside the Python values made from it, so
 //! `to_json()` prints exactly the line `stratum get` prints and a `raw=True`
 //! read can hand out the text unchanged.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
-
 use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
-use crate::errors;
-use crate::value;
-
-/// A JSON value kept as its exact text (without insignificant whitespace):
-/// `Json("1.0")` is stored as `1.0`, where the float `1.0` would be too, but
-/// `Json("1.50")` keeps its trailing zero and `Json("1E400")` its exponent.
-#[pyclass(module = "stratum", name = "Json", frozen)]
-pub(crate) struct PyJson {
-    pub(crate) json: stratum::Json,
-}
-
-#[pymethods]
-impl PyJson {
-    /// Validates `text` as one JSON value.
-    #[new]
-    fn new(py: Python<'_>, text: &str) -> PyResult<Self> {
-        stratum::Json::parse(text)
-            .map(|json| PyJson { json })
-            .map_err(|e| errors::from_lib(py, e))
-    }
-
-    /// The JSON text of a Python value, as the store would write it.
-    #[staticmethod]
-    fn from_value(value: &Bound<'_, PyAny>) -> PyResult<Self> {
-        value::to_json(value, "value").map(|json| PyJson { json })
-    }
-
-    /// The compact text.
-    #[getter]
-    fn text(&self) -> &str {
-        self.json.as_str()
-    }
-
-    /// The value as Python objects.
-    fn value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        value::to_py(py, self.json.as_str())
-    }
-
-    fn __str__(&self) -> &str {
-        self.json.as_str()
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!(
-            "Json({})",
-            PyString::new(py, self.json.as_str()).repr()?
-        ))
-    }
-
-    fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> Py<PyAny> {
-        let py = other.py();
-        match (other.cast::<PyJson>(), op) {
-            (Ok(o), CompareOp::Eq) => (self.json == o.get().json).into_pyobject(py),
-            (Ok(o), CompareOp::Ne) => (self.json != o.get().json).into_pyobject(py),
-            _ => return py.NotImplemented(),
-        }
-        .map_or_else(
-            |_| py.NotImplemented(),
-            |b| b.to_owned().into_any().unbind(),
-        )
-    }
-
-    fn __hash__(&self) -> u64 {
-        let mut h = DefaultHasher::new();
-        self.json.as_str().hash(&mut h);
-        h.finish()
-    }
-}
+use crate::value::{self, PyJson};
 
 /// One input node of a document's chain, with its expected output (`None`
 /// when it has none).

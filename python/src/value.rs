@@ -1,4 +1,5 @@
-//! Python values to JSON text and back.
+//! Python values to JSON text and back, and `stratum.Json`, the class that
+//! carries exact JSON text across (it and the conversions use each other).
 //!
 //! In: dict (str keys), list, tuple, str, int of any size, float, bool, None,
 //! and `stratum.Json` (its text is kept as it is, also inside a container).
@@ -11,14 +12,17 @@
 //! (of any size), and object keys keep their order. A text that is not what
 //! the engine promises is reported as an internal error, never a panic.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+
 use num_bigint::BigInt;
+use pyo3::basic::CompareOp;
 use pyo3::exceptions::PyUnicodeDecodeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use stratum::json::{MAX_DEPTH, write_str_literal};
 
 use crate::errors;
-use crate::types::PyJson;
 
 /// Converts a Python value to validated, compact JSON.
 pub(crate) fn to_json(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<stratum::Json> {
@@ -467,5 +471,71 @@ mod tests {
         assert_eq!(unescape(r"\ud83d\ude00").as_deref(), Some("😀"));
         assert_eq!(unescape(r"\ud83d"), None);
         assert_eq!(unescape(r"\ude00x"), None);
+    }
+}
+
+/// A JSON value kept as its exact text (without insignificant whitespace):
+/// `Json("1.0")` is stored as `1.0`, where the float `1.0` would be too, but
+/// `Json("1.50")` keeps its trailing zero and `Json("1E400")` its exponent.
+#[pyclass(module = "stratum", name = "Json", frozen)]
+pub(crate) struct PyJson {
+    pub(crate) json: stratum::Json,
+}
+
+#[pymethods]
+impl PyJson {
+    /// Validates `text` as one JSON value.
+    #[new]
+    fn new(py: Python<'_>, text: &str) -> PyResult<Self> {
+        stratum::Json::parse(text)
+            .map(|json| PyJson { json })
+            .map_err(|e| errors::from_lib(py, e))
+    }
+
+    /// The JSON text of a Python value, as the store would write it.
+    #[staticmethod]
+    fn from_value(value: &Bound<'_, PyAny>) -> PyResult<Self> {
+        to_json(value, "value").map(|json| PyJson { json })
+    }
+
+    /// The compact text.
+    #[getter]
+    fn text(&self) -> &str {
+        self.json.as_str()
+    }
+
+    /// The value as Python objects.
+    fn value<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, self.json.as_str())
+    }
+
+    fn __str__(&self) -> &str {
+        self.json.as_str()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Json({})",
+            PyString::new(py, self.json.as_str()).repr()?
+        ))
+    }
+
+    fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> Py<PyAny> {
+        let py = other.py();
+        match (other.cast::<PyJson>(), op) {
+            (Ok(o), CompareOp::Eq) => (self.json == o.get().json).into_pyobject(py),
+            (Ok(o), CompareOp::Ne) => (self.json != o.get().json).into_pyobject(py),
+            _ => return py.NotImplemented(),
+        }
+        .map_or_else(
+            |_| py.NotImplemented(),
+            |b| b.to_owned().into_any().unbind(),
+        )
+    }
+
+    fn __hash__(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        self.json.as_str().hash(&mut h);
+        h.finish()
     }
 }

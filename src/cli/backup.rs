@@ -71,7 +71,12 @@ struct Report<'a> {
 pub fn run(g: &GlobalArgs, args: BackupArgs) -> anyhow::Result<()> {
     let store = g.open(Mode::Read)?;
     let bar = output::Bar::new(g.quiet, "backup", Some(0));
-    let report = engine::backup(&store, &args.dest, args.link, &mut |p| bar.update(p))?;
+    let sealed = if args.link {
+        engine::Sealed::Link
+    } else {
+        engine::Sealed::Copy
+    };
+    let report = engine::backup(&store, &args.dest, sealed, &mut |p| bar.update(p))?;
     bar.finish();
     let dest = args.dest.display().to_string();
     let human = format!(

@@ -3,12 +3,12 @@
 //!
 //! It runs under the shared lock, so readers keep working and no writer can
 //! change anything meanwhile. Every file is copied byte for byte, so the copy
-//! shares no blocks with the source and survives a media error in it; with
-//! `link`, sealed segments and their indexes (never modified in place) are
-//! hard-linked instead where the file system allows, which is fast but no
-//! protection against damage to those files. `active.seg` is copied only up
-//! to the end of its last committed record, so a torn tail or an uncommitted
-//! batch never reaches the backup.
+//! shares no blocks with the source and survives a media error in it; or
+//! sealed segments and their indexes (never modified in place) are
+//! hard-linked where the file system allows ([`Sealed::Link`]), which is fast
+//! but no protection against damage to those files. `active.seg` is copied
+//! only up to the end of its last committed record, so a torn tail or an
+//! uncommitted batch never reaches the backup.
 //!
 //! The copy is built in a hidden sibling directory (`.NAME.stratum-tmp`),
 //! every file and that directory fsynced, then verified, and only then
@@ -27,6 +27,16 @@ use crate::engine::verify;
 use crate::engine::vfs::{EntryKind, VFile, Vfs, copy_new};
 use crate::error::{Error, Result};
 
+/// How a backup takes the sealed files, which are never modified in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sealed {
+    /// Copy them byte for byte: the backup shares no blocks with the store.
+    Copy,
+    /// Hard-link them where the file system allows (else copy): fast, but
+    /// damage to a linked file reaches both.
+    Link,
+}
+
 /// What a backup wrote.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BackupReport {
@@ -39,7 +49,7 @@ pub struct BackupReport {
 }
 
 /// Copies the open store to `dest`, which must not exist or be empty.
-/// `link` hard-links sealed files instead of copying them where possible.
+/// `sealed` says whether sealed files are copied or hard-linked.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] when `dest` is not empty, [`Error::Io`], and
@@ -48,7 +58,7 @@ pub struct BackupReport {
 pub fn backup(
     store: &Store,
     dest: &Path,
-    link: bool,
+    sealed: Sealed,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<BackupReport> {
     let vfs = &*store.opts.vfs;
@@ -99,7 +109,7 @@ pub fn backup(
     }
     vfs.create_dir_all(&tmp)
         .map_err(|e| Error::io("create directory", &tmp, e))?;
-    let built = build(store, &tmp, link, progress).and_then(|report| {
+    let built = build(store, &tmp, sealed, progress).and_then(|report| {
         vfs.rename(&tmp, dest)
             .map_err(|e| Error::io("rename", dest, e))?;
         vfs.sync_dir(parent)
@@ -156,7 +166,7 @@ fn remove_build(vfs: &dyn Vfs, tmp: &Path) -> Result<()> {
 fn build(
     store: &Store,
     tmp: &Path,
-    link: bool,
+    sealed: Sealed,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<BackupReport> {
     let vfs = &*store.opts.vfs;
@@ -175,7 +185,7 @@ fn build(
                 continue;
             }
             let to = tmp.join(&name);
-            if link && vfs.hard_link(&from, &to).is_ok() {
+            if sealed == Sealed::Link && vfs.hard_link(&from, &to).is_ok() {
                 report.linked += 1;
             } else {
                 let file = vfs

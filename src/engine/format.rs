@@ -7,11 +7,7 @@
 
 use std::mem::size_of;
 
-/// Format version written to every segment header, index header and
-/// manifest.
-pub const FORMAT_VERSION: u16 = 2;
-/// The first format version, still read (docs/FORMAT.md §8.7).
-pub const FORMAT_V1: u16 = 1;
+pub use crate::engine::version::{FORMAT_V1, FORMAT_VERSION};
 
 /// Segment magic: `\x89STRSEG\n`. The high first byte catches 7-bit
 /// transfers; the newline catches line-ending conversion (as PNG does).

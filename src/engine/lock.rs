@@ -85,7 +85,7 @@ pub(crate) fn without_lock(vfs: &dyn Vfs, dir: &Path) -> Result<Error> {
     Ok(
         if l.active || !l.segments.is_empty() || !l.indexes.is_empty() {
             Error::LockMissing {
-                path: dir.to_path_buf(),
+                path: dir.join(crate::engine::format::LOCK_NAME),
             }
         } else {
             Error::NoStore {

@@ -15,6 +15,7 @@ use crate::engine::format::{
 };
 use crate::engine::index::{Binding, SealedIndex};
 use crate::engine::manifest::{self, MemberStats};
+use crate::engine::notice::Notice;
 use crate::engine::replay::{self, Listing};
 use crate::engine::segment::{self, Handle, Lazy, Sealed};
 use crate::engine::store::{Mode, Options, Store};
@@ -102,7 +103,7 @@ impl Refusal {
             Refusal::MissingMember(n) => Error::corrupt(
                 dir.join(format::segment_name(n)),
                 0,
-                "member of the store is missing (the manifest lists it; restore it, or run `stratum repair` to keep the rest)",
+                "member of the store is missing (the manifest lists it; restore it, or repair the store to keep the rest)",
             ),
             Refusal::ActiveMissing => Error::corrupt(
                 active,
@@ -296,10 +297,10 @@ pub(crate) fn open_v2(
     let (inv, active_file) = inventory(&*vfs, &dir, listing, &m, write)?;
     let plan = plan(&m, &inv).map_err(|r| r.into_error(&dir))?;
     m.next_number = m.next_number.max(plan.next_number);
-    let mut notices: Vec<String> = plan
+    let mut notices: Vec<Notice> = plan
         .ignored
         .iter()
-        .map(|n| format!("{n} is not a member of this store and was left alone"))
+        .map(|n| Notice::NotAMember { name: n.clone() })
         .collect();
     let bind2 = Binding {
         version: FORMAT_VERSION,
@@ -402,11 +403,11 @@ pub(crate) fn open_v2(
                     .map_err(|e| Error::io("truncate", &active_path, e))?;
                 file.sync_data()
                     .map_err(|e| Error::io("fsync", &active_path, e))?;
-                notices.push(format!(
-                    "discarded {dropped} bytes of an incomplete write at the end of {} (from offset {})",
-                    active_path.display(),
-                    at.min(scan.end)
-                ));
+                notices.push(Notice::DiscardedIncompleteWrite {
+                    path: active_path.clone(),
+                    bytes: dropped,
+                    offset: at.min(scan.end),
+                });
             }
             active_max_seq = scan.max_seq;
             let end = if reseal {

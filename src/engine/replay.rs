@@ -24,6 +24,7 @@ use crate::engine::format::{
 };
 use crate::engine::index::{self, IndexWriter, SealedIndex};
 use crate::engine::lock;
+use crate::engine::notice::Notice;
 use crate::engine::segment::{self, Sealed};
 use crate::engine::stale::Why;
 use crate::engine::store::{Mode, Options, Store};
@@ -418,11 +419,11 @@ fn open_v1(
                             .map_err(|e| Error::io("truncate", &active_path, e))?;
                         file.sync_data()
                             .map_err(|e| Error::io("fsync", &active_path, e))?;
-                        notices.push(format!(
-                            "discarded {dropped} bytes of an incomplete write at the end of {} (from offset {})",
-                            active_path.display(),
-                            at.min(&scan.end)
-                        ));
+                        notices.push(Notice::DiscardedIncompleteWrite {
+                            path: active_path.clone(),
+                            bytes: dropped,
+                            offset: *at.min(&scan.end),
+                        });
                     }
                 }
                 // The scan's max seq counts commit records too, which have

@@ -26,13 +26,14 @@ use std::cell::{Cell, RefCell};
 
 use crate::engine::format::IndexEntry;
 use crate::engine::index::{self, Entry, Merge, SealedIndex};
+use crate::engine::notice::Notice;
 use crate::engine::replay;
 use crate::engine::segment::{self, Sealed};
 use crate::engine::store::{DocView, Mode, Store, resolve};
 use crate::error::{Error, Result};
 
 /// Where a store sends its notices (see [`Store::on_notice`]).
-pub type NoticeHook = Box<dyn Fn(&str) + Send>;
+pub type NoticeHook = Box<dyn Fn(&Notice) + Send>;
 
 /// What this store found out about its index files while open.
 #[derive(Default)]
@@ -43,52 +44,31 @@ pub(crate) struct StaleIndexes {
     /// Where notices go once the caller has taken the open's notices; until
     /// then they queue.
     hook: Option<NoticeHook>,
-    queued: RefCell<Vec<String>>,
+    queued: RefCell<Vec<Notice>>,
     /// Members already scanned after a failed read and found at fault
     /// themselves: a later failure there is not scanned for again.
     damaged: RefCell<Vec<u64>>,
 }
 
 impl StaleIndexes {
-    fn notice(&self, text: String) {
+    fn notice(&self, n: Notice) {
         match &self.hook {
-            Some(h) => h(&text),
-            None => self.queued.borrow_mut().push(text),
+            Some(h) => h(&n),
+            None => self.queued.borrow_mut().push(n),
         }
     }
 }
 
-/// Why a member's index was found stale, for its notice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Why {
-    /// A record read through it did not match its entry.
-    Mismatch,
-    /// Its header describes another segment (or does not check).
-    Header,
-    /// It lists another number of entries than the manifest counted.
-    Count {
-        /// In the index header.
-        listed: u64,
-        /// In the manifest.
-        counted: u64,
-    },
-}
+/// What showed an index file to be stale.
+pub(crate) use crate::engine::notice::StaleIndex as Why;
 
-/// The notice for a stale index found by `mode`'s open.
-pub(crate) fn notice(s: &Sealed, mode: Mode, why: &Why) -> String {
-    let what = match why {
-        Why::Mismatch => "does not match its segment, though its checksums pass (restored from another copy of the store?)".to_owned(),
-        Why::Header => "does not describe its segment (another segment's index, or a damaged header)".to_owned(),
-        Why::Count { listed, counted } => format!(
-            "lists {listed} entries where the manifest counted {counted} for its segment (restored from another copy of the store?)"
-        ),
-    };
-    let then = if mode == Mode::Write {
-        "rebuilt from the segment"
-    } else {
-        "read from a scan of the segment instead; `stratum repair` or the next write that reads it rebuilds it"
-    };
-    format!("index file {} {what}; {then}", s.idx_path().display())
+/// The notice for member `s`'s stale index, found by a `mode` open.
+fn notice(s: &Sealed, mode: Mode, why: Why) -> Notice {
+    Notice::StaleIndex {
+        path: s.idx_path(),
+        why,
+        rebuilt: mode == Mode::Write,
+    }
 }
 
 impl Store {
@@ -103,7 +83,7 @@ impl Store {
     }
 
     /// Notices queued since the open (see [`Store::on_notice`]).
-    pub(crate) fn take_stale_notices(&mut self) -> Vec<String> {
+    pub(crate) fn take_stale_notices(&mut self) -> Vec<Notice> {
         std::mem::take(self.stale.queued.get_mut())
     }
 
@@ -139,7 +119,7 @@ impl Store {
     pub(crate) fn index_of<'a>(&self, s: &'a Sealed) -> Result<&'a SealedIndex> {
         let index = s.index()?;
         if let Some(why) = index.take_passed_over() {
-            self.stale.notice(notice(s, self.mode, &why));
+            self.stale.notice(notice(s, self.mode, why));
         }
         Ok(index)
     }
@@ -236,7 +216,7 @@ impl Store {
             self.stale.damaged.borrow_mut().push(s.number);
             return Ok(false);
         }
-        self.replace_index(s, entries, scan.max_seq, scan.doc_hwm, &Why::Mismatch)?;
+        self.replace_index(s, entries, scan.max_seq, scan.doc_hwm, Why::Mismatch)?;
         Ok(true)
     }
 
@@ -248,7 +228,7 @@ impl Store {
         entries: Vec<IndexEntry>,
         max_seq: u64,
         doc_hwm: u64,
-        why: &Why,
+        why: Why,
     ) -> Result<()> {
         if self.mode == Mode::Write {
             let bind = self.binding(s.version);

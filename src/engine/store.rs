@@ -14,6 +14,7 @@ use crate::engine::format::{
     self, DocFields, DocPayload, FLAG_EXTENDED, Kind, MAX_ID, RecordHeader,
 };
 use crate::engine::index::{Cursor, Entry, Merge};
+use crate::engine::notice::Notice;
 use crate::engine::segment;
 use crate::engine::vfs::{OsFs, Vfs};
 use crate::error::{Error, Result};
@@ -50,6 +51,36 @@ impl Options {
             lock_timeout: Duration::from_secs(10),
             vfs: Arc::new(OsFs),
         }
+    }
+
+    /// Seals `active.seg` once it would grow past `bytes`.
+    #[must_use]
+    pub fn segment_size(mut self, bytes: u64) -> Options {
+        self.segment_size = bytes;
+        self
+    }
+
+    /// Acknowledges writes without fsync (see [`Options::sync`]): what a
+    /// bulk job that can rerun itself after a power loss may choose.
+    #[must_use]
+    pub fn without_sync(mut self) -> Options {
+        self.sync = false;
+        self
+    }
+
+    /// Waits this long for another process's lock before giving up.
+    #[must_use]
+    pub fn lock_timeout(mut self, wait: Duration) -> Options {
+        self.lock_timeout = wait;
+        self
+    }
+
+    /// Uses this file system instead of the real one (for tests that
+    /// simulate crashes and faults).
+    #[must_use]
+    pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Options {
+        self.vfs = vfs;
+        self
     }
 }
 
@@ -136,6 +167,59 @@ pub struct Stats {
     pub last_compaction: Option<(String, u32)>,
 }
 
+/// Every live document of a [`Store`], in id order: see [`Store::docs`].
+pub struct Docs<'s> {
+    store: &'s Store,
+    merge: Merge<'s>,
+    /// The read-ahead state to put back when the walk ends.
+    outer: Option<segment::ReadAhead>,
+    done: bool,
+}
+
+impl Iterator for Docs<'_> {
+    type Item = Result<Document>;
+
+    fn next(&mut self) -> Option<Result<Document>> {
+        while !self.done {
+            match self.merge.next_doc() {
+                Ok(Some(entries)) => {
+                    // Through `visit`, which reads again past a stale index.
+                    let mut doc = None;
+                    let visited = self
+                        .store
+                        .visit(&mut self.merge, entries, &mut |store, view| {
+                            doc = Some(store.materialize(&view)?);
+                            Ok(())
+                        });
+                    match visited {
+                        Ok(_) => {
+                            if let Some(d) = doc {
+                                return Some(Ok(d));
+                            }
+                        }
+                        Err(e) => {
+                            self.done = true;
+                            return Some(Err(e));
+                        }
+                    }
+                }
+                Ok(None) => self.done = true,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Docs<'_> {
+    fn drop(&mut self) {
+        self.store.readahead.replace(self.outer.take());
+    }
+}
+
 /// An open store. See the module docs.
 pub struct Store {
     pub(crate) opts: Options,
@@ -146,7 +230,7 @@ pub struct Store {
     pub(crate) next_seq: u64,
     pub(crate) doc_hwm: u64,
     pub(crate) opened_doc_hwm: u64,
-    pub(crate) notices: Vec<String>,
+    pub(crate) notices: Vec<Notice>,
     /// Index files found stale while open, and where their notices go.
     pub(crate) stale: crate::engine::stale::StaleIndexes,
     pub(crate) batch: Option<crate::engine::active::BatchState>,
@@ -195,7 +279,7 @@ impl Store {
         sealed: Vec<segment::Sealed>,
         active: crate::engine::active::Active,
         marks: (u64, u64),
-        notices: Vec<String>,
+        notices: Vec<Notice>,
         manifest: Option<crate::engine::format::Manifest>,
     ) -> Store {
         let (mut max_seq, mut doc_hwm) = marks;
@@ -257,9 +341,9 @@ impl Store {
         &self.opts.dir
     }
 
-    /// One-line notices from recovery (e.g. a discarded torn tail) and from
-    /// reads since (an index file found stale), for the caller to show.
-    pub fn take_notices(&mut self) -> Vec<String> {
+    /// Notices from recovery (e.g. a discarded torn tail) and from reads
+    /// since (an index file found stale), for the caller to show.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
         let mut n = std::mem::take(&mut self.notices);
         n.extend(self.take_stale_notices());
         n
@@ -615,6 +699,43 @@ impl Store {
                 outputs,
                 body_len: rec.body.len() as u64,
             })
+        })
+    }
+
+    /// Every live document, in id order, read one at a time: memory holds
+    /// one document plus a cursor per segment, at any store size. The
+    /// iterator ends after the first error it yields.
+    ///
+    /// ```
+    /// # use stratum::{Mode, NewDoc, Options, Store};
+    /// # fn main() -> stratum::Result<()> {
+    /// # let tmp = std::env::temp_dir().join(format!("stratum-docs-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&tmp);
+    /// let mut store = Store::open(Options::new(&tmp), Mode::Write)?;
+    /// store.create_doc(&NewDoc { body: b"one".to_vec(), ..NewDoc::default() })?;
+    /// store.create_doc(&NewDoc { body: b"two".to_vec(), ..NewDoc::default() })?;
+    /// let bodies = store
+    ///     .docs()?
+    ///     .map(|d| d.map(|d| d.body))
+    ///     .collect::<stratum::Result<Vec<_>>>()?;
+    /// assert_eq!(bodies, [b"one".to_vec(), b"two".to_vec()]);
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&tmp).ok();
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`], [`Error::Io`], when the segments cannot be opened;
+    /// the same, as an item, for a document that cannot be read.
+    pub fn docs(&self) -> Result<Docs<'_>> {
+        let merge = self.merge()?;
+        let outer = self.readahead.replace(Some(segment::ReadAhead::default()));
+        Ok(Docs {
+            store: self,
+            merge,
+            outer,
+            done: false,
         })
     }
 

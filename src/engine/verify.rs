@@ -14,7 +14,7 @@ use crate::engine::index;
 use crate::engine::lock;
 use crate::engine::replay::{self, Listing};
 use crate::engine::segment::{self, Scan};
-use crate::engine::store::{Options, Progress};
+use crate::engine::store::{Options, Progress, Store};
 use crate::engine::vfs::{VFile, Vfs};
 use crate::error::{Error, Result};
 
@@ -101,9 +101,30 @@ type Item = (u64, u64, u64, Kind);
 /// [`Error::NoStore`], [`Error::LockTimeout`], or [`Error::Io`] when a file
 /// cannot be read at all. Damage is not an error here: it is in the report.
 pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
+    let _guard = lock::acquire_existing(&*opts.vfs, &opts.dir, false, opts.lock_timeout)?;
+    verify_locked(opts, progress)
+}
+
+impl Store {
+    /// Checks this store as [`verify`] does, under the lock the store
+    /// already holds: a program with the store open cannot take a second
+    /// lock on it (locks are per open file, so it would wait on itself).
+    ///
+    /// # Errors
+    /// As [`verify`], less the lock errors; [`Error::InvalidInput`] inside
+    /// [`Store::atomic`], whose records are not all on disk yet.
+    pub fn verify(&self, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
+        if self.batch.is_some() {
+            return Err(Error::invalid("verify cannot run inside an atomic batch"));
+        }
+        verify_locked(&self.opts, progress)
+    }
+}
+
+/// The checks of [`verify`], by a caller that holds the store's lock.
+fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
     let vfs = &*opts.vfs;
     let dir = &opts.dir;
-    let _guard = lock::acquire_existing(vfs, dir, false, opts.lock_timeout)?;
     let mut report = VerifyReport::default();
     let listing: Listing = match replay::list_dir(vfs, dir) {
         Ok(l) => l,
@@ -712,7 +733,7 @@ fn check_index(
                 &name,
                 Some(0),
                 format!(
-                    "stale index: it describes segment {} of {} bytes, not this one; reads scan the segment instead, and `stratum repair` writes the index again from the segment, which it leaves as it is",
+                    "stale index: it describes segment {} of {} bytes, not this one; reads scan the segment instead, and a repair writes the index again from the segment, which it leaves as it is",
                     h.segment, h.segment_len
                 ),
             );
@@ -767,7 +788,7 @@ fn check_checkpoint(
 
 /// What `verify` says of an index file whose checksums pass but whose
 /// entries are not its segment's (issue 9 item 6).
-const STALE: &str = "stale index: its checksums pass but its entries do not match its segment (restored from another copy of the store?); reads scan the segment instead, and `stratum repair` writes the index again from the segment, which it leaves as it is";
+const STALE: &str = "stale index: its checksums pass but its entries do not match its segment (restored from another copy of the store?); reads scan the segment instead, and a repair writes the index again from the segment, which it leaves as it is";
 
 /// Compares an index file's blocks with the entries of the records before
 /// `covered` found by scanning the segment.
@@ -788,7 +809,7 @@ fn compare_index(
             report.damage(
                 &name,
                 Some(0),
-                "index header is damaged or does not match its segment (the segment is checked on its own; `stratum repair` writes the index again from it)",
+                "index header is damaged or does not match its segment (the segment is checked on its own; a repair writes the index again from it)",
             );
         }
         Some((file, header)) => {

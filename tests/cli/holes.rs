@@ -1419,7 +1419,7 @@ fn a_stale_index_is_a_cache_miss_for_reads_named_in_a_note() {
     assert_eq!(problems[0]["file"], "seg_000002.idx");
     let msg = problems[0]["message"].as_str().unwrap();
     assert!(
-        msg.starts_with("stale index") && msg.contains("`stratum repair` writes the index again"),
+        msg.starts_with("stale index") && msg.contains("a repair writes the index again"),
         "{msg}"
     );
     let seg = report["files"]
