@@ -86,6 +86,9 @@ pub(crate) struct SealedIndex {
     /// read once per invocation (a batch of thousands of lookups would
     /// otherwise re-read and re-check them every time).
     cache: RefCell<HashMap<u64, Arc<Vec<IndexEntry>>>>,
+    /// Set when the file was there but passed over at open as stale, and
+    /// why, for the store's notice (see `engine::stale`).
+    passed_over: std::cell::Cell<Option<crate::engine::stale::Why>>,
 }
 
 /// Decoded blocks kept per index (about 4 KiB each).
@@ -98,6 +101,7 @@ impl SealedIndex {
             disk: Some((file, header)),
             memory: OnceCell::new(),
             cache: RefCell::new(HashMap::new()),
+            passed_over: std::cell::Cell::new(None),
         }
     }
 
@@ -109,7 +113,29 @@ impl SealedIndex {
             disk: None,
             memory,
             cache: RefCell::new(HashMap::new()),
+            passed_over: std::cell::Cell::new(None),
         }
+    }
+
+    /// Whether lookups still go to the index file.
+    pub fn reads_file(&self) -> bool {
+        self.disk.is_some() && self.memory.get().is_none()
+    }
+
+    /// Answers from `entries` (the segment's, sorted) from now on: the file
+    /// turned out stale (see `engine::stale`).
+    pub fn use_entries(&self, entries: Vec<IndexEntry>) {
+        let _ = self.memory.set(entries);
+    }
+
+    /// Notes that the file was there but passed over as stale.
+    pub fn set_passed_over(&self, why: crate::engine::stale::Why) {
+        self.passed_over.set(Some(why));
+    }
+
+    /// The note [`SealedIndex::set_passed_over`] left, once.
+    pub fn take_passed_over(&self) -> Option<crate::engine::stale::Why> {
+        self.passed_over.take()
     }
 
     fn blocks(&self) -> u64 {
@@ -219,11 +245,16 @@ impl SealedIndex {
                 pos: 0,
             }
         };
-        Ok(Cursor {
+        let mut c = Cursor {
             src,
             last: None,
             fallback: Some(fallback),
-        })
+        };
+        // The first block now, while the file is open: a merge over more
+        // members than the descriptor cache holds would otherwise open
+        // each index again for it (engine::descriptors).
+        c.peek()?;
+        Ok(c)
     }
 }
 
@@ -274,6 +305,19 @@ impl<'a> Cursor<'a> {
             last: None,
             fallback: None,
         }
+    }
+
+    /// Whether it reads an index file's blocks.
+    pub fn on_disk(&self) -> bool {
+        matches!(self.src, Src::Disk { .. })
+    }
+
+    /// Consumes every entry of documents up to `doc`.
+    pub fn skip_through(&mut self, doc: u64) -> Result<()> {
+        while self.peek()?.is_some_and(|e| e.doc <= doc) {
+            self.advance();
+        }
+        Ok(())
     }
 
     /// The next entry without consuming it.

@@ -371,8 +371,17 @@ pub(crate) fn open_v2(
     let mut reseal = false;
     match (active_file, plan.create_active) {
         (Some(file), None) if plan.adopt.is_none() || listing.active => {
-            let len = file.len().map_err(|e| Error::io("stat", &active_path, e))?;
-            let (scan, checkpoint) = replay::scan_active(&opts, &*file, &active_path, len, bind2)?;
+            // Its length and header as the inventory read them (under the
+            // lock, so still true): read once per open.
+            let (len, header) = match inv.active {
+                Some(found) => (found.len, found.header.ok()),
+                None => (
+                    file.len().map_err(|e| Error::io("stat", &active_path, e))?,
+                    None,
+                ),
+            };
+            let (scan, checkpoint) =
+                replay::scan_active(&opts, &*file, &active_path, len, header, bind2)?;
             if let Some(err) = scan.damage {
                 return Err(err);
             }
@@ -517,7 +526,10 @@ pub(crate) fn open_member(lazy: &Lazy, member: &Member) -> Result<Handle> {
         store_id: want_id,
     };
     let mut rebuilt = false;
-    let s = replay::open_sealed(opts, mode, n, file, &mut rebuilt, bind)?;
+    // An index listing another number of entries than the manifest counted
+    // for this segment is stale (issue 9 item 6).
+    let counted = (member.records != format::UNKNOWN).then(|| member.records + member.keys);
+    let s = replay::open_sealed(opts, mode, n, file, &mut rebuilt, bind, counted)?;
     if rebuilt {
         opts.vfs
             .sync_dir(&opts.dir)
@@ -576,7 +588,7 @@ fn adopt(
     if mode == Mode::Write {
         let _ = opts.vfs.remove_file(&idx);
     }
-    let mut s = replay::open_sealed(opts, mode, n, file, dir_dirty, bind)?;
+    let mut s = replay::open_sealed(opts, mode, n, file, dir_dirty, bind, None)?;
     s.member = Some(member);
     Ok((s, member))
 }
@@ -610,6 +622,7 @@ pub(crate) fn create(opts: Options, guard: Box<dyn LockGuard>) -> Result<Store> 
         doc_hwm: 0,
         opened_doc_hwm: 0,
         notices: Vec::new(),
+        stale: Default::default(),
         batch: None,
         poisoned: false,
         readahead: std::cell::RefCell::new(None),

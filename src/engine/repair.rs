@@ -381,6 +381,9 @@ pub struct RepairReport {
     /// Intact records left out: a batch with no commit record at the end
     /// of a file, never acknowledged.
     pub uncommitted_records: u64,
+    /// Index files of intact segments that were missing or disagreed with
+    /// their segment, written again from it.
+    pub reindexed: Vec<String>,
 }
 
 /// Salvages a damaged store in place: every damaged segment is rewritten
@@ -423,7 +426,13 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
         for f in &files {
             let (path, file) = (&f.path, &*f.file);
             let damaged = match segment::scan(file, path, f.header.is_some()) {
-                Ok(s) => s.damage.is_some(),
+                Ok(s) if s.damage.is_none() => {
+                    if let Some(h) = f.header {
+                        reindex_if_stale(opts, h, s, &mut report)?;
+                    }
+                    false
+                }
+                Ok(_) => true,
                 Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
                 Err(_) => true,
             };
@@ -495,6 +504,48 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
     let mut store = Store::open(opts.clone(), Mode::Write)?;
     store.compact(progress)?;
     Ok(report)
+}
+
+/// Writes the index of an intact sealed segment again from its scan when
+/// the index file disagrees with it (issue 9 item 6): the compaction that
+/// follows reads through the indexes, and an index that left a record out
+/// would lose it there.
+fn reindex_if_stale(
+    opts: &Options,
+    h: SegmentHeader,
+    scan: segment::Scan,
+    report: &mut RepairReport,
+) -> Result<()> {
+    let bind = crate::engine::index::Binding {
+        version: h.version,
+        store_id: if h.version == format::FORMAT_V1 {
+            0
+        } else {
+            h.store_id
+        },
+    };
+    let mut entries = scan.entries;
+    entries.sort_unstable_by_key(crate::engine::index::key);
+    let on_disk =
+        crate::engine::verify::index_entries(&*opts.vfs, &opts.dir, h.number, scan.file_len, bind);
+    if on_disk.as_ref() == Some(&entries) {
+        return Ok(());
+    }
+    let n = h.number;
+    replay::write_index(
+        opts,
+        n,
+        scan.file_len,
+        scan.max_seq,
+        scan.doc_hwm,
+        &entries,
+        bind,
+    )?;
+    opts.vfs
+        .sync_dir(&opts.dir)
+        .map_err(|e| Error::io("fsync", &opts.dir, e))?;
+    report.reindexed.push(format::index_name(n));
+    Ok(())
 }
 
 /// After the rewrites, the manifest of a format-2 store lists what survives:

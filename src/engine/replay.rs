@@ -26,6 +26,7 @@ use crate::engine::index::{self, IndexWriter, SealedIndex};
 use crate::engine::lock;
 use crate::engine::notice::Notice;
 use crate::engine::segment::{self, Sealed};
+use crate::engine::stale::Why;
 use crate::engine::store::{Mode, Options, Store};
 use crate::engine::vfs::{EntryKind, VFile, Vfs};
 use crate::error::{Error, Result};
@@ -305,7 +306,7 @@ fn open_v1(
             continue;
         };
         let bind = crate::engine::index::Binding::V1;
-        let mut s = open_sealed(&opts, mode, n, file, &mut dir_dirty, bind)?;
+        let mut s = open_sealed(&opts, mode, n, file, &mut dir_dirty, bind, None)?;
         s.generation = headers
             .get(&n)
             .filter(|h| h.flags & SEG_FLAG_COMPACTED != 0)
@@ -336,7 +337,7 @@ fn open_v1(
             }
         } else {
             let bind = crate::engine::index::Binding::V1;
-            let (scan, checkpoint) = scan_active(&opts, &*file, &active_path, len, bind)?;
+            let (scan, checkpoint) = scan_active(&opts, &*file, &active_path, len, None, bind)?;
             if let Some(err) = scan.damage {
                 return Err(err);
             }
@@ -547,9 +548,15 @@ pub(crate) fn scan_active(
     file: &dyn VFile,
     path: &Path,
     len: u64,
+    header: Option<SegmentHeader>,
     bind: crate::engine::index::Binding,
 ) -> Result<(segment::Scan, Option<Checkpoint>)> {
-    let header = read_header(file, path)?;
+    // The header once: a caller that has read it passes it on.
+    let header = match header {
+        Some(h) => h,
+        None => read_header(file, path)?,
+    };
+    let known = segment::Known { header, len };
     let ckpt_path = opts.dir.join(ACTIVE_INDEX_NAME);
     if let Some((f, h)) = index::open_index_covering(
         &*opts.vfs,
@@ -560,18 +567,22 @@ pub(crate) fn scan_active(
     )? {
         let from = Some((h.segment_len, h.max_seq));
         let depth = segment::ScanDepth::Structure;
-        if let Ok(scan) = segment::scan_with_progress(file, path, false, from, depth, &mut |_| {})
+        if let Ok(scan) = segment::scan_known(file, path, false, known, from, depth, &mut |_| {})
             && scan.damage.is_none()
             && scan.seal.is_none()
         {
             return Ok((scan, Some((f, h))));
         }
     }
-    Ok((segment::scan(file, path, false)?, None))
+    let depth = segment::ScanDepth::Structure;
+    let scan = segment::scan_known(file, path, false, known, None, depth, &mut |_| {})?;
+    Ok((scan, None))
 }
 
 /// Opens one sealed segment with its index; rebuilds a missing or stale
-/// index (write mode) or builds it in memory (read mode).
+/// index (write mode) or builds it in memory (read mode). With `counted`
+/// (the manifest's count of the segment's entries), an index listing
+/// another number is stale too.
 pub(crate) fn open_sealed(
     opts: &Options,
     mode: Mode,
@@ -579,12 +590,30 @@ pub(crate) fn open_sealed(
     file: Box<dyn VFile>,
     dir_dirty: &mut bool,
     bind: crate::engine::index::Binding,
+    counted: Option<u64>,
 ) -> Result<Sealed> {
     let vfs = &*opts.vfs;
     let path = opts.dir.join(format::segment_name(n));
     let idx_path = opts.dir.join(format::index_name(n));
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    if let Some((idx_file, header)) = index::open_index(vfs, &idx_path, n, len, bind)? {
+    let mut stale = None;
+    let found = match index::open_index(vfs, &idx_path, n, len, bind)? {
+        Some((_, h)) if counted.is_some_and(|c| c != h.entries) => {
+            stale = counted.map(|counted| Why::Count {
+                listed: h.entries,
+                counted,
+            });
+            None
+        }
+        // There, but not this segment's (another segment's, another
+        // length's, or a damaged header): stale, not merely missing.
+        None if vfs.kind(&idx_path).ok().flatten().is_some() => {
+            stale = Some(Why::Header);
+            None
+        }
+        found => found,
+    };
+    if let Some((idx_file, header)) = found {
         return Ok(Sealed {
             number: n,
             version: bind.version,
@@ -611,6 +640,10 @@ pub(crate) fn open_sealed(
         write_index(opts, n, len, scan.max_seq, scan.doc_hwm, &entries, bind)?;
         *dir_dirty = true;
     }
+    let index = SealedIndex::in_memory(idx_path, entries);
+    if let Some(why) = stale {
+        index.set_passed_over(why);
+    }
     Ok(Sealed {
         number: n,
         version: bind.version,
@@ -619,10 +652,7 @@ pub(crate) fn open_sealed(
         max_seq: scan.max_seq,
         doc_hwm: scan.doc_hwm,
         generation: None,
-        handle: crate::engine::segment::Handle::ready(
-            file,
-            SealedIndex::in_memory(idx_path, entries),
-        ),
+        handle: crate::engine::segment::Handle::ready(file, index),
         member: None,
         lazy: None,
     })

@@ -226,7 +226,6 @@ pub(crate) fn scan_with_progress(
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<Scan> {
     let file_len = file.len().map_err(|e| Error::io("stat", path, e))?;
-    let mut rd = Reader::new(file, file_len);
     // The header on its own: a scan that starts at a checkpoint must not
     // read the megabyte after offset 0 to get 40 bytes.
     let mut hb = [0u8; SEGMENT_HEADER_LEN];
@@ -241,6 +240,38 @@ pub(crate) fn scan_with_progress(
         }
         Err(format::HeaderError::Bad(why)) => return Err(Error::corrupt(path, 0, why)),
     };
+    let known = Known {
+        header,
+        len: file_len,
+    };
+    scan_known(file, path, sealed, known, from, depth, on_bytes)
+}
+
+/// What the caller of [`scan_known`] already read of a segment file.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Known {
+    /// Its header, checked.
+    pub header: SegmentHeader,
+    /// Its length.
+    pub len: u64,
+}
+
+/// [`scan_with_progress`] of a file whose header and length the caller has
+/// already read (opening a store reads `active.seg`'s header once).
+pub(crate) fn scan_known(
+    file: &dyn VFile,
+    path: &Path,
+    sealed: bool,
+    known: Known,
+    from: Option<(u64, u64)>,
+    depth: ScanDepth,
+    on_bytes: &mut dyn FnMut(u64),
+) -> Result<Scan> {
+    let Known {
+        header,
+        len: file_len,
+    } = known;
+    let mut rd = Reader::new(file, file_len);
     let mut s = Scan {
         header,
         entries: Vec::new(),

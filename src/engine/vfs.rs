@@ -188,12 +188,13 @@ impl Drop for OsLock {
 /// a FIFO for reading would block forever.
 fn check_regular(file: File) -> io::Result<Box<dyn VFile>> {
     if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
+        return Err(not_regular());
     }
     Ok(Box::new(OsFile(file)))
+}
+
+fn not_regular() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")
 }
 
 impl Vfs for OsFs {
@@ -202,6 +203,19 @@ impl Vfs for OsFs {
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(path)?;
+        // Sealed segments and their indexes share a bounded set of
+        // descriptors, whatever the number of members.
+        let sealed = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| crate::engine::format::parse_segment_name(n).is_some());
+        if sealed {
+            let meta = f.metadata()?;
+            if !meta.is_file() {
+                return Err(not_regular());
+            }
+            return Ok(Box::new(crate::engine::descriptors::adopt(path, f, &meta)));
+        }
         check_regular(f)
     }
     fn open_rw(&self, path: &Path) -> io::Result<Box<dyn VFile>> {
