@@ -18,7 +18,7 @@ use crate::engine::format::{
     TMP_SUFFIX,
 };
 use crate::engine::vfs::{VFile, Vfs};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// Which index files belong to a segment: its format version, and the store
 /// id a format-2 index header's CRC binds (docs/FORMAT.md §7.1).
@@ -451,9 +451,7 @@ impl IndexWriter {
     pub fn create(vfs: &dyn Vfs, dir: &Path, name: String) -> Result<IndexWriter> {
         let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
         let _ = vfs.remove_file(&tmp);
-        let file = vfs
-            .create_new(&tmp)
-            .map_err(|e| Error::io("create", &tmp, e))?;
+        let file = vfs.create_new(&tmp).io("create", &tmp)?;
         Ok(IndexWriter {
             name,
             tmp,
@@ -502,9 +500,7 @@ impl IndexWriter {
         }
         let block = format::encode_block(&self.pending);
         let at = INDEX_HEADER_LEN as u64 + self.blocks * INDEX_BLOCK_LEN as u64;
-        self.file
-            .write_all_at(&block, at)
-            .map_err(|e| Error::io("write", &self.tmp, e))?;
+        self.file.write_all_at(&block, at).io("write", &self.tmp)?;
         self.blocks += 1;
         self.pending.clear();
         Ok(())
@@ -526,15 +522,12 @@ impl IndexWriter {
         };
         self.file
             .write_all_at(&header.encode(), 0)
-            .map_err(|e| Error::io("write", &self.tmp, e))?;
+            .io("write", &self.tmp)?;
         if sync {
-            self.file
-                .sync_data()
-                .map_err(|e| Error::io("fsync", &self.tmp, e))?;
+            self.file.sync_data().io("fsync", &self.tmp)?;
         }
         let dest = dir.join(&self.name);
-        vfs.rename(&self.tmp, &dest)
-            .map_err(|e| Error::io("rename", &dest, e))
+        vfs.rename(&self.tmp, &dest).io("rename", &dest)
     }
 }
 
@@ -551,12 +544,9 @@ pub(crate) fn reopen_written(
     segment_len: u64,
     bind: Binding,
 ) -> Result<SealedIndex> {
-    let file = vfs
-        .open_read(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
+    let file = vfs.open_read(&path).io("open", &path)?;
     let mut buf = [0u8; INDEX_HEADER_LEN];
-    file.read_exact_at(&mut buf, 0)
-        .map_err(|e| Error::io("read", &path, e))?;
+    file.read_exact_at(&mut buf, 0).io("read", &path)?;
     match check_header(file, &buf, segment, segment_len..=segment_len, bind) {
         Some((f, h)) => Ok(SealedIndex::on_disk(path, f, h)),
         None => Err(Error::corrupt(

@@ -13,7 +13,7 @@ use crate::engine::format::Member;
 use crate::engine::index::{Entry, SealedIndex};
 use crate::engine::store::{Mode, Options, RecordInfo, Store};
 use crate::engine::vfs::VFile;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// A sealed segment: immutable, with its index. A member of a format-2
 /// store is opened only when a command first needs it (docs/FORMAT.md
@@ -173,7 +173,7 @@ impl<'a> Reader<'a> {
             self.buf.resize(want, 0);
             self.file
                 .read_exact_at(&mut self.buf, at)
-                .map_err(|e| Error::io("read", path, e))?;
+                .io("read", path)?;
             self.base = at;
         }
         let s = (at - self.base) as usize;
@@ -225,7 +225,7 @@ pub(crate) fn scan_with_progress(
     depth: ScanDepth,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<Scan> {
-    let file_len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let file_len = file.len().io("stat", path)?;
     // The header on its own: a scan that starts at a checkpoint must not
     // read the megabyte after offset 0 to get 40 bytes.
     let mut hb = [0u8; SEGMENT_HEADER_LEN];
@@ -598,7 +598,7 @@ pub(crate) fn list_records(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+        let len = file.len().io("stat", path)?;
         let mut rd = Reader::new(file, len);
         let mut at = SEGMENT_HEADER_LEN as u64;
         while at < len {

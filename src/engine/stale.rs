@@ -30,7 +30,7 @@ use crate::engine::notice::Notice;
 use crate::engine::replay;
 use crate::engine::segment::{self, Sealed};
 use crate::engine::store::{DocView, Mode, Store, resolve};
-use crate::error::{Error, Result};
+use crate::error::{IoContext, Result};
 
 /// Where a store sends its notices (see [`Store::on_notice`]).
 pub type NoticeHook = Box<dyn Fn(&Notice) + Send>;
@@ -238,7 +238,7 @@ impl Store {
             self.opts
                 .vfs
                 .sync_dir(&self.opts.dir)
-                .map_err(|err| Error::io("fsync", &self.opts.dir, err))?;
+                .io("fsync", &self.opts.dir)?;
         }
         s.index()?.use_entries(entries);
         self.stale.epoch.set(self.stale.epoch.get() + 1);

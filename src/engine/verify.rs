@@ -16,7 +16,7 @@ use crate::engine::replay::{self, Listing};
 use crate::engine::segment::{self, Scan};
 use crate::engine::store::{Options, Progress, Store};
 use crate::engine::vfs::{VFile, Vfs};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// How serious a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,9 +147,7 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
     for &n in listing.segments.keys() {
         let name = format::segment_name(n);
         let path = dir.join(&name);
-        let file = vfs
-            .open_read(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
+        let file = vfs.open_read(&path).io("open", &path)?;
         match replay::read_header(&*file, &path) {
             Ok(h) if h.number == n => {
                 headers.insert(n, h);
@@ -236,10 +234,8 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
         }
         if listing.active {
             let path = dir.join(format::ACTIVE_NAME);
-            let file = vfs
-                .open_read(&path)
-                .map_err(|e| Error::io("open", &path, e))?;
-            let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+            let file = vfs.open_read(&path).io("open", &path)?;
+            let len = file.len().io("stat", &path)?;
             let mut hb = [0u8; format::SEGMENT_HEADER_LEN];
             let got = segment::read_prefix(&*file, &mut hb, &path)?;
             let header = format::SegmentHeader::decode(&hb[..got]).map_err(|e| match e {
@@ -289,10 +285,7 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
     }
     let active_path = dir.join(format::ACTIVE_NAME);
     let active = if listing.active {
-        Some(
-            vfs.open_read(&active_path)
-                .map_err(|e| Error::io("open", &active_path, e))?,
-        )
+        Some(vfs.open_read(&active_path).io("open", &active_path)?)
     } else {
         None
     };

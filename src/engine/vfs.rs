@@ -128,19 +128,17 @@ pub fn copy_new(
     to: &Path,
     len: u64,
 ) -> crate::Result<()> {
-    use crate::Error;
-    let out = vfs.create_new(to).map_err(|e| Error::io("create", to, e))?;
+    use crate::error::IoContext;
+    let out = vfs.create_new(to).io("create", to)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut at = 0u64;
     while at < len {
         let n = buf.len().min((len - at) as usize);
-        file.read_exact_at(&mut buf[..n], at)
-            .map_err(|e| Error::io("read", from, e))?;
-        out.write_all_at(&buf[..n], at)
-            .map_err(|e| Error::io("write", to, e))?;
+        file.read_exact_at(&mut buf[..n], at).io("read", from)?;
+        out.write_all_at(&buf[..n], at).io("write", to)?;
         at += n as u64;
     }
-    out.sync_data().map_err(|e| Error::io("fsync", to, e))
+    out.sync_data().io("fsync", to)
 }
 
 /// The real file system.
