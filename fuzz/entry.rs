@@ -7,18 +7,18 @@
 //! back to the same bytes, a damaged index that changes what a store
 //! returns, a store `verify` calls clean that cannot be read, and so on.
 //!
-//! The including crate must also declare `mod memfs` (the in-memory file
-//! system of `tests/crashfs/memfs.rs`) at its root.
+//! The in-memory file system comes from the library's `sim` feature, which
+//! both including crates turn on.
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use crate::memfs::{CrashFs, State};
 use stratum::engine::format::{
     self, ENTRIES_PER_BLOCK, INDEX_BLOCK_LEN, INDEX_HEADER_LEN, IndexHeader, Kind, MAX_PAYLOAD,
     RECORD_HEADER_LEN, SEGMENT_HEADER_LEN, SealPayload, SegmentHeader,
 };
 use stratum::engine::{ProblemKind, verify};
+use stratum::sim::{CrashFs, State};
 use stratum::{DocId, Document, Json, Mode, NewDoc, NodeId, Options, Store};
 
 const DIR: &str = "/store";

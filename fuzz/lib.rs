@@ -3,8 +3,5 @@
 //! the committed corpus in a plain `cargo test`.
 
 mod entry;
-#[allow(dead_code)]
-#[path = "../tests/crashfs/memfs.rs"]
-mod memfs;
 
 pub use entry::{index, index_fixture_file, join_store, record, split_store, store};

@@ -192,6 +192,19 @@ impl fmt::Display for Error {
     }
 }
 
+/// Names the operation and file of a failed I/O call: `f.sync_data().io("fsync",
+/// &path)?` for `.map_err(|e| Error::io("fsync", &path, e))?`.
+pub(crate) trait IoContext<T> {
+    /// The result, with an error turned into [`Error::Io`] for `op` on `path`.
+    fn io(self, op: &'static str, path: impl AsRef<std::path::Path>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn io(self, op: &'static str, path: impl AsRef<std::path::Path>) -> Result<T> {
+        self.map_err(|e| Error::io(op, path.as_ref(), e))
+    }
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {

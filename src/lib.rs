@@ -54,6 +54,8 @@ mod id;
 pub mod json;
 pub mod model;
 pub mod shape;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use engine::{Docs, Mode, Notice, Options, Progress, Store};
 pub use error::{Error, Result};

@@ -13,10 +13,8 @@ mod batch;
 mod commands;
 #[path = "cli/conventions.rs"]
 mod conventions;
-#[path = "cli/dataset.rs"]
-mod dataset;
-#[path = "cli/datasets.rs"]
-mod datasets;
+#[path = "cli/diff_and_select.rs"]
+mod diff_and_select;
 #[path = "cli/durability.rs"]
 mod durability;
 #[path = "cli/errors.rs"]
@@ -29,5 +27,7 @@ mod keys;
 mod operator;
 #[path = "cli/rescue.rs"]
 mod rescue;
+#[path = "cli/round_trip.rs"]
+mod round_trip;
 #[path = "cli/values.rs"]
 mod values;

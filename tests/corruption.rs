@@ -19,9 +19,6 @@
 //! an allocation sized by a number read from disk.
 
 #[allow(dead_code)]
-#[path = "crashfs/memfs.rs"]
-mod memfs;
-#[allow(dead_code)]
 #[path = "crashfs/oracle.rs"]
 mod oracle;
 
@@ -34,13 +31,13 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use memfs::{CrashFs, State};
 use oracle::{Model, Op};
 use stratum::engine::format::{
     self, FLAG_BATCH, FLAG_HAS_OUTPUT, INDEX_BLOCK_LEN, INDEX_HEADER_LEN, IndexEntry, IndexHeader,
     Kind, MAX_PAYLOAD, SEG_FLAG_COMPACTED, SEGMENT_HEADER_LEN, SealPayload, SegmentHeader,
 };
 use stratum::engine::{ProblemKind, verify};
+use stratum::sim::{CrashFs, State};
 use stratum::{DocId, DocPatch, Document, Json, Mode, NewDoc, NodeId, Options, Store};
 
 // ---------------------------------------------------------------------------

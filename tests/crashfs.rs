@@ -37,9 +37,6 @@
 //! `STRATUM_CRASH_TRACE` prints each workload step as it runs.
 
 #[allow(dead_code)]
-#[path = "crashfs/memfs.rs"]
-mod memfs;
-#[allow(dead_code)]
 #[path = "crashfs/oracle.rs"]
 mod oracle;
 
@@ -50,8 +47,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use memfs::{CrashFs, DataMode, DirMode, Rng, Snapshot, State, crash_image};
 use oracle::{Model, Op};
+use stratum::sim::{CrashFs, DataMode, DirMode, Rng, Snapshot, State, crash_image};
 use stratum::{DocPatch, Json, Mode, NewDoc, Options, Store};
 
 const DIR: &str = "/store";

@@ -9,15 +9,12 @@
 #[allow(dead_code)]
 #[path = "../fuzz/entry.rs"]
 mod entry;
-#[allow(dead_code)]
-#[path = "crashfs/memfs.rs"]
-mod memfs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memfs::CrashFs;
 use stratum::engine::format::{self, Kind, SEGMENT_HEADER_LEN};
+use stratum::sim::CrashFs;
 use stratum::{DocId, Json, Mode, NewDoc, NodeId, Options, Store};
 
 fn corpus(target: &str) -> PathBuf {

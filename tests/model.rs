@@ -14,18 +14,15 @@
 //! Case counts are modest by default; `PROPTEST_CASES` scales them.
 
 #[allow(dead_code)]
-#[path = "crashfs/memfs.rs"]
-mod memfs;
-#[allow(dead_code)]
 #[path = "crashfs/oracle.rs"]
 mod oracle;
 
 use std::sync::Arc;
 
-use memfs::{CrashFs, DataMode, DirMode, Rng, crash_image};
 use oracle::{Model, Op};
 use proptest::prelude::*;
 use stratum::engine::CompactMode;
+use stratum::sim::{CrashFs, DataMode, DirMode, Rng, crash_image};
 use stratum::{DocId, DocPatch, Json, Mode, NewDoc, NodeId, Options, Store};
 
 /// An operation with its targets given as positions among the live

@@ -345,7 +345,7 @@ A node without an expected output has \fB"output":null\fR; an output that is the
 .RS 4
 .EX
 {"quarantined": [S], "records_kept", "damaged_bytes",
- "uncommitted_records", "compacted"}
+ "uncommitted_records", "reindexed": [S], "compacted"}
 .EE
 .RE
 \fBdump \-\-salvage \-\-json\fR writes its summary to standard error (standard output carries the documents):

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use stratum::{DocId, Mode, Options, Store};
+use stratum::{DocId, Mode, Notice, Options, Store};
 
 pub mod add_input;
 pub mod apply;
@@ -374,12 +374,26 @@ impl GlobalArgs {
     fn noted(&self, mut store: Store) -> Store {
         let notices = store.take_notices();
         if !self.quiet {
-            for n in notices {
-                message(&format!("note: {n}"));
+            for n in &notices {
+                note(n);
             }
+            // Later ones (an index file found stale part-way) as they come.
+            store.on_notice(Box::new(note));
         }
         store
     }
+}
+
+/// Prints a notice as `stratum: note: …`, with what to run where there is
+/// something to run.
+fn note(n: &Notice) {
+    let hint = match n {
+        Notice::StaleIndex { rebuilt: false, .. } => {
+            "; `stratum repair` or the next write that reads it rebuilds it"
+        }
+        _ => "",
+    };
+    message(&format!("note: {n}{hint}"));
 }
 
 /// Prints `stratum: {msg}` on stderr. A closed stderr is not worth failing

@@ -13,15 +13,17 @@ use stratum::engine::{self, QUARANTINE_DIR};
 /// (never deleted); then the store is compacted, so that it verifies. Damage
 /// costs the records it hit; the intact records of a batch it cut are
 /// kept (a batch with no commit at the end of a file, never acknowledged,
-/// is left out and counted). On a store without damage it only compacts.
-/// Run `stratum dump --salvage` first to see what can be read. Says what it
+/// is left out and counted). An index file that disagrees with its intact
+/// segment (restored from another copy of the store, say) is written again
+/// from the segment, which is never rewritten for it. On a store without
+/// damage it only compacts. Run `stratum dump --salvage` first to see what can be read. Says what it
 /// did on stderr; --quiet prints nothing on success.
 ///
 /// The JSON form (--json, on stdout) is one object:
 ///   {"quarantined": ["file", …], "records_kept", "damaged_bytes",
-///    "uncommitted_records", "compacted"}
+///    "uncommitted_records", "reindexed": ["file", …], "compacted"}
 /// "quarantined" lists the damaged files moved to quarantine/ (empty when
-/// there was no damage).
+/// there was no damage); "reindexed" the index files written again.
 #[derive(Debug, Args)]
 #[command(
     verbatim_doc_comment,
@@ -45,6 +47,7 @@ struct Report<'a> {
     records_kept: u64,
     damaged_bytes: u64,
     uncommitted_records: u64,
+    reindexed: &'a [String],
     compacted: bool,
 }
 
@@ -56,11 +59,24 @@ pub fn run(g: &GlobalArgs, args: RepairArgs) -> anyhow::Result<()> {
     let bar = output::Bar::new(g.quiet, "repair", Some(0));
     let report = engine::repair(&g.options(), &mut |p| bar.update(p))?;
     bar.finish();
-    let human = if report.quarantined.is_empty() {
-        "no damage found; the store was compacted".to_owned()
+    let reindexed = if report.reindexed.is_empty() {
+        String::new()
     } else {
         format!(
-            "repaired: moved {} to {QUARANTINE_DIR}/, kept {} records, lost {} of damaged data{}; the store was compacted",
+            "; rebuilt {} from {}",
+            report.reindexed.join(", "),
+            if report.reindexed.len() == 1 {
+                "its segment"
+            } else {
+                "their segments"
+            }
+        )
+    };
+    let human = if report.quarantined.is_empty() {
+        format!("no damage found{reindexed}; the store was compacted")
+    } else {
+        format!(
+            "repaired: moved {} to {QUARANTINE_DIR}/, kept {} records, lost {} of damaged data{}{reindexed}; the store was compacted",
             report.quarantined.join(", "),
             report.records_kept,
             output::human_size(report.damaged_bytes),
@@ -72,6 +88,7 @@ pub fn run(g: &GlobalArgs, args: RepairArgs) -> anyhow::Result<()> {
         records_kept: report.records_kept,
         damaged_bytes: report.damaged_bytes,
         uncommitted_records: report.uncommitted_records,
+        reindexed: &report.reindexed,
         compacted: true,
     };
     summary::report(g, args.json, &json, &human)

@@ -25,7 +25,7 @@ use crate::engine::format::{self, ACTIVE_NAME, LOCK_NAME, TMP_SUFFIX};
 use crate::engine::store::{Options, Progress, Store};
 use crate::engine::verify;
 use crate::engine::vfs::{EntryKind, VFile, Vfs, copy_new};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// How a backup takes the sealed files, which are never modified in place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,10 +62,10 @@ pub fn backup(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<BackupReport> {
     let vfs = &*store.opts.vfs;
-    match vfs.kind(dest).map_err(|e| Error::io("stat", dest, e))? {
+    match vfs.kind(dest).io("stat", dest)? {
         None => {}
         Some(EntryKind::Dir) => {
-            let entries = vfs.read_dir(dest).map_err(|e| Error::io("list", dest, e))?;
+            let entries = vfs.read_dir(dest).io("list", dest)?;
             if !entries.is_empty() {
                 return Err(Error::invalid(format!(
                     "backup destination {} is not empty",
@@ -96,24 +96,16 @@ pub fn backup(
             )));
         }
     };
-    vfs.create_dir_all(parent)
-        .map_err(|e| Error::io("create directory", parent, e))?;
+    vfs.create_dir_all(parent).io("create directory", parent)?;
     let tmp = building_dir(parent, name);
-    if vfs
-        .kind(&tmp)
-        .map_err(|e| Error::io("stat", &tmp, e))?
-        .is_some()
-    {
+    if vfs.kind(&tmp).io("stat", &tmp)?.is_some() {
         // Left by a backup that was killed.
         remove_build(vfs, &tmp)?;
     }
-    vfs.create_dir_all(&tmp)
-        .map_err(|e| Error::io("create directory", &tmp, e))?;
+    vfs.create_dir_all(&tmp).io("create directory", &tmp)?;
     let built = build(store, &tmp, sealed, progress).and_then(|report| {
-        vfs.rename(&tmp, dest)
-            .map_err(|e| Error::io("rename", dest, e))?;
-        vfs.sync_dir(parent)
-            .map_err(|e| Error::io("fsync", parent, e))?;
+        vfs.rename(&tmp, dest).io("rename", dest)?;
+        vfs.sync_dir(parent).io("fsync", parent)?;
         Ok(report)
     });
     if built.is_err() {
@@ -136,7 +128,7 @@ fn building_dir(parent: &Path, name: &OsStr) -> PathBuf {
 /// directory that happens to have the name but holds anything else is
 /// refused rather than emptied.
 fn remove_build(vfs: &dyn Vfs, tmp: &Path) -> Result<()> {
-    let entries = vfs.read_dir(tmp).map_err(|e| Error::io("list", tmp, e))?;
+    let entries = vfs.read_dir(tmp).io("list", tmp)?;
     for (name, kind) in &entries {
         let ours = name.to_str().is_some_and(|n| {
             n == LOCK_NAME
@@ -155,11 +147,9 @@ fn remove_build(vfs: &dyn Vfs, tmp: &Path) -> Result<()> {
     }
     for (name, _) in entries {
         let p = tmp.join(name);
-        vfs.remove_file(&p)
-            .map_err(|e| Error::io("remove", &p, e))?;
+        vfs.remove_file(&p).io("remove", &p)?;
     }
-    vfs.remove_dir(tmp)
-        .map_err(|e| Error::io("remove directory", tmp, e))
+    vfs.remove_dir(tmp).io("remove directory", tmp)
 }
 
 /// Writes the whole backup into `tmp`, fsyncs it and verifies it.
@@ -188,12 +178,10 @@ fn build(
             if sealed == Sealed::Link && vfs.hard_link(&from, &to).is_ok() {
                 report.linked += 1;
             } else {
-                let file = vfs
-                    .open_read(&from)
-                    .map_err(|e| Error::io("open", &from, e))?;
+                let file = vfs.open_read(&from).io("open", &from)?;
                 let n = match len {
                     Some(n) => n,
-                    None => file.len().map_err(|e| Error::io("stat", &from, e))?,
+                    None => file.len().io("stat", &from)?,
                 };
                 copy(vfs, &*file, &from, tmp, &name, n)?;
                 report.copied += 1;
@@ -220,9 +208,8 @@ fn build(
         crate::engine::manifest::write(vfs, tmp, m)?;
     }
     let lock = tmp.join(LOCK_NAME);
-    vfs.create_new(&lock)
-        .map_err(|e| Error::io("create", &lock, e))?;
-    vfs.sync_dir(tmp).map_err(|e| Error::io("fsync", tmp, e))?;
+    vfs.create_new(&lock).io("create", &lock)?;
+    vfs.sync_dir(tmp).io("fsync", tmp)?;
     progress(Progress { done: total, total });
     let mut opts = Options::new(tmp);
     opts.vfs = store.opts.vfs.clone();
@@ -257,6 +244,5 @@ fn copy(
     let tmp = dest.join(format!("{name}{TMP_SUFFIX}"));
     copy_new(vfs, file, from, &tmp, len)?;
     let to = dest.join(name);
-    vfs.rename(&tmp, &to)
-        .map_err(|e| Error::io("rename", &to, e))
+    vfs.rename(&tmp, &to).io("rename", &to)
 }

@@ -137,6 +137,12 @@ impl Store {
     /// [`Error::Corrupt`] when a record it must copy is damaged (nothing
     /// changed); [`Error::Io`].
     pub fn compact(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<CompactReport> {
+        // A failed pass changes nothing, so one that met a stale index file
+        // (see `engine::stale`) starts again on the segment's scan.
+        self.retry_stale_mut(|store| store.compact_once(progress))
+    }
+
+    fn compact_once(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<CompactReport> {
         let bytes_before = self.file_bytes();
         let segments_before = self.sealed.len() + 1;
         // Sealed only once every output is written (see the module docs), so

@@ -18,7 +18,7 @@ use crate::engine::format::{
     TMP_SUFFIX,
 };
 use crate::engine::vfs::{VFile, Vfs};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// Which index files belong to a segment: its format version, and the store
 /// id a format-2 index header's CRC binds (docs/FORMAT.md §7.1).
@@ -86,6 +86,9 @@ pub(crate) struct SealedIndex {
     /// read once per invocation (a batch of thousands of lookups would
     /// otherwise re-read and re-check them every time).
     cache: RefCell<HashMap<u64, Arc<Vec<IndexEntry>>>>,
+    /// Set when the file was there but passed over at open as stale, and
+    /// why, for the store's notice (see `engine::stale`).
+    passed_over: std::cell::Cell<Option<crate::engine::stale::Why>>,
 }
 
 /// Decoded blocks kept per index (about 4 KiB each).
@@ -98,6 +101,7 @@ impl SealedIndex {
             disk: Some((file, header)),
             memory: OnceCell::new(),
             cache: RefCell::new(HashMap::new()),
+            passed_over: std::cell::Cell::new(None),
         }
     }
 
@@ -109,7 +113,29 @@ impl SealedIndex {
             disk: None,
             memory,
             cache: RefCell::new(HashMap::new()),
+            passed_over: std::cell::Cell::new(None),
         }
+    }
+
+    /// Whether lookups still go to the index file.
+    pub fn reads_file(&self) -> bool {
+        self.disk.is_some() && self.memory.get().is_none()
+    }
+
+    /// Answers from `entries` (the segment's, sorted) from now on: the file
+    /// turned out stale (see `engine::stale`).
+    pub fn use_entries(&self, entries: Vec<IndexEntry>) {
+        let _ = self.memory.set(entries);
+    }
+
+    /// Notes that the file was there but passed over as stale.
+    pub fn set_passed_over(&self, why: crate::engine::stale::Why) {
+        self.passed_over.set(Some(why));
+    }
+
+    /// The note [`SealedIndex::set_passed_over`] left, once.
+    pub fn take_passed_over(&self) -> Option<crate::engine::stale::Why> {
+        self.passed_over.take()
     }
 
     fn blocks(&self) -> u64 {
@@ -219,11 +245,16 @@ impl SealedIndex {
                 pos: 0,
             }
         };
-        Ok(Cursor {
+        let mut c = Cursor {
             src,
             last: None,
             fallback: Some(fallback),
-        })
+        };
+        // The first block now, while the file is open: a merge over more
+        // members than the descriptor cache holds would otherwise open
+        // each index again for it (engine::descriptors).
+        c.peek()?;
+        Ok(c)
     }
 }
 
@@ -274,6 +305,19 @@ impl<'a> Cursor<'a> {
             last: None,
             fallback: None,
         }
+    }
+
+    /// Whether it reads an index file's blocks.
+    pub fn on_disk(&self) -> bool {
+        matches!(self.src, Src::Disk { .. })
+    }
+
+    /// Consumes every entry of documents up to `doc`.
+    pub fn skip_through(&mut self, doc: u64) -> Result<()> {
+        while self.peek()?.is_some_and(|e| e.doc <= doc) {
+            self.advance();
+        }
+        Ok(())
     }
 
     /// The next entry without consuming it.
@@ -407,9 +451,7 @@ impl IndexWriter {
     pub fn create(vfs: &dyn Vfs, dir: &Path, name: String) -> Result<IndexWriter> {
         let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
         let _ = vfs.remove_file(&tmp);
-        let file = vfs
-            .create_new(&tmp)
-            .map_err(|e| Error::io("create", &tmp, e))?;
+        let file = vfs.create_new(&tmp).io("create", &tmp)?;
         Ok(IndexWriter {
             name,
             tmp,
@@ -458,9 +500,7 @@ impl IndexWriter {
         }
         let block = format::encode_block(&self.pending);
         let at = INDEX_HEADER_LEN as u64 + self.blocks * INDEX_BLOCK_LEN as u64;
-        self.file
-            .write_all_at(&block, at)
-            .map_err(|e| Error::io("write", &self.tmp, e))?;
+        self.file.write_all_at(&block, at).io("write", &self.tmp)?;
         self.blocks += 1;
         self.pending.clear();
         Ok(())
@@ -482,15 +522,12 @@ impl IndexWriter {
         };
         self.file
             .write_all_at(&header.encode(), 0)
-            .map_err(|e| Error::io("write", &self.tmp, e))?;
+            .io("write", &self.tmp)?;
         if sync {
-            self.file
-                .sync_data()
-                .map_err(|e| Error::io("fsync", &self.tmp, e))?;
+            self.file.sync_data().io("fsync", &self.tmp)?;
         }
         let dest = dir.join(&self.name);
-        vfs.rename(&self.tmp, &dest)
-            .map_err(|e| Error::io("rename", &dest, e))
+        vfs.rename(&self.tmp, &dest).io("rename", &dest)
     }
 }
 
@@ -507,12 +544,9 @@ pub(crate) fn reopen_written(
     segment_len: u64,
     bind: Binding,
 ) -> Result<SealedIndex> {
-    let file = vfs
-        .open_read(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
+    let file = vfs.open_read(&path).io("open", &path)?;
     let mut buf = [0u8; INDEX_HEADER_LEN];
-    file.read_exact_at(&mut buf, 0)
-        .map_err(|e| Error::io("read", &path, e))?;
+    file.read_exact_at(&mut buf, 0).io("read", &path)?;
     match check_header(file, &buf, segment, segment_len..=segment_len, bind) {
         Some((f, h)) => Ok(SealedIndex::on_disk(path, f, h)),
         None => Err(Error::corrupt(

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::engine::vfs::{LockGuard, Vfs};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// Takes the lock, waiting up to `timeout`.
 ///
@@ -37,7 +37,7 @@ pub(crate) fn acquire_with(
 ) -> Result<Box<dyn LockGuard>> {
     let start = Instant::now();
     vfs.lock(path, exclusive, create, timeout)
-        .map_err(|e| Error::io("lock", path, e))?
+        .io("lock", path)?
         .ok_or_else(|| Error::LockTimeout {
             path: path.to_path_buf(),
             waited_secs: start.elapsed().as_secs_f64(),
@@ -56,11 +56,7 @@ pub(crate) fn acquire_existing(
     timeout: Duration,
 ) -> Result<Box<dyn LockGuard>> {
     let path = dir.join(crate::engine::format::LOCK_NAME);
-    if vfs
-        .kind(&path)
-        .map_err(|e| Error::io("stat", &path, e))?
-        .is_none()
-    {
+    if vfs.kind(&path).io("stat", &path)?.is_none() {
         return Err(without_lock(vfs, dir)?);
     }
     acquire(vfs, &path, exclusive, timeout).map_err(|e| vanished(e, vfs, dir))
@@ -72,11 +68,7 @@ pub(crate) fn acquire_existing(
 /// # Errors
 /// [`Error::Io`] or [`Error::Corrupt`] from listing the directory.
 pub(crate) fn without_lock(vfs: &dyn Vfs, dir: &Path) -> Result<Error> {
-    if vfs
-        .kind(dir)
-        .map_err(|e| Error::io("stat", dir, e))?
-        .is_none()
-    {
+    if vfs.kind(dir).io("stat", dir)?.is_none() {
         return Ok(Error::NoStore {
             path: dir.to_path_buf(),
         });

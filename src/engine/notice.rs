@@ -25,6 +25,38 @@ pub enum Notice {
         /// Its file name.
         name: String,
     },
+    /// An index file did not describe its segment (restored from another
+    /// copy of the store, say): the segment was scanned instead, and the
+    /// index written again from it when `rebuilt`. The segment is never
+    /// rewritten for it.
+    StaleIndex {
+        /// The index file.
+        path: PathBuf,
+        /// What gave it away.
+        why: StaleIndex,
+        /// Written again from the segment (a write open); otherwise `repair`
+        /// or the next write that reads it does.
+        rebuilt: bool,
+    },
+}
+
+/// What showed an index file to be stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StaleIndex {
+    /// A record read through it did not match the entry that found it,
+    /// though its checksums pass.
+    Mismatch,
+    /// Its header describes another segment (or does not check).
+    Header,
+    /// It lists another number of entries than the manifest counted for its
+    /// segment.
+    Count {
+        /// In the index header.
+        listed: u64,
+        /// In the manifest.
+        counted: u64,
+    },
 }
 
 impl fmt::Display for Notice {
@@ -41,6 +73,26 @@ impl fmt::Display for Notice {
             ),
             Notice::NotAMember { name } => {
                 write!(f, "{name} is not a member of this store and was left alone")
+            }
+            Notice::StaleIndex { path, why, rebuilt } => {
+                write!(f, "index file {} ", path.display())?;
+                match why {
+                    StaleIndex::Mismatch => f.write_str(
+                        "does not match its segment, though its checksums pass (restored from another copy of the store?)",
+                    )?,
+                    StaleIndex::Header => f.write_str(
+                        "does not describe its segment (another segment's index, or a damaged header)",
+                    )?,
+                    StaleIndex::Count { listed, counted } => write!(
+                        f,
+                        "lists {listed} entries where the manifest counted {counted} for its segment (restored from another copy of the store?)"
+                    )?,
+                }
+                f.write_str(if *rebuilt {
+                    "; rebuilt from the segment"
+                } else {
+                    "; read from a scan of the segment instead"
+                })
             }
         }
     }

@@ -20,7 +20,7 @@ use crate::engine::replay::{self, Listing};
 use crate::engine::segment::{self, Handle, Lazy, Sealed};
 use crate::engine::store::{Mode, Options, Store};
 use crate::engine::vfs::{LockGuard, VFile, Vfs};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// What a segment file's header says about who owns it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -226,9 +226,7 @@ fn inventory(
             None
         } else {
             let path = dir.join(format::segment_name(n));
-            let file = vfs
-                .open_read(&path)
-                .map_err(|e| Error::io("open", &path, e))?;
+            let file = vfs.open_read(&path).io("open", &path)?;
             let mut hb = [0u8; SEGMENT_HEADER_LEN];
             let got = segment::read_prefix(&*file, &mut hb, &path)?;
             Some(match SegmentHeader::decode(&hb[..got]) {
@@ -265,8 +263,8 @@ fn inventory(
         } else {
             vfs.open_read(&path)
         }
-        .map_err(|e| Error::io("open", &path, e))?;
-        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        .io("open", &path)?;
+        let len = file.len().io("stat", &path)?;
         let mut hb = [0u8; SEGMENT_HEADER_LEN];
         let got = segment::read_prefix(&*file, &mut hb, &path)?;
         let header = match SegmentHeader::decode(&hb[..got]) {
@@ -311,9 +309,7 @@ pub(crate) fn open_v2(
     // contents are checked when it is first read).
     for member in &m.members {
         let path = dir.join(format::segment_name(member.number));
-        let len = vfs
-            .file_len(&path)
-            .map_err(|e| Error::io("stat", &path, e))?;
+        let len = vfs.file_len(&path).io("stat", &path)?;
         if len != member.len {
             return Err(Error::corrupt(
                 &path,
@@ -330,8 +326,7 @@ pub(crate) fn open_v2(
         if plan.remove.iter().any(|n| !n.ends_with(format::TMP_SUFFIX)) {
             // The removals rely on the manifest that made these files extra:
             // make its rename durable first, as a crash may have left it not.
-            vfs.sync_dir(&dir)
-                .map_err(|e| Error::io("fsync", &dir, e))?;
+            vfs.sync_dir(&dir).io("fsync", &dir)?;
         }
         for name in &plan.remove {
             let p = dir.join(name);
@@ -371,8 +366,14 @@ pub(crate) fn open_v2(
     let mut reseal = false;
     match (active_file, plan.create_active) {
         (Some(file), None) if plan.adopt.is_none() || listing.active => {
-            let len = file.len().map_err(|e| Error::io("stat", &active_path, e))?;
-            let (scan, checkpoint) = replay::scan_active(&opts, &*file, &active_path, len, bind2)?;
+            // Its length and header as the inventory read them (under the
+            // lock, so still true): read once per open.
+            let (len, header) = match inv.active {
+                Some(found) => (found.len, found.header.ok()),
+                None => (file.len().io("stat", &active_path)?, None),
+            };
+            let (scan, checkpoint) =
+                replay::scan_active(&opts, &*file, &active_path, len, header, bind2)?;
             if let Some(err) = scan.damage {
                 return Err(err);
             }
@@ -385,15 +386,13 @@ pub(crate) fn open_v2(
                 // 2–3): drop the footer, and seal again below.
                 file.set_len(scan.end - format::SEAL_RECORD_LEN as u64)
                     .and_then(|()| file.sync_data())
-                    .map_err(|e| Error::io("truncate", &active_path, e))?;
+                    .io("truncate", &active_path)?;
                 reseal = true;
             } else if scan.bad_at.is_some() && write && scan.seal.is_none() {
                 let at = scan.bad_at.as_ref().map_or(scan.end, |(at, _)| *at);
                 let dropped = scan.file_len - scan.end;
-                file.set_len(scan.end)
-                    .map_err(|e| Error::io("truncate", &active_path, e))?;
-                file.sync_data()
-                    .map_err(|e| Error::io("fsync", &active_path, e))?;
+                file.set_len(scan.end).io("truncate", &active_path)?;
+                file.sync_data().io("fsync", &active_path)?;
                 notices.push(Notice::DiscardedIncompleteWrite {
                     path: active_path.clone(),
                     bytes: dropped,
@@ -442,8 +441,7 @@ pub(crate) fn open_v2(
         }
         (_, Some(n)) if write => {
             if dir_dirty {
-                vfs.sync_dir(&dir)
-                    .map_err(|e| Error::io("fsync", &dir, e))?;
+                vfs.sync_dir(&dir).io("fsync", &dir)?;
             }
             active = create_active(&dir, &*vfs, n, m.store_id)?;
             dir_dirty = false;
@@ -451,8 +449,7 @@ pub(crate) fn open_v2(
         _ => {}
     }
     if write && dir_dirty {
-        vfs.sync_dir(&dir)
-            .map_err(|e| Error::io("fsync", &dir, e))?;
+        vfs.sync_dir(&dir).io("fsync", &dir)?;
     }
     let marks = (
         m.max_seq.max(ckpt_marks.0).max(active_max_seq),
@@ -477,10 +474,7 @@ pub(crate) fn open_member(lazy: &Lazy, member: &Member) -> Result<Handle> {
     let (opts, mode, store_id) = (&lazy.opts, lazy.mode, lazy.store_id);
     let n = member.number;
     let path = opts.dir.join(format::segment_name(n));
-    let file = opts
-        .vfs
-        .open_read(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
+    let file = opts.vfs.open_read(&path).io("open", &path)?;
     let h = replay::read_header(&*file, &path)?;
     let want_id = if member.version == FORMAT_VERSION {
         store_id
@@ -501,7 +495,7 @@ pub(crate) fn open_member(lazy: &Lazy, member: &Member) -> Result<Handle> {
             format!("header says segment {}, the file name says {n}", h.number),
         ));
     }
-    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    let len = file.len().io("stat", &path)?;
     if len != member.len {
         return Err(Error::corrupt(
             &path,
@@ -517,11 +511,12 @@ pub(crate) fn open_member(lazy: &Lazy, member: &Member) -> Result<Handle> {
         store_id: want_id,
     };
     let mut rebuilt = false;
-    let s = replay::open_sealed(opts, mode, n, file, &mut rebuilt, bind)?;
+    // An index listing another number of entries than the manifest counted
+    // for this segment is stale (issue 9 item 6).
+    let counted = (member.records != format::UNKNOWN).then(|| member.records + member.keys);
+    let s = replay::open_sealed(opts, mode, n, file, &mut rebuilt, bind, counted)?;
     if rebuilt {
-        opts.vfs
-            .sync_dir(&opts.dir)
-            .map_err(|e| Error::io("fsync", &opts.dir, e))?;
+        opts.vfs.sync_dir(&opts.dir).io("fsync", &opts.dir)?;
     }
     s.handle
         .into_inner()
@@ -558,10 +553,7 @@ fn adopt(
     dir_dirty: &mut bool,
 ) -> Result<(Sealed, Member)> {
     let path = opts.dir.join(format::segment_name(n));
-    let file = opts
-        .vfs
-        .open_read(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
+    let file = opts.vfs.open_read(&path).io("open", &path)?;
     let scan = segment::scan(&*file, &path, true)?;
     if let Some(err) = scan.damage {
         return Err(err);
@@ -576,7 +568,7 @@ fn adopt(
     if mode == Mode::Write {
         let _ = opts.vfs.remove_file(&idx);
     }
-    let mut s = replay::open_sealed(opts, mode, n, file, dir_dirty, bind)?;
+    let mut s = replay::open_sealed(opts, mode, n, file, dir_dirty, bind, None)?;
     s.member = Some(member);
     Ok((s, member))
 }
@@ -610,6 +602,7 @@ pub(crate) fn create(opts: Options, guard: Box<dyn LockGuard>) -> Result<Store> 
         doc_hwm: 0,
         opened_doc_hwm: 0,
         notices: Vec::new(),
+        stale: Default::default(),
         batch: None,
         poisoned: false,
         readahead: std::cell::RefCell::new(None),

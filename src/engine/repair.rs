@@ -28,7 +28,7 @@ use crate::engine::replay;
 use crate::engine::segment::{self, Reader};
 use crate::engine::store::{Mode, Options, Progress, Store, resolve};
 use crate::engine::vfs::{VFile, Vfs, copy_new};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::json::Json;
 use crate::model::{DocId, Document, Node, NodeId};
 
@@ -58,7 +58,7 @@ pub(crate) struct Salvaged {
 /// # Errors
 /// [`Error::Io`] when the file cannot be read.
 pub(crate) fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
-    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let len = file.len().io("stat", path)?;
     let mut rd = Reader::new(file, len);
     let head = rd.get(0, SEGMENT_HEADER_LEN, path)?;
     let header = SegmentHeader::decode(head).ok();
@@ -160,9 +160,7 @@ fn segment_files(
     let mut files = BTreeMap::new();
     for &n in listing.segments.keys() {
         let path = dir.join(format::segment_name(n));
-        let file = vfs
-            .open_read(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
+        let file = vfs.open_read(&path).io("open", &path)?;
         let mut buf = [0u8; SEGMENT_HEADER_LEN];
         match file
             .read_exact_at(&mut buf, 0)
@@ -238,9 +236,7 @@ fn segment_files(
     }
     if listing.active {
         let path = dir.join(ACTIVE_NAME);
-        let file = vfs
-            .open_read(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
+        let file = vfs.open_read(&path).io("open", &path)?;
         let mut buf = [0u8; SEGMENT_HEADER_LEN];
         let foreign = manifest.is_some_and(|m| {
             file.read_exact_at(&mut buf, 0).is_ok()
@@ -381,6 +377,9 @@ pub struct RepairReport {
     /// Intact records left out: a batch with no commit record at the end
     /// of a file, never acknowledged.
     pub uncommitted_records: u64,
+    /// Index files of intact segments that were missing or disagreed with
+    /// their segment, written again from it.
+    pub reindexed: Vec<String>,
 }
 
 /// Salvages a damaged store in place: every damaged segment is rewritten
@@ -423,7 +422,13 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
         for f in &files {
             let (path, file) = (&f.path, &*f.file);
             let damaged = match segment::scan(file, path, f.header.is_some()) {
-                Ok(s) => s.damage.is_some(),
+                Ok(s) if s.damage.is_none() => {
+                    if let Some(h) = f.header {
+                        reindex_if_stale(opts, h, s, &mut report)?;
+                    }
+                    false
+                }
+                Ok(_) => true,
                 Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
                 Err(_) => true,
             };
@@ -437,9 +442,7 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
             .sum::<u64>()
             + (1 << 20);
         if !damaged_files.is_empty() {
-            let available = vfs
-                .available_space(dir)
-                .map_err(|e| Error::io("statvfs", dir, e))?;
+            let available = vfs.available_space(dir).io("statvfs", dir)?;
             if available < needed {
                 return Err(Error::NoSpace {
                     path: dir.clone(),
@@ -497,6 +500,46 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
     Ok(report)
 }
 
+/// Writes the index of an intact sealed segment again from its scan when
+/// the index file disagrees with it (issue 9 item 6): the compaction that
+/// follows reads through the indexes, and an index that left a record out
+/// would lose it there.
+fn reindex_if_stale(
+    opts: &Options,
+    h: SegmentHeader,
+    scan: segment::Scan,
+    report: &mut RepairReport,
+) -> Result<()> {
+    let bind = crate::engine::index::Binding {
+        version: h.version,
+        store_id: if h.version == format::FORMAT_V1 {
+            0
+        } else {
+            h.store_id
+        },
+    };
+    let mut entries = scan.entries;
+    entries.sort_unstable_by_key(crate::engine::index::key);
+    let on_disk =
+        crate::engine::verify::index_entries(&*opts.vfs, &opts.dir, h.number, scan.file_len, bind);
+    if on_disk.as_ref() == Some(&entries) {
+        return Ok(());
+    }
+    let n = h.number;
+    replay::write_index(
+        opts,
+        n,
+        scan.file_len,
+        scan.max_seq,
+        scan.doc_hwm,
+        &entries,
+        bind,
+    )?;
+    opts.vfs.sync_dir(&opts.dir).io("fsync", &opts.dir)?;
+    report.reindexed.push(format::index_name(n));
+    Ok(())
+}
+
 /// After the rewrites, the manifest of a format-2 store lists what survives:
 /// members still there and of this store (their entries recomputed, as a
 /// rewrite changes them), a damaged active segment rewritten as a sealed
@@ -527,9 +570,7 @@ fn relist_members(
     numbers.dedup();
     for n in numbers {
         let path = dir.join(format::segment_name(n));
-        let file = vfs
-            .open_read(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
+        let file = vfs.open_read(&path).io("open", &path)?;
         let scan = segment::scan(&*file, &path, true)?;
         if let Some(err) = scan.damage {
             return Err(err);
@@ -600,17 +641,14 @@ fn write_salvaged(
     tmp: &Path,
 ) -> Result<()> {
     let vfs = &*opts.vfs;
-    let out = vfs
-        .create_new(tmp)
-        .map_err(|e| Error::io("create", tmp, e))?;
+    let out = vfs.create_new(tmp).io("create", tmp)?;
 
     let mut buf = header.encode().to_vec();
     let mut max_seq = 0;
     let mut doc_hwm = 0;
     for e in &s.entries {
         let mut rec = vec![0u8; e.len as usize];
-        file.read_exact_at(&mut rec, e.offset)
-            .map_err(|err| Error::io("read", path, err))?;
+        file.read_exact_at(&mut rec, e.offset).io("read", path)?;
         let (h, payload) = format::decode_record(&rec)
             .map_err(|_| Error::corrupt(path, e.offset, "record changed while repairing"))?;
         // Batches were applied when their commit was read; the copies stand
@@ -652,9 +690,8 @@ fn write_salvaged(
         &footer.encode(),
         &[],
     );
-    out.write_all_at(&buf, 0)
-        .map_err(|e| Error::io("write", tmp, e))?;
-    out.sync_data().map_err(|e| Error::io("fsync", tmp, e))
+    out.write_all_at(&buf, 0).io("write", tmp)?;
+    out.sync_data().io("fsync", tmp)
 }
 
 /// Moves the original `path` into quarantine (a second name first) and
@@ -669,8 +706,7 @@ fn replace_segment(
     let vfs = &*opts.vfs;
     let dir = &opts.dir;
     let qdir = dir.join(QUARANTINE_DIR);
-    vfs.create_dir_all(&qdir)
-        .map_err(|e| Error::io("create directory", &qdir, e))?;
+    vfs.create_dir_all(&qdir).io("create directory", &qdir)?;
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -684,28 +720,21 @@ fn replace_segment(
     // have linked the first one already.
     let mut aside = qdir.join(format!("{name}.{stamp}"));
     let mut k = 1;
-    while vfs
-        .kind(&aside)
-        .map_err(|e| Error::io("stat", &aside, e))?
-        .is_some()
-    {
+    while vfs.kind(&aside).io("stat", &aside)?.is_some() {
         aside = qdir.join(format!("{name}.{stamp}.{k}"));
         k += 1;
     }
     if vfs.hard_link(path, &aside).is_err() {
-        let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+        let len = file.len().io("stat", path)?;
         copy_new(vfs, file, path, &aside, len)?;
     }
-    vfs.sync_dir(&qdir)
-        .map_err(|e| Error::io("fsync", &qdir, e))?;
+    vfs.sync_dir(&qdir).io("fsync", &qdir)?;
     let idx = dir.join(format::index_name(number));
     let _ = vfs.remove_file(&idx);
     let dest = dir.join(format::segment_name(number));
-    vfs.rename(tmp, &dest)
-        .map_err(|e| Error::io("rename", &dest, e))?;
+    vfs.rename(tmp, &dest).io("rename", &dest)?;
     if dest != path {
-        vfs.remove_file(path)
-            .map_err(|e| Error::io("remove", path, e))?;
+        vfs.remove_file(path).io("remove", path)?;
     }
-    vfs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))
+    vfs.sync_dir(dir).io("fsync", dir)
 }

@@ -26,9 +26,10 @@ use crate::engine::index::{self, IndexWriter, SealedIndex};
 use crate::engine::lock;
 use crate::engine::notice::Notice;
 use crate::engine::segment::{self, Sealed};
+use crate::engine::stale::Why;
 use crate::engine::store::{Mode, Options, Store};
 use crate::engine::vfs::{EntryKind, VFile, Vfs};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// Files found in the data directory, by role.
 #[derive(Default)]
@@ -51,7 +52,7 @@ impl Listing {
 /// files are damage, and everything else is ignored.
 pub(crate) fn list_dir(vfs: &dyn Vfs, dir: &Path) -> Result<Listing> {
     let mut l = Listing::default();
-    for (name, kind) in vfs.read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+    for (name, kind) in vfs.read_dir(dir).io("list", dir)? {
         let Some(name) = name.to_str() else { continue };
         let ours = name == ACTIVE_NAME || format::parse_segment_name(name).is_some();
         if ours && kind != EntryKind::File {
@@ -143,7 +144,7 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
     let vfs = opts.vfs.clone();
     let dir = opts.dir.clone();
     let write = mode == Mode::Write;
-    match vfs.kind(&dir).map_err(|e| Error::io("stat", &dir, e))? {
+    match vfs.kind(&dir).io("stat", &dir)? {
         None if write => create_dirs(&*vfs, &dir)?,
         None => return Err(Error::NoStore { path: dir }),
         Some(EntryKind::Dir) => {}
@@ -160,19 +161,15 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         }
     }
     let lock_path = dir.join(LOCK_NAME);
-    let has_lock = || -> Result<bool> {
-        Ok(vfs
-            .kind(&lock_path)
-            .map_err(|e| Error::io("stat", &lock_path, e))?
-            .is_some())
-    };
+    let has_lock =
+        || -> Result<bool> { Ok(vfs.kind(&lock_path).io("stat", &lock_path)?.is_some()) };
     let mut lock_existed = has_lock()?;
     if !lock_existed {
         // LOCK is made only with a new store: recreating a deleted one
         // while a writer still holds the old inode would let a second
         // writer in beside it.
         let err = lock::without_lock(&*vfs, &dir)?;
-        let entries = vfs.read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
+        let entries = vfs.read_dir(&dir).io("list", &dir)?;
         // A concurrent first write may have made the store since the
         // first look; it creates LOCK before any other file, so a second
         // look after the listing tells that from a deleted LOCK.
@@ -199,8 +196,7 @@ pub(crate) fn open(opts: Options, mode: Mode) -> Result<Store> {
         // a power loss the directory may keep later entries and lose earlier
         // ones, and a store's files without LOCK are refused as a deleted
         // lock (docs/FORMAT.md §10).
-        vfs.sync_dir(&dir)
-            .map_err(|e| Error::io("fsync", &dir, e))?;
+        vfs.sync_dir(&dir).io("fsync", &dir)?;
     }
     let listing = list_dir(&*vfs, &dir)?;
     match crate::engine::manifest::read(&*vfs, &dir)? {
@@ -232,8 +228,7 @@ fn open_v1(
     if write {
         for t in &listing.temps {
             let p = dir.join(t);
-            vfs.remove_file(&p)
-                .map_err(|e| Error::io("remove", &p, e))?;
+            vfs.remove_file(&p).io("remove", &p)?;
             dir_dirty = true;
         }
     }
@@ -243,9 +238,7 @@ fn open_v1(
     let mut headers = BTreeMap::new();
     for &n in listing.segments.keys() {
         let path = dir.join(format::segment_name(n));
-        let file = vfs
-            .open_read(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
+        let file = vfs.open_read(&path).io("open", &path)?;
         let h = read_header(&*file, &path)?;
         if h.version != format::FORMAT_V1 {
             // Without a manifest, a format-2 segment is not this store's.
@@ -276,8 +269,7 @@ fn open_v1(
         if !stale.is_empty() {
             // The removals below rely on the new generation's renames: make
             // those durable first, as the crashed compaction may not have.
-            vfs.sync_dir(&dir)
-                .map_err(|e| Error::io("fsync", &dir, e))?;
+            vfs.sync_dir(&dir).io("fsync", &dir)?;
         }
         for n in &stale {
             for name in [format::segment_name(*n), format::index_name(*n)] {
@@ -292,8 +284,7 @@ fn open_v1(
         for &n in listing.indexes.keys() {
             if !listing.segments.contains_key(&n) {
                 let p = dir.join(format::index_name(n));
-                vfs.remove_file(&p)
-                    .map_err(|e| Error::io("remove", &p, e))?;
+                vfs.remove_file(&p).io("remove", &p)?;
                 dir_dirty = true;
             }
         }
@@ -305,7 +296,7 @@ fn open_v1(
             continue;
         };
         let bind = crate::engine::index::Binding::V1;
-        let mut s = open_sealed(&opts, mode, n, file, &mut dir_dirty, bind)?;
+        let mut s = open_sealed(&opts, mode, n, file, &mut dir_dirty, bind, None)?;
         s.generation = headers
             .get(&n)
             .filter(|h| h.flags & SEG_FLAG_COMPACTED != 0)
@@ -325,25 +316,23 @@ fn open_v1(
         } else {
             vfs.open_read(&active_path)
         }
-        .map_err(|e| Error::io("open", &active_path, e))?;
-        let len = file.len().map_err(|e| Error::io("stat", &active_path, e))?;
+        .io("open", &active_path)?;
+        let len = file.len().io("stat", &active_path)?;
         if len == 0 {
             // An empty active.seg holds nothing; a writer replaces it.
             if write {
-                vfs.remove_file(&active_path)
-                    .map_err(|e| Error::io("remove", &active_path, e))?;
+                vfs.remove_file(&active_path).io("remove", &active_path)?;
                 dir_dirty = true;
             }
         } else {
             let bind = crate::engine::index::Binding::V1;
-            let (scan, checkpoint) = scan_active(&opts, &*file, &active_path, len, bind)?;
+            let (scan, checkpoint) = scan_active(&opts, &*file, &active_path, len, None, bind)?;
             if let Some(err) = scan.damage {
                 return Err(err);
             }
             if checkpoint.is_none() && write && listing.active_index {
                 let p = dir.join(ACTIVE_INDEX_NAME);
-                vfs.remove_file(&p)
-                    .map_err(|e| Error::io("remove", &p, e))?;
+                vfs.remove_file(&p).io("remove", &p)?;
             }
             let number = scan.header.number;
             let records = scan.records + checkpoint.as_ref().map_or(0, |(_, h)| h.entries);
@@ -359,8 +348,7 @@ fn open_v1(
                 }
                 // An empty active segment left behind by a compaction.
                 if write {
-                    vfs.remove_file(&active_path)
-                        .map_err(|e| Error::io("remove", &active_path, e))?;
+                    vfs.remove_file(&active_path).io("remove", &active_path)?;
                     dir_dirty = true;
                 }
             } else if let Some(seal) = scan.seal {
@@ -375,10 +363,10 @@ fn open_v1(
                     if scan.file_len > scan.end {
                         file.set_len(scan.end)
                             .and_then(|()| file.sync_data())
-                            .map_err(|e| Error::io("truncate", &active_path, e))?;
+                            .io("truncate", &active_path)?;
                     }
                     vfs.rename(&active_path, &seg_path)
-                        .map_err(|e| Error::io("rename", &seg_path, e))?;
+                        .io("rename", &seg_path)?;
                     dir_dirty = true;
                     write_index(
                         &opts,
@@ -389,8 +377,7 @@ fn open_v1(
                         &entries,
                         crate::engine::index::Binding::V1,
                     )?;
-                    vfs.open_read(&seg_path)
-                        .map_err(|e| Error::io("open", &seg_path, e))?
+                    vfs.open_read(&seg_path).io("open", &seg_path)?
                 } else {
                     file
                 };
@@ -414,10 +401,8 @@ fn open_v1(
                 if let Some((at, _)) = &scan.bad_at {
                     let dropped = scan.file_len - scan.end;
                     if write {
-                        file.set_len(scan.end)
-                            .map_err(|e| Error::io("truncate", &active_path, e))?;
-                        file.sync_data()
-                            .map_err(|e| Error::io("fsync", &active_path, e))?;
+                        file.set_len(scan.end).io("truncate", &active_path)?;
+                        file.sync_data().io("fsync", &active_path)?;
                         notices.push(Notice::DiscardedIncompleteWrite {
                             path: active_path.clone(),
                             bytes: dropped,
@@ -467,15 +452,13 @@ fn open_v1(
     }
     if write && active.file.is_none() {
         if dir_dirty {
-            vfs.sync_dir(&dir)
-                .map_err(|e| Error::io("fsync", &dir, e))?;
+            vfs.sync_dir(&dir).io("fsync", &dir)?;
         }
         active = active::create_active(&dir, &*vfs, next_number.max(active.number), 0)?;
         dir_dirty = false;
     }
     if write && dir_dirty {
-        vfs.sync_dir(&dir)
-            .map_err(|e| Error::io("fsync", &dir, e))?;
+        vfs.sync_dir(&dir).io("fsync", &dir)?;
     }
     sealed.sort_by_key(|s| s.number);
 
@@ -516,11 +499,7 @@ fn create_dirs(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
     };
     let mut missing = Vec::new();
     let mut p = dir.to_path_buf();
-    while vfs
-        .kind(&p)
-        .map_err(|e| Error::io("stat", &p, e))?
-        .is_none()
-    {
+    while vfs.kind(&p).io("stat", &p)?.is_none() {
         let parent = parent_of(&p);
         missing.push(p);
         if parent == Path::new(".") || parent.parent().is_none() {
@@ -528,12 +507,10 @@ fn create_dirs(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
         }
         p = parent;
     }
-    vfs.create_dir_all(dir)
-        .map_err(|e| Error::io("create directory", dir, e))?;
+    vfs.create_dir_all(dir).io("create directory", dir)?;
     for created in missing.iter().rev() {
         let parent = parent_of(created);
-        vfs.sync_dir(&parent)
-            .map_err(|e| Error::io("fsync", &parent, e))?;
+        vfs.sync_dir(&parent).io("fsync", &parent)?;
     }
     Ok(())
 }
@@ -547,9 +524,15 @@ pub(crate) fn scan_active(
     file: &dyn VFile,
     path: &Path,
     len: u64,
+    header: Option<SegmentHeader>,
     bind: crate::engine::index::Binding,
 ) -> Result<(segment::Scan, Option<Checkpoint>)> {
-    let header = read_header(file, path)?;
+    // The header once: a caller that has read it passes it on.
+    let header = match header {
+        Some(h) => h,
+        None => read_header(file, path)?,
+    };
+    let known = segment::Known { header, len };
     let ckpt_path = opts.dir.join(ACTIVE_INDEX_NAME);
     if let Some((f, h)) = index::open_index_covering(
         &*opts.vfs,
@@ -560,18 +543,22 @@ pub(crate) fn scan_active(
     )? {
         let from = Some((h.segment_len, h.max_seq));
         let depth = segment::ScanDepth::Structure;
-        if let Ok(scan) = segment::scan_with_progress(file, path, false, from, depth, &mut |_| {})
+        if let Ok(scan) = segment::scan_known(file, path, false, known, from, depth, &mut |_| {})
             && scan.damage.is_none()
             && scan.seal.is_none()
         {
             return Ok((scan, Some((f, h))));
         }
     }
-    Ok((segment::scan(file, path, false)?, None))
+    let depth = segment::ScanDepth::Structure;
+    let scan = segment::scan_known(file, path, false, known, None, depth, &mut |_| {})?;
+    Ok((scan, None))
 }
 
 /// Opens one sealed segment with its index; rebuilds a missing or stale
-/// index (write mode) or builds it in memory (read mode).
+/// index (write mode) or builds it in memory (read mode). With `counted`
+/// (the manifest's count of the segment's entries), an index listing
+/// another number is stale too.
 pub(crate) fn open_sealed(
     opts: &Options,
     mode: Mode,
@@ -579,12 +566,30 @@ pub(crate) fn open_sealed(
     file: Box<dyn VFile>,
     dir_dirty: &mut bool,
     bind: crate::engine::index::Binding,
+    counted: Option<u64>,
 ) -> Result<Sealed> {
     let vfs = &*opts.vfs;
     let path = opts.dir.join(format::segment_name(n));
     let idx_path = opts.dir.join(format::index_name(n));
-    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    if let Some((idx_file, header)) = index::open_index(vfs, &idx_path, n, len, bind)? {
+    let len = file.len().io("stat", &path)?;
+    let mut stale = None;
+    let found = match index::open_index(vfs, &idx_path, n, len, bind)? {
+        Some((_, h)) if counted.is_some_and(|c| c != h.entries) => {
+            stale = counted.map(|counted| Why::Count {
+                listed: h.entries,
+                counted,
+            });
+            None
+        }
+        // There, but not this segment's (another segment's, another
+        // length's, or a damaged header): stale, not merely missing.
+        None if vfs.kind(&idx_path).ok().flatten().is_some() => {
+            stale = Some(Why::Header);
+            None
+        }
+        found => found,
+    };
+    if let Some((idx_file, header)) = found {
         return Ok(Sealed {
             number: n,
             version: bind.version,
@@ -611,6 +616,10 @@ pub(crate) fn open_sealed(
         write_index(opts, n, len, scan.max_seq, scan.doc_hwm, &entries, bind)?;
         *dir_dirty = true;
     }
+    let index = SealedIndex::in_memory(idx_path, entries);
+    if let Some(why) = stale {
+        index.set_passed_over(why);
+    }
     Ok(Sealed {
         number: n,
         version: bind.version,
@@ -619,10 +628,7 @@ pub(crate) fn open_sealed(
         max_seq: scan.max_seq,
         doc_hwm: scan.doc_hwm,
         generation: None,
-        handle: crate::engine::segment::Handle::ready(
-            file,
-            SealedIndex::in_memory(idx_path, entries),
-        ),
+        handle: crate::engine::segment::Handle::ready(file, index),
         member: None,
         lazy: None,
     })

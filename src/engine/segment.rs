@@ -13,7 +13,7 @@ use crate::engine::format::Member;
 use crate::engine::index::{Entry, SealedIndex};
 use crate::engine::store::{Mode, Options, RecordInfo, Store};
 use crate::engine::vfs::VFile;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// A sealed segment: immutable, with its index. A member of a format-2
 /// store is opened only when a command first needs it (docs/FORMAT.md
@@ -173,7 +173,7 @@ impl<'a> Reader<'a> {
             self.buf.resize(want, 0);
             self.file
                 .read_exact_at(&mut self.buf, at)
-                .map_err(|e| Error::io("read", path, e))?;
+                .io("read", path)?;
             self.base = at;
         }
         let s = (at - self.base) as usize;
@@ -225,8 +225,7 @@ pub(crate) fn scan_with_progress(
     depth: ScanDepth,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<Scan> {
-    let file_len = file.len().map_err(|e| Error::io("stat", path, e))?;
-    let mut rd = Reader::new(file, file_len);
+    let file_len = file.len().io("stat", path)?;
     // The header on its own: a scan that starts at a checkpoint must not
     // read the megabyte after offset 0 to get 40 bytes.
     let mut hb = [0u8; SEGMENT_HEADER_LEN];
@@ -241,6 +240,38 @@ pub(crate) fn scan_with_progress(
         }
         Err(format::HeaderError::Bad(why)) => return Err(Error::corrupt(path, 0, why)),
     };
+    let known = Known {
+        header,
+        len: file_len,
+    };
+    scan_known(file, path, sealed, known, from, depth, on_bytes)
+}
+
+/// What the caller of [`scan_known`] already read of a segment file.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Known {
+    /// Its header, checked.
+    pub header: SegmentHeader,
+    /// Its length.
+    pub len: u64,
+}
+
+/// [`scan_with_progress`] of a file whose header and length the caller has
+/// already read (opening a store reads `active.seg`'s header once).
+pub(crate) fn scan_known(
+    file: &dyn VFile,
+    path: &Path,
+    sealed: bool,
+    known: Known,
+    from: Option<(u64, u64)>,
+    depth: ScanDepth,
+    on_bytes: &mut dyn FnMut(u64),
+) -> Result<Scan> {
+    let Known {
+        header,
+        len: file_len,
+    } = known;
+    let mut rd = Reader::new(file, file_len);
     let mut s = Scan {
         header,
         entries: Vec::new(),
@@ -567,7 +598,7 @@ pub(crate) fn list_records(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+        let len = file.len().io("stat", path)?;
         let mut rd = Reader::new(file, len);
         let mut at = SEGMENT_HEADER_LEN as u64;
         while at < len {

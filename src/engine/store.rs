@@ -183,10 +183,24 @@ impl Iterator for Docs<'_> {
         while !self.done {
             match self.merge.next_doc() {
                 Ok(Some(entries)) => {
-                    if let Some(view) = resolve(&entries) {
-                        let doc = self.store.materialize(&view);
-                        self.done = doc.is_err();
-                        return Some(doc);
+                    // Through `visit`, which reads again past a stale index.
+                    let mut doc = None;
+                    let visited = self
+                        .store
+                        .visit(&mut self.merge, entries, &mut |store, view| {
+                            doc = Some(store.materialize(&view)?);
+                            Ok(())
+                        });
+                    match visited {
+                        Ok(_) => {
+                            if let Some(d) = doc {
+                                return Some(Ok(d));
+                            }
+                        }
+                        Err(e) => {
+                            self.done = true;
+                            return Some(Err(e));
+                        }
                     }
                 }
                 Ok(None) => self.done = true,
@@ -217,6 +231,8 @@ pub struct Store {
     pub(crate) doc_hwm: u64,
     pub(crate) opened_doc_hwm: u64,
     pub(crate) notices: Vec<Notice>,
+    /// Index files found stale while open, and where their notices go.
+    pub(crate) stale: crate::engine::stale::StaleIndexes,
     pub(crate) batch: Option<crate::engine::active::BatchState>,
     /// Set when a write or fsync failed: the in-memory state may be ahead
     /// of the file, so further writes are refused.
@@ -283,6 +299,7 @@ impl Store {
             doc_hwm,
             opened_doc_hwm: doc_hwm,
             notices,
+            stale: Default::default(),
             batch: None,
             poisoned: false,
             readahead: std::cell::RefCell::new(None),
@@ -324,10 +341,12 @@ impl Store {
         &self.opts.dir
     }
 
-    /// One-line notices from recovery (e.g. a discarded torn tail), for the
-    /// caller to show.
+    /// Notices from recovery (e.g. a discarded torn tail) and from reads
+    /// since (an index file found stale), for the caller to show.
     pub fn take_notices(&mut self) -> Vec<Notice> {
-        std::mem::take(&mut self.notices)
+        let mut n = std::mem::take(&mut self.notices);
+        n.extend(self.take_stale_notices());
+        n
     }
 
     /// Creates a document and returns its new id.
@@ -348,8 +367,11 @@ impl Store {
     /// # Errors
     /// [`Error::DocNotFound`], [`Error::InvalidInput`], [`Error::Io`].
     pub fn update_doc(&mut self, id: DocId, patch: &DocPatch) -> Result<()> {
-        let view = self.view(id)?;
-        let current = self.read_doc_record(&view.doc)?;
+        let (view, current) = self.retry_stale(|| {
+            let view = self.view(id)?;
+            let current = self.read_doc_record(&view.doc)?;
+            Ok((view, current))
+        })?;
         let meta = match &patch.meta {
             Some(m) => m.clone(),
             None => current.meta.map(Json::from_trusted),
@@ -468,6 +490,10 @@ impl Store {
     /// # Errors
     /// [`Error::Corrupt`], [`Error::Io`].
     pub fn find_key(&self, key: &str) -> Result<Option<DocId>> {
+        self.retry_stale(|| self.find_key_once(key))
+    }
+
+    fn find_key_once(&self, key: &str) -> Result<Option<DocId>> {
         let mut candidates: Vec<Entry> = self.entries_of(format::key_slot(key))?;
         candidates.sort_unstable_by_key(|c| std::cmp::Reverse(c.seq));
         let mut seen = std::collections::HashSet::new();
@@ -526,8 +552,7 @@ impl Store {
     /// [`Error::DocNotFound`], [`Error::Corrupt`] when a record it needs fails
     /// its check, [`Error::Io`].
     pub fn get(&self, id: DocId) -> Result<Document> {
-        let view = self.view(id)?;
-        self.materialize(&view)
+        self.retry_stale(|| self.materialize(&self.view(id)?))
     }
 
     /// Reads one node of a document.
@@ -535,12 +560,14 @@ impl Store {
     /// # Errors
     /// As [`Store::get`], plus [`Error::NodeNotFound`].
     pub fn get_node(&self, doc: DocId, node: NodeId) -> Result<Node> {
-        let view = self.view(doc)?;
-        let (input, output) = view
-            .nodes
-            .get(&node.0)
-            .ok_or(Error::NodeNotFound { doc, node })?;
-        self.read_node(input, output.as_ref(), view.metas.get(&node.0))
+        self.retry_stale(|| {
+            let view = self.view(doc)?;
+            let (input, output) = view
+                .nodes
+                .get(&node.0)
+                .ok_or(Error::NodeNotFound { doc, node })?;
+            self.read_node(input, output.as_ref(), view.metas.get(&node.0))
+        })
     }
 
     /// Runs `f` as one atomic batch: every write it makes lands together on
@@ -849,13 +876,6 @@ impl Store {
         // An index entry is trusted for where to look, never for how much to
         // allocate.
         let max = format::RECORD_HEADER_LEN as u64 + u64::from(format::MAX_PAYLOAD);
-        if u64::from(e.len) > max || (e.len as usize) < format::RECORD_HEADER_LEN {
-            return Err(Error::corrupt(
-                self.path_of(e),
-                e.offset,
-                "index entry has an impossible record length",
-            ));
-        }
         let seg_len = if e.seg == self.active.number {
             self.active.len
         } else {
@@ -863,15 +883,22 @@ impl Store {
                 .binary_search_by_key(&e.seg, |s| s.number)
                 .map_or(0, |i| self.sealed[i].len)
         };
-        if e.offset
+        let why = if u64::from(e.len) > max || (e.len as usize) < format::RECORD_HEADER_LEN {
+            Some("index entry has an impossible record length")
+        } else if e
+            .offset
             .checked_add(u64::from(e.len))
             .is_none_or(|end| end > seg_len)
         {
-            return Err(Error::corrupt(
-                self.path_of(e),
-                e.offset,
-                "index entry points past the end of its segment",
-            ));
+            Some("index entry points past the end of its segment")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            if let Ok(i) = self.sealed.binary_search_by_key(&e.seg, |s| s.number) {
+                self.index_miss(&self.sealed[i], e)?;
+            }
+            return Err(Error::corrupt(self.path_of(e), e.offset, why));
         }
         if e.seg == self.active.number {
             return self.read_active(e);
@@ -881,6 +908,15 @@ impl Store {
             .binary_search_by_key(&e.seg, |s| s.number)
             .map_err(|_| Error::internal("entry for an unknown segment"))?;
         let s = &self.sealed[i];
+        let read = self.read_sealed(s, e);
+        if let Err(Error::Corrupt { .. }) = &read {
+            // Stale: the caller reads again (see `engine::stale`).
+            self.index_miss(s, e)?;
+        }
+        read
+    }
+
+    fn read_sealed(&self, s: &segment::Sealed, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
         if let Some(ra) = self.readahead.borrow_mut().as_mut() {
             let buf = ra
                 .read(s.file()?, s.number, s.len, e)
@@ -988,7 +1024,7 @@ impl Store {
         // Only the members whose document range holds `id`: after a load or
         // a compaction that is one, whatever the number of segments.
         for s in self.sealed.iter().filter(|s| s.may_hold(id)) {
-            for ie in s.index()?.lookup(id, &|| s.scan_entries())? {
+            for ie in self.index_of(s)?.lookup(id, &|| s.scan_entries())? {
                 out.push(Entry::new(&ie, s.number));
             }
         }
@@ -1019,7 +1055,8 @@ impl Store {
         let mut sources = Vec::with_capacity(self.sealed.len() + 1);
         for s in &self.sealed {
             sources.push((
-                s.index()?.cursor(Box::new(move || s.scan_entries()))?,
+                self.index_of(s)?
+                    .cursor(Box::new(move || s.scan_entries()))?,
                 s.number,
             ));
         }
@@ -1055,14 +1092,8 @@ impl Store {
         let mut done = 0u64;
         let mut merge = self.merge()?;
         while let Some(entries) = merge.next_doc()? {
-            if let Some(view) = resolve(&entries) {
-                done += u64::from(view.doc.len)
-                    + view
-                        .nodes
-                        .values()
-                        .map(|(i, o)| u64::from(i.len) + o.map_or(0, |o| u64::from(o.len)))
-                        .sum::<u64>();
-                f(self, view)?;
+            if let Some(size) = self.visit(&mut merge, entries, f)? {
+                done += size;
                 if let Some(p) = progress.as_deref_mut() {
                     p(Progress {
                         done: done.min(total),

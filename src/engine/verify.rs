@@ -16,7 +16,7 @@ use crate::engine::replay::{self, Listing};
 use crate::engine::segment::{self, Scan};
 use crate::engine::store::{Options, Progress, Store};
 use crate::engine::vfs::{VFile, Vfs};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// How serious a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,9 +147,7 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
     for &n in listing.segments.keys() {
         let name = format::segment_name(n);
         let path = dir.join(&name);
-        let file = vfs
-            .open_read(&path)
-            .map_err(|e| Error::io("open", &path, e))?;
+        let file = vfs.open_read(&path).io("open", &path)?;
         match replay::read_header(&*file, &path) {
             Ok(h) if h.number == n => {
                 headers.insert(n, h);
@@ -236,10 +234,8 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
         }
         if listing.active {
             let path = dir.join(format::ACTIVE_NAME);
-            let file = vfs
-                .open_read(&path)
-                .map_err(|e| Error::io("open", &path, e))?;
-            let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+            let file = vfs.open_read(&path).io("open", &path)?;
+            let len = file.len().io("stat", &path)?;
             let mut hb = [0u8; format::SEGMENT_HEADER_LEN];
             let got = segment::read_prefix(&*file, &mut hb, &path)?;
             let header = format::SegmentHeader::decode(&hb[..got]).map_err(|e| match e {
@@ -289,10 +285,7 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
     }
     let active_path = dir.join(format::ACTIVE_NAME);
     let active = if listing.active {
-        Some(
-            vfs.open_read(&active_path)
-                .map_err(|e| Error::io("open", &active_path, e))?,
-        )
+        Some(vfs.open_read(&active_path).io("open", &active_path)?)
     } else {
         None
     };
@@ -560,7 +553,7 @@ fn describe_records(hit: &[&IndexEntry]) -> String {
 
 /// Every entry of a sealed segment's index file, when it is readable and
 /// describes a segment of this length.
-fn index_entries(
+pub(crate) fn index_entries(
     vfs: &dyn Vfs,
     dir: &Path,
     n: u64,
@@ -717,7 +710,35 @@ fn check_index(
         );
         return Ok(());
     }
-    let opened = index::open_index(vfs, &path, n, scan.file_len, binding_of(scan))?;
+    let bind = binding_of(scan);
+    let opened = index::open_index(vfs, &path, n, scan.file_len, bind)?;
+    if opened.is_none() {
+        // A header that checks but describes another segment: stale, not
+        // damaged (issue 9 item 6).
+        let mut buf = [0u8; format::INDEX_HEADER_LEN];
+        let other = vfs
+            .open_read(&path)
+            .ok()
+            .and_then(|f| f.read_exact_at(&mut buf, 0).ok())
+            .and_then(|()| format::IndexHeader::decode(&buf, bind.store_id));
+        if let Some(h) = other {
+            report.damage(
+                &name,
+                Some(0),
+                format!(
+                    "stale index: it describes segment {} of {} bytes, not this one; reads scan the segment instead, and a repair writes the index again from the segment, which it leaves as it is",
+                    h.segment, h.segment_len
+                ),
+            );
+            report.files.push(FileReport {
+                name,
+                bytes: vfs.file_len(&path).unwrap_or(0),
+                records: 0,
+                ok: false,
+            });
+            return Ok(());
+        }
+    }
     compare_index(&name, opened, scan, u64::MAX, report);
     Ok(())
 }
@@ -758,6 +779,10 @@ fn check_checkpoint(
     Ok(())
 }
 
+/// What `verify` says of an index file whose checksums pass but whose
+/// entries are not its segment's (issue 9 item 6).
+const STALE: &str = "stale index: its checksums pass but its entries do not match its segment (restored from another copy of the store?); reads scan the segment instead, and a repair writes the index again from the segment, which it leaves as it is";
+
 /// Compares an index file's blocks with the entries of the records before
 /// `covered` found by scanning the segment.
 fn compare_index(
@@ -777,7 +802,7 @@ fn compare_index(
             report.damage(
                 &name,
                 Some(0),
-                "index header is damaged or does not match its segment",
+                "index header is damaged or does not match its segment (the segment is checked on its own; a repair writes the index again from it)",
             );
         }
         Some((file, header)) => {
@@ -806,7 +831,7 @@ fn compare_index(
                 for e in entries {
                     if expected.get(count as usize) != Some(&e) {
                         ok = false;
-                        report.damage(&name, Some(at), "index entry does not match the segment");
+                        report.damage(&name, Some(at), STALE);
                         break;
                     }
                     count += 1;
@@ -817,11 +842,7 @@ fn compare_index(
             }
             if ok && count != expected.len() as u64 {
                 ok = false;
-                report.damage(
-                    &name,
-                    None,
-                    "index does not list every record of its segment",
-                );
+                report.damage(&name, None, STALE);
             }
         }
     }

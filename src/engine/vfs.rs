@@ -128,19 +128,17 @@ pub fn copy_new(
     to: &Path,
     len: u64,
 ) -> crate::Result<()> {
-    use crate::Error;
-    let out = vfs.create_new(to).map_err(|e| Error::io("create", to, e))?;
+    use crate::error::IoContext;
+    let out = vfs.create_new(to).io("create", to)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut at = 0u64;
     while at < len {
         let n = buf.len().min((len - at) as usize);
-        file.read_exact_at(&mut buf[..n], at)
-            .map_err(|e| Error::io("read", from, e))?;
-        out.write_all_at(&buf[..n], at)
-            .map_err(|e| Error::io("write", to, e))?;
+        file.read_exact_at(&mut buf[..n], at).io("read", from)?;
+        out.write_all_at(&buf[..n], at).io("write", to)?;
         at += n as u64;
     }
-    out.sync_data().map_err(|e| Error::io("fsync", to, e))
+    out.sync_data().io("fsync", to)
 }
 
 /// The real file system.
@@ -188,12 +186,13 @@ impl Drop for OsLock {
 /// a FIFO for reading would block forever.
 fn check_regular(file: File) -> io::Result<Box<dyn VFile>> {
     if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
+        return Err(not_regular());
     }
     Ok(Box::new(OsFile(file)))
+}
+
+fn not_regular() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")
 }
 
 impl Vfs for OsFs {
@@ -202,6 +201,19 @@ impl Vfs for OsFs {
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(path)?;
+        // Sealed segments and their indexes share a bounded set of
+        // descriptors, whatever the number of members.
+        let sealed = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| crate::engine::format::parse_segment_name(n).is_some());
+        if sealed {
+            let meta = f.metadata()?;
+            if !meta.is_file() {
+                return Err(not_regular());
+            }
+            return Ok(Box::new(crate::engine::descriptors::adopt(path, f, &meta)));
+        }
         check_regular(f)
     }
     fn open_rw(&self, path: &Path) -> io::Result<Box<dyn VFile>> {

@@ -1322,3 +1322,201 @@ fn a_backup_killed_part_way_is_cleaned_up_by_the_next_one() {
     );
     assert_eq!(names(&other), vec!["notes.txt"]);
 }
+
+// ---------------------------------------------------------------------------
+// Item 6: an index file with valid checksums but wrong entries
+
+/// A store whose `seg_000002.idx` is the index of the same segment of a
+/// backup that went its own way: same store id, same segment number and
+/// length, checksums that pass, other records at other offsets. Returns
+/// the store and its dump (by id) from before the swap.
+fn stale_index_store() -> (TestStore, String) {
+    let mut s = TestStore::new();
+    s.globals = vec!["--segment-size".into(), "4K".into()];
+    for i in 1..=30 {
+        s.ok(&["create-doc", &format!("doc {i} {}", "x".repeat(100))]);
+    }
+    let other = s.tmp().join("other");
+    let (shown, run) = s.run(&["backup", other.to_str().unwrap()], None);
+    ok_with_note(&shown, &run);
+    let (big, small) = ("p".repeat(200), "q".repeat(20));
+    // The same sizes in the other order: both sides seal segment 2 at the
+    // same length, with documents 31 and 32 at other offsets.
+    s.ok(&["create-doc", &big]);
+    s.ok(&["create-doc", &small]);
+    let g = ["--segment-size", "4K"];
+    for body in [&small, &big] {
+        let (shown, run) = run_at(&other, &[&g[..], &["create-doc", body]].concat());
+        assert_eq!(run.code, 0, "{shown}: {}", run.stderr);
+    }
+    for i in 0..20 {
+        let body = format!("more {i} {big}");
+        s.ok(&["create-doc", &body]);
+        let (shown, run) = run_at(&other, &[&g[..], &["create-doc", &body]].concat());
+        assert_eq!(run.code, 0, "{shown}: {}", run.stderr);
+    }
+    s.globals.clear();
+    let idx = "seg_000002.idx";
+    let (mine, theirs) = (s.data().join(idx), other.join(idx));
+    let seg = |d: &Path| fs::metadata(d.join("seg_000002.seg")).unwrap().len();
+    assert_eq!(
+        seg(s.data()),
+        seg(&other),
+        "segment 2 has one length on both sides"
+    );
+    assert_ne!(fs::read(&mine).unwrap(), fs::read(&theirs).unwrap());
+    let dump = s.ok(&["dump"]);
+    fs::copy(&theirs, &mine).unwrap();
+    (s, dump)
+}
+
+/// The line of `dump` output for document `id`.
+fn dump_line(dump: &str, id: u64) -> String {
+    dump.lines()
+        .find(|l| json(l)["id"] == id)
+        .unwrap_or_else(|| panic!("document {id} in the dump"))
+        .to_owned()
+}
+
+#[test]
+fn a_stale_index_is_a_cache_miss_for_reads_named_in_a_note() {
+    let (s, before) = stale_index_store();
+    let files = s.snapshot();
+    for id in [31u64, 32] {
+        let (shown, run) = s.run(&["get", &id.to_string()], None);
+        ok_with_note(&shown, &run);
+        assert_eq!(
+            String::from_utf8(run.stdout).unwrap().trim(),
+            dump_line(&before, id),
+            "get {id}"
+        );
+        assert!(
+            run.stderr.starts_with("stratum: note: index file ")
+                && run
+                    .stderr
+                    .contains("seg_000002.idx does not match its segment"),
+            "{}",
+            run.stderr
+        );
+    }
+    let (shown, run) = s.run(&["dump"], None);
+    ok_with_note(&shown, &run);
+    assert_eq!(String::from_utf8(run.stdout).unwrap(), before);
+    let (shown, run) = s.run(&["list", "--json"], None);
+    ok_with_note(&shown, &run);
+    assert_eq!(ids(&String::from_utf8(run.stdout).unwrap()), ids(&before));
+    // Silent under -q, as the other notes.
+    let (shown, run) = s.run(&["-q", "get", "31"], None);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{shown}");
+    // Reads changed nothing.
+    assert_eq!(s.snapshot(), files);
+    // verify blames the index, not the segment, and says what repair does.
+    let (shown, run) = s.run(&["verify", "--json"], None);
+    assert_eq!(run.code, 6, "{shown}");
+    let report = json(std::str::from_utf8(&run.stdout).unwrap().trim());
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(problems[0]["file"], "seg_000002.idx");
+    let msg = problems[0]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("stale index") && msg.contains("a repair writes the index again"),
+        "{msg}"
+    );
+    let seg = report["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "seg_000002.seg")
+        .unwrap();
+    assert_eq!(seg["ok"], true, "{seg}");
+}
+
+#[test]
+fn the_next_write_that_reads_a_stale_index_rebuilds_it_and_keeps_the_segment() {
+    let (s, before) = stale_index_store();
+    let segment = fs::read(s.data().join("seg_000002.seg")).unwrap();
+    let (shown, run) = s.run(&["update-doc", "32", "changed"], None);
+    ok_with_note(&shown, &run);
+    assert!(
+        run.stderr
+            .contains("seg_000002.idx does not match its segment")
+            && run.stderr.contains("rebuilt from the segment"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(fs::read(s.data().join("seg_000002.seg")).unwrap(), segment);
+    // Rebuilt: nothing to note any more, and the store verifies.
+    s.ok(&["verify"]);
+    assert_eq!(s.ok(&["get", "31"]).trim(), dump_line(&before, 31));
+    assert!(s.ok(&["get", "32"]).contains("\"body\":\"changed\""));
+}
+
+#[test]
+fn compact_and_repair_keep_every_record_through_a_stale_index() {
+    for cmd in ["compact", "repair"] {
+        let (s, before) = stale_index_store();
+        let (shown, run) = s.run(&[cmd], None);
+        ok_with_note(&shown, &run);
+        assert_eq!(s.ok(&["dump"]), before, "{cmd}");
+        s.ok(&["verify"]);
+        if cmd == "repair" {
+            assert!(
+                run.stderr
+                    .contains("rebuilt seg_000002.idx from its segment"),
+                "{}",
+                run.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn another_segments_index_copied_over_is_a_cache_miss_named_in_a_note() {
+    let s = sealed_store();
+    let before = s.ok(&["dump"]);
+    let records = s.ok(&["dump", "--records"]);
+    let in_two = records
+        .lines()
+        .map(json)
+        .find(|r| r["segment"] == "seg_000002.seg" && r["kind"] == "doc-put")
+        .expect("a document in segment 2")["doc"]
+        .as_u64()
+        .unwrap();
+    fs::copy(
+        s.data().join("seg_000001.idx"),
+        s.data().join("seg_000002.idx"),
+    )
+    .unwrap();
+    let (shown, run) = s.run(&["get", &in_two.to_string()], None);
+    ok_with_note(&shown, &run);
+    assert_eq!(
+        String::from_utf8(run.stdout).unwrap().trim(),
+        dump_line(&before, in_two)
+    );
+    assert!(
+        run.stderr
+            .contains("seg_000002.idx does not describe its segment"),
+        "{}",
+        run.stderr
+    );
+    let (shown, run) = s.run(&["dump"], None);
+    ok_with_note(&shown, &run);
+    assert_eq!(String::from_utf8(run.stdout).unwrap(), before);
+    let (shown, run) = s.run(&["verify"], None);
+    assert_eq!(run.code, 6, "{shown}");
+    assert!(
+        run.stderr
+            .contains("seg_000002.idx:0: stale index: it describes segment 1"),
+        "{}",
+        run.stderr
+    );
+    let (shown, run) = s.run(&["repair"], None);
+    ok_with_note(&shown, &run);
+    assert!(
+        run.stderr.contains("rebuilt seg_000002.idx"),
+        "{}",
+        run.stderr
+    );
+    s.ok(&["verify"]);
+    assert_eq!(s.ok(&["dump"]), before);
+}

@@ -12,8 +12,10 @@
 //! [`crash_image`] builds the file system a reboot would find, from a
 //! [`State`] and a choice of what the disk kept of the unsynced changes.
 //!
-//! Shared by `tests/crashfs.rs`, `tests/model.rs`, `tests/corruption.rs`,
-//! `tests/fuzz_corpus.rs` and the fuzz targets.
+//! Behind the `sim` feature, for the harnesses: `tests/crashfs.rs`,
+//! `tests/model.rs`, `tests/corruption.rs`, `tests/fuzz_corpus.rs` and the
+//! fuzz targets (the package's tests turn the feature on through a
+//! dev-dependency on itself). Not part of the API a program builds on.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
@@ -22,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use stratum::engine::vfs::{EntryKind, LockGuard, VFile, Vfs};
+use crate::engine::vfs::{EntryKind, LockGuard, VFile, Vfs};
 
 /// Granularity of torn writes in [`DataMode::Sectors`].
 pub const SECTOR: u64 = 512;
@@ -33,9 +35,11 @@ pub const SECTOR: u64 = 512;
 pub struct Rng(u64);
 
 impl Rng {
+    /// The generator for `seed`.
     pub fn new(seed: u64) -> Rng {
         Rng(seed ^ 0x5851_f42d_4c95_7f2d)
     }
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
@@ -51,6 +55,7 @@ impl Rng {
     pub fn chance(&mut self, num: u64, den: u64) -> bool {
         self.below(den) < num
     }
+    /// `n` random bytes.
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next_u64() as u8).collect()
     }
@@ -465,7 +470,9 @@ fn surviving_bytes(inode: &Inode, mode: DataMode, rng: &mut Rng) -> Vec<u8> {
 /// A snapshot taken after a mutating call, with the tag the driver had set.
 #[derive(Clone, Debug)]
 pub struct Snapshot {
+    /// The file system after the call.
     pub state: State,
+    /// What the driver was doing (its own numbering).
     pub tag: usize,
 }
 
@@ -497,6 +504,7 @@ pub struct CrashFs {
 }
 
 impl CrashFs {
+    /// An empty file system.
     pub fn new() -> CrashFs {
         CrashFs::default()
     }
