@@ -759,7 +759,11 @@ impl Store {
     ) -> Result<CompactReport> {
         match mode {
             CompactMode::Full => self.compact(progress),
-            CompactMode::Selective => self.compact_selective(progress),
+            // As a full compaction: a pass that met a stale index file has
+            // changed nothing, and starts again on the segment's scan.
+            CompactMode::Selective => {
+                self.retry_stale_mut(|store| store.compact_selective(progress))
+            }
         }
     }
 
@@ -987,6 +991,18 @@ impl Store {
     /// Calls `f` with the raw bytes of the sealed record `e` points at, its
     /// header and payload, once they check against `e` and their CRC.
     fn with_raw<T>(&self, e: &Entry, f: &mut RawRecordFn<'_, T>) -> Result<T> {
+        let r = self.with_raw_once(e, f);
+        if let Err(Error::Corrupt { .. }) = &r
+            && let Ok(i) = self.sealed.binary_search_by_key(&e.seg, |s| s.number)
+        {
+            // Perhaps the index that named this record is stale: then the
+            // segment answers from a scan and the caller starts again.
+            self.index_miss(&self.sealed[i], e)?;
+        }
+        r
+    }
+
+    fn with_raw_once<T>(&self, e: &Entry, f: &mut RawRecordFn<'_, T>) -> Result<T> {
         if e.seg == self.active.number {
             // Checked by CRC as it is read; its bytes are encoded again
             // exactly as they were.
