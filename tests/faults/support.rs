@@ -16,6 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use stratum::engine::format::fnv1a64;
+
 /// The binary under test, as Cargo built it.
 const BUILT: &str = env!("CARGO_BIN_EXE_stratum");
 
@@ -37,11 +39,7 @@ pub fn bin() -> &'static Path {
             }
         }
         assert!(!bytes.is_empty(), "cannot read {BUILT}");
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for x in &bytes {
-            h ^= u64::from(*x);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        let h = fnv1a64(&bytes);
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults-bin");
         fs::create_dir_all(&dir).expect("scratch dir");
         let path = dir.join(format!("stratum-{h:016x}"));
@@ -689,11 +687,5 @@ impl Drop for Tmpfs {
 
 /// SHA-less content fingerprint (FNV-1a 64) of a file, `None` if unreadable.
 pub fn fingerprint(path: &Path) -> Option<u64> {
-    let b = fs::read(path).ok()?;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for x in b {
-        h ^= u64::from(x);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    Some(h)
+    fs::read(path).ok().map(|b| fnv1a64(&b))
 }
