@@ -6,6 +6,7 @@
 //! field's own argument, rather than `clear_key=True` flags, means a call
 //! cannot both set and clear the same field.
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use stratum::{DocId, Json, Store};
@@ -86,8 +87,8 @@ pub(crate) fn text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
                 "{what}: a str with a lone surrogate is not UTF-8 text"
             ))
         }),
-        Err(_) => Err(errors::invalid(format!(
-            "{what} must be a str, not {}",
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{what} must be a str or stratum.CLEAR, not {}",
             obj.get_type()
                 .name()
                 .map_or_else(|_| "?".to_owned(), |n| n.to_string())
