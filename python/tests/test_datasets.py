@@ -305,3 +305,42 @@ def test_load_refusals_match_the_clis_load(keyed, cli):
     code, msg = cli.fails("load", stdin=lines)
     assert code == 4
     assert msg == str(e.value).replace("document 2", "line 2"), (msg, str(e.value))
+
+
+def test_a_store_an_earlier_build_wrote_keeps_its_meaning(tmp_path):
+    import shutil
+
+    from conftest import ROOT
+
+    fixtures = ROOT / "tests" / "fixtures" / "v1"
+    copy = tmp_path / "plain"
+    shutil.copytree(fixtures / "plain", copy)
+    expected = (fixtures / "plain.expected.jsonl").read_text(encoding="utf-8").splitlines()
+    with stratum.open(copy, write=False) as r:
+        docs = list(r.docs())
+        assert [d.to_json() for d in docs] == expected
+        # Format 1 had no real nulls: an output of null there is no output.
+        node = docs[1].inputs[0]
+        assert node.output is None and not node.has_output and node.meta is None
+        assert docs[0].key is None and docs[0].meta is None and docs[0].inputs[0].has_output
+
+
+def _ordered(line):
+    """A JSON line as nested pairs with numbers as their text: equal for the
+    same key order and number text, whatever the string escapes."""
+    return json.loads(line, object_pairs_hook=list, parse_float=str, parse_int=str)
+
+
+def test_the_dataset_fixture_round_trips_through_python_load_and_the_cli(data, cli):
+    from conftest import ROOT
+
+    lines = (ROOT / "tests" / "fixtures" / "problems.jsonl").read_text(encoding="utf-8").splitlines()
+    # Numbers as stratum.Json keep their text on the way in.
+    docs = [json.loads(l, parse_float=stratum.Json, parse_int=stratum.Json) for l in lines]
+    with stratum.open(data) as s:
+        s.load(docs, keep_ids=True)
+        nulls = sum(n.has_output and n.output is None for d in s.docs() for n in d.inputs)
+        keys = [d.key for d in s.docs()]
+    assert nulls > 0 and all(keys)
+    dumped = cli.ok("dump").decode().splitlines()
+    assert [_ordered(l) for l in dumped] == [_ordered(l) for l in lines]
