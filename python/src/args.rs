@@ -107,15 +107,6 @@ pub(crate) fn opt_meta(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Json>>
     obj.filter(|o| !o.is_none()).map(meta).transpose()
 }
 
-/// A node's new metadata for `set_node_meta`: `None` or `CLEAR` removes it.
-pub(crate) fn node_meta(obj: &Bound<'_, PyAny>) -> PyResult<Option<Json>> {
-    if obj.is_none() || is_clear(obj) {
-        Ok(None)
-    } else {
-        meta(obj).map(Some)
-    }
-}
-
 /// `set_output(…, None)` is refused with this message: `None` is "no
 /// output" everywhere else, so it cannot also be the JSON value null.
 pub(crate) const NONE_OUTPUT: &str = "output None means \"no expected output\": to store the JSON value null pass stratum.NULL, and to remove an output call clear_output";

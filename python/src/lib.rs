@@ -357,16 +357,20 @@ impl PyStore {
         })
     }
 
-    /// Replaces a node's meta with `meta` (a dict); `None` or
-    /// `stratum.CLEAR` removes it.
-    fn set_node_meta(
+    /// Changes what `update_input` is given of a node and keeps the rest:
+    /// `meta=` a dict replaces its meta, `stratum.CLEAR` removes it. The
+    /// input and the output are kept (`set_output` changes the output).
+    #[pyo3(signature = (doc, node, *, meta=None))]
+    fn update_input(
         &self,
         py: Python<'_>,
         doc: DocRef,
         node: u64,
-        meta: &Bound<'_, PyAny>,
+        meta: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let meta = args::node_meta(meta)?;
+        let Some(meta) = args::patch(meta, args::meta)? else {
+            return Err(errors::invalid("update_input needs meta"));
+        };
         self.write(py, move |s| {
             let doc = doc.resolve(s)?;
             s.set_node_meta(doc, NodeId(node), meta.as_ref())

@@ -27,12 +27,13 @@ returns the id or ``None``. A deleted document's key is free again.
 
 Metadata: ``meta=`` takes a dict (or a ``stratum.Json`` holding an object),
 kept in its exact text, on ``create_doc``, ``update_doc`` and ``add_input``;
-``set_node_meta(doc, node, meta)`` replaces a node's. ``Document.meta`` and
+``update_input(doc, node, meta=...)`` replaces a node's. ``Document.meta`` and
 ``Node.meta`` read it back.
 
-Clearing: in ``update_doc`` a field left ``None`` is kept, so a field is
-removed by passing ``stratum.CLEAR``:
-``store.update_doc(doc, category=stratum.CLEAR, key=stratum.CLEAR)``.
+Clearing: in ``update_doc`` and ``update_input`` a field left ``None`` is
+kept, so a field is removed by passing ``stratum.CLEAR``:
+``store.update_doc(doc, category=stratum.CLEAR, key=stratum.CLEAR)``,
+``store.update_input(doc, node, meta=stratum.CLEAR)``.
 
 Outputs: ``None`` means "no expected output", as it always has. The JSON
 value null is a real output, distinct from none: store it as

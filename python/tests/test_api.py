@@ -155,7 +155,7 @@ def test_read_handles_refuse_writes_and_change_nothing(data):
             lambda: r.add_input(doc, 1),
             lambda: r.set_output(doc, 1, 1),
             lambda: r.clear_output(doc, 1),
-            lambda: r.set_node_meta(doc, 1, {"a": 1}),
+            lambda: r.update_input(doc, 1, meta={"a": 1}),
             lambda: r.update_doc(doc, body=b"z"),
             lambda: r.update_doc(doc, key=stratum.CLEAR),
             lambda: r.delete_doc(doc),

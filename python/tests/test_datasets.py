@@ -104,21 +104,26 @@ def test_update_doc_sets_and_clears_each_field_with_clear(store, cli):
     assert json.loads(cli.ok("get", "key:k"))["body"] == "y"
 
 
-def test_node_meta_is_set_replaced_and_cleared(store):
-    doc = store.create_doc(b"")
+def test_update_input_sets_replaces_and_clears_a_nodes_meta(store, cli):
+    doc = store.create_doc(b"", key="k")
     node = store.add_input(doc, 1, meta={"a": 1})
-    store.set_node_meta(doc, node, {"b": stratum.Json("2.0")})
+    store.update_input(doc, node, meta={"b": stratum.Json("2.0")})
     assert store.get_node(doc, node, raw=True).meta.text == '{"b":2.0}'
-    store.set_node_meta(doc, node, None)
-    assert store.get_node(doc, node).meta is None
-    store.set_node_meta(doc, node, {"c": 3})
-    store.set_node_meta(doc, node, stratum.CLEAR)
+    store.update_input("k", node, meta=stratum.CLEAR)
     assert store.get_node(doc, node).meta is None
     # The input and output are kept.
     store.set_output(doc, node, 5)
-    store.set_node_meta(doc, node, {"d": 4})
+    store.update_input(doc, node, meta={"d": 4})
     n = store.get_node(doc, node)
     assert (n.input, n.output, n.meta) == (1, 5, {"d": 4})
+    before = snapshot(store.path)
+    with pytest.raises(stratum.InvalidInput, match="update_input needs meta"):
+        store.update_input(doc, node)
+    with pytest.raises(stratum.InvalidInput, match="update_input needs meta"):
+        store.update_input(doc, node, meta=None)
+    assert snapshot(store.path) == before
+    store.close()
+    assert cli.ok("get", "key:k", "--node", "1").decode() == n.to_json() + "\n"
 
 
 def test_a_real_null_is_set_replaced_and_cleared(store):
@@ -200,7 +205,7 @@ def test_an_unknown_key_is_not_found_in_every_method(keyed, cli):
             lambda: s.add_input("nope", 1),
             lambda: s.set_output("nope", 1, 1),
             lambda: s.clear_output("nope", 1),
-            lambda: s.set_node_meta("nope", 1, {"a": 1}),
+            lambda: s.update_input("nope", 1, meta={"a": 1}),
             lambda: s.update_doc("nope", version="v"),
             lambda: s.delete_doc("nope"),
             lambda: s.delete_input("nope", 1),
@@ -230,7 +235,7 @@ def test_an_unknown_key_is_not_found_in_every_method(keyed, cli):
         (lambda s: s.create_doc(b"y", meta=[1]), ("create-doc", "--meta", "[1]", "y")),
         (lambda s: s.update_doc(1, meta="text"), ("update-doc", "1", "--meta", '"text"')),
         (lambda s: s.add_input(1, 5, meta=stratum.NULL), ("add-input", "1", "5", "--meta", "null")),
-        (lambda s: s.set_node_meta(1, 1, 3), ("update-input", "1", "1", "--meta", "3")),
+        (lambda s: s.update_input(1, 1, meta=3), ("update-input", "1", "1", "--meta", "3")),
     ],
     ids=[
         "taken key on create",
