@@ -4,7 +4,9 @@
 //! library's types, calls one `Store` method with the interpreter released,
 //! and turns the result back. The module's documentation for Python users
 //! is in `stratum/__init__.py`; the conversions are in [`value`], the
-//! exceptions in [`errors`], batches in [`batch`].
+//! arguments the methods share (a document by id or key, `stratum.CLEAR`,
+//! meta, outputs) in [`args`], the exceptions in [`errors`], batches in
+//! [`batch`].
 //!
 //! # The handle
 //! A `Store` handle owns one open library `Store` (and so its lock) behind a
