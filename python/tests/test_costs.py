@@ -47,10 +47,10 @@ def syscalls(path, op, n, docs):
     return counts
 
 
-def make_store(path, docs):
+def make_store(path, docs, keys=False):
     with stratum.open(path, sync=False) as s, s.batch():
         for i in range(docs):
-            d = s.create_doc(f"body {i}", key=f"key {i + 1}")
+            d = s.create_doc(f"body {i}", key=f"key {i + 1}" if keys else None)
             for j in range(3):
                 s.add_input(d, [i, j], output=j)
 
@@ -70,7 +70,7 @@ def test_each_get_reads_its_records_and_nothing_else(tmp_path, docs):
 @pytest.mark.parametrize("docs", [100, 2000])
 def test_a_get_by_key_costs_a_get_by_id_and_one_more_read(tmp_path, docs, compacted):
     path = tmp_path / "s"
-    make_store(path, docs)
+    make_store(path, docs, keys=True)
     if compacted:
         # Sealed into a segment with its index file, as a store grows to be.
         with stratum.open(path) as s:
