@@ -4,7 +4,9 @@
 //! library's types, calls one `Store` method with the interpreter released,
 //! and turns the result back. The module's documentation for Python users
 //! is in `stratum/__init__.py`; the conversions are in [`value`], the
-//! exceptions in [`errors`], batches in [`batch`].
+//! arguments the methods share (a document by id or key, `stratum.CLEAR`,
+//! meta, outputs) in [`args`], the exceptions in [`errors`], batches in
+//! [`batch`].
 //!
 //! # The handle
 //! A `Store` handle owns one open library `Store` (and so its lock) behind a
@@ -21,12 +23,14 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyTuple};
 use stratum::engine;
 use stratum::{DocId, DocPatch, Mode, NewDoc, NodeId, Options, Store};
 
+mod args;
 mod batch;
 mod errors;
 mod reports;
 mod types;
 mod value;
 
+use args::DocRef;
 use errors::{Failure, guard};
 use types::{PyDocument, PyNode};
 use value::PyJson;
@@ -54,10 +58,6 @@ struct PyStore {
 /// internal one; a caller needs to hear what to do instead.
 const READ_ONLY: &str =
     "this handle was opened with write=False; open the store with write=True to change it";
-
-/// `set-output null` is refused with this message by the CLI (null is how
-/// the `get` shape shows "no expected output").
-const NULL_OUTPUT: &str = "an expected output cannot be null: null means \"no expected output\" (to remove one, delete the input node and add it again)";
 
 impl PyStore {
     /// Looks at the slot with the interpreter released: another thread may
@@ -192,7 +192,9 @@ impl PyStore {
 
 /// One document for `load`, as a line in the `get` shape: a `Document` as
 /// it prints itself, a dict as JSON (a `bytes` body becomes `body`, or
-/// `body_base64` when it is not UTF-8).
+/// `body_base64` when it is not UTF-8; a node whose output is `stratum.NULL`
+/// gets `"has_output":true`, which is how the shape tells a real null from
+/// none).
 fn doc_line(item: &Bound<'_, PyAny>, at: &str) -> PyResult<String> {
     if let Ok(d) = item.cast::<PyDocument>() {
         return d.get().to_json(item.py());
@@ -202,23 +204,45 @@ fn doc_line(item: &Bound<'_, PyAny>, at: &str) -> PyResult<String> {
             "{at}: a document is a dict in the `get` shape or a stratum.Document"
         )));
     };
-    let body = dict.get_item("body")?;
-    let dict =
-        match body.filter(|b| b.is_instance_of::<PyBytes>() || b.is_instance_of::<PyByteArray>()) {
-            Some(b) => {
-                let bytes: Vec<u8> = b.extract()?;
-                let copy = dict.copy()?;
-                match String::from_utf8(bytes) {
-                    Ok(text) => copy.set_item("body", text)?,
-                    Err(e) => {
-                        copy.del_item("body")?;
-                        copy.set_item("body_base64", stratum::json::base64_encode(e.as_bytes()))?;
-                    }
-                }
-                copy
+    // The caller's dict is left as it was: changes go to a copy.
+    let dict = dict.copy()?;
+    if let Some(b) = dict
+        .get_item("body")?
+        .filter(|b| b.is_instance_of::<PyBytes>() || b.is_instance_of::<PyByteArray>())
+    {
+        let bytes: Vec<u8> = b.extract()?;
+        match String::from_utf8(bytes) {
+            Ok(text) => dict.set_item("body", text)?,
+            Err(e) => {
+                dict.del_item("body")?;
+                dict.set_item("body_base64", stratum::json::base64_encode(e.as_bytes()))?;
             }
-            None => dict.clone(),
-        };
+        }
+    }
+    if let Some(inputs) = dict
+        .get_item("inputs")?
+        .filter(|i| i.is_instance_of::<PyList>() || i.is_instance_of::<PyTuple>())
+    {
+        let nodes = PyList::empty(item.py());
+        for n in inputs.try_iter()? {
+            let n = n?;
+            let real_null = match n.cast::<PyDict>() {
+                Ok(d) => {
+                    d.get_item("output")?.is_some_and(|o| args::is_null(&o))
+                        && !d.contains("has_output")?
+                }
+                Err(_) => false,
+            };
+            if real_null {
+                let copy = n.cast::<PyDict>()?.copy()?;
+                copy.set_item("has_output", true)?;
+                nodes.append(copy)?;
+            } else {
+                nodes.append(n)?;
+            }
+        }
+        dict.set_item("inputs", nodes)?;
+    }
     Ok(value::to_json(dict.as_any(), at)?.as_str().to_owned())
 }
 
@@ -227,16 +251,6 @@ fn doc_line(item: &Bound<'_, PyAny>, at: &str) -> PyResult<String> {
 fn close_after_panic(slot: &mut Slot) {
     if let Slot::Batch(worker) = std::mem::replace(slot, Slot::Closed) {
         let _ = worker.finish(false);
-    }
-}
-
-/// An expected output from Python: `None` (or JSON null) is none, as
-/// `add-input --output null` is.
-fn output_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<stratum::Json>> {
-    match obj {
-        None => Ok(None),
-        Some(o) if o.is_none() => Ok(None),
-        Some(o) => Ok(Some(value::to_json(o, "output")?).filter(|j| j.as_str() != "null")),
     }
 }
 
@@ -270,102 +284,166 @@ impl PyStore {
         self.peek(py, |s| matches!(s, Slot::Batch(_)))
     }
 
-    /// Creates a document and returns its id.
-    #[pyo3(signature = (body=None, category=None, version=None))]
+    /// Creates a document and returns its id. `key` is a unique name (1 to
+    /// 1024 bytes) by which every method can name the document; `meta` a
+    /// dict.
+    #[pyo3(signature = (body=None, category=None, version=None, *, key=None, meta=None))]
     fn create_doc(
         &self,
         py: Python<'_>,
         body: Option<&Bound<'_, PyAny>>,
         category: Option<String>,
         version: Option<String>,
+        key: Option<String>,
+        meta: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let doc = NewDoc {
+            key,
             category,
             version,
+            meta: args::opt_meta(meta)?,
             body: text_arg(body)?.unwrap_or_default(),
-            ..NewDoc::default()
         };
         self.write(py, move |s| s.create_doc(&doc)).map(|id| id.0)
     }
 
-    /// Appends an input node (with an optional expected output) to a
-    /// document's chain and returns its node id.
-    #[pyo3(signature = (doc, input, output=None))]
+    /// The id of the live document whose key is `key`, or `None`.
+    fn find_key(&self, py: Python<'_>, key: String) -> PyResult<Option<u64>> {
+        self.run(py, move |s| s.find_key(&key))
+            .map(|d| d.map(|d| d.0))
+    }
+
+    /// Appends an input node (with an optional expected output and meta)
+    /// to a document's chain and returns its node id.
+    #[pyo3(signature = (doc, input, output=None, *, meta=None))]
     fn add_input(
         &self,
         py: Python<'_>,
-        doc: u64,
+        doc: DocRef,
         input: &Bound<'_, PyAny>,
         output: Option<&Bound<'_, PyAny>>,
+        meta: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         let input = value::to_json(input, "input")?;
-        let output = output_arg(output)?;
+        let output = args::output(output)?;
+        let meta = args::opt_meta(meta)?;
         self.write(py, move |s| {
-            s.add_input(DocId(doc), &input, output.as_ref())
+            let doc = doc.resolve(s)?;
+            s.add_input_with_meta(doc, &input, meta.as_ref(), output.as_ref())
         })
         .map(|n| n.0)
     }
 
-    /// Sets or replaces the expected output of a node.
+    /// Sets or replaces the expected output of a node; `stratum.NULL` is
+    /// the JSON value null.
     fn set_output(
         &self,
         py: Python<'_>,
-        doc: u64,
+        doc: DocRef,
         node: u64,
         output: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let output = output_arg(Some(output))?.ok_or_else(|| errors::invalid(NULL_OUTPUT))?;
-        self.write(py, move |s| s.set_output(DocId(doc), NodeId(node), &output))
+        let output =
+            args::output(Some(output))?.ok_or_else(|| errors::invalid(args::NONE_OUTPUT))?;
+        self.write(py, move |s| {
+            let doc = doc.resolve(s)?;
+            s.set_output(doc, NodeId(node), &output)
+        })
+    }
+
+    /// Removes a node's expected output (nothing happens when it has none).
+    fn clear_output(&self, py: Python<'_>, doc: DocRef, node: u64) -> PyResult<()> {
+        self.write(py, move |s| {
+            let doc = doc.resolve(s)?;
+            s.clear_output(doc, NodeId(node))
+        })
+    }
+
+    /// Changes what `update_input` is given of a node and keeps the rest:
+    /// `meta=` a dict replaces its meta, `stratum.CLEAR` removes it. The
+    /// input and the output are kept (`set_output` changes the output).
+    #[pyo3(signature = (doc, node, *, meta=None))]
+    fn update_input(
+        &self,
+        py: Python<'_>,
+        doc: DocRef,
+        node: u64,
+        meta: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let Some(meta) = args::patch(meta, args::meta)? else {
+            return Err(errors::invalid("update_input needs meta"));
+        };
+        self.write(py, move |s| {
+            let doc = doc.resolve(s)?;
+            s.set_node_meta(doc, NodeId(node), meta.as_ref())
+        })
     }
 
     /// A document with its whole chain; with `raw=True` its values are
     /// `stratum.Json` (the exact stored text).
     #[pyo3(signature = (doc, raw=false))]
-    fn get(&self, py: Python<'_>, doc: u64, raw: bool) -> PyResult<PyDocument> {
-        let d = self.run(py, move |s| s.get(DocId(doc)))?;
+    fn get(&self, py: Python<'_>, doc: DocRef, raw: bool) -> PyResult<PyDocument> {
+        let d = self.run(py, move |s| s.get(doc.resolve(s)?))?;
         types::document(py, d, raw)
     }
 
     /// One node of a document.
     #[pyo3(signature = (doc, node, raw=false))]
-    fn get_node(&self, py: Python<'_>, doc: u64, node: u64, raw: bool) -> PyResult<PyNode> {
-        let n = self.run(py, move |s| s.get_node(DocId(doc), NodeId(node)))?;
+    fn get_node(&self, py: Python<'_>, doc: DocRef, node: u64, raw: bool) -> PyResult<PyNode> {
+        let n = self.run(py, move |s| s.get_node(doc.resolve(s)?, NodeId(node)))?;
         types::node(py, n, raw)
     }
 
-    /// Replaces the fields given (not `None`) and keeps the rest.
-    #[pyo3(signature = (doc, body=None, category=None, version=None))]
+    /// Replaces the fields given and keeps those left `None`;
+    /// `stratum.CLEAR` removes a key, category, version or meta.
+    #[pyo3(signature = (doc, body=None, category=None, version=None, *, key=None, meta=None))]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one per keyword argument of the Python method"
+    )]
     fn update_doc(
         &self,
         py: Python<'_>,
-        doc: u64,
+        doc: DocRef,
         body: Option<&Bound<'_, PyAny>>,
-        category: Option<String>,
-        version: Option<String>,
+        category: Option<&Bound<'_, PyAny>>,
+        version: Option<&Bound<'_, PyAny>>,
+        key: Option<&Bound<'_, PyAny>>,
+        meta: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        // `None` keeps a field; this API has no way to clear one yet.
         let patch = DocPatch {
-            category: category.map(Some),
-            version: version.map(Some),
+            key: args::patch(key, |o| args::text(o, "key"))?,
+            category: args::patch(category, |o| args::text(o, "category"))?,
+            version: args::patch(version, |o| args::text(o, "version"))?,
+            meta: args::patch(meta, args::meta)?,
             body: text_arg(body)?,
-            ..DocPatch::default()
         };
         if patch.is_empty() {
             return Err(errors::invalid(
-                "update_doc needs at least one of body, category, version",
+                "update_doc needs at least one of body, category, version, key, meta",
             ));
         }
-        self.write(py, move |s| s.update_doc(DocId(doc), &patch))
+        self.write(py, move |s| {
+            let doc = doc.resolve(s)?;
+            s.update_doc(doc, &patch)
+        })
     }
 
-    /// Deletes a document and its chain. Its id is never reused.
-    fn delete_doc(&self, py: Python<'_>, doc: u64) -> PyResult<()> {
-        self.write(py, move |s| s.delete_doc(DocId(doc)))
+    /// Deletes a document and its chain. Its id is never reused; its key
+    /// is free again.
+    fn delete_doc(&self, py: Python<'_>, doc: DocRef) -> PyResult<()> {
+        self.write(py, move |s| {
+            let doc = doc.resolve(s)?;
+            s.delete_doc(doc)
+        })
     }
 
     /// Deletes one input node and its output. Its id is never reused.
-    fn delete_input(&self, py: Python<'_>, doc: u64, node: u64) -> PyResult<()> {
-        self.write(py, move |s| s.delete_input(DocId(doc), NodeId(node)))
+    fn delete_input(&self, py: Python<'_>, doc: DocRef, node: u64) -> PyResult<()> {
+        self.write(py, move |s| {
+            let doc = doc.resolve(s)?;
+            s.delete_input(doc, NodeId(node))
+        })
     }
 
     /// Stores documents given in the `get` shape (dicts, or `Document`s
@@ -703,6 +781,9 @@ fn _stratum(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyNode>()?;
     m.add_class::<DocIter>()?;
     m.add_class::<Batch>()?;
+    m.add_class::<args::PyClear>()?;
+    m.add("CLEAR", Py::new(m.py(), args::PyClear)?)?;
+    m.add("NULL", Py::new(m.py(), args::null(m.py())?)?)?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
     Ok(())
 }

@@ -93,6 +93,7 @@ pub(crate) fn summaries<'py>(
     list(py, rows, |d| {
         Ok(dict!(py,
             "id" => d.id.0,
+            "key" => &d.key,
             "category" => &d.category,
             "version" => &d.version,
             "inputs" => d.inputs,

@@ -12,8 +12,10 @@ use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use crate::value::{self, PyJson};
 
-/// One input node of a document's chain, with its expected output (`None`
-/// when it has none).
+/// One input node of a document's chain, with its expected output and
+/// meta. An output that is the JSON value null reads as `None`, as a node
+/// without one does: `has_output` tells them apart (and a `raw=True` read
+/// gives `stratum.NULL` for the former).
 #[pyclass(module = "stratum", name = "Node", frozen)]
 pub(crate) struct PyNode {
     /// The node id.
@@ -25,6 +27,10 @@ pub(crate) struct PyNode {
     /// The expected output, or `None` (a `Json` after a `raw=True` read).
     #[pyo3(get)]
     output: Py<PyAny>,
+    /// The node's metadata, a dict (a `Json` after a `raw=True` read), or
+    /// `None`.
+    #[pyo3(get)]
+    meta: Py<PyAny>,
     node: stratum::Node,
 }
 
@@ -43,16 +49,28 @@ pub(crate) fn node(py: Python<'_>, node: stratum::Node, raw: bool) -> PyResult<P
         Some(o) => json_object(py, o, raw)?,
         None => py.None(),
     };
+    let meta = match &node.meta {
+        Some(m) => json_object(py, m, raw)?,
+        None => py.None(),
+    };
     Ok(PyNode {
         id: node.id.0,
         input,
         output,
+        meta,
         node,
     })
 }
 
 #[pymethods]
 impl PyNode {
+    /// True when the node has an expected output, the JSON value null
+    /// included.
+    #[getter]
+    fn has_output(&self) -> bool {
+        self.node.output.is_some()
+    }
+
     /// `{"node":…,"input":…,"output":…}`, as `stratum get DOC --node N`
     /// prints it.
     fn to_json(&self) -> String {
@@ -60,11 +78,18 @@ impl PyNode {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let output = match &self.node.output {
+            Some(o) if o.as_str() == "null" => "stratum.NULL".to_owned(),
+            _ => self.output.bind(py).repr()?.to_string(),
+        };
+        let meta = match &self.node.meta {
+            Some(_) => format!(", meta={}", self.meta.bind(py).repr()?),
+            None => String::new(),
+        };
         Ok(format!(
-            "Node(id={}, input={}, output={})",
+            "Node(id={}, input={}, output={output}{meta})",
             self.id,
             self.input.bind(py).repr()?,
-            self.output.bind(py).repr()?
         ))
     }
 
@@ -172,8 +197,12 @@ impl PyDocument {
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let key = match &self.key {
+            Some(k) => format!(", key={}", PyString::new(py, k).repr()?),
+            None => String::new(),
+        };
         Ok(format!(
-            "Document(id={}, category={}, version={}, body=<{} bytes>, inputs=<{} nodes>)",
+            "Document(id={}{key}, category={}, version={}, body=<{} bytes>, inputs=<{} nodes>)",
             self.id,
             self.category.as_deref().map_or_else(
                 || Ok("None".to_owned()),

@@ -16,8 +16,33 @@ any size, float, bool and None. The stored text is kept exactly: a float
 stores that text unchanged, and ``raw=True`` reads return each value as a
 ``stratum.Json`` holding the stored text (``Document.to_json()`` prints the
 line ``stratum get`` prints). Bodies are ``bytes`` or ``str`` (UTF-8) in, and
-``bytes`` out (``Document.text`` decodes them). Until the store has real
-JSON nulls as outputs, an output of ``None`` means "no expected output".
+``bytes`` out (``Document.text`` decodes them).
+
+Keys: a document may have a unique name, its key (1 to 1024 bytes of
+UTF-8): ``create_doc(..., key="two-sum")``. Every method that takes a
+document takes its id (an ``int``) or its key (a ``str``):
+``store.get("two-sum")``, ``store.add_input("two-sum", [1, 2], 3)``. An
+unknown key raises ``NotFound``, as an unknown id does; ``find_key(key)``
+returns the id or ``None``. A deleted document's key is free again.
+
+Metadata: ``meta=`` takes a dict (or a ``stratum.Json`` holding an object),
+kept in its exact text, on ``create_doc``, ``update_doc`` and ``add_input``;
+``update_input(doc, node, meta=...)`` replaces a node's. ``Document.meta`` and
+``Node.meta`` read it back.
+
+Clearing: in ``update_doc`` and ``update_input`` a field left ``None`` is
+kept, so a field is removed by passing ``stratum.CLEAR``:
+``store.update_doc(doc, category=stratum.CLEAR, key=stratum.CLEAR)``,
+``store.update_input(doc, node, meta=stratum.CLEAR)``.
+
+Outputs: ``None`` means "no expected output", as it always has. The JSON
+value null is a real output, distinct from none: store it as
+``stratum.NULL`` (the same as ``stratum.Json("null")``). A node whose output
+is null reads back with ``output`` ``None`` and ``has_output`` True (a
+``raw=True`` read gives ``stratum.NULL``); a node without one has
+``has_output`` False. ``clear_output(doc, node)`` removes an output. In
+``load``, a node's ``"output": stratum.NULL`` is a real null, as
+``"has_output": True`` beside ``"output": None`` is.
 
 Locks: a handle holds the store's lock from ``open`` until ``close`` (or the
 end of its ``with`` block). A write handle's lock is exclusive: while it is
@@ -46,7 +71,10 @@ import os as _os
 
 from . import _stratum
 from ._stratum import (
+    CLEAR,
+    NULL,
     Batch,
+    Clear,
     Corrupt,
     DocIter,
     Document,
@@ -63,7 +91,10 @@ from ._stratum import (
 # IOError is left out so that `from stratum import *` cannot shadow the
 # built-in name; use `stratum.IOError`.
 __all__ = [
+    "CLEAR",
+    "NULL",
     "Batch",
+    "Clear",
     "Corrupt",
     "DocIter",
     "Document",
@@ -82,18 +113,19 @@ _log = _logging.getLogger("stratum")
 
 # The original gRPC client's names, as thin aliases with its arguments, so
 # its scripts run unchanged after `lse = stratum.open("data")`.
-def _get_problem_html(self: Store, doc: int) -> str:
+def _get_problem_html(self: Store, doc: "int | str") -> str:
     """The document's body as ``str`` (``get(doc).text``)."""
     return self.get(doc).text
 
 
-def _get_all_test_cases(self: Store, doc: int) -> "list[Node]":
+def _get_all_test_cases(self: Store, doc: "int | str") -> "list[Node]":
     """The document's nodes as a list (``list(get(doc).inputs)``)."""
     return list(self.get(doc).inputs)
 
 
-def _get_expected_output(self: Store, doc: int, node: int) -> object:
-    """A node's expected output, or ``None`` (``get_node(doc, node).output``)."""
+def _get_expected_output(self: Store, doc: "int | str", node: int) -> object:
+    """A node's expected output, or ``None`` (``get_node(doc, node).output``;
+    ``has_output`` tells a null output from none)."""
     return self.get_node(doc, node).output
 
 

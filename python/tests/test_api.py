@@ -70,11 +70,11 @@ def test_list_mirrors_the_cli(store, cli):
     a = store.create_doc(b"abc", category="x")
     store.add_input(a, 1, output=2)
     store.add_input(a, 3)
-    store.create_doc(b"", version="v")
+    store.create_doc(b"", version="v", key="two")
     rows = store.list()
     assert rows == [
-        {"id": 1, "category": "x", "version": None, "inputs": 2, "outputs": 1, "body_bytes": 3},
-        {"id": 2, "category": None, "version": "v", "inputs": 0, "outputs": 0, "body_bytes": 0},
+        {"id": 1, "key": None, "category": "x", "version": None, "inputs": 2, "outputs": 1, "body_bytes": 3},
+        {"id": 2, "key": "two", "category": None, "version": "v", "inputs": 0, "outputs": 0, "body_bytes": 0},
     ]
     assert store.list(category="x") == rows[:1]
     store.close()
@@ -154,7 +154,10 @@ def test_read_handles_refuse_writes_and_change_nothing(data):
             lambda: r.create_doc(b"y"),
             lambda: r.add_input(doc, 1),
             lambda: r.set_output(doc, 1, 1),
+            lambda: r.clear_output(doc, 1),
+            lambda: r.update_input(doc, 1, meta={"a": 1}),
             lambda: r.update_doc(doc, body=b"z"),
+            lambda: r.update_doc(doc, key=stratum.CLEAR),
             lambda: r.delete_doc(doc),
             lambda: r.delete_input(doc, 1),
             lambda: r.compact(),

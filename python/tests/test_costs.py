@@ -14,10 +14,13 @@ import stratum
 CHILD = """
 import sys, stratum
 path, op, n, docs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-with stratum.open(path, write=(op != "get")) as s:
+with stratum.open(path, write=(op not in ("get", "key"))) as s:
     if op == "get":
         for k in range(n):
             s.get(k % docs + 1)
+    elif op == "key":
+        for k in range(n):
+            s.get(f"key {k % docs + 1}")
     elif op == "add":
         for k in range(n):
             s.add_input(k % docs + 1, [k, "x"], output=k)
@@ -44,10 +47,10 @@ def syscalls(path, op, n, docs):
     return counts
 
 
-def make_store(path, docs):
+def make_store(path, docs, keys=False):
     with stratum.open(path, sync=False) as s, s.batch():
         for i in range(docs):
-            d = s.create_doc(f"body {i}")
+            d = s.create_doc(f"body {i}", key=f"key {i + 1}" if keys else None)
             for j in range(3):
                 s.add_input(d, [i, j], output=j)
 
@@ -61,6 +64,26 @@ def test_each_get_reads_its_records_and_nothing_else(tmp_path, docs):
     # One positioned read per record of the document (the document record
     # and its three inputs), whatever the store's size.
     assert more - base == collections.Counter({"pread64": 800})
+
+
+@pytest.mark.parametrize("compacted", [False, True], ids=["active", "sealed"])
+@pytest.mark.parametrize("docs", [100, 2000])
+def test_a_get_by_key_costs_a_get_by_id_and_one_more_read(tmp_path, docs, compacted):
+    path = tmp_path / "s"
+    make_store(path, docs, keys=True)
+    if compacted:
+        # Sealed into a segment with its index file, as a store grows to be.
+        with stratum.open(path) as s:
+            s.compact()
+    # The calls go round the first 50 documents, so the index blocks they
+    # need are all read (and cached) in the first 100 calls: what is left is
+    # the cost of each call.
+    by_id = syscalls(path, "get", 300, 50) - syscalls(path, "get", 100, 50)
+    by_key = syscalls(path, "key", 300, 50) - syscalls(path, "key", 100, 50)
+    # The key's document record is read once to check the key; the rest is
+    # what a get by id does, whatever the store's size.
+    assert by_key - by_id == collections.Counter({"pread64": 200})
+    assert by_id - by_key == collections.Counter()
 
 
 def test_each_durable_add_input_is_one_write_and_one_fsync(tmp_path):

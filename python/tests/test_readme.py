@@ -2,6 +2,7 @@
 
 import re
 
+import stratum
 from conftest import ROOT
 
 
@@ -18,3 +19,8 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
         '"inputs":[{"node":1,"input":[1,2],"output":3}]}'
     )
     assert scope["store"].closed and scope["r"].closed
+    with stratum.open(tmp_path / "stratum-data", write=False) as r:
+        assert r.get("two-sum").to_json() == (
+            '{"id":2,"key":"two-sum","category":null,"version":null,"body":"<p>Two sum.</p>",'
+            '"inputs":[{"node":1,"input":[3,3],"meta":{"label":"no pair"},"output":null,"has_output":true}]}'
+        )

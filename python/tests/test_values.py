@@ -101,12 +101,20 @@ def test_json_class(store):
     assert (j == 1) is False
 
 
-def test_output_none_means_no_output_and_json_null_too(store):
+def test_output_none_is_no_output_and_stratum_null_is_the_json_value_null(store):
     doc = store.create_doc(b"")
     a = store.add_input(doc, 1, output=None)
-    b = store.add_input(doc, 1, output=stratum.Json("null"))
-    assert store.get_node(doc, a).output is None and store.get_node(doc, b).output is None
-    assert store.get_node(doc, b).to_json() == '{"node":2,"input":1,"output":null}'
+    b = store.add_input(doc, 1, output=stratum.NULL)
+    c = store.add_input(doc, 1, output=stratum.Json("null"))
+    none, null, also_null = (store.get_node(doc, n) for n in (a, b, c))
+    assert none.output is None and not none.has_output
+    assert null.output is None and null.has_output and also_null.has_output
+    assert store.get_node(doc, b, raw=True).output == stratum.NULL
+    assert store.get_node(doc, a, raw=True).output is None
+    assert none.to_json() == '{"node":1,"input":1,"output":null}'
+    assert null.to_json() == '{"node":2,"input":1,"output":null,"has_output":true}'
+    assert repr(null) == "Node(id=2, input=1, output=stratum.NULL)"
+    assert stratum.NULL == stratum.Json("null") == stratum.Json.from_value(None)
 
 
 @pytest.mark.parametrize(

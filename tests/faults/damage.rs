@@ -29,7 +29,7 @@ fn encode_doc_meta(node_hwm: u64, category: Option<&str>, version: Option<&str>)
 }
 
 use crate::model::{self, Docs, Model, Op, Target, new_doc, parse_doc};
-use crate::support::{Cmd, Ctx, Rng, long, names, reset_dir};
+use crate::support::{Cmd, Ctx, long, names, reset_dir, rng};
 
 /// A small store: one sealed (compacted) segment with its index, and an
 /// active segment holding one record per command of `history`, with the
@@ -298,7 +298,7 @@ fn report(cx: Ctx, label: &str, t: Tally) {
 fn truncation_of_every_file_at_sampled_offsets() {
     let cx = Ctx::new("truncate");
     let fx = fixture(&cx);
-    let mut rng = Rng::new(cx.name);
+    let mut rng = rng(cx.name);
     let work = cx.path("work");
     let mut t = Tally::default();
     for file in names(&fx.dir) {
@@ -344,7 +344,7 @@ fn truncation_of_every_file_at_sampled_offsets() {
 fn single_bit_flips_in_every_file() {
     let cx = Ctx::new("bit-flips");
     let fx = fixture(&cx);
-    let mut rng = Rng::new(cx.name);
+    let mut rng = rng(cx.name);
     let work = cx.path("work");
     let mut t = Tally::default();
     let files: Vec<(String, Vec<u8>)> = names(&fx.dir)

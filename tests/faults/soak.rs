@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::model::{self, Doc, Docs, Model, NewDoc, Op, Target, op_cmd};
-use crate::support::{Ctx, Out, Rng, Runner, env_u64, long};
+use crate::support::{Ctx, Out, Rng, Runner, env_u64, long, rng};
 
 const WRITERS: usize = 5;
 const OPS_PER_ROUND: usize = 5;
@@ -62,10 +62,10 @@ impl Writer {
         self.counter += 1;
         let (w, n) = (self.id, self.counter);
         let docs: Vec<u64> = self.model.docs.keys().copied().collect();
-        if docs.len() < 2 || (docs.len() < 6 && rng.chance(15)) {
+        if docs.len() < 2 || (docs.len() < 6 && rng.chance(15, 100)) {
             return Op::CreateDoc(NewDoc {
                 body: body(w, n, "doc"),
-                category: rng.chance(50).then(|| format!("w{w}")),
+                category: rng.chance(50, 100).then(|| format!("w{w}")),
                 version: None,
                 inputs: Vec::new(),
             });
@@ -77,7 +77,7 @@ impl Writer {
             0..=29 => Op::AddInput {
                 doc: Target::Id(doc),
                 input: format!("{{\"w\":{w},\"n\":{n},\"pad\":\"{pad}\"}}"),
-                output: rng.chance(50).then(|| format!("[{w},{n}]")),
+                output: rng.chance(50, 100).then(|| format!("[{w},{n}]")),
             },
             30..=44 if !nodes.is_empty() => Op::SetOutput {
                 doc: Target::Id(doc),
@@ -155,7 +155,7 @@ fn run_maybe_killed(
     max_ms: u64,
 ) -> (Out, bool) {
     let deadline = rng
-        .chance(KILL_PERCENT)
+        .chance(KILL_PERCENT, 100)
         .then(|| Instant::now() + Duration::from_micros(rng.below(max_ms * 1000)));
     let mut p = run.spawn(cmd);
     let mut killed = false;
@@ -183,7 +183,7 @@ struct Shared {
 }
 
 fn writer_round(run: &Runner, dir: &std::path::Path, w: &mut Writer, seed: u64, shared: &Shared) {
-    let mut rng = Rng::seeded(seed);
+    let mut rng = Rng::new(seed);
     for _ in 0..OPS_PER_ROUND {
         let op = w.next_op(&mut rng);
         let floor = shared.max_acked.load(Ordering::SeqCst);
@@ -383,7 +383,7 @@ fn settle(w: &mut Writer, got: &Docs, shared: &Shared, f: &mut Figures) -> Resul
 fn random_kill_soak_with_concurrent_writers_rotation_and_compaction() {
     let cx = Ctx::new("soak");
     let rounds = env_u64("STRATUM_SOAK_ROUNDS", if long() { 3000 } else { 300 });
-    let mut rng = Rng::new(cx.name);
+    let mut rng = rng(cx.name);
     let dir = cx.path("store");
     let shared = Arc::new(Shared {
         figures: Mutex::new(Figures::default()),
@@ -406,7 +406,7 @@ fn random_kill_soak_with_concurrent_writers_rotation_and_compaction() {
     let mut round = 0;
     while round < rounds {
         round += 1;
-        let seeds: Vec<u64> = (0..=WRITERS).map(|_| rng.next()).collect();
+        let seeds: Vec<u64> = (0..=WRITERS).map(|_| rng.next_u64()).collect();
         let compact_seed = seeds[WRITERS];
         std::thread::scope(|s| {
             for (w, seed) in writers.iter_mut().zip(&seeds) {
@@ -435,7 +435,7 @@ fn random_kill_soak_with_concurrent_writers_rotation_and_compaction() {
             });
             let (run, shared, dir) = (cx.run.clone(), Arc::clone(&shared), dir.clone());
             let c = s.spawn(move || {
-                let mut rng = Rng::seeded(compact_seed);
+                let mut rng = Rng::new(compact_seed);
                 std::thread::sleep(Duration::from_millis(rng.below(30)));
                 let (out, killed) = run_maybe_killed(
                     &run,

@@ -16,6 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use stratum::engine::format::fnv1a64;
+
 /// The binary under test, as Cargo built it.
 const BUILT: &str = env!("CARGO_BIN_EXE_stratum");
 
@@ -37,11 +39,7 @@ pub fn bin() -> &'static Path {
             }
         }
         assert!(!bytes.is_empty(), "cannot read {BUILT}");
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for x in &bytes {
-            h ^= u64::from(*x);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        let h = fnv1a64(&bytes);
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults-bin");
         fs::create_dir_all(&dir).expect("scratch dir");
         let path = dir.join(format!("stratum-{h:016x}"));
@@ -636,43 +634,21 @@ pub fn require_tools(tools: &[&str]) {
     }
 }
 
-/// A small deterministic RNG (splitmix64), seeded from `STRATUM_FAULT_SEED`
-/// or the clock; tests print their seed so a failure can be replayed.
-pub struct Rng(u64);
+pub use stratum::sim::Rng;
 
-impl Rng {
-    pub fn new(test: &str) -> Rng {
-        let seed = std::env::var("STRATUM_FAULT_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-            });
-        eprintln!("[{test}] seed: {seed} (replay with STRATUM_FAULT_SEED={seed})");
-        Rng(seed)
-    }
-    pub fn seeded(seed: u64) -> Rng {
-        Rng(seed)
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    pub fn pick<'a, T>(&mut self, v: &'a [T]) -> &'a T {
-        &v[self.below(v.len() as u64) as usize]
-    }
+/// The generator for test `test`, seeded from `STRATUM_FAULT_SEED` or the
+/// clock; the seed is printed so that a failure can be replayed.
+pub fn rng(test: &str) -> Rng {
+    let seed = std::env::var("STRATUM_FAULT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("[{test}] seed: {seed} (replay with STRATUM_FAULT_SEED={seed})");
+    Rng::new(seed)
 }
 
 /// A tmpfs mounted for the life of the value (unmounted on drop, also when
@@ -711,11 +687,5 @@ impl Drop for Tmpfs {
 
 /// SHA-less content fingerprint (FNV-1a 64) of a file, `None` if unreadable.
 pub fn fingerprint(path: &Path) -> Option<u64> {
-    let b = fs::read(path).ok()?;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for x in b {
-        h ^= u64::from(x);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    Some(h)
+    fs::read(path).ok().map(|b| fnv1a64(&b))
 }
