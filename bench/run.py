@@ -329,6 +329,27 @@ def peak_rss_kib(tools: Tools, cmd: list[str], stdin: Path | None = None) -> tup
     return elapsed, int(match.group(1))
 
 
+def timed_wchar(cmd: list[str]) -> tuple[float, int]:
+    """Runs `cmd`; returns (wall seconds, bytes it passed to write calls).
+
+    The count is the `wchar` of /proc/PID/io of a shell that ran `cmd` and
+    reaped it (a reaped child's counts are added to its parent's): every
+    byte handed to write, pwrite and the like, which is what a command
+    writes whatever the page cache then does with it.
+    """
+    script = '"$@" >/dev/null 2>&1; s=$?; cat /proc/$$/io; exit $s'
+    start = time.perf_counter()
+    proc = subprocess.run(["sh", "-c", script, "sh", *cmd], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise BenchError(f"command failed (exit {proc.returncode}): {' '.join(cmd)}")
+    match = re.search(r"^wchar: (\d+)$", proc.stdout.decode(), re.M)
+    if not match:
+        raise BenchError("no wchar in /proc/PID/io")
+    return elapsed, int(match.group(1))
+
+
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -608,10 +629,25 @@ def bench_main(cfg: Config, tools: Tools, log) -> tuple[list[Row], dict]:
             f()
     rows.append(row)
 
+    # Whole-store counts: `stats` reads the manifest's counters.
+    row = Row("whole-store counts (`stats --json` vs SELECT count(*) of docs, nodes, outputs)",
+              target="(reference)")
+    count_sql = ("SELECT (SELECT count(*) FROM docs), (SELECT count(*) FROM nodes), "
+                 "(SELECT count(*) FROM nodes WHERE output IS NOT NULL)")
+    for i in range(max(cfg.reps, 5)):
+        a = lambda: row.stratum.append(run(tools.st(store, "stats", "--json"))[0])  # noqa: E731
+        b = lambda: row.sqlite.append(run(tools.sq(db, count_sql))[0])  # noqa: E731
+        for f in ordered(i, a, b):
+            f()
+    rows.append(row)
+
     # Rewrite half the outputs, then reclaim the space; on fresh copies each repetition.
     apply_row = Row(f"rewrite half the outputs ({half:,}) in one invocation "
                     "(`apply` vs one UPDATE transaction)", target="≤ 0.5", limit=0.5)
-    compact_row = Row("then reclaim the space (`compact` vs VACUUM)", target="≤ 0.5", limit=0.5)
+    # A rewritten output leaves its old value inside the input record that
+    # held it, which only a full rewrite reclaims: `compact --full`.
+    compact_row = Row("then reclaim the space (`compact --full` vs VACUUM)", target="≤ 0.5",
+                      limit=0.5)
     st_work, sq_work = runs / "stratum-rw", runs / "sqlite-rw.db"
     pre_compact = {}
     for rep in range(cfg.reps):
@@ -622,7 +658,7 @@ def bench_main(cfg: Config, tools: Tools, log) -> tuple[list[Row], dict]:
         def st_side():
             apply_row.stratum.append(run(tools.st(st_work, "apply", str(apply_file)))[0])
             pre_compact["stratum"] = dir_bytes(st_work)
-            t, kib = peak_rss_kib(tools, tools.st(st_work, "compact"))
+            t, kib = peak_rss_kib(tools, tools.st(st_work, "compact", "--full"))
             compact_row.stratum.append(t)
             rss["stratum compact"].append(kib)
 
@@ -681,8 +717,90 @@ def bench_main(cfg: Config, tools: Tools, log) -> tuple[list[Row], dict]:
     size_row.sqlite = [float(db_bytes(sq_work))]
     rows.append(size_row)
     rows += bench_selection(cfg, tools, log, st_work, sq_work)
+    extra["sweep"] = bench_garbage(cfg, tools, log, store, db)
     extra["store"], extra["db"] = store, db
     return rows, extra
+
+
+GARBAGE_LEVELS = (0.0, 0.01, 0.10, 0.50)
+
+
+@dataclass
+class SweepPoint:
+    share: float
+    deleted: int
+    garbage_ratio: float = 0.0
+    compact: list[tuple[float, int]] = field(default_factory=list)
+    vacuum: list[tuple[float, int]] = field(default_factory=list)
+    incremental: list[tuple[float, int]] = field(default_factory=list)
+
+
+def bench_garbage(cfg: Config, tools: Tools, log, store: Path, db: Path) -> list[SweepPoint]:
+    """Garbage sweep: delete a share of the documents (random ids, the same in
+    both), then reclaim the space: stratum's `compact` (selective) against
+    sqlite3's `VACUUM` and, on a copy made with auto_vacuum=INCREMENTAL before
+    the deletes, `PRAGMA incremental_vacuum`. Time and bytes written (wchar)."""
+    runs = WORK / "runs"
+    st_w, sq_w, sq_i = runs / "sweep-st", runs / "sweep.db", runs / "sweep-inc.db"
+    base_inc = runs / "sweep-base-inc.db"
+    copy_db(db, base_inc)
+    run(tools.sq(base_inc, "PRAGMA auto_vacuum=INCREMENTAL", "VACUUM"))
+    rng = random.Random(cfg.seed + 4)
+    points = []
+    reps = min(cfg.reps, 2)
+    for share in GARBAGE_LEVELS:
+        victims = sorted(rng.sample(range(1, cfg.docs + 1), round(share * cfg.docs)))
+        p = SweepPoint(share, len(victims))
+        ops, sql = runs / "sweep-ops.jsonl", runs / "sweep.sql"
+        with open(ops, "w") as of, open(sql, "w") as sf:
+            sf.write("BEGIN;\n")
+            for d in victims:
+                of.write(f'{{"op":"delete-doc","doc":{d}}}\n')
+                sf.write(f"DELETE FROM nodes WHERE doc_id={d};\nDELETE FROM docs WHERE id={d};\n")
+            sf.write("COMMIT;\n")
+        for rep in range(reps):
+            log(f"garbage sweep {share:.0%}: {rep + 1}/{reps}")
+            copy_store(store, st_w)
+            copy_db(db, sq_w)
+            copy_db(base_inc, sq_i)
+            if victims:
+                run(tools.st(st_w, "apply", str(ops)))
+                run(tools.sq(sq_w), stdin=sql)
+                run(tools.sq(sq_i), stdin=sql)
+            p.garbage_ratio = json.loads(run(tools.st(st_w, "stats", "--json"),
+                                             capture=True)[1])["garbage_ratio"]
+            a = lambda: p.compact.append(timed_wchar(tools.st(st_w, "compact")))  # noqa: E731
+            b = lambda: p.vacuum.append(timed_wchar(tools.sq(sq_w, "VACUUM")))  # noqa: E731
+            c = lambda: p.incremental.append(  # noqa: E731
+                timed_wchar(tools.sq(sq_i, "PRAGMA incremental_vacuum")))
+            for f in (a, b, c) if rep % 2 == 0 else (c, b, a):
+                f()
+        points.append(p)
+    for path in (st_w, sq_w, sq_i, base_inc):
+        remove(path)
+    return points
+
+
+def sweep_table(points: list[SweepPoint]) -> str:
+    def med(xs: list[tuple[float, int]]) -> tuple[float, int]:
+        return (statistics.median(x[0] for x in xs), int(statistics.median(x[1] for x in xs)))
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.2f}" if b > 0 else "—"
+
+    lines = [
+        "| documents deleted | `stats` garbage ratio | `compact` | written | `VACUUM` | written "
+        "| `incremental_vacuum` | written | time ratio vs VACUUM | vs incremental |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in points:
+        (ct, cb), (vt, vb), (it, ib) = med(p.compact), med(p.vacuum), med(p.incremental)
+        lines.append(
+            f"| {p.share:.0%} ({p.deleted:,}) | {p.garbage_ratio:.3f} | {fmt_time(ct)} | "
+            f"{cb / 1e6:.2f} MB | {fmt_time(vt)} | {vb / 1e6:.2f} MB | {fmt_time(it)} | "
+            f"{ib / 1e6:.2f} MB | {ratio(ct, vt)} | {ratio(ct, it)} |"
+        )
+    return "\n".join(lines)
 
 
 def without_key_meta(doc: dict) -> dict:
@@ -944,7 +1062,8 @@ def bench_scale(cfg: Config, tools: Tools, log, main_store: Path, main_load: flo
         p.verify = peak_rss_kib(tools, tools.st(p.store, "verify"))
         log(f"scale: apply + compact at {p.docs:,} x {p.inputs}")
         run(tools.st(p.store, "apply", str(p.apply_file)))
-        p.compact_seconds, p.compact_rss_kib = peak_rss_kib(tools, tools.st(p.store, "compact"))
+        p.compact_seconds, p.compact_rss_kib = peak_rss_kib(
+            tools, tools.st(p.store, "compact", "--full"))
         p.store_bytes = dir_bytes(p.store)
         if p.store != main_store:
             remove(p.store)
@@ -954,7 +1073,7 @@ def bench_scale(cfg: Config, tools: Tools, log, main_store: Path, main_load: flo
 def scale_table(points: list[ScalePoint]) -> str:
     lines = [
         "| documents × inputs | `load` | `get` median | `add-input` | `stats` | `verify` "
-        "| `compact` | store after compact |",
+        "| `compact --full` | store after compact |",
         "|---|---|---|---|---|---|---|---|",
     ]
     both = lambda t, kib: f"{fmt_time(t)}, {fmt_rss(kib)}"  # noqa: E731
@@ -1136,12 +1255,25 @@ def render(cfg: Config, rows: list[Row], extra: dict, points: list[ScalePoint],
             + "."
         )
     out.append("")
+    sweep = extra.get("sweep")
+    if sweep:
+        out.append("## Garbage sweep: reclaiming space after deletes\n")
+        out.append(
+            "A share of the documents (random ids, the same in both) is deleted in one "
+            "invocation, then the space is reclaimed: `compact` (selective: it merges only the "
+            "segments at least 40% reclaimable) against `VACUUM`, and against "
+            "`PRAGMA incremental_vacuum` on a database made `auto_vacuum=INCREMENTAL` before the "
+            "deletes. \"written\" is the bytes the command passed to write calls (`wchar` of "
+            f"/proc/PID/io). Medians of {min(cfg.reps, 2)} runs on fresh copies.\n"
+        )
+        out.append(sweep_table(sweep))
+        out.append("")
     if points:
         out.append("## stratum alone: scaling\n")
         out.append(
             "Each cell is time, peak RSS (GNU time -v). `get` median over random ids, one "
             "invocation each, with the largest RSS of 5 `get`s; `add-input` (one durable "
-            "input), `stats` and `verify` one run each; `compact` after an `apply` rewriting "
+            "input), `stats` and `verify` one run each; `compact --full` after an `apply` rewriting "
             "half the outputs; "
             "the `get`s go round-robin over the sizes so that machine noise hits each alike."
             + (" The 1,000,000-document point uses 2 inputs per document (not 10) to keep "

@@ -297,7 +297,7 @@ _stratum() {
             return 0
             ;;
         stratum__subcmd__compact)
-            opts="-d -q -h --dry-run --min-garbage --min-dead-bytes --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
+            opts="-d -q -h --dry-run --full --min-garbage --min-dead-bytes --json --dir --segment-size --no-sync --lock-timeout --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -43,7 +43,7 @@ complete -c stratum -n "__fish_stratum_needs_command" -f -a "update-input" -d 'S
 complete -c stratum -n "__fish_stratum_needs_command" -f -a "delete-doc" -d 'Delete a document with its whole chain'
 complete -c stratum -n "__fish_stratum_needs_command" -f -a "delete-input" -d 'Delete one input node and its expected output'
 complete -c stratum -n "__fish_stratum_needs_command" -f -a "list" -d 'List live documents in id order: a table, or JSON Lines'
-complete -c stratum -n "__fish_stratum_needs_command" -f -a "compact" -d 'Merge the segments, keeping only live data'
+complete -c stratum -n "__fish_stratum_needs_command" -f -a "compact" -d 'Merge the segments worth merging, keeping only live data'
 complete -c stratum -n "__fish_stratum_needs_command" -f -a "verify" -d 'Check every record of every file and report each problem'
 complete -c stratum -n "__fish_stratum_needs_command" -f -a "dump" -d 'Print every live document as JSON Lines, in id order'
 complete -c stratum -n "__fish_stratum_needs_command" -f -a "stats" -d 'Show segment sizes, counts and the garbage ratio'
@@ -175,15 +175,16 @@ complete -c stratum -n "__fish_stratum_using_subcommand list" -l json -d 'JSON L
 complete -c stratum -n "__fish_stratum_using_subcommand list" -l no-sync -d 'Skip the fsync that makes each write durable: for throwaway fixtures'
 complete -c stratum -n "__fish_stratum_using_subcommand list" -s q -l quiet -d 'Print nothing on success but the command\'s data'
 complete -c stratum -n "__fish_stratum_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c stratum -n "__fish_stratum_using_subcommand compact" -l min-garbage -d 'Compact only when at least this fraction (0 to 1) of the bytes on disk is garbage' -r
-complete -c stratum -n "__fish_stratum_using_subcommand compact" -l min-dead-bytes -d 'Compact only when at least this many bytes would be reclaimed (K, M and G suffixes allowed)' -r
+complete -c stratum -n "__fish_stratum_using_subcommand compact" -l min-garbage -d 'Compact only when at least this fraction (0 to 1) of the segment bytes is garbage' -r
+complete -c stratum -n "__fish_stratum_using_subcommand compact" -l min-dead-bytes -d 'Compact only when at least this many segment bytes are garbage (K, M and G suffixes allowed)' -r
 complete -c stratum -n "__fish_stratum_using_subcommand compact" -s d -l dir -d 'The data directory (created by the first write command)' -r -F
 complete -c stratum -n "__fish_stratum_using_subcommand compact" -l segment-size -d 'Seal the active segment once it would grow past this size' -r
 complete -c stratum -n "__fish_stratum_using_subcommand compact" -l lock-timeout -d 'Wait this many seconds for another process\'s lock before failing (exit 5). Fractions allowed: 0.5' -r
 complete -c stratum -n "__fish_stratum_using_subcommand compact" -l color -d 'When to use colour (bold table headers): auto uses it when stdout is a terminal, `NO_COLOR` is unset or empty and `TERM` is not `dumb`' -r -f -a "auto\t'Colour when stdout is a terminal, unless `NO_COLOR` or `TERM=dumb`'
 never\t'Never colour'
 always\t'Always colour, also into a pipe'"
-complete -c stratum -n "__fish_stratum_using_subcommand compact" -l dry-run -d 'Say what would be reclaimed, change nothing'
+complete -c stratum -n "__fish_stratum_using_subcommand compact" -l dry-run -d 'Say what would be merged and written, change nothing'
+complete -c stratum -n "__fish_stratum_using_subcommand compact" -l full -d 'Rewrite the whole store, not only the segments worth merging'
 complete -c stratum -n "__fish_stratum_using_subcommand compact" -l json -d 'Report as one JSON object on stdout instead of a line on stderr'
 complete -c stratum -n "__fish_stratum_using_subcommand compact" -l no-sync -d 'Skip the fsync that makes each write durable: for throwaway fixtures'
 complete -c stratum -n "__fish_stratum_using_subcommand compact" -s q -l quiet -d 'Print nothing on success but the command\'s data'
@@ -315,7 +316,7 @@ complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_see
 complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc update-input delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help" -f -a "delete-doc" -d 'Delete a document with its whole chain'
 complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc update-input delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help" -f -a "delete-input" -d 'Delete one input node and its expected output'
 complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc update-input delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help" -f -a "list" -d 'List live documents in id order: a table, or JSON Lines'
-complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc update-input delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help" -f -a "compact" -d 'Merge the segments, keeping only live data'
+complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc update-input delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help" -f -a "compact" -d 'Merge the segments worth merging, keeping only live data'
 complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc update-input delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help" -f -a "verify" -d 'Check every record of every file and report each problem'
 complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc update-input delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help" -f -a "dump" -d 'Print every live document as JSON Lines, in id order'
 complete -c stratum -n "__fish_stratum_using_subcommand help; and not __fish_seen_subcommand_from create-doc add-input set-output get update-doc update-input delete-doc delete-input list compact verify dump stats load apply diff backup repair completions man help" -f -a "stats" -d 'Show segment sizes, counts and the garbage ratio'

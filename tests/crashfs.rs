@@ -252,12 +252,21 @@ fn run_workload_with(seed: u64, sync: bool) -> Run {
                 store = Store::open(opts.clone(), Mode::Write).expect("reopen after abort");
                 "abandoned batch, reopen".to_owned()
             }
-            86..=93 => {
+            86..=89 => {
                 if trace {
                     eprintln!("step {}: compact", steps.len());
                 }
                 store.compact(&mut |_| {}).expect("compact");
                 "compact".to_owned()
+            }
+            90..=93 => {
+                if trace {
+                    eprintln!("step {}: selective compact", steps.len());
+                }
+                let done = store
+                    .compact_with(stratum::engine::CompactMode::Selective, &mut |_| {})
+                    .expect("selective compact");
+                format!("selective compact ({} merged)", done.merged)
             }
             _ => {
                 if trace {

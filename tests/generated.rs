@@ -141,7 +141,7 @@ fn man_page_shows_json_shapes_as_code_and_no_flag_defaults() {
         .and_then(|rest| rest.split(".SH ").next())
         .expect("a JSON OUTPUT section");
     for fields in [
-        r#"{"compacted", "dry_run", "reason", "segments", "bytes", "live_bytes","#,
+        r#"{"compacted", "dry_run", "full", "reason", "segments", "bytes","#,
         r#"{"dest", "linked", "copied", "bytes", "verified"}"#,
         r#"{"quarantined": [S], "records_kept", "damaged_bytes","#,
         r#"{"documents", "files", "good_records", "damaged_bytes","#,

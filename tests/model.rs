@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use oracle::{Model, Op};
 use proptest::prelude::*;
+use stratum::engine::CompactMode;
 use stratum::sim::{CrashFs, DataMode, DirMode, Rng, crash_image};
 use stratum::{DocId, DocPatch, Json, Mode, NewDoc, NodeId, Options, Store};
 
@@ -75,6 +76,8 @@ enum Step {
     Reopen,
     PowerLoss,
     Compact,
+    /// A selective compaction (`compact` without `--full`).
+    CompactSelective,
 }
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
@@ -124,6 +127,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Reopen),
         1 => Just(Step::PowerLoss),
         1 => Just(Step::Compact),
+        2 => Just(Step::CompactSelective),
     ]
 }
 
@@ -302,7 +306,11 @@ fn resolve_parts(step: &Step, model: &Model) -> (Op, bool, bool) {
             let (d, bad) = doc(*p);
             (Op::DeleteDoc(d), bad, false)
         }
-        Step::Batch(_) | Step::Reopen | Step::PowerLoss | Step::Compact => {
+        Step::Batch(_)
+        | Step::Reopen
+        | Step::PowerLoss
+        | Step::Compact
+        | Step::CompactSelective => {
             unreachable!("not a single operation")
         }
     }
@@ -348,6 +356,31 @@ fn check(store: &Store, model: &Model, after: &str) -> Result<(), TestCaseError>
         after
     );
     prop_assert_eq!(stats.documents, model.docs.len() as u64);
+    // The manifest's counters plus the active segment's share give exactly
+    // what a merge of every index gives.
+    let merged = store
+        .stats_by_merge()
+        .map_err(|e| TestCaseError::fail(format!("stats by merge: {e}")))?;
+    let inputs: usize = model.docs.values().map(|d| d.nodes.len()).sum();
+    let outputs = model
+        .docs
+        .values()
+        .flat_map(|d| d.nodes.values())
+        .filter(|n| n.1.is_some())
+        .count();
+    prop_assert_eq!(merged.inputs, inputs as u64, "inputs after {}", after);
+    prop_assert_eq!(merged.outputs, outputs as u64, "outputs after {}", after);
+    if let Some(counted) = store
+        .stats_counted()
+        .map_err(|e| TestCaseError::fail(format!("counted stats: {e}")))?
+    {
+        prop_assert_eq!(
+            &counted,
+            &merged,
+            "counters against a merge after {}",
+            after
+        );
+    }
     for key in KEYS {
         let found = store
             .find_key(key)
@@ -428,6 +461,21 @@ fn run(backend: Backend, segment_size: u64, steps: &[Step]) -> Result<(), TestCa
                 store
                     .compact(&mut |_| {})
                     .map_err(|e| TestCaseError::fail(format!("compact: {e}")))?;
+            }
+            Step::CompactSelective => {
+                let plan = store
+                    .compact_plan(CompactMode::Selective, true)
+                    .map_err(|e| TestCaseError::fail(format!("plan: {e}")))?;
+                let done = store
+                    .compact_with(CompactMode::Selective, &mut |_| {})
+                    .map_err(|e| TestCaseError::fail(format!("selective compact: {e}")))?;
+                // The dry run's figures are what the compaction then does.
+                prop_assert_eq!(plan.merge.len(), done.merged, "merged after {}", what);
+                prop_assert_eq!(plan.write_bytes, done.written, "written after {}", what);
+                if done.merged == 0 {
+                    prop_assert_eq!(done.written, 0);
+                    prop_assert_eq!(done.bytes_after, done.bytes_before, "after {}", what);
+                }
             }
             Step::Batch(inner) => {
                 let mut scratch = model.clone();
@@ -525,7 +573,12 @@ fn compaction_round_trip(segment_size: u64, steps: &[Step]) -> Result<(), TestCa
         Store::open(opts.clone(), Mode::Write).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut model = Model::default();
     for step in steps {
-        if let Step::Batch(_) | Step::Reopen | Step::PowerLoss | Step::Compact = step {
+        if let Step::Batch(_)
+        | Step::Reopen
+        | Step::PowerLoss
+        | Step::Compact
+        | Step::CompactSelective = step
+        {
             continue;
         }
         let (op, expect) = resolve(step, &model);
@@ -536,6 +589,22 @@ fn compaction_round_trip(segment_size: u64, steps: &[Step]) -> Result<(), TestCa
     }
     let fail = |e: stratum::Error| TestCaseError::fail(e.to_string());
     let before = oracle::dump(&store).map_err(fail)?;
+    // Selective compactions converge: soon one finds nothing worth merging,
+    // and none changes what the store holds.
+    let mut rounds = 0;
+    loop {
+        let size = store.stats().map_err(fail)?.total_bytes;
+        let done = store
+            .compact_with(CompactMode::Selective, &mut |_| {})
+            .map_err(fail)?;
+        prop_assert_eq!(&oracle::dump(&store).map_err(fail)?, &before);
+        if done.merged == 0 {
+            prop_assert_eq!(store.stats().map_err(fail)?.total_bytes, size);
+            break;
+        }
+        rounds += 1;
+        prop_assert!(rounds <= 8, "selective compaction does not converge");
+    }
     let stats0 = store.stats().map_err(fail)?;
     let first = store.compact(&mut |_| {}).map_err(fail)?;
     let once = oracle::dump(&store).map_err(fail)?;

@@ -330,8 +330,9 @@ A node without an expected output has \fB"output":null\fR; an output that is the
 \fBcompact \-\-json\fR (also with \fB\-\-dry\-run\fR, and when a threshold is not met):
 .RS 4
 .EX
-{"compacted", "dry_run", "reason", "segments", "bytes", "live_bytes",
- "reclaimable_bytes", "garbage_ratio", "segments_after", "bytes_after"}
+{"compacted", "dry_run", "full", "reason", "segments", "bytes",
+ "live_bytes", "reclaimable_bytes", "garbage_ratio", "merge",
+ "merge_bytes", "write_bytes", "segments_after", "bytes_after"}
 .EE
 .RE
 \fBbackup \-\-json\fR:

@@ -251,7 +251,7 @@ impl Store {
 
     /// fdatasync of `active.seg` whatever `--no-sync` says: sealing depends
     /// on it for the order of what reaches the disk, not only durability.
-    fn fsync_active(&mut self) -> Result<()> {
+    pub(crate) fn fsync_active(&mut self) -> Result<()> {
         let r = self
             .active
             .file()?
@@ -294,6 +294,21 @@ impl Store {
     /// Seals `active.seg` as `seg_N.seg` with a footer and an index file, and
     /// starts a fresh `active.seg`. See docs/FORMAT.md §Sealing.
     pub(crate) fn seal(&mut self) -> Result<()> {
+        self.seal_counting(true)
+    }
+
+    /// [`Store::seal`]; `count` false leaves the manifest's figures "not
+    /// known" instead of working them out (compaction, which replaces them
+    /// at once).
+    pub(crate) fn seal_counting(&mut self, count: bool) -> Result<()> {
+        // The members' figures once this segment is one are the whole
+        // store's now. They are a cache: when they cannot be had (a damaged
+        // index), they are written "not known" and `stats` merges instead.
+        let figures = if count && self.manifest.is_some() {
+            crate::engine::live::current(self).ok()
+        } else {
+            None
+        };
         // Everything before the footer is durable before the footer is
         // written: a footer may never survive a power loss that its
         // segment's records did not.
@@ -380,6 +395,7 @@ impl Store {
             m.next_number = m.next_number.max(next_number + 1);
             m.doc_hwm = doc_hwm;
             m.max_seq = seq;
+            crate::engine::manifest::set_figures(m, figures.as_ref());
             self.write_manifest()?;
         }
         // The checkpoint described the segment just sealed; its own index
@@ -490,7 +506,7 @@ impl Store {
 
     /// Refuses writes on a read-only store, and on one whose in-memory state
     /// may be ahead of the file after a failed write.
-    fn check_writable(&self) -> Result<()> {
+    pub(crate) fn check_writable(&self) -> Result<()> {
         if self.mode != Mode::Write {
             return Err(Error::invalid(
                 "the store was opened read-only: writes need Mode::Write",

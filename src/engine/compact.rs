@@ -1,38 +1,43 @@
-//! Compaction (and the whole-store accounting `stats` and `--dry-run` use).
+//! Compaction, full and selective (docs/FORMAT.md §8.4).
 //!
-//! # Protocol (see docs/FORMAT.md §Compaction)
+//! # Full (`compact --full`, [`Store::compact`])
 //! 1. Check free space against the live bytes.
 //! 2. Stream a merge of all segment indexes (the active segment's in-memory
 //!    one included) in document order; write each live document (its newest
 //!    record, its live nodes with their newest outputs folded in) to
 //!    `seg_M.seg.stratum-tmp`, `seg_M+1…`, with fresh sequence numbers.
-//!    Tombstones and dead versions are not copied. Every output carries the
-//!    store's document-id high-water mark. Nothing visible has changed yet:
-//!    a compaction refused here (a damaged record, a full disk, a directory
-//!    it may not write) removes its temporary files and leaves the store as
-//!    it was.
-//! 3. Seal `active.seg`, so every old record is in a sealed segment that the
-//!    new generation supersedes (its number, and the sequence number of its
-//!    footer, were set aside below the outputs' at step 2).
-//! 4. Stamp each output's header with the generation (base M, count K),
-//!    fsync each, rename each into place, write their indexes, fsync the
-//!    directory: the commit point. A generation counts only when all K
-//!    members are present, so a crash before this leaves the old state.
+//!    Tombstones and dead versions are not copied. Nothing visible has
+//!    changed yet: a compaction refused here removes its temporary files.
+//! 3. Seal `active.seg` (its number and footer seq were set aside).
+//! 4. fsync and rename each output, write their indexes, fsync the
+//!    directory; write the manifest that lists only them: the commit point.
 //! 5. Remove the old segments and their indexes, fsync the directory.
-//! 6. Start a new `active.seg`.
 //!
-//! Memory stays flat: one document's records at a time, one index block per
-//! input, a 1 MiB write buffer per output.
+//! # Selective (`compact`)
+//! The members worth merging are chosen from the figures the manifest
+//! keeps (`live.rs`); one walk of every index decides which of their
+//! records are kept (the newest versions, and the tombstones that still
+//! hide something outside the merged set) and cuts them into outputs; each
+//! output gets its kept records copied as they are on disk after a CRC
+//! check, in sequence order; `active.seg` is sealed only if chosen, after
+//! the outputs are written; the manifest swaps the merged members for the
+//! outputs. With nothing worth merging nothing is written.
+//!
+//! Memory stays flat: one document's records at a time (full) or one
+//! output's kept entries (selective), one index block per input, a 1 MiB
+//! write buffer per output.
 
 use std::path::PathBuf;
 
 use crate::engine::format::{
-    self, DocFields, FLAG_EXTENDED, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD, RECORD_HEADER_LEN,
-    SEG_FLAG_COMPACTED, SEGMENT_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
+    self, DocFields, FLAG_BATCH, FLAG_EXTENDED, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD,
+    RECORD_HEADER_LEN, SEG_FLAG_COMPACTED, SEGMENT_HEADER_LEN, SealPayload, SegmentHeader,
+    TMP_SUFFIX,
 };
-use crate::engine::index::{self, IndexWriter};
+use crate::engine::index::{self, Entry, IndexWriter};
+use crate::engine::live::Figures;
 use crate::engine::segment::Sealed;
-use crate::engine::store::{DocView, Progress, SegmentStats, Stats, Store, resolve};
+use crate::engine::store::{DocView, Progress, Store, resolve};
 use crate::engine::vfs::VFile;
 use crate::error::{Error, Result};
 
@@ -43,12 +48,26 @@ pub struct CompactPlan {
     pub segments: usize,
     /// Bytes of segment and index files now.
     pub bytes_before: u64,
-    /// Estimated bytes of live records (what compaction keeps).
+    /// Live bytes of the segments (as `stats` counts them).
     pub live_bytes: u64,
-    /// Bytes compaction would reclaim (estimate).
+    /// Dead bytes of the segments (as `stats` counts them).
     pub reclaimable_bytes: u64,
-    /// `reclaimable / before`, 0 for an empty store.
+    /// `stats`' garbage ratio: dead over all segment bytes.
     pub garbage_ratio: f64,
+    /// Whether this is a full compaction's plan.
+    pub full: bool,
+    /// The segment files it would merge, by name.
+    pub merge: Vec<String>,
+    /// Their bytes.
+    pub merge_bytes: u64,
+    /// Bytes of segment data it would write: exact for a selective plan
+    /// asked to be exact, an upper bound otherwise.
+    pub write_bytes: u64,
+    /// Output segments it would write.
+    pub outputs: usize,
+    /// Whether the manifest holds the figures (`stats` reads them) or they
+    /// are "not known" (`stats` merges; `compact` writes them).
+    pub counted: bool,
 }
 
 /// What a compaction did.
@@ -64,6 +83,10 @@ pub struct CompactReport {
     pub segments_after: usize,
     /// Live documents written.
     pub documents: u64,
+    /// Segment files merged (the active one included in a full compaction).
+    pub merged: usize,
+    /// Bytes of segment data written (the outputs' lengths).
+    pub written: u64,
 }
 
 /// Size a live item takes once compacted.
@@ -93,11 +116,9 @@ impl Store {
         self.total_bytes() + idx + checkpoint
     }
 
-    /// What [`Store::compact`] would reclaim, without changing anything.
-    ///
-    /// # Errors
-    /// [`Error::Corrupt`], [`Error::Io`].
-    pub fn compact_plan(&self) -> Result<CompactPlan> {
+    /// Bytes a full compaction writes, less the framing: every live
+    /// document's records as it re-encodes them.
+    fn full_live_bytes(&self) -> Result<u64> {
         let mut live = 0u64;
         let mut merge = self.merge()?;
         while let Some(entries) = merge.next_doc()? {
@@ -105,26 +126,7 @@ impl Store {
                 live += live_size(&view);
             }
         }
-        // Garbage is measured on the segments alone, less the framing that
-        // every segment keeps (header, footer): index files shrink and grow
-        // with the records, so counting them would make a freshly compacted
-        // store look a tenth garbage, and a nightly `--min-garbage 0.1`
-        // recompact it forever.
-        let segments = self.sealed.len() as u64 + 1;
-        let framing = segments * (format::SEGMENT_HEADER_LEN + format::SEAL_RECORD_LEN) as u64;
-        let seg_bytes = self.total_bytes();
-        let reclaimable = seg_bytes.saturating_sub(live + framing);
-        Ok(CompactPlan {
-            segments: segments as usize,
-            bytes_before: self.file_bytes(),
-            live_bytes: live,
-            reclaimable_bytes: reclaimable,
-            garbage_ratio: if seg_bytes == 0 {
-                0.0
-            } else {
-                reclaimable as f64 / seg_bytes as f64
-            },
-        })
+        Ok(live)
     }
 
     /// Merges all segments into new ones holding only live data; see the
@@ -148,10 +150,10 @@ impl Store {
         // sequence number and the number of the empty active segment that
         // follows the seal are set aside.
         let seal_later = self.active.records > 0;
-        let plan = self.compact_plan()?;
+        let live = self.full_live_bytes()?;
         // Live records plus their index (48 bytes per record of at least 36)
         // plus slack.
-        let needed = plan.live_bytes + plan.live_bytes / 2 + (1 << 20);
+        let needed = live + live / 2 + (1 << 20);
         let available = self
             .opts
             .vfs
@@ -170,8 +172,9 @@ impl Store {
             done: Vec::new(),
             cur: None,
             seq: self.next_seq + u64::from(seal_later),
+            figures: Figures::default(),
         };
-        let total = plan.live_bytes.max(1);
+        let total = live.max(1);
         let mut written = 0u64;
         let mut documents = 0u64;
         let result = self.with_readahead(|| {
@@ -199,11 +202,27 @@ impl Store {
             out.ensure(self)?;
             out.close_current(self)
         });
-        if let Err(e) = result.and_then(|()| if seal_later { self.seal() } else { Ok(()) }) {
+        if let Err(e) = result.and_then(|()| {
+            if seal_later {
+                self.seal_counting(false)
+            } else {
+                Ok(())
+            }
+        }) {
             out.discard(self);
             return Err(e);
         }
-        self.commit_outputs(out, bytes_before, segments_before, documents)
+        let written = out.done.iter().map(|o| o.len).sum();
+        self.commit(out, None)?;
+        Ok(CompactReport {
+            bytes_before,
+            bytes_after: self.file_bytes(),
+            segments_before,
+            segments_after: self.sealed.len() + 1,
+            documents,
+            merged: segments_before,
+            written,
+        })
     }
 
     fn copy_doc(&self, view: &DocView, out: &mut Outputs) -> Result<()> {
@@ -219,6 +238,8 @@ impl Store {
             .cur
             .as_mut()
             .ok_or_else(|| Error::internal("no output"))?;
+        let number = cur.number;
+        let mut written = Vec::with_capacity(2 * view.nodes.len() + 1);
         let entry = cur.push(
             &mut out.seq,
             Kind::DocPut,
@@ -229,6 +250,7 @@ impl Store {
             &prefix,
             &doc.body,
         )?;
+        written.push(entry);
         if let Some(k) = doc.key.as_deref() {
             // Key entries sort after every document: written at the close.
             cur.keys.push(IndexEntry {
@@ -252,7 +274,7 @@ impl Store {
             let (prefix, rest, flags) =
                 format::encode_input(node.input.as_str(), meta, out_text.filter(|_| folded));
             let (doc, n) = (view.doc.doc, input.node);
-            cur.push(
+            written.push(cur.push(
                 &mut out.seq,
                 Kind::InputPut,
                 flags,
@@ -261,10 +283,10 @@ impl Store {
                 0,
                 &prefix,
                 rest,
-            )?;
+            )?);
             if let Some(text) = out_text.filter(|_| !folded) {
                 let flags = if text == "null" { FLAG_EXTENDED } else { 0 };
-                cur.push(
+                written.push(cur.push(
                     &mut out.seq,
                     Kind::OutputPut,
                     flags,
@@ -273,19 +295,20 @@ impl Store {
                     0,
                     text.as_bytes(),
                     &[],
-                )?;
+                )?);
             }
         }
+        // The store holds nothing else once the outputs replace every
+        // segment: these are the document's figures.
+        let written: Vec<Entry> = written.iter().map(|e| Entry::new(e, number)).collect();
+        out.figures.account(&written, true);
         Ok(())
     }
 
-    fn commit_outputs(
-        &mut self,
-        mut out: Outputs,
-        bytes_before: u64,
-        segments_before: usize,
-        documents: u64,
-    ) -> Result<CompactReport> {
+    /// Makes the finished outputs members in place of `set` (every member
+    /// when `None`): fsync, rename, indexes, the manifest (the commit
+    /// point), then the old members' files go.
+    fn commit(&mut self, mut out: Outputs, set: Option<&[u64]>) -> Result<()> {
         let vfs = self.opts.vfs.clone();
         let dir = self.opts.dir.clone();
         // Each output is durable before it is renamed into place.
@@ -360,17 +383,25 @@ impl Store {
             .manifest
             .as_mut()
             .ok_or_else(|| Error::internal("compaction of a store without a manifest"))?;
-        m.members = members;
+        let replaced = |n: u64| set.is_none_or(|set| set.binary_search(&n).is_ok());
+        m.members.retain(|x| !replaced(x.number));
+        m.members.extend(members);
+        m.members.sort_by_key(|x| x.number);
         m.next_number = m.next_number.max(next_number);
         m.max_seq = m.max_seq.max(max_seq);
         m.doc_hwm = doc_hwm;
-        m.counters = [format::UNKNOWN; 4];
+        crate::engine::manifest::set_figures(m, Some(&out.figures));
         // The outputs and their indexes are durable under their names before
         // the manifest that lists them can be.
         self.sync_dir()?;
         // The commit point: the old members become extra files.
         self.write_manifest()?;
-        let old = std::mem::replace(&mut self.sealed, new_sealed);
+        let (old, mut kept): (Vec<Sealed>, Vec<Sealed>) = std::mem::take(&mut self.sealed)
+            .into_iter()
+            .partition(|s| replaced(s.number));
+        kept.extend(new_sealed);
+        kept.sort_by_key(|s| s.number);
+        self.sealed = kept;
         for s in &old {
             for p in [s.path.clone(), s.idx_path()] {
                 match vfs.remove_file(&p) {
@@ -382,13 +413,7 @@ impl Store {
         }
         self.sync_dir()?;
         self.next_seq = out.seq;
-        Ok(CompactReport {
-            bytes_before,
-            bytes_after: self.file_bytes(),
-            segments_before,
-            segments_after: self.sealed.len() + 1,
-            documents,
-        })
+        Ok(())
     }
 }
 
@@ -459,6 +484,8 @@ impl Output {
 }
 
 struct Outputs {
+    /// Figures of the outputs, document by document.
+    figures: Figures,
     base: u64,
     done: Vec<Output>,
     cur: Option<Output>,
@@ -542,101 +569,511 @@ impl Outputs {
     }
 }
 
-/// Whole-store figures for `stats`.
-pub(crate) fn stats(store: &Store) -> Result<Stats> {
-    let mut segs: Vec<SegmentStats> = store
-        .sealed
-        .iter()
-        .map(|s| SegmentStats {
-            name: format::segment_name(s.number),
-            bytes: s.len,
-            live_bytes: 0,
-            dead_bytes: 0,
-        })
-        .collect();
-    segs.push(SegmentStats {
-        name: format::ACTIVE_NAME.to_owned(),
-        bytes: store.active.len,
-        live_bytes: 0,
-        dead_bytes: 0,
-    });
-    let slot = |seg: u64| -> usize {
-        store
-            .sealed
-            .binary_search_by_key(&seg, |s| s.number)
-            .unwrap_or(store.sealed.len())
-    };
-    let (mut documents, mut inputs, mut outputs, mut tombstones) = (0u64, 0u64, 0u64, 0u64);
-    let mut merge = store.merge()?;
-    while let Some(entries) = merge.next_doc()? {
-        tombstones += entries
-            .iter()
-            .filter(|e| matches!(e.kind, Kind::DocDelete | Kind::InputDelete))
-            .count() as u64;
-        let Some(view) = resolve(&entries) else {
-            continue;
-        };
-        documents += 1;
-        segs[slot(view.doc.seg)].live_bytes += u64::from(view.doc.len);
-        for (input, output) in view.nodes.values() {
-            inputs += 1;
-            segs[slot(input.seg)].live_bytes += u64::from(input.len);
-            if let Some(o) = output {
-                outputs += 1;
-                if o.offset != input.offset || o.seg != input.seg {
-                    segs[slot(o.seg)].live_bytes += u64::from(o.len);
-                }
-            }
-        }
-        // A node's newest meta, when a NodeMetaPut replaced its input's own,
-        // is live data too (compaction copies it).
-        for m in view.metas.values() {
-            segs[slot(m.seg)].live_bytes += u64::from(m.len);
-        }
-    }
-    for s in &mut segs {
-        s.dead_bytes = s.bytes.saturating_sub(s.live_bytes);
-    }
-    let total_bytes: u64 = segs.iter().map(|s| s.bytes).sum();
-    let live_bytes: u64 = segs.iter().map(|s| s.live_bytes).sum();
-    Ok(Stats {
-        segments: segs,
-        documents,
-        inputs,
-        outputs,
-        tombstones,
-        total_bytes,
-        live_bytes,
-        garbage_ratio: if total_bytes == 0 {
-            0.0
-        } else {
-            1.0 - live_bytes as f64 / total_bytes as f64
-        },
-        last_seq: store.next_seq - 1,
-        doc_id_high_water: store.doc_hwm,
-        format_version: store.format_version(),
-        last_compaction: last_compaction(store),
-    })
+/// Which compaction to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompactMode {
+    /// Merge only the members worth merging (docs/FORMAT.md §8.4), copying
+    /// their kept records raw; `active.seg` is left alone.
+    Selective,
+    /// Rewrite the whole store, `active.seg` included (`compact --full`).
+    Full,
 }
 
-/// The compaction outputs still on disk: the first one's name and how many
-/// there are. In format 2 every member compaction wrote carries the flag;
-/// in format 1 the newest generation says the same.
-fn last_compaction(store: &Store) -> Option<(String, u32)> {
-    if store.manifest.is_none() {
-        return store
-            .sealed
+/// A member whose reclaimable bytes are at least this share of its length
+/// is merged: Bitcask's fragmentation threshold (`frag_threshold`, 40 %).
+pub const DEAD_SHARE: f64 = 0.4;
+
+/// A member with at least this many reclaimable bytes is merged whatever
+/// its share (Bitcask's `dead_bytes_threshold`, 128 MiB).
+pub const DEAD_BYTES: u64 = 128 << 20;
+
+/// Header and footer: what every segment keeps however little it holds.
+const FRAMING: u64 = (SEGMENT_HEADER_LEN + format::SEAL_RECORD_LEN) as u64;
+
+/// What a selective compaction of `set` keeps, found by a walk of every
+/// index: the kept records of the merged members in outputs of about the
+/// segment size, and the figures of the members afterwards.
+struct Walk {
+    /// Each output's kept entries, in document order.
+    outputs: Vec<Vec<Entry>>,
+    /// Figures of the members once the outputs replace `set`.
+    figures: Figures,
+    /// Documents with a record kept.
+    documents: u64,
+}
+
+impl Store {
+    /// The members a selective compaction merges, by number: those whose
+    /// reclaimable bytes (dead bytes less the framing every segment keeps)
+    /// reach [`DEAD_SHARE`] of their length or [`DEAD_BYTES`], and the
+    /// small ones (under a quarter of the segment size) when there are at
+    /// least two to merge into fewer, or anything else is merged.
+    ///
+    /// `active.seg` counts as the member it becomes once sealed (its footer
+    /// added), for its garbage only, so that a store that never reached the
+    /// segment size is compacted too: when it is chosen, compaction seals
+    /// it once the outputs are written.
+    fn choose(&self, f: &Figures) -> Vec<u64> {
+        let mut all: Vec<(u64, u64)> = self.sealed.iter().map(|s| (s.number, s.len)).collect();
+        if self.active.records > 0 {
+            let sealed_len = self.active.len + format::SEAL_RECORD_LEN as u64;
+            all.push((self.active.number, sealed_len));
+        }
+        let worth = |&(n, len): &(u64, u64)| {
+            let r = len.saturating_sub(f.live_of(n) + FRAMING);
+            r > 0 && (r as f64 >= DEAD_SHARE * len as f64 || r >= DEAD_BYTES)
+        };
+        let mut chosen: Vec<u64> = all.iter().filter(|m| worth(m)).map(|m| m.0).collect();
+        // A small `active.seg` is only young: it is merged for its garbage,
+        // never for its size.
+        let small: Vec<u64> = all
             .iter()
-            .filter_map(|s| s.generation)
-            .max()
-            .map(|(base, count)| (format::segment_name(base), count));
+            .filter(|m| m.1 < self.opts.segment_size / 4 && m.0 != self.active.number)
+            .map(|m| m.0)
+            .collect();
+        // Small members are merged two or more at a time, or along with
+        // anything else being merged: outputs are written anyway, and a lone
+        // small one left out would pair with the new small tail next time.
+        if small.len() >= 2 || (!chosen.is_empty() && !small.is_empty()) {
+            chosen.extend(small);
+            chosen.sort_unstable();
+            chosen.dedup();
+        }
+        chosen
     }
-    let outputs: Vec<u64> = store
-        .sealed
-        .iter()
-        .filter(|s| s.generation.is_some())
-        .map(|s| s.number)
-        .collect();
-    let first = outputs.iter().min()?;
-    Some((format::segment_name(*first), outputs.len() as u32))
+
+    /// Gives a manifest without figures (an earlier build's, or one whose
+    /// seal could not work them out) its counters and per-member figures,
+    /// from a merge of the members' indexes, so that `stats` stops merging.
+    /// Returns whether it wrote the manifest.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`], [`Error::Io`].
+    pub fn write_counters(&mut self) -> Result<bool> {
+        self.check_writable()?;
+        let known = self
+            .manifest
+            .as_ref()
+            .is_none_or(|m| crate::engine::manifest::figures(m).is_some());
+        if known {
+            return Ok(false);
+        }
+        let members = crate::engine::live::merged_members(self)?;
+        if let Some(m) = self.manifest.as_mut() {
+            crate::engine::manifest::set_figures(m, Some(&members));
+            self.write_manifest()?;
+        }
+        Ok(true)
+    }
+
+    /// What [`Store::compact_with`] would do, without changing anything.
+    /// `exact` walks every index to give the exact bytes a selective
+    /// compaction writes (what `--dry-run` shows); otherwise they are the
+    /// upper bound the figures give.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`], [`Error::Io`].
+    pub fn compact_plan(&self, mode: CompactMode, exact: bool) -> Result<CompactPlan> {
+        let f = crate::engine::live::current(self)?;
+        let stats = crate::engine::live::stats_from(self, &f);
+        let reclaimable = stats.total_bytes - stats.live_bytes;
+        let (merge, write_bytes, outputs) = match mode {
+            CompactMode::Full => {
+                let all: Vec<u64> = self.sealed.iter().map(|s| s.number).collect();
+                (all, stats.live_bytes + FRAMING, 1)
+            }
+            CompactMode::Selective => {
+                let set = self.choose(&f);
+                if set.is_empty() {
+                    (set, 0, 0)
+                } else if exact {
+                    let walk = self.walk(&set, self.next_segment_number())?;
+                    let bytes = walk.outputs.iter().map(|o| output_len(o)).sum();
+                    let n = walk.outputs.len();
+                    (set, bytes, n)
+                } else {
+                    let live: u64 = set.iter().map(|&n| f.live_of(n)).sum();
+                    (set, live + FRAMING, 1)
+                }
+            }
+        };
+        let len_of = |n: u64| {
+            self.sealed
+                .binary_search_by_key(&n, |s| s.number)
+                .map_or(0, |i| self.sealed[i].len)
+        };
+        let active = self.active.number;
+        let len_of = |n: u64| {
+            if n == active {
+                self.active.len + format::SEAL_RECORD_LEN as u64
+            } else {
+                len_of(n)
+            }
+        };
+        let mut merge_bytes: u64 = merge.iter().map(|&n| len_of(n)).sum();
+        let mut merge_names: Vec<String> = merge
+            .iter()
+            .map(|&n| {
+                if n == active {
+                    format::ACTIVE_NAME.to_owned()
+                } else {
+                    format::segment_name(n)
+                }
+            })
+            .collect();
+        if mode == CompactMode::Full {
+            merge_bytes += self.active.len;
+            merge_names.push(format::ACTIVE_NAME.to_owned());
+        }
+        let counted = self
+            .manifest
+            .as_ref()
+            .and_then(crate::engine::manifest::figures)
+            .is_some();
+        Ok(CompactPlan {
+            counted,
+            segments: self.sealed.len() + 1,
+            bytes_before: self.file_bytes(),
+            live_bytes: stats.live_bytes,
+            reclaimable_bytes: reclaimable,
+            garbage_ratio: stats.garbage_ratio,
+            full: mode == CompactMode::Full,
+            merge: merge_names,
+            merge_bytes,
+            write_bytes,
+            outputs,
+        })
+    }
+
+    /// Compacts as `mode` says: [`CompactMode::Full`] is [`Store::compact`];
+    /// [`CompactMode::Selective`] merges only the members worth merging and
+    /// leaves everything else alone, so with nothing to reclaim it writes
+    /// nothing (docs/FORMAT.md §8.4).
+    ///
+    /// # Errors
+    /// As [`Store::compact`].
+    pub fn compact_with(
+        &mut self,
+        mode: CompactMode,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<CompactReport> {
+        match mode {
+            CompactMode::Full => self.compact(progress),
+            // As a full compaction: a pass that met a stale index file has
+            // changed nothing, and starts again on the segment's scan.
+            CompactMode::Selective => {
+                self.retry_stale_mut(|store| store.compact_selective(progress))
+            }
+        }
+    }
+
+    fn compact_selective(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<CompactReport> {
+        self.check_writable()?;
+        let bytes_before = self.file_bytes();
+        let segments_before = self.sealed.len() + 1;
+        let f = crate::engine::live::current(self)?;
+        let set = self.choose(&f);
+        // A chosen `active.seg` is sealed once the outputs are written (as
+        // in a full compaction), so that a refused compaction changes
+        // nothing; the seal's footer seq and the number of the empty
+        // `active.seg` after it are set aside.
+        let seal_later = set.contains(&self.active.number);
+        let report = |store: &Store, merged: usize, written: u64, documents: u64| CompactReport {
+            bytes_before,
+            bytes_after: store.file_bytes(),
+            segments_before,
+            segments_after: store.sealed.len() + 1,
+            documents,
+            merged,
+            written,
+        };
+        if set.is_empty() {
+            // Nothing worth merging; figures are the one thing worth writing.
+            self.write_counters()?;
+            return Ok(report(self, 0, 0, 0));
+        }
+        let base = self.next_segment_number() + u64::from(seal_later);
+        let walk = self.walk(&set, base)?;
+        let documents = walk.documents;
+        let needed: u64 = walk.outputs.iter().map(|o| output_len(o)).sum();
+        let space = needed + needed / 2 + (1 << 20);
+        let available = self
+            .opts
+            .vfs
+            .available_space(&self.opts.dir)
+            .map_err(|e| Error::io("statvfs", &self.opts.dir, e))?;
+        if available < space {
+            return Err(Error::NoSpace {
+                path: self.opts.dir.clone(),
+                needed: space,
+                available,
+            });
+        }
+        let mut out = Outputs {
+            figures: walk.figures,
+            base,
+            done: Vec::new(),
+            cur: None,
+            seq: self.next_seq + u64::from(seal_later),
+        };
+        let total = needed.max(1);
+        let mut written = 0u64;
+        let result = self.with_readahead(|| {
+            for kept in walk.outputs {
+                written += output_len(&kept);
+                self.copy_raw(kept, &mut out)?;
+                progress(Progress {
+                    done: written.min(total),
+                    total,
+                });
+            }
+            Ok(())
+        });
+        // The records of `active.seg` that supersede what the merge drops
+        // must outlive a power loss, `--no-sync` or not: sealing fsyncs it.
+        let sealed = result.and_then(|()| {
+            if seal_later {
+                self.seal_counting(false)
+            } else {
+                self.flush().and_then(|()| self.fsync_active())
+            }
+        });
+        if let Err(e) = sealed {
+            out.discard(self);
+            return Err(e);
+        }
+        let merged = set.len();
+        self.commit(out, Some(&set))?;
+        Ok(report(self, merged, needed, documents))
+    }
+
+    /// Walks every index in document order and decides, by the rule of
+    /// docs/FORMAT.md §8.4, which records of the members in `set` are kept;
+    /// cuts them into outputs numbered from `base`.
+    fn walk(&self, set: &[u64], base: u64) -> Result<Walk> {
+        let merged = |seg: u64| set.binary_search(&seg).is_ok();
+        let active = self.active.number;
+        let mut outputs: Vec<Vec<Entry>> = Vec::new();
+        let mut cur: Vec<Entry> = Vec::new();
+        let mut cur_len = FRAMING;
+        let mut figures = Figures::default();
+        let mut documents = 0u64;
+        let mut merge = self.merge()?;
+        while let Some(entries) = merge.next_doc()? {
+            if entries.iter().all(|e| !merged(e.seg)) {
+                // Untouched: its figures stay what they are, but the whole
+                // set of figures is rebuilt here, so count them again.
+                let members: Vec<Entry> = entries
+                    .iter()
+                    .filter(|e| e.seg != active)
+                    .copied()
+                    .collect();
+                figures.account(&members, true);
+                continue;
+            }
+            let view = resolve(&entries);
+            let keep = crate::engine::live::keep(&entries, view.as_ref(), &|_, e| !merged(e.seg));
+            let number = base + outputs.len() as u64;
+            let mut after = Vec::with_capacity(entries.len());
+            let keep_any = entries
+                .iter()
+                .zip(&keep)
+                .any(|(e, &k)| k && merged(e.seg) && e.doc < format::KEY_SPACE);
+            for (e, k) in entries.iter().zip(keep) {
+                if e.doc >= format::KEY_SPACE {
+                    continue;
+                }
+                if !merged(e.seg) {
+                    if e.seg != active {
+                        after.push(*e);
+                    }
+                } else if k {
+                    cur_len += u64::from(e.len);
+                    cur.push(*e);
+                    // A stand-in position, unique in the output: the figures
+                    // tell records apart by where they are.
+                    after.push(Entry {
+                        seg: number,
+                        offset: cur_len,
+                        ..*e
+                    });
+                }
+            }
+            figures.account(&after, true);
+            if keep_any {
+                documents += 1;
+            }
+            if cur_len >= self.opts.segment_size {
+                outputs.push(std::mem::take(&mut cur));
+                cur_len = FRAMING;
+            }
+        }
+        let others = self.sealed.iter().any(|s| !merged(s.number));
+        if !cur.is_empty() || (outputs.is_empty() && !others) {
+            // When nothing else would remain, one output even if empty: some
+            // member's footer carries the document high-water mark.
+            outputs.push(cur);
+        }
+        Ok(Walk {
+            outputs,
+            figures,
+            documents,
+        })
+    }
+
+    /// Writes one output: `kept` in sequence order (§5.7 rule 2), each record
+    /// copied as it is on disk once its CRC checks; a batch record loses its
+    /// `BATCH` flag (it is committed, and an output has no `Commit`).
+    fn copy_raw(&self, mut kept: Vec<Entry>, out: &mut Outputs) -> Result<()> {
+        kept.sort_unstable_by_key(|e| e.seq);
+        out.ensure(self)?;
+        let cur = out
+            .cur
+            .as_mut()
+            .ok_or_else(|| Error::internal("no output"))?;
+        let mut entries: Vec<IndexEntry> = Vec::with_capacity(kept.len());
+        for e in &kept {
+            let offset = cur.len;
+            let flags = e.flags & !FLAG_BATCH;
+            let key = self.with_raw(e, &mut |raw, h, payload| {
+                if h.flags == flags {
+                    cur.buf.extend_from_slice(raw);
+                } else {
+                    format::encode_record(
+                        &mut cur.buf,
+                        h.seq,
+                        h.kind,
+                        flags,
+                        h.doc,
+                        h.node,
+                        payload,
+                        &[],
+                    );
+                }
+                Ok((h.kind == Kind::DocPut)
+                    .then(|| format::doc_key(payload, h.flags).map(format::key_slot))
+                    .flatten())
+            })?;
+            let entry = IndexEntry {
+                doc: e.doc,
+                node: e.node,
+                seq: e.seq,
+                offset,
+                aux: e.aux,
+                len: e.len,
+                kind: e.kind,
+                flags,
+            };
+            entries.push(entry);
+            if let Some(slot) = key {
+                entries.push(IndexEntry {
+                    doc: slot,
+                    node: e.doc,
+                    aux: 0,
+                    ..entry
+                });
+            }
+            cur.len += u64::from(e.len);
+            cur.records += 1;
+            cur.max_seq = cur.max_seq.max(e.seq);
+            if cur.buf.len() >= 1 << 20 {
+                cur.flush()?;
+            }
+        }
+        entries.sort_unstable_by_key(index::key);
+        for e in entries {
+            cur.index.push(e)?;
+            cur.stats.add(&e);
+        }
+        out.close_current(self)
+    }
+
+    /// Calls `f` with the raw bytes of the sealed record `e` points at, its
+    /// header and payload, once they check against `e` and their CRC.
+    fn with_raw<T>(&self, e: &Entry, f: &mut RawRecordFn<'_, T>) -> Result<T> {
+        let r = self.with_raw_once(e, f);
+        if let Err(Error::Corrupt { .. }) = &r
+            && let Ok(i) = self.sealed.binary_search_by_key(&e.seg, |s| s.number)
+        {
+            // Perhaps the index that named this record is stale: then the
+            // segment answers from a scan and the caller starts again.
+            self.index_miss(&self.sealed[i], e)?;
+        }
+        r
+    }
+
+    fn with_raw_once<T>(&self, e: &Entry, f: &mut RawRecordFn<'_, T>) -> Result<T> {
+        if e.seg == self.active.number {
+            // Checked by CRC as it is read; its bytes are encoded again
+            // exactly as they were.
+            let (h, payload) = self.read_active(e)?;
+            let mut raw = Vec::with_capacity(e.len as usize);
+            format::encode_record(
+                &mut raw,
+                h.seq,
+                h.kind,
+                h.flags,
+                h.doc,
+                h.node,
+                &payload,
+                &[],
+            );
+            return f(&raw, &h, &payload);
+        }
+        let i = self
+            .sealed
+            .binary_search_by_key(&e.seg, |s| s.number)
+            .map_err(|_| Error::internal("entry for an unknown segment"))?;
+        let s = &self.sealed[i];
+        let max = format::RECORD_HEADER_LEN as u64 + u64::from(MAX_PAYLOAD);
+        if u64::from(e.len) > max
+            || (e.len as usize) < RECORD_HEADER_LEN
+            || e.offset
+                .checked_add(u64::from(e.len))
+                .is_none_or(|end| end > s.len)
+        {
+            return Err(Error::corrupt(
+                &s.path,
+                e.offset,
+                "index entry points outside its segment",
+            ));
+        }
+        let mut own;
+        let mut ra = self.readahead.borrow_mut();
+        let raw: &[u8] = match ra.as_mut() {
+            Some(ra) => ra
+                .read(s.file()?, s.number, s.len, e)
+                .map_err(|err| Error::io("read", &s.path, err))?
+                .ok_or_else(|| {
+                    Error::corrupt(&s.path, e.offset, "record runs past the end of the file")
+                })?,
+            None => {
+                own = vec![0u8; e.len as usize];
+                s.file()?
+                    .read_exact_at(&mut own, e.offset)
+                    .map_err(|err| Error::io("read", &s.path, err))?;
+                &own
+            }
+        };
+        let (h, payload) = format::decode_record(raw)
+            .map_err(|why| Error::corrupt(&s.path, e.offset, why.to_string()))?;
+        if (h.doc, h.node, h.seq, h.kind) != (e.doc, e.node, e.seq, e.kind)
+            || h.total_len() != u64::from(e.len)
+        {
+            return Err(Error::corrupt(
+                &s.path,
+                e.offset,
+                "record does not match its index entry",
+            ));
+        }
+        f(&raw[..e.len as usize], &h, payload)
+    }
+}
+
+/// What [`Store::with_raw`] calls: the record's bytes, header and payload.
+type RawRecordFn<'a, T> = dyn FnMut(&[u8], &format::RecordHeader, &[u8]) -> Result<T> + 'a;
+
+/// Bytes of an output holding `kept`.
+fn output_len(kept: &[Entry]) -> u64 {
+    FRAMING + kept.iter().map(|e| u64::from(e.len)).sum::<u64>()
 }

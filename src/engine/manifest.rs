@@ -11,6 +11,7 @@ use std::path::Path;
 use crate::engine::format::{
     self, HeaderError, IndexEntry, MANIFEST_NAME, Manifest, Member, TMP_SUFFIX,
 };
+use crate::engine::live::Figures;
 use crate::engine::vfs::Vfs;
 use crate::error::{Error, Result};
 
@@ -113,6 +114,49 @@ impl MemberStats {
             dead_bytes: format::UNKNOWN,
             version,
             flags,
+        }
+    }
+}
+
+/// The figures the manifest holds (its members alone, as if `active.seg`
+/// were empty), or `None` when any of them is "not known".
+pub(crate) fn figures(m: &Manifest) -> Option<Figures> {
+    let [documents, inputs, outputs, tombstones] = m.counters;
+    if m.counters.contains(&format::UNKNOWN) {
+        return None;
+    }
+    let mut live = std::collections::HashMap::with_capacity(m.members.len());
+    for x in &m.members {
+        if x.live_bytes == format::UNKNOWN || x.dead_bytes == format::UNKNOWN {
+            return None;
+        }
+        live.insert(x.number, x.live_bytes);
+    }
+    Some(Figures {
+        documents,
+        inputs,
+        outputs,
+        tombstones,
+        live,
+    })
+}
+
+/// Stores `f` (figures of exactly the members, as if `active.seg` were
+/// empty) in `m`; `None` marks every figure "not known".
+pub(crate) fn set_figures(m: &mut Manifest, f: Option<&Figures>) {
+    match f {
+        Some(f) => {
+            m.counters = [f.documents, f.inputs, f.outputs, f.tombstones];
+            for x in &mut m.members {
+                let live = f.live_of(x.number).min(x.len);
+                (x.live_bytes, x.dead_bytes) = (live, x.len - live);
+            }
+        }
+        None => {
+            m.counters = [format::UNKNOWN; 4];
+            for x in &mut m.members {
+                (x.live_bytes, x.dead_bytes) = (format::UNKNOWN, format::UNKNOWN);
+            }
         }
     }
 }

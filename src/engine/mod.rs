@@ -31,6 +31,7 @@ mod backup;
 mod compact;
 mod descriptors;
 mod index;
+mod live;
 mod lock;
 mod manifest;
 mod notice;
@@ -44,7 +45,7 @@ mod verify;
 pub(crate) mod version;
 
 pub use backup::{BackupReport, Sealed, backup};
-pub use compact::{CompactPlan, CompactReport};
+pub use compact::{CompactMode, CompactPlan, CompactReport, DEAD_BYTES, DEAD_SHARE};
 pub use format::MAX_ID;
 pub use notice::{Notice, StaleIndex};
 pub use repair::{QUARANTINE_DIR, RepairReport, SalvageReport, repair, salvage};

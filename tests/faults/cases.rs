@@ -220,9 +220,57 @@ impl Cases {
                 Op::Load(fixtures::load_docs("r", 3, 6, 300)),
                 "4096",
             ),
-            Case::new("compact", b, m, Op::Compact, "4096"),
+            Case::new("compact --full", b, m, Op::Compact, "4096"),
             self.compact_many_segments(),
+            self.compact_selective(),
         ]
+    }
+
+    /// A selective compaction of about ten sealed segments: the first two
+    /// loads' segments lost half their data to a deleted document, so they
+    /// are merged (the other document's records copied raw, the deletions
+    /// kept while the segments they shadow survive) and the rest are not.
+    fn compact_selective(&self) -> Case {
+        let dir = self.root.join("selective");
+        reset_dir(&self.base, &dir);
+        let mut m = self.base_model.clone();
+        let loads = if crate::support::long() { 18 } else { 7 };
+        let mut victims = Vec::new();
+        for i in 0..loads {
+            if i < 2 {
+                victims.push(m.doc_hwm + 1);
+            }
+            let op = Op::Load(fixtures::load_docs(&format!("v{i}"), 2, 6, 280));
+            crate::model::exec(&self.run, &dir, "4096", &mut m, &op);
+        }
+        for id in victims {
+            let op = Op::DeleteDoc {
+                doc: Target::Id(id),
+            };
+            crate::model::exec(&self.run, &dir, "4096", &mut m, &op);
+        }
+        let plan = self.run.stratum(
+            &dir,
+            &["--segment-size", "4096", "compact", "--dry-run", "--json"],
+        );
+        assert!(plan.ok(), "{}", plan.describe());
+        let plan: serde_json::Value = serde_json::from_str(plan.out().trim()).expect("json");
+        let merge = plan["merge"].as_array().map_or(0, Vec::len);
+        let sealed = names(&dir)
+            .iter()
+            .filter(|n| n.ends_with(".seg") && n.starts_with("seg_"))
+            .count();
+        assert!(
+            merge > 0 && merge < sealed,
+            "a selective compaction merges some of {sealed} segments: {plan}"
+        );
+        Case::new(
+            &format!("compact (selective, {merge} of {sealed} sealed segments)"),
+            &dir,
+            &m,
+            Op::CompactSelective,
+            "4096",
+        )
     }
 
     /// Compaction of a store of about ten sealed segments, twenty in the

@@ -67,7 +67,7 @@ fn audit_case(cx: &Ctx, case: &Case, relative: bool) -> Audited {
             .violations
             .push(format!("trace does not end in exit 0: {:?}", t.exit));
     }
-    if matches!(case.op, Op::Compact) {
+    if matches!(case.op, Op::Compact | Op::CompactSelective) {
         if report.renamed_in == 0 || report.old_unlinks == 0 {
             report.violations.push(format!(
                 "compaction renamed {} merged files in and unlinked {} old ones; expected both > 0",

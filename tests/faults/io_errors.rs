@@ -354,11 +354,19 @@ fn failed_compaction_on_a_full_tmpfs_leaves_old_segments_intact() {
     let files = names(&tpl).len() as u64;
     // (a) too little space for the merged output (the pre-check refuses);
     // (b) room, but no inode left for the merged segment's files.
-    for (label, options) in [
-        ("no space", format!("size={}k", tpl_pages * 4 + 16)),
+    // The no-space case runs both compactions; the no-inode one the full
+    // rewrite, whose seal and outputs need the files counted (a selective
+    // compaction of this store may need fewer).
+    for (label, options, full) in [
+        ("no space", format!("size={}k", tpl_pages * 4 + 16), false),
+        (
+            "no space, full",
+            format!("size={}k", tpl_pages * 4 + 16),
+            true,
+        ),
         // The root and the store directory, the files, and two more for the
         // index and the new active segment that sealing creates first.
-        ("no inode", format!("size=8m,nr_inodes={}", files + 4)),
+        ("no inode", format!("size=8m,nr_inodes={}", files + 4), true),
     ] {
         let Some(fs_) = tmpfs(&cx, &format!("tmpfs-{}", label.replace(' ', "-")), &options) else {
             cx.finish();
@@ -367,7 +375,12 @@ fn failed_compaction_on_a_full_tmpfs_leaves_old_segments_intact() {
         let dir = fs_.path.join("store");
         crate::support::reset_dir(&tpl, &dir);
         let before = snapshot(&dir);
-        let out = cx.run.stratum(&dir, &["--segment-size", "4096", "compact"]);
+        let args: &[&str] = if full {
+            &["--segment-size", "4096", "compact", "--full"]
+        } else {
+            &["--segment-size", "4096", "compact"]
+        };
+        let out = cx.run.stratum(&dir, args);
         let after = snapshot(&dir);
         let mut old_intact = true;
         for (name, bytes) in &before {

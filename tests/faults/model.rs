@@ -82,7 +82,10 @@ pub enum Op {
     },
     Load(Vec<NewDoc>),
     Apply(Vec<Op>),
+    /// `compact --full`: the whole store rewritten.
     Compact,
+    /// `compact`: only the segments worth merging, copied raw.
+    CompactSelective,
 }
 
 pub fn new_doc(body: &str, category: Option<&str>, version: Option<&str>) -> NewDoc {
@@ -132,7 +135,8 @@ impl Op {
             Op::DeleteDoc { .. } => "delete-doc",
             Op::Load(_) => "load",
             Op::Apply(_) => "apply",
-            Op::Compact => "compact",
+            Op::Compact => "compact --full",
+            Op::CompactSelective => "compact",
         }
     }
 
@@ -222,7 +226,8 @@ impl Op {
                 }
                 (vec![s("apply"), s("-")], Some(text))
             }
-            Op::Compact => (vec![s("compact")], None),
+            Op::Compact => (vec![s("compact"), s("--full")], None),
+            Op::CompactSelective => (vec![s("compact")], None),
         }
     }
 }
@@ -278,7 +283,9 @@ fn apply_line(op: &Op) -> String {
         Op::DeleteDoc { doc } => {
             let _ = write!(o, "{{\"op\":\"delete-doc\",\"doc\":{}", id_of(*doc));
         }
-        Op::Load(_) | Op::Apply(_) | Op::Compact => panic!("not an apply line: {op:?}"),
+        Op::Load(_) | Op::Apply(_) | Op::Compact | Op::CompactSelective => {
+            panic!("not an apply line: {op:?}")
+        }
     }
     o.push('}');
     o
@@ -443,7 +450,7 @@ impl Model {
                 self.docs.remove(&id);
                 Ok(vec![id])
             }
-            Op::Compact => Ok(Vec::new()),
+            Op::Compact | Op::CompactSelective => Ok(Vec::new()),
             Op::Load(_) | Op::Apply(_) => Err("nested batch".into()),
         }
     }
