@@ -18,7 +18,7 @@ use crate::engine::index::{self, Entry, IndexWriter, SealedIndex};
 use crate::engine::segment::{self, Sealed};
 use crate::engine::store::{Mode, Store};
 use crate::engine::vfs::VFile;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// Flush a batch's buffer to the file once it holds this much.
 const BATCH_FLUSH: usize = 1 << 20;
@@ -111,9 +111,7 @@ pub(crate) fn create_active(
 ) -> Result<Active> {
     let tmp = store_dir.join(format!("{ACTIVE_NAME}{TMP_SUFFIX}"));
     let _ = vfs.remove_file(&tmp);
-    let file = vfs
-        .create_new(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
+    let file = vfs.create_new(&tmp).io("create", &tmp)?;
     let header = if store_id == 0 {
         SegmentHeader {
             version: format::FORMAT_V1,
@@ -126,14 +124,11 @@ pub(crate) fn create_active(
     } else {
         SegmentHeader::v2(number, store_id, 0)
     };
-    file.write_all_at(&header.encode(), 0)
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    file.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
+    file.write_all_at(&header.encode(), 0).io("write", &tmp)?;
+    file.sync_data().io("fsync", &tmp)?;
     let path = store_dir.join(ACTIVE_NAME);
-    vfs.rename(&tmp, &path)
-        .map_err(|e| Error::io("rename", &path, e))?;
-    vfs.sync_dir(store_dir)
-        .map_err(|e| Error::io("fsync", store_dir, e))?;
+    vfs.rename(&tmp, &path).io("rename", &path)?;
+    vfs.sync_dir(store_dir).io("fsync", store_dir)?;
     let mut active = Active::empty(number, path);
     active.version = header.version;
     active.file = Some(file);
@@ -256,7 +251,7 @@ impl Store {
             .active
             .file()?
             .sync_data()
-            .map_err(|e| Error::io("fsync", &self.active.path, e));
+            .io("fsync", &self.active.path);
         if r.is_err() {
             self.poisoned = true;
         }
@@ -339,7 +334,7 @@ impl Store {
         let vfs = self.opts.vfs.clone();
         let seg_path = dir.join(format::segment_name(number));
         vfs.rename(&self.active.path, &seg_path)
-            .map_err(|e| Error::io("rename", &seg_path, e))?;
+            .io("rename", &seg_path)?;
         self.sync_dir()?;
         let seg_len = self.active.len;
         let version = self.active.version;
@@ -497,7 +492,7 @@ impl Store {
             .opts
             .vfs
             .sync_dir(&self.opts.dir)
-            .map_err(|e| Error::io("fsync", &self.opts.dir, e));
+            .io("fsync", &self.opts.dir);
         if r.is_err() {
             self.poisoned = true;
         }
@@ -590,8 +585,7 @@ impl Store {
         self.active.wbuf.clear();
         if self.active.flushed > b.start {
             let file = self.active.file()?;
-            file.set_len(b.start)
-                .map_err(|e| Error::io("truncate", &self.active.path, e))?;
+            file.set_len(b.start).io("truncate", &self.active.path)?;
             self.sync_active()?;
         }
         self.active.len = b.start;

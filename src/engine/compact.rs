@@ -39,7 +39,7 @@ use crate::engine::live::Figures;
 use crate::engine::segment::Sealed;
 use crate::engine::store::{DocView, Progress, Store, resolve};
 use crate::engine::vfs::VFile;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// What a compaction would do, computed from the indexes alone.
 #[derive(Clone, Debug, PartialEq)]
@@ -158,7 +158,7 @@ impl Store {
             .opts
             .vfs
             .available_space(&self.opts.dir)
-            .map_err(|e| Error::io("statvfs", &self.opts.dir, e))?;
+            .io("statvfs", &self.opts.dir)?;
         if available < needed {
             return Err(Error::NoSpace {
                 path: self.opts.dir.clone(),
@@ -313,11 +313,7 @@ impl Store {
         let dir = self.opts.dir.clone();
         // Each output is durable before it is renamed into place.
         for o in &out.done {
-            if let Err(e) = o
-                .file
-                .sync_data()
-                .map_err(|e| Error::io("fsync", &o.tmp, e))
-            {
+            if let Err(e) = o.file.sync_data().io("fsync", &o.tmp) {
                 out.discard(self);
                 return Err(e);
             }
@@ -476,7 +472,7 @@ impl Output {
     fn flush(&mut self) -> Result<()> {
         self.file
             .write_all_at(&self.buf, self.flushed)
-            .map_err(|e| Error::io("write", &self.tmp, e))?;
+            .io("write", &self.tmp)?;
         self.flushed += self.buf.len() as u64;
         self.buf.clear();
         Ok(())
@@ -504,9 +500,7 @@ impl Outputs {
             .dir
             .join(format!("{}{TMP_SUFFIX}", format::segment_name(number)));
         let _ = vfs.remove_file(&tmp);
-        let file = vfs
-            .create_new(&tmp)
-            .map_err(|e| Error::io("create", &tmp, e))?;
+        let file = vfs.create_new(&tmp).io("create", &tmp)?;
         let header = SegmentHeader::v2(number, store.store_id(), SEG_FLAG_COMPACTED);
         let mut buf = Vec::with_capacity(1 << 20);
         buf.extend_from_slice(&header.encode());
@@ -801,7 +795,7 @@ impl Store {
             .opts
             .vfs
             .available_space(&self.opts.dir)
-            .map_err(|e| Error::io("statvfs", &self.opts.dir, e))?;
+            .io("statvfs", &self.opts.dir)?;
         if available < space {
             return Err(Error::NoSpace {
                 path: self.opts.dir.clone(),
@@ -1043,7 +1037,7 @@ impl Store {
         let raw: &[u8] = match ra.as_mut() {
             Some(ra) => ra
                 .read(s.file()?, s.number, s.len, e)
-                .map_err(|err| Error::io("read", &s.path, err))?
+                .io("read", &s.path)?
                 .ok_or_else(|| {
                     Error::corrupt(&s.path, e.offset, "record runs past the end of the file")
                 })?,
@@ -1051,7 +1045,7 @@ impl Store {
                 own = vec![0u8; e.len as usize];
                 s.file()?
                     .read_exact_at(&mut own, e.offset)
-                    .map_err(|err| Error::io("read", &s.path, err))?;
+                    .io("read", &s.path)?;
                 &own
             }
         };

@@ -13,7 +13,7 @@ use crate::engine::format::{
 };
 use crate::engine::live::Figures;
 use crate::engine::vfs::Vfs;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// Largest manifest accepted: far above any real store (a member entry is
 /// 88 bytes), small enough that a damaged length never costs much memory.
@@ -32,13 +32,12 @@ pub(crate) fn read(vfs: &dyn Vfs, dir: &Path) -> Result<Option<Manifest>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("open", &path, e)),
     };
-    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    let len = file.len().io("stat", &path)?;
     if len > MAX_MANIFEST {
         return Err(Error::corrupt(&path, 0, "manifest is impossibly large"));
     }
     let mut buf = vec![0u8; len as usize];
-    file.read_exact_at(&mut buf, 0)
-        .map_err(|e| Error::io("read", &path, e))?;
+    file.read_exact_at(&mut buf, 0).io("read", &path)?;
     match Manifest::decode(&buf) {
         Ok(m) => Ok(Some(m)),
         Err(HeaderError::Version(found)) => Err(Error::UnsupportedVersion { path, found }),
@@ -55,17 +54,13 @@ pub(crate) fn read(vfs: &dyn Vfs, dir: &Path) -> Result<Option<Manifest>> {
 pub(crate) fn write(vfs: &dyn Vfs, dir: &Path, m: &Manifest) -> Result<()> {
     let tmp = dir.join(format!("{MANIFEST_NAME}{TMP_SUFFIX}"));
     let _ = vfs.remove_file(&tmp);
-    let file = vfs
-        .create_new(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
-    file.write_all_at(&m.encode(), 0)
-        .map_err(|e| Error::io("write", &tmp, e))?;
-    file.sync_data().map_err(|e| Error::io("fsync", &tmp, e))?;
+    let file = vfs.create_new(&tmp).io("create", &tmp)?;
+    file.write_all_at(&m.encode(), 0).io("write", &tmp)?;
+    file.sync_data().io("fsync", &tmp)?;
     drop(file);
     let path = dir.join(MANIFEST_NAME);
-    vfs.rename(&tmp, &path)
-        .map_err(|e| Error::io("rename", &path, e))?;
-    vfs.sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))
+    vfs.rename(&tmp, &path).io("rename", &path)?;
+    vfs.sync_dir(dir).io("fsync", dir)
 }
 
 /// Accumulates a member entry from a segment's index entries (any order)

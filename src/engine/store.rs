@@ -17,7 +17,7 @@ use crate::engine::index::{Cursor, Entry, Merge};
 use crate::engine::notice::Notice;
 use crate::engine::segment;
 use crate::engine::vfs::{OsFs, Vfs};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::json::Json;
 use crate::model::{
     DocId, DocPatch, DocSummary, Document, NewDoc, Node, NodeId, ParsedDoc, check_key, check_meta,
@@ -325,12 +325,7 @@ impl Store {
     /// [`Error::NoStore`], [`Error::LockMissing`], or as [`Store::open`].
     pub fn open_existing(opts: Options) -> Result<Store> {
         let lock = opts.dir.join(format::LOCK_NAME);
-        if opts
-            .vfs
-            .kind(&lock)
-            .map_err(|e| Error::io("stat", &lock, e))?
-            .is_none()
-        {
+        if opts.vfs.kind(&lock).io("stat", &lock)?.is_none() {
             return Err(crate::engine::lock::without_lock(&*opts.vfs, &opts.dir)?);
         }
         Store::open(opts, Mode::Write)
@@ -918,9 +913,7 @@ impl Store {
 
     fn read_sealed(&self, s: &segment::Sealed, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
         if let Some(ra) = self.readahead.borrow_mut().as_mut() {
-            let buf = ra
-                .read(s.file()?, s.number, s.len, e)
-                .map_err(|err| Error::io("read", &s.path, err))?;
+            let buf = ra.read(s.file()?, s.number, s.len, e).io("read", &s.path)?;
             return match buf {
                 Some(b) => segment::check_record(b, &s.path, e),
                 None => Err(Error::corrupt(
