@@ -931,6 +931,19 @@ fn a_newer_manifest_version_is_refused() {
     assert_eq!(std::fs::read(&path).unwrap(), b);
 }
 
+/// Whether `strace` runs here; the syscall-counting tests say SKIPPED and
+/// pass without it.
+fn have_strace() -> bool {
+    let ok = std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok();
+    if !ok {
+        eprintln!("SKIPPED: strace is not installed");
+    }
+    ok
+}
+
 /// `strace` counts of openat + read + pread64 of one command.
 fn io_calls(dir: &std::path::Path, args: &[&str]) -> usize {
     let log = dir.with_extension("strace");
@@ -963,12 +976,7 @@ fn io_calls(dir: &std::path::Path, args: &[&str]) -> usize {
 /// one member that can hold the document, and no other member is opened.
 #[test]
 fn single_document_commands_cost_the_same_at_1000_segments() {
-    if std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: strace is not installed");
+    if !have_strace() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -1021,12 +1029,7 @@ fn store_is_send() {
 /// with a fresh id, and the store verifies.
 #[test]
 fn format_1_upgrade_survives_a_kill_at_every_mutating_call() {
-    if std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: strace is not installed");
+    if !have_strace() {
         return;
     }
     let mut points = 0;
@@ -1110,12 +1113,7 @@ fn poisoned_and_read_only_writes_are_typed() {
 /// covered here yet.)
 #[test]
 fn issue_9_a_read_error_is_an_io_error_and_truncates_nothing() {
-    if std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: strace is not installed");
+    if !have_strace() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -1550,12 +1548,7 @@ fn every_command_runs_under_ulimit_64_at_5000_segments() {
 /// is opened with (it was three times on the descriptor).
 #[test]
 fn open_reads_the_active_header_once_and_stats_each_member_twice() {
-    if std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: strace is not installed");
+    if !have_strace() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

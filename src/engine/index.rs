@@ -64,6 +64,20 @@ impl Entry {
             seg,
         }
     }
+
+    /// The index entry this was made from, without its segment.
+    pub fn index_entry(&self) -> IndexEntry {
+        IndexEntry {
+            doc: self.doc,
+            node: self.node,
+            seq: self.seq,
+            offset: self.offset,
+            aux: self.aux,
+            len: self.len,
+            kind: self.kind,
+            flags: self.flags,
+        }
+    }
 }
 
 /// True when the entries are in strictly increasing key order.

@@ -199,16 +199,7 @@ impl Store {
         }
         let mut entries = scan.entries;
         entries.sort_unstable_by_key(index::key);
-        let own = IndexEntry {
-            doc: e.doc,
-            node: e.node,
-            seq: e.seq,
-            offset: e.offset,
-            aux: e.aux,
-            len: e.len,
-            kind: e.kind,
-            flags: e.flags,
-        };
+        let own = e.index_entry();
         if entries
             .binary_search_by_key(&index::key(&own), index::key)
             .is_ok_and(|i| entries[i] == own)
