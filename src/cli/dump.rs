@@ -16,8 +16,9 @@ use stratum::Mode;
 /// of their fields, in the same exact text:
 ///   --fields id,category,inputs.node,inputs.output
 /// (fields: id, key, category, version, meta, body, inputs, inputs.node,
-/// inputs.input, inputs.meta, inputs.output). --key looks its one document
-/// up, at the cost of an id lookup; the other filters read the store.
+/// inputs.input, inputs.meta, inputs.output). --key, and an --id range of
+/// fewer than 10,000 ids, look their documents up instead of reading the
+/// store; the other filters read it.
 ///
 /// --salvage reads every record that still passes its CRC, from a store
 /// that may refuse to open, and prints the documents it can rebuild; it
@@ -144,14 +145,25 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
             line.push('\n');
             out.write_all(line.as_bytes()).map_err(output::write_err)
         };
-        match args.select.key.as_deref().filter(|_| !marks) {
-            // A key names at most one document: look it up, do not scan.
-            Some(k) => {
+        let narrow = args.select.narrow_ids(store.doc_high_water().0);
+        match (args.select.key.as_deref(), narrow) {
+            // A key names at most one document, and a narrow id range a
+            // few: look them up, do not read the store.
+            (Some(k), _) if !marks => {
                 if let Some(id) = store.find_key(k)? {
                     print(&store.get(id)?, stratum::NodeId(0))?;
                 }
             }
-            None => store.dump_with_node_high_water(&mut |p| bar.update(p), &mut print)?,
+            (None, Some(ids)) if !marks => {
+                for id in ids {
+                    match store.get(stratum::DocId(id)) {
+                        Ok(doc) => print(&doc, stratum::NodeId(0))?,
+                        Err(stratum::Error::DocNotFound(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            _ => store.dump_with_node_high_water(&mut |p| bar.update(p), &mut print)?,
         }
         if marks {
             let hwm = store.doc_high_water();

@@ -58,14 +58,27 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
     let store = g.open(Mode::Read)?;
     let mut out = output::stdout();
     let wanted = |s: &DocSummary| args.select.summary(s);
-    // --key looks its document up instead of listing the store.
-    let each = |f: &mut dyn FnMut(DocSummary) -> stratum::Result<()>| match &args.select.key {
-        Some(k) => match store.find_key(k)? {
-            Some(id) => f(select::summary_of(&store.get(id)?)),
-            None => Ok(()),
-        },
-        None => store.list(f),
-    };
+    // --key and a narrow --id look their documents up instead of listing
+    // the store.
+    let narrow = args.select.narrow_ids(store.doc_high_water().0);
+    let each =
+        |f: &mut dyn FnMut(DocSummary) -> stratum::Result<()>| match (&args.select.key, &narrow) {
+            (Some(k), _) => match store.find_key(k)? {
+                Some(id) => f(select::summary_of(&store.get(id)?)),
+                None => Ok(()),
+            },
+            (None, Some(ids)) => {
+                for id in ids.clone() {
+                    match store.get(stratum::DocId(id)) {
+                        Ok(doc) => f(select::summary_of(&doc))?,
+                        Err(stratum::Error::DocNotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+            (None, None) => store.list(f),
+        };
     if args.json {
         each(&mut |s| {
             if !wanted(&s) {

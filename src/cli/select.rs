@@ -38,7 +38,20 @@ pub struct SelectArgs {
     pub missing_output: bool,
 }
 
+/// Widest `--id` range looked up id by id rather than by reading the
+/// whole store: a lookup costs an index probe or two, a scan every record.
+const POINT_LOOKUPS: u64 = 10_000;
+
 impl SelectArgs {
+    /// The ids of a narrow `--id` range (ids above `high_water` were never
+    /// handed out), to look up one by one; `None` when there is no range or
+    /// it is wide enough that reading the store is cheaper.
+    pub fn narrow_ids(&self, high_water: u64) -> Option<RangeInclusive<u64>> {
+        let r = self.id.as_ref()?;
+        let (start, end) = (*r.start(), (*r.end()).min(high_water));
+        (end < start || end - start < POINT_LOOKUPS).then_some(start..=end)
+    }
+
     /// Whether any selection flag was given.
     pub fn any(&self) -> bool {
         self.key.is_some()
