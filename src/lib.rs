@@ -57,7 +57,7 @@ pub mod shape;
 #[cfg(feature = "sim")]
 pub mod sim;
 
-pub use engine::{Docs, Mode, Notice, Options, Progress, Store};
+pub use engine::{Docs, Ids, Mode, Notice, Options, Progress, Store};
 pub use error::{Error, Result};
 pub use json::Json;
 pub use model::{DocId, DocPatch, DocSummary, Document, NewDoc, Node, NodeId};

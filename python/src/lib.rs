@@ -21,7 +21,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyTuple};
 use stratum::engine;
-use stratum::{DocId, DocPatch, Mode, NewDoc, NodeId, Options, Store};
+use stratum::{DocId, DocPatch, Ids, Mode, NewDoc, NodeId, Options, Store};
 
 mod args;
 mod batch;
@@ -465,6 +465,7 @@ impl PyStore {
         }
         // Inside a batch the batch is the unit; outside, one of its own.
         let in_batch = self.in_batch(py);
+        let id_source = if keep_ids { Ids::Keep } else { Ids::Assign };
         let failed_at = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let at = std::sync::Arc::clone(&failed_at);
         let r = py.detach(|| {
@@ -473,7 +474,7 @@ impl PyStore {
                     let mut ids = Vec::with_capacity(parsed.len());
                     for (i, p) in parsed.iter().enumerate() {
                         at.store(i + 1, std::sync::atomic::Ordering::Relaxed);
-                        ids.push(s.load_doc(p, keep_ids)?.0);
+                        ids.push(s.load_doc(p, id_source)?.0);
                     }
                     Ok(ids)
                 };

@@ -11,7 +11,7 @@ use crate::cli::input::{self, STDIN, Source, at_line};
 use crate::cli::{GlobalArgs, output};
 use stratum::engine::MAX_ID;
 use stratum::model::ParsedDoc;
-use stratum::{DocId, Document, Error, Mode};
+use stratum::{DocId, Document, Error, Ids, Mode};
 
 /// Load documents from JSON Lines in the `get` shape, all or nothing.
 ///
@@ -128,6 +128,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
         .map_or_else(|| STDIN.to_owned(), |p| p.display().to_string());
     let (keep_ids, allow_high) = (args.keep_ids, args.allow_high_ids);
     let on_conflict = args.on_conflict;
+    let id_source = if keep_ids { Ids::Keep } else { Ids::Assign };
     let source =
         Source::open(args.file.as_deref())?.read_ahead(&name, &g.dir, &mut |line, text| {
             if let Some(hwm) = input::high_water_marks(text) {
@@ -160,7 +161,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
             let parsed = Document::from_json(text)?;
             check_doc(&parsed, keep_ids, allow_high)?;
             let id = match conflict::holder(store, &parsed.doc, on_conflict)? {
-                None => store.load_doc(&parsed, keep_ids)?,
+                None => store.load_doc(&parsed, id_source)?,
                 Some(id) if on_conflict == OnConflict::Skip => id,
                 Some(id) => {
                     let mut doc = conflict::replace(store, id, &parsed.doc)?;

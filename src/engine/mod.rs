@@ -50,5 +50,5 @@ pub use format::MAX_ID;
 pub use notice::{Notice, StaleIndex};
 pub use repair::{QUARANTINE_DIR, RepairReport, SalvageReport, repair, salvage};
 pub use stale::NoticeHook;
-pub use store::{Docs, Mode, Options, Progress, RecordInfo, SegmentStats, Stats, Store};
+pub use store::{Docs, Ids, Mode, Options, Progress, RecordInfo, SegmentStats, Stats, Store};
 pub use verify::{FileReport, Problem, ProblemKind, VerifyReport, verify};

@@ -84,6 +84,16 @@ impl Options {
     }
 }
 
+/// Where [`Store::load_doc`] takes a document's ids from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ids {
+    /// Hand out new ids, as `create_doc` and `add_input` do.
+    Assign,
+    /// Keep the ids the document carries (`load --keep-ids`), to copy a
+    /// store with its ids.
+    Keep,
+}
+
 /// Read-only (shared lock) or read-write (exclusive lock).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -586,17 +596,19 @@ impl Store {
         }
     }
 
-    /// Stores a document read by `load`. With `keep_ids`, the document and
-    /// node ids in `parsed` are used and must be free (never used in this
-    /// store); node ids must ascend. Otherwise new ids are assigned.
+    /// Stores a document read by `load`. With [`Ids::Keep`], the document
+    /// and node ids in `parsed` are used and must be free (never used in
+    /// this store); node ids must ascend. With [`Ids::Assign`], new ids are
+    /// handed out.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for a taken or missing id, [`Error::Io`].
-    pub fn load_doc(&mut self, parsed: &ParsedDoc, keep_ids: bool) -> Result<DocId> {
+    pub fn load_doc(&mut self, parsed: &ParsedDoc, ids: Ids) -> Result<DocId> {
+        let keep_ids = ids == Ids::Keep;
         let id = if keep_ids {
             let id = parsed
                 .id
-                .ok_or_else(|| Error::invalid("--keep-ids needs an \"id\" on every document"))?;
+                .ok_or_else(|| Error::invalid("keeping ids needs an \"id\" on every document"))?;
             if id.0 == 0 || id.0 > MAX_ID {
                 return Err(Error::invalid(format!(
                     "document id {id} is out of range (1 to {MAX_ID})"
@@ -622,7 +634,7 @@ impl Store {
             let node = if keep_ids {
                 let node = n
                     .id
-                    .ok_or_else(|| Error::invalid("--keep-ids needs a \"node\" on every input"))?;
+                    .ok_or_else(|| Error::invalid("keeping ids needs a \"node\" on every input"))?;
                 if node.0 <= last || node.0 > MAX_ID {
                     return Err(Error::invalid(format!(
                         "node ids must ascend within a document and stay within 1 to {MAX_ID} (node {node} after {last})"
