@@ -1,11 +1,11 @@
-//! Notices: what opening a store found and put right without losing an
-//! acknowledged write. Not errors: the command goes on, and the CLI shows
-//! them on stderr (unless `-q`).
+//! Notices: what opening or reading a store found and put right (or worked
+//! around) without losing an acknowledged write. Not errors: the command
+//! goes on, and the CLI shows them on stderr (unless `-q`).
 
 use std::fmt;
 use std::path::PathBuf;
 
-/// One thing recovery did or left alone, for the caller to show.
+/// One thing recovery or a read did or left alone, for the caller to show.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Notice {
