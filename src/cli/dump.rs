@@ -145,25 +145,15 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
             line.push('\n');
             out.write_all(line.as_bytes()).map_err(output::write_err)
         };
-        let narrow = args.select.narrow_ids(store.doc_high_water().0);
-        match (args.select.key.as_deref(), narrow) {
-            // A key names at most one document, and a narrow id range a
-            // few: look them up, do not read the store.
-            (Some(k), _) if !marks => {
-                if let Some(id) = store.find_key(k)? {
-                    print(&store.get(id)?, stratum::NodeId(0))?;
-                }
-            }
-            (None, Some(ids)) if !marks => {
-                for id in ids {
-                    match store.get(stratum::DocId(id)) {
-                        Ok(doc) => print(&doc, stratum::NodeId(0))?,
-                        Err(stratum::Error::DocNotFound(_)) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
-            _ => store.dump_with_node_high_water(&mut |p| bar.update(p), &mut print)?,
+        // A key names at most one document, and a narrow id range a few:
+        // look them up rather than read the store (not with --high-water,
+        // which needs each document's node mark from the full pass).
+        if marks
+            || !args
+                .select
+                .each_looked_up(&store, &mut |d| print(d, stratum::NodeId(0)))?
+        {
+            store.dump_with_node_high_water(&mut |p| bar.update(p), &mut print)?;
         }
         if marks {
             let hwm = store.doc_high_water();

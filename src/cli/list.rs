@@ -60,25 +60,15 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
     let wanted = |s: &DocSummary| args.select.summary(s);
     // --key and a narrow --id look their documents up instead of listing
     // the store.
-    let narrow = args.select.narrow_ids(store.doc_high_water().0);
-    let each =
-        |f: &mut dyn FnMut(DocSummary) -> stratum::Result<()>| match (&args.select.key, &narrow) {
-            (Some(k), _) => match store.find_key(k)? {
-                Some(id) => f(select::summary_of(&store.get(id)?)),
-                None => Ok(()),
-            },
-            (None, Some(ids)) => {
-                for id in ids.clone() {
-                    match store.get(stratum::DocId(id)) {
-                        Ok(doc) => f(select::summary_of(&doc))?,
-                        Err(stratum::Error::DocNotFound(_)) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(())
-            }
-            (None, None) => store.list(f),
-        };
+    let each = |f: &mut dyn FnMut(DocSummary) -> stratum::Result<()>| -> stratum::Result<()> {
+        if !args
+            .select
+            .each_looked_up(&store, &mut |d| f(select::summary_of(d)))?
+        {
+            store.list(f)?;
+        }
+        Ok(())
+    };
     if args.json {
         each(&mut |s| {
             if !wanted(&s) {

@@ -7,7 +7,7 @@ use std::ops::RangeInclusive;
 
 use clap::Args;
 
-use stratum::{DocSummary, Document, Json, Node, json};
+use stratum::{DocId, DocSummary, Document, Error, Json, Node, Store, json};
 
 use crate::cli::patch;
 
@@ -46,10 +46,40 @@ impl SelectArgs {
     /// The ids of a narrow `--id` range (ids above `high_water` were never
     /// handed out), to look up one by one; `None` when there is no range or
     /// it is wide enough that reading the store is cheaper.
-    pub fn narrow_ids(&self, high_water: u64) -> Option<RangeInclusive<u64>> {
+    fn narrow_ids(&self, high_water: u64) -> Option<RangeInclusive<u64>> {
         let r = self.id.as_ref()?;
         let (start, end) = (*r.start(), (*r.end()).min(high_water));
         (end < start || end - start < POINT_LOOKUPS).then_some(start..=end)
+    }
+
+    /// Calls `f` with the documents `--key` or a narrow `--id` names, each
+    /// looked up as `get` does it; `false`, calling nothing, when the
+    /// selection needs the store read instead.
+    ///
+    /// # Errors
+    /// As [`Store::get`] and [`Store::find_key`], or what `f` returns.
+    pub fn each_looked_up(
+        &self,
+        store: &Store,
+        f: &mut dyn FnMut(&Document) -> stratum::Result<()>,
+    ) -> stratum::Result<bool> {
+        if let Some(k) = &self.key {
+            if let Some(id) = store.find_key(k)? {
+                f(&store.get(id)?)?;
+            }
+            return Ok(true);
+        }
+        let Some(ids) = self.narrow_ids(store.doc_high_water().0) else {
+            return Ok(false);
+        };
+        for id in ids {
+            match store.get(DocId(id)) {
+                Ok(doc) => f(&doc)?,
+                Err(Error::DocNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
     }
 
     /// Whether any selection flag was given.
