@@ -11,7 +11,11 @@
 //! giving a document a key another live document holds, must fail and
 //! change nothing.
 //!
-//! Case counts are modest by default; `PROPTEST_CASES` scales them.
+//! Case counts are modest by default; `PROPTEST_CASES` scales them. The
+//! random seed is fixed unless `PROPTEST_RNG_SEED` gives one, so that the
+//! test command gives the same verdict on every run of the same code; new
+//! histories are explored with, for example,
+//! `PROPTEST_RNG_SEED=$RANDOM PROPTEST_CASES=100000 cargo test --release --test model`.
 
 #[allow(dead_code)]
 #[path = "crashfs/oracle.rs"]
@@ -21,6 +25,7 @@ use std::sync::Arc;
 
 use oracle::{Model, Op};
 use proptest::prelude::*;
+use proptest::test_runner::RngSeed;
 use stratum::engine::CompactMode;
 use stratum::sim::{CrashFs, DataMode, DirMode, Rng, crash_image};
 use stratum::{DocId, DocPatch, Json, Mode, NewDoc, NodeId, Options, Store};
@@ -355,7 +360,12 @@ fn check(store: &Store, model: &Model, after: &str) -> Result<(), TestCaseError>
         "high-water mark after {}",
         after
     );
-    prop_assert_eq!(stats.documents, model.docs.len() as u64);
+    prop_assert_eq!(
+        stats.documents,
+        model.docs.len() as u64,
+        "documents after {}",
+        after
+    );
     // The manifest's counters plus the active segment's share give exactly
     // what a merge of every index gives.
     let merged = store
@@ -525,9 +535,15 @@ fn cases(default: u32) -> ProptestConfig {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default);
+    let config = ProptestConfig::default();
+    let rng_seed = match std::env::var_os("PROPTEST_RNG_SEED") {
+        Some(_) => config.rng_seed,
+        None => RngSeed::Fixed(0x5717_a7d0),
+    };
     ProptestConfig {
         cases,
-        ..ProptestConfig::default()
+        rng_seed,
+        ..config
     }
 }
 
@@ -649,4 +665,77 @@ proptest! {
     ) {
         compaction_round_trip(segment_size, &steps)?;
     }
+}
+
+/// The history CI's random run found: `active.seg`, numbered below a
+/// compaction output, was chosen for a selective compaction along with two
+/// members, but the chosen set was not sorted, so binary searches missed
+/// two of the three. The tombstone in `active.seg` was then left out of the
+/// figures and `stats` counted a deleted document.
+#[test]
+fn deleting_after_selective_compaction_keeps_the_counters_exact() {
+    use Step::*;
+    let steps = [
+        Create {
+            cat: None,
+            key: Some(0),
+            meta: Some(100),
+            body: vec![b'a'; 17],
+        },
+        Create {
+            cat: None,
+            key: Some(1),
+            meta: Some(100),
+            body: vec![b'a'; 14],
+        },
+        Update {
+            doc: Some(0),
+            cat: Some(2),
+            key: None,
+            meta: Some(Some(1_000_000_000)),
+            body: None,
+        },
+        AddInput {
+            doc: Some(0),
+            value: 63_471_442,
+            output: false,
+        },
+        AddInput {
+            doc: Some(4_258_201_694_288_343_558),
+            value: 166_257,
+            output: false,
+        },
+        AddInput {
+            doc: Some(0),
+            value: 0,
+            output: false,
+        },
+        SetOutput {
+            doc: 7_075_728_499_632_215_774,
+            node: Some(0),
+            value: 0,
+        },
+        AddInput {
+            doc: Some(0),
+            value: 0,
+            output: false,
+        },
+        DeleteDoc {
+            doc: Some(888_294_931_356_145_651),
+        },
+        AddInput {
+            doc: Some(0),
+            value: 0,
+            output: false,
+        },
+        SetOutput {
+            doc: 0,
+            node: Some(0),
+            value: 2_629_144_391,
+        },
+        CompactSelective,
+        DeleteDoc { doc: Some(0) },
+        CompactSelective,
+    ];
+    run(Backend::Mem(CrashFs::new()), 512, &steps).unwrap();
 }

@@ -630,9 +630,11 @@ impl Store {
         // small one left out would pair with the new small tail next time.
         if small.len() >= 2 || (!chosen.is_empty() && !small.is_empty()) {
             chosen.extend(small);
-            chosen.sort_unstable();
-            chosen.dedup();
         }
+        // Sorted, because every user binary-searches it: `active.seg` comes
+        // last in `all` but may be numbered below a compaction output.
+        chosen.sort_unstable();
+        chosen.dedup();
         chosen
     }
 
