@@ -29,5 +29,7 @@ mod operator;
 mod rescue;
 #[path = "cli/round_trip.rs"]
 mod round_trip;
+#[path = "cli/spill.rs"]
+mod spill;
 #[path = "cli/values.rs"]
 mod values;

@@ -31,9 +31,9 @@ use stratum::{DocId, Document, Error, Ids, Mode};
 /// loading the same file again leaves the store as it was), `skip` leaves
 /// it alone. The id printed for such a line is that document's. The
 /// whole load is one atomic write: a bad line fails the command with its
-/// line number (exit 4) and the store is left unchanged. The batch goes
-/// into the active segment whole, so that segment may grow past
-/// --segment-size; it is sealed as soon as the batch is committed.
+/// line number (exit 4) and the store is left unchanged. A load larger
+/// than --segment-size is written as segments of that size, all committed
+/// at once.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Examples:

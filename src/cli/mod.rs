@@ -103,9 +103,9 @@ pub struct GlobalArgs {
     /// Seal the active segment once it would grow past this size.
     ///
     /// Plain bytes or a K, M or G suffix (binary multiples: 64M = 64 MiB).
-    /// At least 4096. A batch (`load`, `apply`) goes into the active segment
-    /// whole, as one atomic write, so that segment may grow past this size;
-    /// it is sealed as soon as the batch is committed.
+    /// At least 4096. A batch (`load`, `apply`) that would take the active
+    /// segment past this size is written as segments of this size of its
+    /// own, all committed at once: it stays one atomic write.
     #[arg(
         long,
         default_value = "64M",

@@ -12,9 +12,10 @@ use std::path::PathBuf;
 
 use crate::engine::format::{
     self, ACTIVE_INDEX_NAME, ACTIVE_NAME, FLAG_BATCH, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD,
-    RECORD_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
+    Member, RECORD_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
 };
 use crate::engine::index::{self, Entry, IndexWriter, SealedIndex};
+use crate::engine::live::Figures;
 use crate::engine::segment::{self, Sealed};
 use crate::engine::store::{Mode, Store};
 use crate::engine::vfs::VFile;
@@ -56,10 +57,25 @@ pub(crate) struct Active {
 
 /// What to restore if a batch is rolled back.
 pub(crate) struct BatchState {
-    start: u64,
+    pub start: u64,
     next_seq: u64,
-    doc_hwm: u64,
-    records: u64,
+    pub doc_hwm: u64,
+    pub records: u64,
+    /// Set once the batch outgrew `active.seg` (src/engine/spill.rs).
+    pub spill: Option<Spill>,
+}
+
+/// A batch written to segment files of its own.
+pub(crate) struct Spill {
+    /// The empty `active.seg`, set aside while `Store::active` stands for
+    /// the file being written.
+    pub parked: Active,
+    /// Manifest entries of the files sealed so far (in the sealed set, not
+    /// yet in the manifest).
+    pub members: Vec<Member>,
+    /// The members' figures once those files are members; `None` when the
+    /// manifest's are not known.
+    pub figures: Option<Figures>,
 }
 
 impl Active {
@@ -84,6 +100,35 @@ impl Active {
         let mut all: Vec<IndexEntry> = self.map.values().flatten().copied().collect();
         all.sort_unstable_by_key(index::key);
         all
+    }
+
+    /// Reads the record `e` points at, from the file or from the unflushed
+    /// buffer.
+    pub fn read(&self, e: &Entry) -> Result<(format::RecordHeader, Vec<u8>)> {
+        if e.offset >= self.flushed {
+            let start = (e.offset - self.flushed) as usize;
+            let buf = self
+                .wbuf
+                .get(start..start + e.len as usize)
+                .ok_or_else(|| {
+                    Error::corrupt(&self.path, e.offset, "entry past the end of the segment")
+                })?;
+            return segment::check_record(buf, &self.path, e);
+        }
+        segment::read_record(self.file()?, &self.path, e)
+    }
+
+    /// The checkpointed part's entries, read from the segment itself: the
+    /// fallback when `active.idx` turns out damaged.
+    pub fn prefix_entries(&self) -> Result<Vec<IndexEntry>> {
+        let scan = segment::scan(self.file()?, &self.path, false)?;
+        let mut entries: Vec<IndexEntry> = scan
+            .entries
+            .into_iter()
+            .filter(|e| e.offset < self.prefix_len)
+            .collect();
+        entries.sort_unstable_by_key(index::key);
+        Ok(entries)
     }
 
     fn file(&self) -> Result<&dyn VFile> {
@@ -166,8 +211,12 @@ impl Store {
         let total = (RECORD_HEADER_LEN + payload) as u64;
         if self.batch.is_none() {
             self.maybe_seal(total)?;
+        } else {
+            self.make_room_in_batch(total)?;
         }
-        let flags = if self.batch.is_some() {
+        // A spilled batch's files are committed by the manifest, not by a
+        // `Commit` record.
+        let flags = if self.batch.as_ref().is_some_and(|b| b.spill.is_none()) {
             flags | FLAG_BATCH
         } else {
             flags
@@ -258,25 +307,12 @@ impl Store {
         r
     }
 
-    /// Reads the record an active-segment entry points at, from the file or
-    /// from the unflushed buffer.
+    /// Reads the record an active-segment entry points at, from `active.seg`
+    /// or the one a spilled batch set aside.
     pub(crate) fn read_active(&self, e: &Entry) -> Result<(format::RecordHeader, Vec<u8>)> {
-        if e.offset >= self.active.flushed {
-            let start = (e.offset - self.active.flushed) as usize;
-            let buf = self
-                .active
-                .wbuf
-                .get(start..start + e.len as usize)
-                .ok_or_else(|| {
-                    Error::corrupt(
-                        &self.active.path,
-                        e.offset,
-                        "entry past the end of the segment",
-                    )
-                })?;
-            return segment::check_record(buf, &self.active.path, e);
-        }
-        segment::read_record(self.active.file()?, &self.active.path, e)
+        self.active_of(e.seg)
+            .ok_or_else(|| Error::internal("entry for an unknown active segment"))?
+            .read(e)
     }
 
     fn maybe_seal(&mut self, incoming: u64) -> Result<()> {
@@ -420,24 +456,11 @@ impl Store {
         let tail = self.active.sorted_entries();
         match &self.active.prefix {
             Some(p) => {
-                let mut c = p.cursor(Box::new(|| self.active_prefix_entries()))?;
+                let mut c = p.cursor(Box::new(|| self.active.prefix_entries()))?;
                 index::write_merged(w, Some(&mut c), &tail)
             }
             None => index::write_merged(w, None, &tail),
         }
-    }
-
-    /// The checkpointed part's entries, read from `active.seg` itself: the
-    /// fallback when `active.idx` turns out damaged.
-    pub(crate) fn active_prefix_entries(&self) -> Result<Vec<IndexEntry>> {
-        let scan = segment::scan(self.active.file()?, &self.active.path, false)?;
-        let mut entries: Vec<IndexEntry> = scan
-            .entries
-            .into_iter()
-            .filter(|e| e.offset < self.active.prefix_len)
-            .collect();
-        entries.sort_unstable_by_key(index::key);
-        Ok(entries)
     }
 
     /// Writes `active.idx` when enough was appended since the last one. Only
@@ -523,14 +546,18 @@ impl Store {
             next_seq: self.next_seq,
             doc_hwm: self.doc_hwm,
             records: self.active.records,
+            spill: None,
         });
         Ok(())
     }
 
     pub(crate) fn commit_batch(&mut self) -> Result<()> {
-        let Some(b) = self.batch.take() else {
+        let Some(mut b) = self.batch.take() else {
             return Ok(());
         };
+        if let Some(spill) = b.spill.take() {
+            return self.commit_spilled(spill);
+        }
         let count = self.active.records - b.records;
         if count == 0 {
             return Ok(());
@@ -579,9 +606,15 @@ impl Store {
     }
 
     pub(crate) fn rollback_batch(&mut self) -> Result<()> {
-        let Some(b) = self.batch.take() else {
+        let Some(mut b) = self.batch.take() else {
             return Ok(());
         };
+        if let Some(spill) = b.spill.take() {
+            // Sequence numbers stay where they are: the seal that started
+            // the spill used some, and they only ever increase.
+            self.doc_hwm = b.doc_hwm;
+            return self.roll_back_spilled(spill);
+        }
         self.active.wbuf.clear();
         if self.active.flushed > b.start {
             let file = self.active.file()?;

@@ -12,6 +12,7 @@ use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::engine::format::{
     self, ENTRIES_PER_BLOCK, INDEX_BLOCK_LEN, INDEX_HEADER_LEN, IndexEntry, IndexHeader, Kind,
@@ -105,8 +106,20 @@ pub(crate) struct SealedIndex {
     passed_over: std::cell::Cell<Option<crate::engine::stale::Why>>,
 }
 
-/// Decoded blocks kept per index (about 4 KiB each).
+impl Drop for SealedIndex {
+    fn drop(&mut self) {
+        CACHED.fetch_sub(self.cache.get_mut().len(), Ordering::Relaxed);
+    }
+}
+
+/// Decoded blocks kept by all indexes of the process together (4 KiB each
+/// on disk, about 6 KiB decoded): a command that probes many members (a key
+/// lookup probes every one that holds keys, a large `load` makes many)
+/// keeps a constant amount, not an amount per member.
 const CACHE_BLOCKS: usize = 2048;
+
+/// Blocks cached now, over every index.
+static CACHED: AtomicUsize = AtomicUsize::new(0);
 
 impl SealedIndex {
     pub fn on_disk(path: PathBuf, file: Box<dyn VFile>, header: IndexHeader) -> SealedIndex {
@@ -169,10 +182,17 @@ impl SealedIndex {
         file.read_exact_at(&mut buf, at).ok()?;
         let block = Arc::new(format::decode_block(&buf).filter(|b| sorted(b))?);
         let mut cache = self.cache.borrow_mut();
-        if cache.len() >= CACHE_BLOCKS {
+        if CACHED.load(Ordering::Relaxed) >= CACHE_BLOCKS {
+            // Over the budget: this index starts its cache again; when the
+            // others hold it all, the block is read again next time.
+            CACHED.fetch_sub(cache.len(), Ordering::Relaxed);
             cache.clear();
         }
-        cache.insert(i, Arc::clone(&block));
+        if CACHED.load(Ordering::Relaxed) < CACHE_BLOCKS
+            && cache.insert(i, Arc::clone(&block)).is_none()
+        {
+            CACHED.fetch_add(1, Ordering::Relaxed);
+        }
         Some(block)
     }
 

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 
 use crate::engine::format::{self, FLAG_HAS_OUTPUT, Kind};
-use crate::engine::index::{Cursor, Entry, Merge};
+use crate::engine::index::{Entry, Merge};
 use crate::engine::manifest;
 use crate::engine::store::{DocView, SegmentStats, Stats, Store, resolve};
 use crate::error::Result;
@@ -230,32 +230,32 @@ pub(crate) fn counted(store: &Store) -> Result<Option<Figures>> {
     if store.sealed.len() != f.live.len() {
         return Ok(None);
     }
-    let active = store.active.number;
-    let mut sources = Vec::with_capacity(2);
-    if let Some(p) = &store.active.prefix {
-        sources.push((
-            p.cursor(Box::new(move || store.active_prefix_entries()))?,
-            active,
-        ));
-    }
-    sources.push((Cursor::owned(store.active.sorted_entries()), active));
-    let mut merge = Merge { sources };
+    let mut merge = Merge {
+        sources: store.active_sources()?,
+    };
     while let Some(own) = merge.next_doc()? {
-        let Some(id) = own
-            .first()
-            .map(|e| e.doc)
-            .filter(|&d| d < format::KEY_SPACE)
-        else {
+        if own.first().is_none_or(|e| e.doc >= format::KEY_SPACE) {
             continue;
-        };
-        let mut all = member_entries(store, id)?;
-        if !all.is_empty() {
-            f.account(&all, false);
         }
-        all.extend(own);
-        f.account(&all, true);
+        absorb(store, &mut f, own)?;
     }
     Ok(Some(f))
+}
+
+/// Adds to `f` (figures of the sealed members) what one document's records
+/// `own`, in a segment not among them, change: their own share, and what
+/// they supersede in the members.
+pub(crate) fn absorb(store: &Store, f: &mut Figures, own: Vec<Entry>) -> Result<()> {
+    let Some(id) = own.first().map(|e| e.doc) else {
+        return Ok(());
+    };
+    let mut all = member_entries(store, id)?;
+    if !all.is_empty() {
+        f.account(&all, false);
+    }
+    all.extend(own);
+    f.account(&all, true);
+    Ok(())
 }
 
 /// The figures as they stand: counted when the manifest has them, merged

@@ -39,6 +39,7 @@ mod recover;
 mod repair;
 mod replay;
 mod segment;
+mod spill;
 mod stale;
 mod store;
 mod verify;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::active::Active;
 use crate::engine::format::{
     self, DocFields, DocPayload, FLAG_EXTENDED, Kind, MAX_ID, RecordHeader,
 };
@@ -883,12 +884,12 @@ impl Store {
         // An index entry is trusted for where to look, never for how much to
         // allocate.
         let max = format::RECORD_HEADER_LEN as u64 + u64::from(format::MAX_PAYLOAD);
-        let seg_len = if e.seg == self.active.number {
-            self.active.len
-        } else {
-            self.sealed
+        let seg_len = match self.active_of(e.seg) {
+            Some(a) => a.len,
+            None => self
+                .sealed
                 .binary_search_by_key(&e.seg, |s| s.number)
-                .map_or(0, |i| self.sealed[i].len)
+                .map_or(0, |i| self.sealed[i].len),
         };
         let why = if u64::from(e.len) > max || (e.len as usize) < format::RECORD_HEADER_LEN {
             Some("index entry has an impossible record length")
@@ -907,8 +908,8 @@ impl Store {
             }
             return Err(Error::corrupt(self.path_of(e), e.offset, why));
         }
-        if e.seg == self.active.number {
-            return self.read_active(e);
+        if let Some(a) = self.active_of(e.seg) {
+            return a.read(e);
         }
         let i = self
             .sealed
@@ -948,8 +949,8 @@ impl Store {
     }
 
     fn path_of(&self, e: &Entry) -> PathBuf {
-        if e.seg == self.active.number {
-            self.active.path.clone()
+        if let Some(a) = self.active_of(e.seg) {
+            a.path.clone()
         } else {
             self.opts.dir.join(format::segment_name(e.seg))
         }
@@ -1033,15 +1034,45 @@ impl Store {
                 out.push(Entry::new(&ie, s.number));
             }
         }
-        if let Some(p) = &self.active.prefix {
-            for ie in p.lookup(id, &|| self.active_prefix_entries())? {
-                out.push(Entry::new(&ie, self.active.number));
+        for a in self.actives() {
+            if let Some(p) = &a.prefix {
+                for ie in p.lookup(id, &|| a.prefix_entries())? {
+                    out.push(Entry::new(&ie, a.number));
+                }
+            }
+            if let Some(v) = a.map.get(&id) {
+                out.extend(v.iter().map(|ie| Entry::new(ie, a.number)));
             }
         }
-        if let Some(v) = self.active.map.get(&id) {
-            out.extend(v.iter().map(|ie| Entry::new(ie, self.active.number)));
-        }
         Ok(out)
+    }
+
+    /// `active.seg`, and the one a spilled batch set aside
+    /// (src/engine/spill.rs): both serve reads.
+    pub(crate) fn actives(&self) -> impl Iterator<Item = &Active> {
+        let parked = self
+            .batch
+            .as_ref()
+            .and_then(|b| b.spill.as_ref())
+            .map(|s| &s.parked);
+        std::iter::once(&self.active).chain(parked)
+    }
+
+    /// The active segment numbered `seg`, if one is.
+    pub(crate) fn active_of(&self, seg: u64) -> Option<&Active> {
+        self.actives().find(|a| a.number == seg)
+    }
+
+    /// Cursors over the active segments' entries, for a merge.
+    pub(crate) fn active_sources(&self) -> Result<Vec<(Cursor<'_>, u64)>> {
+        let mut sources = Vec::with_capacity(4);
+        for a in self.actives() {
+            if let Some(p) = &a.prefix {
+                sources.push((p.cursor(Box::new(move || a.prefix_entries()))?, a.number));
+            }
+            sources.push((Cursor::owned(a.sorted_entries()), a.number));
+        }
+        Ok(sources)
     }
 
     /// The live state of a document.
@@ -1065,16 +1096,7 @@ impl Store {
                 s.number,
             ));
         }
-        if let Some(p) = &self.active.prefix {
-            sources.push((
-                p.cursor(Box::new(move || self.active_prefix_entries()))?,
-                self.active.number,
-            ));
-        }
-        sources.push((
-            Cursor::owned(self.active.sorted_entries()),
-            self.active.number,
-        ));
+        sources.extend(self.active_sources()?);
         Ok(Merge { sources })
     }
 

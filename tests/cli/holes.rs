@@ -545,7 +545,10 @@ fn a_durable_write_whose_report_fails_exits_8_for_full_and_closed_stdout() {
 /// bytes into document `hit`'s record.
 fn damaged_batch(n: usize, hit: u64) -> TestStore {
     let mut s = TestStore::new();
-    s.globals = vec!["--segment-size".into(), "4K".into()];
+    // The batch fits the segment size, so that it stays in `active.seg`
+    // with its `Commit` record (a larger one spills into segments of its
+    // own); the write after it, under a smaller size, seals it.
+    s.globals = vec!["--segment-size".into(), "1M".into()];
     let mut lines = String::new();
     for i in 1..=n {
         lines.push_str(&format!(
@@ -556,6 +559,7 @@ fn damaged_batch(n: usize, hit: u64) -> TestStore {
         s.with_stdin(lines.as_bytes()).ok(&["load"]).lines().count(),
         n
     );
+    s.globals = vec!["--segment-size".into(), "4K".into()];
     s.ok(&["create-doc", "x"]);
     let rec = s
         .ok(&["dump", "--records"])

@@ -613,7 +613,10 @@ fn bytes_read(s: &TestStore, args: &[&str]) -> u64 {
 #[test]
 fn a_key_lookup_reads_what_an_id_lookup_reads_not_the_store() {
     let s = TestStore::new();
-    // Six batches: a batch fills one segment, so there are six sealed ones.
+    // Six batches of about 350 KB, each under the segment size: every
+    // second one would take the active segment past the size, so it is
+    // written as a sealed segment of its own, and the active segment
+    // (holding the one before) is sealed too.
     for batch in 0..6 {
         let mut lines = String::new();
         for i in batch * 500 + 1..=batch * 500 + 500 {
@@ -623,7 +626,7 @@ fn a_key_lookup_reads_what_an_id_lookup_reads_not_the_store() {
             ));
         }
         s.with_stdin(lines.as_bytes())
-            .ok(&["-q", "--segment-size", "256K", "load", "-"]);
+            .ok(&["-q", "--segment-size", "512K", "load", "-"]);
     }
     assert!(s.files().iter().filter(|f| f.ends_with(".idx")).count() >= 4);
     let lookups = [

@@ -1,0 +1,136 @@
+//! A batch larger than the segment size spills into segments of its own,
+//! committed by the manifest (docs/FORMAT.md §8.2, src/engine/spill.rs).
+
+use std::fmt::Write as _;
+
+use crate::util::{TestStore, json};
+
+const SEGMENT: u64 = 64 * 1024;
+/// A sealed segment's footer (`Seal` record).
+const FOOTER: u64 = 60;
+
+/// `n` documents of about 300 bytes each, one per line.
+fn lines(n: usize, bad_last: bool) -> String {
+    let mut out = String::new();
+    for i in 0..n {
+        let line = serde_json::json!({
+            "body": format!("problem {i} {}", "x".repeat(200)),
+            "key": format!("p{i}"),
+            "inputs": [{"input": [i, i], "output": i * 2}],
+        });
+        writeln!(out, "{line}").unwrap();
+    }
+    if bad_last {
+        out.push_str("{\"body\": \"the last line is not JSON\"\n");
+    }
+    out
+}
+
+/// Sizes of the sealed segment files, by name.
+fn sealed_sizes(s: &TestStore) -> Vec<(String, u64)> {
+    s.snapshot()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("seg_") && name.ends_with(".seg"))
+        .map(|(name, bytes)| (name, bytes.len() as u64))
+        .collect()
+}
+
+#[test]
+fn a_load_larger_than_the_segment_writes_full_segments_and_keeps_nothing_in_active_seg() {
+    let mut s = TestStore::new();
+    s.globals = vec!["--segment-size".into(), SEGMENT.to_string()];
+    s.ok(&["create-doc", "before the load"]);
+    let active_before = s.snapshot()["active.seg"].clone();
+    let input = lines(2000, false);
+    std::fs::write(s.tmp().join("in.jsonl"), &input).unwrap();
+    // Under a descriptor limit far below the number of segments it writes.
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.arg("--nofile=64")
+        .arg(crate::util::bin())
+        .arg("--dir")
+        .arg(s.data())
+        .args(["--segment-size", &SEGMENT.to_string(), "load", "in.jsonl"])
+        .current_dir(s.tmp());
+    let (shown, run) = TestStore::run_command(cmd, None);
+    crate::util::expect_ok(&shown, &run);
+    assert_eq!(String::from_utf8_lossy(&run.stdout).lines().count(), 2000);
+
+    let sizes = sealed_sizes(&s);
+    let total: u64 = sizes.iter().map(|(_, n)| n).sum();
+    assert!(total > 8 * SEGMENT, "{sizes:?}");
+    // Every segment is at most the segment size (plus its footer), and all
+    // but the last of the load's are nearly full: the batch is cut into
+    // segments, not written as one of {total} bytes.
+    for (name, n) in &sizes {
+        assert!(*n <= SEGMENT + FOOTER, "{name} is {n} bytes: {sizes:?}");
+    }
+    let full = sizes.iter().filter(|(_, n)| *n >= SEGMENT - 1024).count();
+    assert!(full >= sizes.len() - 2, "{sizes:?}");
+    // The document created before is in a sealed segment of its own (the
+    // batch would have taken the active segment past the size), nothing of
+    // the batch is in active.seg, and no temporary is left.
+    let snap = s.snapshot();
+    assert_eq!(
+        snap["seg_000001.seg"][..active_before.len()],
+        active_before[..]
+    );
+    assert_eq!(snap["active.seg"].len(), 40);
+    assert!(
+        !snap.keys().any(|k| k.ends_with(".stratum-tmp")),
+        "{snap:?}"
+    );
+
+    let stats = json(&s.ok(&["stats", "--json"]));
+    assert_eq!(stats["documents"], 2001);
+    assert_eq!(stats["inputs"], 2000);
+    s.ok(&["verify"]);
+    let got = json(&s.ok(&["get", "key:p1999"]));
+    assert_eq!(got["inputs"][0]["input"], serde_json::json!([1999, 1999]));
+    assert_eq!(s.ok(&["dump"]).lines().count(), 2001);
+    // Compaction finds no garbage in the full segments: at most the small
+    // ones (the document created before, the load's last segment) are
+    // worth merging.
+    let plan = json(&s.ok(&["compact", "--dry-run", "--json"]));
+    let small: Vec<&String> = sizes
+        .iter()
+        .filter(|(_, n)| *n < SEGMENT / 4)
+        .map(|(name, _)| name)
+        .collect();
+    for name in plan["merge"].as_array().unwrap() {
+        assert!(small.iter().any(|s| *s == name), "{plan}");
+    }
+}
+
+#[test]
+fn a_failed_load_after_spilling_leaves_the_store_exactly_as_it_was() {
+    let mut s = TestStore::new();
+    s.globals = vec!["--segment-size".into(), SEGMENT.to_string()];
+    s.ok(&["create-doc", "before the load"]);
+    let before = s.snapshot();
+    let input = lines(2000, true);
+    let (code, err) = s.stdin_fails(&["load", "-"], Some(input.as_bytes()));
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("line 2001"), "{err}");
+    assert_eq!(s.snapshot(), before);
+}
+
+#[test]
+fn a_spilled_batch_that_fails_part_way_takes_back_every_file() {
+    // `apply` fails at its last operation, after the batch spilled into
+    // several segments: the store is as before, and the next write works.
+    let mut s = TestStore::new();
+    s.globals = vec!["--segment-size".into(), SEGMENT.to_string()];
+    s.ok(&["create-doc", "one"]);
+    let before = s.snapshot();
+    let mut ops = String::new();
+    for i in 0..600 {
+        let op = serde_json::json!({"op": "create-doc", "body": "b".repeat(400 + i % 7)});
+        writeln!(ops, "{op}").unwrap();
+    }
+    ops.push_str("{\"op\":\"add-input\",\"doc\":99999,\"input\":1}\n");
+    let (code, err) = s.stdin_fails(&["apply", "-"], Some(ops.as_bytes()));
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(s.snapshot(), before);
+    assert_eq!(s.ok(&["create-doc", "two"]).trim(), "2");
+    s.ok(&["verify"]);
+}
