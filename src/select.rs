@@ -364,7 +364,10 @@ mod tests {
         assert!(!Selection::new().ids(5..5).matches(&at(5)));
         assert!(!Selection::new().ids(0..=0).matches(&at(1)));
         assert_eq!(Selection::new().ids(..).ids, Some(1..=u64::MAX));
-        assert_eq!(Selection::new().ids(0..1).ids, Some(RangeInclusive::new(1, 0)));
+        assert_eq!(
+            Selection::new().ids(0..1).ids,
+            Some(RangeInclusive::new(1, 0))
+        );
     }
 
     #[test]

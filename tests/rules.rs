@@ -42,13 +42,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn dump(s: &Store) -> Vec<String> {
-    let mut out = Vec::new();
-    s.dump(&mut |_| {}, &mut |d| {
-        out.push(d.to_json());
-        Ok(())
-    })
-    .unwrap();
-    out
+    s.docs().unwrap().map(|d| d.unwrap().to_json()).collect()
 }
 
 fn load_all(s: &mut Store, lines: &[&str], on: OnConflict) -> stratum::Result<Vec<Loaded>> {

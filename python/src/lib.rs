@@ -137,6 +137,23 @@ impl PyStore {
         r.map_err(|f| f.into_py(py))
     }
 
+    /// The listing rows of the documents `filters` select, in id order.
+    fn selected(
+        &self,
+        py: Python<'_>,
+        filters: args::Filters<'_, '_>,
+    ) -> PyResult<Vec<stratum::DocSummary>> {
+        let sel = filters.selection()?;
+        self.run(py, move |s| {
+            let mut rows = Vec::new();
+            s.select_summaries(&sel, &mut |d| {
+                rows.push(d);
+                Ok(())
+            })?;
+            Ok(rows)
+        })
+    }
+
     /// Opens the store again after a failed batch (the library's rule).
     fn reopen(&self) -> Result<(), Failure> {
         let mut slot = self.lock();
@@ -552,23 +569,15 @@ impl PyStore {
         ids: Option<&Bound<'py, PyAny>>,
         missing_output: bool,
     ) -> PyResult<Bound<'py, PyList>> {
-        let sel = args::Filters {
+        let filters = args::Filters {
             category,
             key,
             key_prefix,
             meta,
             ids,
             missing_output,
-        }
-        .selection()?;
-        let rows = self.run(py, move |s| {
-            let mut rows = Vec::new();
-            s.select_summaries(&sel, &mut |d| {
-                rows.push(d);
-                Ok(())
-            })?;
-            Ok(rows)
-        })?;
+        };
+        let rows = self.selected(py, filters)?;
         reports::summaries(py, &rows)
     }
 
@@ -591,26 +600,18 @@ impl PyStore {
         ids: Option<&Bound<'_, PyAny>>,
         missing_output: bool,
     ) -> PyResult<DocIter> {
-        let sel = args::Filters {
+        let filters = args::Filters {
             category,
             key,
             key_prefix,
             meta,
             ids,
             missing_output,
-        }
-        .selection()?;
-        let ids = slf.get().run(slf.py(), move |s| {
-            let mut ids = Vec::new();
-            s.select_summaries(&sel, &mut |d| {
-                ids.push(d.id.0);
-                Ok(())
-            })?;
-            Ok(ids)
-        })?;
+        };
+        let rows = slf.get().selected(slf.py(), filters)?;
         Ok(DocIter {
             store: slf.clone().unbind(),
-            ids,
+            ids: rows.iter().map(|d| d.id.0).collect(),
             next: 0,
             raw,
         })

@@ -27,19 +27,18 @@ FIXTURES = [
     {"body": "no key", "inputs": [{"input": 1, "output": 2}]},
 ]
 
+# One output changed, a node's meta dropped, an input changed from the third
+# node on, and a node added.
 REGENERATED = [
-    {
-        "key": "two-sum",
-        "category": "easy",
-        "meta": {"tags": ["array"], "n": stratum.Json("1.0")},
-        "body": "<p>Two sum</p>",
-        "inputs": [
+    dict(
+        FIXTURES[0],
+        inputs=[
             {"input": [2, 7], "output": [1, 0]},
             {"input": [3, 3], "output": stratum.NULL},
             {"input": [2]},
             {"input": [3], "output": stratum.Json("1.50")},
         ],
-    },
+    ),
     FIXTURES[1],
 ]
 
