@@ -71,8 +71,8 @@ pub enum Created {
     /// A new document.
     New(DocId),
     /// The document holding the key is being replaced: its fields are
-    /// already, and its chain follows by [`Replacing::add`] and
-    /// [`Replacing::finish`].
+    /// brought up to date already, and its chain follows by
+    /// [`Replacing::add`] and [`Replacing::finish`].
     Replaced(Replacing),
     /// The document holding the key was left alone.
     Skipped(DocId),
