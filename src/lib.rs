@@ -12,8 +12,9 @@
 //! by byte in `docs/FORMAT.md`.
 //!
 //! The rules the command line's dataset options follow live here, for
-//! every program to use: [`Store::select`] with a [`Selection`] (by key,
-//! key prefix, category, meta field, id range, a node without an output),
+//! every program to use: [`Store::select`] (or the iterator
+//! [`Store::docs_where`]) with a [`Selection`] (by key, key prefix,
+//! category, meta field, id range, a node without an output),
 //! [`Store::load_doc_or`] and [`Store::create_doc_or`] with an
 //! [`OnConflict`] policy for a key already taken, and [`merge_patch`] (RFC
 //! 7386, exact text kept) behind [`Store::update_doc_merging_meta`] and
@@ -74,4 +75,4 @@ pub use error::{Error, Result};
 pub use json::Json;
 pub use model::{DocId, DocPatch, DocSummary, Document, NewDoc, Node, NodeId};
 pub use patch::merge_patch;
-pub use select::Selection;
+pub use select::{DocsWhere, Selection};

@@ -4,14 +4,15 @@
 //! (no `jq` that may rewrite numbers).
 //!
 //! A [`Selection`] is a conjunction of filters; an empty one selects every
-//! live document. [`Store::select`] and [`Store::select_summaries`] take
-//! the cheap path when the selection names few documents: a key is looked
-//! up (one document at most, at any store size) and a narrow id range is
-//! looked up id by id; any other selection reads the store once.
+//! live document. [`Store::select`], [`Store::select_summaries`] and
+//! [`Store::docs_where`] take the cheap path when the selection names few
+//! documents: a key is looked up as [`Store::find_key`] does it (one
+//! document at most), and a narrow id range id by id as [`Store::get`]
+//! does; any other selection reads the store once.
 
 use std::ops::{Bound, RangeBounds, RangeInclusive};
 
-use crate::engine::Progress;
+use crate::engine::{Docs, Progress};
 use crate::error::{Error, Result};
 use crate::json::Json;
 use crate::model::{DocSummary, Document};
@@ -182,33 +183,36 @@ impl Selection {
         (end < start || end - start < POINT_LOOKUPS).then_some(start..=end)
     }
 
-    /// Calls `f` with each document a key or a narrow id range names,
-    /// looked up as [`Store::get`] does it, that the whole selection
-    /// matches; `false`, calling nothing, when the selection needs the
-    /// store read instead.
-    fn each_looked_up(
-        &self,
-        store: &Store,
-        f: &mut dyn FnMut(&Document) -> Result<()>,
-    ) -> Result<bool> {
-        let mut wanted = |d: &Document| if self.matches(d) { f(d) } else { Ok(()) };
+    /// How to read this selection: the ids to look up one by one (a key's
+    /// holder, none when no live document holds it, or a narrow range), or
+    /// the whole store.
+    fn plan(&self, store: &Store) -> Result<Plan> {
         if let Some(k) = &self.key {
-            if let Some(id) = store.find_key(k)? {
-                wanted(&store.get(id)?)?;
-            }
-            return Ok(true);
+            return Ok(Plan::Lookup(match store.find_key(k)? {
+                Some(id) => id.0..=id.0,
+                None => RangeInclusive::new(1, 0),
+            }));
         }
-        let Some(ids) = self.narrow_ids(store.doc_high_water()) else {
-            return Ok(false);
-        };
-        for id in ids {
-            match store.get(DocId(id)) {
-                Ok(doc) => wanted(&doc)?,
-                Err(Error::DocNotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(true)
+        Ok(match self.narrow_ids(store.doc_high_water()) {
+            Some(ids) => Plan::Lookup(ids),
+            None => Plan::Scan,
+        })
+    }
+}
+
+/// See [`Selection::plan`].
+enum Plan {
+    Lookup(RangeInclusive<u64>),
+    Scan,
+}
+
+/// Document `id`, looked up as [`Store::get`] does it; `None` when it is
+/// not live.
+fn looked_up(store: &Store, id: u64) -> Result<Option<Document>> {
+    match store.get(DocId(id)) {
+        Ok(doc) => Ok(Some(doc)),
+        Err(Error::DocNotFound(_)) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -226,12 +230,18 @@ impl Store {
         progress: &mut dyn FnMut(Progress),
         f: &mut dyn FnMut(&Document) -> Result<()>,
     ) -> Result<()> {
-        if !sel.each_looked_up(self, f)? {
-            self.dump(progress, &mut |d| {
-                if sel.matches(d) { f(d) } else { Ok(()) }
-            })?;
+        let mut wanted = |d: &Document| if sel.matches(d) { f(d) } else { Ok(()) };
+        match sel.plan(self)? {
+            Plan::Lookup(ids) => {
+                for id in ids {
+                    if let Some(d) = looked_up(self, id)? {
+                        wanted(&d)?;
+                    }
+                }
+                Ok(())
+            }
+            Plan::Scan => self.dump(progress, &mut wanted),
         }
-        Ok(())
     }
 
     /// As [`Store::select`], with a listing row for each document, as
@@ -245,16 +255,99 @@ impl Store {
         sel: &Selection,
         f: &mut dyn FnMut(DocSummary) -> Result<()>,
     ) -> Result<()> {
-        if !sel.each_looked_up(self, &mut |d| f(summary_of(d)))? {
-            self.list(&mut |s| {
+        match sel.plan(self)? {
+            Plan::Lookup(ids) => {
+                for id in ids {
+                    if let Some(d) = looked_up(self, id)?.filter(|d| sel.matches(d)) {
+                        f(summary_of(&d))?;
+                    }
+                }
+                Ok(())
+            }
+            Plan::Scan => self.list(&mut |s| {
                 if sel.matches_summary(&s) {
                     f(s)
                 } else {
                     Ok(())
                 }
-            })?;
+            }),
         }
-        Ok(())
+    }
+
+    /// The live documents `sel` selects, in id order, read one at a time
+    /// by the same paths as [`Store::select`]: [`Store::docs`] with a
+    /// filter. The iterator ends after the first error it yields.
+    ///
+    /// ```
+    /// # use stratum::{Mode, NewDoc, Options, Selection, Store};
+    /// # fn main() -> stratum::Result<()> {
+    /// # let dir = std::env::temp_dir().join(format!("stratum-doc-where-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// let mut store = Store::open(Options::new(&dir), Mode::Write)?;
+    /// for c in ["easy", "hard", "easy"] {
+    ///     store.create_doc(&NewDoc { category: Some(c.into()), ..NewDoc::default() })?;
+    /// }
+    /// let easy = store
+    ///     .docs_where(&Selection::new().category("easy"))?
+    ///     .map(|d| d.map(|d| d.id.0))
+    ///     .collect::<stratum::Result<Vec<_>>>()?;
+    /// assert_eq!(easy, [1, 3]);
+    /// # drop(store);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Store::docs`], and [`Store::find_key`] for a key.
+    pub fn docs_where(&self, sel: &Selection) -> Result<DocsWhere<'_>> {
+        let reading = match sel.plan(self)? {
+            Plan::Lookup(ids) => Reading::Lookup(ids),
+            Plan::Scan => Reading::Scan(self.docs()?),
+        };
+        Ok(DocsWhere {
+            store: self,
+            sel: sel.clone(),
+            reading,
+        })
+    }
+}
+
+/// The documents a [`Selection`] selects: see [`Store::docs_where`].
+pub struct DocsWhere<'s> {
+    store: &'s Store,
+    sel: Selection,
+    reading: Reading<'s>,
+}
+
+enum Reading<'s> {
+    Lookup(RangeInclusive<u64>),
+    Scan(Docs<'s>),
+}
+
+impl Iterator for DocsWhere<'_> {
+    type Item = Result<Document>;
+
+    fn next(&mut self) -> Option<Result<Document>> {
+        loop {
+            let doc = match &mut self.reading {
+                Reading::Lookup(ids) => match looked_up(self.store, ids.next()?) {
+                    Ok(Some(d)) => d,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        *ids = RangeInclusive::new(1, 0);
+                        return Some(Err(e));
+                    }
+                },
+                Reading::Scan(docs) => match docs.next()? {
+                    Ok(d) => d,
+                    Err(e) => return Some(Err(e)),
+                },
+            };
+            if self.sel.matches(&doc) {
+                return Some(Ok(doc));
+            }
+        }
     }
 }
 

@@ -439,9 +439,10 @@ fn selection_store(dir: &Path, n: u64) {
     s.delete_doc(DocId(40)).unwrap();
 }
 
-/// The ids `sel` selects, through [`Store::select`] and
-/// [`Store::select_summaries`] (which must agree), and the bytes each read
-/// on a fresh handle.
+/// The ids `sel` selects, through [`Store::select`],
+/// [`Store::select_summaries`] and [`Store::docs_where`] (which must
+/// agree), and the bytes the first two read on a fresh handle (the third
+/// must read what the first does).
 fn selected(dir: &Path, sel: &Selection) -> (Vec<u64>, u64, u64) {
     let mut docs = Vec::new();
     let doc_bytes = bytes_read(dir, |s| {
@@ -461,6 +462,15 @@ fn selected(dir: &Path, sel: &Selection) -> (Vec<u64>, u64, u64) {
         .unwrap();
     });
     assert_eq!(docs, rows, "select and select_summaries agree");
+    let iterated = bytes_read(dir, |s| {
+        let ids: Vec<u64> = s
+            .docs_where(sel)
+            .unwrap()
+            .map(|d| d.unwrap().id.0)
+            .collect();
+        assert_eq!(ids, docs, "docs_where and select agree");
+    });
+    assert_eq!(iterated, doc_bytes, "docs_where reads what select reads");
     (docs, doc_bytes, row_bytes)
 }
 
