@@ -11,6 +11,15 @@
 //! in-memory index for the active one. The on-disk format is described byte
 //! by byte in `docs/FORMAT.md`.
 //!
+//! The rules the command line's dataset options follow live here, for
+//! every program to use: [`Store::select`] (or the iterator
+//! [`Store::docs_where`]) with a [`Selection`] (by key, key prefix,
+//! category, meta field, id range, a node without an output),
+//! [`Store::load_doc_or`] and [`Store::create_doc_or`] with an
+//! [`OnConflict`] policy for a key already taken, and [`merge_patch`] (RFC
+//! 7386, exact text kept) behind [`Store::update_doc_merging_meta`] and
+//! [`Store::merge_node_meta`].
+//!
 //! The `stratum` command line (the default `cli` feature; its code is the
 //! binary's own, not part of this API) and the Python module in `python/`
 //! are both built on this API and nothing else; build with
@@ -48,16 +57,22 @@
 
 #![warn(missing_docs)]
 
+pub mod conflict;
 pub mod engine;
 pub mod error;
 mod id;
 pub mod json;
 pub mod model;
+pub mod patch;
+pub mod select;
 pub mod shape;
 #[cfg(feature = "sim")]
 pub mod sim;
 
+pub use conflict::{Created, Loaded, OnConflict, Replacing};
 pub use engine::{Docs, Ids, Mode, Notice, Options, Progress, Store};
 pub use error::{Error, Result};
 pub use json::Json;
 pub use model::{DocId, DocPatch, DocSummary, Document, NewDoc, Node, NodeId};
+pub use patch::merge_patch;
+pub use select::{DocsWhere, Selection};

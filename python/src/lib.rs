@@ -137,6 +137,23 @@ impl PyStore {
         r.map_err(|f| f.into_py(py))
     }
 
+    /// The listing rows of the documents `filters` select, in id order.
+    fn selected(
+        &self,
+        py: Python<'_>,
+        filters: args::Filters<'_, '_>,
+    ) -> PyResult<Vec<stratum::DocSummary>> {
+        let sel = filters.selection()?;
+        self.run(py, move |s| {
+            let mut rows = Vec::new();
+            s.select_summaries(&sel, &mut |d| {
+                rows.push(d);
+                Ok(())
+            })?;
+            Ok(rows)
+        })
+    }
+
     /// Opens the store again after a failed batch (the library's rule).
     fn reopen(&self) -> Result<(), Failure> {
         let mut slot = self.lock();
@@ -360,22 +377,34 @@ impl PyStore {
     }
 
     /// Changes what `update_input` is given of a node and keeps the rest:
-    /// `meta=` a dict replaces its meta, `stratum.CLEAR` removes it. The
-    /// input and the output are kept (`set_output` changes the output).
-    #[pyo3(signature = (doc, node, *, meta=None))]
+    /// `meta=` a dict replaces its meta, `stratum.CLEAR` removes it, and
+    /// `meta_patch=` a dict is merged into it (RFC 7386: a member set to
+    /// None is removed, dicts merge, the members it does not name keep their
+    /// exact text). The input and the output are kept (`set_output` changes
+    /// the output).
+    #[pyo3(signature = (doc, node, *, meta=None, meta_patch=None))]
     fn update_input(
         &self,
         py: Python<'_>,
         doc: DocRef,
         node: u64,
         meta: Option<&Bound<'_, PyAny>>,
+        meta_patch: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let Some(meta) = args::patch(meta, args::meta)? else {
-            return Err(errors::invalid("update_input needs meta"));
+        let meta = args::patch(meta, args::meta)?;
+        let meta_patch = args::meta_patch(meta_patch)?;
+        let change = match (meta, meta_patch) {
+            (Some(_), Some(_)) => return Err(errors::invalid(args::META_AND_PATCH)),
+            (None, None) => return Err(errors::invalid("update_input needs meta or meta_patch")),
+            (Some(m), None) => Ok(m),
+            (None, Some(p)) => Err(p),
         };
         self.write(py, move |s| {
             let doc = doc.resolve(s)?;
-            s.set_node_meta(doc, NodeId(node), meta.as_ref())
+            match change {
+                Ok(m) => s.set_node_meta(doc, NodeId(node), m.as_ref()),
+                Err(p) => s.merge_node_meta(doc, NodeId(node), &p),
+            }
         })
     }
 
@@ -396,7 +425,10 @@ impl PyStore {
 
     /// Replaces the fields given and keeps those left `None`;
     /// `stratum.CLEAR` removes a key, category, version or meta.
-    #[pyo3(signature = (doc, body=None, category=None, version=None, *, key=None, meta=None))]
+    /// `meta_patch=` a dict is merged into the meta instead (RFC 7386: a
+    /// member set to None is removed, dicts merge, the members it does not
+    /// name keep their exact text), in the same write as the other fields.
+    #[pyo3(signature = (doc, body=None, category=None, version=None, *, key=None, meta=None, meta_patch=None))]
     #[expect(
         clippy::too_many_arguments,
         reason = "one per keyword argument of the Python method"
@@ -410,6 +442,7 @@ impl PyStore {
         version: Option<&Bound<'_, PyAny>>,
         key: Option<&Bound<'_, PyAny>>,
         meta: Option<&Bound<'_, PyAny>>,
+        meta_patch: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let patch = DocPatch {
             key: args::patch(key, |o| args::text(o, "key"))?,
@@ -418,14 +451,21 @@ impl PyStore {
             meta: args::patch(meta, args::meta)?,
             body: text_arg(body)?,
         };
-        if patch.is_empty() {
+        let meta_patch = args::meta_patch(meta_patch)?;
+        if patch.meta.is_some() && meta_patch.is_some() {
+            return Err(errors::invalid(args::META_AND_PATCH));
+        }
+        if patch.is_empty() && meta_patch.is_none() {
             return Err(errors::invalid(
-                "update_doc needs at least one of body, category, version, key, meta",
+                "update_doc needs at least one of body, category, version, key, meta, meta_patch",
             ));
         }
         self.write(py, move |s| {
             let doc = doc.resolve(s)?;
-            s.update_doc(doc, &patch)
+            match &meta_patch {
+                Some(p) => s.update_doc_merging_meta(doc, &patch, p),
+                None => s.update_doc(doc, &patch),
+            }
         })
     }
 
@@ -449,12 +489,24 @@ impl PyStore {
     /// Stores documents given in the `get` shape (dicts, or `Document`s
     /// read from any store) as `stratum load` does: all of them or none,
     /// under new ids, or under their own with `keep_ids`. Every document is
-    /// checked before anything is written. Returns the ids.
-    #[pyo3(signature = (docs, keep_ids=false))]
-    fn load(&self, py: Python<'_>, docs: &Bound<'_, PyAny>, keep_ids: bool) -> PyResult<Vec<u64>> {
+    /// checked before anything is written. A document whose key a live
+    /// document holds fails the load with `on_conflict="fail"`; `"replace"`
+    /// makes that document this one, keeping its id (and the ids of its
+    /// nodes whose input is unchanged, in order; nothing is written for what
+    /// is already equal), and `"skip"` leaves it alone. Returns the ids: for
+    /// a replaced or skipped document, the id of the one holding the key.
+    #[pyo3(signature = (docs, keep_ids=false, *, on_conflict=None))]
+    fn load(
+        &self,
+        py: Python<'_>,
+        docs: &Bound<'_, PyAny>,
+        keep_ids: bool,
+        on_conflict: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<u64>> {
         if self.mode == Mode::Read {
             return Err(errors::error(READ_ONLY));
         }
+        let on_conflict = args::on_conflict(on_conflict)?;
         let mut parsed = Vec::new();
         for (i, item) in docs.try_iter()?.enumerate() {
             let at = format!("document {}", i + 1);
@@ -474,7 +526,7 @@ impl PyStore {
                     let mut ids = Vec::with_capacity(parsed.len());
                     for (i, p) in parsed.iter().enumerate() {
                         at.store(i + 1, std::sync::atomic::Ordering::Relaxed);
-                        ids.push(s.load_doc(p, id_source)?.0);
+                        ids.push(s.load_doc_or(p, id_source, on_conflict)?.id().0);
                     }
                     Ok(ids)
                 };
@@ -494,40 +546,72 @@ impl PyStore {
         }
     }
 
-    /// One dict per live document, in id order: id, category, version,
-    /// inputs, outputs, body_bytes (`stratum list --json`'s fields).
-    #[pyo3(signature = (category=None))]
-    fn list<'py>(&self, py: Python<'py>, category: Option<String>) -> PyResult<Bound<'py, PyList>> {
-        let rows = self.run(py, move |s| {
-            let mut rows = Vec::new();
-            s.list(&mut |d| {
-                if category.is_none() || d.category == category {
-                    rows.push(d);
-                }
-                Ok(())
-            })?;
-            Ok(rows)
-        })?;
+    /// One dict per live document, in id order: id, key, category,
+    /// version, inputs, outputs, body_bytes (`stratum list --json`'s
+    /// fields). The filters are `stratum list`'s, and each one given must
+    /// hold: `category`, `key` (looked up, as fast as an id at any store
+    /// size), `key_prefix`, `meta` (a dict of top-level fields and the
+    /// values they must have, compared as exact text: `1.0` is not `1`),
+    /// `ids` (an id, or a `range`; a narrow one is looked up id by id) and
+    /// `missing_output` (a node without an expected output).
+    #[pyo3(signature = (category=None, *, key=None, key_prefix=None, meta=None, ids=None, missing_output=false))]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one per keyword argument of the Python method"
+    )]
+    fn list<'py>(
+        &self,
+        py: Python<'py>,
+        category: Option<String>,
+        key: Option<String>,
+        key_prefix: Option<String>,
+        meta: Option<&Bound<'py, PyAny>>,
+        ids: Option<&Bound<'py, PyAny>>,
+        missing_output: bool,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let filters = args::Filters {
+            category,
+            key,
+            key_prefix,
+            meta,
+            ids,
+            missing_output,
+        };
+        let rows = self.selected(py, filters)?;
         reports::summaries(py, &rows)
     }
 
-    /// Every live document in id order, read one at a time. The ids are
-    /// taken when iteration starts: documents created meanwhile are not
-    /// visited, deleted ones are skipped, and writes may be made between
-    /// two steps.
-    #[pyo3(signature = (raw=false))]
-    fn docs(slf: &Bound<'_, Self>, raw: bool) -> PyResult<DocIter> {
-        let ids = slf.get().run(slf.py(), |s| {
-            let mut ids = Vec::new();
-            s.list(&mut |d| {
-                ids.push(d.id.0);
-                Ok(())
-            })?;
-            Ok(ids)
-        })?;
+    /// Every live document in id order, read one at a time; the filters are
+    /// `list`'s (`stratum dump`'s). The selection is made when iteration
+    /// starts: documents created meanwhile are not visited, deleted ones
+    /// are skipped, and writes may be made between two steps.
+    #[pyo3(signature = (raw=false, *, category=None, key=None, key_prefix=None, meta=None, ids=None, missing_output=false))]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one per keyword argument of the Python method"
+    )]
+    fn docs(
+        slf: &Bound<'_, Self>,
+        raw: bool,
+        category: Option<String>,
+        key: Option<String>,
+        key_prefix: Option<String>,
+        meta: Option<&Bound<'_, PyAny>>,
+        ids: Option<&Bound<'_, PyAny>>,
+        missing_output: bool,
+    ) -> PyResult<DocIter> {
+        let filters = args::Filters {
+            category,
+            key,
+            key_prefix,
+            meta,
+            ids,
+            missing_output,
+        };
+        let rows = slf.get().selected(slf.py(), filters)?;
         Ok(DocIter {
             store: slf.clone().unbind(),
-            ids,
+            ids: rows.iter().map(|d| d.id.0).collect(),
             next: 0,
             raw,
         })

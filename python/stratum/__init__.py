@@ -28,7 +28,25 @@ returns the id or ``None``. A deleted document's key is free again.
 Metadata: ``meta=`` takes a dict (or a ``stratum.Json`` holding an object),
 kept in its exact text, on ``create_doc``, ``update_doc`` and ``add_input``;
 ``update_input(doc, node, meta=...)`` replaces a node's. ``Document.meta`` and
-``Node.meta`` read it back.
+``Node.meta`` read it back. ``meta_patch=`` on ``update_doc`` and
+``update_input`` merges a dict into the meta instead (a JSON merge patch, RFC
+7386: a member set to ``None`` is removed, dicts merge, and the members it does
+not name keep their exact text): ``store.update_doc("two-sum",
+meta_patch={"difficulty": "hard", "draft": None})``.
+
+Selection: ``list()`` and ``docs()`` take the filters of ``stratum list`` and
+``stratum dump``, each one given must hold: ``category``, ``key`` (looked up,
+as fast as a get), ``key_prefix``, ``meta`` (a dict of top-level fields and the
+values they must have, compared as exact text, so ``stratum.Json("1.0")`` or
+``1.0`` is not ``1``), ``ids`` (an id, or a ``range``; a narrow one is looked up
+id by id) and ``missing_output`` (a node without an expected output):
+``store.docs(key_prefix="HumanEval/", missing_output=True)``.
+
+Regenerating: ``load(docs, on_conflict="replace")`` replaces the document that
+holds a key already, keeping its id and the ids of its nodes whose input is
+unchanged, and writes nothing for what is already equal, so loading the same
+fixtures again leaves the store as it was; ``"skip"`` leaves that document
+alone; ``"fail"`` (the default) refuses the whole load.
 
 Clearing: in ``update_doc`` and ``update_input`` a field left ``None`` is
 kept, so a field is removed by passing ``stratum.CLEAR``:

@@ -3,13 +3,14 @@
 
 import os
 import pathlib
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Literal, Optional, Tuple, Union
 
 JsonValue = Any
 Body = Union[bytes, bytearray, str]
 # A document: its id, or its key.
 Doc = Union[int, str]
 Meta = Union[Dict[str, Any], "Json"]
+OnConflict = Literal["fail", "replace", "skip"]
 
 class Error(Exception): ...
 class NotFound(Error, LookupError): ...
@@ -98,7 +99,14 @@ class Store:
     ) -> int: ...
     def set_output(self, doc: Doc, node: int, output: JsonValue) -> None: ...
     def clear_output(self, doc: Doc, node: int) -> None: ...
-    def update_input(self, doc: Doc, node: int, *, meta: Union[Meta, Clear, None] = None) -> None: ...
+    def update_input(
+        self,
+        doc: Doc,
+        node: int,
+        *,
+        meta: Union[Meta, Clear, None] = None,
+        meta_patch: Optional[Meta] = None,
+    ) -> None: ...
     def get(self, doc: Doc, raw: bool = False) -> Document: ...
     def get_node(self, doc: Doc, node: int, raw: bool = False) -> Node: ...
     def update_doc(
@@ -110,12 +118,38 @@ class Store:
         *,
         key: Union[str, Clear, None] = None,
         meta: Union[Meta, Clear, None] = None,
+        meta_patch: Optional[Meta] = None,
     ) -> None: ...
     def delete_doc(self, doc: Doc) -> None: ...
     def delete_input(self, doc: Doc, node: int) -> None: ...
-    def load(self, docs: Iterable[Union[Dict[str, Any], Document]], keep_ids: bool = False) -> List[int]: ...
-    def list(self, category: Optional[str] = None) -> List[Dict[str, Any]]: ...
-    def docs(self, raw: bool = False) -> DocIter: ...
+    def load(
+        self,
+        docs: Iterable[Union[Dict[str, Any], Document]],
+        keep_ids: bool = False,
+        *,
+        on_conflict: OnConflict = "fail",
+    ) -> List[int]: ...
+    def list(
+        self,
+        category: Optional[str] = None,
+        *,
+        key: Optional[str] = None,
+        key_prefix: Optional[str] = None,
+        meta: Optional[Dict[str, JsonValue]] = None,
+        ids: Union[int, range, None] = None,
+        missing_output: bool = False,
+    ) -> List[Dict[str, Any]]: ...
+    def docs(
+        self,
+        raw: bool = False,
+        *,
+        category: Optional[str] = None,
+        key: Optional[str] = None,
+        key_prefix: Optional[str] = None,
+        meta: Optional[Dict[str, JsonValue]] = None,
+        ids: Union[int, range, None] = None,
+        missing_output: bool = False,
+    ) -> DocIter: ...
     def batch(self) -> Batch: ...
     def compact(self) -> Dict[str, Any]: ...
     def verify(self) -> Dict[str, Any]: ...

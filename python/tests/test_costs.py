@@ -14,13 +14,19 @@ import stratum
 CHILD = """
 import sys, stratum
 path, op, n, docs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-with stratum.open(path, write=(op not in ("get", "key"))) as s:
+with stratum.open(path, write=(op not in ("get", "key", "list-id", "list-key"))) as s:
     if op == "get":
         for k in range(n):
             s.get(k % docs + 1)
     elif op == "key":
         for k in range(n):
             s.get(f"key {k % docs + 1}")
+    elif op == "list-id":
+        for k in range(n):
+            s.list(ids=k % docs + 1)
+    elif op == "list-key":
+        for k in range(n):
+            s.list(key=f"key {k % docs + 1}")
     elif op == "add":
         for k in range(n):
             s.add_input(k % docs + 1, [k, "x"], output=k)
@@ -84,6 +90,21 @@ def test_a_get_by_key_costs_a_get_by_id_and_one_more_read(tmp_path, docs, compac
     # what a get by id does, whatever the store's size.
     assert by_key - by_id == collections.Counter({"pread64": 200})
     assert by_id - by_key == collections.Counter()
+
+
+@pytest.mark.parametrize("docs", [100, 2000])
+def test_a_selection_by_key_or_id_costs_a_get(tmp_path, docs):
+    path = tmp_path / "s"
+    make_store(path, docs, keys=True)
+    with stratum.open(path) as s:
+        s.compact()
+    cost = lambda op: syscalls(path, op, 300, 50) - syscalls(path, op, 100, 50)
+    # list(key=...) and list(ids=N) look the document up as get does,
+    # whatever the store's size, rather than read the store.
+    by_key, by_id = cost("key"), cost("get")
+    assert by_key["pread64"] == by_id["pread64"] + 200
+    assert cost("list-key") == by_key
+    assert cost("list-id") == by_id
 
 
 def test_each_durable_add_input_is_one_write_and_one_fsync(tmp_path):

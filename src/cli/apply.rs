@@ -7,11 +7,14 @@ use clap::Args;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
-use crate::cli::conflict::{self, Created, OnConflict, Replacing};
+use crate::cli::conflict::OnConflictArg;
 use crate::cli::input::{self, STDIN, Source, at_line};
-use crate::cli::{DocArg, GlobalArgs, KEY_PREFIX, output, patch};
+use crate::cli::{DocArg, GlobalArgs, KEY_PREFIX, output};
 use stratum::shape::{self, Shape, Want};
-use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Result, Store};
+use stratum::{
+    Created, DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, OnConflict, Replacing, Result,
+    Store,
+};
 
 /// Apply a batch of write operations from JSON Lines, all or nothing.
 ///
@@ -66,8 +69,8 @@ pub struct ApplyArgs {
     pub file: Option<PathBuf>,
     /// What a create-doc does whose key a live document holds: fail (exit
     /// 4), replace that document, or skip it.
-    #[arg(long, value_enum, default_value_t = OnConflict::Fail, value_name = "WHAT")]
-    pub on_conflict: OnConflict,
+    #[arg(long, value_enum, default_value_t = OnConflictArg::Fail, value_name = "WHAT")]
+    pub on_conflict: OnConflictArg,
     #[command(flatten)]
     pub json: crate::cli::JsonAlready,
 }
@@ -447,7 +450,7 @@ fn apply_op(
     let id = doc.unwrap_or(DocId(0));
     Ok(match op {
         Op::CreateDoc(new) => {
-            let (id, made, conflict) = match conflict::create(store, &new, on_conflict)? {
+            let (id, made, conflict) = match store.create_doc_or(&new, on_conflict)? {
                 Created::New(id) => (id, Made::Doc(id), None),
                 Created::Skipped(id) => (id, Made::Skipped(id), Some("skipped")),
                 Created::Replaced(r) => {
@@ -459,12 +462,11 @@ fn apply_op(
             batch.created.push((line, made));
             done(id, None, conflict)
         }
-        Op::UpdateDoc(_, mut patch, meta_patch) => {
-            if let Some(p) = meta_patch {
-                let current = store.get(id)?.meta;
-                patch.meta = Some(Some(patch::merge(current.as_ref(), &p)?));
+        Op::UpdateDoc(_, patch, meta_patch) => {
+            match meta_patch {
+                Some(p) => store.update_doc_merging_meta(id, &patch, &p)?,
+                None => store.update_doc(id, &patch)?,
             }
-            store.update_doc(id, &patch)?;
             done(id, None, None)
         }
         Op::AddInput(_, input, meta, output) => {
@@ -483,14 +485,10 @@ fn apply_op(
             done(id, Some(node), None)
         }
         Op::UpdateInput(_, node, change) => {
-            let meta = match change {
-                MetaChange::Set(m) => m,
-                MetaChange::Patch(p) => {
-                    let current = store.get_node(id, node)?.meta;
-                    Some(patch::merge(current.as_ref(), &p)?)
-                }
-            };
-            store.set_node_meta(id, node, meta.as_ref())?;
+            match change {
+                MetaChange::Set(m) => store.set_node_meta(id, node, m.as_ref())?,
+                MetaChange::Patch(p) => store.merge_node_meta(id, node, &p)?,
+            }
             done(id, Some(node), None)
         }
         Op::DeleteInput(_, node) => {
@@ -525,7 +523,7 @@ pub fn run(g: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
     let mut lines = source.lines(&name);
     let mut store = g.open(Mode::Write)?;
     let mut current = 0u64;
-    let on_conflict = args.on_conflict;
+    let on_conflict = OnConflict::from(args.on_conflict);
     let result = store.atomic(|store| {
         let mut done = Vec::new();
         let mut batch = Batch::default();

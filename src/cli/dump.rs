@@ -98,7 +98,8 @@ struct Record<'a> {
 /// # Errors
 /// No store, lock timeout, corruption, I/O (a closed stdout included).
 pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
-    if (args.select.any() || args.fields.is_some()) && (args.salvage || args.records) {
+    let sel = args.select.selection();
+    if (!sel.is_all() || args.fields.is_some()) && (args.salvage || args.records) {
         return Err(UsageError(
             "selection flags and --fields apply to documents, not to --records or --salvage"
                 .to_owned(),
@@ -128,32 +129,32 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
         let bar = output::Bar::new(g.quiet, "dump", Some(0));
         let mut line = String::new();
         let marks = args.high_water;
-        let mut print = |doc: &stratum::Document, node_hwm: stratum::NodeId| {
-            if !args.select.document(doc) {
-                return Ok(());
-            }
+        let mut print = |doc: &stratum::Document, node_hwm: Option<stratum::NodeId>| {
             line.clear();
             match &args.fields {
                 Some(p) => p.write(doc, &mut line),
                 None => doc.write_json(&mut line),
             }
-            if marks {
+            if let Some(hwm) = node_hwm {
                 // The object's closing brace makes way for one more field.
                 line.pop();
-                line.push_str(&format!(",\"node_high_water\":{node_hwm}}}"));
+                line.push_str(&format!(",\"node_high_water\":{hwm}}}"));
             }
             line.push('\n');
             out.write_all(line.as_bytes()).map_err(output::write_err)
         };
-        // A key names at most one document, and a narrow id range a few:
-        // look them up rather than read the store (not with --high-water,
-        // which needs each document's node mark from the full pass).
-        if marks
-            || !args
-                .select
-                .each_looked_up(&store, &mut |d| print(d, stratum::NodeId(0)))?
-        {
-            store.dump_with_node_high_water(&mut |p| bar.update(p), &mut print)?;
+        let mut progress = |p| bar.update(p);
+        if marks {
+            // Each document's node mark comes from the full pass.
+            store.dump_with_node_high_water(&mut progress, &mut |doc, hwm| {
+                if sel.matches(doc) {
+                    print(doc, Some(hwm))
+                } else {
+                    Ok(())
+                }
+            })?;
+        } else {
+            store.select(&sel, &mut progress, &mut |doc| print(doc, None))?;
         }
         if marks {
             let hwm = store.doc_high_water();

@@ -5,9 +5,9 @@ use std::io::Write;
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::select::{self, SelectArgs};
+use crate::cli::select::SelectArgs;
 use crate::cli::{GlobalArgs, output};
-use stratum::{DocSummary, Mode};
+use stratum::Mode;
 
 /// List live documents in id order: a table, or JSON Lines.
 ///
@@ -57,23 +57,9 @@ struct Row<'a> {
 pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
     let store = g.open(Mode::Read)?;
     let mut out = output::stdout();
-    let wanted = |s: &DocSummary| args.select.summary(s);
-    // --key and a narrow --id look their documents up instead of listing
-    // the store.
-    let each = |f: &mut dyn FnMut(DocSummary) -> stratum::Result<()>| -> stratum::Result<()> {
-        if !args
-            .select
-            .each_looked_up(&store, &mut |d| f(select::summary_of(d)))?
-        {
-            store.list(f)?;
-        }
-        Ok(())
-    };
+    let sel = args.select.selection();
     if args.json {
-        each(&mut |s| {
-            if !wanted(&s) {
-                return Ok(());
-            }
+        store.select_summaries(&sel, &mut |s| {
             let row = Row {
                 id: s.id.0,
                 key: s.key.as_deref(),
@@ -98,19 +84,17 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
             ],
             &[0, 4, 5, 6],
         );
-        each(&mut |s| {
-            if wanted(&s) {
-                let text = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
-                t.push(vec![
-                    s.id.to_string(),
-                    text(s.key),
-                    text(s.category),
-                    text(s.version),
-                    s.inputs.to_string(),
-                    s.outputs.to_string(),
-                    output::human_size(s.body_len),
-                ]);
-            }
+        store.select_summaries(&sel, &mut |s| {
+            let text = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+            t.push(vec![
+                s.id.to_string(),
+                text(s.key),
+                text(s.category),
+                text(s.version),
+                s.inputs.to_string(),
+                s.outputs.to_string(),
+                output::human_size(s.body_len),
+            ]);
             Ok(())
         })?;
         t.write(&mut out).map_err(output::write_err)?;

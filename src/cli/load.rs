@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::conflict::{self, OnConflict};
+use crate::cli::conflict::OnConflictArg;
 use crate::cli::input::{self, STDIN, Source, at_line};
 use crate::cli::{GlobalArgs, output};
 use stratum::engine::MAX_ID;
@@ -56,11 +56,11 @@ pub struct LoadArgs {
     #[arg(
         long,
         value_enum,
-        default_value_t = OnConflict::Fail,
+        default_value_t = OnConflictArg::Fail,
         value_name = "WHAT",
         conflicts_with = "keep_ids"
     )]
-    pub on_conflict: OnConflict,
+    pub on_conflict: OnConflictArg,
     #[command(flatten)]
     pub json: crate::cli::JsonAlready,
     /// With --keep-ids, accept ids so high that fewer than 2^32 ids would
@@ -127,7 +127,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
         .filter(|p| p.as_os_str() != "-")
         .map_or_else(|| STDIN.to_owned(), |p| p.display().to_string());
     let (keep_ids, allow_high) = (args.keep_ids, args.allow_high_ids);
-    let on_conflict = args.on_conflict;
+    let on_conflict = stratum::OnConflict::from(args.on_conflict);
     let id_source = if keep_ids { Ids::Keep } else { Ids::Assign };
     let source =
         Source::open(args.file.as_deref())?.read_ahead(&name, &g.dir, &mut |line, text| {
@@ -160,18 +160,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
             }
             let parsed = Document::from_json(text)?;
             check_doc(&parsed, keep_ids, allow_high)?;
-            let id = match conflict::holder(store, &parsed.doc, on_conflict)? {
-                None => store.load_doc(&parsed, id_source)?,
-                Some(id) if on_conflict == OnConflict::Skip => id,
-                Some(id) => {
-                    let mut doc = conflict::replace(store, id, &parsed.doc)?;
-                    for n in &parsed.inputs {
-                        doc.add(store, &n.input, n.meta.as_ref(), n.output.as_ref())?;
-                    }
-                    doc.finish(store)?;
-                    id
-                }
-            };
+            let id = store.load_doc_or(&parsed, id_source, on_conflict)?.id();
             ids.push(id);
             bar.set(lines.bytes());
         }

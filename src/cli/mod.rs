@@ -32,7 +32,6 @@ pub mod input;
 pub mod list;
 pub mod load;
 pub mod output;
-pub mod patch;
 pub mod repair;
 pub mod select;
 pub mod set_output;

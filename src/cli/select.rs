@@ -1,15 +1,13 @@
-//! Selection and projection for `list` and `dump`: which documents to show
-//! and which of their fields, so that a script gets exactly what it asks for
-//! in stratum's exact text, without a `jq` that may rewrite numbers.
+//! The selection flags of `list` and `dump` (the rule is the library's
+//! [`Selection`]), and `dump --fields`, the projection of the fields of
+//! each document, in stratum's exact text.
 
 use std::fmt::Write as _;
 use std::ops::RangeInclusive;
 
 use clap::Args;
 
-use stratum::{DocId, DocSummary, Document, Error, Json, Node, Store, json};
-
-use crate::cli::patch;
+use stratum::{Document, Json, Node, Selection, json};
 
 /// The selection flags `list` and `dump` share.
 #[derive(Debug, Default, Args)]
@@ -38,95 +36,29 @@ pub struct SelectArgs {
     pub missing_output: bool,
 }
 
-/// Widest `--id` range looked up id by id rather than by reading the
-/// whole store: a lookup costs an index probe or two, a scan every record.
-const POINT_LOOKUPS: u64 = 10_000;
-
 impl SelectArgs {
-    /// The ids of a narrow `--id` range (ids above `high_water` were never
-    /// handed out), to look up one by one; `None` when there is no range or
-    /// it is wide enough that reading the store is cheaper.
-    fn narrow_ids(&self, high_water: u64) -> Option<RangeInclusive<u64>> {
-        let r = self.id.as_ref()?;
-        let (start, end) = (*r.start(), (*r.end()).min(high_water));
-        (end < start || end - start < POINT_LOOKUPS).then_some(start..=end)
-    }
-
-    /// Calls `f` with the documents `--key` or a narrow `--id` names, each
-    /// looked up as `get` does it; `false`, calling nothing, when the
-    /// selection needs the store read instead.
-    ///
-    /// # Errors
-    /// As [`Store::get`] and [`Store::find_key`], or what `f` returns.
-    pub fn each_looked_up(
-        &self,
-        store: &Store,
-        f: &mut dyn FnMut(&Document) -> stratum::Result<()>,
-    ) -> stratum::Result<bool> {
+    /// The library's selection for these flags.
+    pub fn selection(&self) -> Selection {
+        let mut sel = Selection::new();
         if let Some(k) = &self.key {
-            if let Some(id) = store.find_key(k)? {
-                f(&store.get(id)?)?;
-            }
-            return Ok(true);
+            sel = sel.key(k);
         }
-        let Some(ids) = self.narrow_ids(store.doc_high_water().0) else {
-            return Ok(false);
-        };
-        for id in ids {
-            match store.get(DocId(id)) {
-                Ok(doc) => f(&doc)?,
-                Err(Error::DocNotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
+        if let Some(p) = &self.key_prefix {
+            sel = sel.key_prefix(p);
         }
-        Ok(true)
-    }
-
-    /// Whether any selection flag was given.
-    pub fn any(&self) -> bool {
-        self.key.is_some()
-            || self.key_prefix.is_some()
-            || self.category.is_some()
-            || !self.meta.is_empty()
-            || self.id.is_some()
-            || self.missing_output
-    }
-
-    /// Whether a `list` row is selected.
-    pub fn summary(&self, s: &DocSummary) -> bool {
-        self.fields(
-            s.id.0,
-            s.key.as_deref(),
-            s.category.as_deref(),
-            s.meta.as_ref(),
-        ) && (!self.missing_output || s.outputs < s.inputs)
-    }
-
-    /// Whether a whole document is selected.
-    pub fn document(&self, d: &Document) -> bool {
-        self.fields(
-            d.id.0,
-            d.key.as_deref(),
-            d.category.as_deref(),
-            d.meta.as_ref(),
-        ) && (!self.missing_output || d.inputs.iter().any(|n| n.output.is_none()))
-    }
-
-    fn fields(
-        &self,
-        id: u64,
-        key: Option<&str>,
-        category: Option<&str>,
-        meta: Option<&Json>,
-    ) -> bool {
-        self.id.as_ref().is_none_or(|r| r.contains(&id))
-            && self.key.as_deref().is_none_or(|k| key == Some(k))
-            && self
-                .key_prefix
-                .as_deref()
-                .is_none_or(|p| key.is_some_and(|k| k.starts_with(p)))
-            && self.category.as_deref().is_none_or(|c| category == Some(c))
-            && self.meta.iter().all(|f| f.matches(meta))
+        if let Some(c) = &self.category {
+            sel = sel.category(c);
+        }
+        for f in &self.meta {
+            sel = sel.meta(&f.field, f.value.clone());
+        }
+        if let Some(r) = &self.id {
+            sel = sel.ids(r.clone());
+        }
+        if self.missing_output {
+            sel = sel.missing_output();
+        }
+        sel
     }
 }
 
@@ -135,13 +67,6 @@ impl SelectArgs {
 pub struct MetaFilter {
     field: String,
     value: Json,
-}
-
-impl MetaFilter {
-    /// Whether `meta` has the field with exactly this value.
-    fn matches(&self, meta: Option<&Json>) -> bool {
-        meta.and_then(|m| patch::member(m, &self.field)) == Some(self.value.as_str())
-    }
 }
 
 /// Parses `FIELD=JSON`: the field name is everything before the first `=`.
@@ -156,21 +81,6 @@ pub fn parse_meta_filter(text: &str) -> Result<MetaFilter, String> {
         field: field.to_owned(),
         value,
     })
-}
-
-/// A `list` row for one document read whole (`--key`, which looks the
-/// document up instead of listing the store).
-pub fn summary_of(d: &Document) -> DocSummary {
-    DocSummary {
-        id: d.id,
-        key: d.key.clone(),
-        category: d.category.clone(),
-        version: d.version.clone(),
-        meta: d.meta.clone(),
-        inputs: d.inputs.len() as u64,
-        outputs: d.inputs.iter().filter(|n| n.output.is_some()).count() as u64,
-        body_len: d.body.len() as u64,
-    }
 }
 
 /// Parses `N`, `A..B`, `A..` or `..B` (ids are positive; both ends included).
@@ -374,20 +284,18 @@ fn opt_field(out: &mut String, name: &str, value: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stratum::{DocId, Json, NodeId};
+    use stratum::{DocId, NodeId};
 
     #[test]
-    fn meta_filters_compare_exact_text_of_top_level_fields() {
-        let f = parse_meta_filter("level=1.0").unwrap();
-        let meta = Json::parse(r#"{"a":{"level":1.0},"level":1.0}"#).unwrap();
-        assert!(f.matches(Some(&meta)));
-        assert!(!parse_meta_filter("level=1").unwrap().matches(Some(&meta)));
-        assert!(!f.matches(None));
+    fn meta_filters_parse_into_a_field_and_compact_json() {
         let tags = parse_meta_filter(r#"tags=[ "a", "b" ]"#).unwrap();
-        assert!(tags.matches(Some(&Json::parse(r#"{"tags":["a","b"]}"#).unwrap())));
+        assert_eq!(
+            (tags.field.as_str(), tags.value.as_str()),
+            ("tags", r#"["a","b"]"#)
+        );
         // The first `=` ends the name; the value may hold more.
         let eq = parse_meta_filter(r#"f="a=b""#).unwrap();
-        assert!(eq.matches(Some(&Json::parse(r#"{"f":"a=b"}"#).unwrap())));
+        assert_eq!((eq.field.as_str(), eq.value.as_str()), ("f", r#""a=b""#));
         assert!(parse_meta_filter("=1").is_err());
         assert!(parse_meta_filter("level").is_err());
         assert!(parse_meta_filter("level=hard").is_err());

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::cli::{DocArg, GlobalArgs, UsageError, input, parse_doc, patch};
+use crate::cli::{DocArg, GlobalArgs, UsageError, input, parse_doc};
 use stratum::DocPatch;
 
 /// Replace or clear a document's body, key, category, version or meta;
@@ -89,7 +89,7 @@ pub fn run(g: &GlobalArgs, args: UpdateDocArgs) -> anyhow::Result<()> {
     }
     let meta = args.meta.as_deref().map(input::meta).transpose()?;
     let meta_patch = args.meta_patch.as_deref().map(input::meta).transpose()?;
-    let mut patch = DocPatch {
+    let patch = DocPatch {
         key: change(args.key, args.clear_key),
         category: change(args.category, args.clear_category),
         version: change(args.version, args.clear_version),
@@ -105,10 +105,9 @@ pub fn run(g: &GlobalArgs, args: UpdateDocArgs) -> anyhow::Result<()> {
     }
     let mut store = g.open_existing()?;
     let id = args.doc.resolve(&store)?;
-    if let Some(p) = &meta_patch {
-        let current = store.get(id)?.meta;
-        patch.meta = Some(Some(patch::merge(current.as_ref(), p)?));
+    match &meta_patch {
+        Some(p) => store.update_doc_merging_meta(id, &patch, p)?,
+        None => store.update_doc(id, &patch)?,
     }
-    store.update_doc(id, &patch)?;
     Ok(())
 }

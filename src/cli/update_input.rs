@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::{DocArg, GlobalArgs, UsageError, input, parse_doc, parse_id, patch};
+use crate::cli::{DocArg, GlobalArgs, UsageError, input, parse_doc, parse_id};
 use stratum::NodeId;
 
 /// Set, patch or clear the metadata of an input node.
@@ -54,13 +54,9 @@ pub fn run(g: &GlobalArgs, args: UpdateInputArgs) -> anyhow::Result<()> {
     let mut store = g.open_existing()?;
     let doc = args.doc.resolve(&store)?;
     let node = NodeId(args.node);
-    let new = match meta_patch {
-        Some(p) => {
-            let current = store.get_node(doc, node)?.meta;
-            Some(patch::merge(current.as_ref(), &p)?)
-        }
-        None => meta,
-    };
-    store.set_node_meta(doc, node, new.as_ref())?;
+    match &meta_patch {
+        Some(p) => store.merge_node_meta(doc, node, p)?,
+        None => store.set_node_meta(doc, node, meta.as_ref())?,
+    }
     Ok(())
 }

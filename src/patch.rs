@@ -1,19 +1,40 @@
-//! JSON merge patch (RFC 7386) on stored JSON text, for `--meta-patch`: the
-//! members a patch does not touch keep their exact text and place, and a
-//! replaced member keeps its place; new members go at the end.
+//! JSON merge patch (RFC 7386) on stored JSON text: how a document's or a
+//! node's `meta` is patched rather than replaced.
+//!
+//! The members a patch does not touch keep their exact text and place, a
+//! replaced member keeps its place, and new members go at the end, so a
+//! patch never rewrites a number (`1.0`, `-9999999999999999`) or an escape
+//! it does not name.
 //!
 //! It works on the compact text [`Json`] holds, which is valid JSON without
 //! insignificant whitespace, so a member is a string literal, a colon and
 //! one value, and the scan below only has to track strings and nesting.
 
-use stratum::{Error, Json, Result};
+use crate::error::{Error, Result};
+use crate::json::Json;
+use crate::model::DocPatch;
+use crate::{DocId, NodeId, Store};
 
-/// `target` (absent: an empty object) with `patch` merged into it. Both
-/// must be JSON objects (meta always is).
+/// `target` (absent: an empty object) with `patch` merged into it, as RFC
+/// 7386 says: a member set to `null` is removed, an object member is merged
+/// recursively, any other member replaces the old one whole.
+///
+/// ```
+/// use stratum::{Json, merge_patch};
+///
+/// # fn main() -> stratum::Result<()> {
+/// let meta = Json::parse(r#"{"n": 1.0, "tags": ["a"], "draft": true}"#)?;
+/// let patch = Json::parse(r#"{"tags": ["b"], "draft": null, "level": 3}"#)?;
+/// let merged = merge_patch(Some(&meta), &patch)?;
+/// assert_eq!(merged.as_str(), r#"{"n":1.0,"tags":["b"],"level":3}"#);
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
-/// [`Error::InvalidInput`] when `patch` is not an object.
-pub fn merge(target: Option<&Json>, patch: &Json) -> Result<Json> {
+/// [`Error::InvalidInput`] when `patch` is not a JSON object (meta always
+/// is one, and a patch of anything else would replace it by a non-object).
+pub fn merge_patch(target: Option<&Json>, patch: &Json) -> Result<Json> {
     if !patch.as_str().starts_with('{') {
         return Err(Error::invalid(
             "a meta patch must be a JSON object (RFC 7386 merge patch)",
@@ -23,9 +44,50 @@ pub fn merge(target: Option<&Json>, patch: &Json) -> Result<Json> {
     Json::parse(&merged)
 }
 
+impl Store {
+    /// As [`Store::update_doc`], with the document's meta merged with
+    /// `meta_patch` ([`merge_patch`]) in the same write. An empty `patch`
+    /// changes the meta alone.
+    ///
+    /// # Errors
+    /// As [`Store::update_doc`]; [`Error::InvalidInput`] when `patch` also
+    /// sets or clears the meta, or `meta_patch` is not an object.
+    pub fn update_doc_merging_meta(
+        &mut self,
+        id: DocId,
+        patch: &DocPatch,
+        meta_patch: &Json,
+    ) -> Result<()> {
+        if patch.meta.is_some() {
+            return Err(Error::invalid(
+                "give either a new meta or a meta patch, not both",
+            ));
+        }
+        let current = self.get(id)?.meta;
+        let merged = merge_patch(current.as_ref(), meta_patch)?;
+        let patch = DocPatch {
+            meta: Some(Some(merged)),
+            ..patch.clone()
+        };
+        self.update_doc(id, &patch)
+    }
+
+    /// Merges `meta_patch` into node `node`'s meta ([`merge_patch`]); its
+    /// input and output are kept.
+    ///
+    /// # Errors
+    /// As [`Store::set_node_meta`]; [`Error::InvalidInput`] when
+    /// `meta_patch` is not an object.
+    pub fn merge_node_meta(&mut self, doc: DocId, node: NodeId, meta_patch: &Json) -> Result<()> {
+        let current = self.get_node(doc, node)?.meta;
+        let merged = merge_patch(current.as_ref(), meta_patch)?;
+        self.set_node_meta(doc, node, Some(&merged))
+    }
+}
+
 /// The text of the member called `name` (compared decoded, as RFC 7386
 /// does) of the compact JSON object `obj`, if it has one.
-pub fn member<'a>(obj: &'a Json, name: &str) -> Option<&'a str> {
+pub(crate) fn member<'a>(obj: &'a Json, name: &str) -> Option<&'a str> {
     members(obj.as_str())
         .into_iter()
         .find(|m| m.key == name)
@@ -81,20 +143,24 @@ fn merge_text(target: &str, patch: &str) -> String {
     out
 }
 
-/// The members of a compact JSON object, in order.
+/// The members of a compact JSON object, in order. Text that is not one
+/// (which [`Json`] rules out) ends the list early rather than panicking.
 fn members(obj: &str) -> Vec<Member<'_>> {
     let bytes = obj.as_bytes();
     let mut out = Vec::new();
     let mut i = 1; // past '{'
     while i < bytes.len() && bytes[i] != b'}' {
         let key_end = string_end(bytes, i);
-        let raw_key = &obj[i..key_end];
         let value_start = key_end + 1; // past ':'
         let value_end = value_end(bytes, value_start);
+        let (Some(raw_key), Some(value)) = (obj.get(i..key_end), obj.get(value_start..value_end))
+        else {
+            break;
+        };
         out.push(Member {
             raw_key,
             key: serde_json::from_str(raw_key).unwrap_or_else(|_| raw_key.to_owned()),
-            value: &obj[value_start..value_end],
+            value,
         });
         i = value_end;
         if bytes.get(i) == Some(&b',') {
@@ -154,7 +220,7 @@ mod tests {
 
     fn merged(target: Option<&str>, patch: &str) -> String {
         let t = target.map(|t| Json::parse(t).unwrap());
-        merge(t.as_ref(), &Json::parse(patch).unwrap())
+        merge_patch(t.as_ref(), &Json::parse(patch).unwrap())
             .unwrap()
             .as_str()
             .to_owned()
@@ -184,6 +250,29 @@ mod tests {
         // RFC 7386 compares decoded member names.
         assert_eq!(merged(Some(r#"{"a":1}"#), r#"{"\u0061":2}"#), r#"{"a":2}"#);
         assert_eq!(merged(Some(r#"{"a":1}"#), r#"{}"#), r#"{"a":1}"#);
-        assert!(merge(None, &Json::parse("[1]").unwrap()).is_err());
+        // A member that is an object replaces a non-object one by a merge
+        // into nothing: its own nulls are dropped.
+        assert_eq!(
+            merged(Some(r#"{"a":[1]}"#), r#"{"a":{"b":null,"c":1}}"#),
+            r#"{"a":{"c":1}}"#
+        );
+        assert!(merge_patch(None, &Json::parse("[1]").unwrap()).is_err());
+        assert!(merge_patch(None, &Json::parse("null").unwrap()).is_err());
+    }
+
+    #[test]
+    fn members_are_found_by_decoded_name_at_the_top_level_only() {
+        let obj = Json::parse(r#"{"a":{"level":1},"level":1.0,"\u006b":"v"}"#).unwrap();
+        assert_eq!(member(&obj, "level"), Some("1.0"));
+        assert_eq!(member(&obj, "k"), Some(r#""v""#));
+        assert_eq!(member(&obj, "missing"), None);
+    }
+
+    #[test]
+    fn text_that_is_not_an_object_ends_the_scan_without_a_panic() {
+        for bad in [r#"{"a"#, r#"{"a":"#, r#"{"a":[1"#, r#"{"\"#, "{", ""] {
+            let _ = members(bad);
+            let _ = merge_text(bad, r#"{"b":1}"#);
+        }
     }
 }
