@@ -304,21 +304,26 @@ pub(crate) fn open_v2(
         version: FORMAT_VERSION,
         store_id: m.store_id,
     };
-    // Every member has its listed length: one stat each, no open, no read;
-    // a member replaced by another file is refused here (its header and
-    // contents are checked when it is first read).
-    for member in &m.members {
-        let path = dir.join(format::segment_name(member.number));
-        let len = vfs.file_len(&path).io("stat", &path)?;
-        if len != member.len {
-            return Err(Error::corrupt(
-                &path,
-                0,
-                format!(
-                    "member is {len} bytes long, the manifest says {} (replaced or truncated)",
-                    member.len
-                ),
-            ));
+    // A write open refuses a store with a member replaced or truncated (one
+    // stat each, no open, no read), so that nothing is written into a store
+    // that lost data. A read-only open leaves that to the first read of each
+    // member (`open_member` checks length, header and contents), so that a
+    // command reading one document pays for the members that may hold it,
+    // not a stat per member.
+    if write {
+        for member in &m.members {
+            let path = dir.join(format::segment_name(member.number));
+            let len = vfs.file_len(&path).io("stat", &path)?;
+            if len != member.len {
+                return Err(Error::corrupt(
+                    &path,
+                    0,
+                    format!(
+                        "member is {len} bytes long, the manifest says {} (replaced or truncated)",
+                        member.len
+                    ),
+                ));
+            }
         }
     }
     // Every check has passed: from here on, a write open may change things.
