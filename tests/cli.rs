@@ -4,6 +4,9 @@
 
 #[path = "cli/help.rs"]
 mod help;
+#[allow(dead_code)]
+#[path = "support/run.rs"]
+mod run;
 #[path = "cli/util.rs"]
 mod util;
 
