@@ -245,15 +245,7 @@ pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-/// Fails the test when `tool`, which the README's "Testing" section lists
-/// among what the tests need, is not installed: a test that skipped
-/// silently would pass without checking anything.
-pub fn require(tool: &str, package: &str) {
-    assert!(
-        Command::new(tool).arg("--version").output().is_ok(),
-        "`{tool}` is not installed (apt-get install {package}); the tests need it"
-    );
-}
+pub use crate::run::require;
 
 /// Runs a shell command line in a pseudo-terminal (util-linux `script`), as
 /// a person at a terminal would: stdin, stdout and stderr are the terminal,

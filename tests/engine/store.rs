@@ -899,19 +899,6 @@ fn a_newer_manifest_version_is_refused() {
     assert_eq!(std::fs::read(&path).unwrap(), b);
 }
 
-/// Whether `strace` runs here; the syscall-counting tests say SKIPPED and
-/// pass without it.
-fn have_strace() -> bool {
-    let ok = std::process::Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok();
-    if !ok {
-        eprintln!("SKIPPED: strace is not installed");
-    }
-    ok
-}
-
 /// `strace` counts of openat + read + pread64 of one command.
 fn io_calls(dir: &std::path::Path, args: &[&str]) -> usize {
     let log = dir.with_extension("strace");
@@ -944,9 +931,7 @@ fn io_calls(dir: &std::path::Path, args: &[&str]) -> usize {
 /// one member that can hold the document, and no other member is opened.
 #[test]
 fn single_document_commands_cost_the_same_at_1000_segments() {
-    if !have_strace() {
-        return;
-    }
+    run::require("strace", "strace");
     let tmp = tempfile::tempdir().unwrap();
     let build = |dir: &std::path::Path, seg: u64| {
         let mut s = Store::open(opts(dir, seg), Mode::Write).unwrap();
@@ -988,9 +973,7 @@ fn single_document_commands_cost_the_same_at_1000_segments() {
 /// dump's file reads, and print exactly the full dump's lines for those ids.
 #[test]
 fn a_narrow_id_range_is_looked_up_not_scanned() {
-    if !have_strace() {
-        return;
-    }
+    run::require("strace", "strace");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
     {
@@ -1060,9 +1043,7 @@ fn store_is_send() {
 /// with a fresh id, and the store verifies.
 #[test]
 fn format_1_upgrade_survives_a_kill_at_every_mutating_call() {
-    if !have_strace() {
-        return;
-    }
+    run::require("strace", "strace");
     let mut points = 0;
     for name in ["rotated", "compacted", "checkpoint", "torn"] {
         let expected =
@@ -1144,9 +1125,7 @@ fn poisoned_and_read_only_writes_are_typed() {
 /// covered here yet.)
 #[test]
 fn issue_9_a_read_error_is_an_io_error_and_truncates_nothing() {
-    if !have_strace() {
-        return;
-    }
+    run::require("strace", "strace");
     let tmp = tempfile::tempdir().unwrap();
     let tpl = tmp.path().join("tpl");
     for i in 0..12 {
@@ -1563,9 +1542,7 @@ fn every_command_runs_under_ulimit_64_at_5000_segments() {
 /// is opened with (it was three times on the descriptor).
 #[test]
 fn open_reads_the_active_header_once_and_stats_each_member_twice() {
-    if !have_strace() {
-        return;
-    }
+    run::require("strace", "strace");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
     for i in 0..4 {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use stratum::engine::format::fnv1a64;
@@ -197,20 +197,17 @@ pub fn call_name(line: &str) -> Option<&str> {
         .then_some(name)
 }
 
-/// Whether the tools this harness needs exist; the tests say so and fail
-/// if not (they are installed by `.ci/run`).
+/// Fails the test unless every one of `tools` is installed (see
+/// [`crate::run::require`]).
 pub fn require_tools(tools: &[&str]) {
     for t in tools {
-        let ok = Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {t}"))
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "the fault harness needs `{t}` on PATH (.ci/run installs it)"
-        );
+        let package = match *t {
+            "flock" | "prlimit" => "util-linux",
+            "timeout" => "coreutils",
+            "/usr/bin/time" => "time",
+            other => other,
+        };
+        crate::run::require(t, package);
     }
 }
 

@@ -447,6 +447,22 @@ pub fn stratum_cmd(dir: &Path, args: &[&str]) -> Cmd {
         .args(args.iter().copied())
 }
 
+/// Fails the test when `tool`, which the README's "Testing" section lists
+/// among what the tests need, is not installed: a test that skipped would
+/// pass without checking anything. `.ci/run` installs them all.
+pub fn require(tool: &str, package: &str) {
+    let installed = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(
+        installed,
+        "`{tool}` is not installed (apt-get install {package}); the tests need it"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Directories
 
