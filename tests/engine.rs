@@ -12,6 +12,17 @@
 //! | `corruption` | every truncation and bit flip of a small store; hostile records | `… corruption::` |
 //! | `fuzz_corpus` | the committed fuzz corpus through the fuzz targets' bodies | `… fuzz_corpus::` |
 //!
+//! # Tiers
+//! - Quick (default, CI): `cargo test --release --test engine` (about a
+//!   minute on 2 cores): 20,000 crash images, 1,000 random histories on the
+//!   simulated machine and 32 on disk, every truncation and bit flip of the
+//!   small store.
+//! - Long (by hand): `STRATUM_CRASH_IMAGES=2000000 STRATUM_CRASH_SEED=5000000
+//!   cargo test --release --test engine crashfs:: -- --nocapture`, and
+//!   `PROPTEST_RNG_SEED=$RANDOM PROPTEST_CASES=100000 cargo test --release
+//!   --test engine model_based::` (a new seed: new histories). Each module's
+//!   header names its knobs.
+//!
 //! `model` (tests/support/model.rs) is the reference model they share with
 //! the fault harness; `run` (tests/support/run.rs) the one runner of the
 //! binary. `corruption` installs this binary's global allocator,
