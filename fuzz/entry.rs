@@ -1,5 +1,5 @@
 //! The fuzz targets' bodies, shared by the cargo-fuzz binaries in
-//! `fuzz/fuzz_targets/` and by `tests/fuzz_corpus.rs`, which replays the
+//! `fuzz/fuzz_targets/` and by `tests/engine/fuzz_corpus.rs`, which replays the
 //! committed corpus through them in a plain `cargo test`.
 //!
 //! Each function takes arbitrary bytes and panics only when a property is

@@ -1,5 +1,5 @@
 //! Fuzz targets for stratum's decoders, segment scanning and recovery. The
-//! bodies live in `entry.rs`, which `tests/fuzz_corpus.rs` shares to replay
+//! bodies live in `entry.rs`, which `tests/engine/fuzz_corpus.rs` shares to replay
 //! the committed corpus in a plain `cargo test`.
 
 mod entry;

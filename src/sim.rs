@@ -12,9 +12,9 @@
 //! [`crash_image`] builds the file system a reboot would find, from a
 //! [`State`] and a choice of what the disk kept of the unsynced changes.
 //!
-//! Behind the `sim` feature, for the harnesses: `tests/crashfs.rs`,
-//! `tests/model.rs`, `tests/corruption.rs`, `tests/fuzz_corpus.rs` and the
-//! fuzz targets (the package's tests turn the feature on through a
+//! Behind the `sim` feature, for the harnesses: the `crashfs`,
+//! `model_based`, `corruption` and `fuzz_corpus` modules of `tests/engine.rs`
+//! and the fuzz targets (the package's tests turn the feature on through a
 //! dev-dependency on itself). Not part of the API a program builds on.
 
 use std::collections::{BTreeMap, HashMap};

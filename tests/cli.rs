@@ -1,9 +1,15 @@
 //! The command-line tests: every command driven through the real binary
 //! (`CARGO_BIN_EXE_stratum`), as scripts use it. One test binary; one
-//! module per area under `tests/cli/`.
+//! module per area under `tests/cli/`. `util` (a fresh store per test, and
+//! what every run is expected to print) sits on the runner every test binary
+//! shares (`run`, tests/support/run.rs). One tier: `cargo test --release
+//! --test cli`, a few seconds; one area alone with a filter (`errors::`).
 
 #[path = "cli/help.rs"]
 mod help;
+#[allow(dead_code)]
+#[path = "support/run.rs"]
+mod run;
 #[path = "cli/util.rs"]
 mod util;
 

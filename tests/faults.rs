@@ -2,7 +2,8 @@
 //! fault is injected into the release binary from outside, with a model of
 //! the acknowledged history (a command is acknowledged iff it exited 0; the
 //! ids create-doc, add-input, load and apply print are part of it), and the
-//! store is checked after each fault.
+//! store is checked after each fault against the reliability guide's
+//! invariants I1–I8 (`oracle`).
 //!
 //! | module | what |
 //! |---|---|
@@ -14,7 +15,10 @@
 //! | `damage` | 6. truncations and bit flips through the CLI; crafted records under a memory cap |
 //! | `locks` | 7. concurrent writers, shared readers, atomic batches, dead holders, lock timeout |
 //! | `hostile` | 8. symlinks, foreign and newer-format files, unknown files, a directory and FIFOs named like segments |
-//! | `support` | 9. every process is audited: exit 101/134/139, a crash signal, or `panicked at`, `memory allocation of`, `RUST_BACKTRACE` on stderr fails the test |
+//! | `run` | 9. every process is audited (`Runner`, shared with the other test binaries as `tests/support/run.rs`): exit 101/134/139, a crash signal, or `panicked at`, `memory allocation of`, `RUST_BACKTRACE` on stderr fails the test |
+//! | `model`, `history` | the reference model every harness shares (`tests/support/model.rs`), and on top of it the commands this harness runs, the ids a correct store hands out, and what was acknowledged |
+//! | `oracle` | the checks after every fault: I1–I8 of the reliability guide |
+//! | `support`, `cases`, `fixtures`, `trace` | strace and prlimit wrappers, tiers and seeds; the command cases the sweeps walk; template stores; strace log parsing |
 //!
 //! Every figure is printed with `eprintln!`; see them with
 //! `cargo test --release --test faults -- --nocapture`.
@@ -49,6 +53,8 @@ mod damage;
 mod fixtures;
 #[path = "faults/fsync_audit.rs"]
 mod fsync_audit;
+#[path = "faults/history.rs"]
+mod history;
 #[path = "faults/hostile.rs"]
 mod hostile;
 #[path = "faults/io_errors.rs"]
@@ -57,10 +63,14 @@ mod io_errors;
 mod kill_points;
 #[path = "faults/locks.rs"]
 mod locks;
-#[path = "faults/model.rs"]
+#[allow(dead_code)]
+#[path = "support/model.rs"]
 mod model;
 #[path = "faults/oracle.rs"]
 mod oracle;
+#[allow(dead_code)]
+#[path = "support/run.rs"]
+mod run;
 #[path = "faults/soak.rs"]
 mod soak;
 #[path = "faults/support.rs"]

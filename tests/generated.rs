@@ -11,6 +11,9 @@ use std::process::Command;
 
 #[path = "cli/help.rs"]
 mod help;
+#[allow(dead_code)]
+#[path = "support/run.rs"]
+mod run;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -33,15 +36,11 @@ fn check_or_bless(rel: &str, content: &[u8]) {
 
 /// Runs the binary and returns its standard output.
 fn stratum(args: &[&str]) -> Vec<u8> {
-    let out = Command::new(env!("CARGO_BIN_EXE_stratum"))
-        .args(args)
-        .output()
-        .expect("stratum runs");
-    assert!(
-        out.status.success(),
-        "stratum {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = Command::new(run::bin());
+    run::clean_env(&mut cmd);
+    cmd.args(args);
+    let out = run::run(cmd, None);
+    assert!(out.ok(), "{}", out.describe());
     out.stdout
 }
 
@@ -212,7 +211,9 @@ fn shell_quote(p: &Path) -> String {
 
 /// A test file under `tests/<dir>/` runs only if a test crate includes it
 /// with `#[path]`; one that is not included compiles nowhere and tests
-/// nothing, silently (jj's `test_no_forgotten_test_files`).
+/// nothing, silently (jj's `test_no_forgotten_test_files`). Likewise a
+/// proptest regressions file replays only beside the test file whose path
+/// it is named after: left behind by a move, it replays nothing.
 #[test]
 fn no_test_file_is_forgotten() {
     let tests = root().join("tests");
@@ -223,24 +224,36 @@ fn no_test_file_is_forgotten() {
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
     let mut forgotten = Vec::new();
-    for dir in std::fs::read_dir(&tests).unwrap() {
-        let dir = dir.unwrap().path();
-        if !dir.is_dir() {
-            continue;
-        }
+    let mut stale = Vec::new();
+    let mut todo: Vec<PathBuf> = vec![tests.clone()];
+    while let Some(dir) = todo.pop() {
         for file in std::fs::read_dir(&dir).unwrap() {
             let file = file.unwrap().path();
-            if file.extension().is_none_or(|x| x != "rs") {
+            if file.is_dir() {
+                todo.push(file);
                 continue;
             }
             let rel = file.strip_prefix(&tests).unwrap().display().to_string();
-            if !crates.contains(&format!("#[path = \"{rel}\"]")) {
-                forgotten.push(rel);
+            match file.extension().and_then(|x| x.to_str()) {
+                Some("rs") if dir != tests && !crates.contains(&format!("#[path = \"{rel}\"]")) => {
+                    forgotten.push(rel);
+                }
+                Some("proptest-regressions") => {
+                    let source = std::fs::read_to_string(file.with_extension("rs"));
+                    if !source.is_ok_and(|s| s.contains("proptest!")) {
+                        stale.push(rel);
+                    }
+                }
+                _ => {}
             }
         }
     }
     assert!(
         forgotten.is_empty(),
         "test files no test crate includes: {forgotten:?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "proptest regressions beside no proptest test file: {stale:?}"
     );
 }

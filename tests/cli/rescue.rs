@@ -102,12 +102,8 @@ fn backup_is_a_verified_store_of_its_own_and_excludes_a_torn_tail() {
     ok_with_summary(&shown, &run);
     assert!(run.stderr.contains("verified"), "{shown}");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratum"))
-        .env_remove("STRATUM_DIR")
-        .args(["--dir", dest_str, "dump"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    let (shown, out) = crate::util::run_at(&dest, &["dump"]);
+    assert_eq!(out.code, 0, "{shown}");
     assert_eq!(String::from_utf8(out.stdout).unwrap(), before);
     let src_active = std::fs::read(&active).unwrap();
     let dst_active = std::fs::read(dest.join("active.seg")).unwrap();

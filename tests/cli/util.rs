@@ -1,20 +1,23 @@
 //! `TestStore`: runs the real `stratum` binary against a fresh data
 //! directory, the way shell scripts do, and prints everything about a run
-//! that did not end as the test expected.
+//! that did not end as the test expected. The processes themselves are run
+//! by the shared runner (`tests/support/run.rs`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_stratum");
+use crate::run;
 
-/// The binary `TestStore` runs: [`BIN`], or `$STRATUM_TEST_BIN` when set, so
-/// a regression test can be shown to fail against an older build.
+/// The binary Cargo built (tests that must run exactly that file).
+pub const BIN: &str = run::BUILT;
+
+/// The binary `TestStore` runs: a private copy of [`BIN`], or
+/// `$STRATUM_TEST_BIN` when set, so a regression test can be shown to fail
+/// against an older build.
 pub fn bin() -> String {
-    std::env::var("STRATUM_TEST_BIN").unwrap_or_else(|_| BIN.to_owned())
+    run::bin().display().to_string()
 }
 
 /// A temporary directory holding one store (`<tmp>/store`, created by the
@@ -56,54 +59,25 @@ impl TestStore {
 
     /// A command with `--dir` set and every variable stratum reads removed.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin());
-        cmd.current_dir(self.tmp.path())
-            .env_remove("STRATUM_DIR")
-            .env_remove("NO_COLOR")
-            .arg("--dir")
-            .arg(&self.data)
-            .args(&self.globals)
-            .args(args);
+        let mut globals: Vec<&str> = self.globals.iter().map(String::as_str).collect();
+        globals.extend(args);
+        let mut cmd = run::stratum(&self.data, &globals);
+        cmd.current_dir(self.tmp.path());
         cmd
     }
 
     /// Runs `cmd` to completion, feeding `stdin` (or nothing: stdin is then
     /// empty, never the terminal).
-    pub fn run_command(mut cmd: Command, stdin: Option<&[u8]>) -> (String, Run) {
-        let shown = describe(&cmd);
-        cmd.stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
-        let feeder = stdin.map(|bytes| {
-            let mut pipe = child.stdin.take().expect("stdin is piped");
-            let bytes = bytes.to_vec();
-            // A thread, so that a command that stops reading early cannot
-            // deadlock against a full pipe.
-            std::thread::spawn(move || {
-                let _ = pipe.write_all(&bytes);
-            })
-        });
-        let out: Output = child
-            .wait_with_output()
-            .unwrap_or_else(|e| panic!("cannot wait for {shown}: {e}"));
-        if let Some(f) = feeder {
-            f.join().expect("stdin feeder");
-        }
+    pub fn run_command(cmd: Command, stdin: Option<&[u8]>) -> (String, Run) {
+        let out = run::run(cmd, stdin.map(<[u8]>::to_vec));
         let run = Run {
             // A signal death (e.g. a panic's abort) has no code: -1 fails
             // every expectation.
-            code: out.status.code().unwrap_or(-1),
+            code: out.code.unwrap_or(-1),
+            stderr: out.err(),
             stdout: out.stdout,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
-        (shown, run)
+        (out.what, run)
     }
 
     /// Runs with these arguments and optional stdin.
@@ -153,17 +127,7 @@ impl TestStore {
     /// Every file of the data directory and its bytes, to show that a
     /// refused command changed nothing.
     pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
-        let mut files = BTreeMap::new();
-        let Ok(entries) = std::fs::read_dir(&self.data) else {
-            return files;
-        };
-        for entry in entries {
-            let entry = entry.expect("read the data directory");
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let bytes = std::fs::read(entry.path()).expect("read a data file");
-            files.insert(name, bytes);
-        }
-        files
+        run::snapshot(&self.data)
     }
 
     /// Names of the files in the data directory, sorted.
@@ -193,13 +157,7 @@ impl TestStore {
 
 /// Runs the binary on another data directory than a test store's own.
 pub fn run_at(dir: &Path, args: &[&str]) -> (String, Run) {
-    let mut cmd = Command::new(bin());
-    cmd.env_remove("STRATUM_DIR")
-        .env_remove("NO_COLOR")
-        .arg("--dir")
-        .arg(dir)
-        .args(args);
-    TestStore::run_command(cmd, None)
+    TestStore::run_command(run::stratum(dir, args), None)
 }
 
 /// Exit 0 with a `stratum: ` report on stderr (which [`TestStore::ok`]
@@ -241,18 +199,6 @@ impl WithStdin<'_> {
     pub fn fails(&self, args: &[&str]) -> (i32, String) {
         self.store.stdin_fails(args, Some(self.bytes))
     }
-}
-
-fn describe(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&a.to_string_lossy());
-    }
-    if let Some(dir) = cmd.get_current_dir() {
-        write!(s, "  (in {})", dir.display()).expect("write to a string");
-    }
-    s
 }
 
 /// The failure report every unexpected outcome prints.
@@ -299,15 +245,7 @@ pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
-/// Fails the test when `tool`, which the README's "Testing" section lists
-/// among what the tests need, is not installed: a test that skipped
-/// silently would pass without checking anything.
-pub fn require(tool: &str, package: &str) {
-    assert!(
-        Command::new(tool).arg("--version").output().is_ok(),
-        "`{tool}` is not installed (apt-get install {package}); the tests need it"
-    );
-}
+pub use crate::run::require;
 
 /// Runs a shell command line in a pseudo-terminal (util-linux `script`), as
 /// a person at a terminal would: stdin, stdout and stderr are the terminal,
@@ -315,9 +253,8 @@ pub fn require(tool: &str, package: &str) {
 /// received; its code is the line's exit status.
 pub fn in_terminal_run(s: &TestStore, line: &str) -> (String, Run) {
     let mut cmd = Command::new("script");
+    run::clean_env(&mut cmd);
     cmd.current_dir(s.tmp())
-        .env_remove("NO_COLOR")
-        .env_remove("STRATUM_DIR")
         .env("TERM", "xterm")
         .env("COLUMNS", "100")
         .env("LINES", "40")

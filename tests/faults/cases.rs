@@ -7,7 +7,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::fixtures;
-use crate::model::{Model, Op, Target, new_doc};
+use crate::history::{
+    Command, Model, Target, add_input, apply, create_doc, delete_doc, delete_input, new_doc,
+    set_output, update_doc,
+};
 use crate::support::{
     Ctx, MUTATING, TMP_SUFFIX, count_calls, names, reset_dir, under_strace, watch_paths,
 };
@@ -20,12 +23,12 @@ pub struct Case {
     /// command runs on a directory that does not exist yet.
     pub template: Option<PathBuf>,
     pub model: Model,
-    pub op: Op,
+    pub op: Command,
     pub seg: String,
 }
 
 impl Case {
-    fn new(name: &str, template: &Path, model: &Model, op: Op, seg: &str) -> Case {
+    fn new(name: &str, template: &Path, model: &Model, op: Command, seg: &str) -> Case {
         Case {
             name: name.to_owned(),
             template: Some(template.to_path_buf()),
@@ -119,71 +122,44 @@ impl Cases {
                 "create-doc",
                 b,
                 m,
-                Op::CreateDoc(new_doc("New problem", Some("easy"), Some("v1"))),
+                create_doc(new_doc("New problem", Some("easy"), Some("v1"))),
                 seg,
             ),
             Case::new(
                 "update-doc",
                 b,
                 m,
-                Op::UpdateDoc {
-                    doc: Target::Id(2),
-                    body: Some("Sort a list in place".into()),
-                    category: Some("sorting".into()),
-                    version: Some("v3".into()),
-                },
+                update_doc(
+                    Target::Id(2),
+                    Some("Sort a list in place".into()),
+                    Some("sorting".into()),
+                    Some("v3".into()),
+                ),
                 seg,
             ),
             Case::new(
                 "add-input",
                 b,
                 m,
-                Op::AddInput {
-                    doc: Target::Id(1),
-                    input: "[40,2]".into(),
-                    output: None,
-                },
+                add_input(Target::Id(1), "[40,2]".into(), None),
                 seg,
             ),
             Case::new(
                 "add-input --output",
                 b,
                 m,
-                Op::AddInput {
-                    doc: Target::Id(1),
-                    input: "[40,2]".into(),
-                    output: Some("42".into()),
-                },
+                add_input(Target::Id(1), "[40,2]".into(), Some("42".into())),
                 seg,
             ),
             Case::new(
                 "set-output",
                 b,
                 m,
-                Op::SetOutput {
-                    doc: Target::Id(2),
-                    node: 3,
-                    output: "{\"sorted\":true}".into(),
-                },
+                set_output(Target::Id(2), 3, "{\"sorted\":true}".into()),
                 seg,
             ),
-            Case::new(
-                "delete-input",
-                b,
-                m,
-                Op::DeleteInput {
-                    doc: Target::Id(3),
-                    node: 1,
-                },
-                seg,
-            ),
-            Case::new(
-                "delete-doc",
-                b,
-                m,
-                Op::DeleteDoc { doc: Target::Id(1) },
-                seg,
-            ),
+            Case::new("delete-input", b, m, delete_input(Target::Id(3), 1), seg),
+            Case::new("delete-doc", b, m, delete_doc(Target::Id(1)), seg),
         ]
     }
 
@@ -193,7 +169,7 @@ impl Cases {
             name: "create-doc (new store)".into(),
             template: None,
             model: Model::default(),
-            op: Op::CreateDoc(new_doc("First", None, None)),
+            op: create_doc(new_doc("First", None, None)),
             seg: "1M".into(),
         }
     }
@@ -206,21 +182,21 @@ impl Cases {
                 "add-input (rotation)",
                 b,
                 m,
-                Op::AddInput {
-                    doc: Target::Id(2),
-                    input: fixtures::input(2, 99, 4000),
-                    output: Some("\"big\"".into()),
-                },
+                add_input(
+                    Target::Id(2),
+                    fixtures::input(2, 99, 4000),
+                    Some("\"big\"".into()),
+                ),
                 "4096",
             ),
             Case::new(
                 "load (rotation)",
                 b,
                 m,
-                Op::Load(fixtures::load_docs("r", 3, 6, 300)),
+                Command::Load(fixtures::load_docs("r", 3, 6, 300)),
                 "4096",
             ),
-            Case::new("compact --full", b, m, Op::Compact, "4096"),
+            Case::new("compact --full", b, m, Command::Compact, "4096"),
             self.compact_many_segments(),
             self.compact_selective(),
         ]
@@ -240,14 +216,12 @@ impl Cases {
             if i < 2 {
                 victims.push(m.doc_hwm + 1);
             }
-            let op = Op::Load(fixtures::load_docs(&format!("v{i}"), 2, 6, 280));
-            crate::model::exec(&self.run, &dir, "4096", &mut m, &op);
+            let op = Command::Load(fixtures::load_docs(&format!("v{i}"), 2, 6, 280));
+            crate::history::exec(&self.run, &dir, "4096", &mut m, &op);
         }
         for id in victims {
-            let op = Op::DeleteDoc {
-                doc: Target::Id(id),
-            };
-            crate::model::exec(&self.run, &dir, "4096", &mut m, &op);
+            let op = delete_doc(Target::Id(id));
+            crate::history::exec(&self.run, &dir, "4096", &mut m, &op);
         }
         let plan = self.run.stratum(
             &dir,
@@ -268,7 +242,7 @@ impl Cases {
             &format!("compact (selective, {merge} of {sealed} sealed segments)"),
             &dir,
             &m,
-            Op::CompactSelective,
+            Command::CompactSelective,
             "4096",
         )
     }
@@ -281,8 +255,8 @@ impl Cases {
         let mut m = self.base_model.clone();
         let loads = if crate::support::long() { 18 } else { 7 };
         for i in 0..loads {
-            let op = Op::Load(fixtures::load_docs(&format!("s{i}"), 2, 6, 280));
-            crate::model::exec(&self.run, &dir, "4096", &mut m, &op);
+            let op = Command::Load(fixtures::load_docs(&format!("s{i}"), 2, 6, 280));
+            crate::history::exec(&self.run, &dir, "4096", &mut m, &op);
         }
         let sealed = names(&dir)
             .iter()
@@ -292,7 +266,7 @@ impl Cases {
             &format!("compact ({sealed} sealed segments)"),
             &dir,
             &m,
-            Op::Compact,
+            Command::Compact,
             "4096",
         )
     }
@@ -305,10 +279,10 @@ impl Cases {
                 "load",
                 b,
                 m,
-                Op::Load(fixtures::load_docs("k", 2, 2, 10)),
+                Command::Load(fixtures::load_docs("k", 2, 2, 10)),
                 "1M",
             ),
-            Case::new("apply", b, m, Op::Apply(fixtures::apply_ops()), "1M"),
+            Case::new("apply", b, m, apply(fixtures::apply_ops()), "1M"),
         ]
     }
 
@@ -318,11 +292,7 @@ impl Cases {
     pub fn recovery(&self, cx: &Ctx) -> Vec<Case> {
         let m = &self.base_model;
         let mut v = Vec::new();
-        let probe = || Op::SetOutput {
-            doc: Target::Id(3),
-            node: 2,
-            output: "\"recovered\"".into(),
-        };
+        let probe = || set_output(Target::Id(3), 2, "\"recovered\"".into());
 
         let torn = self.root.join("torn-tail");
         reset_dir(&self.base, &torn);
@@ -382,7 +352,7 @@ impl Cases {
             let n = find_call(cx, &self.base, &dir, call, pick);
             reset_dir(&self.base, &dir);
             let out = cx.run.run(under_strace(
-                crate::model::op_cmd(&dir, "4096", &Op::Compact),
+                crate::history::op_cmd(&dir, "4096", &Command::Compact),
                 Path::new("/dev/null"),
                 &watch_paths(&dir),
                 call,
@@ -413,7 +383,7 @@ fn find_call(cx: &Ctx, template: &Path, work: &Path, call: &str, pick: Pick) -> 
     let log = cx.path("find-call.log");
     let existing: BTreeSet<String> = names(work).into_iter().collect();
     let out = cx.run.run(under_strace(
-        crate::model::op_cmd(work, "4096", &Op::Compact),
+        crate::history::op_cmd(work, "4096", &Command::Compact),
         &log,
         &watch_paths(work),
         call,
@@ -468,7 +438,7 @@ pub fn count_case_calls(
     case.reset(work);
     let log = cx.path("count.log");
     let out = cx.run.run(under_strace(
-        crate::model::op_cmd(work, &case.seg, &case.op),
+        crate::history::op_cmd(work, &case.seg, &case.op),
         &log,
         &case.watch(work),
         &MUTATING.join(","),

@@ -28,7 +28,10 @@ fn encode_doc_meta(node_hwm: u64, category: Option<&str>, version: Option<&str>)
     .0
 }
 
-use crate::model::{self, Docs, Model, Op, Target, new_doc, parse_doc};
+use crate::history::{
+    self, Command, Docs, Model, Target, add_input, create_doc, delete_doc, delete_input, new_doc,
+    parse_doc, set_output, update_doc,
+};
 use crate::support::{Cmd, Ctx, long, names, reset_dir, rng};
 
 /// A small store: one sealed (compacted) segment with its index, and an
@@ -45,66 +48,42 @@ fn fixture(cx: &Ctx) -> Fixture {
     let mut m = Model::default();
     let run = &cx.run;
     for i in 1..=3u64 {
-        model::exec(
+        history::exec(
             run,
             &dir,
             "4096",
             &mut m,
-            &Op::CreateDoc(new_doc(&format!("doc {i}"), Some("c"), None)),
+            &create_doc(new_doc(&format!("doc {i}"), Some("c"), None)),
         );
         for n in 0..5 {
-            let op = Op::AddInput {
-                doc: Target::Id(i),
-                input: format!("{{\"i\":{i},\"n\":{n},\"pad\":\"{}\"}}", "q".repeat(90)),
-                output: (n % 2 == 0).then(|| format!("{n}")),
-            };
-            model::exec(run, &dir, "4096", &mut m, &op);
+            let op = add_input(
+                Target::Id(i),
+                format!("{{\"i\":{i},\"n\":{n},\"pad\":\"{}\"}}", "q".repeat(90)),
+                (n % 2 == 0).then(|| format!("{n}")),
+            );
+            history::exec(run, &dir, "4096", &mut m, &op);
         }
     }
-    model::exec(
-        run,
-        &dir,
-        "4096",
-        &mut m,
-        &Op::DeleteInput {
-            doc: Target::Id(1),
-            node: 2,
-        },
-    );
-    model::exec(run, &dir, "4096", &mut m, &Op::Compact);
+    history::exec(run, &dir, "4096", &mut m, &delete_input(Target::Id(1), 2));
+    history::exec(run, &dir, "4096", &mut m, &Command::Compact);
     let len = |d: &Path| fs::metadata(d.join("active.seg")).map_or(0, |x| x.len());
     let mut history = vec![(len(&dir), m.docs.clone())];
     let tail = [
-        Op::CreateDoc(new_doc("tail doc", None, Some("t1"))),
-        Op::AddInput {
-            doc: Target::Id(4),
-            input: "[4,1]".into(),
-            output: Some("\"x\"".into()),
-        },
-        Op::SetOutput {
-            doc: Target::Id(2),
-            node: 1,
-            output: "{\"new\":1}".into(),
-        },
-        Op::UpdateDoc {
-            doc: Target::Id(3),
-            body: Some("doc 3, edited".into()),
-            category: None,
-            version: Some("v2".into()),
-        },
-        Op::DeleteInput {
-            doc: Target::Id(2),
-            node: 3,
-        },
-        Op::DeleteDoc { doc: Target::Id(1) },
-        Op::AddInput {
-            doc: Target::Id(3),
-            input: "{\"last\":true}".into(),
-            output: None,
-        },
+        create_doc(new_doc("tail doc", None, Some("t1"))),
+        add_input(Target::Id(4), "[4,1]".into(), Some("\"x\"".into())),
+        set_output(Target::Id(2), 1, "{\"new\":1}".into()),
+        update_doc(
+            Target::Id(3),
+            Some("doc 3, edited".into()),
+            None,
+            Some("v2".into()),
+        ),
+        delete_input(Target::Id(2), 3),
+        delete_doc(Target::Id(1)),
+        add_input(Target::Id(3), "{\"last\":true}".into(), None),
     ];
     for op in &tail {
-        model::exec(run, &dir, "1M", &mut m, op);
+        history::exec(run, &dir, "1M", &mut m, op);
         history.push((len(&dir), m.docs.clone()));
     }
     Fixture { dir, history }
@@ -208,11 +187,11 @@ fn check_damaged(cx: &Ctx, fx: &Fixture, work: &Path, dmg: &Damage<'_>, t: &mut 
     let d = cx.run.stratum(work, &["dump"]);
     t.reads += 1;
     match d.code {
-        Some(0) => match model::parse_dump(&d.out()) {
+        Some(0) => match history::parse_dump(&d.out()) {
             Ok(got) if ok_states.contains(&&got) => {}
             Ok(got) => t.violations.push(format!(
                 "{what}: dump printed a state the history never had: {}",
-                model::diff(ok_states[0], &got)
+                history::diff(ok_states[0], &got)
             )),
             Err(e) => t.violations.push(format!("{what}: dump: {e}")),
         },

@@ -2,7 +2,10 @@
 
 use std::path::Path;
 
-use crate::model::{self, Model, NewDoc, Op, Target, new_doc, node};
+use crate::history::{
+    self, Command, LoadDoc, Model, Target, add_input, create_doc, delete_doc, delete_input,
+    load_doc, new_doc, node, set_output, update_doc,
+};
 use crate::support::Runner;
 
 /// A JSON input of roughly `pad` bytes, unique per (doc, n).
@@ -27,110 +30,72 @@ pub fn base(run: &Runner, dir: &Path) -> Model {
         ("To be deleted", None, Some("old")),
     ];
     for (body, cat, ver) in docs {
-        model::exec(
-            run,
-            dir,
-            seg,
-            &mut m,
-            &Op::CreateDoc(new_doc(body, cat, ver)),
-        );
+        history::exec(run, dir, seg, &mut m, &create_doc(new_doc(body, cat, ver)));
     }
     for doc in 1..=5u64 {
         for n in 1..=8u64 {
             let output = (n % 3 != 0).then(|| format!("[{doc},{n}]"));
-            let op = Op::AddInput {
-                doc: Target::Id(doc),
-                input: input(doc, n, 200),
-                output,
-            };
-            model::exec(run, dir, seg, &mut m, &op);
+            let op = add_input(Target::Id(doc), input(doc, n, 200), output);
+            history::exec(run, dir, seg, &mut m, &op);
         }
     }
     let tail = [
-        Op::SetOutput {
-            doc: Target::Id(1),
-            node: 3,
-            output: "{\"sum\":3}".into(),
-        },
-        Op::SetOutput {
-            doc: Target::Id(1),
-            node: 1,
-            output: "\"replaced\"".into(),
-        },
-        Op::DeleteInput {
-            doc: Target::Id(2),
-            node: 2,
-        },
-        Op::UpdateDoc {
-            doc: Target::Id(4),
-            body: Some("Parse an ISO date".into()),
-            category: None,
-            version: Some("v2".into()),
-        },
-        Op::DeleteDoc { doc: Target::Id(5) },
-        Op::AddInput {
-            doc: Target::Id(3),
-            input: "[1,2,3]".into(),
-            output: Some("6".into()),
-        },
+        set_output(Target::Id(1), 3, "{\"sum\":3}".into()),
+        set_output(Target::Id(1), 1, "\"replaced\"".into()),
+        delete_input(Target::Id(2), 2),
+        update_doc(
+            Target::Id(4),
+            Some("Parse an ISO date".into()),
+            None,
+            Some("v2".into()),
+        ),
+        delete_doc(Target::Id(5)),
+        add_input(Target::Id(3), "[1,2,3]".into(), Some("6".into())),
     ];
     for op in &tail {
-        model::exec(run, dir, seg, &mut m, op);
+        history::exec(run, dir, seg, &mut m, op);
     }
     m
 }
 
 /// A few documents for `load`, with inputs.
-pub fn load_docs(tag: &str, count: usize, inputs: usize, pad: usize) -> Vec<NewDoc> {
+pub fn load_docs(tag: &str, count: usize, inputs: usize, pad: usize) -> Vec<LoadDoc> {
     (0..count)
-        .map(|i| NewDoc {
-            body: format!("loaded {tag} {i}"),
-            category: (i % 2 == 0).then(|| "loaded".to_owned()),
-            version: None,
-            inputs: (0..inputs)
-                .map(|k| {
-                    node(
-                        &format!(
-                            "{{\"load\":\"{tag}\",\"i\":{i},\"k\":{k},\"pad\":\"{}\"}}",
-                            "y".repeat(pad)
-                        ),
-                        (k % 2 == 0).then_some("true"),
-                    )
-                })
-                .collect(),
+        .map(|i| {
+            load_doc(
+                format!("loaded {tag} {i}"),
+                (i % 2 == 0).then(|| "loaded".to_owned()),
+                None,
+                (0..inputs)
+                    .map(|k| {
+                        node(
+                            &format!(
+                                "{{\"load\":\"{tag}\",\"i\":{i},\"k\":{k},\"pad\":\"{}\"}}",
+                                "y".repeat(pad)
+                            ),
+                            (k % 2 == 0).then_some("true"),
+                        )
+                    })
+                    .collect(),
+            )
         })
         .collect()
 }
 
 /// A batch touching existing documents and creating new ones.
-pub fn apply_ops() -> Vec<Op> {
+pub fn apply_ops() -> Vec<Command> {
     vec![
-        Op::CreateDoc(new_doc("made by apply", Some("batch"), None)),
-        Op::AddInput {
-            doc: Target::Line(1),
-            input: "{\"a\":1}".into(),
-            output: Some("1".into()),
-        },
-        Op::AddInput {
-            doc: Target::Id(1),
-            input: "[\"batch\"]".into(),
-            output: None,
-        },
-        Op::SetOutput {
-            doc: Target::Id(1),
-            node: 2,
-            output: "\"from apply\"".into(),
-        },
-        Op::DeleteInput {
-            doc: Target::Id(3),
-            node: 4,
-        },
-        Op::UpdateDoc {
-            doc: Target::Id(2),
-            body: Some("Sort a list, stably".into()),
-            category: Some("sorting".into()),
-            version: None,
-        },
-        Op::DeleteDoc { doc: Target::Id(4) },
+        create_doc(new_doc("made by apply", Some("batch"), None)),
+        add_input(Target::Line(1), "{\"a\":1}".into(), Some("1".into())),
+        add_input(Target::Id(1), "[\"batch\"]".into(), None),
+        set_output(Target::Id(1), 2, "\"from apply\"".into()),
+        delete_input(Target::Id(3), 4),
+        update_doc(
+            Target::Id(2),
+            Some("Sort a list, stably".into()),
+            Some("sorting".into()),
+            None,
+        ),
+        delete_doc(Target::Id(4)),
     ]
 }

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::cases::{Case, Cases};
-use crate::model::{Model, Op, new_doc, op_cmd};
+use crate::history::{Command, Model, create_doc, new_doc, op_cmd};
 use crate::oracle::check_acknowledged;
 use crate::support::{Ctx, MUTATING, names, stratum_cmd, under_strace, watch_paths};
 use crate::trace;
@@ -67,7 +67,7 @@ fn audit_case(cx: &Ctx, case: &Case, relative: bool) -> Audited {
             .violations
             .push(format!("trace does not end in exit 0: {:?}", t.exit));
     }
-    if matches!(case.op, Op::Compact | Op::CompactSelective) {
+    if matches!(case.op, Command::Compact | Command::CompactSelective) {
         if report.renamed_in == 0 || report.old_unlinks == 0 {
             report.violations.push(format!(
                 "compaction renamed {} merged files in and unlinked {} old ones; expected both > 0",
@@ -225,7 +225,7 @@ fn fsync_order_audit_of_a_new_store_under_a_relative_dir() {
         name: "create-doc (new store)".into(),
         template: None,
         model: Model::default(),
-        op: Op::CreateDoc(new_doc("First", None, None)),
+        op: create_doc(new_doc("First", None, None)),
         seg: "1M".into(),
     };
     let audited = vec![audit_case(&cx, &case, true)];

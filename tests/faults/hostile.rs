@@ -13,7 +13,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use crate::fixtures;
-use crate::model::{self, Model, Op, Target, new_doc};
+use crate::history::{self, Model, Target, add_input, create_doc, new_doc};
 use crate::support::{Cmd, Ctx, names, reset_dir, snapshot};
 
 /// The commands run against every planted store.
@@ -248,20 +248,16 @@ fn store(cx: &Ctx) -> (PathBuf, Model) {
     let dir = cx.path("template");
     let mut m = Model::default();
     for i in 1..=3u64 {
-        model::exec(
+        history::exec(
             &cx.run,
             &dir,
             "4096",
             &mut m,
-            &Op::CreateDoc(new_doc(&format!("doc {i}"), None, None)),
+            &create_doc(new_doc(&format!("doc {i}"), None, None)),
         );
         for n in 0..6 {
-            let op = Op::AddInput {
-                doc: Target::Id(i),
-                input: fixtures::input(i, n, 150),
-                output: Some("1".into()),
-            };
-            model::exec(&cx.run, &dir, "4096", &mut m, &op);
+            let op = add_input(Target::Id(i), fixtures::input(i, n, 150), Some("1".into()));
+            history::exec(&cx.run, &dir, "4096", &mut m, &op);
         }
     }
     assert!(
@@ -372,7 +368,7 @@ fn hostile_directories_are_refused_or_ignored_never_written_through() {
                     if !out.ok() {
                         violations.push(format!("{what}: expected success: {}", out.describe()));
                     } else if args[0] == "dump"
-                        && model::parse_dump(&out.out()).ok().as_ref() != Some(&m.docs)
+                        && history::parse_dump(&out.out()).ok().as_ref() != Some(&m.docs)
                     {
                         violations.push(format!("{what}: dump differs from the model"));
                     }

@@ -15,7 +15,9 @@ use std::fs;
 use std::path::Path;
 
 use crate::cases::{Case, Cases, count_case_calls};
-use crate::model::{self, Model, NewDoc, Op, Target, op_cmd};
+use crate::history::{
+    self, Command, Model, Target, add_input, create_doc, delete_doc, op_cmd, text_doc,
+};
 use crate::oracle::{check_acknowledged, check_recovery, probe_and_reverify};
 use crate::support::{Ctx, Tmpfs, long, names, snapshot, tmp_files, under_strace};
 use crate::trace;
@@ -229,13 +231,12 @@ fn tmpfs(cx: &Ctx, name: &str, options: &str) -> Option<Tmpfs> {
     }
 }
 
-fn filler_doc(i: u64, pad: usize) -> Op {
-    Op::CreateDoc(NewDoc {
-        body: format!("fill {i} {}", "f".repeat(pad)),
-        category: None,
-        version: None,
-        inputs: Vec::new(),
-    })
+fn filler_doc(i: u64, pad: usize) -> Command {
+    create_doc(text_doc(
+        format!("fill {i} {}", "f".repeat(pad)),
+        None,
+        None,
+    ))
 }
 
 /// Writes until the disk is full; checks the failure, the store, and that
@@ -259,11 +260,11 @@ fn real_full_disk_on_tmpfs() {
         let failed = loop {
             i += 1;
             let op = if i.is_multiple_of(3) && m.doc_hwm > 0 {
-                Op::AddInput {
-                    doc: Target::Id(m.doc_hwm),
-                    input: format!("{{\"i\":{i},\"pad\":\"{}\"}}", "p".repeat(700)),
-                    output: Some("1".into()),
-                }
+                add_input(
+                    Target::Id(m.doc_hwm),
+                    format!("{{\"i\":{i},\"pad\":\"{}\"}}", "p".repeat(700)),
+                    Some("1".into()),
+                )
             } else {
                 filler_doc(i, 500)
             };
@@ -335,16 +336,10 @@ fn failed_compaction_on_a_full_tmpfs_leaves_old_segments_intact() {
     let tpl = cx.path("template");
     let mut m = Model::default();
     for i in 0..12 {
-        model::exec(&cx.run, &tpl, "4096", &mut m, &filler_doc(i, 600));
+        history::exec(&cx.run, &tpl, "4096", &mut m, &filler_doc(i, 600));
     }
     for i in 1..=6 {
-        model::exec(
-            &cx.run,
-            &tpl,
-            "4096",
-            &mut m,
-            &Op::DeleteDoc { doc: Target::Id(i) },
-        );
+        history::exec(&cx.run, &tpl, "4096", &mut m, &delete_doc(Target::Id(i)));
     }
     // tmpfs charges whole pages per file.
     let tpl_pages: u64 = snapshot(&tpl)
@@ -398,9 +393,9 @@ fn failed_compaction_on_a_full_tmpfs_leaves_old_segments_intact() {
         if !v.ok() {
             violations.push(format!("{label}: verify: {}", v.describe()));
         }
-        match model::dump(&cx.run, &dir) {
+        match history::dump(&cx.run, &dir) {
             Ok(got) if got == m.docs => {}
-            Ok(got) => violations.push(format!("{label}: {}", model::diff(&m.docs, &got))),
+            Ok(got) => violations.push(format!("{label}: {}", history::diff(&m.docs, &got))),
             Err(e) => violations.push(format!("{label}: {e}")),
         }
         // Make room, then the next write cleans up.

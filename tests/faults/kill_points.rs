@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use crate::cases::{Case, Cases, count_case_calls};
-use crate::model::op_cmd;
+use crate::history::op_cmd;
 use crate::oracle::{Outcome, check_acknowledged, check_recovery};
 use crate::support::{Ctx, under_strace};
 
@@ -155,7 +155,7 @@ fn kill_at_every_boundary_of_crash_recovery() {
 /// the damaged original kept byte for byte in quarantine.
 #[test]
 fn kill_at_every_boundary_of_repair() {
-    use crate::model;
+    use crate::history;
     use crate::support::{count_calls, names, reset_dir, stratum_cmd, watch_paths};
     use std::fs;
 
@@ -175,7 +175,7 @@ fn kill_at_every_boundary_of_repair() {
     reset_dir(&tpl, &reference);
     let out = cx.run.stratum(&reference, &["repair"]);
     assert!(out.ok(), "reference repair: {}", out.describe());
-    let want = model::dump(&cx.run, &reference).expect("dump after repair");
+    let want = history::dump(&cx.run, &reference).expect("dump after repair");
     let probe = cx.run.stratum(&reference, &["create-doc", "probe"]);
     assert!(probe.ok(), "{}", probe.describe());
     let want_id = probe.out().trim().to_owned();
@@ -233,9 +233,9 @@ fn kill_at_every_boundary_of_repair() {
                     v.describe()
                 ));
             }
-            match model::dump(&cx.run, &work) {
+            match history::dump(&cx.run, &work) {
                 Ok(got) if got == want => {}
-                Ok(got) => violations.push(format!("{label}: {}", model::diff(&want, &got))),
+                Ok(got) => violations.push(format!("{label}: {}", history::diff(&want, &got))),
                 Err(e) => violations.push(format!("{label}: {e}")),
             }
             let q = work.join(stratum::engine::QUARANTINE_DIR);

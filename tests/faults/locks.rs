@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::model::{self, Model, NewDoc, Op, Target, new_doc, op_cmd};
+use crate::history::{
+    self, Model, Target, add_input, apply, create_doc, new_doc, op_cmd, set_output, text_doc,
+};
 use crate::support::{Cmd, Ctx, Running, long, snapshot, stratum_cmd};
 
 /// Spawns `flock <mode> <dir>/LOCK sleep 600` and returns once it holds the
@@ -46,23 +48,19 @@ fn hold_lock(cx: &Ctx, dir: &Path, exclusive: bool) -> Running {
 fn seeded_store(cx: &Ctx, name: &str) -> (std::path::PathBuf, Model) {
     let dir = cx.path(name);
     let mut m = Model::default();
-    model::exec(
+    history::exec(
         &cx.run,
         &dir,
         "1M",
         &mut m,
-        &Op::CreateDoc(new_doc("shared", None, None)),
+        &create_doc(new_doc("shared", None, None)),
     );
-    model::exec(
+    history::exec(
         &cx.run,
         &dir,
         "1M",
         &mut m,
-        &Op::AddInput {
-            doc: Target::Id(1),
-            input: "[1]".into(),
-            output: Some("1".into()),
-        },
+        &add_input(Target::Id(1), "[1]".into(), Some("1".into())),
     );
     (dir, m)
 }
@@ -75,18 +73,9 @@ fn many_concurrent_writers_all_land_with_unique_ids() {
     let mut running = Vec::new();
     for i in 0..n {
         let op = if i % 2 == 0 {
-            Op::CreateDoc(NewDoc {
-                body: format!("concurrent {i}"),
-                category: None,
-                version: None,
-                inputs: Vec::new(),
-            })
+            create_doc(text_doc(format!("concurrent {i}"), None, None))
         } else {
-            Op::AddInput {
-                doc: Target::Id(1),
-                input: format!("{{\"concurrent\":{i}}}"),
-                output: None,
-            }
+            add_input(Target::Id(1), format!("{{\"concurrent\":{i}}}"), None)
         };
         let cmd = op_cmd(&dir, "4096", &op).arg("--lock-timeout").arg("60");
         running.push((i, cx.run.spawn(cmd)));
@@ -110,7 +99,7 @@ fn many_concurrent_writers_all_land_with_unique_ids() {
             failures.push(format!("id {id} printed twice"));
         }
     }
-    let got = model::dump(&cx.run, &dir).expect("dump");
+    let got = history::dump(&cx.run, &dir).expect("dump");
     let writes = n as usize;
     // Doc 1 existed with node 1: creates get 2.., add-inputs get nodes 2...
     let want_docs: BTreeSet<u64> = (2..2 + writes.div_ceil(2) as u64).collect();
@@ -128,7 +117,7 @@ fn many_concurrent_writers_all_land_with_unique_ids() {
     }
     let stored_nodes: BTreeSet<u64> = got
         .get(&1)
-        .map(|d| d.inputs.keys().copied().collect())
+        .map(|d| d.nodes.keys().copied().collect())
         .unwrap_or_default();
     for id in &node_ids {
         if !stored_nodes.contains(id) {
@@ -191,7 +180,7 @@ fn readers_share_the_lock_and_writers_wait_for_it() {
     }
     holder.kill();
     let _ = holder.wait();
-    if model::dump(&cx.run, &dir).ok().as_ref() != Some(&m.docs) {
+    if history::dump(&cx.run, &dir).ok().as_ref() != Some(&m.docs) {
         failures.push("the store changed".into());
     }
     eprintln!(
@@ -273,11 +262,7 @@ fn a_holder_killed_with_sigkill_never_blocks_the_next_run() {
     for i in 0..rounds {
         // The holder stops for a long time just before its fdatasync, with
         // the lock held and its record written; then it is SIGKILLed.
-        let op = Op::AddInput {
-            doc: Target::Id(1),
-            input: format!("{{\"holder\":{i}}}"),
-            output: None,
-        };
+        let op = add_input(Target::Id(1), format!("{{\"holder\":{i}}}"), None);
         let inner = op_cmd(&dir, "4096", &op);
         let strace = Cmd::new("strace")
             .args([
@@ -328,7 +313,7 @@ fn a_holder_killed_with_sigkill_never_blocks_the_next_run() {
         holder.kill();
         let _ = holder.wait();
         // The next writer must get the lock without waiting at all.
-        let next = Op::CreateDoc(new_doc(&format!("after holder {i}"), None, None));
+        let next = create_doc(new_doc(&format!("after holder {i}"), None, None));
         let out = cx
             .run
             .run(op_cmd(&dir, "4096", &next).arg("--lock-timeout").arg("0"));
@@ -340,7 +325,7 @@ fn a_holder_killed_with_sigkill_never_blocks_the_next_run() {
             continue;
         }
         // The killed add-input was written but not fsynced: absent or applied.
-        let got = model::dump(&cx.run, &dir).unwrap_or_default();
+        let got = history::dump(&cx.run, &dir).unwrap_or_default();
         let with = m.after(&op).map(|(a, _)| a).unwrap_or_else(|_| m.clone());
         let base = if got.get(&1) == with.docs.get(&1) {
             applied += 1;
@@ -353,7 +338,7 @@ fn a_holder_killed_with_sigkill_never_blocks_the_next_run() {
             _ => {
                 failures.push(format!(
                     "round {i}: state after the kill and the next write: {}",
-                    model::diff(&base.docs, &got)
+                    history::diff(&base.docs, &got)
                 ));
                 break;
             }
@@ -382,24 +367,20 @@ fn a_reader_never_sees_half_a_batch() {
         std::thread::spawn(move || {
             let mut failures = Vec::new();
             for k in 0..batches {
-                let mut ops = vec![Op::CreateDoc(new_doc(
+                let mut ops = vec![create_doc(new_doc(
                     &format!("batch {k}"),
                     Some("batch"),
                     None,
                 ))];
                 for j in 0..8 {
-                    ops.push(Op::AddInput {
-                        doc: Target::Line(1),
-                        input: format!("{{\"k\":{k},\"j\":{j}}}"),
-                        output: Some(format!("{k}")),
-                    });
+                    ops.push(add_input(
+                        Target::Line(1),
+                        format!("{{\"k\":{k},\"j\":{j}}}"),
+                        Some(format!("{k}")),
+                    ));
                 }
-                ops.push(Op::SetOutput {
-                    doc: Target::Id(1),
-                    node: 1,
-                    output: format!("{k}"),
-                });
-                let out = run.run(op_cmd(&dir, "4096", &Op::Apply(ops)));
+                ops.push(set_output(Target::Id(1), 1, format!("{k}")));
+                let out = run.run(op_cmd(&dir, "4096", &apply(ops)));
                 if !out.ok() {
                     failures.push(out.describe());
                 }
@@ -413,31 +394,31 @@ fn a_reader_never_sees_half_a_batch() {
         let done = writer.is_finished();
         let d = cx.run.stratum(&dir, &["dump"]);
         reads += 1;
-        match model::parse_dump(&d.out()) {
+        match history::parse_dump(&d.out()) {
             Ok(docs) if d.ok() => {
                 let last = docs
                     .values()
                     .filter(|x| x.category.as_deref() == Some("batch"))
                     .count();
                 for (id, doc) in &docs {
-                    if doc.category.as_deref() == Some("batch") && doc.inputs.len() != 8 {
+                    if doc.category.as_deref() == Some("batch") && doc.nodes.len() != 8 {
                         violations.push(format!(
                             "doc {id} has {} of its batch's 8 inputs",
-                            doc.inputs.len()
+                            doc.nodes.len()
                         ));
                     }
                 }
                 // Doc 1's output names the newest batch.
                 let marker = docs
                     .get(&1)
-                    .and_then(|x| x.inputs.get(&1))
-                    .and_then(|n| n.output.clone());
+                    .and_then(|x| x.nodes.get(&1))
+                    .and_then(|n| n.1.clone());
                 let want = if last == 0 {
                     "1".to_owned()
                 } else {
                     format!("{}", last - 1)
                 };
-                if marker.as_deref() != Some(want.as_str()) {
+                if marker.as_ref().map(stratum::Json::as_str) != Some(want.as_str()) {
                     violations.push(format!("{last} batches visible, but doc 1 says {marker:?}"));
                 }
             }

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::model::{self, Model, NewDoc, Op};
+use crate::history::{self, Command, Model, create_doc, text_doc};
 use crate::support::{Runner, tmp_files};
 
 /// What became of the in-flight command.
@@ -22,7 +22,7 @@ pub fn check_recovery(
     dir: &Path,
     seg: &str,
     model: &Model,
-    op: &Op,
+    op: &Command,
 ) -> Result<(Outcome, Model), String> {
     if !dir.join("LOCK").exists() && model.doc_hwm == 0 {
         // A fault while the first write was creating the store, before its
@@ -38,7 +38,7 @@ pub fn check_recovery(
             v.out()
         ));
     }
-    let got = model::dump(run, dir)?;
+    let got = history::dump(run, dir)?;
     let (applied, _) = model.after(op).map_err(|e| format!("model: {e}"))?;
     let (outcome, m) = if got == model.docs {
         (Outcome::Absent, model.clone())
@@ -48,8 +48,8 @@ pub fn check_recovery(
         return Err(format!(
             "state is neither before nor after the in-flight {}: vs before: {}; vs after: {}",
             op.kind(),
-            model::diff(&model.docs, &got),
-            model::diff(&applied.docs, &got)
+            history::diff(&model.docs, &got),
+            history::diff(&applied.docs, &got)
         ));
     };
     let m = probe_and_reverify(run, dir, seg, m)?;
@@ -65,13 +65,12 @@ pub fn probe_and_reverify(
     seg: &str,
     mut m: Model,
 ) -> Result<Model, String> {
-    let probe = Op::CreateDoc(NewDoc {
-        body: format!("probe after doc {}", m.doc_hwm),
-        category: Some("probe".into()),
-        version: None,
-        inputs: Vec::new(),
-    });
-    let out = run.run(model::op_cmd(dir, seg, &probe));
+    let probe = create_doc(text_doc(
+        format!("probe after doc {}", m.doc_hwm),
+        Some("probe".into()),
+        None,
+    ));
+    let out = run.run(history::op_cmd(dir, seg, &probe));
     if !out.ok() {
         return Err(format!("the next write failed: {}", out.describe()));
     }
@@ -97,11 +96,11 @@ pub fn probe_and_reverify(
             v.out()
         ));
     }
-    let got = model::dump(run, dir)?;
+    let got = history::dump(run, dir)?;
     if got != m.docs {
         return Err(format!(
             "after the next write: {}",
-            model::diff(&m.docs, &got)
+            history::diff(&m.docs, &got)
         ));
     }
     Ok(m)
@@ -112,7 +111,7 @@ pub fn check_acknowledged(
     run: &Runner,
     dir: &Path,
     model: &Model,
-    op: &Op,
+    op: &Command,
     stdout: &str,
 ) -> Result<Model, String> {
     let (next, ids) = model.after(op).map_err(|e| format!("model: {e}"))?;
@@ -121,12 +120,12 @@ pub fn check_acknowledged(
     if printed != want {
         return Err(format!("printed ids {printed:?}, expected {want:?}"));
     }
-    let got = model::dump(run, dir)?;
+    let got = history::dump(run, dir)?;
     if got != next.docs {
         return Err(format!(
             "acknowledged {} not in the store: {}",
             op.kind(),
-            model::diff(&next.docs, &got)
+            history::diff(&next.docs, &got)
         ));
     }
     Ok(next)

@@ -17,8 +17,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::model::{self, Doc, Docs, Model, NewDoc, Op, Target, op_cmd};
+use crate::history::{
+    self, Command, Doc, Docs, Model, Op, Target, Write, add_input, apply, create_doc, delete_doc,
+    delete_input, load_doc, op_cmd, set_output, text_doc, update_doc,
+};
 use crate::support::{Ctx, Out, Rng, Runner, env_u64, long, rng};
+use stratum::NewDoc;
 
 const WRITERS: usize = 5;
 const OPS_PER_ROUND: usize = 5;
@@ -32,7 +36,7 @@ struct Writer {
     model: Model,
     deleted_docs: BTreeSet<u64>,
     deleted_nodes: BTreeSet<(u64, u64)>,
-    pending: Option<Op>,
+    pending: Option<Command>,
     counter: u64,
     /// What this writer ran and got, for failure reports.
     history: Vec<String>,
@@ -58,86 +62,71 @@ fn body(w: usize, n: u64, what: &str) -> String {
 }
 
 impl Writer {
-    fn next_op(&mut self, rng: &mut Rng) -> Op {
+    fn next_op(&mut self, rng: &mut Rng) -> Command {
         self.counter += 1;
         let (w, n) = (self.id, self.counter);
         let docs: Vec<u64> = self.model.docs.keys().copied().collect();
         if docs.len() < 2 || (docs.len() < 6 && rng.chance(15, 100)) {
-            return Op::CreateDoc(NewDoc {
-                body: body(w, n, "doc"),
-                category: rng.chance(50, 100).then(|| format!("w{w}")),
-                version: None,
-                inputs: Vec::new(),
-            });
+            return create_doc(text_doc(
+                body(w, n, "doc"),
+                rng.chance(50, 100).then(|| format!("w{w}")),
+                None,
+            ));
         }
         let doc = *rng.pick(&docs);
-        let nodes: Vec<u64> = self.model.docs[&doc].inputs.keys().copied().collect();
+        let nodes: Vec<u64> = self.model.docs[&doc].nodes.keys().copied().collect();
         let pad = "s".repeat(rng.below(300) as usize);
         match rng.below(100) {
-            0..=29 => Op::AddInput {
-                doc: Target::Id(doc),
-                input: format!("{{\"w\":{w},\"n\":{n},\"pad\":\"{pad}\"}}"),
-                output: rng.chance(50, 100).then(|| format!("[{w},{n}]")),
-            },
-            30..=44 if !nodes.is_empty() => Op::SetOutput {
-                doc: Target::Id(doc),
-                node: *rng.pick(&nodes),
-                output: format!("{{\"set\":{n}}}"),
-            },
-            45..=54 if !nodes.is_empty() => Op::DeleteInput {
-                doc: Target::Id(doc),
-                node: *rng.pick(&nodes),
-            },
-            55..=64 => Op::UpdateDoc {
-                doc: Target::Id(doc),
-                body: Some(body(w, n, "updated")),
-                category: None,
-                version: Some(format!("v{n}")),
-            },
-            65..=72 if docs.len() > 2 => Op::DeleteDoc {
-                doc: Target::Id(doc),
-            },
-            73..=82 => Op::Apply(vec![
-                Op::CreateDoc(NewDoc {
-                    body: body(w, n, "batch doc"),
-                    category: None,
-                    version: Some("b".into()),
-                    inputs: Vec::new(),
-                }),
-                Op::AddInput {
-                    doc: Target::Line(1),
-                    input: format!("{{\"batch\":{n}}}"),
-                    output: Some("0".into()),
-                },
-                Op::AddInput {
-                    doc: Target::Id(doc),
-                    input: format!("{{\"w\":{w},\"n\":{n},\"in\":\"batch\"}}"),
-                    output: None,
-                },
+            0..=29 => add_input(
+                Target::Id(doc),
+                format!("{{\"w\":{w},\"n\":{n},\"pad\":\"{pad}\"}}"),
+                rng.chance(50, 100).then(|| format!("[{w},{n}]")),
+            ),
+            30..=44 if !nodes.is_empty() => set_output(
+                Target::Id(doc),
+                *rng.pick(&nodes),
+                format!("{{\"set\":{n}}}"),
+            ),
+            45..=54 if !nodes.is_empty() => delete_input(Target::Id(doc), *rng.pick(&nodes)),
+            55..=64 => update_doc(
+                Target::Id(doc),
+                Some(body(w, n, "updated")),
+                None,
+                Some(format!("v{n}")),
+            ),
+            65..=72 if docs.len() > 2 => delete_doc(Target::Id(doc)),
+            73..=82 => apply(vec![
+                create_doc(text_doc(body(w, n, "batch doc"), None, Some("b".into()))),
+                add_input(
+                    Target::Line(1),
+                    format!("{{\"batch\":{n}}}"),
+                    Some("0".into()),
+                ),
+                add_input(
+                    Target::Id(doc),
+                    format!("{{\"w\":{w},\"n\":{n},\"in\":\"batch\"}}"),
+                    None,
+                ),
             ]),
-            83..=87 => Op::Load(vec![NewDoc {
-                body: body(w, n, "loaded doc"),
-                category: Some("loaded".into()),
-                version: None,
-                inputs: vec![model::node(&format!("{{\"loaded\":{n}}}"), Some("1"))],
-            }]),
-            _ => Op::AddInput {
-                doc: Target::Id(doc),
-                input: format!("[{w},{n}]"),
-                output: None,
-            },
+            83..=87 => Command::Load(vec![load_doc(
+                body(w, n, "loaded doc"),
+                Some("loaded".into()),
+                None,
+                vec![history::node(&format!("{{\"loaded\":{n}}}"), Some("1"))],
+            )]),
+            _ => add_input(Target::Id(doc), format!("[{w},{n}]"), None),
         }
     }
 }
 
 /// Document ids a successful command printed for the documents it created.
-fn created_ids(op: &Op, stdout: &str) -> Vec<u64> {
+fn created_ids(op: &Command, stdout: &str) -> Vec<u64> {
     match op {
-        Op::CreateDoc(_) | Op::Load(_) => stdout
+        Command::Write(Op::Create(_)) | Command::Load(_) => stdout
             .lines()
             .filter_map(|l| l.trim().parse().ok())
             .collect(),
-        Op::Apply(_) => stdout
+        Command::Apply(_) => stdout
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|v| v["op"] == "create-doc")
@@ -251,20 +240,18 @@ fn writer_round(run: &Runner, dir: &std::path::Path, w: &mut Writer, seed: u64, 
     }
 }
 
-fn note_deletes(w: &mut Writer, op: &Op) {
-    let ops: Vec<&Op> = match op {
-        Op::Apply(v) => v.iter().collect(),
-        o => vec![o],
+fn note_deletes(w: &mut Writer, op: &Command) {
+    let ops: Vec<&Write> = match op {
+        Command::Apply(v) => v.iter().collect(),
+        Command::Write(o) => vec![o],
+        _ => Vec::new(),
     };
     for o in ops {
         match o {
-            Op::DeleteDoc { doc: Target::Id(d) } => {
+            Op::DeleteDoc(Target::Id(d)) => {
                 w.deleted_docs.insert(*d);
             }
-            Op::DeleteInput {
-                doc: Target::Id(d),
-                node,
-            } => {
+            Op::DeleteInput(Target::Id(d), node) => {
                 w.deleted_nodes.insert((*d, *node));
             }
             _ => {}
@@ -283,18 +270,18 @@ fn compare(w: &Writer, got: &Docs, f: &mut Figures) -> Vec<String> {
                 problems.push(format!("w{}: acknowledged doc {id} lost", w.id));
             }
             Some(g) => {
-                for (n, node) in &want.inputs {
-                    if g.inputs.get(n) != Some(node) {
+                for (n, node) in &want.nodes {
+                    if g.nodes.get(n) != Some(node) {
                         f.lost += 1;
                         problems.push(format!(
                             "w{}: doc {id} node {n}: want {node:?}, got {:?}",
                             w.id,
-                            g.inputs.get(n)
+                            g.nodes.get(n)
                         ));
                     }
                 }
-                for n in g.inputs.keys() {
-                    if !want.inputs.contains_key(n) {
+                for n in g.nodes.keys() {
+                    if !want.nodes.contains_key(n) {
                         if w.deleted_nodes.contains(&(*id, *n)) {
                             f.revived += 1;
                         }
@@ -336,7 +323,7 @@ fn settle(w: &mut Writer, got: &Docs, shared: &Shared, f: &mut Figures) -> Resul
             .filter_map(|k| got.get(k).map(|d| (*k, d.clone())))
             .collect()
     };
-    let by_body = |body: &str| got.iter().find(|(_, d)| d.body == body).map(|(k, _)| *k);
+    let by_body = |body: &[u8]| got.iter().find(|(_, d)| d.body == body).map(|(k, _)| *k);
     let applied = w
         .model
         .after_with(&op, &mut |_, d: &NewDoc| by_body(&d.body));
@@ -423,7 +410,7 @@ fn random_kill_soak_with_concurrent_writers_rotation_and_compaction() {
                     let mut f = shared.figures.lock().unwrap_or_else(|p| p.into_inner());
                     f.processes += 1;
                     f.reads += 1;
-                    let parsed = model::parse_dump(&out.out());
+                    let parsed = history::parse_dump(&out.out());
                     if !(out.ok() && parsed.is_ok()) && out.code != Some(3) {
                         f.other_failures.push(format!(
                             "concurrent dump: {} {:?}",
@@ -470,7 +457,7 @@ fn random_kill_soak_with_concurrent_writers_rotation_and_compaction() {
             ));
             break;
         }
-        let got = match model::dump(&cx.run, &dir) {
+        let got = match history::dump(&cx.run, &dir) {
             Ok(g) => g,
             Err(e) => {
                 f.failed_reopens += 1;
@@ -525,7 +512,7 @@ fn random_kill_soak_with_concurrent_writers_rotation_and_compaction() {
     let nodes: usize = writers
         .iter()
         .flat_map(|w| w.model.docs.values())
-        .map(|d: &Doc| d.inputs.len())
+        .map(|d: &Doc| d.nodes.len())
         .sum();
     eprintln!(
         "[{}] soak: {round} rounds, {WRITERS} writers + 1 compactor + 1 reader, {} processes, {} killed, {} acknowledged writes, \

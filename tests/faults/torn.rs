@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::model::{self, Model, Op, Target, new_doc, op_cmd, parse_doc};
+use crate::history::{self, Model, Target, add_input, create_doc, new_doc, op_cmd, parse_doc};
 use crate::support::{Cmd, Ctx, reset_dir};
 
 struct Record {
@@ -28,11 +28,11 @@ fn after_tear(cx: &Ctx, work: &Path, model: &Model, k: u64) -> Result<(), String
     if Some(&doc) != model.docs.get(&1) {
         return Err(format!("get on the torn store shows {doc:?}"));
     }
-    let next = Op::AddInput {
-        doc: Target::Id(1),
-        input: format!("{{\"after_tear\":{k}}}"),
-        output: Some("true".into()),
-    };
+    let next = add_input(
+        Target::Id(1),
+        format!("{{\"after_tear\":{k}}}"),
+        Some("true".into()),
+    );
     let out = cx.run.run(op_cmd(work, "1M", &next));
     if !out.ok() {
         return Err(format!("the next write: {}", out.describe()));
@@ -45,11 +45,11 @@ fn after_tear(cx: &Ctx, work: &Path, model: &Model, k: u64) -> Result<(), String
             ids.get(1)
         ));
     }
-    let got = model::dump(&cx.run, work)?;
+    let got = history::dump(&cx.run, work)?;
     if got != m2.docs {
         return Err(format!(
             "after the next write and a reopen: {}",
-            model::diff(&m2.docs, &got)
+            history::diff(&m2.docs, &got)
         ));
     }
     Ok(())
@@ -64,11 +64,7 @@ fn sweep(
     stride: u64,
 ) -> (u64, Vec<String>) {
     let work = cx.path("work");
-    let op = Op::AddInput {
-        doc: Target::Id(1),
-        input: rec.value.clone(),
-        output: None,
-    };
+    let op = add_input(Target::Id(1), rec.value.clone(), None);
     // The record's exact length: append it once and measure.
     reset_dir(template, &work);
     let size = fs::metadata(template.join("active.seg"))
@@ -181,20 +177,16 @@ fn sweep(
 fn template(cx: &Ctx) -> (std::path::PathBuf, Model) {
     let dir = cx.path("template");
     let mut m = Model::default();
-    model::exec(
+    history::exec(
         &cx.run,
         &dir,
         "1M",
         &mut m,
-        &Op::CreateDoc(new_doc("Torn appends", Some("t"), None)),
+        &create_doc(new_doc("Torn appends", Some("t"), None)),
     );
     for i in 0..3 {
-        let op = Op::AddInput {
-            doc: Target::Id(1),
-            input: format!("[{i}]"),
-            output: Some(format!("{}", i * 2)),
-        };
-        model::exec(&cx.run, &dir, "1M", &mut m, &op);
+        let op = add_input(Target::Id(1), format!("[{i}]"), Some(format!("{}", i * 2)));
+        history::exec(&cx.run, &dir, "1M", &mut m, &op);
     }
     (dir, m)
 }

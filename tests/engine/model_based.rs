@@ -15,20 +15,16 @@
 //! random seed is fixed unless `PROPTEST_RNG_SEED` gives one, so that the
 //! test command gives the same verdict on every run of the same code; new
 //! histories are explored with, for example,
-//! `PROPTEST_RNG_SEED=$RANDOM PROPTEST_CASES=100000 cargo test --release --test model`.
-
-#[allow(dead_code)]
-#[path = "crashfs/oracle.rs"]
-mod oracle;
+//! `PROPTEST_RNG_SEED=$RANDOM PROPTEST_CASES=100000 cargo test --release --test engine model_based::`.
 
 use std::sync::Arc;
 
-use oracle::{Model, Op};
+use crate::model::{self, Model, Op};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use stratum::engine::CompactMode;
 use stratum::sim::{CrashFs, DataMode, DirMode, Rng, crash_image};
-use stratum::{DocId, DocPatch, Json, Mode, NewDoc, NodeId, Options, Store};
+use stratum::{DocId, DocPatch, Json, Mode, NewDoc, Options, Store};
 
 /// An operation with its targets given as positions among the live
 /// documents and nodes, resolved against the model when it runs; `None` aims
@@ -216,7 +212,7 @@ fn resolve_parts(step: &Step, model: &Model) -> (Op, bool, bool) {
             .unwrap_or_default();
         match p {
             Some(i) if !nodes.is_empty() => (nodes[i % nodes.len()], false),
-            _ => (model.docs.get(&d).map_or(1, |m| m.node_hwm + 1), true),
+            _ => (model.node_hwm(d) + 1, true),
         }
     };
     match step {
@@ -346,10 +342,10 @@ impl Backend {
 /// Compares the store with the model.
 fn check(store: &Store, model: &Model, after: &str) -> Result<(), TestCaseError> {
     let docs =
-        oracle::dump(store).map_err(|e| TestCaseError::fail(format!("dump after {after}: {e}")))?;
+        model::dump(store).map_err(|e| TestCaseError::fail(format!("dump after {after}: {e}")))?;
     let diff = model.diff(&docs);
     prop_assert!(diff.is_empty(), "after {}: {:?}", after, diff);
-    oracle::check_gets(store, model)
+    model::check_gets(store, model)
         .map_err(|e| TestCaseError::fail(format!("after {after}: {e}")))?;
     let stats = store
         .stats()
@@ -415,16 +411,7 @@ fn run_op(
     expect: Expect,
 ) -> Result<(), TestCaseError> {
     if expect != Expect::Ok {
-        let r = match op {
-            Op::Create(d) => store.create_doc(d).map(|_| ()),
-            Op::Update(id, p) => store.update_doc(DocId(*id), p),
-            Op::AddInput(id, i, o) => store.add_input(DocId(*id), i, o.as_ref()).map(|_| ()),
-            Op::SetOutput(id, n, o) => store.set_output(DocId(*id), NodeId(*n), o),
-            Op::ClearOutput(id, n) => store.clear_output(DocId(*id), NodeId(*n)),
-            Op::SetNodeMeta(id, n, m) => store.set_node_meta(DocId(*id), NodeId(*n), m.as_ref()),
-            Op::DeleteInput(id, n) => store.delete_input(DocId(*id), NodeId(*n)),
-            Op::DeleteDoc(id) => store.delete_doc(DocId(*id)),
-        };
+        let r = model::call(store, op);
         let as_expected = match expect {
             Expect::Missing => matches!(
                 r,
@@ -435,7 +422,7 @@ fn run_op(
         prop_assert!(as_expected, "{:?} ({:?}) gave {:?}", op, expect, r);
         return Ok(());
     }
-    oracle::exec(store, model, op).map_err(|e| TestCaseError::fail(format!("{op:?}: {e}")))
+    model::exec(store, model, op).map_err(|e| TestCaseError::fail(format!("{op:?}: {e}")))
 }
 
 /// Runs `steps` on a fresh store and checks it after each.
@@ -501,7 +488,7 @@ fn run(backend: Backend, segment_size: u64, steps: &[Step]) -> Result<(), TestCa
                                 _ => Err(stratum::Error::InvalidInput("abandon".into())),
                             };
                         }
-                        oracle::exec(s, &mut scratch, &op)?;
+                        model::exec(s, &mut scratch, &op)?;
                     }
                     Ok(())
                 });
@@ -599,12 +586,12 @@ fn compaction_round_trip(segment_size: u64, steps: &[Step]) -> Result<(), TestCa
         }
         let (op, expect) = resolve(step, &model);
         if expect == Expect::Ok {
-            oracle::exec(&mut store, &mut model, &op)
+            model::exec(&mut store, &mut model, &op)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
         }
     }
     let fail = |e: stratum::Error| TestCaseError::fail(e.to_string());
-    let before = oracle::dump(&store).map_err(fail)?;
+    let before = model::dump(&store).map_err(fail)?;
     // Selective compactions converge: soon one finds nothing worth merging,
     // and none changes what the store holds.
     let mut rounds = 0;
@@ -613,7 +600,7 @@ fn compaction_round_trip(segment_size: u64, steps: &[Step]) -> Result<(), TestCa
         let done = store
             .compact_with(CompactMode::Selective, &mut |_| {})
             .map_err(fail)?;
-        prop_assert_eq!(&oracle::dump(&store).map_err(fail)?, &before);
+        prop_assert_eq!(&model::dump(&store).map_err(fail)?, &before);
         if done.merged == 0 {
             prop_assert_eq!(store.stats().map_err(fail)?.total_bytes, size);
             break;
@@ -623,15 +610,15 @@ fn compaction_round_trip(segment_size: u64, steps: &[Step]) -> Result<(), TestCa
     }
     let stats0 = store.stats().map_err(fail)?;
     let first = store.compact(&mut |_| {}).map_err(fail)?;
-    let once = oracle::dump(&store).map_err(fail)?;
+    let once = model::dump(&store).map_err(fail)?;
     let stats1 = store.stats().map_err(fail)?;
     let second = store.compact(&mut |_| {}).map_err(fail)?;
-    let twice = oracle::dump(&store).map_err(fail)?;
+    let twice = model::dump(&store).map_err(fail)?;
     let stats2 = store.stats().map_err(fail)?;
     prop_assert_eq!(&before, &once);
     prop_assert_eq!(&once, &twice);
     prop_assert!(model.diff(&twice).is_empty());
-    oracle::check_gets(&store, &model).map_err(TestCaseError::fail)?;
+    model::check_gets(&store, &model).map_err(TestCaseError::fail)?;
     prop_assert!(
         stats1.live_bytes <= stats0.live_bytes,
         "{} > {}",

@@ -3,11 +3,11 @@
 //! every input the fuzzers kept, and every crash they found, is checked on
 //! each run without nightly or libFuzzer (SQLite's fuzzcheck does the same).
 //!
-//! `cargo test --test fuzz_corpus -- --ignored` rewrites the seed files
+//! `cargo test --test engine fuzz_corpus:: -- --ignored` rewrites the seed files
 //! (`seed-*`) from stores built by the engine itself.
 
 #[allow(dead_code)]
-#[path = "../fuzz/entry.rs"]
+#[path = "../../fuzz/entry.rs"]
 mod entry;
 
 use std::path::{Path, PathBuf};

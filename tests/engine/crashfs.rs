@@ -28,17 +28,13 @@
 //! the history (G11). Every workload seed that found a bug is kept.
 //!
 //! Long tier: `STRATUM_CRASH_IMAGES=2000000 STRATUM_CRASH_SEED=5000000
-//! cargo test --release --test crashfs power_loss_at_every_mutating_call
+//! cargo test --release --test engine crashfs::power_loss_at_every_mutating_call
 //! -- --nocapture` (about 6 minutes on 2 cores).
 //!
 //! `STRATUM_CRASH_IMAGES` sets the number of images (default 20,000);
 //! `STRATUM_CRASH_SEED` the first workload seed (default 0);
 //! `STRATUM_CRASH_REPORT` a file to write every violation to;
 //! `STRATUM_CRASH_TRACE` prints each workload step as it runs.
-
-#[allow(dead_code)]
-#[path = "crashfs/oracle.rs"]
-mod oracle;
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -47,7 +43,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use oracle::{Model, Op};
+use crate::model::{self, Model, Op};
 use stratum::sim::{CrashFs, DataMode, DirMode, Rng, Snapshot, State, crash_image};
 use stratum::{DocPatch, Json, Mode, NewDoc, Options, Store};
 
@@ -211,7 +207,7 @@ fn run_workload_with(seed: u64, sync: bool) -> Run {
                 if trace {
                     eprintln!("step {}: {op:?}", steps.len());
                 }
-                oracle::exec(&mut store, &mut model, &op).expect("single write");
+                model::exec(&mut store, &mut model, &op).expect("single write");
                 brief(&op)
             }
             70..=81 => {
@@ -225,7 +221,7 @@ fn run_workload_with(seed: u64, sync: bool) -> Run {
                             if trace {
                                 eprintln!("step {} (atomic): {op:?}", steps.len());
                             }
-                            oracle::exec(s, &mut scratch, &op)?;
+                            model::exec(s, &mut scratch, &op)?;
                             ops.push(brief(&op));
                         }
                         Ok(())
@@ -243,7 +239,7 @@ fn run_workload_with(seed: u64, sync: bool) -> Run {
                         if trace {
                             eprintln!("step {} (abandoned): {op:?}", steps.len());
                         }
-                        oracle::exec(s, &mut scratch, &op)?;
+                        model::exec(s, &mut scratch, &op)?;
                     }
                     Err(stratum::Error::InvalidInput("abandoned".into()))
                 });
@@ -319,15 +315,12 @@ fn run_script(segment_size: u64, record_from: usize, script: Vec<Scripted>) -> R
         let mut model = models.last().cloned().unwrap_or_default();
         let what = match step {
             Scripted::Op(op) => {
-                oracle::exec(&mut store, &mut model, &op).expect("scripted write");
+                model::exec(&mut store, &mut model, &op).expect("scripted write");
                 brief(&op)
             }
             Scripted::Batch(ops) => {
                 store
-                    .atomic(|s| {
-                        ops.iter()
-                            .try_for_each(|op| oracle::exec(s, &mut model, op))
-                    })
+                    .atomic(|s| ops.iter().try_for_each(|op| model::exec(s, &mut model, op)))
                     .expect("scripted batch");
                 let names: Vec<String> = ops.iter().map(brief).collect();
                 format!("atomic [{}]", names.join(", "))
@@ -463,7 +456,7 @@ fn check_recovered(
             "I8: temporary files left after recovery: {temps:?}"
         ));
     }
-    let got = oracle::dump(&store).map_err(|e| format!("dump after recovery: {e}"))?;
+    let got = model::dump(&store).map_err(|e| format!("dump after recovery: {e}"))?;
     let allowed: &[Model] = if run.sync {
         &run.models[tag..(tag + 2).min(run.models.len())]
     } else {
@@ -475,7 +468,7 @@ fn check_recovered(
     let Some(matched) = allowed.iter().find(|m| m.diff(&got).is_empty()) else {
         return Err(classify(before, after, &got));
     };
-    oracle::check_gets(&store, matched)?;
+    model::check_gets(&store, matched)?;
 
     // I4 and I5: the next writes succeed, with fresh ids.
     let mut model = matched.clone();
@@ -494,11 +487,9 @@ fn check_recovered(
         ));
     }
     for op in &writes {
-        catch_unwind(AssertUnwindSafe(|| {
-            oracle::exec(&mut store, &mut model, op)
-        }))
-        .map_err(|_| format!("I4: {op:?} after recovery reused an id"))?
-        .map_err(|e| format!("I5: {op:?} after recovery failed: {e}"))?;
+        catch_unwind(AssertUnwindSafe(|| model::exec(&mut store, &mut model, op)))
+            .map_err(|_| format!("I4: {op:?} after recovery reused an id"))?
+            .map_err(|e| format!("I5: {op:?} after recovery failed: {e}"))?;
     }
     drop(store);
 
@@ -509,7 +500,7 @@ fn check_recovered(
     }
     let store = Store::open(opts.clone(), Mode::Write)
         .map_err(|e| format!("I5: reopen after the next write failed: {e}"))?;
-    let got = oracle::dump(&store).map_err(|e| format!("dump after reopen: {e}"))?;
+    let got = model::dump(&store).map_err(|e| format!("dump after reopen: {e}"))?;
     let diff = model.diff(&got);
     if !diff.is_empty() {
         return Err(format!(
@@ -824,7 +815,7 @@ fn run_plan(plan: &[Kind3]) -> Run {
         Op::Create(body_of(20, b't')),
         Op::AddInput(2, j("{}"), None),
     ] {
-        oracle::exec(&mut store, &mut model, &op).expect("setup");
+        model::exec(&mut store, &mut model, &op).expect("setup");
     }
     models.push(model.clone());
     let mut steps = vec!["setup".to_owned()];
@@ -848,7 +839,7 @@ fn run_plan(plan: &[Kind3]) -> Run {
             _ => Some(Op::Create(body_of(40, b'c'))),
         };
         match (kind, op) {
-            (_, Some(op)) => oracle::exec(&mut store, &mut model, &op).expect("plan write"),
+            (_, Some(op)) => model::exec(&mut store, &mut model, &op).expect("plan write"),
             (Kind3::Compact, None) => {
                 store.compact(&mut |_| {}).expect("compact");
             }
@@ -1242,7 +1233,7 @@ fn recovers_to_the_first_doc(fs: &CrashFs, bytes: &[u8]) {
     state.put_file(std::path::Path::new("/store/active.seg"), bytes);
     let fs = CrashFs::from_state(state);
     let mut s = open(&fs).expect("recovery opens the store");
-    let docs = oracle::dump(&s).unwrap();
+    let docs = model::dump(&s).unwrap();
     assert_eq!(docs.len(), 1, "{docs:?}");
     assert_eq!(docs[0].body, b"acknowledged");
     let id = s.create_doc(&small_doc("next")).unwrap();
@@ -1308,7 +1299,7 @@ fn regression_kill_during_a_large_batch_is_recovered() {
     );
     let fs = CrashFs::from_state(image);
     let mut s = open(&fs).expect("recovery opens the store");
-    let docs = oracle::dump(&s).unwrap();
+    let docs = model::dump(&s).unwrap();
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0].body, b"acknowledged");
     s.create_doc(&small_doc("next")).unwrap();

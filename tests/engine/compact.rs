@@ -162,7 +162,7 @@ fn bytes_written(dir: &std::path::Path, args: &[&str]) -> u64 {
         .args(["-f", "-qq", "-e", "trace=write,pwrite64,writev,pwritev"])
         .arg("-o")
         .arg(&log)
-        .arg(env!("CARGO_BIN_EXE_stratum"))
+        .arg(crate::run::bin())
         .arg("--dir")
         .arg(dir)
         .args(["--segment-size", "64K"])
@@ -237,14 +237,10 @@ fn compaction_writes_what_it_reclaims() {
 
 /// Runs the binary on `dir` with 4 KiB segments; its stdout as JSON.
 fn json_of(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_stratum"))
-        .arg("--dir")
-        .arg(dir)
-        .args(["--segment-size", "4096"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut cmd = crate::run::stratum(dir, &["--segment-size", "4096"]);
+    cmd.args(args);
+    let o = crate::run::run(cmd, None);
+    assert!(o.ok(), "{}", o.describe());
     serde_json::from_slice(&o.stdout).unwrap()
 }
 

@@ -18,10 +18,6 @@
 //! (lengths, ids, kinds, counts, nesting) must give errors, never a panic or
 //! an allocation sized by a number read from disk.
 
-#[allow(dead_code)]
-#[path = "crashfs/oracle.rs"]
-mod oracle;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,7 +27,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use oracle::{Model, Op};
+use crate::model::{self, Model, Op};
 use stratum::engine::format::{
     self, FLAG_BATCH, FLAG_HAS_OUTPUT, INDEX_BLOCK_LEN, INDEX_HEADER_LEN, IndexEntry, IndexHeader,
     Kind, MAX_PAYLOAD, SEG_FLAG_COMPACTED, SEGMENT_HEADER_LEN, SealPayload, SegmentHeader,
@@ -142,7 +138,7 @@ fn fixture() -> Fixture {
     let mut model = Model::default();
     let mut history = vec![model.clone()];
     let mut run = |store: &mut Store, op: Op, history: &mut Vec<Model>| {
-        oracle::exec(store, &mut model, &op).expect("fixture write");
+        model::exec(store, &mut model, &op).expect("fixture write");
         history.push(model.clone());
     };
     let patch = DocPatch {
@@ -191,15 +187,15 @@ fn fixture() -> Fixture {
     let mut scratch = history.last().cloned().unwrap_or_default();
     store
         .atomic(|s| {
-            oracle::exec(s, &mut scratch, &Op::SetOutput(3, 2, j("\"batched\"")))?;
-            oracle::exec(s, &mut scratch, &Op::Create(new_doc(None, b"batched doc")))
+            model::exec(s, &mut scratch, &Op::SetOutput(3, 2, j("\"batched\"")))?;
+            model::exec(s, &mut scratch, &Op::Create(new_doc(None, b"batched doc")))
         })
         .expect("batch");
     history.push(scratch.clone());
     let mut model = scratch;
-    oracle::exec(&mut store, &mut model, &Op::DeleteInput(4, 1)).expect("write");
+    model::exec(&mut store, &mut model, &Op::DeleteInput(4, 1)).expect("write");
     history.push(model.clone());
-    oracle::exec(&mut store, &mut model, &Op::AddInput(3, j("8"), None)).expect("write");
+    model::exec(&mut store, &mut model, &Op::AddInput(3, j("8"), None)).expect("write");
     history.push(model);
 
     let mut boundaries = BTreeSet::from([SEGMENT_HEADER_LEN as u64]);
@@ -290,7 +286,7 @@ fn examine(fx: &Fixture, name: &str, bytes: &[u8]) -> Result<Verdict, String> {
             let Ok(store) = Store::open(opts.clone(), mode) else {
                 continue;
             };
-            if let Ok(docs) = oracle::dump(&store) {
+            if let Ok(docs) = model::dump(&store) {
                 let known = fx.history.iter().any(|m| m.diff(&docs).is_empty());
                 if !known {
                     return Err(format!(
@@ -916,7 +912,7 @@ fn attack(files: &[(String, Vec<u8>)]) -> Result<String, String> {
                 };
                 // Ids the store has shown to exist: a new one must exceed them.
                 let mut served: BTreeSet<u64> = BTreeSet::new();
-                match oracle::dump(&store) {
+                match model::dump(&store) {
                     Ok(docs) => {
                         summary.push(format!("{mode:?}: dump {} docs", docs.len()));
                         served.extend(docs.iter().map(|d| d.id.0));
