@@ -159,7 +159,7 @@ complete -c stratum -n "__fish_stratum_using_subcommand delete-input" -l if-exis
 complete -c stratum -n "__fish_stratum_using_subcommand delete-input" -l no-sync -d 'Skip the fsync that makes each write durable: for throwaway fixtures'
 complete -c stratum -n "__fish_stratum_using_subcommand delete-input" -s q -l quiet -d 'Print nothing on success but the command\'s data'
 complete -c stratum -n "__fish_stratum_using_subcommand delete-input" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c stratum -n "__fish_stratum_using_subcommand list" -l key -d 'Only the document with this key: a key lookup, as fast as an id\'s at any store size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand list" -l key -d 'Only the document with this key: a key lookup, which probes each sealed segment holding keys (compaction merges them), not the store' -r
 complete -c stratum -n "__fish_stratum_using_subcommand list" -l key-prefix -d 'Only documents whose key starts with P' -r
 complete -c stratum -n "__fish_stratum_using_subcommand list" -l category -d 'Only documents of this category' -r
 complete -c stratum -n "__fish_stratum_using_subcommand list" -l meta -d 'Only documents whose meta has the top-level FIELD with exactly this JSON value (compared as compact text: `1.0` is not `1`). Repeat to require several; a field no document has selects nothing (exit 0)' -r
@@ -199,7 +199,7 @@ complete -c stratum -n "__fish_stratum_using_subcommand verify" -l json -d 'One 
 complete -c stratum -n "__fish_stratum_using_subcommand verify" -l no-sync -d 'Skip the fsync that makes each write durable: for throwaway fixtures'
 complete -c stratum -n "__fish_stratum_using_subcommand verify" -s q -l quiet -d 'Print nothing on success but the command\'s data'
 complete -c stratum -n "__fish_stratum_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c stratum -n "__fish_stratum_using_subcommand dump" -l key -d 'Only the document with this key: a key lookup, as fast as an id\'s at any store size' -r
+complete -c stratum -n "__fish_stratum_using_subcommand dump" -l key -d 'Only the document with this key: a key lookup, which probes each sealed segment holding keys (compaction merges them), not the store' -r
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l key-prefix -d 'Only documents whose key starts with P' -r
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l category -d 'Only documents of this category' -r
 complete -c stratum -n "__fish_stratum_using_subcommand dump" -l meta -d 'Only documents whose meta has the top-level FIELD with exactly this JSON value (compared as compact text: `1.0` is not `1`). Repeat to require several; a field no document has selects nothing (exit 0)' -r

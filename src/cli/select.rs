@@ -12,8 +12,8 @@ use stratum::{Document, Json, Node, Selection, json};
 /// The selection flags `list` and `dump` share.
 #[derive(Debug, Default, Args)]
 pub struct SelectArgs {
-    /// Only the document with this key: a key lookup, as fast as an id's
-    /// at any store size.
+    /// Only the document with this key: a key lookup, which probes each
+    /// sealed segment holding keys (compaction merges them), not the store.
     #[arg(long, value_name = "NAME", help_heading = "Selection")]
     pub key: Option<String>,
     /// Only documents whose key starts with P.
