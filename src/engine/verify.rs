@@ -5,7 +5,7 @@
 //! the shared lock and scans the files itself, so it works on exactly the
 //! stores that need it most.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -289,28 +289,77 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
     } else {
         None
     };
+    let active_len = active.as_ref().map_or(0, |f| f.len().unwrap_or(0));
     let total: u64 = files
         .iter()
         .filter(|(n, _, _)| current.contains(n))
         .map(|(_, f, _)| f.len().unwrap_or(0))
         .sum::<u64>()
-        + active.as_ref().map_or(0, |f| f.len().unwrap_or(0));
-    let mut items: Vec<Item> = Vec::new();
+        + active_len;
     // Documents with records in a damaged range: what the structure check
     // would say about them is that damage again.
     let mut explained: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
+    // What the cross-file structure check reads: sealed indexes found equal
+    // to their segments, and the entries of the other files, sorted.
+    let mut sources: Vec<Source> = Vec::new();
 
     let sealed: Vec<&(u64, Box<dyn VFile>, String)> =
         files.iter().filter(|(n, ..)| current.contains(n)).collect();
+    let mut jobs = Vec::with_capacity(sealed.len() + 1);
+    for (n, file, name) in &sealed {
+        let path = dir.join(format::index_name(*n));
+        let index = match headers.get(n) {
+            Some(h) => {
+                let bind = index::Binding {
+                    version: h.version,
+                    store_id: h.store_id,
+                };
+                index::open_index(vfs, &path, *n, file.len().unwrap_or(0), bind)?
+            }
+            None => None,
+        };
+        jobs.push(Job {
+            file: &**file,
+            path: dir.join(name),
+            sealed: true,
+            index,
+        });
+    }
+    // The active segment is checked with the others when it holds records.
+    let active_damage =
+        if manifest.is_some() && active.is_some() && active_len < format::SEGMENT_HEADER_LEN as u64
+        {
+            Some((
+                ProblemKind::Damage,
+                "active segment is shorter than its header (it is never written that way)",
+            ))
+        } else if active.is_some() && active_len == 0 {
+            Some((
+                ProblemKind::Notice,
+                "empty active segment (recreated by the next write)",
+            ))
+        } else {
+            None
+        };
+    if let (Some(file), None) = (&active, active_damage) {
+        jobs.push(Job {
+            file: &**file,
+            path: active_path.clone(),
+            sealed: false,
+            index: None,
+        });
+    }
     let done = AtomicU64::new(0);
-    let scans = scan_parallel(dir, &sealed, &done, &mut |d| {
+    let mut outs = check_files(&jobs, &done, &mut |d| {
         progress(Progress {
             done: d.min(total),
             total,
         });
-    });
-    for ((n, file, name), scan) in sealed.iter().zip(scans) {
-        let scan = match scan {
+    })
+    .into_iter();
+
+    for (((n, file, name), job), out) in sealed.iter().zip(&jobs).zip(outs.by_ref()) {
+        let (scan, summary) = match out.into_scan(job)? {
             Ok(s) => s,
             // A read that failed says nothing about the bytes: it is the
             // command's failure (exit 7), never a finding of damage.
@@ -322,8 +371,31 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
         };
         let Some(err) = &scan.damage else {
             file_report(&mut report, name, &scan, true);
+            if let (Some((index, header)), Some((scanned, Some(found)))) = (&job.index, summary)
+                && scanned == found
+            {
+                // The index holds exactly the segment's entries: it stands
+                // in for them in the structure check, read a block at a time.
+                let len = index.len().unwrap_or(0);
+                report.bytes += len;
+                report.files.push(FileReport {
+                    name: format::index_name(*n),
+                    bytes: len,
+                    records: found.count,
+                    ok: true,
+                });
+                sources.push(Source::index(&**index, *header, &job.path));
+                continue;
+            }
+            // No index to stand in, or one that differs: the entries
+            // themselves, to say exactly where it differs.
+            let scan = if summary.is_some() {
+                exact_scan(job)?
+            } else {
+                scan
+            };
             check_index(vfs, dir, *n, &scan, &mut report)?;
-            items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
+            sources.push(Source::memory(&scan.entries));
             continue;
         };
         let held = index_entries(vfs, dir, *n, scan.file_len, binding_of(&scan));
@@ -342,38 +414,22 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
             "not checked: its segment is damaged",
         );
         explained.extend(found.lost_docs);
-        items.extend(found.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
+        sources.push(Source::memory(&found.entries));
     }
 
-    if manifest.is_some()
-        && active
-            .as_ref()
-            .is_some_and(|f| f.len().unwrap_or(0) < format::SEGMENT_HEADER_LEN as u64)
+    let name = format::ACTIVE_NAME;
+    if let Some((kind, message)) = active_damage {
+        match kind {
+            ProblemKind::Damage => report.damage(name, Some(0), message),
+            ProblemKind::Notice => report.notice(name, None, message),
+        }
+    } else if let (Some(file), Some(job), Some(out)) =
+        (&active, jobs.get(sealed.len()), outs.next())
     {
-        report.damage(
-            format::ACTIVE_NAME,
-            Some(0),
-            "active segment is shorter than its header (it is never written that way)",
-        );
-    } else if active.as_ref().is_some_and(|f| f.len().unwrap_or(0) == 0) {
-        report.notice(
-            format::ACTIVE_NAME,
-            None,
-            "empty active segment (recreated by the next write)",
-        );
-    } else if let Some(file) = &active {
-        let name = format::ACTIVE_NAME;
-        let deep = segment::ScanDepth::Values;
-        match segment::scan_with_progress(&**file, &active_path, false, None, deep, &mut |b| {
-            let d = done.fetch_add(b, Ordering::Relaxed) + b;
-            progress(Progress {
-                done: d.min(total),
-                total,
-            });
-        }) {
+        match out.into_scan(job)? {
             Err(e @ Error::Io { .. }) => return Err(e),
             Err(e) => report.damage(name, Some(0), brief(&e)),
-            Ok(scan) => {
+            Ok((scan, _)) => {
                 let mut ok = true;
                 if let Some(m) = &manifest {
                     if scan.header.store_id != m.store_id {
@@ -395,18 +451,18 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
                     // No index names what an active segment's damage held.
                     let found =
                         report_damaged(&mut report, name, &**file, &active_path, &scan, err, None)?;
-                    items.extend(found.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
+                    sources.push(Source::memory(&found.entries));
                 } else {
                     // check_tail first: it reports the tail whatever the header said.
                     let ok = check_tail(&mut report, name, &scan) && ok;
                     file_report(&mut report, name, &scan, ok);
                     check_checkpoint(vfs, dir, &scan, &mut report)?;
-                    items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
+                    sources.push(Source::memory(&scan.entries));
                 }
             }
         }
     }
-    check_structure(items, &explained, &mut report);
+    check_structure(sources, &explained, &mut report)?;
     progress(Progress { done: total, total });
     Ok(report)
 }
@@ -573,61 +629,187 @@ pub(crate) fn index_entries(
     Some(out)
 }
 
-/// Scans the sealed segments on as many threads as the machine has cores
-/// (verify is CPU-bound: checksums and JSON), reporting bytes done through
-/// `on_done` from the calling thread. Results come back in input order.
-fn scan_parallel(
-    dir: &Path,
-    files: &[&(u64, Box<dyn VFile>, String)],
-    done: &AtomicU64,
-    on_done: &mut dyn FnMut(u64),
-) -> Vec<Result<Scan>> {
-    if files.len() < 2 {
-        // Nothing to share between threads: scan here.
-        return files
-            .iter()
-            .map(|(_, file, name)| {
-                let deep = segment::ScanDepth::Values;
-                segment::scan_with_progress(&**file, &dir.join(name), true, None, deep, &mut |b| {
-                    on_done(done.fetch_add(b, Ordering::Relaxed) + b);
-                })
-            })
-            .collect();
+/// One file `verify` reads, and what it knows of it before reading.
+struct Job<'a> {
+    file: &'a dyn VFile,
+    path: PathBuf,
+    sealed: bool,
+    /// The segment's index, when its header matches the segment: the
+    /// segment's entries are then summarised rather than kept, and the
+    /// index, once found to hold exactly them, stands in for them.
+    index: Option<(Box<dyn VFile>, format::IndexHeader)>,
+}
+
+/// An order-independent summary of a set of index entries: how many, and
+/// the wrapping sum of a 128-bit hash of each. Two sets with the same
+/// summary are the same set but for a chance of about 2^-128, so a
+/// segment's entries can be compared with its index file without holding
+/// either (a freshly loaded store is one segment of millions of records).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Summary {
+    count: u64,
+    sum: u128,
+}
+
+impl Summary {
+    fn add(&mut self, e: &IndexEntry) {
+        let tail = u64::from(e.len) | (u64::from(e.kind as u8) << 32) | (u64::from(e.flags) << 40);
+        let words = [e.doc, e.node, e.seq, e.offset, e.aux, tail];
+        let hash = |seed: u64| {
+            words
+                .iter()
+                .fold(seed, |h, &w| mix(h ^ w).wrapping_add(0x9e37_79b9_7f4a_7c15))
+        };
+        let h = (u128::from(hash(0x243f_6a88_85a3_08d3)) << 64)
+            | u128::from(hash(0x1319_8a2e_0370_7344));
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(h);
     }
+
+    fn merge(&mut self, other: Summary) {
+        self.count += other.count;
+        self.sum = self.sum.wrapping_add(other.sum);
+    }
+}
+
+/// The splitmix64 finaliser: every input bit affects every output bit.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A scan's entries, summarised: a batch's count only once it commits.
+#[derive(Default)]
+struct Summarise {
+    pending: Summary,
+    done: Summary,
+}
+
+impl segment::Entries for Summarise {
+    fn add(&mut self, e: IndexEntry) {
+        self.pending.add(&e);
+    }
+
+    fn commit(&mut self) {
+        self.done.merge(std::mem::take(&mut self.pending));
+    }
+}
+
+/// What the parallel pass found of one file.
+struct Checked {
+    /// Its framing, checksums and order (entries summarised when it has an
+    /// index, else kept in [`Scan::entries`]).
+    scan: Result<(Scan, Summary)>,
+    /// Where the first record whose payload fails its check starts, if any.
+    values: Result<Option<u64>>,
+    /// The index file's summary, when it has one; `None` inside when a block
+    /// did not read or check, or the entries are out of order.
+    index: Option<Option<Summary>>,
+}
+
+/// A file's scan as a sequential scan that checks everything gives it, and
+/// for a segment whose entries were summarised, (its summary, its index's).
+type Outcome = (Scan, Option<(Summary, Option<Summary>)>);
+
+impl Checked {
+    /// The parallel pass's scan when it found the file sound. Otherwise the
+    /// file is scanned again, one sequential pass checking every value, so
+    /// that what is reported of damage (where, why, what follows) is
+    /// exactly that scan's: damage is rare, and this costs it a second read.
+    ///
+    /// The outer error is a read that failed; the inner, a file that
+    /// cannot be scanned at all.
+    fn into_scan(self, job: &Job<'_>) -> Result<Result<Outcome>> {
+        let (scan, summary) = match self.scan {
+            Ok(s) => s,
+            Err(e @ Error::Io { .. }) => return Err(e),
+            Err(e) => return Ok(Err(e)),
+        };
+        if scan.bad_at.is_none() && scan.damage.is_none() && self.values?.is_none() {
+            let compare = self.index.map(|i| (summary, i));
+            return Ok(Ok((scan, compare)));
+        }
+        match exact_scan(job) {
+            Ok(s) => Ok(Ok((s, None))),
+            Err(e @ Error::Io { .. }) => Err(e),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+}
+
+/// A sequential scan of `job`'s file that checks every record and value
+/// and keeps its entries: the scan verify reports from.
+fn exact_scan(job: &Job<'_>) -> Result<Scan> {
+    let mut keep = segment::Collect::default();
+    let deep = segment::ScanDepth::Values;
+    let mut s = segment::scan_with_progress(
+        job.file,
+        &job.path,
+        job.sealed,
+        deep,
+        &mut keep,
+        &mut |_| {},
+    )?;
+    s.entries = keep.done;
+    Ok(s)
+}
+
+/// One piece of the parallel pass.
+#[derive(Clone, Copy)]
+enum Task {
+    /// A file's framing, checksums and order.
+    Frame(usize),
+    /// Every payload of a file, values to the last JSON byte: the larger
+    /// part of the work, so a store of one segment still keeps two cores
+    /// busy.
+    Values(usize),
+    /// An index file's blocks, order and summary.
+    Index(usize),
+}
+
+/// What the tasks of one file left.
+#[derive(Default)]
+struct Parts {
+    scan: Option<Result<(Scan, Summary)>>,
+    values: Option<Result<Option<u64>>>,
+    index: Option<Option<Summary>>,
+}
+
+/// Checks the files on as many threads as the machine has cores (verify
+/// is CPU-bound: checksums and JSON), each file as two tasks that read it
+/// side by side, reporting bytes done through `on_done` from the calling
+/// thread. Results come back in input order.
+fn check_files(jobs: &[Job<'_>], done: &AtomicU64, on_done: &mut dyn FnMut(u64)) -> Vec<Checked> {
+    let mut tasks: Vec<Task> = (0..jobs.len())
+        .flat_map(|i| [Task::Frame(i), Task::Values(i)])
+        .collect();
+    tasks.extend(
+        jobs.iter()
+            .enumerate()
+            .filter(|(_, j)| j.index.is_some())
+            .map(|(i, _)| Task::Index(i)),
+    );
+    let slots: Vec<Mutex<Parts>> = jobs.iter().map(|_| Mutex::default()).collect();
     let next = AtomicUsize::new(0);
     let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let slots: Vec<Mutex<Option<Result<Scan>>>> = files.iter().map(|_| Mutex::new(None)).collect();
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(files.len())
+        .min(tasks.len())
         .max(1);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let tx = tx.clone();
-            let (next, slots) = (&next, &slots);
+            let (next, slots, tasks) = (&next, &slots, &tasks);
             scope.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((_, file, name)) = files.get(i).copied() else {
-                        break;
-                    };
-                    let path = dir.join(name);
-                    let deep = segment::ScanDepth::Values;
-                    let r =
-                        segment::scan_with_progress(&**file, &path, true, None, deep, &mut |b| {
-                            done.fetch_add(b, Ordering::Relaxed);
-                        });
-                    if let Some(slot) = slots.get(i)
-                        && let Ok(mut s) = slot.lock()
-                    {
-                        *s = Some(r);
-                    }
+                while let Some(&task) = tasks.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    run_task(jobs, task, done, slots);
                     let _ = tx.send(());
                 }
             });
         }
         drop(tx);
-        // Wakes at each finished file, and every 50 ms to show progress,
+        // Wakes at each finished task, and every 50 ms to show progress,
         // until every worker has hung up.
         while !matches!(
             rx.recv_timeout(std::time::Duration::from_millis(50)),
@@ -636,15 +818,139 @@ fn scan_parallel(
             on_done(done.load(Ordering::Relaxed));
         }
     });
+    let lost = || Error::internal("a verify worker did not finish");
     slots
         .into_iter()
-        .map(|s| {
-            s.into_inner()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| Err(Error::internal("a verify worker did not finish")))
+        .zip(jobs)
+        .map(|(slot, job)| {
+            let parts = slot.into_inner().unwrap_or_default();
+            Checked {
+                scan: parts.scan.unwrap_or_else(|| Err(lost())),
+                values: parts.values.unwrap_or_else(|| Err(lost())),
+                index: if job.index.is_some() {
+                    Some(parts.index.flatten())
+                } else {
+                    None
+                },
+            }
         })
         .collect()
+}
+
+/// Runs one task, leaving its result in its file's slot.
+fn run_task(jobs: &[Job<'_>], task: Task, done: &AtomicU64, slots: &[Mutex<Parts>]) {
+    let (Task::Frame(i) | Task::Values(i) | Task::Index(i)) = task;
+    let (Some(job), Some(slot)) = (jobs.get(i), slots.get(i)) else {
+        return;
+    };
+    let put = |f: &mut dyn FnMut(&mut Parts)| {
+        if let Ok(mut p) = slot.lock() {
+            f(&mut p);
+        }
+    };
+    match task {
+        Task::Frame(_) => {
+            let depth = segment::ScanDepth::Framing;
+            let mut on_bytes = |b| {
+                done.fetch_add(b, Ordering::Relaxed);
+            };
+            let r = if job.index.is_some() {
+                let mut sink = Summarise::default();
+                segment::scan_with_progress(
+                    job.file,
+                    &job.path,
+                    job.sealed,
+                    depth,
+                    &mut sink,
+                    &mut on_bytes,
+                )
+                .map(|s| (s, sink.done))
+            } else {
+                let mut keep = segment::Collect::default();
+                segment::scan_with_progress(
+                    job.file,
+                    &job.path,
+                    job.sealed,
+                    depth,
+                    &mut keep,
+                    &mut on_bytes,
+                )
+                .map(|mut s| {
+                    s.entries = keep.done;
+                    (s, Summary::default())
+                })
+            };
+            let mut r = Some(r);
+            put(&mut |p| p.scan = r.take());
+        }
+        Task::Values(_) => {
+            let mut r = Some(check_values(job.file, &job.path));
+            put(&mut |p| p.values = r.take());
+        }
+        Task::Index(_) => {
+            if let Some((file, header)) = &job.index {
+                let r = summarise_index(&**file, header);
+                put(&mut |p| p.index = Some(r));
+            }
+        }
+    }
+}
+
+/// Checks every record's payload as a scan to [`segment::ScanDepth::Values`]
+/// does, walking the records by their lengths alone (the framing task
+/// checks those). Returns where the first one that fails starts, or where
+/// the walk could not go on.
+fn check_values(file: &dyn VFile, path: &Path) -> Result<Option<u64>> {
+    let len = file.len().io("stat", path)?;
+    let mut rd = segment::Reader::new(file, len);
+    let mut at = format::SEGMENT_HEADER_LEN as u64;
+    while at < len {
+        let Ok(h) = format::decode_header(rd.get(at, format::RECORD_HEADER_LEN, path)?) else {
+            return Ok(Some(at));
+        };
+        let total = h.total_len();
+        let b = rd.get(at, total as usize, path)?;
+        let ok = b.len() as u64 == total
+            && b.get(format::RECORD_HEADER_LEN..)
+                .is_some_and(|p| format::check_payload(h.kind, h.flags, p, true).is_ok());
+        if !ok {
+            return Ok(Some(at));
+        }
+        at += total;
+    }
+    Ok(None)
+}
+
+/// Blocks read at once when an index is read on its own.
+const INDEX_CHUNK_BLOCKS: u64 = 256;
+
+/// An index file's summary, when every block reads and checks and the
+/// entries are in strictly increasing key order, as a sorted list of the
+/// segment's entries is.
+fn summarise_index(file: &dyn VFile, header: &format::IndexHeader) -> Option<Summary> {
+    let blocks = header.entries.div_ceil(format::ENTRIES_PER_BLOCK as u64);
+    let mut buf = vec![0u8; INDEX_CHUNK_BLOCKS as usize * format::INDEX_BLOCK_LEN];
+    let mut sum = Summary::default();
+    let mut last = None;
+    let mut b = 0;
+    while b < blocks {
+        let n = (blocks - b).min(INDEX_CHUNK_BLOCKS);
+        let chunk = buf.get_mut(..n as usize * format::INDEX_BLOCK_LEN)?;
+        let at = format::INDEX_HEADER_LEN as u64 + b * format::INDEX_BLOCK_LEN as u64;
+        file.read_exact_at(chunk, at).ok()?;
+        for block in chunk.chunks_exact(format::INDEX_BLOCK_LEN) {
+            for e in format::decode_block(block)? {
+                let k = index::key(&e);
+                if last.is_some_and(|l| l >= k) {
+                    return None;
+                }
+                last = Some(k);
+                sum.add(&e);
+            }
+        }
+        b += n;
+    }
+    Some(sum)
 }
 
 fn file_name(p: &Path) -> String {
@@ -854,72 +1160,257 @@ fn compare_index(
     });
 }
 
+/// Where the structure check reads one file's entries from, in key order.
+enum Source<'a> {
+    /// An index file found to hold exactly its segment's entries, read a
+    /// few blocks at a time.
+    Index {
+        file: &'a dyn VFile,
+        path: &'a Path,
+        blocks: u64,
+        /// Next block to decode, and the first block in `buf`.
+        next: u64,
+        base: u64,
+        buf: Vec<u8>,
+        /// Blocks `buf` holds at most.
+        chunk: u64,
+        entries: std::vec::IntoIter<IndexEntry>,
+    },
+    /// Entries held in memory (the active segment, a damaged segment, or
+    /// one whose index cannot stand in for it), sorted.
+    Memory(std::vec::IntoIter<Item>),
+}
+
+impl<'a> Source<'a> {
+    fn index(file: &'a dyn VFile, header: format::IndexHeader, path: &'a Path) -> Source<'a> {
+        Source::Index {
+            file,
+            path,
+            blocks: header.entries.div_ceil(format::ENTRIES_PER_BLOCK as u64),
+            next: 0,
+            base: 0,
+            buf: Vec::new(),
+            chunk: 1,
+            entries: Vec::new().into_iter(),
+        }
+    }
+
+    fn memory(entries: &[IndexEntry]) -> Source<'a> {
+        let mut items: Vec<Item> = entries
+            .iter()
+            .map(|e| (e.doc, e.node, e.seq, e.kind))
+            .collect();
+        items.sort_unstable_by_key(|&(doc, node, seq, _)| (doc, node, seq));
+        Source::Memory(items.into_iter())
+    }
+
+    /// The next entry in key order.
+    fn next(&mut self) -> Result<Option<Item>> {
+        match self {
+            Source::Memory(items) => Ok(items.next()),
+            Source::Index {
+                file,
+                path,
+                blocks,
+                next,
+                base,
+                buf,
+                chunk,
+                entries,
+            } => loop {
+                if let Some(e) = entries.next() {
+                    return Ok(Some((e.doc, e.node, e.seq, e.kind)));
+                }
+                if *next >= *blocks {
+                    return Ok(None);
+                }
+                let held = (buf.len() / format::INDEX_BLOCK_LEN) as u64;
+                if *next >= *base + held {
+                    let n = (*blocks - *next).min(*chunk);
+                    buf.resize(n as usize * format::INDEX_BLOCK_LEN, 0);
+                    let at =
+                        format::INDEX_HEADER_LEN as u64 + *next * format::INDEX_BLOCK_LEN as u64;
+                    file.read_exact_at(buf, at).io("read", *path)?;
+                    *base = *next;
+                }
+                let from = (*next - *base) as usize * format::INDEX_BLOCK_LEN;
+                let block = buf
+                    .get(from..from + format::INDEX_BLOCK_LEN)
+                    .and_then(format::decode_block)
+                    .ok_or_else(|| {
+                        let at = format::INDEX_HEADER_LEN as u64
+                            + *next * format::INDEX_BLOCK_LEN as u64;
+                        Error::corrupt(*path, at, "index block changed while verify read it")
+                    })?;
+                *entries = block.into_iter();
+                *next += 1;
+            },
+        }
+    }
+}
+
+/// Bytes of index blocks the structure check holds at once, over all the
+/// index files it reads side by side.
+const MERGE_BUFFER: usize = 8 << 20;
+
 /// Cross-record rules: every record belongs to a document that has a
 /// document record; outputs belong to existing inputs; node ids are not
 /// reused; nothing follows a document's deletion.
+///
+/// The entries of every file are merged in key order, one document at a
+/// time, so what is held is a few blocks of each index file and the
+/// records of one node, whatever the size of the store.
 fn check_structure(
-    mut items: Vec<Item>,
+    mut sources: Vec<Source<'_>>,
     explained: &std::collections::BTreeSet<u64>,
     report: &mut VerifyReport,
-) {
-    items.retain(|it| !explained.contains(&it.0));
-    items.sort_unstable_by_key(|&(doc, node, seq, _)| (doc, node, seq));
-    let mut i = 0;
-    while i < items.len() {
-        let doc = items[i].0;
-        let end = i + items[i..].iter().take_while(|it| it.0 == doc).count();
-        let recs = &items[i..end];
-        let has_put = recs.iter().any(|r| r.3 == Kind::DocPut);
-        let deleted_at = recs
-            .iter()
-            .filter(|r| r.3 == Kind::DocDelete)
-            .map(|r| r.2)
-            .min();
-        if !has_put && deleted_at.is_none() {
+) -> Result<()> {
+    let indexes = sources
+        .iter()
+        .filter(|s| matches!(s, Source::Index { .. }))
+        .count();
+    let per = (MERGE_BUFFER / format::INDEX_BLOCK_LEN / indexes.max(1)).clamp(1, 64) as u64;
+    let mut heads: Vec<Option<Item>> = Vec::with_capacity(sources.len());
+    let mut heap = std::collections::BinaryHeap::new();
+    for (i, s) in sources.iter_mut().enumerate() {
+        if let Source::Index { chunk, .. } = s {
+            *chunk = per;
+        }
+        let head = s.next()?;
+        if let Some((doc, node, seq, _)) = head {
+            heap.push(std::cmp::Reverse(((doc, node, seq), i)));
+        }
+        heads.push(head);
+    }
+    let mut check = Structure::new(explained);
+    while let Some(std::cmp::Reverse((_, i))) = heap.pop() {
+        let (Some(source), Some(head)) = (sources.get_mut(i), heads.get_mut(i)) else {
+            break;
+        };
+        if let Some(item) = head.take() {
+            check.feed(item, report);
+        }
+        if heap.is_empty() {
+            // The last file with entries left: no merge needed.
+            while let Some(item) = source.next()? {
+                check.feed(item, report);
+            }
+            break;
+        }
+        *head = source.next()?;
+        if let Some((doc, node, seq, _)) = *head {
+            heap.push(std::cmp::Reverse(((doc, node, seq), i)));
+        }
+    }
+    check.end_doc(report);
+    Ok(())
+}
+
+/// The state of the structure check within one document, fed its records
+/// in key order (document, node, sequence).
+struct Structure<'a> {
+    explained: &'a std::collections::BTreeSet<u64>,
+    doc: Option<u64>,
+    /// The records of the current node.
+    node: Vec<Item>,
+    has_put: bool,
+    /// Sequence number of the document's first deletion. Deletions are
+    /// node 0, so this is known before any other node's records arrive.
+    deleted_at: Option<u64>,
+    after_delete: bool,
+    /// Findings about the document's nodes, reported after those about the
+    /// document itself.
+    found: Vec<String>,
+}
+
+impl<'a> Structure<'a> {
+    fn new(explained: &'a std::collections::BTreeSet<u64>) -> Structure<'a> {
+        Structure {
+            explained,
+            doc: None,
+            node: Vec::new(),
+            has_put: false,
+            deleted_at: None,
+            after_delete: false,
+            found: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, item: Item, report: &mut VerifyReport) {
+        let (doc, node, ..) = item;
+        if !self.explained.is_empty() && self.explained.contains(&doc) {
+            return;
+        }
+        if self.doc != Some(doc) {
+            self.end_doc(report);
+            self.doc = Some(doc);
+        } else if self.node.first().is_some_and(|r| r.1 != node) {
+            self.end_node();
+        }
+        self.node.push(item);
+    }
+
+    /// The checks of one node's records.
+    fn end_node(&mut self) {
+        let (Some(doc), Some(&(_, node, ..))) = (self.doc, self.node.first()) else {
+            return;
+        };
+        let recs = std::mem::take(&mut self.node);
+        self.has_put |= recs.iter().any(|r| r.3 == Kind::DocPut);
+        let deletions = recs.iter().filter(|r| r.3 == Kind::DocDelete).map(|r| r.2);
+        if let Some(first) = deletions.min() {
+            self.deleted_at = Some(self.deleted_at.map_or(first, |d| d.min(first)));
+        }
+        if let Some(del) = self.deleted_at {
+            self.after_delete |= recs.iter().any(|r| r.2 > del);
+        }
+        if node != 0 && self.deleted_at.is_none() {
+            let inputs = recs.iter().filter(|r| r.3 == Kind::InputPut).count();
+            if inputs > 1 {
+                self.found
+                    .push(format!("node {node} of document {doc} was written twice"));
+            }
+            let input_seq = recs.iter().find(|r| r.3 == Kind::InputPut).map(|r| r.2);
+            let deleted = recs.iter().any(|r| r.3 == Kind::InputDelete);
+            let orphan = recs
+                .iter()
+                .any(|r| r.3 == Kind::OutputPut && input_seq.is_none_or(|s| r.2 < s));
+            if orphan && !deleted {
+                self.found.push(format!(
+                    "output for node {node} of document {doc} without its input"
+                ));
+            }
+        }
+        // Keep the allocation for the next node.
+        self.node = recs;
+        self.node.clear();
+    }
+
+    /// The checks of the whole document, then its nodes' findings.
+    fn end_doc(&mut self, report: &mut VerifyReport) {
+        self.end_node();
+        let Some(doc) = self.doc.take() else {
+            return;
+        };
+        if !self.has_put && self.deleted_at.is_none() {
             report.damage(
                 "(store)",
                 None,
                 format!("document {doc} has records but no document record"),
             );
         }
-        if let Some(del) = deleted_at
-            && recs.iter().any(|r| r.2 > del)
-        {
+        if self.after_delete {
             report.damage(
                 "(store)",
                 None,
                 format!("document {doc} has records after its deletion"),
             );
         }
-        let mut j = 0;
-        while j < recs.len() {
-            let node = recs[j].1;
-            let nend = j + recs[j..].iter().take_while(|r| r.1 == node).count();
-            if node != 0 && deleted_at.is_none() {
-                let nrecs = &recs[j..nend];
-                let inputs = nrecs.iter().filter(|r| r.3 == Kind::InputPut).count();
-                if inputs > 1 {
-                    report.damage(
-                        "(store)",
-                        None,
-                        format!("node {node} of document {doc} was written twice"),
-                    );
-                }
-                let input_seq = nrecs.iter().find(|r| r.3 == Kind::InputPut).map(|r| r.2);
-                let deleted = nrecs.iter().any(|r| r.3 == Kind::InputDelete);
-                let orphan = nrecs
-                    .iter()
-                    .any(|r| r.3 == Kind::OutputPut && input_seq.is_none_or(|s| r.2 < s));
-                if orphan && !deleted {
-                    report.damage(
-                        "(store)",
-                        None,
-                        format!("output for node {node} of document {doc} without its input"),
-                    );
-                }
-            }
-            j = nend;
+        for message in self.found.drain(..) {
+            report.damage("(store)", None, message);
         }
-        i = end;
+        self.has_put = false;
+        self.deleted_at = None;
+        self.after_delete = false;
     }
 }
