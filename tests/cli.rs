@@ -31,3 +31,5 @@ mod rescue;
 mod round_trip;
 #[path = "cli/values.rs"]
 mod values;
+#[path = "cli/verify_bounds.rs"]
+mod verify_bounds;

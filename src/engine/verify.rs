@@ -318,11 +318,13 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
             }
             None => None,
         };
+        let covered = if index.is_some() { u64::MAX } else { 0 };
         jobs.push(Job {
             file: &**file,
             path: dir.join(name),
             sealed: true,
             index,
+            covered,
         });
     }
     // The active segment is checked with the others when it holds records.
@@ -342,11 +344,14 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
             None
         };
     if let (Some(file), None) = (&active, active_damage) {
+        let index = checkpoint_of(vfs, dir, &**file, &active_path, active_len)?;
+        let covered = index.as_ref().map_or(0, |(_, h)| h.segment_len);
         jobs.push(Job {
             file: &**file,
             path: active_path.clone(),
             sealed: false,
-            index: None,
+            index,
+            covered,
         });
     }
     let done = AtomicU64::new(0);
@@ -384,7 +389,11 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
                     records: found.count,
                     ok: true,
                 });
-                sources.push(Source::index(&**index, *header, &job.path));
+                sources.push(Source::index(
+                    &**index,
+                    *header,
+                    dir.join(format::index_name(*n)),
+                ));
                 continue;
             }
             // No index to stand in, or one that differs: the entries
@@ -429,7 +438,7 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
         match out.into_scan(job)? {
             Err(e @ Error::Io { .. }) => return Err(e),
             Err(e) => report.damage(name, Some(0), brief(&e)),
-            Ok((scan, _)) => {
+            Ok((scan, compare)) => {
                 let mut ok = true;
                 if let Some(m) = &manifest {
                     if scan.header.store_id != m.store_id {
@@ -456,8 +465,38 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
                     // check_tail first: it reports the tail whatever the header said.
                     let ok = check_tail(&mut report, name, &scan) && ok;
                     file_report(&mut report, name, &scan, ok);
-                    check_checkpoint(vfs, dir, &scan, &mut report)?;
-                    sources.push(Source::memory(&scan.entries));
+                    match (&job.index, compare) {
+                        (Some((index, header)), Some((scanned, Some(found))))
+                            if scanned == found && header.segment_len <= scan.end =>
+                        {
+                            // The checkpoint holds exactly the entries it
+                            // covers: it stands in for them, the rest are
+                            // the few records written after it.
+                            let len = index.len().unwrap_or(0);
+                            report.bytes += len;
+                            report.files.push(FileReport {
+                                name: format::ACTIVE_INDEX_NAME.to_owned(),
+                                bytes: len,
+                                records: found.count,
+                                ok: true,
+                            });
+                            sources.push(Source::index(
+                                &**index,
+                                *header,
+                                dir.join(format::ACTIVE_INDEX_NAME),
+                            ));
+                            sources.push(Source::memory(&scan.entries));
+                        }
+                        (_, compare) => {
+                            let scan = if compare.is_some() {
+                                exact_scan(job)?
+                            } else {
+                                scan
+                            };
+                            check_checkpoint(vfs, dir, &scan, &mut report)?;
+                            sources.push(Source::memory(&scan.entries));
+                        }
+                    }
                 }
             }
         }
@@ -634,10 +673,15 @@ struct Job<'a> {
     file: &'a dyn VFile,
     path: PathBuf,
     sealed: bool,
-    /// The segment's index, when its header matches the segment: the
-    /// segment's entries are then summarised rather than kept, and the
-    /// index, once found to hold exactly them, stands in for them.
+    /// The segment's index (or the active segment's checkpoint), when its
+    /// header matches the segment: the entries it covers are then
+    /// summarised rather than kept, and the index, once found to hold
+    /// exactly them, stands in for them.
     index: Option<(Box<dyn VFile>, format::IndexHeader)>,
+    /// The entries of records before this offset are summarised, the
+    /// others kept: all of a sealed segment with an index, what the
+    /// checkpoint covers of the active one, none without an index.
+    covered: u64,
 }
 
 /// An order-independent summary of a set of index entries: how many, and
@@ -679,20 +723,27 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A scan's entries, summarised: a batch's count only once it commits.
-#[derive(Default)]
-struct Summarise {
+/// A scan's entries: those of records before `covered` summarised, the
+/// others kept; a batch's count only once it commits.
+struct Split {
+    covered: u64,
     pending: Summary,
     done: Summary,
+    keep: segment::Collect,
 }
 
-impl segment::Entries for Summarise {
+impl segment::Entries for Split {
     fn add(&mut self, e: IndexEntry) {
-        self.pending.add(&e);
+        if e.offset < self.covered {
+            self.pending.add(&e);
+        } else {
+            self.keep.add(e);
+        }
     }
 
     fn commit(&mut self) {
         self.done.merge(std::mem::take(&mut self.pending));
+        self.keep.commit();
     }
 }
 
@@ -736,6 +787,32 @@ impl Checked {
             Err(e) => Ok(Err(e)),
         }
     }
+}
+
+/// The active segment's checkpoint, when there is one whose header matches
+/// the segment as far as its length goes (what it covers is checked
+/// against the scan later).
+fn checkpoint_of(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    file: &dyn VFile,
+    path: &Path,
+    len: u64,
+) -> Result<Option<(Box<dyn VFile>, format::IndexHeader)>> {
+    let idx = dir.join(format::ACTIVE_INDEX_NAME);
+    if vfs.kind(&idx).ok().flatten().is_none() {
+        return Ok(None);
+    }
+    let mut hb = [0u8; format::SEGMENT_HEADER_LEN];
+    let got = segment::read_prefix(file, &mut hb, path)?;
+    let Ok(header) = format::SegmentHeader::decode(&hb[..got]) else {
+        return Ok(None);
+    };
+    let bind = index::Binding {
+        version: header.version,
+        store_id: header.store_id,
+    };
+    index::open_index_covering(vfs, &idx, header.number, 0..=len, bind)
 }
 
 /// A sequential scan of `job`'s file that checks every record and value
@@ -854,32 +931,24 @@ fn run_task(jobs: &[Job<'_>], task: Task, done: &AtomicU64, slots: &[Mutex<Parts
             let mut on_bytes = |b| {
                 done.fetch_add(b, Ordering::Relaxed);
             };
-            let r = if job.index.is_some() {
-                let mut sink = Summarise::default();
-                segment::scan_with_progress(
-                    job.file,
-                    &job.path,
-                    job.sealed,
-                    depth,
-                    &mut sink,
-                    &mut on_bytes,
-                )
-                .map(|s| (s, sink.done))
-            } else {
-                let mut keep = segment::Collect::default();
-                segment::scan_with_progress(
-                    job.file,
-                    &job.path,
-                    job.sealed,
-                    depth,
-                    &mut keep,
-                    &mut on_bytes,
-                )
-                .map(|mut s| {
-                    s.entries = keep.done;
-                    (s, Summary::default())
-                })
+            let mut sink = Split {
+                covered: job.covered,
+                pending: Summary::default(),
+                done: Summary::default(),
+                keep: segment::Collect::default(),
             };
+            let r = segment::scan_with_progress(
+                job.file,
+                &job.path,
+                job.sealed,
+                depth,
+                &mut sink,
+                &mut on_bytes,
+            )
+            .map(|mut s| {
+                s.entries = sink.keep.done;
+                (s, sink.done)
+            });
             let mut r = Some(r);
             put(&mut |p| p.scan = r.take());
         }
@@ -1166,7 +1235,7 @@ enum Source<'a> {
     /// few blocks at a time.
     Index {
         file: &'a dyn VFile,
-        path: &'a Path,
+        path: PathBuf,
         blocks: u64,
         /// Next block to decode, and the first block in `buf`.
         next: u64,
@@ -1182,7 +1251,7 @@ enum Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    fn index(file: &'a dyn VFile, header: format::IndexHeader, path: &'a Path) -> Source<'a> {
+    fn index(file: &'a dyn VFile, header: format::IndexHeader, path: PathBuf) -> Source<'a> {
         Source::Index {
             file,
             path,
@@ -1230,7 +1299,7 @@ impl<'a> Source<'a> {
                     buf.resize(n as usize * format::INDEX_BLOCK_LEN, 0);
                     let at =
                         format::INDEX_HEADER_LEN as u64 + *next * format::INDEX_BLOCK_LEN as u64;
-                    file.read_exact_at(buf, at).io("read", *path)?;
+                    file.read_exact_at(buf, at).io("read", &*path)?;
                     *base = *next;
                 }
                 let from = (*next - *base) as usize * format::INDEX_BLOCK_LEN;
@@ -1240,7 +1309,7 @@ impl<'a> Source<'a> {
                     .ok_or_else(|| {
                         let at = format::INDEX_HEADER_LEN as u64
                             + *next * format::INDEX_BLOCK_LEN as u64;
-                        Error::corrupt(*path, at, "index block changed while verify read it")
+                        Error::corrupt(&*path, at, "index block changed while verify read it")
                     })?;
                 *entries = block.into_iter();
                 *next += 1;
