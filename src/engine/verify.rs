@@ -837,10 +837,10 @@ fn exact_scan(job: &Job<'_>) -> Result<Scan> {
 enum Task {
     /// A file's framing, checksums and order.
     Frame(usize),
-    /// Every payload of a file, values to the last JSON byte: the larger
-    /// part of the work, so a store of one segment still keeps two cores
-    /// busy.
-    Values(usize),
+    /// Every payload of one piece of a file, values to the last JSON
+    /// byte: most of the work, and split at record boundaries the index
+    /// names, so a store of one segment still keeps every core busy.
+    Values(usize, usize),
     /// An index file's blocks, order and summary.
     Index(usize),
 }
@@ -849,7 +849,8 @@ enum Task {
 #[derive(Default)]
 struct Parts {
     scan: Option<Result<(Scan, Summary)>>,
-    values: Option<Result<Option<u64>>>,
+    /// One result per piece of the file.
+    values: Vec<Option<Result<Option<u64>>>>,
     index: Option<Option<Summary>>,
 }
 
@@ -858,29 +859,38 @@ struct Parts {
 /// side by side, reporting bytes done through `on_done` from the calling
 /// thread. Results come back in input order.
 fn check_files(jobs: &[Job<'_>], done: &AtomicU64, on_done: &mut dyn FnMut(u64)) -> Vec<Checked> {
-    let mut tasks: Vec<Task> = (0..jobs.len())
-        .flat_map(|i| [Task::Frame(i), Task::Values(i)])
-        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pieces: Vec<Vec<u64>> = jobs.iter().map(|j| split_points(j, cores)).collect();
+    let mut tasks = Vec::new();
+    for (i, points) in pieces.iter().enumerate() {
+        tasks.push(Task::Frame(i));
+        tasks.extend((0..points.len()).map(|k| Task::Values(i, k)));
+    }
     tasks.extend(
         jobs.iter()
             .enumerate()
             .filter(|(_, j)| j.index.is_some())
             .map(|(i, _)| Task::Index(i)),
     );
-    let slots: Vec<Mutex<Parts>> = jobs.iter().map(|_| Mutex::default()).collect();
+    let slots: Vec<Mutex<Parts>> = pieces
+        .iter()
+        .map(|points| {
+            Mutex::new(Parts {
+                values: points.iter().map(|_| None).collect(),
+                ..Parts::default()
+            })
+        })
+        .collect();
     let next = AtomicUsize::new(0);
     let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(tasks.len())
-        .max(1);
+    let workers = cores.min(tasks.len()).max(1);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let tx = tx.clone();
-            let (next, slots, tasks) = (&next, &slots, &tasks);
+            let (next, slots, tasks, pieces) = (&next, &slots, &tasks, &pieces);
             scope.spawn(move || {
                 while let Some(&task) = tasks.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    run_task(jobs, task, done, slots);
+                    run_task(jobs, pieces, task, done, slots);
                     let _ = tx.send(());
                 }
             });
@@ -903,7 +913,14 @@ fn check_files(jobs: &[Job<'_>], done: &AtomicU64, on_done: &mut dyn FnMut(u64))
             let parts = slot.into_inner().unwrap_or_default();
             Checked {
                 scan: parts.scan.unwrap_or_else(|| Err(lost())),
-                values: parts.values.unwrap_or_else(|| Err(lost())),
+                // The first failure of the first piece that has one: the
+                // pieces are in file order.
+                values: parts
+                    .values
+                    .into_iter()
+                    .map(|v| v.unwrap_or_else(|| Err(lost())))
+                    .find(|v| !matches!(v, Ok(None)))
+                    .unwrap_or(Ok(None)),
                 index: if job.index.is_some() {
                     Some(parts.index.flatten())
                 } else {
@@ -915,8 +932,14 @@ fn check_files(jobs: &[Job<'_>], done: &AtomicU64, on_done: &mut dyn FnMut(u64))
 }
 
 /// Runs one task, leaving its result in its file's slot.
-fn run_task(jobs: &[Job<'_>], task: Task, done: &AtomicU64, slots: &[Mutex<Parts>]) {
-    let (Task::Frame(i) | Task::Values(i) | Task::Index(i)) = task;
+fn run_task(
+    jobs: &[Job<'_>],
+    pieces: &[Vec<u64>],
+    task: Task,
+    done: &AtomicU64,
+    slots: &[Mutex<Parts>],
+) {
+    let (Task::Frame(i) | Task::Values(i, _) | Task::Index(i)) = task;
     let (Some(job), Some(slot)) = (jobs.get(i), slots.get(i)) else {
         return;
     };
@@ -952,9 +975,17 @@ fn run_task(jobs: &[Job<'_>], task: Task, done: &AtomicU64, slots: &[Mutex<Parts
             let mut r = Some(r);
             put(&mut |p| p.scan = r.take());
         }
-        Task::Values(_) => {
-            let mut r = Some(check_values(job.file, &job.path));
-            put(&mut |p| p.values = r.take());
+        Task::Values(_, k) => {
+            let points = pieces.get(i).map_or(&[][..], |p| &p[..]);
+            let (Some(&from), to) = (points.get(k), points.get(k + 1).copied()) else {
+                return;
+            };
+            let mut r = Some(check_values(job.file, &job.path, from, to));
+            put(&mut |p| {
+                if let Some(slot) = p.values.get_mut(k) {
+                    *slot = r.take();
+                }
+            });
         }
         Task::Index(_) => {
             if let Some((file, header)) = &job.index {
@@ -965,15 +996,62 @@ fn run_task(jobs: &[Job<'_>], task: Task, done: &AtomicU64, slots: &[Mutex<Parts
     }
 }
 
-/// Checks every record's payload as a scan to [`segment::ScanDepth::Values`]
-/// does, walking the records by their lengths alone (the framing task
-/// checks those). Returns where the first one that fails starts, or where
-/// the walk could not go on.
-fn check_values(file: &dyn VFile, path: &Path) -> Result<Option<u64>> {
+/// Bytes of a file below which its values are checked as one piece.
+const PIECE: u64 = 32 << 20;
+
+/// Where the pieces of a file's value checks start: the first record, and
+/// record offsets near even fractions of the file taken from a sample of
+/// its index's blocks. An offset that is not where a record starts (an
+/// index that is wrong) makes its pieces fail, and the file is scanned
+/// again the sequential way.
+fn split_points(job: &Job<'_>, cores: usize) -> Vec<u64> {
+    let start = format::SEGMENT_HEADER_LEN as u64;
+    let mut points = vec![start];
+    let len = job.file.len().unwrap_or(0);
+    let pieces = (len / PIECE).clamp(1, 2 * cores as u64);
+    let Some((file, header)) = job.index.as_ref().filter(|_| pieces > 1) else {
+        return points;
+    };
+    let blocks = header.entries.div_ceil(format::ENTRIES_PER_BLOCK as u64);
+    let samples = blocks.min(16);
+    let mut offsets = Vec::new();
+    let mut buf = vec![0u8; format::INDEX_BLOCK_LEN];
+    for s in 0..samples {
+        let at = format::INDEX_HEADER_LEN as u64
+            + (s * blocks / samples) * format::INDEX_BLOCK_LEN as u64;
+        if let Some(entries) = file
+            .read_exact_at(&mut buf, at)
+            .ok()
+            .and_then(|()| format::decode_block(&buf))
+        {
+            offsets.extend(entries.iter().map(|e| e.offset));
+        }
+    }
+    offsets.sort_unstable();
+    for k in 1..pieces {
+        let target = len / pieces * k;
+        let i = offsets.partition_point(|&o| o < target);
+        if let Some(&o) = offsets.get(i)
+            && points.last().is_some_and(|&p| o > p)
+            && o < len
+        {
+            points.push(o);
+        }
+    }
+    points
+}
+
+/// Checks the payload of every record from `from` to `to` (the end of the
+/// file when `None`) as a scan to [`segment::ScanDepth::Values`] does,
+/// walking the records by their lengths alone (the framing task checks
+/// those). Returns where the first one that fails starts, or where the
+/// walk could not go on or did not end at `to`.
+fn check_values(file: &dyn VFile, path: &Path, from: u64, to: Option<u64>) -> Result<Option<u64>> {
     let len = file.len().io("stat", path)?;
     let mut rd = segment::Reader::new(file, len);
-    let mut at = format::SEGMENT_HEADER_LEN as u64;
-    while at < len {
+    let to = to.unwrap_or(len);
+    let mut at = from;
+    while at < to {
         let Ok(h) = format::decode_header(rd.get(at, format::RECORD_HEADER_LEN, path)?) else {
             return Ok(Some(at));
         };
@@ -987,7 +1065,7 @@ fn check_values(file: &dyn VFile, path: &Path) -> Result<Option<u64>> {
         }
         at += total;
     }
-    Ok(None)
+    Ok((at != to).then_some(at))
 }
 
 /// Blocks read at once when an index is read on its own.
