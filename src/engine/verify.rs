@@ -749,8 +749,8 @@ impl segment::Entries for Split {
 
 /// What the parallel pass found of one file.
 struct Checked {
-    /// Its framing, checksums and order (entries summarised when it has an
-    /// index, else kept in [`Scan::entries`]).
+    /// Its framing, checksums and order, with the summary of the entries
+    /// before [`Job::covered`]; the others are kept in [`Scan::entries`].
     scan: Result<(Scan, Summary)>,
     /// Where the first record whose payload fails its check starts, if any.
     values: Result<Option<u64>>,
@@ -855,8 +855,9 @@ struct Parts {
 }
 
 /// Checks the files on as many threads as the machine has cores (verify
-/// is CPU-bound: checksums and JSON), each file as two tasks that read it
-/// side by side, reporting bytes done through `on_done` from the calling
+/// is CPU-bound: checksums and JSON), each file as a framing task and one
+/// or more value tasks that read it side by side, and each index as a task
+/// of its own, reporting bytes done through `on_done` from the calling
 /// thread. Results come back in input order.
 fn check_files(jobs: &[Job<'_>], done: &AtomicU64, on_done: &mut dyn FnMut(u64)) -> Vec<Checked> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -1437,14 +1438,18 @@ fn check_structure(
         if let Some(item) = head.take() {
             check.feed(item, report);
         }
-        if heap.is_empty() {
-            // The last file with entries left: no merge needed.
-            while let Some(item) = source.next()? {
-                check.feed(item, report);
+        // Files hold runs of neighbouring keys (a compaction writes each
+        // its own range of documents): take from this one while it stays
+        // below every other file's next key, without touching the heap.
+        let bound = heap.peek().map(|std::cmp::Reverse((k, _))| *k);
+        *head = loop {
+            match source.next()? {
+                Some(item) if bound.is_none_or(|b| (item.0, item.1, item.2) < b) => {
+                    check.feed(item, report);
+                }
+                other => break other,
             }
-            break;
-        }
-        *head = source.next()?;
+        };
         if let Some((doc, node, seq, _)) = *head {
             heap.push(std::cmp::Reverse(((doc, node, seq), i)));
         }
