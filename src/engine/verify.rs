@@ -869,8 +869,9 @@ fn check_files(jobs: &[Job<'_>], done: &AtomicU64, on_done: &mut dyn FnMut(u64))
     }
     tasks.extend(
         jobs.iter()
+            .zip(&pieces)
             .enumerate()
-            .filter(|(_, j)| j.index.is_some())
+            .filter(|(_, (j, points))| j.index.is_some() && !points.is_empty())
             .map(|(i, _)| Task::Index(i)),
     );
     let slots: Vec<Mutex<Parts>> = pieces
@@ -951,7 +952,14 @@ fn run_task(
     };
     match task {
         Task::Frame(_) => {
-            let depth = segment::ScanDepth::Framing;
+            // A small file is checked whole by this one task, values and
+            // index included: more tasks would only read it again.
+            let whole = pieces.get(i).is_none_or(Vec::is_empty);
+            let depth = if whole {
+                segment::ScanDepth::Values
+            } else {
+                segment::ScanDepth::Framing
+            };
             let mut on_bytes = |b| {
                 done.fetch_add(b, Ordering::Relaxed);
             };
@@ -975,6 +983,10 @@ fn run_task(
             });
             let mut r = Some(r);
             put(&mut |p| p.scan = r.take());
+            if let (true, Some((file, header))) = (whole, &job.index) {
+                let r = summarise_index(&**file, header);
+                put(&mut |p| p.index = Some(r));
+            }
         }
         Task::Values(_, k) => {
             let points = pieces.get(i).map_or(&[][..], |p| &p[..]);
@@ -1000,15 +1012,23 @@ fn run_task(
 /// Bytes of a file below which its values are checked as one piece.
 const PIECE: u64 = 32 << 20;
 
-/// Where the pieces of a file's value checks start: the first record, and
+/// Bytes of a file below which one task checks all of it.
+const WHOLE: u64 = 4 << 20;
+
+/// Where the pieces of a file's value checks start (none for a small
+/// file, which one task checks whole): the first record, and
 /// record offsets near even fractions of the file taken from a sample of
 /// its index's blocks. An offset that is not where a record starts (an
 /// index that is wrong) makes its pieces fail, and the file is scanned
 /// again the sequential way.
 fn split_points(job: &Job<'_>, cores: usize) -> Vec<u64> {
     let start = format::SEGMENT_HEADER_LEN as u64;
-    let mut points = vec![start];
     let len = job.file.len().unwrap_or(0);
+    if len < WHOLE {
+        // None: checked whole by its framing task.
+        return Vec::new();
+    }
+    let mut points = vec![start];
     let pieces = (len / PIECE).clamp(1, 2 * cores as u64);
     let Some((file, header)) = job.index.as_ref().filter(|_| pieces > 1) else {
         return points;
