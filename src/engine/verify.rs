@@ -307,25 +307,41 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
         files.iter().filter(|(n, ..)| current.contains(n)).collect();
     let mut jobs = Vec::with_capacity(sealed.len() + 1);
     for (n, file, name) in &sealed {
-        let path = dir.join(format::index_name(*n));
-        let index = match headers.get(n) {
-            Some(h) => {
-                let bind = index::Binding {
-                    version: h.version,
-                    store_id: h.store_id,
-                };
-                index::open_index(vfs, &path, *n, file.len().unwrap_or(0), bind)?
-            }
-            None => None,
-        };
-        let covered = if index.is_some() { u64::MAX } else { 0 };
-        jobs.push(Job {
+        let len = file.len().unwrap_or(0);
+        let index = headers.get(n).map(|h| IndexFile {
+            path: dir.join(format::index_name(*n)),
+            number: *n,
+            len,
+            bind: index::Binding {
+                version: h.version,
+                store_id: h.store_id,
+            },
+        });
+        let job = Job {
             file: &**file,
             path: dir.join(name),
             sealed: true,
-            index,
-            covered,
-        });
+            index: std::sync::OnceLock::new(),
+            open_later: None,
+        };
+        // A large segment's index is opened here, to split its checks at
+        // offsets it names; a small one's by the task that checks it, which
+        // reads it at once, so that it is not opened twice.
+        let job = match index {
+            Some(i) if len < WHOLE => Job {
+                open_later: Some(i),
+                ..job
+            },
+            Some(i) => {
+                let _ = job.index.set(i.open(vfs)?);
+                job
+            }
+            None => {
+                let _ = job.index.set(None);
+                job
+            }
+        };
+        jobs.push(job);
     }
     // The active segment is checked with the others when it holds records.
     let active_damage =
@@ -345,17 +361,16 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
         };
     if let (Some(file), None) = (&active, active_damage) {
         let index = checkpoint_of(vfs, dir, &**file, &active_path, active_len)?;
-        let covered = index.as_ref().map_or(0, |(_, h)| h.segment_len);
         jobs.push(Job {
             file: &**file,
             path: active_path.clone(),
             sealed: false,
-            index,
-            covered,
+            index: std::sync::OnceLock::from(index),
+            open_later: None,
         });
     }
     let done = AtomicU64::new(0);
-    let mut outs = check_files(&jobs, &done, &mut |d| {
+    let mut outs = check_files(vfs, &jobs, &done, &mut |d| {
         progress(Progress {
             done: d.min(total),
             total,
@@ -376,7 +391,7 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
         };
         let Some(err) = &scan.damage else {
             file_report(&mut report, name, &scan, true);
-            if let (Some((index, header)), Some((scanned, Some(found)))) = (&job.index, summary)
+            if let (Some((index, header)), Some((scanned, Some(found)))) = (job.index(), summary)
                 && scanned == found
             {
                 // The index holds exactly the segment's entries: it stands
@@ -465,7 +480,7 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
                     // check_tail first: it reports the tail whatever the header said.
                     let ok = check_tail(&mut report, name, &scan) && ok;
                     file_report(&mut report, name, &scan, ok);
-                    match (&job.index, compare) {
+                    match (job.index(), compare) {
                         (Some((index, header)), Some((scanned, Some(found))))
                             if scanned == found && header.segment_len <= scan.end =>
                         {
@@ -676,12 +691,41 @@ struct Job<'a> {
     /// The segment's index (or the active segment's checkpoint), when its
     /// header matches the segment: the entries it covers are then
     /// summarised rather than kept, and the index, once found to hold
-    /// exactly them, stands in for them.
-    index: Option<(Box<dyn VFile>, format::IndexHeader)>,
+    /// exactly them, stands in for them. Set before the checks, or by the
+    /// task that checks the file when `open_later` says which.
+    index: std::sync::OnceLock<Option<(Box<dyn VFile>, format::IndexHeader)>>,
+    open_later: Option<IndexFile>,
+}
+
+impl Job<'_> {
+    fn index(&self) -> Option<&(Box<dyn VFile>, format::IndexHeader)> {
+        self.index.get().and_then(Option::as_ref)
+    }
+
     /// The entries of records before this offset are summarised, the
     /// others kept: all of a sealed segment with an index, what the
     /// checkpoint covers of the active one, none without an index.
-    covered: u64,
+    fn covered(&self) -> u64 {
+        match self.index() {
+            None => 0,
+            Some(_) if self.sealed => u64::MAX,
+            Some((_, h)) => h.segment_len,
+        }
+    }
+}
+
+/// A sealed segment's index file, to open.
+struct IndexFile {
+    path: PathBuf,
+    number: u64,
+    len: u64,
+    bind: index::Binding,
+}
+
+impl IndexFile {
+    fn open(&self, vfs: &dyn Vfs) -> Result<Option<(Box<dyn VFile>, format::IndexHeader)>> {
+        index::open_index(vfs, &self.path, self.number, self.len, self.bind)
+    }
 }
 
 /// An order-independent summary of a set of index entries: how many, and
@@ -859,7 +903,12 @@ struct Parts {
 /// or more value tasks that read it side by side, and each index as a task
 /// of its own, reporting bytes done through `on_done` from the calling
 /// thread. Results come back in input order.
-fn check_files(jobs: &[Job<'_>], done: &AtomicU64, on_done: &mut dyn FnMut(u64)) -> Vec<Checked> {
+fn check_files(
+    vfs: &dyn Vfs,
+    jobs: &[Job<'_>],
+    done: &AtomicU64,
+    on_done: &mut dyn FnMut(u64),
+) -> Vec<Checked> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pieces: Vec<Vec<u64>> = jobs.iter().map(|j| split_points(j, cores)).collect();
     let mut tasks = Vec::new();
@@ -871,7 +920,7 @@ fn check_files(jobs: &[Job<'_>], done: &AtomicU64, on_done: &mut dyn FnMut(u64))
         jobs.iter()
             .zip(&pieces)
             .enumerate()
-            .filter(|(_, (j, points))| j.index.is_some() && !points.is_empty())
+            .filter(|(_, (j, points))| j.index().is_some() && !points.is_empty())
             .map(|(i, _)| Task::Index(i)),
     );
     let slots: Vec<Mutex<Parts>> = pieces
@@ -892,7 +941,7 @@ fn check_files(jobs: &[Job<'_>], done: &AtomicU64, on_done: &mut dyn FnMut(u64))
             let (next, slots, tasks, pieces) = (&next, &slots, &tasks, &pieces);
             scope.spawn(move || {
                 while let Some(&task) = tasks.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    run_task(jobs, pieces, task, done, slots);
+                    run_task(vfs, jobs, pieces, task, done, slots);
                     let _ = tx.send(());
                 }
             });
@@ -923,7 +972,7 @@ fn check_files(jobs: &[Job<'_>], done: &AtomicU64, on_done: &mut dyn FnMut(u64))
                     .map(|v| v.unwrap_or_else(|| Err(lost())))
                     .find(|v| !matches!(v, Ok(None)))
                     .unwrap_or(Ok(None)),
-                index: if job.index.is_some() {
+                index: if job.index().is_some() {
                     Some(parts.index.flatten())
                 } else {
                     None
@@ -935,6 +984,7 @@ fn check_files(jobs: &[Job<'_>], done: &AtomicU64, on_done: &mut dyn FnMut(u64))
 
 /// Runs one task, leaving its result in its file's slot.
 fn run_task(
+    vfs: &dyn Vfs,
     jobs: &[Job<'_>],
     pieces: &[Vec<u64>],
     task: Task,
@@ -960,11 +1010,23 @@ fn run_task(
             } else {
                 segment::ScanDepth::Framing
             };
+            if let Some(later) = &job.open_later {
+                match later.open(vfs) {
+                    Ok(index) => {
+                        let _ = job.index.set(index);
+                    }
+                    Err(e) => {
+                        let mut r = Some(Err(e));
+                        put(&mut |p| p.scan = r.take());
+                        return;
+                    }
+                }
+            }
             let mut on_bytes = |b| {
                 done.fetch_add(b, Ordering::Relaxed);
             };
             let mut sink = Split {
-                covered: job.covered,
+                covered: job.covered(),
                 pending: Summary::default(),
                 done: Summary::default(),
                 keep: segment::Collect::default(),
@@ -983,7 +1045,7 @@ fn run_task(
             });
             let mut r = Some(r);
             put(&mut |p| p.scan = r.take());
-            if let (true, Some((file, header))) = (whole, &job.index) {
+            if let (true, Some((file, header))) = (whole, job.index()) {
                 let r = summarise_index(&**file, header);
                 put(&mut |p| p.index = Some(r));
             }
@@ -1001,7 +1063,7 @@ fn run_task(
             });
         }
         Task::Index(_) => {
-            if let Some((file, header)) = &job.index {
+            if let Some((file, header)) = job.index() {
                 let r = summarise_index(&**file, header);
                 put(&mut |p| p.index = Some(r));
             }
@@ -1030,7 +1092,7 @@ fn split_points(job: &Job<'_>, cores: usize) -> Vec<u64> {
     }
     let mut points = vec![start];
     let pieces = (len / PIECE).clamp(1, 2 * cores as u64);
-    let Some((file, header)) = job.index.as_ref().filter(|_| pieces > 1) else {
+    let Some((file, header)) = job.index().filter(|_| pieces > 1) else {
         return points;
     };
     let blocks = header.entries.div_ceil(format::ENTRIES_PER_BLOCK as u64);
