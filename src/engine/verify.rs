@@ -395,7 +395,8 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
                 && scanned == found
             {
                 // The index holds exactly the segment's entries: it stands
-                // in for them in the structure check, read a block at a time.
+                // in for them in the structure check, read a block at a time
+                // (unless they were kept, a small segment's).
                 let len = index.len().unwrap_or(0);
                 report.bytes += len;
                 report.files.push(FileReport {
@@ -404,11 +405,11 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
                     records: found.count,
                     ok: true,
                 });
-                sources.push(Source::index(
-                    &**index,
-                    *header,
-                    dir.join(format::index_name(*n)),
-                ));
+                sources.push(if scan.entries.is_empty() {
+                    Source::index(&**index, *header, dir.join(format::index_name(*n)))
+                } else {
+                    Source::memory(&scan.entries)
+                });
                 continue;
             }
             // No index to stand in, or one that differs: the entries
@@ -933,15 +934,16 @@ fn check_files(
         })
         .collect();
     let next = AtomicUsize::new(0);
+    let budget = AtomicU64::new(KEPT_ENTRIES);
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let workers = cores.min(tasks.len()).max(1);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let tx = tx.clone();
-            let (next, slots, tasks, pieces) = (&next, &slots, &tasks, &pieces);
+            let (next, slots, tasks, pieces, budget) = (&next, &slots, &tasks, &pieces, &budget);
             scope.spawn(move || {
                 while let Some(&task) = tasks.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    run_task(vfs, jobs, pieces, task, done, slots);
+                    run_task(vfs, jobs, pieces, task, done, budget, slots);
                     let _ = tx.send(());
                 }
             });
@@ -983,12 +985,14 @@ fn check_files(
 }
 
 /// Runs one task, leaving its result in its file's slot.
+#[allow(clippy::too_many_arguments)]
 fn run_task(
     vfs: &dyn Vfs,
     jobs: &[Job<'_>],
     pieces: &[Vec<u64>],
     task: Task,
     done: &AtomicU64,
+    budget: &AtomicU64,
     slots: &[Mutex<Parts>],
 ) {
     let (Task::Frame(i) | Task::Values(i, _) | Task::Index(i)) = task;
@@ -1025,8 +1029,20 @@ fn run_task(
             let mut on_bytes = |b| {
                 done.fetch_add(b, Ordering::Relaxed);
             };
+            // A small segment's entries are kept, while the budget lasts,
+            // so that the structure check need not read its index again;
+            // they are summarised all the same, for the comparison.
+            let keep = whole
+                && job.sealed
+                && job.index().is_some_and(|(_, h)| {
+                    budget
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                            b.checked_sub(h.entries)
+                        })
+                        .is_ok()
+                });
             let mut sink = Split {
-                covered: job.covered(),
+                covered: if keep { 0 } else { job.covered() },
                 pending: Summary::default(),
                 done: Summary::default(),
                 keep: segment::Collect::default(),
@@ -1041,7 +1057,11 @@ fn run_task(
             )
             .map(|mut s| {
                 s.entries = sink.keep.done;
-                (s, sink.done)
+                let mut summary = sink.done;
+                if keep {
+                    s.entries.iter().for_each(|e| summary.add(e));
+                }
+                (s, summary)
             });
             let mut r = Some(r);
             put(&mut |p| p.scan = r.take());
@@ -1076,6 +1096,10 @@ const PIECE: u64 = 32 << 20;
 
 /// Bytes of a file below which one task checks all of it.
 const WHOLE: u64 = 4 << 20;
+
+/// Entries of small segments kept in memory at most, over the whole store
+/// (3 MiB of them, 2 MiB once sorted for the structure check).
+const KEPT_ENTRIES: u64 = 1 << 16;
 
 /// Where the pieces of a file's value checks start (none for a small
 /// file, which one task checks whole): the first record, and
