@@ -39,3 +39,5 @@ mod round_trip;
 mod spill;
 #[path = "cli/values.rs"]
 mod values;
+#[path = "cli/verify_bounds.rs"]
+mod verify_bounds;

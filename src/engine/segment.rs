@@ -111,7 +111,8 @@ impl Sealed {
 /// What a sequential scan of a segment found.
 pub(crate) struct Scan {
     pub header: SegmentHeader,
-    /// Entries of committed data records, in file order.
+    /// Entries of committed data records, in file order ([`scan`] and
+    /// [`scan_known`]; [`scan_with_progress`] gives them to its sink).
     pub entries: Vec<IndexEntry>,
     /// Offset just past the last committed record (or the seal footer).
     pub end: u64,
@@ -201,7 +202,46 @@ pub(crate) fn read_prefix(file: &dyn VFile, buf: &mut [u8], path: &Path) -> Resu
 /// problem is damage. For the active segment a bad tail with nothing valid
 /// after it is reported in `bad_at` only (a torn write).
 pub(crate) fn scan(file: &dyn VFile, path: &Path, sealed: bool) -> Result<Scan> {
-    scan_with_progress(file, path, sealed, None, ScanDepth::Structure, &mut |_| {})
+    let mut keep = Collect::default();
+    let mut s = scan_with_progress(
+        file,
+        path,
+        sealed,
+        ScanDepth::Structure,
+        &mut keep,
+        &mut |_| {},
+    )?;
+    s.entries = keep.done;
+    Ok(s)
+}
+
+/// Where a scan puts the entries of the records it reads, so that a caller
+/// that needs only a summary of them (`verify`) holds none of them: a
+/// batch of a million records would otherwise be held whole until its
+/// commit record is read.
+pub(crate) trait Entries {
+    /// An entry of the record just read; it counts once `commit` follows.
+    fn add(&mut self, e: IndexEntry);
+    /// The entries added since the last commit are committed.
+    fn commit(&mut self);
+}
+
+/// Keeps every committed entry, in file order.
+#[derive(Default)]
+pub(crate) struct Collect {
+    pending: Vec<IndexEntry>,
+    /// The committed entries.
+    pub done: Vec<IndexEntry>,
+}
+
+impl Entries for Collect {
+    fn add(&mut self, e: IndexEntry) {
+        self.pending.push(e);
+    }
+
+    fn commit(&mut self) {
+        self.done.append(&mut self.pending);
+    }
 }
 
 /// How closely a scan checks each record's payload.
@@ -212,17 +252,21 @@ pub(crate) enum ScanDepth {
     Structure,
     /// Also that every value is well-formed JSON (for `verify`).
     Values,
+    /// Layout, checksums and order only, no payload checks: for `verify`,
+    /// which checks every payload to [`ScanDepth::Values`] on another
+    /// thread and scans the file again to `Values` if one fails.
+    Framing,
 }
 
-/// [`scan`], starting at `from` = (offset, last sequence number before it)
-/// when the records before it are already indexed, and calling `on_bytes`
-/// with the bytes consumed every megabyte or so.
+/// [`scan`] of a whole file to `depth`, giving the entries to `sink` (not
+/// to [`Scan::entries`], left empty) and calling `on_bytes` with the bytes
+/// consumed every megabyte or so.
 pub(crate) fn scan_with_progress(
     file: &dyn VFile,
     path: &Path,
     sealed: bool,
-    from: Option<(u64, u64)>,
     depth: ScanDepth,
+    sink: &mut dyn Entries,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<Scan> {
     let file_len = file.len().io("stat", path)?;
@@ -244,7 +288,7 @@ pub(crate) fn scan_with_progress(
         header,
         len: file_len,
     };
-    scan_known(file, path, sealed, known, from, depth, on_bytes)
+    scan_into(file, path, sealed, known, None, depth, sink, on_bytes)
 }
 
 /// What the caller of [`scan_known`] already read of a segment file.
@@ -256,8 +300,10 @@ pub(crate) struct Known {
     pub len: u64,
 }
 
-/// [`scan_with_progress`] of a file whose header and length the caller has
-/// already read (opening a store reads `active.seg`'s header once).
+/// [`scan`] of a file whose header and length the caller has already read
+/// (opening a store reads `active.seg`'s header once), starting at `from` =
+/// (offset, last sequence number before it) when the records before it are
+/// already indexed.
 pub(crate) fn scan_known(
     file: &dyn VFile,
     path: &Path,
@@ -265,6 +311,24 @@ pub(crate) fn scan_known(
     known: Known,
     from: Option<(u64, u64)>,
     depth: ScanDepth,
+    on_bytes: &mut dyn FnMut(u64),
+) -> Result<Scan> {
+    let mut keep = Collect::default();
+    let mut s = scan_into(file, path, sealed, known, from, depth, &mut keep, on_bytes)?;
+    s.entries = keep.done;
+    Ok(s)
+}
+
+/// The scan itself, for [`scan_known`] and [`scan_with_progress`].
+#[allow(clippy::too_many_arguments)]
+fn scan_into(
+    file: &dyn VFile,
+    path: &Path,
+    sealed: bool,
+    known: Known,
+    from: Option<(u64, u64)>,
+    depth: ScanDepth,
+    sink: &mut dyn Entries,
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<Scan> {
     let Known {
@@ -291,8 +355,11 @@ pub(crate) fn scan_known(
     s.end = start;
     s.max_seq = last_seq;
     let mut reported = if from.is_some() { start } else { 0 };
-    let mut pending: Vec<IndexEntry> = Vec::new();
+    // Records of the open batch (none: no batch is open), and the highest
+    // document id among them: doc ids inside a batch count only once it
+    // commits.
     let mut pending_records = 0u64;
+    let mut pending_hwm = 0u64;
     let mut proof_at_bad = false;
     let mut at = start;
     while at < file_len {
@@ -332,7 +399,9 @@ pub(crate) fn scan_known(
                 match SealPayload::decode(payload) {
                     // The record count is checked only when the whole
                     // segment was scanned (not from a checkpoint).
-                    Some(p) if pending.is_empty() && (from.is_some() || p.records == s.records) => {
+                    Some(p)
+                        if pending_records == 0 && (from.is_some() || p.records == s.records) =>
+                    {
                         s.seal = Some(p);
                         s.max_seq = h.seq.max(p.max_seq);
                         s.doc_hwm = s.doc_hwm.max(p.doc_hwm);
@@ -347,13 +416,14 @@ pub(crate) fn scan_known(
                 let payload =
                     rd.get(at + RECORD_HEADER_LEN as u64, h.payload_len as usize, path)?;
                 let count = payload.try_into().ok().map(u64::from_le_bytes);
-                if pending.is_empty() || count != Some(pending_records) {
+                if pending_records == 0 || count != Some(pending_records) {
                     s.bad_at = Some((at, "commit record does not match its batch".into()));
                     break;
                 }
                 s.records += pending_records;
                 pending_records = 0;
-                s.entries.append(&mut pending);
+                s.doc_hwm = s.doc_hwm.max(pending_hwm);
+                sink.commit();
                 s.open_batch_at = None;
                 s.max_seq = h.seq;
             }
@@ -365,33 +435,36 @@ pub(crate) fn scan_known(
                     aux: 0,
                     ..e
                 });
+                let doc_id = if e.kind == Kind::DocPut && !e.is_key() {
+                    e.doc
+                } else {
+                    0
+                };
                 if h.flags & format::FLAG_BATCH != 0 {
-                    if pending.is_empty() {
+                    if pending_records == 0 {
                         s.open_batch_at = Some(at);
+                        pending_hwm = 0;
                     }
-                    pending.push(e);
-                    pending.extend(key_entry);
+                    sink.add(e);
+                    key_entry.into_iter().for_each(|k| sink.add(k));
                     pending_records += 1;
-                } else if !pending.is_empty() {
+                    pending_hwm = pending_hwm.max(doc_id);
+                } else if pending_records != 0 {
                     s.bad_at = Some((at, "unbatched record inside an open batch".into()));
                     break;
                 } else {
-                    s.entries.push(e);
-                    s.entries.extend(key_entry);
+                    sink.add(e);
+                    key_entry.into_iter().for_each(|k| sink.add(k));
+                    sink.commit();
                     s.records += 1;
                     s.max_seq = h.seq;
+                    s.doc_hwm = s.doc_hwm.max(doc_id);
                 }
             }
         }
         at += total;
-        if pending.is_empty() {
+        if pending_records == 0 {
             s.end = at;
-        }
-    }
-    // Doc ids inside a batch count only once it commits.
-    for e in &s.entries {
-        if e.kind == Kind::DocPut && !e.is_key() {
-            s.doc_hwm = s.doc_hwm.max(e.doc);
         }
     }
     on_bytes(file_len - reported);
@@ -438,7 +511,10 @@ fn read_at(
         Ok(r) => r,
         Err(e) => return Ok(Err(e)),
     };
-    if let Err(why) = format::check_payload(h.kind, h.flags, payload, depth == ScanDepth::Values) {
+    if depth != ScanDepth::Framing
+        && let Err(why) =
+            format::check_payload(h.kind, h.flags, payload, depth == ScanDepth::Values)
+    {
         return Ok(Err(RecordError::BadPayload(why)));
     }
     let (aux, key) = if h.kind == Kind::DocPut {

@@ -5,7 +5,7 @@
 //! the shared lock and scans the files itself, so it works on exactly the
 //! stores that need it most.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -289,28 +289,97 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
     } else {
         None
     };
+    let active_len = active.as_ref().map_or(0, |f| f.len().unwrap_or(0));
     let total: u64 = files
         .iter()
         .filter(|(n, _, _)| current.contains(n))
         .map(|(_, f, _)| f.len().unwrap_or(0))
         .sum::<u64>()
-        + active.as_ref().map_or(0, |f| f.len().unwrap_or(0));
-    let mut items: Vec<Item> = Vec::new();
+        + active_len;
     // Documents with records in a damaged range: what the structure check
     // would say about them is that damage again.
     let mut explained: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
+    // What the cross-file structure check reads: sealed indexes found equal
+    // to their segments, and the entries of the other files, sorted.
+    let mut sources: Vec<Source> = Vec::new();
 
     let sealed: Vec<&(u64, Box<dyn VFile>, String)> =
         files.iter().filter(|(n, ..)| current.contains(n)).collect();
+    let mut jobs = Vec::with_capacity(sealed.len() + 1);
+    for (n, file, name) in &sealed {
+        let len = file.len().unwrap_or(0);
+        let index = headers.get(n).map(|h| IndexFile {
+            path: dir.join(format::index_name(*n)),
+            number: *n,
+            len,
+            bind: index::Binding {
+                version: h.version,
+                store_id: h.store_id,
+            },
+        });
+        let job = Job {
+            file: &**file,
+            path: dir.join(name),
+            sealed: true,
+            index: std::sync::OnceLock::new(),
+            open_later: None,
+        };
+        // A large segment's index is opened here, to split its checks at
+        // offsets it names; a small one's by the task that checks it, which
+        // reads it at once, so that it is not opened twice.
+        let job = match index {
+            Some(i) if len < WHOLE => Job {
+                open_later: Some(i),
+                ..job
+            },
+            Some(i) => {
+                let _ = job.index.set(i.open(vfs)?);
+                job
+            }
+            None => {
+                let _ = job.index.set(None);
+                job
+            }
+        };
+        jobs.push(job);
+    }
+    // The active segment is checked with the others when it holds records.
+    let active_damage =
+        if manifest.is_some() && active.is_some() && active_len < format::SEGMENT_HEADER_LEN as u64
+        {
+            Some((
+                ProblemKind::Damage,
+                "active segment is shorter than its header (it is never written that way)",
+            ))
+        } else if active.is_some() && active_len == 0 {
+            Some((
+                ProblemKind::Notice,
+                "empty active segment (recreated by the next write)",
+            ))
+        } else {
+            None
+        };
+    if let (Some(file), None) = (&active, active_damage) {
+        let index = checkpoint_of(vfs, dir, &**file, &active_path, active_len)?;
+        jobs.push(Job {
+            file: &**file,
+            path: active_path.clone(),
+            sealed: false,
+            index: std::sync::OnceLock::from(index),
+            open_later: None,
+        });
+    }
     let done = AtomicU64::new(0);
-    let scans = scan_parallel(dir, &sealed, &done, &mut |d| {
+    let mut outs = check_files(vfs, &jobs, &done, &mut |d| {
         progress(Progress {
             done: d.min(total),
             total,
         });
-    });
-    for ((n, file, name), scan) in sealed.iter().zip(scans) {
-        let scan = match scan {
+    })
+    .into_iter();
+
+    for (((n, file, name), job), out) in sealed.iter().zip(&jobs).zip(outs.by_ref()) {
+        let (scan, summary) = match out.into_scan(job)? {
             Ok(s) => s,
             // A read that failed says nothing about the bytes: it is the
             // command's failure (exit 7), never a finding of damage.
@@ -322,8 +391,36 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
         };
         let Some(err) = &scan.damage else {
             file_report(&mut report, name, &scan, true);
+            if let (Some((index, header)), Some((scanned, Some(found)))) = (job.index(), summary)
+                && scanned == found
+            {
+                // The index holds exactly the segment's entries: it stands
+                // in for them in the structure check, read a block at a time
+                // (unless they were kept, a small segment's).
+                let len = index.len().unwrap_or(0);
+                report.bytes += len;
+                report.files.push(FileReport {
+                    name: format::index_name(*n),
+                    bytes: len,
+                    records: found.count,
+                    ok: true,
+                });
+                sources.push(if scan.entries.is_empty() {
+                    Source::index(&**index, *header, dir.join(format::index_name(*n)))
+                } else {
+                    Source::memory(&scan.entries)
+                });
+                continue;
+            }
+            // No index to stand in, or one that differs: the entries
+            // themselves, to say exactly where it differs.
+            let scan = if summary.is_some() {
+                exact_scan(job)?
+            } else {
+                scan
+            };
             check_index(vfs, dir, *n, &scan, &mut report)?;
-            items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
+            sources.push(Source::memory(&scan.entries));
             continue;
         };
         let held = index_entries(vfs, dir, *n, scan.file_len, binding_of(&scan));
@@ -342,38 +439,22 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
             "not checked: its segment is damaged",
         );
         explained.extend(found.lost_docs);
-        items.extend(found.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
+        sources.push(Source::memory(&found.entries));
     }
 
-    if manifest.is_some()
-        && active
-            .as_ref()
-            .is_some_and(|f| f.len().unwrap_or(0) < format::SEGMENT_HEADER_LEN as u64)
+    let name = format::ACTIVE_NAME;
+    if let Some((kind, message)) = active_damage {
+        match kind {
+            ProblemKind::Damage => report.damage(name, Some(0), message),
+            ProblemKind::Notice => report.notice(name, None, message),
+        }
+    } else if let (Some(file), Some(job), Some(out)) =
+        (&active, jobs.get(sealed.len()), outs.next())
     {
-        report.damage(
-            format::ACTIVE_NAME,
-            Some(0),
-            "active segment is shorter than its header (it is never written that way)",
-        );
-    } else if active.as_ref().is_some_and(|f| f.len().unwrap_or(0) == 0) {
-        report.notice(
-            format::ACTIVE_NAME,
-            None,
-            "empty active segment (recreated by the next write)",
-        );
-    } else if let Some(file) = &active {
-        let name = format::ACTIVE_NAME;
-        let deep = segment::ScanDepth::Values;
-        match segment::scan_with_progress(&**file, &active_path, false, None, deep, &mut |b| {
-            let d = done.fetch_add(b, Ordering::Relaxed) + b;
-            progress(Progress {
-                done: d.min(total),
-                total,
-            });
-        }) {
+        match out.into_scan(job)? {
             Err(e @ Error::Io { .. }) => return Err(e),
             Err(e) => report.damage(name, Some(0), brief(&e)),
-            Ok(scan) => {
+            Ok((scan, compare)) => {
                 let mut ok = true;
                 if let Some(m) = &manifest {
                     if scan.header.store_id != m.store_id {
@@ -395,18 +476,48 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
                     // No index names what an active segment's damage held.
                     let found =
                         report_damaged(&mut report, name, &**file, &active_path, &scan, err, None)?;
-                    items.extend(found.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
+                    sources.push(Source::memory(&found.entries));
                 } else {
                     // check_tail first: it reports the tail whatever the header said.
                     let ok = check_tail(&mut report, name, &scan) && ok;
                     file_report(&mut report, name, &scan, ok);
-                    check_checkpoint(vfs, dir, &scan, &mut report)?;
-                    items.extend(scan.entries.iter().map(|e| (e.doc, e.node, e.seq, e.kind)));
+                    match (job.index(), compare) {
+                        (Some((index, header)), Some((scanned, Some(found))))
+                            if scanned == found && header.segment_len <= scan.end =>
+                        {
+                            // The checkpoint holds exactly the entries it
+                            // covers: it stands in for them, the rest are
+                            // the few records written after it.
+                            let len = index.len().unwrap_or(0);
+                            report.bytes += len;
+                            report.files.push(FileReport {
+                                name: format::ACTIVE_INDEX_NAME.to_owned(),
+                                bytes: len,
+                                records: found.count,
+                                ok: true,
+                            });
+                            sources.push(Source::index(
+                                &**index,
+                                *header,
+                                dir.join(format::ACTIVE_INDEX_NAME),
+                            ));
+                            sources.push(Source::memory(&scan.entries));
+                        }
+                        (_, compare) => {
+                            let scan = if compare.is_some() {
+                                exact_scan(job)?
+                            } else {
+                                scan
+                            };
+                            check_checkpoint(vfs, dir, &scan, &mut report)?;
+                            sources.push(Source::memory(&scan.entries));
+                        }
+                    }
                 }
             }
         }
     }
-    check_structure(items, &explained, &mut report);
+    check_structure(sources, &explained, &mut report)?;
     progress(Progress { done: total, total });
     Ok(report)
 }
@@ -573,61 +684,272 @@ pub(crate) fn index_entries(
     Some(out)
 }
 
-/// Scans the sealed segments on as many threads as the machine has cores
-/// (verify is CPU-bound: checksums and JSON), reporting bytes done through
-/// `on_done` from the calling thread. Results come back in input order.
-fn scan_parallel(
+/// One file `verify` reads, and what it knows of it before reading.
+struct Job<'a> {
+    file: &'a dyn VFile,
+    path: PathBuf,
+    sealed: bool,
+    /// The segment's index (or the active segment's checkpoint), when its
+    /// header matches the segment: the entries it covers are then
+    /// summarised rather than kept, and the index, once found to hold
+    /// exactly them, stands in for them. Set before the checks, or by the
+    /// task that checks the file when `open_later` says which.
+    index: std::sync::OnceLock<Option<(Box<dyn VFile>, format::IndexHeader)>>,
+    open_later: Option<IndexFile>,
+}
+
+impl Job<'_> {
+    fn index(&self) -> Option<&(Box<dyn VFile>, format::IndexHeader)> {
+        self.index.get().and_then(Option::as_ref)
+    }
+
+    /// The entries of records before this offset are summarised, the
+    /// others kept: all of a sealed segment with an index, what the
+    /// checkpoint covers of the active one, none without an index.
+    fn covered(&self) -> u64 {
+        match self.index() {
+            None => 0,
+            Some(_) if self.sealed => u64::MAX,
+            Some((_, h)) => h.segment_len,
+        }
+    }
+}
+
+/// A sealed segment's index file, to open.
+struct IndexFile {
+    path: PathBuf,
+    number: u64,
+    len: u64,
+    bind: index::Binding,
+}
+
+impl IndexFile {
+    fn open(&self, vfs: &dyn Vfs) -> Result<Option<(Box<dyn VFile>, format::IndexHeader)>> {
+        index::open_index(vfs, &self.path, self.number, self.len, self.bind)
+    }
+}
+
+/// An order-independent summary of a set of index entries: how many, and
+/// the wrapping sum of a 128-bit hash of each. Two sets with the same
+/// summary are the same set but for a chance of about 2^-128, so a
+/// segment's entries can be compared with its index file without holding
+/// either (a freshly loaded store is one segment of millions of records).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Summary {
+    count: u64,
+    sum: u128,
+}
+
+impl Summary {
+    fn add(&mut self, e: &IndexEntry) {
+        let tail = u64::from(e.len) | (u64::from(e.kind as u8) << 32) | (u64::from(e.flags) << 40);
+        let words = [e.doc, e.node, e.seq, e.offset, e.aux, tail];
+        let hash = |seed: u64| {
+            words
+                .iter()
+                .fold(seed, |h, &w| mix(h ^ w).wrapping_add(0x9e37_79b9_7f4a_7c15))
+        };
+        let h = (u128::from(hash(0x243f_6a88_85a3_08d3)) << 64)
+            | u128::from(hash(0x1319_8a2e_0370_7344));
+        self.count += 1;
+        self.sum = self.sum.wrapping_add(h);
+    }
+
+    fn merge(&mut self, other: Summary) {
+        self.count += other.count;
+        self.sum = self.sum.wrapping_add(other.sum);
+    }
+}
+
+/// The splitmix64 finaliser: every input bit affects every output bit.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A scan's entries: those of records before `covered` summarised, the
+/// others kept; a batch's count only once it commits.
+struct Split {
+    covered: u64,
+    pending: Summary,
+    done: Summary,
+    keep: segment::Collect,
+}
+
+impl segment::Entries for Split {
+    fn add(&mut self, e: IndexEntry) {
+        if e.offset < self.covered {
+            self.pending.add(&e);
+        } else {
+            self.keep.add(e);
+        }
+    }
+
+    fn commit(&mut self) {
+        self.done.merge(std::mem::take(&mut self.pending));
+        self.keep.commit();
+    }
+}
+
+/// What the parallel pass found of one file.
+struct Checked {
+    /// Its framing, checksums and order, with the summary of the entries
+    /// before [`Job::covered`]; the others are kept in [`Scan::entries`].
+    scan: Result<(Scan, Summary)>,
+    /// Where the first record whose payload fails its check starts, if any.
+    values: Result<Option<u64>>,
+    /// The index file's summary, when it has one; `None` inside when a block
+    /// did not read or check, or the entries are out of order.
+    index: Option<Option<Summary>>,
+}
+
+/// A file's scan as a sequential scan that checks everything gives it, and
+/// for a segment whose entries were summarised, (its summary, its index's).
+type Outcome = (Scan, Option<(Summary, Option<Summary>)>);
+
+impl Checked {
+    /// The parallel pass's scan when it found the file sound. Otherwise the
+    /// file is scanned again, one sequential pass checking every value, so
+    /// that what is reported of damage (where, why, what follows) is
+    /// exactly that scan's: damage is rare, and this costs it a second read.
+    ///
+    /// The outer error is a read that failed; the inner, a file that
+    /// cannot be scanned at all.
+    fn into_scan(self, job: &Job<'_>) -> Result<Result<Outcome>> {
+        let (scan, summary) = match self.scan {
+            Ok(s) => s,
+            Err(e @ Error::Io { .. }) => return Err(e),
+            Err(e) => return Ok(Err(e)),
+        };
+        if scan.bad_at.is_none() && scan.damage.is_none() && self.values?.is_none() {
+            let compare = self.index.map(|i| (summary, i));
+            return Ok(Ok((scan, compare)));
+        }
+        match exact_scan(job) {
+            Ok(s) => Ok(Ok((s, None))),
+            Err(e @ Error::Io { .. }) => Err(e),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+}
+
+/// The active segment's checkpoint, when there is one whose header matches
+/// the segment as far as its length goes (what it covers is checked
+/// against the scan later).
+fn checkpoint_of(
+    vfs: &dyn Vfs,
     dir: &Path,
-    files: &[&(u64, Box<dyn VFile>, String)],
+    file: &dyn VFile,
+    path: &Path,
+    len: u64,
+) -> Result<Option<(Box<dyn VFile>, format::IndexHeader)>> {
+    let idx = dir.join(format::ACTIVE_INDEX_NAME);
+    if vfs.kind(&idx).ok().flatten().is_none() {
+        return Ok(None);
+    }
+    let mut hb = [0u8; format::SEGMENT_HEADER_LEN];
+    let got = segment::read_prefix(file, &mut hb, path)?;
+    let Ok(header) = format::SegmentHeader::decode(&hb[..got]) else {
+        return Ok(None);
+    };
+    let bind = index::Binding {
+        version: header.version,
+        store_id: header.store_id,
+    };
+    index::open_index_covering(vfs, &idx, header.number, 0..=len, bind)
+}
+
+/// A sequential scan of `job`'s file that checks every record and value
+/// and keeps its entries: the scan verify reports from.
+fn exact_scan(job: &Job<'_>) -> Result<Scan> {
+    let mut keep = segment::Collect::default();
+    let deep = segment::ScanDepth::Values;
+    let mut s = segment::scan_with_progress(
+        job.file,
+        &job.path,
+        job.sealed,
+        deep,
+        &mut keep,
+        &mut |_| {},
+    )?;
+    s.entries = keep.done;
+    Ok(s)
+}
+
+/// One piece of the parallel pass.
+#[derive(Clone, Copy)]
+enum Task {
+    /// A file's framing, checksums and order.
+    Frame(usize),
+    /// Every payload of one piece of a file, values to the last JSON
+    /// byte: most of the work, and split at record boundaries the index
+    /// names, so a store of one segment still keeps every core busy.
+    Values(usize, usize),
+    /// An index file's blocks, order and summary.
+    Index(usize),
+}
+
+/// What the tasks of one file left.
+#[derive(Default)]
+struct Parts {
+    scan: Option<Result<(Scan, Summary)>>,
+    /// One result per piece of the file.
+    values: Vec<Option<Result<Option<u64>>>>,
+    index: Option<Option<Summary>>,
+}
+
+/// Checks the files on as many threads as the machine has cores (verify
+/// is CPU-bound: checksums and JSON), each file as a framing task and one
+/// or more value tasks that read it side by side, and each index as a task
+/// of its own, reporting bytes done through `on_done` from the calling
+/// thread. Results come back in input order.
+fn check_files(
+    vfs: &dyn Vfs,
+    jobs: &[Job<'_>],
     done: &AtomicU64,
     on_done: &mut dyn FnMut(u64),
-) -> Vec<Result<Scan>> {
-    if files.len() < 2 {
-        // Nothing to share between threads: scan here.
-        return files
-            .iter()
-            .map(|(_, file, name)| {
-                let deep = segment::ScanDepth::Values;
-                segment::scan_with_progress(&**file, &dir.join(name), true, None, deep, &mut |b| {
-                    on_done(done.fetch_add(b, Ordering::Relaxed) + b);
-                })
-            })
-            .collect();
+) -> Vec<Checked> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pieces: Vec<Vec<u64>> = jobs.iter().map(|j| split_points(j, cores)).collect();
+    let mut tasks = Vec::new();
+    for (i, points) in pieces.iter().enumerate() {
+        tasks.push(Task::Frame(i));
+        tasks.extend((0..points.len()).map(|k| Task::Values(i, k)));
     }
+    tasks.extend(
+        jobs.iter()
+            .zip(&pieces)
+            .enumerate()
+            .filter(|(_, (j, points))| j.index().is_some() && !points.is_empty())
+            .map(|(i, _)| Task::Index(i)),
+    );
+    let slots: Vec<Mutex<Parts>> = pieces
+        .iter()
+        .map(|points| {
+            Mutex::new(Parts {
+                values: points.iter().map(|_| None).collect(),
+                ..Parts::default()
+            })
+        })
+        .collect();
     let next = AtomicUsize::new(0);
+    let budget = AtomicU64::new(KEPT_ENTRIES);
     let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let slots: Vec<Mutex<Option<Result<Scan>>>> = files.iter().map(|_| Mutex::new(None)).collect();
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len())
-        .max(1);
+    let workers = cores.min(tasks.len()).max(1);
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let tx = tx.clone();
-            let (next, slots) = (&next, &slots);
+            let (next, slots, tasks, pieces, budget) = (&next, &slots, &tasks, &pieces, &budget);
             scope.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((_, file, name)) = files.get(i).copied() else {
-                        break;
-                    };
-                    let path = dir.join(name);
-                    let deep = segment::ScanDepth::Values;
-                    let r =
-                        segment::scan_with_progress(&**file, &path, true, None, deep, &mut |b| {
-                            done.fetch_add(b, Ordering::Relaxed);
-                        });
-                    if let Some(slot) = slots.get(i)
-                        && let Ok(mut s) = slot.lock()
-                    {
-                        *s = Some(r);
-                    }
+                while let Some(&task) = tasks.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    run_task(vfs, jobs, pieces, task, done, budget, slots);
                     let _ = tx.send(());
                 }
             });
         }
         drop(tx);
-        // Wakes at each finished file, and every 50 ms to show progress,
+        // Wakes at each finished task, and every 50 ms to show progress,
         // until every worker has hung up.
         while !matches!(
             rx.recv_timeout(std::time::Duration::from_millis(50)),
@@ -636,15 +958,253 @@ fn scan_parallel(
             on_done(done.load(Ordering::Relaxed));
         }
     });
+    let lost = || Error::internal("a verify worker did not finish");
     slots
         .into_iter()
-        .map(|s| {
-            s.into_inner()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| Err(Error::internal("a verify worker did not finish")))
+        .zip(jobs)
+        .map(|(slot, job)| {
+            let parts = slot.into_inner().unwrap_or_default();
+            Checked {
+                scan: parts.scan.unwrap_or_else(|| Err(lost())),
+                // The first failure of the first piece that has one: the
+                // pieces are in file order.
+                values: parts
+                    .values
+                    .into_iter()
+                    .map(|v| v.unwrap_or_else(|| Err(lost())))
+                    .find(|v| !matches!(v, Ok(None)))
+                    .unwrap_or(Ok(None)),
+                index: if job.index().is_some() {
+                    Some(parts.index.flatten())
+                } else {
+                    None
+                },
+            }
         })
         .collect()
+}
+
+/// Runs one task, leaving its result in its file's slot.
+#[allow(clippy::too_many_arguments)]
+fn run_task(
+    vfs: &dyn Vfs,
+    jobs: &[Job<'_>],
+    pieces: &[Vec<u64>],
+    task: Task,
+    done: &AtomicU64,
+    budget: &AtomicU64,
+    slots: &[Mutex<Parts>],
+) {
+    let (Task::Frame(i) | Task::Values(i, _) | Task::Index(i)) = task;
+    let (Some(job), Some(slot)) = (jobs.get(i), slots.get(i)) else {
+        return;
+    };
+    let put = |f: &mut dyn FnMut(&mut Parts)| {
+        if let Ok(mut p) = slot.lock() {
+            f(&mut p);
+        }
+    };
+    match task {
+        Task::Frame(_) => {
+            // A small file is checked whole by this one task, values and
+            // index included: more tasks would only read it again.
+            let whole = pieces.get(i).is_none_or(Vec::is_empty);
+            let depth = if whole {
+                segment::ScanDepth::Values
+            } else {
+                segment::ScanDepth::Framing
+            };
+            if let Some(later) = &job.open_later {
+                match later.open(vfs) {
+                    Ok(index) => {
+                        let _ = job.index.set(index);
+                    }
+                    Err(e) => {
+                        let mut r = Some(Err(e));
+                        put(&mut |p| p.scan = r.take());
+                        return;
+                    }
+                }
+            }
+            let mut on_bytes = |b| {
+                done.fetch_add(b, Ordering::Relaxed);
+            };
+            // A small segment's entries are kept, while the budget lasts,
+            // so that the structure check need not read its index again;
+            // they are summarised all the same, for the comparison.
+            let keep = whole
+                && job.sealed
+                && job.index().is_some_and(|(_, h)| {
+                    budget
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                            b.checked_sub(h.entries)
+                        })
+                        .is_ok()
+                });
+            let mut sink = Split {
+                covered: if keep { 0 } else { job.covered() },
+                pending: Summary::default(),
+                done: Summary::default(),
+                keep: segment::Collect::default(),
+            };
+            let r = segment::scan_with_progress(
+                job.file,
+                &job.path,
+                job.sealed,
+                depth,
+                &mut sink,
+                &mut on_bytes,
+            )
+            .map(|mut s| {
+                s.entries = sink.keep.done;
+                let mut summary = sink.done;
+                if keep {
+                    s.entries.iter().for_each(|e| summary.add(e));
+                }
+                (s, summary)
+            });
+            let mut r = Some(r);
+            put(&mut |p| p.scan = r.take());
+            if let (true, Some((file, header))) = (whole, job.index()) {
+                let r = summarise_index(&**file, header);
+                put(&mut |p| p.index = Some(r));
+            }
+        }
+        Task::Values(_, k) => {
+            let points = pieces.get(i).map_or(&[][..], |p| &p[..]);
+            let (Some(&from), to) = (points.get(k), points.get(k + 1).copied()) else {
+                return;
+            };
+            let mut r = Some(check_values(job.file, &job.path, from, to));
+            put(&mut |p| {
+                if let Some(slot) = p.values.get_mut(k) {
+                    *slot = r.take();
+                }
+            });
+        }
+        Task::Index(_) => {
+            if let Some((file, header)) = job.index() {
+                let r = summarise_index(&**file, header);
+                put(&mut |p| p.index = Some(r));
+            }
+        }
+    }
+}
+
+/// Bytes of a file below which its values are checked as one piece.
+const PIECE: u64 = 32 << 20;
+
+/// Bytes of a file below which one task checks all of it.
+const WHOLE: u64 = 4 << 20;
+
+/// Entries of small segments kept in memory at most, over the whole store
+/// (3 MiB of them, 2 MiB once sorted for the structure check).
+const KEPT_ENTRIES: u64 = 1 << 16;
+
+/// Where the pieces of a file's value checks start (none for a small
+/// file, which one task checks whole): the first record, and
+/// record offsets near even fractions of the file taken from a sample of
+/// its index's blocks. An offset that is not where a record starts (an
+/// index that is wrong) makes its pieces fail, and the file is scanned
+/// again the sequential way.
+fn split_points(job: &Job<'_>, cores: usize) -> Vec<u64> {
+    let start = format::SEGMENT_HEADER_LEN as u64;
+    let len = job.file.len().unwrap_or(0);
+    if len < WHOLE {
+        // None: checked whole by its framing task.
+        return Vec::new();
+    }
+    let mut points = vec![start];
+    let pieces = (len / PIECE).clamp(1, 2 * cores as u64);
+    let Some((file, header)) = job.index().filter(|_| pieces > 1) else {
+        return points;
+    };
+    let blocks = header.entries.div_ceil(format::ENTRIES_PER_BLOCK as u64);
+    let samples = blocks.min(16);
+    let mut offsets = Vec::new();
+    let mut buf = vec![0u8; format::INDEX_BLOCK_LEN];
+    for s in 0..samples {
+        let at = format::INDEX_HEADER_LEN as u64
+            + (s * blocks / samples) * format::INDEX_BLOCK_LEN as u64;
+        if let Some(entries) = file
+            .read_exact_at(&mut buf, at)
+            .ok()
+            .and_then(|()| format::decode_block(&buf))
+        {
+            offsets.extend(entries.iter().map(|e| e.offset));
+        }
+    }
+    offsets.sort_unstable();
+    for k in 1..pieces {
+        let target = len / pieces * k;
+        let i = offsets.partition_point(|&o| o < target);
+        if let Some(&o) = offsets.get(i)
+            && points.last().is_some_and(|&p| o > p)
+            && o < len
+        {
+            points.push(o);
+        }
+    }
+    points
+}
+
+/// Checks the payload of every record from `from` to `to` (the end of the
+/// file when `None`) as a scan to [`segment::ScanDepth::Values`] does,
+/// walking the records by their lengths alone (the framing task checks
+/// those). Returns where the first one that fails starts, or where the
+/// walk could not go on or did not end at `to`.
+fn check_values(file: &dyn VFile, path: &Path, from: u64, to: Option<u64>) -> Result<Option<u64>> {
+    let len = file.len().io("stat", path)?;
+    let mut rd = segment::Reader::new(file, len);
+    let to = to.unwrap_or(len);
+    let mut at = from;
+    while at < to {
+        let Ok(h) = format::decode_header(rd.get(at, format::RECORD_HEADER_LEN, path)?) else {
+            return Ok(Some(at));
+        };
+        let total = h.total_len();
+        let b = rd.get(at, total as usize, path)?;
+        let ok = b.len() as u64 == total
+            && b.get(format::RECORD_HEADER_LEN..)
+                .is_some_and(|p| format::check_payload(h.kind, h.flags, p, true).is_ok());
+        if !ok {
+            return Ok(Some(at));
+        }
+        at += total;
+    }
+    Ok((at != to).then_some(at))
+}
+
+/// Blocks read at once when an index is read on its own.
+const INDEX_CHUNK_BLOCKS: u64 = 256;
+
+/// An index file's summary, when every block reads and checks and the
+/// entries are in strictly increasing key order, as a sorted list of the
+/// segment's entries is.
+fn summarise_index(file: &dyn VFile, header: &format::IndexHeader) -> Option<Summary> {
+    let blocks = header.entries.div_ceil(format::ENTRIES_PER_BLOCK as u64);
+    let mut buf = vec![0u8; INDEX_CHUNK_BLOCKS as usize * format::INDEX_BLOCK_LEN];
+    let mut sum = Summary::default();
+    let mut last = None;
+    let mut b = 0;
+    while b < blocks {
+        let n = (blocks - b).min(INDEX_CHUNK_BLOCKS);
+        let chunk = buf.get_mut(..n as usize * format::INDEX_BLOCK_LEN)?;
+        let at = format::INDEX_HEADER_LEN as u64 + b * format::INDEX_BLOCK_LEN as u64;
+        file.read_exact_at(chunk, at).ok()?;
+        for block in chunk.chunks_exact(format::INDEX_BLOCK_LEN) {
+            for e in format::decode_block(block)? {
+                let k = index::key(&e);
+                if last.is_some_and(|l| l >= k) {
+                    return None;
+                }
+                last = Some(k);
+                sum.add(&e);
+            }
+        }
+        b += n;
+    }
+    Some(sum)
 }
 
 fn file_name(p: &Path) -> String {
@@ -854,72 +1414,261 @@ fn compare_index(
     });
 }
 
+/// Where the structure check reads one file's entries from, in key order.
+enum Source<'a> {
+    /// An index file found to hold exactly its segment's entries, read a
+    /// few blocks at a time.
+    Index {
+        file: &'a dyn VFile,
+        path: PathBuf,
+        blocks: u64,
+        /// Next block to decode, and the first block in `buf`.
+        next: u64,
+        base: u64,
+        buf: Vec<u8>,
+        /// Blocks `buf` holds at most.
+        chunk: u64,
+        entries: std::vec::IntoIter<IndexEntry>,
+    },
+    /// Entries held in memory (the active segment, a damaged segment, or
+    /// one whose index cannot stand in for it), sorted.
+    Memory(std::vec::IntoIter<Item>),
+}
+
+impl<'a> Source<'a> {
+    fn index(file: &'a dyn VFile, header: format::IndexHeader, path: PathBuf) -> Source<'a> {
+        Source::Index {
+            file,
+            path,
+            blocks: header.entries.div_ceil(format::ENTRIES_PER_BLOCK as u64),
+            next: 0,
+            base: 0,
+            buf: Vec::new(),
+            chunk: 1,
+            entries: Vec::new().into_iter(),
+        }
+    }
+
+    fn memory(entries: &[IndexEntry]) -> Source<'a> {
+        let mut items: Vec<Item> = entries
+            .iter()
+            .map(|e| (e.doc, e.node, e.seq, e.kind))
+            .collect();
+        items.sort_unstable_by_key(|&(doc, node, seq, _)| (doc, node, seq));
+        Source::Memory(items.into_iter())
+    }
+
+    /// The next entry in key order.
+    fn next(&mut self) -> Result<Option<Item>> {
+        match self {
+            Source::Memory(items) => Ok(items.next()),
+            Source::Index {
+                file,
+                path,
+                blocks,
+                next,
+                base,
+                buf,
+                chunk,
+                entries,
+            } => loop {
+                if let Some(e) = entries.next() {
+                    return Ok(Some((e.doc, e.node, e.seq, e.kind)));
+                }
+                if *next >= *blocks {
+                    return Ok(None);
+                }
+                let held = (buf.len() / format::INDEX_BLOCK_LEN) as u64;
+                if *next >= *base + held {
+                    let n = (*blocks - *next).min(*chunk);
+                    buf.resize(n as usize * format::INDEX_BLOCK_LEN, 0);
+                    let at =
+                        format::INDEX_HEADER_LEN as u64 + *next * format::INDEX_BLOCK_LEN as u64;
+                    file.read_exact_at(buf, at).io("read", &*path)?;
+                    *base = *next;
+                }
+                let from = (*next - *base) as usize * format::INDEX_BLOCK_LEN;
+                let block = buf
+                    .get(from..from + format::INDEX_BLOCK_LEN)
+                    .and_then(format::decode_block)
+                    .ok_or_else(|| {
+                        let at = format::INDEX_HEADER_LEN as u64
+                            + *next * format::INDEX_BLOCK_LEN as u64;
+                        Error::corrupt(&*path, at, "index block changed while verify read it")
+                    })?;
+                *entries = block.into_iter();
+                *next += 1;
+            },
+        }
+    }
+}
+
+/// Bytes of index blocks the structure check holds at once, over all the
+/// index files it reads side by side.
+const MERGE_BUFFER: usize = 8 << 20;
+
 /// Cross-record rules: every record belongs to a document that has a
 /// document record; outputs belong to existing inputs; node ids are not
 /// reused; nothing follows a document's deletion.
+///
+/// The entries of every file are merged in key order, one document at a
+/// time, so what is held is a few blocks of each index file and the
+/// records of one node, whatever the size of the store.
 fn check_structure(
-    mut items: Vec<Item>,
+    mut sources: Vec<Source<'_>>,
     explained: &std::collections::BTreeSet<u64>,
     report: &mut VerifyReport,
-) {
-    items.retain(|it| !explained.contains(&it.0));
-    items.sort_unstable_by_key(|&(doc, node, seq, _)| (doc, node, seq));
-    let mut i = 0;
-    while i < items.len() {
-        let doc = items[i].0;
-        let end = i + items[i..].iter().take_while(|it| it.0 == doc).count();
-        let recs = &items[i..end];
-        let has_put = recs.iter().any(|r| r.3 == Kind::DocPut);
-        let deleted_at = recs
-            .iter()
-            .filter(|r| r.3 == Kind::DocDelete)
-            .map(|r| r.2)
-            .min();
-        if !has_put && deleted_at.is_none() {
+) -> Result<()> {
+    let indexes = sources
+        .iter()
+        .filter(|s| matches!(s, Source::Index { .. }))
+        .count();
+    let per = (MERGE_BUFFER / format::INDEX_BLOCK_LEN / indexes.max(1)).clamp(1, 64) as u64;
+    let mut heads: Vec<Option<Item>> = Vec::with_capacity(sources.len());
+    let mut heap = std::collections::BinaryHeap::new();
+    for (i, s) in sources.iter_mut().enumerate() {
+        if let Source::Index { chunk, .. } = s {
+            *chunk = per;
+        }
+        let head = s.next()?;
+        if let Some((doc, node, seq, _)) = head {
+            heap.push(std::cmp::Reverse(((doc, node, seq), i)));
+        }
+        heads.push(head);
+    }
+    let mut check = Structure::new(explained);
+    while let Some(std::cmp::Reverse((_, i))) = heap.pop() {
+        let (Some(source), Some(head)) = (sources.get_mut(i), heads.get_mut(i)) else {
+            break;
+        };
+        if let Some(item) = head.take() {
+            check.feed(item, report);
+        }
+        // Files hold runs of neighbouring keys (a compaction writes each
+        // its own range of documents): take from this one while it stays
+        // below every other file's next key, without touching the heap.
+        let bound = heap.peek().map(|std::cmp::Reverse((k, _))| *k);
+        *head = loop {
+            match source.next()? {
+                Some(item) if bound.is_none_or(|b| (item.0, item.1, item.2) < b) => {
+                    check.feed(item, report);
+                }
+                other => break other,
+            }
+        };
+        if let Some((doc, node, seq, _)) = *head {
+            heap.push(std::cmp::Reverse(((doc, node, seq), i)));
+        }
+    }
+    check.end_doc(report);
+    Ok(())
+}
+
+/// The state of the structure check within one document, fed its records
+/// in key order (document, node, sequence).
+struct Structure<'a> {
+    explained: &'a std::collections::BTreeSet<u64>,
+    doc: Option<u64>,
+    /// The records of the current node.
+    node: Vec<Item>,
+    has_put: bool,
+    /// Sequence number of the document's first deletion. Deletions are
+    /// node 0, so this is known before any other node's records arrive.
+    deleted_at: Option<u64>,
+    after_delete: bool,
+    /// Findings about the document's nodes, reported after those about the
+    /// document itself.
+    found: Vec<String>,
+}
+
+impl<'a> Structure<'a> {
+    fn new(explained: &'a std::collections::BTreeSet<u64>) -> Structure<'a> {
+        Structure {
+            explained,
+            doc: None,
+            node: Vec::new(),
+            has_put: false,
+            deleted_at: None,
+            after_delete: false,
+            found: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, item: Item, report: &mut VerifyReport) {
+        let (doc, node, ..) = item;
+        if !self.explained.is_empty() && self.explained.contains(&doc) {
+            return;
+        }
+        if self.doc != Some(doc) {
+            self.end_doc(report);
+            self.doc = Some(doc);
+        } else if self.node.first().is_some_and(|r| r.1 != node) {
+            self.end_node();
+        }
+        self.node.push(item);
+    }
+
+    /// The checks of one node's records.
+    fn end_node(&mut self) {
+        let (Some(doc), Some(&(_, node, ..))) = (self.doc, self.node.first()) else {
+            return;
+        };
+        let recs = std::mem::take(&mut self.node);
+        self.has_put |= recs.iter().any(|r| r.3 == Kind::DocPut);
+        let deletions = recs.iter().filter(|r| r.3 == Kind::DocDelete).map(|r| r.2);
+        if let Some(first) = deletions.min() {
+            self.deleted_at = Some(self.deleted_at.map_or(first, |d| d.min(first)));
+        }
+        if let Some(del) = self.deleted_at {
+            self.after_delete |= recs.iter().any(|r| r.2 > del);
+        }
+        if node != 0 && self.deleted_at.is_none() {
+            let inputs = recs.iter().filter(|r| r.3 == Kind::InputPut).count();
+            if inputs > 1 {
+                self.found
+                    .push(format!("node {node} of document {doc} was written twice"));
+            }
+            let input_seq = recs.iter().find(|r| r.3 == Kind::InputPut).map(|r| r.2);
+            let deleted = recs.iter().any(|r| r.3 == Kind::InputDelete);
+            let orphan = recs
+                .iter()
+                .any(|r| r.3 == Kind::OutputPut && input_seq.is_none_or(|s| r.2 < s));
+            if orphan && !deleted {
+                self.found.push(format!(
+                    "output for node {node} of document {doc} without its input"
+                ));
+            }
+        }
+        // Keep the allocation for the next node.
+        self.node = recs;
+        self.node.clear();
+    }
+
+    /// The checks of the whole document, then its nodes' findings.
+    fn end_doc(&mut self, report: &mut VerifyReport) {
+        self.end_node();
+        let Some(doc) = self.doc.take() else {
+            return;
+        };
+        if !self.has_put && self.deleted_at.is_none() {
             report.damage(
                 "(store)",
                 None,
                 format!("document {doc} has records but no document record"),
             );
         }
-        if let Some(del) = deleted_at
-            && recs.iter().any(|r| r.2 > del)
-        {
+        if self.after_delete {
             report.damage(
                 "(store)",
                 None,
                 format!("document {doc} has records after its deletion"),
             );
         }
-        let mut j = 0;
-        while j < recs.len() {
-            let node = recs[j].1;
-            let nend = j + recs[j..].iter().take_while(|r| r.1 == node).count();
-            if node != 0 && deleted_at.is_none() {
-                let nrecs = &recs[j..nend];
-                let inputs = nrecs.iter().filter(|r| r.3 == Kind::InputPut).count();
-                if inputs > 1 {
-                    report.damage(
-                        "(store)",
-                        None,
-                        format!("node {node} of document {doc} was written twice"),
-                    );
-                }
-                let input_seq = nrecs.iter().find(|r| r.3 == Kind::InputPut).map(|r| r.2);
-                let deleted = nrecs.iter().any(|r| r.3 == Kind::InputDelete);
-                let orphan = nrecs
-                    .iter()
-                    .any(|r| r.3 == Kind::OutputPut && input_seq.is_none_or(|s| r.2 < s));
-                if orphan && !deleted {
-                    report.damage(
-                        "(store)",
-                        None,
-                        format!("output for node {node} of document {doc} without its input"),
-                    );
-                }
-            }
-            j = nend;
+        for message in self.found.drain(..) {
+            report.damage("(store)", None, message);
         }
-        i = end;
+        self.has_put = false;
+        self.deleted_at = None;
+        self.after_delete = false;
     }
 }
