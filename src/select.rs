@@ -12,7 +12,7 @@
 
 use std::ops::{Bound, RangeBounds, RangeInclusive};
 
-use crate::engine::{Docs, Progress};
+use crate::engine::{DocFilter, Docs, Progress, Shape};
 use crate::error::{Error, Result};
 use crate::json::Json;
 use crate::model::{DocSummary, Document};
@@ -155,6 +155,23 @@ impl Selection {
         ) && (!self.missing_output || s.outputs < s.inputs)
     }
 
+    /// What can be told from the index alone (id and node counts): a
+    /// document this refuses is refused whatever its record holds.
+    fn shape(&self, sh: &Shape) -> bool {
+        self.ids.as_ref().is_none_or(|r| r.contains(&sh.id.0))
+            && (!self.missing_output || sh.outputs < sh.inputs)
+    }
+
+    /// This selection as a filter for a walk of the store, which then reads
+    /// inputs and outputs only for the documents selected.
+    fn filter(&self) -> DocFilter<'static> {
+        let (shape, keep) = (self.clone(), self.clone());
+        DocFilter {
+            shape: Box::new(move |sh| shape.shape(sh)),
+            keep: Box::new(move |s| keep.matches_summary(s)),
+        }
+    }
+
     fn fields(
         &self,
         id: DocId,
@@ -240,7 +257,7 @@ impl Store {
                 }
                 Ok(())
             }
-            Plan::Scan => self.dump(progress, &mut wanted),
+            Plan::Scan => self.dump_where(progress, &sel.filter(), &mut |d| f(d)),
         }
     }
 
@@ -264,7 +281,7 @@ impl Store {
                 }
                 Ok(())
             }
-            Plan::Scan => self.list(&mut |s| {
+            Plan::Scan => self.list_where(&|sh| sel.shape(sh), &mut |s| {
                 if sel.matches_summary(&s) {
                     f(s)
                 } else {
@@ -303,7 +320,7 @@ impl Store {
     pub fn docs_where(&self, sel: &Selection) -> Result<DocsWhere<'_>> {
         let reading = match sel.plan(self)? {
             Plan::Lookup(ids) => Reading::Lookup(ids),
-            Plan::Scan => Reading::Scan(self.docs()?),
+            Plan::Scan => Reading::Scan(self.docs_filtered(Some(sel.filter()))?),
         };
         Ok(DocsWhere {
             store: self,

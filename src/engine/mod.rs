@@ -51,5 +51,6 @@ pub use format::MAX_ID;
 pub use notice::{Notice, StaleIndex};
 pub use repair::{QUARANTINE_DIR, RepairReport, SalvageReport, repair, salvage};
 pub use stale::NoticeHook;
+pub(crate) use store::{DocFilter, Shape};
 pub use store::{Docs, Ids, Mode, Options, Progress, RecordInfo, SegmentStats, Stats, Store};
 pub use verify::{FileReport, Problem, ProblemKind, VerifyReport, verify};

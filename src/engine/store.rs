@@ -185,6 +185,30 @@ pub struct Docs<'s> {
     /// The read-ahead state to put back when the walk ends.
     outer: Option<segment::ReadAhead>,
     done: bool,
+    filter: Option<DocFilter<'s>>,
+}
+
+/// Which documents a walk reads whole: `shape` sees what the index says
+/// (no record read), `keep` the listing row (the document's own record
+/// read); inputs and outputs are read only for the documents both accept.
+pub(crate) struct DocFilter<'s> {
+    pub shape: Box<dyn Fn(&Shape) -> bool + 's>,
+    pub keep: Box<dyn Fn(&DocSummary) -> bool + 's>,
+}
+
+impl DocFilter<'_> {
+    /// The document `view` stands for, when the filter takes it.
+    fn read(&self, store: &Store, view: &DocView) -> Result<Option<Document>> {
+        let sh = Shape::of(view);
+        if !(self.shape)(&sh) {
+            return Ok(None);
+        }
+        let rec = store.read_doc_record(&view.doc)?;
+        if !(self.keep)(&summary(&sh, &rec)) {
+            return Ok(None);
+        }
+        store.materialize_from(view, rec).map(Some)
+    }
 }
 
 impl Iterator for Docs<'_> {
@@ -196,10 +220,14 @@ impl Iterator for Docs<'_> {
                 Ok(Some(entries)) => {
                     // Through `visit`, which reads again past a stale index.
                     let mut doc = None;
+                    let filter = &self.filter;
                     let visited = self
                         .store
                         .visit(&mut self.merge, entries, &mut |store, view| {
-                            doc = Some(store.materialize(&view)?);
+                            doc = match filter {
+                                Some(f) => f.read(store, &view)?,
+                                None => Some(store.materialize(&view)?),
+                            };
                             Ok(())
                         });
                     match visited {
@@ -262,6 +290,38 @@ const _: () = {
     const fn assert_send<T: Send>() {}
     assert_send::<Store>();
 };
+
+/// What the index alone says of a live document: its id and how many of
+/// its nodes there are and have an output.
+pub(crate) struct Shape {
+    pub id: DocId,
+    pub inputs: u64,
+    pub outputs: u64,
+}
+
+impl Shape {
+    fn of(view: &DocView) -> Shape {
+        Shape {
+            id: DocId(view.doc.doc),
+            inputs: view.nodes.len() as u64,
+            outputs: view.nodes.values().filter(|(_, o)| o.is_some()).count() as u64,
+        }
+    }
+}
+
+/// A listing row from a document's shape and its own record.
+fn summary(sh: &Shape, rec: &DocPayload) -> DocSummary {
+    DocSummary {
+        id: sh.id,
+        key: rec.key.clone(),
+        category: rec.category.clone(),
+        version: rec.version.clone(),
+        meta: rec.meta.clone().map(Json::from_trusted),
+        inputs: sh.inputs,
+        outputs: sh.outputs,
+        body_len: rec.body.len() as u64,
+    }
+}
 
 /// A document's live state, resolved from its index entries.
 pub(crate) struct DocView {
@@ -695,20 +755,41 @@ impl Store {
     /// # Errors
     /// [`Error::Corrupt`], [`Error::Io`], or what `f` returns.
     pub fn list(&self, f: &mut dyn FnMut(DocSummary) -> Result<()>) -> Result<()> {
+        self.list_where(&|_| true, f)
+    }
+
+    /// [`Store::list`] of the documents `shape` accepts by their id and
+    /// node counts, which come from the index alone: the others' records
+    /// are not read.
+    pub(crate) fn list_where(
+        &self,
+        shape: &dyn Fn(&Shape) -> bool,
+        f: &mut dyn FnMut(DocSummary) -> Result<()>,
+    ) -> Result<()> {
         self.for_each_view(None, &mut |store, view| {
+            let sh = Shape::of(&view);
+            if !shape(&sh) {
+                return Ok(());
+            }
             let rec = store.read_doc_record(&view.doc)?;
-            let outputs = view.nodes.values().filter(|(_, o)| o.is_some()).count() as u64;
-            f(DocSummary {
-                id: DocId(view.doc.doc),
-                key: rec.key,
-                category: rec.category,
-                version: rec.version,
-                meta: rec.meta.map(Json::from_trusted),
-                inputs: view.nodes.len() as u64,
-                outputs,
-                body_len: rec.body.len() as u64,
-            })
+            f(summary(&sh, &rec))
         })
+    }
+
+    /// [`Store::dump`] of the documents `filter` takes.
+    pub(crate) fn dump_where(
+        &self,
+        progress: &mut dyn FnMut(Progress),
+        filter: &DocFilter<'_>,
+        f: &mut dyn FnMut(&Document) -> Result<()>,
+    ) -> Result<()> {
+        self.for_each_view(
+            Some(progress),
+            &mut |store, view| match filter.read(store, &view)? {
+                Some(d) => f(&d),
+                None => Ok(()),
+            },
+        )
     }
 
     /// Every live document, in id order, read one at a time: memory holds
@@ -738,6 +819,11 @@ impl Store {
     /// [`Error::Corrupt`], [`Error::Io`], when the segments cannot be opened;
     /// the same, as an item, for a document that cannot be read.
     pub fn docs(&self) -> Result<Docs<'_>> {
+        self.docs_filtered(None)
+    }
+
+    /// [`Store::docs`] through `filter`.
+    pub(crate) fn docs_filtered<'s>(&'s self, filter: Option<DocFilter<'s>>) -> Result<Docs<'s>> {
         let merge = self.merge()?;
         let outer = self.readahead.replace(Some(segment::ReadAhead::default()));
         Ok(Docs {
@@ -745,6 +831,7 @@ impl Store {
             merge,
             outer,
             done: false,
+            filter,
         })
     }
 
@@ -860,6 +947,11 @@ impl Store {
     /// Materializes a resolved document: one positioned read per record.
     fn materialize(&self, view: &DocView) -> Result<Document> {
         let rec = self.read_doc_record(&view.doc)?;
+        self.materialize_from(view, rec)
+    }
+
+    /// A document from its view and its own record, already read.
+    fn materialize_from(&self, view: &DocView, rec: DocPayload) -> Result<Document> {
         let mut inputs = Vec::with_capacity(view.nodes.len());
         for (n, (input, output)) in &view.nodes {
             inputs.push(self.read_node(input, output.as_ref(), view.metas.get(n))?);
