@@ -8,11 +8,12 @@
 //! is scanned instead, so a damaged index can cost time but never give a
 //! wrong answer.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::engine::format::{
     self, ENTRIES_PER_BLOCK, INDEX_BLOCK_LEN, INDEX_HEADER_LEN, IndexEntry, IndexHeader, Kind,
@@ -97,29 +98,70 @@ pub(crate) struct SealedIndex {
     pub path: PathBuf,
     disk: Option<(Box<dyn VFile>, IndexHeader)>,
     memory: OnceCell<Vec<IndexEntry>>,
-    /// Decoded blocks, so that the upper levels of the binary search are
-    /// read once per invocation (a batch of thousands of lookups would
-    /// otherwise re-read and re-check them every time).
-    cache: RefCell<HashMap<u64, Arc<Vec<IndexEntry>>>>,
+    /// This index's name in the process-wide block cache ([`BLOCKS`]).
+    id: u64,
     /// Set when the file was there but passed over at open as stale, and
     /// why, for the store's notice (see `engine::stale`).
     passed_over: std::cell::Cell<Option<crate::engine::stale::Why>>,
 }
 
-impl Drop for SealedIndex {
-    fn drop(&mut self) {
-        CACHED.fetch_sub(self.cache.get_mut().len(), Ordering::Relaxed);
-    }
+/// Decoded index blocks of every index of the process, least recently used
+/// evicted first, so that the upper levels of the binary search are read
+/// once per invocation (a batch of thousands of lookups would otherwise
+/// re-read and re-check them every time), and a command that probes many
+/// members (a key lookup probes every one that holds keys; a large `load`
+/// makes many) keeps a constant amount, not an amount per member.
+struct BlockCache {
+    /// (index, block) → the block and when it was last used.
+    blocks: HashMap<(u64, u64), (Block, u64)>,
+    clock: u64,
 }
 
-/// Decoded blocks kept by all indexes of the process together (4 KiB each
-/// on disk, about 6 KiB decoded): a command that probes many members (a key
-/// lookup probes every one that holds keys, a large `load` makes many)
-/// keeps a constant amount, not an amount per member.
-const CACHE_BLOCKS: usize = 2048;
+/// A decoded index block.
+type Block = Arc<Vec<IndexEntry>>;
 
-/// Blocks cached now, over every index.
-static CACHED: AtomicUsize = AtomicUsize::new(0);
+/// Blocks kept at once (4 KiB each on disk, about 6 KiB decoded).
+const CACHE_BLOCKS: usize = 4096;
+
+static BLOCKS: Mutex<Option<BlockCache>> = Mutex::new(None);
+
+/// Names each index in [`BLOCKS`].
+static NEXT_INDEX: AtomicU64 = AtomicU64::new(0);
+
+fn with_blocks<T>(f: impl FnOnce(&mut BlockCache) -> T) -> T {
+    // The cache holds no invariant a panic elsewhere could break.
+    let mut guard = BLOCKS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    f(guard.get_or_insert_with(|| BlockCache {
+        blocks: HashMap::new(),
+        clock: 0,
+    }))
+}
+
+impl BlockCache {
+    fn get(&mut self, key: (u64, u64)) -> Option<Block> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.blocks.get_mut(&key).map(|(b, used)| {
+            *used = clock;
+            Arc::clone(b)
+        })
+    }
+
+    fn insert(&mut self, key: (u64, u64), block: Block) {
+        if self.blocks.len() >= CACHE_BLOCKS {
+            // Evict the least recently used quarter at once: a pass over
+            // the map per CACHE_BLOCKS / 4 insertions.
+            let mut used: Vec<u64> = self.blocks.values().map(|(_, u)| *u).collect();
+            let cut = CACHE_BLOCKS / 4;
+            let (_, &mut threshold, _) = used.select_nth_unstable(cut);
+            self.blocks.retain(|_, (_, u)| *u > threshold);
+        }
+        self.clock += 1;
+        self.blocks.insert(key, (block, self.clock));
+    }
+}
 
 impl SealedIndex {
     pub fn on_disk(path: PathBuf, file: Box<dyn VFile>, header: IndexHeader) -> SealedIndex {
@@ -127,7 +169,7 @@ impl SealedIndex {
             path,
             disk: Some((file, header)),
             memory: OnceCell::new(),
-            cache: RefCell::new(HashMap::new()),
+            id: NEXT_INDEX.fetch_add(1, Ordering::Relaxed),
             passed_over: std::cell::Cell::new(None),
         }
     }
@@ -139,7 +181,7 @@ impl SealedIndex {
             path,
             disk: None,
             memory,
-            cache: RefCell::new(HashMap::new()),
+            id: NEXT_INDEX.fetch_add(1, Ordering::Relaxed),
             passed_over: std::cell::Cell::new(None),
         }
     }
@@ -173,26 +215,15 @@ impl SealedIndex {
 
     /// Reads, checks (CRC and order) and caches block `i`.
     fn read_block(&self, i: u64) -> Option<Arc<Vec<IndexEntry>>> {
-        if let Some(b) = self.cache.borrow().get(&i) {
-            return Some(Arc::clone(b));
+        if let Some(b) = with_blocks(|c| c.get((self.id, i))) {
+            return Some(b);
         }
         let (file, _) = self.disk.as_ref()?;
         let mut buf = vec![0u8; INDEX_BLOCK_LEN];
         let at = INDEX_HEADER_LEN as u64 + i * INDEX_BLOCK_LEN as u64;
         file.read_exact_at(&mut buf, at).ok()?;
         let block = Arc::new(format::decode_block(&buf).filter(|b| sorted(b))?);
-        let mut cache = self.cache.borrow_mut();
-        if CACHED.load(Ordering::Relaxed) >= CACHE_BLOCKS {
-            // Over the budget: this index starts its cache again; when the
-            // others hold it all, the block is read again next time.
-            CACHED.fetch_sub(cache.len(), Ordering::Relaxed);
-            cache.clear();
-        }
-        if CACHED.load(Ordering::Relaxed) < CACHE_BLOCKS
-            && cache.insert(i, Arc::clone(&block)).is_none()
-        {
-            CACHED.fetch_add(1, Ordering::Relaxed);
-        }
+        with_blocks(|c| c.insert((self.id, i), Arc::clone(&block)));
         Some(block)
     }
 
@@ -653,4 +684,31 @@ fn check_header(
         return None;
     }
     Some((file, header))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_block_cache_keeps_its_bound_and_the_blocks_in_use() {
+        let mut c = BlockCache {
+            blocks: HashMap::new(),
+            clock: 0,
+        };
+        let block: Block = Arc::new(Vec::new());
+        // Block (0, 0) is used between every insertion, as the top of a
+        // binary search is; the others are used once.
+        c.insert((0, 0), Arc::clone(&block));
+        for i in 1..=(3 * CACHE_BLOCKS as u64) {
+            assert!(
+                c.get((0, 0)).is_some(),
+                "the block in use was evicted at {i}"
+            );
+            c.insert((1, i), Arc::clone(&block));
+            assert!(c.blocks.len() <= CACHE_BLOCKS);
+        }
+        assert!(c.get((1, 1)).is_none(), "the oldest block was kept");
+        assert!(c.get((1, 3 * CACHE_BLOCKS as u64)).is_some());
+    }
 }

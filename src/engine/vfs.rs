@@ -2,7 +2,7 @@
 //!
 //! [`OsFs`] is the real implementation. Tests substitute a simulated file
 //! system that forgets whatever was not fsynced, to check what survives a
-//! power loss (see `tests/crashfs.rs`). Nothing in the engine touches
+//! power loss (see `tests/engine/crashfs.rs`). Nothing in the engine touches
 //! `std::fs` directly, or that simulation would miss it.
 //!
 //! Files inside the data directory are opened with `O_NOFOLLOW`, so a symlink
