@@ -340,31 +340,7 @@ impl Store {
         } else {
             None
         };
-        // Everything before the footer is durable before the footer is
-        // written: a footer may never survive a power loss that its
-        // segment's records did not.
-        self.flush()?;
-        self.fsync_active()?;
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let footer = SealPayload {
-            records: self.active.records,
-            max_seq: seq,
-            doc_hwm: self.doc_hwm,
-        };
-        format::encode_record(
-            &mut self.active.wbuf,
-            seq,
-            Kind::Seal,
-            0,
-            0,
-            0,
-            &footer.encode(),
-            &[],
-        );
-        self.active.len += format::SEAL_RECORD_LEN as u64;
-        self.flush()?;
-        self.fsync_active()?;
+        let seq = self.write_footer()?;
         let number = self.active.number;
         let dir = self.opts.dir.clone();
         let vfs = self.opts.vfs.clone();
@@ -433,6 +409,36 @@ impl Store {
         // replaces it.
         let _ = vfs.remove_file(&dir.join(ACTIVE_INDEX_NAME));
         Ok(())
+    }
+
+    /// Appends the `Seal` footer to the file `Store::active` stands for and
+    /// makes it durable; returns the footer's sequence number. Everything
+    /// before the footer is durable before the footer is written: a footer
+    /// may never survive a power loss that its segment's records did not.
+    pub(crate) fn write_footer(&mut self) -> Result<u64> {
+        self.flush()?;
+        self.fsync_active()?;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let footer = SealPayload {
+            records: self.active.records,
+            max_seq: seq,
+            doc_hwm: self.doc_hwm,
+        };
+        format::encode_record(
+            &mut self.active.wbuf,
+            seq,
+            Kind::Seal,
+            0,
+            0,
+            0,
+            &footer.encode(),
+            &[],
+        );
+        self.active.len += format::SEAL_RECORD_LEN as u64;
+        self.flush()?;
+        self.fsync_active()?;
+        Ok(seq)
     }
 
     /// Replaces the manifest with the in-memory one (serial one above). A

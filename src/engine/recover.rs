@@ -208,6 +208,21 @@ pub(crate) fn plan(m: &Manifest, inv: &Inventory) -> Result<Plan, Refusal> {
 // ---------------------------------------------------------------------------
 // Inventory and apply: the parts that touch the file system.
 
+/// A member file must have the length the manifest lists.
+fn check_len(path: &Path, len: u64, member: &Member) -> Result<()> {
+    if len == member.len {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        path,
+        0,
+        format!(
+            "member is {len} bytes long, the manifest says {} (replaced or truncated)",
+            member.len
+        ),
+    ))
+}
+
 /// Reads what [`plan`] needs. Members are not opened here.
 fn inventory(
     vfs: &dyn Vfs,
@@ -313,17 +328,7 @@ pub(crate) fn open_v2(
     if write {
         for member in &m.members {
             let path = dir.join(format::segment_name(member.number));
-            let len = vfs.file_len(&path).io("stat", &path)?;
-            if len != member.len {
-                return Err(Error::corrupt(
-                    &path,
-                    0,
-                    format!(
-                        "member is {len} bytes long, the manifest says {} (replaced or truncated)",
-                        member.len
-                    ),
-                ));
-            }
+            check_len(&path, vfs.file_len(&path).io("stat", &path)?, member)?;
         }
     }
     // Every check has passed: from here on, a write open may change things.
@@ -500,17 +505,7 @@ pub(crate) fn open_member(lazy: &Lazy, member: &Member) -> Result<Handle> {
             format!("header says segment {}, the file name says {n}", h.number),
         ));
     }
-    let len = file.len().io("stat", &path)?;
-    if len != member.len {
-        return Err(Error::corrupt(
-            &path,
-            0,
-            format!(
-                "member is {len} bytes long, the manifest says {}",
-                member.len
-            ),
-        ));
-    }
+    check_len(&path, file.len().io("stat", &path)?, member)?;
     let bind = Binding {
         version: member.version,
         store_id: want_id,

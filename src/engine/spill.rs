@@ -1,5 +1,6 @@
 //! A batch that outgrows its segment: written as members of their own,
-//! committed by the manifest (docs/FORMAT.md §8.6).
+//! committed by the manifest (docs/FORMAT.md §8.2, steps S1–S6; crash table
+//! in §8.6).
 //!
 //! A batch normally goes to `active.seg` and is committed by a `Commit`
 //! record. A `load` or `apply` of gigabytes would then make one segment of
@@ -25,8 +26,7 @@
 
 use crate::engine::active::{Active, Spill};
 use crate::engine::format::{
-    self, FLAG_BATCH, IndexEntry, IndexHeader, KEY_SPACE, Kind, SealPayload, SegmentHeader,
-    TMP_SUFFIX,
+    self, FLAG_BATCH, IndexEntry, IndexHeader, KEY_SPACE, Kind, SegmentHeader, TMP_SUFFIX,
 };
 use crate::engine::index::{self, Entry, IndexWriter};
 use crate::engine::segment::{Handle, Sealed};
@@ -40,9 +40,8 @@ impl Store {
         if self.batch.is_none() || self.active.len + incoming <= self.opts.segment_size {
             return Ok(());
         }
-        // A format-1 store has no manifest to commit by; its batch stays in
-        // `active.seg` (a write open upgrades the store first, so only a
-        // library caller that opened it otherwise gets here).
+        // Only a format-1 store opened read-only has no manifest, and it
+        // takes no batch; were one to get here, it stays in `active.seg`.
         if self.manifest.is_none() {
             return Ok(());
         }
@@ -209,26 +208,7 @@ impl Store {
     /// Seals the file the batch is being written to: footer, fsync, index,
     /// and a place in the sealed set (not yet in the manifest).
     fn seal_spilled(&mut self, spill: &mut Spill) -> Result<()> {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let footer = SealPayload {
-            records: self.active.records,
-            max_seq: seq,
-            doc_hwm: self.doc_hwm,
-        };
-        format::encode_record(
-            &mut self.active.wbuf,
-            seq,
-            Kind::Seal,
-            0,
-            0,
-            0,
-            &footer.encode(),
-            &[],
-        );
-        self.active.len += format::SEAL_RECORD_LEN as u64;
-        self.flush()?;
-        self.fsync_active()?;
+        let seq = self.write_footer()?;
         let number = self.active.number;
         let (vfs, dir) = (self.opts.vfs.clone(), self.opts.dir.clone());
         // Its own name once its bytes are durable: until the manifest lists
