@@ -59,7 +59,7 @@ pub(crate) struct Active {
 pub(crate) struct BatchState {
     pub start: u64,
     next_seq: u64,
-    pub doc_hwm: u64,
+    doc_hwm: u64,
     pub records: u64,
     /// Set once the batch outgrew `active.seg` (src/engine/spill.rs).
     pub spill: Option<Spill>,
@@ -67,8 +67,8 @@ pub(crate) struct BatchState {
 
 /// A batch written to segment files of its own.
 pub(crate) struct Spill {
-    /// The empty `active.seg`, set aside while `Store::active` stands for
-    /// the file being written.
+    /// `active.seg` as it was before the batch, set aside (still serving
+    /// reads) while `Store::active` stands for the file being written.
     pub parked: Active,
     /// Manifest entries of the files sealed so far (in the sealed set, not
     /// yet in the manifest).

@@ -309,7 +309,8 @@ impl Shape {
     }
 }
 
-/// A listing row from a document's shape and its own record.
+/// A listing row from a document's shape and its own record (its small
+/// fields copied: the record may still be needed whole).
 fn summary(sh: &Shape, rec: &DocPayload) -> DocSummary {
     DocSummary {
         id: sh.id,
