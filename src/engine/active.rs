@@ -350,26 +350,7 @@ impl Store {
         self.sync_dir()?;
         let seg_len = self.active.len;
         let version = self.active.version;
-        let bind = self.binding(version);
-        let mut w = IndexWriter::create(&*vfs, &dir, format::index_name(number))?;
-        self.write_active_entries(&mut w)?;
-        let member = w.stats().member(number, seg_len, version, seq, 0);
-        w.finish(
-            &*vfs,
-            &dir,
-            IndexHeader {
-                version: bind.version,
-                store_id: bind.store_id,
-                segment: number,
-                segment_len: seg_len,
-                entries: 0,
-                max_seq: seq,
-                doc_hwm: self.doc_hwm,
-            },
-            true,
-        )?;
-        let idx_path = dir.join(format::index_name(number));
-        let index = index::reopen_written(&*vfs, idx_path, number, seg_len, bind)?;
+        let (member, index) = self.write_index(seq)?;
         // Above every number in use: compaction outputs may be numbered
         // above the active segment.
         let next_number = self.next_segment_number();
@@ -454,6 +435,35 @@ impl Store {
             self.poisoned = true;
         }
         r
+    }
+
+    /// Writes the index file of the segment `Store::active` stands for,
+    /// its footer (seq `seq`) written: its manifest entry and the index,
+    /// read back.
+    pub(crate) fn write_index(&self, seq: u64) -> Result<(Member, SealedIndex)> {
+        let (vfs, dir) = (&*self.opts.vfs, &self.opts.dir);
+        let (number, len, version) = (self.active.number, self.active.len, self.active.version);
+        let bind = self.binding(version);
+        let mut w = IndexWriter::create(vfs, dir, format::index_name(number))?;
+        self.write_active_entries(&mut w)?;
+        let member = w.stats().member(number, len, version, seq, 0);
+        w.finish(
+            vfs,
+            dir,
+            IndexHeader {
+                version: bind.version,
+                store_id: bind.store_id,
+                segment: number,
+                segment_len: len,
+                entries: 0,
+                max_seq: seq,
+                doc_hwm: self.doc_hwm,
+            },
+            true,
+        )?;
+        let path = dir.join(format::index_name(number));
+        let index = index::reopen_written(vfs, path, number, len, bind)?;
+        Ok((member, index))
     }
 
     /// Writes every entry of the active segment (checkpointed and not) to

@@ -26,9 +26,9 @@
 
 use crate::engine::active::{Active, Spill};
 use crate::engine::format::{
-    self, FLAG_BATCH, IndexEntry, IndexHeader, KEY_SPACE, Kind, SegmentHeader, TMP_SUFFIX,
+    self, FLAG_BATCH, IndexEntry, KEY_SPACE, Kind, SegmentHeader, TMP_SUFFIX,
 };
-use crate::engine::index::{self, Entry, IndexWriter};
+use crate::engine::index::Entry;
 use crate::engine::segment::{Handle, Sealed};
 use crate::engine::store::Store;
 use crate::error::{Error, IoContext, Result};
@@ -216,45 +216,23 @@ impl Store {
         let path = dir.join(format::segment_name(number));
         vfs.rename(&self.active.path, &path).io("rename", &path)?;
         self.active.path.clone_from(&path);
-        let bind = self.binding(format::FORMAT_VERSION);
-        let entries = self.active.sorted_entries();
-        let mut w = IndexWriter::create(&*vfs, &dir, format::index_name(number))?;
-        index::write_merged(&mut w, None, &entries)?;
-        let member = w
-            .stats()
-            .member(number, self.active.len, format::FORMAT_VERSION, seq, 0);
-        w.finish(
-            &*vfs,
-            &dir,
-            IndexHeader {
-                version: bind.version,
-                store_id: bind.store_id,
-                segment: number,
-                segment_len: self.active.len,
-                entries: 0,
-                max_seq: seq,
-                doc_hwm: self.doc_hwm,
-            },
-            true,
-        )?;
+        let (member, index) = self.write_index(seq)?;
         // The figures of the members once this file is one of them, from
         // what it supersedes in the members before it (as sealing does).
         if let Some(f) = spill.figures.as_mut() {
-            for own in entries.chunk_by(|a, b| a.doc == b.doc) {
-                if own[0].doc < KEY_SPACE {
+            for (&doc, own) in &self.active.map {
+                if doc < KEY_SPACE {
                     let own = own.iter().map(|e| Entry::new(e, number)).collect();
                     crate::engine::live::absorb(self, f, own)?;
                 }
             }
         }
-        let idx_path = dir.join(format::index_name(number));
-        let index = index::reopen_written(&*vfs, idx_path, number, self.active.len, bind)?;
         // Read through the descriptor cache from now on, like any member:
         // a batch of many segments must not hold a descriptor for each.
         let file = vfs.open_read(&path).io("open", &path)?;
         self.sealed.push(Sealed {
             number,
-            version: format::FORMAT_VERSION,
+            version: self.active.version,
             path,
             len: self.active.len,
             max_seq: seq,

@@ -52,23 +52,8 @@ fn diff_opens_each_store_once() {
     let copy = TestStore::new();
     copy.with_stdin(s.ok(&["dump"]).as_bytes())
         .ok(&["load", "--keep-ids"]);
-    let log = s.tmp().join("strace.log");
-    let mut cmd = std::process::Command::new("strace");
-    cmd.args(["-f", "-qq", "-e", "trace=openat", "-o"])
-        .arg(&log)
-        .arg(crate::util::bin())
-        .arg("--dir")
-        .arg(s.data())
-        .arg("diff")
-        .arg(copy.data())
-        .env_remove("STRATUM_DIR");
-    let (shown, run) = TestStore::run_command(cmd, None);
-    assert_eq!(
-        run.code, 0,
-        "{shown}: {} (is strace installed?)",
-        run.stderr
-    );
-    let trace = std::fs::read_to_string(&log).unwrap();
+    let diff_with = copy.data().to_str().unwrap();
+    let trace = s.strace("openat", &["diff", diff_with]);
     for store in [s.data(), copy.data()] {
         let lock = format!("\"{}\"", store.join("LOCK").display());
         let active = format!("\"{}\"", store.join("active.seg").display());

@@ -588,23 +588,7 @@ fn diff_matches_documents_by_key_where_both_sides_have_it() {
 /// Bytes `args` reads from files (read and pread64, as strace reports
 /// them), run against `s`.
 fn bytes_read(s: &TestStore, args: &[&str]) -> u64 {
-    let log = s.tmp().join("reads.log");
-    let mut cmd = std::process::Command::new("strace");
-    cmd.args(["-f", "-qq", "-e", "trace=read,pread64", "-o"])
-        .arg(&log)
-        .arg(crate::util::bin())
-        .arg("--dir")
-        .arg(s.data())
-        .args(args)
-        .env_remove("STRATUM_DIR");
-    let (shown, run) = TestStore::run_command(cmd, None);
-    assert_eq!(
-        run.code, 0,
-        "{shown}: {} (is strace installed?)",
-        run.stderr
-    );
-    std::fs::read_to_string(&log)
-        .unwrap()
+    s.strace("read,pread64", args)
         .lines()
         .filter_map(|l| l.rsplit_once("= ")?.1.trim().parse::<u64>().ok())
         .sum()

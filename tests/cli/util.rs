@@ -140,6 +140,27 @@ impl TestStore {
         self.snapshot().values().map(|b| b.len() as u64).sum()
     }
 
+    /// Runs `args` on this store under `strace -f -e trace=CALLS`, which
+    /// must succeed, and returns strace's log.
+    pub fn strace(&self, calls: &str, args: &[&str]) -> String {
+        let log = self.tmp().join("strace.log");
+        let mut cmd = Command::new("strace");
+        cmd.args(["-f", "-qq", "-e", &format!("trace={calls}"), "-o"])
+            .arg(&log)
+            .arg(bin())
+            .arg("--dir")
+            .arg(self.data())
+            .args(args)
+            .env_remove("STRATUM_DIR");
+        let (shown, run) = TestStore::run_command(cmd, None);
+        assert_eq!(
+            run.code, 0,
+            "{shown}: {} (is strace installed?)",
+            run.stderr
+        );
+        std::fs::read_to_string(&log).expect("read the strace log")
+    }
+
     /// Creates `n` documents quickly through `load`, bodies `body(i)`.
     pub fn load_docs(&self, n: usize, body: impl Fn(usize) -> String) -> Vec<u64> {
         let mut lines = String::new();
