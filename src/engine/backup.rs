@@ -191,17 +191,17 @@ fn build(
         done += s.len;
         progress(Progress { done, total });
     }
-    if let Some(file) = store.active.file.as_deref() {
+    if let Some(file) = store.active.cur().open_file() {
         copy(
             vfs,
             file,
-            &store.active.path,
+            store.active.cur().path(),
             tmp,
             ACTIVE_NAME,
-            store.active.flushed,
+            store.active.cur().flushed(),
         )?;
         report.copied += 1;
-        report.bytes += store.active.flushed;
+        report.bytes += store.active.cur().flushed();
     }
     // A format-2 store's backup is the same store: same id, same members.
     if let Some(m) = &store.manifest {

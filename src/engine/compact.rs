@@ -149,7 +149,7 @@ impl Store {
         // a compaction that fails changes nothing; the seal footer's
         // sequence number and the number of the empty active segment that
         // follows the seal are set aside.
-        let seal_later = self.active.records > 0;
+        let seal_later = self.active.cur().records() > 0;
         let live = self.full_live_bytes()?;
         // Live records plus their index (48 bytes per record of at least 36)
         // plus slack.
@@ -171,7 +171,7 @@ impl Store {
             base,
             done: Vec::new(),
             cur: None,
-            seq: self.next_seq + u64::from(seal_later),
+            seq: self.marks.next_seq + u64::from(seal_later),
             figures: Figures::default(),
         };
         let total = live.max(1);
@@ -352,7 +352,7 @@ impl Store {
                     segment_len: o.len,
                     entries: 0,
                     max_seq: o.max_seq,
-                    doc_hwm: self.doc_hwm,
+                    doc_hwm: self.marks.doc_hwm,
                 },
                 true,
             )?;
@@ -365,7 +365,7 @@ impl Store {
                 path,
                 len: o.len,
                 max_seq: o.max_seq,
-                doc_hwm: self.doc_hwm,
+                doc_hwm: self.marks.doc_hwm,
                 generation: Some((o.number, 1)),
                 handle: crate::engine::segment::Handle::ready(o.file, index),
                 member: None,
@@ -374,7 +374,7 @@ impl Store {
         }
         let next_number = out.base + members.len() as u64;
         let max_seq = out.seq - 1;
-        let doc_hwm = self.doc_hwm;
+        let doc_hwm = self.marks.doc_hwm;
         let m = self
             .manifest
             .as_mut()
@@ -386,7 +386,7 @@ impl Store {
         m.next_number = m.next_number.max(next_number);
         m.max_seq = m.max_seq.max(max_seq);
         m.doc_hwm = doc_hwm;
-        crate::engine::manifest::set_figures(m, Some(&out.figures));
+        crate::engine::live::set_in_manifest(m, Some(&out.figures));
         // The outputs and their indexes are durable under their names before
         // the manifest that lists them can be.
         self.sync_dir()?;
@@ -408,7 +408,7 @@ impl Store {
             }
         }
         self.sync_dir()?;
-        self.next_seq = out.seq;
+        self.marks.next_seq = out.seq;
         Ok(())
     }
 }
@@ -427,7 +427,7 @@ struct Output {
     /// Key entries of the documents written so far.
     keys: Vec<IndexEntry>,
     /// Figures for its manifest entry.
-    stats: crate::engine::manifest::MemberStats,
+    stats: crate::engine::index::MemberStats,
 }
 
 impl Output {
@@ -516,7 +516,7 @@ impl Outputs {
             max_seq: 0,
             index,
             keys: Vec::new(),
-            stats: crate::engine::manifest::MemberStats::default(),
+            stats: crate::engine::index::MemberStats::default(),
         });
         Ok(())
     }
@@ -536,7 +536,7 @@ impl Outputs {
         let footer = SealPayload {
             records: o.records,
             max_seq: s,
-            doc_hwm: store.doc_hwm,
+            doc_hwm: store.marks.doc_hwm,
         };
         format::encode_record(&mut o.buf, s, Kind::Seal, 0, 0, 0, &footer.encode(), &[]);
         o.len += format::SEAL_RECORD_LEN as u64;
@@ -609,9 +609,9 @@ impl Store {
     /// it once the outputs are written.
     fn choose(&self, f: &Figures) -> Vec<u64> {
         let mut all: Vec<(u64, u64)> = self.sealed.iter().map(|s| (s.number, s.len)).collect();
-        if self.active.records > 0 {
-            let sealed_len = self.active.len + format::SEAL_RECORD_LEN as u64;
-            all.push((self.active.number, sealed_len));
+        if self.active.cur().records() > 0 {
+            let sealed_len = self.active.cur().len() + format::SEAL_RECORD_LEN as u64;
+            all.push((self.active.cur().number(), sealed_len));
         }
         let worth = |&(n, len): &(u64, u64)| {
             let r = len.saturating_sub(f.live_of(n) + FRAMING);
@@ -622,7 +622,7 @@ impl Store {
         // never for its size.
         let small: Vec<u64> = all
             .iter()
-            .filter(|m| m.1 < self.opts.segment_size / 4 && m.0 != self.active.number)
+            .filter(|m| m.1 < self.opts.segment_size / 4 && m.0 != self.active.cur().number())
             .map(|m| m.0)
             .collect();
         // Small members are merged two or more at a time, or along with
@@ -650,13 +650,13 @@ impl Store {
         let known = self
             .manifest
             .as_ref()
-            .is_none_or(|m| crate::engine::manifest::figures(m).is_some());
+            .is_none_or(|m| crate::engine::live::of_manifest(m).is_some());
         if known {
             return Ok(false);
         }
         let members = crate::engine::live::merged_members(self)?;
         if let Some(m) = self.manifest.as_mut() {
-            crate::engine::manifest::set_figures(m, Some(&members));
+            crate::engine::live::set_in_manifest(m, Some(&members));
             self.write_manifest()?;
         }
         Ok(true)
@@ -698,10 +698,10 @@ impl Store {
                 .binary_search_by_key(&n, |s| s.number)
                 .map_or(0, |i| self.sealed[i].len)
         };
-        let active = self.active.number;
+        let active = self.active.cur().number();
         let len_of = |n: u64| {
             if n == active {
-                self.active.len + format::SEAL_RECORD_LEN as u64
+                self.active.cur().len() + format::SEAL_RECORD_LEN as u64
             } else {
                 len_of(n)
             }
@@ -718,13 +718,13 @@ impl Store {
             })
             .collect();
         if mode == CompactMode::Full {
-            merge_bytes += self.active.len;
+            merge_bytes += self.active.cur().len();
             merge_names.push(format::ACTIVE_NAME.to_owned());
         }
         let counted = self
             .manifest
             .as_ref()
-            .and_then(crate::engine::manifest::figures)
+            .and_then(crate::engine::live::of_manifest)
             .is_some();
         Ok(CompactPlan {
             counted,
@@ -773,7 +773,7 @@ impl Store {
         // in a full compaction), so that a refused compaction changes
         // nothing; the seal's footer seq and the number of the empty
         // `active.seg` after it are set aside.
-        let seal_later = set.contains(&self.active.number);
+        let seal_later = set.contains(&self.active.cur().number());
         let report = |store: &Store, merged: usize, written: u64, documents: u64| CompactReport {
             bytes_before,
             bytes_after: store.file_bytes(),
@@ -810,7 +810,7 @@ impl Store {
             base,
             done: Vec::new(),
             cur: None,
-            seq: self.next_seq + u64::from(seal_later),
+            seq: self.marks.next_seq + u64::from(seal_later),
         };
         let total = needed.max(1);
         let mut written = 0u64;
@@ -831,7 +831,7 @@ impl Store {
             if seal_later {
                 self.seal_counting(false)
             } else {
-                self.flush().and_then(|()| self.fsync_active())
+                self.active.flush().and_then(|()| self.active.fsync())
             }
         });
         if let Err(e) = sealed {
@@ -848,7 +848,7 @@ impl Store {
     /// cuts them into outputs numbered from `base`.
     fn walk(&self, set: &[u64], base: u64) -> Result<Walk> {
         let merged = |seg: u64| set.binary_search(&seg).is_ok();
-        let active = self.active.number;
+        let active = self.active.cur().number();
         let mut outputs: Vec<Vec<Entry>> = Vec::new();
         let mut cur: Vec<Entry> = Vec::new();
         let mut cur_len = FRAMING;
@@ -999,10 +999,14 @@ impl Store {
     }
 
     fn with_raw_once<T>(&self, e: &Entry, f: &mut RawRecordFn<'_, T>) -> Result<T> {
-        if e.seg == self.active.number {
+        if e.seg == self.active.cur().number() {
             // Checked by CRC as it is read; its bytes are encoded again
             // exactly as they were.
-            let (h, payload) = self.read_active(e)?;
+            let (h, payload) = self
+                .active
+                .segment(e.seg)
+                .ok_or_else(|| Error::internal("entry for an unknown active segment"))?
+                .read(e)?;
             let mut raw = Vec::with_capacity(e.len as usize);
             format::encode_record(
                 &mut raw,

@@ -19,9 +19,10 @@
 
 use std::collections::HashMap;
 
+use crate::engine::format::Manifest;
 use crate::engine::format::{self, FLAG_HAS_OUTPUT, Kind};
 use crate::engine::index::{Entry, Merge};
-use crate::engine::manifest;
+use crate::engine::segment::Sealed;
 use crate::engine::store::{DocView, SegmentStats, Stats, Store, resolve};
 use crate::error::Result;
 
@@ -180,9 +181,9 @@ fn carries_output(e: &Entry) -> bool {
 }
 
 /// Every entry of document `id` in the sealed members (not `active.seg`).
-fn member_entries(store: &Store, id: u64) -> Result<Vec<Entry>> {
+fn member_entries(sealed: &[Sealed], id: u64) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
-    for s in store.sealed.iter().filter(|s| s.may_hold(id)) {
+    for s in sealed.iter().filter(|s| s.may_hold(id)) {
         for ie in s.index()?.lookup(id, &|| s.scan_entries())? {
             out.push(Entry::new(&ie, s.number));
         }
@@ -224,7 +225,7 @@ pub(crate) fn merged_members(store: &Store) -> Result<Figures> {
 /// in the members. Costs a lookup per document `active.seg` touches, not a
 /// pass over the store. `None` when the manifest's figures are not known.
 pub(crate) fn counted(store: &Store) -> Result<Option<Figures>> {
-    let Some(mut f) = store.manifest.as_ref().and_then(manifest::figures) else {
+    let Some(mut f) = store.manifest.as_ref().and_then(of_manifest) else {
         return Ok(None);
     };
     if store.sealed.len() != f.live.len() {
@@ -246,10 +247,15 @@ pub(crate) fn counted(store: &Store) -> Result<Option<Figures>> {
 /// `own`, in a segment not among them, change: their own share, and what
 /// they supersede in the members.
 pub(crate) fn absorb(store: &Store, f: &mut Figures, own: Vec<Entry>) -> Result<()> {
+    absorb_members(&store.sealed, f, own)
+}
+
+/// [`absorb`] against the members `sealed`.
+pub(crate) fn absorb_members(sealed: &[Sealed], f: &mut Figures, own: Vec<Entry>) -> Result<()> {
     let Some(id) = own.first().map(|e| e.doc) else {
         return Ok(());
     };
-    let mut all = member_entries(store, id)?;
+    let mut all = member_entries(sealed, id)?;
     if !all.is_empty() {
         f.account(&all, false);
     }
@@ -285,8 +291,8 @@ pub(crate) fn stats_from(store: &Store, f: &Figures) -> Stats {
         .collect();
     segs.push(seg(
         format::ACTIVE_NAME.to_owned(),
-        store.active.number,
-        store.active.len,
+        store.active.cur().number(),
+        store.active.cur().len(),
     ));
     let total_bytes: u64 = segs.iter().map(|s| s.bytes).sum();
     let live_bytes: u64 = segs.iter().map(|s| s.live_bytes).sum();
@@ -303,8 +309,8 @@ pub(crate) fn stats_from(store: &Store, f: &Figures) -> Stats {
         } else {
             1.0 - live_bytes as f64 / total_bytes as f64
         },
-        last_seq: store.next_seq - 1,
-        doc_id_high_water: store.doc_hwm,
+        last_seq: store.marks.last_seq(),
+        doc_id_high_water: store.marks.doc_hwm,
         format_version: store.format_version(),
         last_compaction: last_compaction(store),
     }
@@ -330,4 +336,47 @@ fn last_compaction(store: &Store) -> Option<(String, u32)> {
         .collect();
     let first = outputs.iter().min()?;
     Some((format::segment_name(*first), outputs.len() as u32))
+}
+
+/// The figures the manifest holds (its members alone, as if `active.seg`
+/// were empty), or `None` when any of them is "not known".
+pub(crate) fn of_manifest(m: &Manifest) -> Option<Figures> {
+    let [documents, inputs, outputs, tombstones] = m.counters;
+    if m.counters.contains(&format::UNKNOWN) {
+        return None;
+    }
+    let mut live = std::collections::HashMap::with_capacity(m.members.len());
+    for x in &m.members {
+        if x.live_bytes == format::UNKNOWN || x.dead_bytes == format::UNKNOWN {
+            return None;
+        }
+        live.insert(x.number, x.live_bytes);
+    }
+    Some(Figures {
+        documents,
+        inputs,
+        outputs,
+        tombstones,
+        live,
+    })
+}
+
+/// Stores `f` (figures of exactly the members, as if `active.seg` were
+/// empty) in `m`; `None` marks every figure "not known".
+pub(crate) fn set_in_manifest(m: &mut Manifest, f: Option<&Figures>) {
+    match f {
+        Some(f) => {
+            m.counters = [f.documents, f.inputs, f.outputs, f.tombstones];
+            for x in &mut m.members {
+                let live = f.live_of(x.number).min(x.len);
+                (x.live_bytes, x.dead_bytes) = (live, x.len - live);
+            }
+        }
+        None => {
+            m.counters = [format::UNKNOWN; 4];
+            for x in &mut m.members {
+                (x.live_bytes, x.dead_bytes) = (format::UNKNOWN, format::UNKNOWN);
+            }
+        }
+    }
 }

@@ -27,7 +27,6 @@ use std::cell::{Cell, RefCell};
 use crate::engine::format::IndexEntry;
 use crate::engine::index::{self, Entry, Merge, SealedIndex};
 use crate::engine::notice::Notice;
-use crate::engine::replay;
 use crate::engine::segment::{self, Sealed};
 use crate::engine::store::{DocView, Mode, Store, resolve};
 use crate::error::{IoContext, Result};
@@ -223,7 +222,7 @@ impl Store {
     ) -> Result<()> {
         if self.mode == Mode::Write {
             let bind = self.binding(s.version);
-            replay::write_index(
+            segment::write_index(
                 &self.opts, s.number, s.len, max_seq, doc_hwm, &entries, bind,
             )?;
             self.opts

@@ -5,85 +5,29 @@
 //! use). It holds the active segment's in-memory index and a handle per
 //! sealed segment; reads resolve one document from those, writes append.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
-use crate::engine::active::Active;
+use crate::engine::active::{ActiveSegment, Committed, Marks, create_active};
 use crate::engine::format::{
     self, DocFields, DocPayload, FLAG_EXTENDED, Kind, MAX_ID, RecordHeader,
 };
-use crate::engine::index::{Cursor, Entry, Merge};
+use crate::engine::format::{ACTIVE_INDEX_NAME, FORMAT_VERSION, MAX_PAYLOAD, Manifest};
+use crate::engine::index::MemberStats;
+use crate::engine::index::{Binding, Cursor, Entry, Merge};
+use crate::engine::manifest;
 use crate::engine::notice::Notice;
-use crate::engine::segment;
-use crate::engine::vfs::{OsFs, Vfs};
+pub(crate) use crate::engine::options::{Mode, Options, Progress};
+use crate::engine::recover;
+use crate::engine::replay::{Finish, Parts};
+use crate::engine::segment::RecordInfo;
+use crate::engine::segment::{self, Handle, Sealed};
+use crate::engine::vfs::LockGuard;
+pub(crate) use crate::engine::view::{DocView, resolve};
 use crate::error::{Error, IoContext, Result};
 use crate::json::Json;
 use crate::model::{
     DocId, DocPatch, DocSummary, Document, NewDoc, Node, NodeId, ParsedDoc, check_key, check_meta,
 };
-
-/// How to open a store.
-#[derive(Clone)]
-pub struct Options {
-    /// The data directory.
-    pub dir: PathBuf,
-    /// Seal `active.seg` once it would grow past this many bytes.
-    pub segment_size: u64,
-    /// fsync before acknowledging a write. Off keeps everything across a
-    /// killed process but not across a power loss, which may leave the
-    /// active segment needing `repair` (sealing and compaction still fsync).
-    pub sync: bool,
-    /// How long to wait for another process's lock.
-    pub lock_timeout: Duration,
-    /// The file system to use; [`OsFs`] unless testing.
-    pub vfs: Arc<dyn Vfs>,
-}
-
-impl Options {
-    /// Defaults: 64 MiB segments, fsync on, 10 s lock timeout, the real
-    /// file system.
-    pub fn new(dir: impl Into<PathBuf>) -> Options {
-        Options {
-            dir: dir.into(),
-            segment_size: 64 * 1024 * 1024,
-            sync: true,
-            lock_timeout: Duration::from_secs(10),
-            vfs: Arc::new(OsFs),
-        }
-    }
-
-    /// Seals `active.seg` once it would grow past `bytes`.
-    #[must_use]
-    pub fn segment_size(mut self, bytes: u64) -> Options {
-        self.segment_size = bytes;
-        self
-    }
-
-    /// Acknowledges writes without fsync (see [`Options::sync`]): what a
-    /// bulk job that can rerun itself after a power loss may choose.
-    #[must_use]
-    pub fn without_sync(mut self) -> Options {
-        self.sync = false;
-        self
-    }
-
-    /// Waits this long for another process's lock before giving up.
-    #[must_use]
-    pub fn lock_timeout(mut self, wait: Duration) -> Options {
-        self.lock_timeout = wait;
-        self
-    }
-
-    /// Uses this file system instead of the real one (for tests that
-    /// simulate crashes and faults).
-    #[must_use]
-    pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Options {
-        self.vfs = vfs;
-        self
-    }
-}
 
 /// Where [`Store::load_doc`] takes a document's ids from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,45 +37,6 @@ pub enum Ids {
     /// Keep the ids the document carries (`load --keep-ids`), to copy a
     /// store with its ids.
     Keep,
-}
-
-/// Read-only (shared lock) or read-write (exclusive lock).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Shared lock; never creates or changes a file.
-    Read,
-    /// Exclusive lock; creates the store if needed and repairs a torn tail.
-    Write,
-}
-
-/// Progress of a long operation: `done` of `total` bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Progress {
-    /// Bytes processed so far.
-    pub done: u64,
-    /// Bytes to process in all.
-    pub total: u64,
-}
-
-/// One raw record of the log, for `dump --records`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordInfo {
-    /// File name of the segment.
-    pub segment: String,
-    /// Byte offset of the record in the segment.
-    pub offset: u64,
-    /// Sequence number.
-    pub seq: u64,
-    /// Record kind name, e.g. `doc-put`.
-    pub kind: &'static str,
-    /// Document id (0 for records that belong to no document).
-    pub doc: u64,
-    /// Node id (0 for document-level records).
-    pub node: u64,
-    /// Total bytes of the record, header included.
-    pub size: u64,
-    /// Whether the record's CRC matched.
-    pub crc_ok: bool,
 }
 
 /// Per-segment figures for `stats`.
@@ -265,14 +170,13 @@ pub struct Store {
     pub(crate) mode: Mode,
     pub(crate) _lock: Box<dyn crate::engine::vfs::LockGuard>,
     pub(crate) sealed: Vec<crate::engine::segment::Sealed>,
-    pub(crate) active: crate::engine::active::Active,
-    pub(crate) next_seq: u64,
-    pub(crate) doc_hwm: u64,
+    pub(crate) active: ActiveSegment,
+    /// The next sequence number and the document id high-water mark.
+    pub(crate) marks: Marks,
     pub(crate) opened_doc_hwm: u64,
     pub(crate) notices: Vec<Notice>,
     /// Index files found stale while open, and where their notices go.
     pub(crate) stale: crate::engine::stale::StaleIndexes,
-    pub(crate) batch: Option<crate::engine::active::BatchState>,
     /// Set when a write or fsync failed: the in-memory state may be ahead
     /// of the file, so further writes are refused.
     pub(crate) poisoned: bool,
@@ -324,55 +228,35 @@ fn summary(sh: &Shape, rec: &DocPayload) -> DocSummary {
     }
 }
 
-/// A document's live state, resolved from its index entries.
-pub(crate) struct DocView {
-    pub doc: Entry,
-    /// Highest node id ever assigned in this document.
-    pub node_hwm: u64,
-    /// Live nodes in chain order: the input entry and the entry holding the
-    /// newest output, if any (never an `OutputDelete`: a cleared output is
-    /// `None`).
-    pub nodes: BTreeMap<u64, (Entry, Option<Entry>)>,
-    /// Nodes whose newest meta is a `NodeMetaPut` rather than their
-    /// `InputPut`'s meta field.
-    pub metas: BTreeMap<u64, Entry>,
-}
-
 impl Store {
-    /// The store recovery hands over: the next seq and the document hwm are
-    /// the larger of the `(max seq, doc hwm)` marks recovery found and what
-    /// the active segment's committed records hold. Both open paths (format
-    /// 1 and 2) end here, so the rule lives once.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn recovered(
-        opts: Options,
-        mode: Mode,
-        lock: Box<dyn crate::engine::vfs::LockGuard>,
-        sealed: Vec<segment::Sealed>,
-        active: crate::engine::active::Active,
-        marks: (u64, u64),
-        notices: Vec<Notice>,
-        manifest: Option<crate::engine::format::Manifest>,
-    ) -> Store {
-        let (mut max_seq, mut doc_hwm) = marks;
-        for e in active.map.values().flatten() {
-            max_seq = max_seq.max(e.seq);
-            if e.kind == Kind::DocPut && !e.is_key() {
-                doc_hwm = doc_hwm.max(e.doc);
-            }
-        }
+    /// Assembles the store recovery left in `parts`: the next seq and the
+    /// document hwm are the larger of the `(max seq, doc hwm)` marks
+    /// recovery found and what the active segment's committed records hold.
+    /// Both open paths (format 1 and 2) end here, so the rule lives once.
+    fn assemble(opts: Options, mode: Mode, lock: Box<dyn LockGuard>, parts: Parts) -> Store {
+        let Parts {
+            sealed,
+            active,
+            marks,
+            notices,
+            manifest,
+            finish: _,
+        } = parts;
+        let own = active.own_marks();
+        let (max_seq, doc_hwm) = (marks.0.max(own.0), marks.1.max(own.1));
         Store {
             opts,
             mode,
             _lock: lock,
             sealed,
-            active,
-            next_seq: max_seq + 1,
-            doc_hwm,
+            active: ActiveSegment::new(active),
+            marks: Marks {
+                next_seq: max_seq + 1,
+                doc_hwm,
+            },
             opened_doc_hwm: doc_hwm,
             notices,
             stale: Default::default(),
-            batch: None,
             poisoned: false,
             readahead: std::cell::RefCell::new(None),
             manifest,
@@ -386,7 +270,85 @@ impl Store {
     /// [`Error::Corrupt`] / [`Error::UnsupportedVersion`] on damage that
     /// recovery may not repair by itself, [`Error::Io`].
     pub fn open(opts: Options, mode: Mode) -> Result<Store> {
-        crate::engine::replay::open(opts, mode)
+        let (lock, parts) = recover::open(&opts, mode)?;
+        let Finish {
+            manifest,
+            reseal,
+            upgrade,
+        } = parts.finish;
+        let mut store = Store::assemble(opts, mode, lock, parts);
+        if upgrade {
+            store.upgrade()?;
+        }
+        if manifest {
+            store.write_manifest()?;
+        }
+        if reseal {
+            store.seal()?;
+        }
+        Ok(store)
+    }
+
+    /// Upgrades a format-1 store opened for writing (docs/FORMAT.md §8.7): its
+    /// active segment is sealed as format 1, a format-2 `active.seg` takes its
+    /// place, and the first manifest lists every format-1 segment.
+    fn upgrade(&mut self) -> Result<()> {
+        let store = self;
+        let vfs = store.opts.vfs.clone();
+        let dir = store.opts.dir.clone();
+        let active = store.active.cur();
+        if active.version() == FORMAT_VERSION && active.records() > 0 {
+            return Err(Error::corrupt(
+                active.path(),
+                0,
+                "a format-2 active segment with records in a store without a manifest",
+            ));
+        }
+        if active.version() == format::FORMAT_V1 && active.records() > 0 {
+            store.seal()?;
+        }
+        // A format-2 active segment left by an upgrade (or a creation) that did
+        // not get to write its manifest: adopt its id and number.
+        let active = store.active.cur();
+        let (store_id, number) = match active.open_file() {
+            Some(f) if active.version() == FORMAT_VERSION => {
+                let h = crate::engine::listing::read_header(f, active.path())?;
+                (h.store_id, h.number)
+            }
+            _ => (vfs.new_store_id(), store.next_segment_number()),
+        };
+        if active.version() != FORMAT_VERSION || active.open_file().is_none() {
+            let next = create_active(&dir, &*vfs, number, store_id)?;
+            // The old one is an empty format-1 segment (or none).
+            drop(store.active.replace(next));
+        }
+        let mut members = Vec::with_capacity(store.sealed.len());
+        for s in &store.sealed {
+            let mut stats = MemberStats::default();
+            let mut c = s.index()?.cursor(Box::new(move || s.scan_entries()))?;
+            while let Some(e) = c.peek()? {
+                stats.add(&e);
+                c.advance();
+            }
+            let flags = u16::from(s.generation.is_some());
+            members.push(stats.member(s.number, s.len, s.version, s.max_seq, flags));
+        }
+        let max_seq = store.marks.last_seq();
+        let m = Manifest {
+            store_id,
+            serial: 1,
+            active: number,
+            next_number: (number + 1).max(store.next_segment_number()),
+            doc_hwm: store.marks.doc_hwm,
+            max_seq,
+            counters: [format::UNKNOWN; 4],
+            members,
+        };
+        manifest::write(&*vfs, &dir, &m)?;
+        store.manifest = Some(m);
+        // The format-1 checkpoint named the segment just sealed.
+        let _ = vfs.remove_file(&dir.join(format::ACTIVE_INDEX_NAME));
+        Ok(())
     }
 
     /// Opens an existing store for writing; unlike [`Store::open`] in
@@ -424,7 +386,7 @@ impl Store {
     /// object; [`Error::Io`].
     pub fn create_doc(&mut self, doc: &NewDoc) -> Result<DocId> {
         self.check_new_fields(doc.key.as_deref(), doc.meta.as_ref(), None)?;
-        let id = DocId(next_id(self.doc_hwm, "document")?);
+        let id = DocId(next_id(self.marks.doc_hwm, "document")?);
         self.put_doc(id, doc, 0)?;
         Ok(id)
     }
@@ -683,7 +645,7 @@ impl Store {
             }
             id
         } else {
-            DocId(next_id(self.doc_hwm, "document")?)
+            DocId(next_id(self.marks.doc_hwm, "document")?)
         };
         self.check_new_fields(parsed.doc.key.as_deref(), parsed.doc.meta.as_ref(), None)?;
         let mut last = 0u64;
@@ -727,7 +689,7 @@ impl Store {
     /// The highest document id this store ever assigned or was given,
     /// deleted documents included.
     pub fn doc_high_water(&self) -> DocId {
-        DocId(self.doc_hwm)
+        DocId(self.marks.doc_hwm)
     }
 
     /// Makes every document id up to `id` count as used, as in the store a
@@ -743,7 +705,7 @@ impl Store {
                 "document high-water mark {id} is above the highest id, {MAX_ID}"
             )));
         }
-        if id.0 <= self.doc_hwm || !self.entries_of(id.0)?.is_empty() {
+        if id.0 <= self.marks.doc_hwm || !self.entries_of(id.0)?.is_empty() {
             return Ok(());
         }
         let empty = NewDoc::default();
@@ -871,7 +833,16 @@ impl Store {
     /// [`Error::Io`], or what `f` returns. A damaged record is reported with
     /// `crc_ok: false` and ends that segment's listing.
     pub fn records(&self, f: &mut dyn FnMut(RecordInfo) -> Result<()>) -> Result<()> {
-        crate::engine::segment::list_records(self, f)
+        let mut files: Vec<(&dyn crate::engine::vfs::VFile, &Path)> =
+            Vec::with_capacity(self.sealed.len() + 1);
+        for s in &self.sealed {
+            files.push((s.file()?, s.path.as_path()));
+        }
+        let active = self.active.cur();
+        if let Some(file) = active.open_file() {
+            files.push((file, active.path()));
+        }
+        segment::list_records(files, f)
     }
 
     /// Whole-store figures.
@@ -977,8 +948,8 @@ impl Store {
         // An index entry is trusted for where to look, never for how much to
         // allocate.
         let max = format::RECORD_HEADER_LEN as u64 + u64::from(format::MAX_PAYLOAD);
-        let seg_len = match self.active_of(e.seg) {
-            Some(a) => a.len,
+        let seg_len = match self.active.segment(e.seg) {
+            Some(a) => a.len(),
             None => self
                 .sealed
                 .binary_search_by_key(&e.seg, |s| s.number)
@@ -1001,7 +972,7 @@ impl Store {
             }
             return Err(Error::corrupt(self.path_of(e), e.offset, why));
         }
-        if let Some(a) = self.active_of(e.seg) {
+        if let Some(a) = self.active.segment(e.seg) {
             return a.read(e);
         }
         let i = self
@@ -1042,8 +1013,8 @@ impl Store {
     }
 
     fn path_of(&self, e: &Entry) -> PathBuf {
-        if let Some(a) = self.active_of(e.seg) {
-            a.path.clone()
+        if let Some(a) = self.active.segment(e.seg) {
+            a.path().to_path_buf()
         } else {
             self.opts.dir.join(format::segment_name(e.seg))
         }
@@ -1127,43 +1098,17 @@ impl Store {
                 out.push(Entry::new(&ie, s.number));
             }
         }
-        for a in self.actives() {
-            if let Some(p) = &a.prefix {
-                for ie in p.lookup(id, &|| a.prefix_entries())? {
-                    out.push(Entry::new(&ie, a.number));
-                }
-            }
-            if let Some(v) = a.map.get(&id) {
-                out.extend(v.iter().map(|ie| Entry::new(ie, a.number)));
-            }
+        for a in self.active.segments() {
+            out.extend(a.lookup(id)?);
         }
         Ok(out)
-    }
-
-    /// `active.seg`, and the one a spilled batch set aside
-    /// (src/engine/spill.rs): both serve reads.
-    pub(crate) fn actives(&self) -> impl Iterator<Item = &Active> {
-        let parked = self
-            .batch
-            .as_ref()
-            .and_then(|b| b.spill.as_ref())
-            .map(|s| &s.parked);
-        std::iter::once(&self.active).chain(parked)
-    }
-
-    /// The active segment numbered `seg`, if one is.
-    pub(crate) fn active_of(&self, seg: u64) -> Option<&Active> {
-        self.actives().find(|a| a.number == seg)
     }
 
     /// Cursors over the active segments' entries, for a merge.
     pub(crate) fn active_sources(&self) -> Result<Vec<(Cursor<'_>, u64)>> {
         let mut sources = Vec::with_capacity(4);
-        for a in self.actives() {
-            if let Some(p) = &a.prefix {
-                sources.push((p.cursor(Box::new(move || a.prefix_entries()))?, a.number));
-            }
-            sources.push((Cursor::owned(a.sorted_entries()), a.number));
+        for a in self.active.segments() {
+            sources.extend(a.cursors()?);
         }
         Ok(sources)
     }
@@ -1259,12 +1204,12 @@ impl Store {
     pub(crate) fn next_segment_number(&self) -> u64 {
         let sealed = self.sealed.last().map_or(0, |s| s.number);
         let reserved = self.manifest.as_ref().map_or(0, |m| m.next_number);
-        reserved.max(sealed + 1).max(self.active.number + 1)
+        reserved.max(sealed + 1).max(self.active.cur().number() + 1)
     }
 
     /// Bytes of all segment files.
     pub(crate) fn total_bytes(&self) -> u64 {
-        self.sealed.iter().map(|s| s.len).sum::<u64>() + self.active.len
+        self.sealed.iter().map(|s| s.len).sum::<u64>() + self.active.cur().len()
     }
 }
 
@@ -1278,68 +1223,325 @@ fn next_id(hwm: u64, what: &str) -> Result<u64> {
     }
 }
 
-/// Resolves a document's entries (any order) into its live state: `None`
-/// when it was deleted or never existed. Newest wins by sequence number.
-/// Key entries (docs/FORMAT.md §7.6) are not the document's own and are
-/// skipped.
-pub(crate) fn resolve(entries: &[Entry]) -> Option<DocView> {
-    let mut doc: Option<Entry> = None;
-    let mut node_hwm = 0u64;
-    let mut inputs: BTreeMap<u64, Entry> = BTreeMap::new();
-    let mut outputs: BTreeMap<u64, Entry> = BTreeMap::new();
-    let mut metas: BTreeMap<u64, Entry> = BTreeMap::new();
-    let mut deleted_nodes: Vec<u64> = Vec::new();
-    for e in entries.iter().filter(|e| e.doc < format::KEY_SPACE) {
-        match e.kind {
-            Kind::DocDelete => return None,
-            Kind::DocPut => {
-                node_hwm = node_hwm.max(e.aux);
-                if doc.is_none_or(|d| d.seq < e.seq) {
-                    doc = Some(*e);
+// ---------------------------------------------------------------------------
+// Writes: the store asks the active segment to append, and coordinates what
+// spans its parts (sealing, a spilled batch's members, the manifest).
+
+impl Store {
+    /// Which index files belong to the active segment's file in this store.
+    fn active_binding(&self) -> Binding {
+        self.binding(self.active.cur().version())
+    }
+
+    /// Appends one record. Outside a batch it is durable when this returns.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn append_flags(
+        &mut self,
+        kind: Kind,
+        doc: u64,
+        node: u64,
+        aux: u64,
+        flags: u8,
+        a: &[u8],
+        b: &[u8],
+    ) -> Result<()> {
+        self.check_writable()?;
+        let payload = a.len() + b.len();
+        if payload > MAX_PAYLOAD as usize {
+            return Err(Error::invalid(format!(
+                "a record of {payload} bytes exceeds the limit of {MAX_PAYLOAD} bytes"
+            )));
+        }
+        let total = (format::RECORD_HEADER_LEN + payload) as u64;
+        if !self.active.in_batch() {
+            if self.active.needs_seal(total, self.opts.segment_size) {
+                self.seal()?;
+            }
+        } else {
+            self.make_room_in_batch(total)?;
+        }
+        let bind = self.active_binding();
+        self.active.append(
+            &self.opts,
+            bind,
+            &mut self.marks,
+            kind,
+            doc,
+            node,
+            aux,
+            flags,
+            a,
+            b,
+        )
+    }
+
+    /// Seals `active.seg` as `seg_N.seg` with a footer and an index file, and
+    /// starts a fresh `active.seg`. See docs/FORMAT.md §Sealing.
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        self.seal_counting(true)
+    }
+
+    /// [`Store::seal`]; `count` false leaves the manifest's figures "not
+    /// known" instead of working them out (compaction, which replaces them
+    /// at once).
+    pub(crate) fn seal_counting(&mut self, count: bool) -> Result<()> {
+        // The members' figures once this segment is one are the whole
+        // store's now. They are a cache: when they cannot be had (a damaged
+        // index), they are written "not known" and `stats` merges instead.
+        let figures = if count && self.manifest.is_some() {
+            crate::engine::live::current(self).ok()
+        } else {
+            None
+        };
+        let seq = self.active.write_footer(&mut self.marks)?;
+        let cur = self.active.cur();
+        let (number, seg_len, version) = (cur.number(), cur.len(), cur.version());
+        let from = cur.path().to_path_buf();
+        let dir = self.opts.dir.clone();
+        let vfs = self.opts.vfs.clone();
+        let seg_path = dir.join(format::segment_name(number));
+        vfs.rename(&from, &seg_path).io("rename", &seg_path)?;
+        self.sync_dir()?;
+        let bind = self.active_binding();
+        let (member, index) = self
+            .active
+            .write_index(&self.opts, bind, seq, self.marks.doc_hwm)?;
+        // Above every number in use: compaction outputs may be numbered
+        // above the active segment.
+        let next_number = self.next_segment_number();
+        let next = create_active(&dir, &*vfs, next_number, self.store_id())?;
+        let file = self.active.replace(next)?;
+        self.sealed.push(Sealed {
+            number,
+            version,
+            path: seg_path,
+            len: seg_len,
+            max_seq: seq,
+            doc_hwm: self.marks.doc_hwm,
+            generation: None,
+            handle: Handle::ready(file, index),
+            member: None,
+            lazy: None,
+        });
+        // Lookups binary-search by number; compaction outputs may be
+        // numbered above the segment just sealed.
+        self.sealed.sort_by_key(|s| s.number);
+        // The commit point (docs/FORMAT.md §8.3 step 11).
+        let doc_hwm = self.marks.doc_hwm;
+        if let Some(m) = self.manifest.as_mut() {
+            m.members.push(member);
+            m.members.sort_by_key(|x| x.number);
+            m.active = next_number;
+            m.next_number = m.next_number.max(next_number + 1);
+            m.doc_hwm = doc_hwm;
+            m.max_seq = seq;
+            crate::engine::live::set_in_manifest(m, figures.as_ref());
+            self.write_manifest()?;
+        }
+        // The checkpoint described the segment just sealed; its own index
+        // replaces it.
+        let _ = vfs.remove_file(&dir.join(ACTIVE_INDEX_NAME));
+        Ok(())
+    }
+
+    /// Replaces the manifest with the in-memory one (serial one above). A
+    /// failure poisons the store: membership on disk may now differ from
+    /// memory.
+    pub(crate) fn write_manifest(&mut self) -> Result<()> {
+        let Some(m) = self.manifest.as_mut() else {
+            return Err(Error::internal("no manifest to write"));
+        };
+        m.serial += 1;
+        let r = manifest::write(&*self.opts.vfs, &self.opts.dir, m);
+        if r.is_err() {
+            self.poisoned = true;
+        }
+        r
+    }
+
+    /// fsync of the data directory. Always done, `--no-sync` or not: it
+    /// orders renames and removals, on which consistency rests.
+    pub(crate) fn sync_dir(&mut self) -> Result<()> {
+        let r = self
+            .opts
+            .vfs
+            .sync_dir(&self.opts.dir)
+            .io("fsync", &self.opts.dir);
+        if r.is_err() {
+            self.poisoned = true;
+        }
+        r
+    }
+
+    /// Refuses writes on a read-only store, and on one whose in-memory state
+    /// may be ahead of the file after a failed write.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.mode != Mode::Write {
+            return Err(Error::invalid(
+                "the store was opened read-only: writes need Mode::Write",
+            ));
+        }
+        if self.poisoned || self.active.failed() {
+            return Err(Error::Poisoned);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn begin_batch(&mut self) -> Result<()> {
+        if self.active.in_batch() {
+            return Err(Error::internal("nested batch"));
+        }
+        self.check_writable()?;
+        self.active.begin(self.marks)
+    }
+
+    pub(crate) fn commit_batch(&mut self) -> Result<()> {
+        let bind = self.active_binding();
+        let committed = {
+            let (sealed, opts) = (&mut self.sealed, &self.opts);
+            self.active
+                .commit(opts, bind, &mut self.marks, &mut |f, figures| {
+                    take_sealed_file(opts, sealed, f, figures)
+                })?
+        };
+        match committed {
+            Committed::Empty => Ok(()),
+            Committed::InActive => {
+                // A large batch may leave the active segment over its
+                // threshold: seal now so the next open reads an index, not
+                // the whole batch.
+                if self.active.cur().len() > self.opts.segment_size {
+                    self.seal()
+                } else {
+                    self.active.after_commit(&self.opts, bind, self.marks);
+                    Ok(())
                 }
             }
-            Kind::InputPut => {
-                node_hwm = node_hwm.max(e.node);
-                inputs.insert(e.node, *e);
-                if e.flags & format::FLAG_HAS_OUTPUT != 0 {
-                    newest(&mut outputs, e);
+            Committed::Spilled { members, figures } => {
+                // The files' names are durable before the manifest that
+                // lists them.
+                self.sync_dir()?;
+                let (doc_hwm, max_seq) = (self.marks.doc_hwm, self.marks.last_seq());
+                let m = self
+                    .manifest
+                    .as_mut()
+                    .ok_or_else(|| Error::internal("a spilled batch without a manifest"))?;
+                m.members.extend(members);
+                m.members.sort_by_key(|x| x.number);
+                m.doc_hwm = doc_hwm;
+                m.max_seq = m.max_seq.max(max_seq);
+                crate::engine::live::set_in_manifest(m, figures.as_ref());
+                self.write_manifest()?;
+                // The batch would have taken `active.seg` past the segment
+                // size: seal what it holds, as a write at the size does, so
+                // that the next open reads an index rather than replaying it.
+                if self.active.cur().records() > 0 {
+                    self.seal()?;
                 }
+                Ok(())
             }
-            Kind::OutputPut | Kind::OutputDelete => newest(&mut outputs, e),
-            Kind::NodeMetaPut => newest(&mut metas, e),
-            Kind::InputDelete => {
-                node_hwm = node_hwm.max(e.node);
-                deleted_nodes.push(e.node);
-            }
-            Kind::Commit | Kind::Seal => {}
         }
     }
-    for n in deleted_nodes {
-        inputs.remove(&n);
+
+    pub(crate) fn rollback_batch(&mut self) -> Result<()> {
+        let spilled = self.active.rollback(&self.opts, &mut self.marks)?;
+        let vfs = self.opts.vfs.clone();
+        let mut remove = Vec::new();
+        for n in spilled {
+            let i = self
+                .sealed
+                .binary_search_by_key(&n, |s| s.number)
+                .map_err(|_| Error::internal("spilled member not in the sealed set"))?;
+            let s = self.sealed.remove(i);
+            remove.push(s.idx_path());
+            remove.push(s.path);
+        }
+        // Best effort: what stays is an extra file the next write open
+        // removes.
+        for p in remove {
+            let _ = vfs.remove_file(&p);
+        }
+        Ok(())
     }
-    // A node's own meta field counts unless a newer NodeMetaPut replaced it.
-    metas.retain(|n, m| inputs.get(n).is_some_and(|i| m.seq > i.seq));
-    let nodes = inputs
-        .into_iter()
-        .map(|(n, input)| {
-            let output = outputs
-                .get(&n)
-                .copied()
-                .filter(|o| o.kind != Kind::OutputDelete);
-            (n, (input, output))
-        })
-        .collect();
-    Some(DocView {
-        doc: doc?,
-        node_hwm,
-        nodes,
-        metas,
-    })
+
+    /// Before a batch appends `incoming` bytes: spills the batch, or seals
+    /// the file it spills into, when it would pass the segment size (see
+    /// `engine::active::Spill`).
+    fn make_room_in_batch(&mut self, incoming: u64) -> Result<()> {
+        if !self.active.batch_full(incoming, self.opts.segment_size) {
+            return Ok(());
+        }
+        // Only a format-1 store opened read-only has no manifest, and it
+        // takes no batch; were one to get here, it stays in `active.seg`.
+        if self.manifest.is_none() {
+            return Ok(());
+        }
+        if !self.active.spilled() {
+            let number = self.reserve_segment_number();
+            let figures = self
+                .manifest
+                .as_ref()
+                .and_then(crate::engine::live::of_manifest);
+            let store_id = self.store_id();
+            self.active.spill(&self.opts, store_id, number, figures)?;
+        }
+        // The file the batch goes on in may be full already (the head just
+        // copied into it, and this record).
+        if self
+            .active
+            .spill_file_full(incoming, self.opts.segment_size)
+        {
+            let bind = self.binding(format::FORMAT_VERSION);
+            let (sealed, opts) = (&mut self.sealed, &self.opts);
+            self.active
+                .seal_spill_file(opts, bind, &mut self.marks, &mut |f, figures| {
+                    take_sealed_file(opts, sealed, f, figures)
+                })?;
+            let number = self.reserve_segment_number();
+            let store_id = self.store_id();
+            self.active.start_spill_file(&self.opts, store_id, number)?;
+        }
+        Ok(())
+    }
+
+    /// The lowest free segment number, reserved in the manifest.
+    fn reserve_segment_number(&mut self) -> u64 {
+        let number = self.next_segment_number();
+        if let Some(m) = self.manifest.as_mut() {
+            m.next_number = m.next_number.max(number + 1);
+        }
+        number
+    }
 }
 
-fn newest(map: &mut BTreeMap<u64, Entry>, e: &Entry) {
-    let slot = map.entry(e.node).or_insert(*e);
-    if slot.seq < e.seq {
-        *slot = *e;
+/// Takes a file a spilled batch sealed into the sealed set, first counting
+/// what its records supersede in the members into `figures` (as sealing
+/// does). Read through the descriptor cache from now on, like any member: a
+/// batch of many segments must not hold a descriptor for each.
+fn take_sealed_file(
+    opts: &Options,
+    sealed: &mut Vec<Sealed>,
+    f: crate::engine::active::SealedFile,
+    figures: Option<&mut crate::engine::live::Figures>,
+) -> Result<()> {
+    if let Some(figures) = figures {
+        for own in f.own {
+            crate::engine::live::absorb_members(sealed, figures, own)?;
+        }
     }
+    let file = opts.vfs.open_read(&f.path).io("open", &f.path)?;
+    sealed.push(Sealed {
+        number: f.number,
+        version: f.version,
+        path: f.path,
+        len: f.len,
+        max_seq: f.max_seq,
+        doc_hwm: f.doc_hwm,
+        generation: None,
+        handle: Handle::ready(file, f.index),
+        member: Some(f.member),
+        lazy: None,
+    });
+    sealed.sort_by_key(|s| s.number);
+    Ok(())
 }
