@@ -5,22 +5,27 @@
 //! use). It holds the active segment's in-memory index and a handle per
 //! sealed segment; reads resolve one document from those, writes append.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::engine::active::{ActiveSegment, Committed, Marks, create_active};
-use crate::engine::format::{
-    self, DocFields, DocPayload, FLAG_EXTENDED, Kind, MAX_ID, RecordHeader,
-};
+use crate::engine::backup::{self, BackupReport, Sealed as BackupSealed};
+use crate::engine::compact::{self, CompactMode, CompactPlan, CompactReport};
+use crate::engine::format::{self, DocFields, DocPayload, FLAG_EXTENDED, Kind, MAX_ID};
 use crate::engine::format::{ACTIVE_INDEX_NAME, FORMAT_VERSION, MAX_PAYLOAD, Manifest};
 use crate::engine::index::MemberStats;
-use crate::engine::index::{Binding, Cursor, Entry, Merge};
+use crate::engine::index::{Binding, Entry, Merge};
+use crate::engine::live::Figures;
 use crate::engine::manifest;
 use crate::engine::notice::Notice;
 pub(crate) use crate::engine::options::{Mode, Options, Progress};
+use crate::engine::reads::Reads;
 use crate::engine::recover;
 use crate::engine::replay::{Finish, Parts};
+use crate::engine::sealed::{NoticeHook, SealedSet};
 use crate::engine::segment::RecordInfo;
 use crate::engine::segment::{self, Handle, Sealed};
+use crate::engine::stats::{self, Stats};
+use crate::engine::verify::{self, VerifyReport};
 use crate::engine::vfs::LockGuard;
 pub(crate) use crate::engine::view::{DocView, resolve};
 use crate::error::{Error, IoContext, Result};
@@ -37,50 +42,6 @@ pub enum Ids {
     /// Keep the ids the document carries (`load --keep-ids`), to copy a
     /// store with its ids.
     Keep,
-}
-
-/// Per-segment figures for `stats`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SegmentStats {
-    /// File name.
-    pub name: String,
-    /// File size in bytes.
-    pub bytes: u64,
-    /// Bytes of records that are the newest version of a live item.
-    pub live_bytes: u64,
-    /// Everything else: old versions, deleted items, tombstones, framing.
-    pub dead_bytes: u64,
-}
-
-/// Whole-store figures for `stats`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Stats {
-    /// One entry per segment, oldest first, `active.seg` last.
-    pub segments: Vec<SegmentStats>,
-    /// Live documents.
-    pub documents: u64,
-    /// Live input nodes.
-    pub inputs: u64,
-    /// Live nodes with an expected output.
-    pub outputs: u64,
-    /// Tombstone records (document and node deletions) still on disk.
-    pub tombstones: u64,
-    /// Sum of segment sizes.
-    pub total_bytes: u64,
-    /// Sum of live bytes.
-    pub live_bytes: u64,
-    /// `1 - live/total`, 0 for an empty store.
-    pub garbage_ratio: f64,
-    /// Sequence number of the newest record.
-    pub last_seq: u64,
-    /// Highest document id ever assigned.
-    pub doc_id_high_water: u64,
-    /// Format version of the store.
-    pub format_version: u16,
-    /// The newest compaction still on disk: the file name of its first
-    /// segment and how many segments it wrote. `None` if the store was
-    /// never compacted.
-    pub last_compaction: Option<(String, u32)>,
 }
 
 /// Every live document of a [`Store`], in id order: see [`Store::docs`].
@@ -108,11 +69,11 @@ impl DocFilter<'_> {
         if !(self.shape)(&sh) {
             return Ok(None);
         }
-        let rec = store.read_doc_record(&view.doc)?;
+        let rec = store.reads().read_doc_record(&view.doc)?;
         if !(self.keep)(&summary(&sh, &rec)) {
             return Ok(None);
         }
-        store.materialize_from(view, rec).map(Some)
+        store.reads().materialize_from(view, rec).map(Some)
     }
 }
 
@@ -131,7 +92,7 @@ impl Iterator for Docs<'_> {
                         .visit(&mut self.merge, entries, &mut |store, view| {
                             doc = match filter {
                                 Some(f) => f.read(store, &view)?,
-                                None => Some(store.materialize(&view)?),
+                                None => Some(store.reads().materialize(&view)?),
                             };
                             Ok(())
                         });
@@ -160,31 +121,24 @@ impl Iterator for Docs<'_> {
 
 impl Drop for Docs<'_> {
     fn drop(&mut self) {
-        self.store.readahead.replace(self.outer.take());
+        self.store.sealed.end_readahead(self.outer.take());
     }
 }
 
 /// An open store. See the module docs.
 pub struct Store {
-    pub(crate) opts: Options,
-    pub(crate) mode: Mode,
-    pub(crate) _lock: Box<dyn crate::engine::vfs::LockGuard>,
-    pub(crate) sealed: Vec<crate::engine::segment::Sealed>,
-    pub(crate) active: ActiveSegment,
+    opts: Options,
+    mode: Mode,
+    _lock: Box<dyn crate::engine::vfs::LockGuard>,
+    sealed: SealedSet,
+    active: ActiveSegment,
     /// The next sequence number and the document id high-water mark.
-    pub(crate) marks: Marks,
-    pub(crate) opened_doc_hwm: u64,
-    pub(crate) notices: Vec<Notice>,
-    /// Index files found stale while open, and where their notices go.
-    pub(crate) stale: crate::engine::stale::StaleIndexes,
+    marks: Marks,
+    opened_doc_hwm: u64,
+    notices: Vec<Notice>,
     /// Set when a write or fsync failed: the in-memory state may be ahead
     /// of the file, so further writes are refused.
-    pub(crate) poisoned: bool,
-    /// Read-ahead windows, during whole-store passes only.
-    pub(crate) readahead: std::cell::RefCell<Option<segment::ReadAhead>>,
-    /// The manifest as last written; `None` for a format-1 store opened
-    /// read-only (a write open upgrades it first).
-    pub(crate) manifest: Option<format::Manifest>,
+    poisoned: bool,
 }
 
 // A `Store` may move to another thread (a binding that releases its
@@ -229,6 +183,15 @@ fn summary(sh: &Shape, rec: &DocPayload) -> DocSummary {
 }
 
 impl Store {
+    /// The read path over this store's sealed set and active segment.
+    pub(crate) fn reads(&self) -> Reads<'_> {
+        Reads {
+            sealed: &self.sealed,
+            active: &self.active,
+            dir: &self.opts.dir,
+        }
+    }
+
     /// Assembles the store recovery left in `parts`: the next seq and the
     /// document hwm are the larger of the `(max seq, doc hwm)` marks
     /// recovery found and what the active segment's committed records hold.
@@ -244,6 +207,7 @@ impl Store {
         } = parts;
         let own = active.own_marks();
         let (max_seq, doc_hwm) = (marks.0.max(own.0), marks.1.max(own.1));
+        let sealed = SealedSet::new(sealed, manifest, opts.clone(), mode);
         Store {
             opts,
             mode,
@@ -256,10 +220,7 @@ impl Store {
             },
             opened_doc_hwm: doc_hwm,
             notices,
-            stale: Default::default(),
             poisoned: false,
-            readahead: std::cell::RefCell::new(None),
-            manifest,
         }
     }
 
@@ -323,7 +284,7 @@ impl Store {
             drop(store.active.replace(next));
         }
         let mut members = Vec::with_capacity(store.sealed.len());
-        for s in &store.sealed {
+        for s in store.sealed.iter() {
             let mut stats = MemberStats::default();
             let mut c = s.index()?.cursor(Box::new(move || s.scan_entries()))?;
             while let Some(e) = c.peek()? {
@@ -345,7 +306,7 @@ impl Store {
             members,
         };
         manifest::write(&*vfs, &dir, &m)?;
-        store.manifest = Some(m);
+        store.sealed.set_manifest(m);
         // The format-1 checkpoint named the segment just sealed.
         let _ = vfs.remove_file(&dir.join(format::ACTIVE_INDEX_NAME));
         Ok(())
@@ -397,8 +358,8 @@ impl Store {
     /// [`Error::DocNotFound`], [`Error::InvalidInput`], [`Error::Io`].
     pub fn update_doc(&mut self, id: DocId, patch: &DocPatch) -> Result<()> {
         let (view, current) = self.retry_stale(|| {
-            let view = self.view(id)?;
-            let current = self.read_doc_record(&view.doc)?;
+            let view = self.reads().view(id)?;
+            let current = self.reads().read_doc_record(&view.doc)?;
             Ok((view, current))
         })?;
         let meta = match &patch.meta {
@@ -424,7 +385,7 @@ impl Store {
     /// # Errors
     /// [`Error::DocNotFound`], [`Error::Io`].
     pub fn delete_doc(&mut self, id: DocId) -> Result<()> {
-        self.view(id)?;
+        self.reads().view(id)?;
         self.append(Kind::DocDelete, id.0, 0, 0, &[], &[])
     }
 
@@ -452,7 +413,7 @@ impl Store {
         if let Some(m) = meta {
             check_meta(m)?;
         }
-        let view = self.view(doc)?;
+        let view = self.reads().view(doc)?;
         let node = NodeId(next_id(view.node_hwm, "node")?);
         self.put_input(doc, node, input, meta, output)?;
         Ok(node)
@@ -523,7 +484,7 @@ impl Store {
     }
 
     fn find_key_once(&self, key: &str) -> Result<Option<DocId>> {
-        let mut candidates: Vec<Entry> = self.entries_of(format::key_slot(key))?;
+        let mut candidates: Vec<Entry> = self.reads().entries_of(format::key_slot(key))?;
         candidates.sort_unstable_by_key(|c| std::cmp::Reverse(c.seq));
         let mut seen = std::collections::HashSet::new();
         for c in candidates {
@@ -531,10 +492,10 @@ impl Store {
             if !seen.insert(doc) {
                 continue;
             }
-            let Some(view) = resolve(&self.entries_of(doc.0)?) else {
+            let Some(view) = resolve(&self.reads().entries_of(doc.0)?) else {
                 continue;
             };
-            let (h, payload) = self.read_entry(&view.doc)?;
+            let (h, payload) = self.reads().read_entry(&view.doc)?;
             if format::doc_key(&payload, h.flags) == Some(key) {
                 return Ok(Some(doc));
             }
@@ -568,7 +529,7 @@ impl Store {
 
     /// Fails unless `node` is a live node of `doc`.
     fn live_node(&self, doc: DocId, node: NodeId) -> Result<()> {
-        if self.view(doc)?.nodes.contains_key(&node.0) {
+        if self.reads().view(doc)?.nodes.contains_key(&node.0) {
             Ok(())
         } else {
             Err(Error::NodeNotFound { doc, node })
@@ -581,7 +542,7 @@ impl Store {
     /// [`Error::DocNotFound`], [`Error::Corrupt`] when a record it needs fails
     /// its check, [`Error::Io`].
     pub fn get(&self, id: DocId) -> Result<Document> {
-        self.retry_stale(|| self.materialize(&self.view(id)?))
+        self.retry_stale(|| self.reads().materialize(&self.reads().view(id)?))
     }
 
     /// Reads one node of a document.
@@ -590,12 +551,13 @@ impl Store {
     /// As [`Store::get`], plus [`Error::NodeNotFound`].
     pub fn get_node(&self, doc: DocId, node: NodeId) -> Result<Node> {
         self.retry_stale(|| {
-            let view = self.view(doc)?;
+            let view = self.reads().view(doc)?;
             let (input, output) = view
                 .nodes
                 .get(&node.0)
                 .ok_or(Error::NodeNotFound { doc, node })?;
-            self.read_node(input, output.as_ref(), view.metas.get(&node.0))
+            self.reads()
+                .read_node(input, output.as_ref(), view.metas.get(&node.0))
         })
     }
 
@@ -705,7 +667,7 @@ impl Store {
                 "document high-water mark {id} is above the highest id, {MAX_ID}"
             )));
         }
-        if id.0 <= self.marks.doc_hwm || !self.entries_of(id.0)?.is_empty() {
+        if id.0 <= self.marks.doc_hwm || !self.reads().entries_of(id.0)?.is_empty() {
             return Ok(());
         }
         let empty = NewDoc::default();
@@ -734,7 +696,7 @@ impl Store {
             if !shape(&sh) {
                 return Ok(());
             }
-            let rec = store.read_doc_record(&view.doc)?;
+            let rec = store.reads().read_doc_record(&view.doc)?;
             f(summary(&sh, &rec))
         })
     }
@@ -787,8 +749,8 @@ impl Store {
 
     /// [`Store::docs`] through `filter`.
     pub(crate) fn docs_filtered<'s>(&'s self, filter: Option<DocFilter<'s>>) -> Result<Docs<'s>> {
-        let merge = self.merge()?;
-        let outer = self.readahead.replace(Some(segment::ReadAhead::default()));
+        let merge = self.reads().merge()?;
+        let outer = self.sealed.begin_readahead();
         Ok(Docs {
             store: self,
             merge,
@@ -821,7 +783,7 @@ impl Store {
         f: &mut dyn FnMut(&Document, NodeId) -> Result<()>,
     ) -> Result<()> {
         self.for_each_view(Some(progress), &mut |store, view| {
-            let doc = store.materialize(&view)?;
+            let doc = store.reads().materialize(&view)?;
             f(&doc, NodeId(view.node_hwm))
         })
     }
@@ -835,7 +797,7 @@ impl Store {
     pub fn records(&self, f: &mut dyn FnMut(RecordInfo) -> Result<()>) -> Result<()> {
         let mut files: Vec<(&dyn crate::engine::vfs::VFile, &Path)> =
             Vec::with_capacity(self.sealed.len() + 1);
-        for s in &self.sealed {
+        for s in self.sealed.iter() {
             files.push((s.file()?, s.path.as_path()));
         }
         let active = self.active.cur();
@@ -850,8 +812,13 @@ impl Store {
     /// # Errors
     /// [`Error::Corrupt`], [`Error::Io`].
     pub fn stats(&self) -> Result<Stats> {
-        let figures = crate::engine::live::current(self)?;
-        Ok(crate::engine::live::stats_from(self, &figures))
+        let figures = stats::current(&self.sealed, &self.active)?;
+        Ok(self.stats_from(&figures))
+    }
+
+    /// Whole-store figures for `stats`, from `f`.
+    pub(crate) fn stats_from(&self, f: &Figures) -> Stats {
+        stats::stats_from(&self.sealed, self.active.cur(), self.marks, f)
     }
 
     /// [`Store::stats`] from the manifest's counters alone, `None` when they
@@ -862,8 +829,8 @@ impl Store {
     /// [`Error::Corrupt`], [`Error::Io`].
     #[doc(hidden)]
     pub fn stats_counted(&self) -> Result<Option<Stats>> {
-        let figures = crate::engine::live::counted(self)?;
-        Ok(figures.map(|f| crate::engine::live::stats_from(self, &f)))
+        let figures = stats::counted(&self.sealed, &self.active)?;
+        Ok(figures.map(|f| self.stats_from(&f)))
     }
 
     /// [`Store::stats`] from a merge of every index, ignoring the counters
@@ -873,8 +840,8 @@ impl Store {
     /// [`Error::Corrupt`], [`Error::Io`].
     #[doc(hidden)]
     pub fn stats_by_merge(&self) -> Result<Stats> {
-        let figures = crate::engine::live::merged(self)?;
-        Ok(crate::engine::live::stats_from(self, &figures))
+        let figures = stats::merged(&self.sealed, &self.active)?;
+        Ok(self.stats_from(&figures))
     }
 
     pub(crate) fn put_doc(&mut self, id: DocId, doc: &NewDoc, node_hwm: u64) -> Result<()> {
@@ -916,226 +883,10 @@ impl Store {
         self.append_flags(kind, doc, node, aux, 0, a, b)
     }
 
-    /// Materializes a resolved document: one positioned read per record.
-    fn materialize(&self, view: &DocView) -> Result<Document> {
-        let rec = self.read_doc_record(&view.doc)?;
-        self.materialize_from(view, rec)
-    }
-
-    /// A document from its view and its own record, already read.
-    fn materialize_from(&self, view: &DocView, rec: DocPayload) -> Result<Document> {
-        let mut inputs = Vec::with_capacity(view.nodes.len());
-        for (n, (input, output)) in &view.nodes {
-            inputs.push(self.read_node(input, output.as_ref(), view.metas.get(n))?);
-        }
-        let meta = match rec.meta {
-            Some(m) => Some(self.json_at(&view.doc, m.as_bytes())?),
-            None => None,
-        };
-        Ok(Document {
-            id: DocId(view.doc.doc),
-            key: rec.key,
-            category: rec.category,
-            version: rec.version,
-            meta,
-            body: rec.body,
-            inputs,
-        })
-    }
-
-    /// Reads the record an entry points at, wherever it lives.
-    pub(crate) fn read_entry(&self, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
-        // An index entry is trusted for where to look, never for how much to
-        // allocate.
-        let max = format::RECORD_HEADER_LEN as u64 + u64::from(format::MAX_PAYLOAD);
-        let seg_len = match self.active.segment(e.seg) {
-            Some(a) => a.len(),
-            None => self
-                .sealed
-                .binary_search_by_key(&e.seg, |s| s.number)
-                .map_or(0, |i| self.sealed[i].len),
-        };
-        let why = if u64::from(e.len) > max || (e.len as usize) < format::RECORD_HEADER_LEN {
-            Some("index entry has an impossible record length")
-        } else if e
-            .offset
-            .checked_add(u64::from(e.len))
-            .is_none_or(|end| end > seg_len)
-        {
-            Some("index entry points past the end of its segment")
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            if let Ok(i) = self.sealed.binary_search_by_key(&e.seg, |s| s.number) {
-                self.index_miss(&self.sealed[i], e)?;
-            }
-            return Err(Error::corrupt(self.path_of(e), e.offset, why));
-        }
-        if let Some(a) = self.active.segment(e.seg) {
-            return a.read(e);
-        }
-        let i = self
-            .sealed
-            .binary_search_by_key(&e.seg, |s| s.number)
-            .map_err(|_| Error::internal("entry for an unknown segment"))?;
-        let s = &self.sealed[i];
-        let read = self.read_sealed(s, e);
-        if let Err(Error::Corrupt { .. }) = &read {
-            // Stale: the caller reads again (see `engine::stale`).
-            self.index_miss(s, e)?;
-        }
-        read
-    }
-
-    fn read_sealed(&self, s: &segment::Sealed, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
-        if let Some(ra) = self.readahead.borrow_mut().as_mut() {
-            let buf = ra.read(s.file()?, s.number, s.len, e).io("read", &s.path)?;
-            return match buf {
-                Some(b) => segment::check_record(b, &s.path, e),
-                None => Err(Error::corrupt(
-                    &s.path,
-                    e.offset,
-                    "record runs past the end of the file (truncated)",
-                )),
-            };
-        }
-        segment::read_record(s.file()?, &s.path, e)
-    }
-
-    /// Runs `f` with sequential read-ahead on sealed segments: for whole-store
-    /// passes, which read records in nearly ascending offsets.
-    pub(crate) fn with_readahead<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let outer = self.readahead.replace(Some(segment::ReadAhead::default()));
-        let r = f();
-        self.readahead.replace(outer);
-        r
-    }
-
-    fn path_of(&self, e: &Entry) -> PathBuf {
-        if let Some(a) = self.active.segment(e.seg) {
-            a.path().to_path_buf()
-        } else {
-            self.opts.dir.join(format::segment_name(e.seg))
-        }
-    }
-
-    pub(crate) fn read_doc_record(&self, e: &Entry) -> Result<DocPayload> {
-        let (h, payload) = self.read_entry(e)?;
-        format::decode_doc(&payload, h.flags)
-            .map_err(|why| Error::corrupt(self.path_of(e), e.offset, why))
-    }
-
-    /// Reads a node's input, meta and output values. `meta` is the node's
-    /// newest `NodeMetaPut`, when it is newer than its `InputPut`.
-    pub(crate) fn read_node(
-        &self,
-        input: &Entry,
-        output: Option<&Entry>,
-        meta: Option<&Entry>,
-    ) -> Result<Node> {
-        let (h, payload) = self.read_entry(input)?;
-        let (text, own_meta, embedded) = format::decode_input(&payload, h.flags)
-            .map_err(|why| Error::corrupt(self.path_of(input), input.offset, why))?;
-        let input_json = self.json_at(input, text)?;
-        let output = match output {
-            None => None,
-            Some(o) if o.seg == input.seg && o.offset == input.offset => {
-                if format::output_present(h.flags, embedded) {
-                    Some(self.json_at(input, embedded)?)
-                } else {
-                    None
-                }
-            }
-            Some(o) => {
-                let (oh, p) = self.read_entry(o)?;
-                if format::output_present(oh.flags, &p) {
-                    Some(self.json_at(o, &p)?)
-                } else {
-                    None
-                }
-            }
-        };
-        let meta = match meta {
-            Some(m) => {
-                let (_, p) = self.read_entry(m)?;
-                if p.is_empty() {
-                    None
-                } else {
-                    Some(self.json_at(m, &p)?)
-                }
-            }
-            None => match own_meta {
-                Some(m) => Some(self.json_at(input, m)?),
-                None => None,
-            },
-        };
-        Ok(Node {
-            id: NodeId(input.node),
-            input: input_json,
-            meta,
-            output,
-        })
-    }
-
-    /// A stored value, checked again before it is served: a CRC proves the
-    /// bytes are the ones written, not that a crafted file wrote JSON.
-    fn json_at(&self, e: &Entry, bytes: &[u8]) -> Result<Json> {
-        crate::json::check_stored(bytes)
-            .map_err(|why| Error::corrupt(self.path_of(e), e.offset, why))?;
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| Error::corrupt(self.path_of(e), e.offset, "stored value is not UTF-8"))?;
-        Ok(Json::from_trusted(text.to_owned()))
-    }
-
-    /// Every index entry of one document, from every segment.
-    pub(crate) fn entries_of(&self, id: u64) -> Result<Vec<Entry>> {
-        let mut out = Vec::new();
-        // Only the members whose document range holds `id`: after a load or
-        // a compaction that is one, whatever the number of segments.
-        for s in self.sealed.iter().filter(|s| s.may_hold(id)) {
-            for ie in self.index_of(s)?.lookup(id, &|| s.scan_entries())? {
-                out.push(Entry::new(&ie, s.number));
-            }
-        }
-        for a in self.active.segments() {
-            out.extend(a.lookup(id)?);
-        }
-        Ok(out)
-    }
-
-    /// Cursors over the active segments' entries, for a merge.
-    pub(crate) fn active_sources(&self) -> Result<Vec<(Cursor<'_>, u64)>> {
-        let mut sources = Vec::with_capacity(4);
-        for a in self.active.segments() {
-            sources.extend(a.cursors()?);
-        }
-        Ok(sources)
-    }
-
-    /// The live state of a document.
-    pub(crate) fn view(&self, id: DocId) -> Result<DocView> {
-        resolve(&self.entries_of(id.0)?).ok_or(Error::DocNotFound(id))
-    }
-
     /// True if the id was ever used here, or may have been (at or below the
     /// high-water mark this store had when it was opened).
     fn doc_exists_ever(&self, id: DocId) -> Result<bool> {
-        Ok(id.0 <= self.opened_doc_hwm || !self.entries_of(id.0)?.is_empty())
-    }
-
-    /// A merge over every segment's entries, in document order.
-    pub(crate) fn merge(&self) -> Result<Merge<'_>> {
-        let mut sources = Vec::with_capacity(self.sealed.len() + 1);
-        for s in &self.sealed {
-            sources.push((
-                self.index_of(s)?
-                    .cursor(Box::new(move || s.scan_entries()))?,
-                s.number,
-            ));
-        }
-        sources.extend(self.active_sources()?);
-        Ok(Merge { sources })
+        Ok(id.0 <= self.opened_doc_hwm || !self.reads().entries_of(id.0)?.is_empty())
     }
 
     /// Calls `f` for every live document in id order; reports progress in
@@ -1145,7 +896,8 @@ impl Store {
         progress: Option<&mut dyn FnMut(Progress)>,
         f: &mut dyn FnMut(&Store, DocView) -> Result<()>,
     ) -> Result<()> {
-        self.with_readahead(|| self.for_each_view_inner(progress, f))
+        self.reads()
+            .with_readahead(|| self.for_each_view_inner(progress, f))
     }
 
     fn for_each_view_inner(
@@ -1155,7 +907,7 @@ impl Store {
     ) -> Result<()> {
         let total = self.total_bytes();
         let mut done = 0u64;
-        let mut merge = self.merge()?;
+        let mut merge = self.reads().merge()?;
         while let Some(entries) = merge.next_doc()? {
             if let Some(size) = self.visit(&mut merge, entries, f)? {
                 done += size;
@@ -1173,43 +925,107 @@ impl Store {
         Ok(())
     }
 
-    /// The store's format version: 2 once it has a manifest.
-    pub(crate) fn format_version(&self) -> u16 {
-        if self.manifest.is_some() {
-            format::FORMAT_VERSION
-        } else {
-            format::FORMAT_V1
-        }
-    }
-
     /// The store id (0 for a format-1 store).
     pub(crate) fn store_id(&self) -> u64 {
-        self.manifest.as_ref().map_or(0, |m| m.store_id)
+        self.sealed.store_id()
     }
 
     /// Which index files belong to a segment of `version` in this store.
-    pub(crate) fn binding(&self, version: u16) -> crate::engine::index::Binding {
-        crate::engine::index::Binding {
-            version,
-            store_id: if version == format::FORMAT_V1 {
-                0
-            } else {
-                self.store_id()
-            },
-        }
+    pub(crate) fn binding(&self, version: u16) -> Binding {
+        self.sealed.binding(version)
     }
 
     /// The lowest number a new segment may take: above the active
     /// segment, every member and every number the manifest reserved.
     pub(crate) fn next_segment_number(&self) -> u64 {
-        let sealed = self.sealed.last().map_or(0, |s| s.number);
-        let reserved = self.manifest.as_ref().map_or(0, |m| m.next_number);
+        let sealed = self.sealed.last_number();
+        let reserved = self.sealed.manifest().map_or(0, |m| m.next_number);
         reserved.max(sealed + 1).max(self.active.cur().number() + 1)
     }
 
     /// Bytes of all segment files.
     pub(crate) fn total_bytes(&self) -> u64 {
-        self.sealed.iter().map(|s| s.len).sum::<u64>() + self.active.cur().len()
+        self.sealed.total_len() + self.active.cur().len()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reads that meet a stale index file (see `engine::sealed`) run again.
+
+impl Store {
+    /// Sends notices found from now on to `f` as they happen, instead of
+    /// queueing them for [`Store::take_notices`]. For a caller that reports
+    /// as it goes: an index found stale part-way through a command says so.
+    pub fn on_notice(&mut self, f: NoticeHook) {
+        self.sealed.on_notice(f);
+    }
+
+    /// Notices queued since the open (see [`Store::on_notice`]).
+    pub(crate) fn take_stale_notices(&mut self) -> Vec<Notice> {
+        self.sealed.take_notices()
+    }
+
+    /// Runs `f`, and once more each time it fails after an index turned out
+    /// stale (the failed read went through it; the segment now answers from
+    /// a scan). Bounded: each round takes one index out of use.
+    pub(crate) fn retry_stale<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+        loop {
+            let epoch = self.sealed.stale_epoch();
+            match f() {
+                Err(_) if self.sealed.stale_epoch() != epoch => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// The mutable form of [`Store::retry_stale`].
+    pub(crate) fn retry_stale_mut<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Store) -> Result<T>,
+    ) -> Result<T> {
+        loop {
+            let epoch = self.sealed.stale_epoch();
+            match f(self) {
+                Err(_) if self.sealed.stale_epoch() != epoch => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// Calls `f` with the live view of one document's `entries` from
+    /// `merge`, if it is live, and returns the bytes of the records it
+    /// holds. When an index turns out stale reading it, its segment answers
+    /// from a scan for this document and the rest of the pass, and `f` runs
+    /// again. `f` reads before it reports, so a failed call printed nothing.
+    pub(crate) fn visit<'a>(
+        &'a self,
+        merge: &mut Merge<'a>,
+        mut entries: Vec<Entry>,
+        f: &mut dyn FnMut(&Store, DocView) -> Result<()>,
+    ) -> Result<Option<u64>> {
+        let Some(doc) = entries.first().map(|e| e.doc) else {
+            return Ok(None);
+        };
+        loop {
+            let epoch = self.sealed.stale_epoch();
+            let Some(view) = resolve(&entries) else {
+                return Ok(None);
+            };
+            let size = u64::from(view.doc.len)
+                + view
+                    .nodes
+                    .values()
+                    .map(|(i, o)| u64::from(i.len) + o.map_or(0, |o| u64::from(o.len)))
+                    .sum::<u64>();
+            match f(self, view) {
+                Ok(()) => return Ok(Some(size)),
+                Err(_) if self.sealed.stale_epoch() != epoch => {
+                    self.sealed.refresh_merge(merge, doc)?;
+                    entries = self.reads().entries_of(doc)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
@@ -1288,8 +1104,8 @@ impl Store {
         // The members' figures once this segment is one are the whole
         // store's now. They are a cache: when they cannot be had (a damaged
         // index), they are written "not known" and `stats` merges instead.
-        let figures = if count && self.manifest.is_some() {
-            crate::engine::live::current(self).ok()
+        let figures = if count && self.sealed.manifest().is_some() {
+            stats::current(&self.sealed, &self.active).ok()
         } else {
             None
         };
@@ -1323,12 +1139,9 @@ impl Store {
             member: None,
             lazy: None,
         });
-        // Lookups binary-search by number; compaction outputs may be
-        // numbered above the segment just sealed.
-        self.sealed.sort_by_key(|s| s.number);
         // The commit point (docs/FORMAT.md §8.3 step 11).
         let doc_hwm = self.marks.doc_hwm;
-        if let Some(m) = self.manifest.as_mut() {
+        if let Some(m) = self.sealed.manifest_mut() {
             m.members.push(member);
             m.members.sort_by_key(|x| x.number);
             m.active = next_number;
@@ -1348,11 +1161,7 @@ impl Store {
     /// failure poisons the store: membership on disk may now differ from
     /// memory.
     pub(crate) fn write_manifest(&mut self) -> Result<()> {
-        let Some(m) = self.manifest.as_mut() else {
-            return Err(Error::internal("no manifest to write"));
-        };
-        m.serial += 1;
-        let r = manifest::write(&*self.opts.vfs, &self.opts.dir, m);
+        let r = self.sealed.write_manifest();
         if r.is_err() {
             self.poisoned = true;
         }
@@ -1423,8 +1232,8 @@ impl Store {
                 self.sync_dir()?;
                 let (doc_hwm, max_seq) = (self.marks.doc_hwm, self.marks.last_seq());
                 let m = self
-                    .manifest
-                    .as_mut()
+                    .sealed
+                    .manifest_mut()
                     .ok_or_else(|| Error::internal("a spilled batch without a manifest"))?;
                 m.members.extend(members);
                 m.members.sort_by_key(|x| x.number);
@@ -1448,11 +1257,7 @@ impl Store {
         let vfs = self.opts.vfs.clone();
         let mut remove = Vec::new();
         for n in spilled {
-            let i = self
-                .sealed
-                .binary_search_by_key(&n, |s| s.number)
-                .map_err(|_| Error::internal("spilled member not in the sealed set"))?;
-            let s = self.sealed.remove(i);
+            let s = self.sealed.remove(n)?;
             remove.push(s.idx_path());
             remove.push(s.path);
         }
@@ -1473,14 +1278,14 @@ impl Store {
         }
         // Only a format-1 store opened read-only has no manifest, and it
         // takes no batch; were one to get here, it stays in `active.seg`.
-        if self.manifest.is_none() {
+        if self.sealed.manifest().is_none() {
             return Ok(());
         }
         if !self.active.spilled() {
             let number = self.reserve_segment_number();
             let figures = self
-                .manifest
-                .as_ref()
+                .sealed
+                .manifest()
                 .and_then(crate::engine::live::of_manifest);
             let store_id = self.store_id();
             self.active.spill(&self.opts, store_id, number, figures)?;
@@ -1507,7 +1312,7 @@ impl Store {
     /// The lowest free segment number, reserved in the manifest.
     fn reserve_segment_number(&mut self) -> u64 {
         let number = self.next_segment_number();
-        if let Some(m) = self.manifest.as_mut() {
+        if let Some(m) = self.sealed.manifest_mut() {
             m.next_number = m.next_number.max(number + 1);
         }
         number
@@ -1520,13 +1325,13 @@ impl Store {
 /// batch of many segments must not hold a descriptor for each.
 fn take_sealed_file(
     opts: &Options,
-    sealed: &mut Vec<Sealed>,
+    sealed: &mut SealedSet,
     f: crate::engine::active::SealedFile,
     figures: Option<&mut crate::engine::live::Figures>,
 ) -> Result<()> {
     if let Some(figures) = figures {
         for own in f.own {
-            crate::engine::live::absorb_members(sealed, figures, own)?;
+            stats::absorb(sealed, figures, own)?;
         }
     }
     let file = opts.vfs.open_read(&f.path).io("open", &f.path)?;
@@ -1542,6 +1347,224 @@ fn take_sealed_file(
         member: Some(f.member),
         lazy: None,
     });
-    sealed.sort_by_key(|s| s.number);
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Compaction: `engine::compact` writes the outputs from the read path; the
+// store seals `active.seg` when it was chosen and commits.
+
+impl Store {
+    /// What a compaction of this store works with.
+    fn compaction(&self) -> compact::Ctx<'_> {
+        compact::Ctx {
+            opts: &self.opts,
+            reads: self.reads(),
+            marks: self.marks,
+            store_id: self.store_id(),
+            next_number: self.next_segment_number(),
+        }
+    }
+
+    /// Bytes of segment and index files on disk now.
+    fn file_bytes(&self) -> u64 {
+        compact::file_bytes(&self.opts, &self.sealed, self.active.cur())
+    }
+
+    /// Merges all segments into new ones holding only live data; see
+    /// `engine::compact` for the crash-safe protocol.
+    ///
+    /// # Errors
+    /// [`Error::NoSpace`] when the live data would not fit (nothing changed);
+    /// [`Error::Corrupt`] when a record it must copy is damaged (nothing
+    /// changed); [`Error::Io`].
+    pub fn compact(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<CompactReport> {
+        // A failed pass changes nothing, so one that met a stale index file
+        // (see `engine::sealed`) starts again on the segment's scan.
+        self.retry_stale_mut(|store| store.compact_full(progress))
+    }
+
+    fn compact_full(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<CompactReport> {
+        let bytes_before = self.file_bytes();
+        let segments_before = self.sealed.len() + 1;
+        // Sealed only once every output is written, so a compaction that
+        // fails changes nothing.
+        let seal_later = self.active.cur().records() > 0;
+        let (mut out, documents) = self.compaction().write_full(seal_later, progress)?;
+        let sealed = if seal_later {
+            self.seal_counting(false)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = sealed {
+            out.discard(&self.opts);
+            return Err(e);
+        }
+        let written = out.written();
+        self.commit_compaction(out, None)?;
+        Ok(CompactReport {
+            bytes_before,
+            bytes_after: self.file_bytes(),
+            segments_before,
+            segments_after: self.sealed.len() + 1,
+            documents,
+            merged: segments_before,
+            written,
+        })
+    }
+
+    fn commit_compaction(&mut self, out: compact::Outputs, set: Option<&[u64]>) -> Result<()> {
+        compact::commit(
+            &self.opts,
+            &mut self.sealed,
+            &mut self.marks,
+            &mut self.poisoned,
+            out,
+            set,
+        )
+    }
+
+    /// Gives a manifest without figures (an earlier build's, or one whose
+    /// seal could not work them out) its counters and per-member figures,
+    /// from a merge of the members' indexes, so that `stats` stops merging.
+    /// Returns whether it wrote the manifest.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`], [`Error::Io`].
+    pub fn write_counters(&mut self) -> Result<bool> {
+        self.check_writable()?;
+        let known = self
+            .sealed
+            .manifest()
+            .is_none_or(|m| crate::engine::live::of_manifest(m).is_some());
+        if known {
+            return Ok(false);
+        }
+        let members = stats::merged_members(&self.sealed)?;
+        if let Some(m) = self.sealed.manifest_mut() {
+            crate::engine::live::set_in_manifest(m, Some(&members));
+            self.write_manifest()?;
+        }
+        Ok(true)
+    }
+
+    /// What [`Store::compact_with`] would do, without changing anything.
+    /// `exact` walks every index to give the exact bytes a selective
+    /// compaction writes (what `--dry-run` shows); otherwise they are the
+    /// upper bound the figures give.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`], [`Error::Io`].
+    pub fn compact_plan(&self, mode: CompactMode, exact: bool) -> Result<CompactPlan> {
+        self.compaction().plan(mode, exact)
+    }
+
+    /// Compacts as `mode` says: [`CompactMode::Full`] is [`Store::compact`];
+    /// [`CompactMode::Selective`] merges only the members worth merging and
+    /// leaves everything else alone, so with nothing to reclaim it writes
+    /// nothing (docs/FORMAT.md §8.4).
+    ///
+    /// # Errors
+    /// As [`Store::compact`].
+    pub fn compact_with(
+        &mut self,
+        mode: CompactMode,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<CompactReport> {
+        match mode {
+            CompactMode::Full => self.compact(progress),
+            // As a full compaction: a pass that met a stale index file has
+            // changed nothing, and starts again on the segment's scan.
+            CompactMode::Selective => {
+                self.retry_stale_mut(|store| store.compact_selective(progress))
+            }
+        }
+    }
+
+    fn compact_selective(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<CompactReport> {
+        self.check_writable()?;
+        let bytes_before = self.file_bytes();
+        let segments_before = self.sealed.len() + 1;
+        let f = stats::current(&self.sealed, &self.active)?;
+        let set = self.compaction().choose(&f);
+        // A chosen `active.seg` is sealed once the outputs are written (as
+        // in a full compaction), so that a refused compaction changes
+        // nothing; the seal's footer seq and the number of the empty
+        // `active.seg` after it are set aside.
+        let seal_later = set.contains(&self.active.cur().number());
+        let report = |store: &Store, merged: usize, written: u64, documents: u64| CompactReport {
+            bytes_before,
+            bytes_after: store.file_bytes(),
+            segments_before,
+            segments_after: store.sealed.len() + 1,
+            documents,
+            merged,
+            written,
+        };
+        if set.is_empty() {
+            // Nothing worth merging; figures are the one thing worth writing.
+            self.write_counters()?;
+            return Ok(report(self, 0, 0, 0));
+        }
+        let base = self.next_segment_number() + u64::from(seal_later);
+        let (mut out, needed, documents) = self
+            .compaction()
+            .write_selective(&set, base, seal_later, progress)?;
+        // The records of `active.seg` that supersede what the merge drops
+        // must outlive a power loss, `--no-sync` or not: sealing fsyncs it.
+        let sealed = if seal_later {
+            self.seal_counting(false)
+        } else {
+            self.active.flush().and_then(|()| self.active.fsync())
+        };
+        if let Err(e) = sealed {
+            out.discard(&self.opts);
+            return Err(e);
+        }
+        let merged = set.len();
+        self.commit_compaction(out, Some(&set))?;
+        Ok(report(self, merged, needed, documents))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Verify and backup: they read the store's files under the lock it holds.
+
+impl Store {
+    /// Checks this store as [`verify`](crate::engine::verify()) does, under the lock the store
+    /// already holds: a program with the store open cannot take a second
+    /// lock on it (locks are per open file, so it would wait on itself).
+    ///
+    /// # Errors
+    /// As [`verify`](crate::engine::verify()), less the lock errors; [`Error::InvalidInput`] inside
+    /// [`Store::atomic`], whose records are not all on disk yet.
+    pub fn verify(&self, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
+        if self.active.in_batch() {
+            return Err(Error::invalid("verify cannot run inside an atomic batch"));
+        }
+        verify::verify_locked(&self.opts, progress)
+    }
+}
+
+/// Copies the open store `store` to the new directory `dest` as a store of
+/// its own (see `engine::backup`): sealed files linked or copied, the
+/// flushed part of `active.seg` copied, the manifest written, the copy
+/// verified before it takes its name.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a destination that exists and is not an
+/// empty directory; [`Error::Corrupt`] when the copy does not verify
+/// (nothing is kept); [`Error::Io`].
+pub fn backup(
+    store: &Store,
+    dest: &Path,
+    sealed: BackupSealed,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<BackupReport> {
+    let parts = backup::Parts {
+        opts: &store.opts,
+        sealed: &store.sealed,
+        active: store.active.cur(),
+    };
+    backup::backup(parts, dest, sealed, progress)
 }

@@ -13,8 +13,8 @@ use crate::engine::format::{self, IndexEntry, Kind};
 use crate::engine::index;
 use crate::engine::listing::Listing;
 use crate::engine::lock;
+use crate::engine::options::{Options, Progress};
 use crate::engine::segment::{self, Scan};
-use crate::engine::store::{Options, Progress, Store};
 use crate::engine::vfs::{VFile, Vfs};
 use crate::error::{Error, IoContext, Result};
 
@@ -105,24 +105,11 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
     verify_locked(opts, progress)
 }
 
-impl Store {
-    /// Checks this store as [`verify`] does, under the lock the store
-    /// already holds: a program with the store open cannot take a second
-    /// lock on it (locks are per open file, so it would wait on itself).
-    ///
-    /// # Errors
-    /// As [`verify`], less the lock errors; [`Error::InvalidInput`] inside
-    /// [`Store::atomic`], whose records are not all on disk yet.
-    pub fn verify(&self, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
-        if self.active.in_batch() {
-            return Err(Error::invalid("verify cannot run inside an atomic batch"));
-        }
-        verify_locked(&self.opts, progress)
-    }
-}
-
 /// The checks of [`verify`], by a caller that holds the store's lock.
-fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
+pub(crate) fn verify_locked(
+    opts: &Options,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<VerifyReport> {
     let vfs = &*opts.vfs;
     let dir = &opts.dir;
     let mut report = VerifyReport::default();
