@@ -173,7 +173,7 @@ pub(crate) struct SealedIndex {
     /// This index's name in the process-wide block cache ([`BLOCKS`]).
     id: u64,
     /// Set when the file was there but passed over at open as stale, and
-    /// why, for the store's notice (see `engine::stale`).
+    /// why, for the store's notice (see `engine::sealed`).
     passed_over: std::cell::Cell<Option<StaleIndex>>,
 }
 
@@ -264,7 +264,7 @@ impl SealedIndex {
     }
 
     /// Answers from `entries` (the segment's, sorted) from now on: the file
-    /// turned out stale (see `engine::stale`).
+    /// turned out stale (see `engine::sealed`).
     pub fn use_entries(&self, entries: Vec<IndexEntry>) {
         let _ = self.memory.set(entries);
     }

@@ -26,7 +26,7 @@ use crate::engine::index::Entry;
 use crate::engine::lock;
 use crate::engine::salvage::{Salvaged, salvage_scan};
 use crate::engine::segment::{self};
-use crate::engine::store::{Mode, Options, Progress, Store, resolve};
+use crate::engine::store::{Options, Progress, Store, resolve};
 use crate::engine::vfs::{VFile, Vfs, copy_new};
 use crate::error::{Error, IoContext, Result};
 use crate::json::Json;
@@ -301,7 +301,7 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
     // store every other command sees. A store that refuses to open is
     // repaired as it is.
     if crate::engine::manifest::read(vfs, dir).is_ok_and(|m| m.is_some()) {
-        drop(Store::open(opts.clone(), Mode::Write));
+        drop(Store::open(opts.clone()));
     }
     {
         let _guard = lock::acquire_existing(vfs, dir, true, opts.lock_timeout)?;
@@ -398,7 +398,7 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
     }
     // Every file now reads cleanly; a compaction drops what lost its parent
     // (an output whose input was damaged, nodes of a lost document).
-    let mut store = Store::open(opts.clone(), Mode::Write)?;
+    let mut store = Store::open(opts.clone())?;
     store.compact(progress)?;
     Ok(report)
 }

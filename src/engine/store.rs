@@ -141,12 +141,80 @@ pub struct Store {
     poisoned: bool,
 }
 
+/// A store opened read-only: a shared lock, so readers do not queue behind
+/// each other; nothing on disk is created or changed (a torn tail or an
+/// interrupted seal is read around, not repaired). It serves every read of
+/// [`Store`], to which it dereferences, and has no write: writes take
+/// `&mut Store`, which a `ReadOnlyStore` never hands out.
+///
+/// ```
+/// # use stratum::{NewDoc, Options, ReadOnlyStore, Store};
+/// # fn main() -> stratum::Result<()> {
+/// # let dir = std::env::temp_dir().join(format!("stratum-ro-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// let id = Store::open(Options::new(&dir))?.create_doc(&NewDoc::default())?;
+/// let store = ReadOnlyStore::open(Options::new(&dir))?;
+/// assert_eq!(store.get(id)?.id, id);
+/// # drop(store);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok(())
+/// # }
+/// ```
+///
+/// A write does not compile:
+///
+/// ```compile_fail,E0596
+/// # use stratum::{NewDoc, Options, ReadOnlyStore};
+/// # fn main() -> stratum::Result<()> {
+/// let mut store = ReadOnlyStore::open(Options::new("/srv/problems"))?;
+/// store.create_doc(&NewDoc::default())?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct ReadOnlyStore {
+    store: Store,
+}
+
+impl ReadOnlyStore {
+    /// Opens the store in `opts.dir` for reading only.
+    ///
+    /// # Errors
+    /// [`Error::NoStore`] when there is none, [`Error::LockTimeout`],
+    /// [`Error::Corrupt`] / [`Error::UnsupportedVersion`] on damage,
+    /// [`Error::Io`].
+    pub fn open(opts: Options) -> Result<ReadOnlyStore> {
+        Ok(ReadOnlyStore {
+            store: Store::open_as(opts, Mode::Read)?,
+        })
+    }
+
+    /// As [`Store::take_notices`].
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        self.store.take_notices()
+    }
+
+    /// As [`Store::on_notice`].
+    pub fn on_notice(&mut self, f: NoticeHook) {
+        self.store.on_notice(f);
+    }
+}
+
+// Reads only: there is no `DerefMut`, so no `&mut Store`, so no write.
+impl std::ops::Deref for ReadOnlyStore {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
 // A `Store` may move to another thread (a binding that releases its
 // interpreter's lock around I/O needs that). It is not `Sync`: its read
 // caches are `RefCell`s, so one thread uses it at a time.
 const _: () = {
     const fn assert_send<T: Send>() {}
     assert_send::<Store>();
+    assert_send::<ReadOnlyStore>();
 };
 
 /// What the index alone says of a live document: its id and how many of
@@ -224,13 +292,20 @@ impl Store {
         }
     }
 
-    /// Opens the store in `opts.dir`.
+    /// Opens the store in `opts.dir` for reading and writing: an exclusive
+    /// lock; creates the store if needed and recovers from a crash (a torn
+    /// tail, an interrupted seal or compaction). For a read-only open, see
+    /// [`ReadOnlyStore::open`].
     ///
     /// # Errors
-    /// [`Error::NoStore`] (read mode, nothing there), [`Error::LockTimeout`],
-    /// [`Error::Corrupt`] / [`Error::UnsupportedVersion`] on damage that
-    /// recovery may not repair by itself, [`Error::Io`].
-    pub fn open(opts: Options, mode: Mode) -> Result<Store> {
+    /// [`Error::LockTimeout`], [`Error::Corrupt`] /
+    /// [`Error::UnsupportedVersion`] on damage that recovery may not repair
+    /// by itself, [`Error::Io`].
+    pub fn open(opts: Options) -> Result<Store> {
+        Store::open_as(opts, Mode::Write)
+    }
+
+    fn open_as(opts: Options, mode: Mode) -> Result<Store> {
         let (lock, parts) = recover::open(&opts, mode)?;
         let Finish {
             manifest,
@@ -312,8 +387,8 @@ impl Store {
         Ok(())
     }
 
-    /// Opens an existing store for writing; unlike [`Store::open`] in
-    /// [`Mode::Write`] it never creates one, so a command that acts on an
+    /// Opens an existing store for writing; unlike [`Store::open`] it
+    /// never creates one, so a command that acts on an
     /// existing document leaves an empty directory empty.
     ///
     /// # Errors
@@ -323,7 +398,7 @@ impl Store {
         if opts.vfs.kind(&lock).io("stat", &lock)?.is_none() {
             return Err(crate::engine::lock::without_lock(&*opts.vfs, &opts.dir)?);
         }
-        Store::open(opts, Mode::Write)
+        Store::open(opts)
     }
 
     /// The directory this store lives in.
@@ -722,11 +797,11 @@ impl Store {
     /// iterator ends after the first error it yields.
     ///
     /// ```
-    /// # use stratum::{Mode, NewDoc, Options, Store};
+    /// # use stratum::{NewDoc, Options, Store};
     /// # fn main() -> stratum::Result<()> {
     /// # let tmp = std::env::temp_dir().join(format!("stratum-docs-{}", std::process::id()));
     /// # let _ = std::fs::remove_dir_all(&tmp);
-    /// let mut store = Store::open(Options::new(&tmp), Mode::Write)?;
+    /// let mut store = Store::open(Options::new(&tmp))?;
     /// store.create_doc(&NewDoc { body: b"one".to_vec(), ..NewDoc::default() })?;
     /// store.create_doc(&NewDoc { body: b"two".to_vec(), ..NewDoc::default() })?;
     /// let bodies = store
