@@ -514,16 +514,16 @@ struct BatchState {
 /// whatever the batch's size. Reads inside the batch see its sealed files
 /// (in the sealed set, with their document ranges), the one being written
 /// (it stands in for `active.seg`) and `active.seg` set aside.
-pub(crate) struct Spill {
+struct Spill {
     /// `active.seg` as it was before the batch, set aside (still serving
     /// reads) while the owner's current file is the one being written.
     parked: Active,
     /// Manifest entries of the files sealed so far (in the sealed set, not
     /// yet in the manifest).
-    pub members: Vec<Member>,
+    members: Vec<Member>,
     /// The members' figures once those files are members, when the
     /// manifest's are known (the store keeps them up to date).
-    pub figures: Option<Figures>,
+    figures: Option<Figures>,
 }
 
 /// A file of a spilled batch, sealed: what the sealed set and the manifest

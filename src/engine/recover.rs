@@ -1,5 +1,8 @@
-//! Recovery of a format-2 store at open: an inventory that only reads, a
-//! pure plan that decides, and (write opens only) an apply step that acts.
+//! Opening a store: the directory, the lock, then recovery as its format
+//! calls for, handing back the parts `Store::open` assembles (format 1 is
+//! `engine::replay`'s). Recovery of a format-2 store: an inventory that
+//! only reads, a pure plan that decides, and (write opens only) an apply
+//! step that acts.
 //!
 //! The plan is a function of the inventory alone, so it is tested without a
 //! file system (below), and a read-only open stops after it. Nothing is

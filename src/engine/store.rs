@@ -1,9 +1,16 @@
-//! `Store`: the open data directory and every operation on it.
+//! `Store`: the open data directory and every operation on it, the only
+//! door to the engine's state.
 //!
-//! A `Store` is opened for reading (shared lock, creates nothing) or writing
-//! (exclusive lock, recovers from a crash, creates the directory on first
-//! use). It holds the active segment's in-memory index and a handle per
-//! sealed segment; reads resolve one document from those, writes append.
+//! A `Store` is opened for writing (exclusive lock, recovers from a crash,
+//! creates the directory on first use); a [`ReadOnlyStore`] for reading
+//! (shared lock, creates nothing), and it serves the reads only. The store
+//! holds the two owners of its state, the active segment
+//! (`engine::active`) and the sealed set with its manifest
+//! (`engine::sealed`), plus the id marks and the lock; its fields are
+//! private. Reads resolve one document through both owners
+//! (`engine::reads`); writes ask the active segment to append; what spans
+//! the owners (sealing, a spilled batch's members, compaction's commit) is
+//! coordinated here.
 
 use std::path::Path;
 
@@ -1357,6 +1364,8 @@ impl Store {
             return Ok(());
         }
         if !self.active.spilled() {
+            // The batch so far is on disk before its copy takes a number.
+            self.active.flush()?;
             let number = self.reserve_segment_number();
             let figures = self
                 .sealed
@@ -1606,13 +1615,15 @@ impl Store {
 // Verify and backup: they read the store's files under the lock it holds.
 
 impl Store {
-    /// Checks this store as [`verify`](crate::engine::verify()) does, under the lock the store
-    /// already holds: a program with the store open cannot take a second
-    /// lock on it (locks are per open file, so it would wait on itself).
+    /// Checks this store as [`verify`](crate::engine::verify()) does, under
+    /// the lock the store already holds: a program with the store open
+    /// cannot take a second lock on it (locks are per open file, so it would
+    /// wait on itself).
     ///
     /// # Errors
-    /// As [`verify`](crate::engine::verify()), less the lock errors; [`Error::InvalidInput`] inside
-    /// [`Store::atomic`], whose records are not all on disk yet.
+    /// As [`verify`](crate::engine::verify()), less the lock errors;
+    /// [`Error::InvalidInput`] inside [`Store::atomic`], whose records are
+    /// not all on disk yet.
     pub fn verify(&self, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
         if self.active.in_batch() {
             return Err(Error::invalid("verify cannot run inside an atomic batch"));
