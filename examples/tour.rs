@@ -5,10 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use stratum::{Json, Mode, NewDoc, Options, Store};
+use stratum::{Json, NewDoc, Options, Store};
 
 fn tour(dir: &Path) -> stratum::Result<()> {
-    let mut store = Store::open(Options::new(dir).segment_size(1 << 20), Mode::Write)?;
+    let mut store = Store::open(Options::new(dir).segment_size(1 << 20))?;
 
     // A problem and its test cases. Values are JSON text, kept exactly.
     let doc = store.create_doc(&NewDoc {

@@ -19,7 +19,7 @@ use stratum::engine::format::{
 };
 use stratum::engine::{ProblemKind, verify};
 use stratum::sim::{CrashFs, State};
-use stratum::{DocId, Document, Json, Mode, NewDoc, NodeId, Options, Store};
+use stratum::{DocId, Document, Json, NewDoc, NodeId, Options, ReadOnlyStore, Store};
 
 const DIR: &str = "/store";
 
@@ -173,7 +173,7 @@ pub fn store(data: &[u8]) {
         Ok(r) => r.problems.iter().all(|p| p.kind == ProblemKind::Notice),
         Err(_) => false,
     };
-    let read = Store::open(opts.clone(), Mode::Read).map(|s| {
+    let read = ReadOnlyStore::open(opts.clone()).map(|s| {
         let d = dump(&s);
         for id in 1..=4 {
             if let Ok(doc) = s.get(DocId(id)) {
@@ -190,7 +190,7 @@ pub fn store(data: &[u8]) {
             Err(e) => panic!("verify found no damage, but a read open fails: {e}"),
         }
     }
-    let Ok(mut store) = Store::open(opts.clone(), Mode::Write) else {
+    let Ok(mut store) = Store::open(opts.clone()) else {
         return;
     };
     let written = dump(&store);
@@ -236,7 +236,7 @@ fn index_fixture() -> &'static IndexFixture {
     static FIXTURE: OnceLock<IndexFixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let fs = CrashFs::new();
-        let mut s = Store::open(options(&fs), Mode::Write).expect("create");
+        let mut s = Store::open(options(&fs)).expect("create");
         let mut doc = 0u64;
         while !fs
             .names(Path::new(DIR))
@@ -316,18 +316,17 @@ pub fn index(data: &[u8]) {
     let fs = boot(&files);
     let opts = options(&fs);
     let _ = verify(&opts, &mut |_| {});
-    for mode in [Mode::Read, Mode::Write] {
-        let Ok(store) = Store::open(opts.clone(), mode) else {
-            continue;
-        };
-        if let Ok(docs) = dump(&store) {
-            assert_eq!(docs, fx.docs, "{mode:?}: a damaged index changed the dump");
+    // Read-only and read-write opens, in that order, each dropped before
+    // the next takes its lock.
+    let check = |mode: &str, store: &Store| {
+        if let Ok(docs) = dump(store) {
+            assert_eq!(docs, fx.docs, "{mode}: a damaged index changed the dump");
         }
         for want in &fx.docs {
             if let Ok(got) = store.get(want.id) {
                 assert_eq!(
                     &got, want,
-                    "{mode:?}: a damaged index changed get {}",
+                    "{mode}: a damaged index changed get {}",
                     want.id
                 );
             }
@@ -337,5 +336,11 @@ pub fn index(data: &[u8]) {
             store.get(DocId(past)).is_err(),
             "a damaged index invented a document"
         );
+    };
+    if let Ok(store) = ReadOnlyStore::open(opts.clone()) {
+        check("read-only", &store);
+    }
+    if let Ok(store) = Store::open(opts.clone()) {
+        check("read-write", &store);
     }
 }

@@ -121,12 +121,12 @@ impl Store {
     /// chain whole (see the module docs), a skip writes nothing.
     ///
     /// ```
-    /// use stratum::{Document, Ids, Loaded, Mode, OnConflict, Options, Store};
+    /// use stratum::{Document, Ids, Loaded, OnConflict, Options, Store};
     ///
     /// # fn main() -> stratum::Result<()> {
     /// # let dir = std::env::temp_dir().join(format!("stratum-doc-oc-{}", std::process::id()));
     /// # let _ = std::fs::remove_dir_all(&dir);
-    /// let mut store = Store::open(Options::new(&dir), Mode::Write)?;
+    /// let mut store = Store::open(Options::new(&dir))?;
     /// let v1 = Document::from_json(r#"{"key":"two-sum","body":"v1","inputs":[{"input":[1,2],"output":3}]}"#)?;
     /// let v2 = Document::from_json(r#"{"key":"two-sum","body":"v2","inputs":[{"input":[1,2],"output":4}]}"#)?;
     /// let id = store.load_doc_or(&v1, Ids::Assign, OnConflict::Fail)?.id();

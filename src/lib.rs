@@ -11,6 +11,11 @@
 //! in-memory index for the active one. The on-disk format is described byte
 //! by byte in `docs/FORMAT.md`.
 //!
+//! [`Store::open`] opens a store for reading and writing (an exclusive
+//! lock); [`ReadOnlyStore::open`] opens it for reading only (a shared lock,
+//! so readers run side by side). A `ReadOnlyStore` serves every read of
+//! [`Store`] and has no write: calling one does not compile.
+//!
 //! The rules the command line's dataset options follow live here, for
 //! every program to use: [`Store::select`] (or the iterator
 //! [`Store::docs_where`]) with a [`Selection`] (by key, key prefix,
@@ -27,12 +32,12 @@
 //!
 //! # Example
 //! ```
-//! use stratum::{Json, Mode, NewDoc, Options, Store};
+//! use stratum::{Json, NewDoc, Options, Store};
 //!
 //! # fn main() -> stratum::Result<()> {
 //! let dir = std::env::temp_dir().join(format!("stratum-doc-{}", std::process::id()));
 //! # let _ = std::fs::remove_dir_all(&dir);
-//! let mut store = Store::open(Options::new(&dir), Mode::Write)?;
+//! let mut store = Store::open(Options::new(&dir))?;
 //! let doc = store.create_doc(&NewDoc {
 //!     category: Some("easy".into()),
 //!     version: None,
@@ -70,7 +75,7 @@ pub mod shape;
 pub mod sim;
 
 pub use conflict::{Created, Loaded, OnConflict, Replacing};
-pub use engine::{Docs, Ids, Mode, Notice, Options, Progress, Store};
+pub use engine::{Docs, Ids, Notice, Options, Progress, ReadOnlyStore, Store};
 pub use error::{Error, Result};
 pub use json::Json;
 pub use model::{DocId, DocPatch, DocSummary, Document, NewDoc, Node, NodeId};

@@ -25,12 +25,12 @@ pub const POINT_LOOKUPS: u64 = 10_000;
 /// Which documents to select: every filter set must hold.
 ///
 /// ```
-/// use stratum::{Json, Mode, NewDoc, Options, Selection, Store};
+/// use stratum::{Json, NewDoc, Options, Selection, Store};
 ///
 /// # fn main() -> stratum::Result<()> {
 /// # let dir = std::env::temp_dir().join(format!("stratum-doc-sel-{}", std::process::id()));
 /// # let _ = std::fs::remove_dir_all(&dir);
-/// let mut store = Store::open(Options::new(&dir), Mode::Write)?;
+/// let mut store = Store::open(Options::new(&dir))?;
 /// for (key, level) in [("HumanEval/1", "1.0"), ("HumanEval/2", "1"), ("mbpp/1", "1.0")] {
 ///     store.create_doc(&NewDoc {
 ///         key: Some(key.into()),
@@ -296,11 +296,11 @@ impl Store {
     /// filter. The iterator ends after the first error it yields.
     ///
     /// ```
-    /// # use stratum::{Mode, NewDoc, Options, Selection, Store};
+    /// # use stratum::{NewDoc, Options, Selection, Store};
     /// # fn main() -> stratum::Result<()> {
     /// # let dir = std::env::temp_dir().join(format!("stratum-doc-where-{}", std::process::id()));
     /// # let _ = std::fs::remove_dir_all(&dir);
-    /// let mut store = Store::open(Options::new(&dir), Mode::Write)?;
+    /// let mut store = Store::open(Options::new(&dir))?;
     /// for c in ["easy", "hard", "easy"] {
     ///     store.create_doc(&NewDoc { category: Some(c.into()), ..NewDoc::default() })?;
     /// }

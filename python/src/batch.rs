@@ -124,12 +124,12 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stratum::{DocId, Mode, NewDoc, Options};
+    use stratum::{DocId, NewDoc, Options};
 
     fn store(dir: &std::path::Path) -> Box<Store> {
         let mut o = Options::new(dir);
         o.sync = false;
-        Box::new(Store::open(o, Mode::Write).unwrap())
+        Box::new(Store::open(o).unwrap())
     }
 
     fn new_doc(s: &mut Store) -> Result<u64, Failure> {

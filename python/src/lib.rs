@@ -21,7 +21,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyTuple};
 use stratum::engine;
-use stratum::{DocId, DocPatch, Ids, Mode, NewDoc, NodeId, Options, Store};
+use stratum::{DocId, DocPatch, Ids, NewDoc, NodeId, Options, ReadOnlyStore, Store};
 
 mod args;
 mod batch;
@@ -35,9 +35,58 @@ use errors::{Failure, guard};
 use types::{PyDocument, PyNode};
 use value::PyJson;
 
+/// How a handle was opened (`write=` of `stratum.open`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Read,
+    Write,
+}
+
+/// A store as opened: a read handle holds the library's read-only store,
+/// which has no write to call.
+enum Handle {
+    Read(ReadOnlyStore),
+    Write(Store),
+}
+
+impl Handle {
+    fn open(opts: Options, mode: Mode) -> stratum::Result<Handle> {
+        Ok(match mode {
+            Mode::Read => Handle::Read(ReadOnlyStore::open(opts)?),
+            Mode::Write => Handle::Write(Store::open(opts)?),
+        })
+    }
+
+    /// The store to write to; a read handle has none.
+    fn writer(&mut self) -> Result<&mut Store, Failure> {
+        match self {
+            Handle::Write(s) => Ok(s),
+            Handle::Read(_) => Err(Failure::Lib(stratum::Error::invalid(READ_ONLY))),
+        }
+    }
+
+    fn take_notices(&mut self) -> Vec<stratum::Notice> {
+        match self {
+            Handle::Read(s) => s.take_notices(),
+            Handle::Write(s) => s.take_notices(),
+        }
+    }
+}
+
+impl std::ops::Deref for Handle {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        match self {
+            Handle::Read(s) => s,
+            Handle::Write(s) => s,
+        }
+    }
+}
+
 /// What a handle holds.
 enum Slot {
-    Open(Box<Store>),
+    Open(Box<Handle>),
     /// A batch is under way; the store is on its worker thread.
     Batch(batch::Worker),
     Closed,
@@ -72,14 +121,14 @@ impl PyStore {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `op` on the store, inside the batch when one is under way, with
-    /// the interpreter released.
+    /// Runs the read `op` on the store, inside the batch when one is under
+    /// way, with the interpreter released.
     fn run<T: Send + 'static>(
         &self,
         py: Python<'_>,
-        op: impl FnOnce(&mut Store) -> stratum::Result<T> + Send + 'static,
+        op: impl FnOnce(&Store) -> stratum::Result<T> + Send + 'static,
     ) -> PyResult<T> {
-        py.detach(|| self.call(op)).map_err(|f| f.into_py(py))
+        py.detach(|| self.call_read(op)).map_err(|f| f.into_py(py))
     }
 
     /// As [`PyStore::run`], for a write: refused on a read handle.
@@ -91,7 +140,24 @@ impl PyStore {
         if self.mode == Mode::Read {
             return Err(errors::error(READ_ONLY));
         }
-        self.run(py, op)
+        py.detach(|| self.call(op)).map_err(|f| f.into_py(py))
+    }
+
+    /// As [`PyStore::call`], for a read: any handle serves it.
+    fn call_read<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Store) -> stratum::Result<T> + Send + 'static,
+    ) -> Result<T, Failure> {
+        let mut slot = self.lock();
+        let r = match &mut *slot {
+            Slot::Open(store) => guard(|| op(store).map_err(Failure::Lib)),
+            Slot::Batch(worker) => worker.run(move |s| op(s).map_err(Failure::Lib)),
+            Slot::Closed => return Err(Failure::Closed),
+        };
+        if matches!(r, Err(Failure::Panic(_))) {
+            close_after_panic(&mut slot);
+        }
+        r
     }
 
     fn call<T: Send + 'static>(
@@ -100,7 +166,10 @@ impl PyStore {
     ) -> Result<T, Failure> {
         let mut slot = self.lock();
         let r = match &mut *slot {
-            Slot::Open(store) => guard(|| op(store).map_err(Failure::Lib)),
+            Slot::Open(store) => {
+                let store = store.writer()?;
+                guard(|| op(store).map_err(Failure::Lib))
+            }
             Slot::Batch(worker) => worker.run(move |s| op(s).map_err(Failure::Lib)),
             Slot::Closed => return Err(Failure::Closed),
         };
@@ -160,7 +229,7 @@ impl PyStore {
         if let Slot::Open(_) = &*slot {
             // The old store is dropped, and its lock released, first.
             *slot = Slot::Closed;
-            *slot = Slot::Open(Box::new(Store::open(self.opts.clone(), self.mode)?));
+            *slot = Slot::Open(Box::new(Handle::open(self.opts.clone(), self.mode)?));
         }
         Ok(())
     }
@@ -183,7 +252,7 @@ impl PyStore {
         };
         let outcome = match worker.finish(commit) {
             batch::Ended::Store(store, Ok(())) if commit => {
-                *slot = Slot::Open(store);
+                *slot = Slot::Open(Box::new(Handle::Write(*store)));
                 return Ok(());
             }
             batch::Ended::Store(store, Ok(())) => {
@@ -199,7 +268,7 @@ impl PyStore {
         };
         // The old store is dropped (its lock released) before the new open
         // takes the lock again.
-        match Store::open(self.opts.clone(), self.mode) {
+        match Handle::open(self.opts.clone(), self.mode) {
             Ok(store) => *slot = Slot::Open(Box::new(store)),
             Err(e) => return Err(outcome.err().unwrap_or(Failure::Lib(e))),
         }
@@ -635,7 +704,7 @@ impl PyStore {
             return Err(errors::error(READ_ONLY));
         }
         let r = self.outside_batch(py, "compact", |slot| match slot {
-            Slot::Open(s) => Ok(s.compact(&mut |_| {})?),
+            Slot::Open(s) => Ok(s.writer()?.compact(&mut |_| {})?),
             _ => Err(Failure::Closed),
         })?;
         reports::compact(py, &r)
@@ -654,7 +723,7 @@ impl PyStore {
                 // take it again.
                 *slot = Slot::Closed;
                 let report = engine::verify(&opts, &mut |_| {});
-                *slot = Slot::Open(Box::new(Store::open(opts, Mode::Write)?));
+                *slot = Slot::Open(Box::new(Handle::open(opts, Mode::Write)?));
                 Ok(report?)
             } else {
                 Ok(engine::verify(&opts, &mut |_| {})?)
@@ -779,19 +848,26 @@ impl Batch {
         py.detach(|| {
             let mut slot = store.lock();
             match std::mem::replace(&mut *slot, Slot::Closed) {
-                Slot::Open(s) => match batch::Worker::start(s) {
-                    Ok(worker) => {
-                        *slot = Slot::Batch(worker);
-                        Ok(())
+                Slot::Open(h) => match *h {
+                    // `batch()` refuses a read handle before it gets here.
+                    Handle::Read(_) => {
+                        *slot = Slot::Open(h);
+                        Err(Failure::Lib(stratum::Error::invalid(READ_ONLY)))
                     }
-                    Err((s, e)) => {
-                        *slot = Slot::Open(s);
-                        Err(Failure::Lib(stratum::Error::io(
-                            "start the batch thread",
-                            &store.opts.dir,
-                            e,
-                        )))
-                    }
+                    Handle::Write(s) => match batch::Worker::start(Box::new(s)) {
+                        Ok(worker) => {
+                            *slot = Slot::Batch(worker);
+                            Ok(())
+                        }
+                        Err((s, e)) => {
+                            *slot = Slot::Open(Box::new(Handle::Write(*s)));
+                            Err(Failure::Lib(stratum::Error::io(
+                                "start the batch thread",
+                                &store.opts.dir,
+                                e,
+                            )))
+                        }
+                    },
                 },
                 Slot::Batch(w) => {
                     *slot = Slot::Batch(w);
@@ -842,7 +918,7 @@ fn open(
     let mode = if write { Mode::Write } else { Mode::Read };
     let o = opts.clone();
     let mut store = py
-        .detach(move || guard(|| Ok(Store::open(o, mode)?)))
+        .detach(move || guard(|| Ok(Handle::open(o, mode)?)))
         .map_err(|f| f.into_py(py))?;
     let notices = store
         .take_notices()
@@ -880,11 +956,11 @@ mod tests {
     fn handle(dir: &std::path::Path) -> PyStore {
         let mut opts = Options::new(dir);
         opts.sync = false;
-        let store = Store::open(opts.clone(), Mode::Write).unwrap();
+        let store = Store::open(opts.clone()).unwrap();
         PyStore {
             opts,
             mode: Mode::Write,
-            slot: Mutex::new(Slot::Open(Box::new(store))),
+            slot: Mutex::new(Slot::Open(Box::new(Handle::Write(store)))),
             notices: Vec::new(),
         }
     }

@@ -12,8 +12,7 @@ use crate::cli::input::{self, STDIN, Source, at_line};
 use crate::cli::{DocArg, GlobalArgs, KEY_PREFIX, output};
 use stratum::shape::{self, Shape, Want};
 use stratum::{
-    Created, DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, OnConflict, Replacing, Result,
-    Store,
+    Created, DocId, DocPatch, Error, Json, NewDoc, NodeId, OnConflict, Replacing, Result, Store,
 };
 
 /// Apply a batch of write operations from JSON Lines, all or nothing.
@@ -521,7 +520,7 @@ pub fn run(g: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
             parse_op(text, line).map(drop).map_err(|e| at_line(e, line))
         })?;
     let mut lines = source.lines(&name);
-    let mut store = g.open(Mode::Write)?;
+    let mut store = g.open()?;
     let mut current = 0u64;
     let on_conflict = OnConflict::from(args.on_conflict);
     let result = store.atomic(|store| {

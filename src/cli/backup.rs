@@ -7,7 +7,6 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, output, summary};
-use stratum::Mode;
 use stratum::engine;
 
 /// Copy the store to DEST, consistently and verified.
@@ -69,7 +68,7 @@ struct Report<'a> {
 /// No store, a non-empty DEST (invalid input), lock timeout, I/O, a backup
 /// that does not verify (corruption).
 pub fn run(g: &GlobalArgs, args: BackupArgs) -> anyhow::Result<()> {
-    let store = g.open(Mode::Read)?;
+    let store = g.open_read()?;
     let bar = output::Bar::new(g.quiet, "backup", Some(0));
     let sealed = if args.link {
         engine::Sealed::Link

@@ -4,7 +4,6 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, output, parse_size, summary};
-use stratum::Mode;
 use stratum::engine::{CompactMode, CompactPlan, DEAD_SHARE};
 
 /// Merge the segments worth merging, keeping only live data.
@@ -177,12 +176,12 @@ pub fn run(g: &GlobalArgs, args: CompactArgs) -> anyhow::Result<()> {
     // Decide under a shared lock: a nightly run that finds nothing worth
     // doing never blocks writers, and a missing store is reported, not
     // created. A dry run works out exactly what would be written.
-    let plan = g.open(Mode::Read)?.compact_plan(mode, args.dry_run)?;
+    let plan = g.open_read()?.compact_plan(mode, args.dry_run)?;
     if let Some(why) = not_worth_it(&args, &plan) {
         // A manifest an earlier build wrote has no counters: the first
         // compaction that gets this far writes them, merging or not.
         if !plan.counted && !args.dry_run && plan.merge.is_empty() && !below(&args, &plan) {
-            g.open(Mode::Write)?.write_counters()?;
+            g.open()?.write_counters()?;
         }
         let human = format!("not compacting: {why} (garbage {})", garbage(&plan));
         let report = Report::from_plan(&plan, args.dry_run, Some(why));
@@ -199,7 +198,7 @@ pub fn run(g: &GlobalArgs, args: CompactArgs) -> anyhow::Result<()> {
         );
         return summary::report(g, args.json, &Report::from_plan(&plan, true, None), &human);
     }
-    let mut store = g.open(Mode::Write)?;
+    let mut store = g.open()?;
     // The store may have changed between the two opens; decide again.
     let plan = store.compact_plan(mode, false)?;
     if let Some(why) = not_worth_it(&args, &plan) {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::cli::{GlobalArgs, input, output};
-use stratum::{Mode, NewDoc};
+use stratum::NewDoc;
 
 /// Create a document and print its new id.
 ///
@@ -78,7 +78,7 @@ pub fn run(g: &GlobalArgs, args: CreateDocArgs) -> anyhow::Result<()> {
         meta,
         body,
     };
-    let mut store = g.open(Mode::Write)?;
+    let mut store = g.open()?;
     let id = store.create_doc(&doc)?;
     drop(store);
     output::report_write(

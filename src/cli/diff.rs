@@ -24,7 +24,7 @@ use clap::Args;
 
 use crate::cli::input::{Lines, STDIN, Source};
 use crate::cli::{GlobalArgs, output};
-use stratum::{DocId, Document, Error, Mode, Node, Options, Store};
+use stratum::{DocId, Document, Error, Node, Options, ReadOnlyStore, Store};
 
 /// Compare the store with another store or a JSON Lines file.
 ///
@@ -111,7 +111,7 @@ impl StoreSide {
         // Open here, not on the thread, so that "no store" or a lock
         // timeout is reported before anything is printed; the thread reads
         // the store this opened (one open, one shared lock).
-        let store = Store::open(opts, Mode::Read)?;
+        let store = ReadOnlyStore::open(opts)?;
         let index = index_store(&store)?;
         let (tx, rx): (SyncSender<Document>, _) = sync_channel(READ_AHEAD);
         let worker = std::thread::spawn(move || {
@@ -539,7 +539,7 @@ impl std::error::Error for Differences {}
 /// invalid input (a malformed or unordered file), corruption, I/O.
 pub fn run(g: &GlobalArgs, args: DiffArgs) -> anyhow::Result<()> {
     let (mut old, old_index) = open_other(g, &args.other)?;
-    let new = Store::open(g.options(), Mode::Read)?;
+    let new = ReadOnlyStore::open(g.options())?;
     let pairing = Pairing::new(&old_index, index_store(&new)?);
     let mut out = output::stdout();
     let as_table = !args.json && std::io::stdout().is_terminal();

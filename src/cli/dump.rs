@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use crate::cli::select::{Projection, SelectArgs, parse_projection};
 use crate::cli::{GlobalArgs, UsageError, output, summary};
-use stratum::Mode;
 
 /// Print every live document as JSON Lines, in id order.
 ///
@@ -109,7 +108,7 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
     if args.salvage {
         return salvage(g, args.json);
     }
-    let store = g.open(Mode::Read)?;
+    let store = g.open_read()?;
     let mut out = output::stdout();
     if args.records {
         store.records(&mut |r| {

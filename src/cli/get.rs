@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::Args;
 
 use crate::cli::{DocArg, GlobalArgs, output, parse_doc, parse_id};
-use stratum::{Document, Mode, NodeId};
+use stratum::{Document, NodeId};
 
 /// Print a document as one line of JSON, or a part of it.
 ///
@@ -72,7 +72,7 @@ pub struct GetArgs {
 /// # Errors
 /// Unknown document, key or node, no store, lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: GetArgs) -> anyhow::Result<()> {
-    let store = g.open(Mode::Read)?;
+    let store = g.open_read()?;
     let doc = args.doc.resolve(&store)?;
     let mut out = output::stdout();
     if let Some(n) = args.node {

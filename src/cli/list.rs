@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use crate::cli::select::SelectArgs;
 use crate::cli::{GlobalArgs, output};
-use stratum::Mode;
 
 /// List live documents in id order: a table, or JSON Lines.
 ///
@@ -55,7 +54,7 @@ struct Row<'a> {
 /// # Errors
 /// No store, lock timeout, corruption, I/O (a closed stdout included).
 pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
-    let store = g.open(Mode::Read)?;
+    let store = g.open_read()?;
     let mut out = output::stdout();
     let sel = args.select.selection();
     if args.json {

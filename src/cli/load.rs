@@ -11,7 +11,7 @@ use crate::cli::input::{self, STDIN, Source, at_line};
 use crate::cli::{GlobalArgs, output};
 use stratum::engine::MAX_ID;
 use stratum::model::ParsedDoc;
-use stratum::{DocId, Document, Error, Ids, Mode};
+use stratum::{DocId, Document, Error, Ids};
 
 /// Load documents from JSON Lines in the `get` shape, all or nothing.
 ///
@@ -140,7 +140,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
         })?;
     let bar = output::Bar::new(g.quiet, "load", source.total_bytes());
     let mut lines = source.lines(&name);
-    let mut store = g.open(Mode::Write)?;
+    let mut store = g.open()?;
     let mut current = 0u64;
     let result = store.atomic(|store| {
         let mut ids: Vec<DocId> = Vec::new();

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use stratum::{DocId, Mode, Notice, Options, Store};
+use stratum::{DocId, Notice, Options, ReadOnlyStore, Store};
 
 pub mod add_input;
 pub mod apply;
@@ -350,13 +350,26 @@ impl GlobalArgs {
         opts
     }
 
-    /// Opens the store and shows the recovery notices it produced (unless
-    /// `--quiet`).
+    /// Opens the store for writing and shows the recovery notices it
+    /// produced (unless `--quiet`).
     ///
     /// # Errors
     /// As [`Store::open`].
-    pub fn open(&self, mode: Mode) -> stratum::Result<Store> {
-        Ok(self.noted(Store::open(self.options(), mode)?))
+    pub fn open(&self) -> stratum::Result<Store> {
+        let mut store = Store::open(self.options())?;
+        self.noted(store.take_notices(), |hook| store.on_notice(hook));
+        Ok(store)
+    }
+
+    /// Opens the store read-only and shows its notices, as
+    /// [`GlobalArgs::open`] does.
+    ///
+    /// # Errors
+    /// As [`ReadOnlyStore::open`].
+    pub fn open_read(&self) -> stratum::Result<ReadOnlyStore> {
+        let mut store = ReadOnlyStore::open(self.options())?;
+        self.noted(store.take_notices(), |hook| store.on_notice(hook));
+        Ok(store)
     }
 
     /// Opens an existing store for writing; unlike [`GlobalArgs::open`] it
@@ -366,21 +379,21 @@ impl GlobalArgs {
     /// # Errors
     /// [`stratum::Error::NoStore`], or as [`Store::open`].
     pub fn open_existing(&self) -> stratum::Result<Store> {
-        Ok(self.noted(Store::open_existing(self.options())?))
+        let mut store = Store::open_existing(self.options())?;
+        self.noted(store.take_notices(), |hook| store.on_notice(hook));
+        Ok(store)
     }
 
     /// Prints one `stratum: note: …` line per recovery notice of a store
     /// just opened, unless `--quiet`: under `-q` a note is chatter too.
-    fn noted(&self, mut store: Store) -> Store {
-        let notices = store.take_notices();
+    fn noted(&self, notices: Vec<Notice>, on_notice: impl FnOnce(stratum::engine::NoticeHook)) {
         if !self.quiet {
             for n in &notices {
                 note(n);
             }
             // Later ones (an index file found stale part-way) as they come.
-            store.on_notice(Box::new(note));
+            on_notice(Box::new(note));
         }
-        store
     }
 }
 

@@ -8,7 +8,6 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, output};
-use stratum::Mode;
 use stratum::engine::Stats;
 
 /// Show segment sizes, counts and the garbage ratio.
@@ -102,7 +101,7 @@ struct CompactionJson<'a> {
 /// # Errors
 /// No store, lock timeout, corruption, I/O.
 pub fn run(g: &GlobalArgs, args: StatsArgs) -> anyhow::Result<()> {
-    let store = g.open(Mode::Read)?;
+    let store = g.open_read()?;
     if let Some(By::Category) = args.by {
         // One entry per category: memory follows the number of categories,
         // not of documents.

@@ -1,4 +1,8 @@
-//! The active segment: appends, atomic batches, and sealing.
+//! The active segment's owner: the file being appended to, its write
+//! buffer, its in-memory index and checkpoint, and the state of an atomic
+//! batch (with the file a spilled batch set aside). Only this module
+//! changes them; the store asks it to append, flush, write a footer, begin,
+//! commit or roll back, and reads through it.
 //!
 //! # Write protocol (see docs/FORMAT.md §Write path)
 //! A write is encoded into a buffer, written at the end of `active.seg`, and
@@ -6,19 +10,22 @@
 //! batch writes its records with `FLAG_BATCH`, flushing the buffer as it
 //! fills, and becomes visible to replay only when its `Commit` record is
 //! durable. A failed write truncates the file back to where it started.
+//!
+//! A write or fsync that fails marks the segment failed: its in-memory state
+//! may then be ahead of the file, and the store refuses further writes.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::engine::format::{
-    self, ACTIVE_INDEX_NAME, ACTIVE_NAME, FLAG_BATCH, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD,
-    Member, RECORD_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
+    self, ACTIVE_INDEX_NAME, ACTIVE_NAME, FLAG_BATCH, IndexEntry, IndexHeader, KEY_SPACE, Kind,
+    Member, RecordHeader, SealPayload, SegmentHeader, TMP_SUFFIX,
 };
-use crate::engine::index::{self, Entry, IndexWriter, SealedIndex};
+use crate::engine::index::{self, Binding, Cursor, Entry, IndexWriter, SealedIndex};
 use crate::engine::live::Figures;
-use crate::engine::segment::{self, Sealed};
-use crate::engine::store::{Mode, Store};
-use crate::engine::vfs::VFile;
+use crate::engine::options::Options;
+use crate::engine::segment;
+use crate::engine::vfs::{VFile, Vfs};
 use crate::error::{Error, IoContext, Result};
 
 /// Flush a batch's buffer to the file once it holds this much.
@@ -29,56 +36,75 @@ const BATCH_FLUSH: usize = 1 << 20;
 /// much of `active.seg` however large the segment threshold is.
 const CHECKPOINT_BYTES: u64 = 4 << 20;
 
-/// The active segment's state: its file and an in-memory hash index of the
+/// The store's id marks: the next sequence number to hand out and the
+/// highest document id handed out (deleted ones included). The store owns
+/// them; appends, footers and compaction advance them, and a rolled-back
+/// batch puts them back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Marks {
+    pub next_seq: u64,
+    pub doc_hwm: u64,
+}
+
+impl Marks {
+    /// Takes the next sequence number.
+    pub fn take_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    /// The sequence number of the newest record.
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+}
+
+/// One segment file being appended to: `active.seg`, or the file a spilled
+/// batch is being written to. Its file and an in-memory hash index of the
 /// records it holds.
 pub(crate) struct Active {
-    pub number: u64,
+    number: u64,
     /// Format version of its header.
-    pub version: u16,
-    pub path: PathBuf,
+    version: u16,
+    path: PathBuf,
     /// `None` only in a read-only open of a store without `active.seg`.
-    pub file: Option<Box<dyn VFile>>,
+    file: Option<Box<dyn VFile>>,
     /// Logical end: on disk plus buffered.
-    pub len: u64,
+    len: u64,
     /// End of what has been written to the file.
-    pub flushed: u64,
+    flushed: u64,
     /// Encoded records not yet written.
-    pub wbuf: Vec<u8>,
+    wbuf: Vec<u8>,
     /// Entries by document, for records after `prefix_len`.
-    pub map: HashMap<u64, Vec<IndexEntry>>,
+    map: HashMap<u64, Vec<IndexEntry>>,
     /// Committed data records in the whole segment.
-    pub records: u64,
+    records: u64,
     /// The checkpointed index (`active.idx`) of the records before
     /// `prefix_len`, when there is one.
-    pub prefix: Option<SealedIndex>,
+    prefix: Option<SealedIndex>,
     /// End of the part of the segment `prefix` covers.
-    pub prefix_len: u64,
+    prefix_len: u64,
 }
 
-/// What to restore if a batch is rolled back.
-pub(crate) struct BatchState {
-    pub start: u64,
-    next_seq: u64,
-    doc_hwm: u64,
+/// What replay found of `active.seg`, for [`Active::recovered`].
+pub(crate) struct Replayed {
+    pub file: Box<dyn VFile>,
+    pub header: SegmentHeader,
+    pub path: PathBuf,
+    /// End of its committed records.
+    pub end: u64,
+    /// Entries of the records after the checkpoint.
+    pub entries: Vec<IndexEntry>,
+    /// Committed data records in the whole segment.
     pub records: u64,
-    /// Set once the batch outgrew `active.seg` (src/engine/spill.rs).
-    pub spill: Option<Spill>,
-}
-
-/// A batch written to segment files of its own.
-pub(crate) struct Spill {
-    /// `active.seg` as it was before the batch, set aside (still serving
-    /// reads) while `Store::active` stands for the file being written.
-    pub parked: Active,
-    /// Manifest entries of the files sealed so far (in the sealed set, not
-    /// yet in the manifest).
-    pub members: Vec<Member>,
-    /// The members' figures once those files are members; `None` when the
-    /// manifest's are not known.
-    pub figures: Option<Figures>,
+    /// The checkpoint and the end of what it covers.
+    pub checkpoint: Option<(SealedIndex, u64)>,
 }
 
 impl Active {
+    /// A segment with no file yet (a read-only open of a store without
+    /// `active.seg`).
     pub fn empty(number: u64, path: PathBuf) -> Active {
         Active {
             number,
@@ -95,6 +121,76 @@ impl Active {
         }
     }
 
+    /// `active.seg` as replay found it.
+    pub fn recovered(r: Replayed) -> Active {
+        let mut map: HashMap<u64, Vec<IndexEntry>> = HashMap::new();
+        for e in &r.entries {
+            map.entry(e.doc).or_default().push(*e);
+        }
+        let (prefix, prefix_len) = match r.checkpoint {
+            Some((p, len)) => (Some(p), len),
+            None => (None, format::SEGMENT_HEADER_LEN as u64),
+        };
+        Active {
+            number: r.header.number,
+            version: r.header.version,
+            path: r.path,
+            file: Some(r.file),
+            len: r.end,
+            flushed: r.end,
+            wbuf: Vec::new(),
+            map,
+            records: r.records,
+            prefix,
+            prefix_len,
+        }
+    }
+
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// Format version of its header.
+    pub fn version(&self) -> u16 {
+        self.version
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Logical length: on disk plus buffered.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Length of what is on disk.
+    pub fn flushed(&self) -> u64 {
+        self.flushed
+    }
+
+    /// Committed data records.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// The open file, when there is one.
+    pub fn open_file(&self) -> Option<&dyn VFile> {
+        self.file.as_deref()
+    }
+
+    /// The (max seq, doc hwm) of the records after the checkpoint.
+    pub fn own_marks(&self) -> (u64, u64) {
+        let (mut max_seq, mut doc_hwm) = (0, 0);
+        for e in self.map.values().flatten() {
+            max_seq = max_seq.max(e.seq);
+            if e.kind == Kind::DocPut && !e.is_key() {
+                doc_hwm = doc_hwm.max(e.doc);
+            }
+        }
+        (max_seq, doc_hwm)
+    }
+
     /// Entries after the checkpoint, sorted by key.
     pub fn sorted_entries(&self) -> Vec<IndexEntry> {
         let mut all: Vec<IndexEntry> = self.map.values().flatten().copied().collect();
@@ -102,9 +198,44 @@ impl Active {
         all
     }
 
+    /// Every entry of document (or key slot) `id`.
+    pub fn lookup(&self, id: u64) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        if let Some(p) = &self.prefix {
+            for ie in p.lookup(id, &|| self.prefix_entries())? {
+                out.push(Entry::new(&ie, self.number));
+            }
+        }
+        if let Some(v) = self.map.get(&id) {
+            out.extend(v.iter().map(|ie| Entry::new(ie, self.number)));
+        }
+        Ok(out)
+    }
+
+    /// Cursors over its entries in key order, for a merge.
+    pub fn cursors(&self) -> Result<Vec<(Cursor<'_>, u64)>> {
+        let mut sources = Vec::with_capacity(2);
+        if let Some(p) = &self.prefix {
+            sources.push((
+                p.cursor(Box::new(move || self.prefix_entries()))?,
+                self.number,
+            ));
+        }
+        sources.push((Cursor::owned(self.sorted_entries()), self.number));
+        Ok(sources)
+    }
+
+    /// Each document's entries after the checkpoint (key slots left out).
+    pub fn docs(&self) -> impl Iterator<Item = (u64, &[IndexEntry])> {
+        self.map
+            .iter()
+            .filter(|(doc, _)| **doc < KEY_SPACE)
+            .map(|(doc, v)| (*doc, v.as_slice()))
+    }
+
     /// Reads the record `e` points at, from the file or from the unflushed
     /// buffer.
-    pub fn read(&self, e: &Entry) -> Result<(format::RecordHeader, Vec<u8>)> {
+    pub fn read(&self, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
         if e.offset >= self.flushed {
             let start = (e.offset - self.flushed) as usize;
             let buf = self
@@ -140,6 +271,176 @@ impl Active {
             )
         })
     }
+
+    /// Encodes a record at the end (buffered) and indexes it, with its key
+    /// entry (FORMAT.md §7.6) when `key` names a slot.
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        seq: u64,
+        kind: Kind,
+        flags: u8,
+        doc: u64,
+        node: u64,
+        aux: u64,
+        a: &[u8],
+        b: &[u8],
+        key: Option<u64>,
+    ) -> IndexEntry {
+        let offset = self.len;
+        let before = self.wbuf.len();
+        format::encode_record(&mut self.wbuf, seq, kind, flags, doc, node, a, b);
+        let len = (self.wbuf.len() - before) as u32;
+        self.len += u64::from(len);
+        let entry = IndexEntry {
+            doc,
+            node,
+            seq,
+            offset,
+            aux,
+            len,
+            kind,
+            flags,
+        };
+        self.map.entry(doc).or_default().push(entry);
+        if let Some(slot) = key {
+            self.map.entry(slot).or_default().push(IndexEntry {
+                doc: slot,
+                node: doc,
+                aux: 0,
+                ..entry
+            });
+        }
+        self.records += 1;
+        entry
+    }
+
+    /// Encodes a record that is not indexed (a footer or a commit).
+    fn push_framing(&mut self, seq: u64, kind: Kind, payload: &[u8]) {
+        let before = self.wbuf.len();
+        format::encode_record(&mut self.wbuf, seq, kind, 0, 0, 0, payload, &[]);
+        self.len += (self.wbuf.len() - before) as u64;
+    }
+
+    /// Writes the buffer to the file. On failure the file is cut back to its
+    /// last good end, so a full disk leaves no partial record behind.
+    fn flush(&mut self) -> Result<()> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let file = self.file()?;
+        if let Err(e) = file.write_all_at(&self.wbuf, self.flushed) {
+            let _ = file.set_len(self.flushed);
+            return Err(Error::io("write", &self.path, e));
+        }
+        self.flushed = self.len;
+        self.wbuf.clear();
+        Ok(())
+    }
+
+    /// fdatasync of the file.
+    fn fsync(&self) -> Result<()> {
+        self.file()?.sync_data().io("fsync", &self.path)
+    }
+
+    /// Cuts the file (best effort) back to `offset`.
+    fn cut_file(&self, offset: u64) {
+        if let Some(f) = self.file.as_deref() {
+            let _ = f.set_len(offset);
+        }
+    }
+
+    /// Forgets every record from `start` on, in memory only.
+    fn forget_from(&mut self, start: u64, records: u64) {
+        self.wbuf.clear();
+        self.len = start;
+        self.flushed = start;
+        for v in self.map.values_mut() {
+            v.retain(|e| e.offset < start);
+        }
+        self.map.retain(|_, v| !v.is_empty());
+        self.records = records;
+    }
+
+    /// Writes every entry (checkpointed and not) to `w`, in key order.
+    fn write_entries(&self, w: &mut IndexWriter) -> Result<()> {
+        let tail = self.sorted_entries();
+        match &self.prefix {
+            Some(p) => {
+                let mut c = p.cursor(Box::new(|| self.prefix_entries()))?;
+                index::write_merged(w, Some(&mut c), &tail)
+            }
+            None => index::write_merged(w, None, &tail),
+        }
+    }
+
+    /// Writes this segment's index file, its footer (seq `seq`) written:
+    /// its manifest entry and the index, read back.
+    fn write_index(
+        &self,
+        opts: &Options,
+        bind: Binding,
+        seq: u64,
+        doc_hwm: u64,
+    ) -> Result<(Member, SealedIndex)> {
+        let (vfs, dir) = (&*opts.vfs, &opts.dir);
+        let (number, len, version) = (self.number, self.len, self.version);
+        let mut w = IndexWriter::create(vfs, dir, format::index_name(number))?;
+        self.write_entries(&mut w)?;
+        let member = w.stats().member(number, len, version, seq, 0);
+        w.finish(
+            vfs,
+            dir,
+            IndexHeader {
+                version: bind.version,
+                store_id: bind.store_id,
+                segment: number,
+                segment_len: len,
+                entries: 0,
+                max_seq: seq,
+                doc_hwm,
+            },
+            true,
+        )?;
+        let path = dir.join(format::index_name(number));
+        let index = index::reopen_written(vfs, path, number, len, bind)?;
+        Ok((member, index))
+    }
+
+    /// Writes `active.idx` of everything appended. Only a cache: on failure
+    /// it is left as it was.
+    fn checkpoint(&mut self, opts: &Options, bind: Binding, marks: Marks) {
+        let (vfs, dir) = (&*opts.vfs, &opts.dir);
+        let Ok(mut w) = IndexWriter::create(vfs, dir, ACTIVE_INDEX_NAME.to_owned()) else {
+            return;
+        };
+        let header = IndexHeader {
+            version: bind.version,
+            store_id: bind.store_id,
+            segment: self.number,
+            segment_len: self.len,
+            entries: 0,
+            max_seq: marks.last_seq(),
+            doc_hwm: marks.doc_hwm,
+        };
+        let written = self
+            .write_entries(&mut w)
+            .and_then(|()| w.finish(vfs, dir, header, false));
+        if written.is_err() {
+            let _ = vfs.remove_file(&dir.join(format!("{ACTIVE_INDEX_NAME}{TMP_SUFFIX}")));
+            return;
+        }
+        let path = dir.join(ACTIVE_INDEX_NAME);
+        let len = self.len;
+        if let Some((f, h)) = index::open_index_covering(vfs, &path, self.number, len..=len, bind)
+            .ok()
+            .flatten()
+        {
+            self.prefix = Some(SealedIndex::on_disk(path, f, h));
+            self.prefix_len = len;
+            self.map.clear();
+        }
+    }
 }
 
 /// Creates a fresh `active.seg` numbered `number`: written under a temporary
@@ -149,8 +450,8 @@ impl Active {
 /// `store_id` 0 writes a format-1 header (only while a format-1 store is
 /// being upgraded); otherwise a format-2 header with that id.
 pub(crate) fn create_active(
-    store_dir: &std::path::Path,
-    vfs: &dyn crate::engine::vfs::Vfs,
+    store_dir: &Path,
+    vfs: &dyn Vfs,
     number: u64,
     store_id: u64,
 ) -> Result<Active> {
@@ -180,11 +481,179 @@ pub(crate) fn create_active(
     Ok(active)
 }
 
-impl Store {
-    /// Appends one record. Outside a batch it is durable when this returns.
+/// What to restore if a batch is rolled back.
+struct BatchState {
+    start: u64,
+    marks: Marks,
+    records: u64,
+    /// Set once the batch outgrew `active.seg` (see [`Spill`]).
+    spill: Option<Spill>,
+}
+
+/// A batch written to segment files of its own (docs/FORMAT.md §8.2, steps
+/// S1–S6; crash table in §8.6).
+///
+/// A batch normally goes to `active.seg` and is committed by a `Commit`
+/// record. A `load` or `apply` of gigabytes would then make one segment of
+/// gigabytes, and hold an index entry of every record in memory until it
+/// is sealed. Instead, once a batch would take `active.seg` past the segment
+/// size, it *spills*:
+///
+/// 1. the batch's records so far are copied (CRC-checked, without
+///    `FLAG_BATCH`) into a new segment file numbered above every member, and
+///    cut off `active.seg`, which is then exactly what it was before the
+///    batch; it is set aside, still serving reads of what it holds;
+/// 2. the batch goes on in the new file, which is sealed with its footer and
+///    index whenever it reaches the segment size, and another one started;
+/// 3. at commit the last one is sealed, and one manifest write lists them
+///    all: that write is the commit point; `active.seg` comes back.
+///
+/// Until then the files are temporaries or extras of this store, which the
+/// next write open removes (§8.5), so a crash or a failed batch leaves the
+/// store's files as they were. Memory holds the entries of one segment,
+/// whatever the batch's size. Reads inside the batch see its sealed files
+/// (in the sealed set, with their document ranges), the one being written
+/// (it stands in for `active.seg`) and `active.seg` set aside.
+struct Spill {
+    /// `active.seg` as it was before the batch, set aside (still serving
+    /// reads) while the owner's current file is the one being written.
+    parked: Active,
+    /// Manifest entries of the files sealed so far (in the sealed set, not
+    /// yet in the manifest).
+    members: Vec<Member>,
+    /// The members' figures once those files are members, when the
+    /// manifest's are known (the store keeps them up to date).
+    figures: Option<Figures>,
+}
+
+/// A file of a spilled batch, sealed: what the sealed set and the manifest
+/// take from it.
+pub(crate) struct SealedFile {
+    pub number: u64,
+    pub version: u16,
+    pub path: PathBuf,
+    pub len: u64,
+    pub max_seq: u64,
+    pub doc_hwm: u64,
+    pub member: Member,
+    pub index: SealedIndex,
+    /// Its records by document, when the batch keeps figures (the store
+    /// adds what they supersede).
+    pub own: Vec<Vec<Entry>>,
+}
+
+/// What the store does with each file a spilled batch seals: takes it into
+/// the sealed set, and counts it into the batch's figures when kept.
+pub(crate) type OnSealed<'a> = dyn FnMut(SealedFile, Option<&mut Figures>) -> Result<()> + 'a;
+
+/// How a batch ended, for the store to finish.
+pub(crate) enum Committed {
+    /// Nothing was written.
+    Empty,
+    /// Its commit record is durable in `active.seg`.
+    InActive,
+    /// It spilled: its files are sealed, `active.seg` is back, and the
+    /// manifest must list the files (the commit point).
+    Spilled {
+        members: Vec<Member>,
+        figures: Option<Figures>,
+    },
+}
+
+/// The owner of the active segment: the file being appended to and the
+/// batch in progress, if any.
+pub(crate) struct ActiveSegment {
+    cur: Active,
+    batch: Option<BatchState>,
+    /// Set when a write or fsync of the file failed.
+    failed: bool,
+}
+
+impl ActiveSegment {
+    pub fn new(cur: Active) -> ActiveSegment {
+        ActiveSegment {
+            cur,
+            batch: None,
+            failed: false,
+        }
+    }
+
+    /// The file being appended to (during a spill, the batch's file).
+    pub fn cur(&self) -> &Active {
+        &self.cur
+    }
+
+    /// The segments that serve reads: the current file and the one a
+    /// spilled batch set aside.
+    pub fn segments(&self) -> impl Iterator<Item = &Active> {
+        let parked = self
+            .batch
+            .as_ref()
+            .and_then(|b| b.spill.as_ref())
+            .map(|s| &s.parked);
+        std::iter::once(&self.cur).chain(parked)
+    }
+
+    /// The segment numbered `seg`, if one is.
+    pub fn segment(&self, seg: u64) -> Option<&Active> {
+        self.segments().find(|a| a.number == seg)
+    }
+
+    /// Whether a write or fsync failed.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    pub fn in_batch(&self) -> bool {
+        self.batch.is_some()
+    }
+
+    /// Whether the batch in progress spilled.
+    pub fn spilled(&self) -> bool {
+        self.batch.as_ref().is_some_and(|b| b.spill.is_some())
+    }
+
+    /// Whether a write of `incoming` bytes outside a batch must seal first.
+    pub fn needs_seal(&self, incoming: u64, segment_size: u64) -> bool {
+        self.cur.records > 0 && self.cur.len + incoming > segment_size
+    }
+
+    fn poison<T>(&mut self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    /// Writes the buffer to the file (see [`Active::flush`]).
+    pub fn flush(&mut self) -> Result<()> {
+        let r = self.cur.flush();
+        self.poison(r)
+    }
+
+    /// fdatasync of the file whatever `--no-sync` says: sealing depends on
+    /// it for the order of what reaches the disk, not only durability. A
+    /// failure is reported, never retried: after a failed fsync the kernel
+    /// may have dropped the dirty pages.
+    pub fn fsync(&mut self) -> Result<()> {
+        let r = self.cur.fsync();
+        self.poison(r)
+    }
+
+    /// fdatasync after an append, unless `--no-sync`.
+    fn sync(&mut self, opts: &Options) -> Result<()> {
+        if opts.sync { self.fsync() } else { Ok(()) }
+    }
+
+    /// Appends one record. Outside a batch it is durable when this returns
+    /// (the caller has sealed first if it had to). `bind` is what a
+    /// checkpoint of this segment is bound to.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn append_flags(
+    pub fn append(
         &mut self,
+        opts: &Options,
+        bind: Binding,
+        marks: &mut Marks,
         kind: Kind,
         doc: u64,
         node: u64,
@@ -201,19 +670,6 @@ impl Store {
         } else {
             None
         };
-        self.check_writable()?;
-        let payload = a.len() + b.len();
-        if payload > MAX_PAYLOAD as usize {
-            return Err(Error::invalid(format!(
-                "a record of {payload} bytes exceeds the limit of {MAX_PAYLOAD} bytes"
-            )));
-        }
-        let total = (RECORD_HEADER_LEN + payload) as u64;
-        if self.batch.is_none() {
-            self.maybe_seal(total)?;
-        } else {
-            self.make_room_in_batch(total)?;
-        }
         // A spilled batch's files are committed by the manifest, not by a
         // `Commit` record.
         let flags = if self.batch.as_ref().is_some_and(|b| b.spill.is_none()) {
@@ -221,431 +677,380 @@ impl Store {
         } else {
             flags
         };
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let offset = self.active.len;
-        format::encode_record(&mut self.active.wbuf, seq, kind, flags, doc, node, a, b);
-        self.active.len += total;
-        let entry = IndexEntry {
-            doc,
-            node,
-            seq,
-            offset,
-            aux,
-            len: total as u32,
-            kind,
-            flags,
-        };
-        self.active.map.entry(doc).or_default().push(entry);
-        if let Some(slot) = key {
-            self.active.map.entry(slot).or_default().push(IndexEntry {
-                doc: slot,
-                node: doc,
-                aux: 0,
-                ..entry
-            });
-        }
-        self.active.records += 1;
+        let seq = marks.take_seq();
+        let offset = self.cur.len;
+        self.cur.push(seq, kind, flags, doc, node, aux, a, b, key);
         if kind == Kind::DocPut {
-            self.doc_hwm = self.doc_hwm.max(doc);
+            marks.doc_hwm = marks.doc_hwm.max(doc);
         }
         if self.batch.is_none() {
             self.flush()?;
-            if let Err(e) = self.sync_active() {
+            if let Err(e) = self.sync(opts) {
                 // Not acknowledged, so not kept: cut the record off again
                 // (best effort) rather than let it reappear at the next open.
-                if let Some(f) = self.active.file.as_deref() {
-                    let _ = f.set_len(offset);
-                }
+                self.cur.cut_file(offset);
                 return Err(e);
             }
-            self.maybe_checkpoint();
-        } else if self.active.wbuf.len() >= BATCH_FLUSH {
+            self.maybe_checkpoint(opts, bind, *marks);
+        } else if self.cur.wbuf.len() >= BATCH_FLUSH {
             self.flush()?;
         }
         Ok(())
-    }
-
-    /// Writes the buffer to the file. On failure the file is cut back to its
-    /// last good end, so a full disk leaves no partial record behind.
-    pub(crate) fn flush(&mut self) -> Result<()> {
-        if self.active.wbuf.is_empty() {
-            return Ok(());
-        }
-        let file = self.active.file()?;
-        if let Err(e) = file.write_all_at(&self.active.wbuf, self.active.flushed) {
-            let _ = file.set_len(self.active.flushed);
-            self.poisoned = true;
-            return Err(Error::io("write", &self.active.path, e));
-        }
-        self.active.flushed = self.active.len;
-        self.active.wbuf.clear();
-        Ok(())
-    }
-
-    /// fdatasync of `active.seg` after an append, unless `--no-sync`. A
-    /// failure is reported, never retried: after a failed fsync the kernel
-    /// may have dropped the dirty pages. It also poisons the store.
-    pub(crate) fn sync_active(&mut self) -> Result<()> {
-        if self.opts.sync {
-            self.fsync_active()?;
-        }
-        Ok(())
-    }
-
-    /// fdatasync of `active.seg` whatever `--no-sync` says: sealing depends
-    /// on it for the order of what reaches the disk, not only durability.
-    pub(crate) fn fsync_active(&mut self) -> Result<()> {
-        let r = self
-            .active
-            .file()?
-            .sync_data()
-            .io("fsync", &self.active.path);
-        if r.is_err() {
-            self.poisoned = true;
-        }
-        r
-    }
-
-    /// Reads the record an active-segment entry points at, from `active.seg`
-    /// or the one a spilled batch set aside.
-    pub(crate) fn read_active(&self, e: &Entry) -> Result<(format::RecordHeader, Vec<u8>)> {
-        self.active_of(e.seg)
-            .ok_or_else(|| Error::internal("entry for an unknown active segment"))?
-            .read(e)
-    }
-
-    fn maybe_seal(&mut self, incoming: u64) -> Result<()> {
-        if self.active.records > 0 && self.active.len + incoming > self.opts.segment_size {
-            self.seal()?;
-        }
-        Ok(())
-    }
-
-    /// Seals `active.seg` as `seg_N.seg` with a footer and an index file, and
-    /// starts a fresh `active.seg`. See docs/FORMAT.md §Sealing.
-    pub(crate) fn seal(&mut self) -> Result<()> {
-        self.seal_counting(true)
-    }
-
-    /// [`Store::seal`]; `count` false leaves the manifest's figures "not
-    /// known" instead of working them out (compaction, which replaces them
-    /// at once).
-    pub(crate) fn seal_counting(&mut self, count: bool) -> Result<()> {
-        // The members' figures once this segment is one are the whole
-        // store's now. They are a cache: when they cannot be had (a damaged
-        // index), they are written "not known" and `stats` merges instead.
-        let figures = if count && self.manifest.is_some() {
-            crate::engine::live::current(self).ok()
-        } else {
-            None
-        };
-        let seq = self.write_footer()?;
-        let number = self.active.number;
-        let dir = self.opts.dir.clone();
-        let vfs = self.opts.vfs.clone();
-        let seg_path = dir.join(format::segment_name(number));
-        vfs.rename(&self.active.path, &seg_path)
-            .io("rename", &seg_path)?;
-        self.sync_dir()?;
-        let seg_len = self.active.len;
-        let version = self.active.version;
-        let (member, index) = self.write_index(seq)?;
-        // Above every number in use: compaction outputs may be numbered
-        // above the active segment.
-        let next_number = self.next_segment_number();
-        let next = create_active(&dir, &*vfs, next_number, self.store_id())?;
-        let old = std::mem::replace(&mut self.active, next);
-        let file = old
-            .file
-            .ok_or_else(|| Error::internal("sealing without a file"))?;
-        self.sealed.push(Sealed {
-            number,
-            version,
-            path: seg_path,
-            len: seg_len,
-            max_seq: seq,
-            doc_hwm: self.doc_hwm,
-            generation: None,
-            handle: crate::engine::segment::Handle::ready(file, index),
-            member: None,
-            lazy: None,
-        });
-        // Lookups binary-search by number; compaction outputs may be
-        // numbered above the segment just sealed.
-        self.sealed.sort_by_key(|s| s.number);
-        // The commit point (docs/FORMAT.md §8.3 step 11).
-        let doc_hwm = self.doc_hwm;
-        if let Some(m) = self.manifest.as_mut() {
-            m.members.push(member);
-            m.members.sort_by_key(|x| x.number);
-            m.active = next_number;
-            m.next_number = m.next_number.max(next_number + 1);
-            m.doc_hwm = doc_hwm;
-            m.max_seq = seq;
-            crate::engine::manifest::set_figures(m, figures.as_ref());
-            self.write_manifest()?;
-        }
-        // The checkpoint described the segment just sealed; its own index
-        // replaces it.
-        let _ = vfs.remove_file(&dir.join(ACTIVE_INDEX_NAME));
-        Ok(())
-    }
-
-    /// Appends the `Seal` footer to the file `Store::active` stands for and
-    /// makes it durable; returns the footer's sequence number. Everything
-    /// before the footer is durable before the footer is written: a footer
-    /// may never survive a power loss that its segment's records did not.
-    pub(crate) fn write_footer(&mut self) -> Result<u64> {
-        self.flush()?;
-        self.fsync_active()?;
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let footer = SealPayload {
-            records: self.active.records,
-            max_seq: seq,
-            doc_hwm: self.doc_hwm,
-        };
-        format::encode_record(
-            &mut self.active.wbuf,
-            seq,
-            Kind::Seal,
-            0,
-            0,
-            0,
-            &footer.encode(),
-            &[],
-        );
-        self.active.len += format::SEAL_RECORD_LEN as u64;
-        self.flush()?;
-        self.fsync_active()?;
-        Ok(seq)
-    }
-
-    /// Replaces the manifest with the in-memory one (serial one above). A
-    /// failure poisons the store: membership on disk may now differ from
-    /// memory.
-    pub(crate) fn write_manifest(&mut self) -> Result<()> {
-        let Some(m) = self.manifest.as_mut() else {
-            return Err(Error::internal("no manifest to write"));
-        };
-        m.serial += 1;
-        let r = crate::engine::manifest::write(&*self.opts.vfs, &self.opts.dir, m);
-        if r.is_err() {
-            self.poisoned = true;
-        }
-        r
-    }
-
-    /// Writes the index file of the segment `Store::active` stands for,
-    /// its footer (seq `seq`) written: its manifest entry and the index,
-    /// read back.
-    pub(crate) fn write_index(&self, seq: u64) -> Result<(Member, SealedIndex)> {
-        let (vfs, dir) = (&*self.opts.vfs, &self.opts.dir);
-        let (number, len, version) = (self.active.number, self.active.len, self.active.version);
-        let bind = self.binding(version);
-        let mut w = IndexWriter::create(vfs, dir, format::index_name(number))?;
-        self.write_active_entries(&mut w)?;
-        let member = w.stats().member(number, len, version, seq, 0);
-        w.finish(
-            vfs,
-            dir,
-            IndexHeader {
-                version: bind.version,
-                store_id: bind.store_id,
-                segment: number,
-                segment_len: len,
-                entries: 0,
-                max_seq: seq,
-                doc_hwm: self.doc_hwm,
-            },
-            true,
-        )?;
-        let path = dir.join(format::index_name(number));
-        let index = index::reopen_written(vfs, path, number, len, bind)?;
-        Ok((member, index))
-    }
-
-    /// Writes every entry of the active segment (checkpointed and not) to
-    /// `w`, in key order.
-    fn write_active_entries(&self, w: &mut IndexWriter) -> Result<()> {
-        let tail = self.active.sorted_entries();
-        match &self.active.prefix {
-            Some(p) => {
-                let mut c = p.cursor(Box::new(|| self.active.prefix_entries()))?;
-                index::write_merged(w, Some(&mut c), &tail)
-            }
-            None => index::write_merged(w, None, &tail),
-        }
     }
 
     /// Writes `active.idx` when enough was appended since the last one. Only
     /// in sync mode, where everything it points at is durable; and only as a
     /// cache: a failure here leaves the acknowledged write as it was.
-    fn maybe_checkpoint(&mut self) {
-        if !self.opts.sync
+    fn maybe_checkpoint(&mut self, opts: &Options, bind: Binding, marks: Marks) {
+        if !opts.sync
             || self.batch.is_some()
-            || self.active.len - self.active.prefix_len < CHECKPOINT_BYTES
+            || self.cur.len - self.cur.prefix_len < CHECKPOINT_BYTES
         {
             return;
         }
-        let vfs = self.opts.vfs.clone();
-        let dir = self.opts.dir.clone();
-        let Ok(mut w) = IndexWriter::create(&*vfs, &dir, ACTIVE_INDEX_NAME.to_owned()) else {
-            return;
+        self.cur.checkpoint(opts, bind, marks);
+    }
+
+    /// Appends the `Seal` footer to the current file and makes it durable;
+    /// returns the footer's sequence number. Everything before the footer is
+    /// durable before the footer is written: a footer may never survive a
+    /// power loss that its segment's records did not.
+    pub fn write_footer(&mut self, marks: &mut Marks) -> Result<u64> {
+        self.flush()?;
+        self.fsync()?;
+        let seq = marks.take_seq();
+        let footer = SealPayload {
+            records: self.cur.records,
+            max_seq: seq,
+            doc_hwm: marks.doc_hwm,
         };
-        let bind = self.binding(self.active.version);
-        let header = IndexHeader {
-            version: bind.version,
-            store_id: bind.store_id,
-            segment: self.active.number,
-            segment_len: self.active.len,
-            entries: 0,
-            max_seq: self.next_seq - 1,
-            doc_hwm: self.doc_hwm,
-        };
-        let written = self
-            .write_active_entries(&mut w)
-            .and_then(|()| w.finish(&*vfs, &dir, header, false));
-        if written.is_err() {
-            let _ = vfs.remove_file(&dir.join(format!("{ACTIVE_INDEX_NAME}{TMP_SUFFIX}")));
-            return;
-        }
-        let path = dir.join(ACTIVE_INDEX_NAME);
-        let len = self.active.len;
-        if let Some((f, h)) =
-            index::open_index_covering(&*vfs, &path, self.active.number, len..=len, bind)
-                .ok()
-                .flatten()
-        {
-            self.active.prefix = Some(SealedIndex::on_disk(path, f, h));
-            self.active.prefix_len = len;
-            self.active.map.clear();
-        }
+        self.cur.push_framing(seq, Kind::Seal, &footer.encode());
+        self.flush()?;
+        self.fsync()?;
+        Ok(seq)
     }
 
-    /// fsync of the data directory. Always done, `--no-sync` or not: it
-    /// orders renames and removals, on which consistency rests.
-    pub(crate) fn sync_dir(&mut self) -> Result<()> {
-        let r = self
-            .opts
-            .vfs
-            .sync_dir(&self.opts.dir)
-            .io("fsync", &self.opts.dir);
-        if r.is_err() {
-            self.poisoned = true;
-        }
-        r
+    /// Writes the current file's index, its footer (seq `seq`) written.
+    pub fn write_index(
+        &self,
+        opts: &Options,
+        bind: Binding,
+        seq: u64,
+        doc_hwm: u64,
+    ) -> Result<(Member, SealedIndex)> {
+        self.cur.write_index(opts, bind, seq, doc_hwm)
     }
 
-    /// Refuses writes on a read-only store, and on one whose in-memory state
-    /// may be ahead of the file after a failed write.
-    pub(crate) fn check_writable(&self) -> Result<()> {
-        if self.mode != Mode::Write {
-            return Err(Error::invalid(
-                "the store was opened read-only: writes need Mode::Write",
-            ));
-        }
-        if self.poisoned {
-            return Err(Error::Poisoned);
-        }
-        Ok(())
+    /// Puts `next` in place of the current file, which is returned (its
+    /// file, once sealed, serves the sealed segment).
+    pub fn replace(&mut self, next: Active) -> Result<Box<dyn VFile>> {
+        let old = std::mem::replace(&mut self.cur, next);
+        old.file
+            .ok_or_else(|| Error::internal("sealing without a file"))
     }
 
-    pub(crate) fn begin_batch(&mut self) -> Result<()> {
+    /// Starts a batch.
+    pub fn begin(&mut self, marks: Marks) -> Result<()> {
         if self.batch.is_some() {
             return Err(Error::internal("nested batch"));
         }
-        self.check_writable()?;
         self.batch = Some(BatchState {
-            start: self.active.len,
-            next_seq: self.next_seq,
-            doc_hwm: self.doc_hwm,
-            records: self.active.records,
+            start: self.cur.len,
+            marks,
+            records: self.cur.records,
             spill: None,
         });
         Ok(())
     }
 
-    pub(crate) fn commit_batch(&mut self) -> Result<()> {
+    /// Commits the batch in `active.seg` with its `Commit` record, or, for a
+    /// spilled one, seals its last file and brings `active.seg` back; the
+    /// store then lists the files in the manifest (the commit point).
+    pub fn commit(
+        &mut self,
+        opts: &Options,
+        bind: Binding,
+        marks: &mut Marks,
+        on_sealed: &mut OnSealed<'_>,
+    ) -> Result<Committed> {
         let Some(mut b) = self.batch.take() else {
-            return Ok(());
+            return Ok(Committed::Empty);
         };
-        if let Some(spill) = b.spill.take() {
-            return self.commit_spilled(spill);
+        if let Some(mut spill) = b.spill.take() {
+            if self.cur.records > 0 {
+                let f = self.seal_spilled(opts, bind, marks, &mut spill)?;
+                let member = f.member;
+                on_sealed(f, spill.figures.as_mut())?;
+                spill.members.push(member);
+            } else {
+                let _ = opts.vfs.remove_file(&self.cur.path);
+            }
+            let Spill {
+                parked,
+                members,
+                figures,
+            } = spill;
+            self.cur = parked;
+            // What `active.seg` holds is older than the batch: under
+            // --no-sync too, it must not be lost to a power loss that the
+            // batch survives (the store stays a prefix of its history).
+            self.fsync()?;
+            return Ok(Committed::Spilled { members, figures });
         }
-        let count = self.active.records - b.records;
+        let count = self.cur.records - b.records;
         if count == 0 {
-            return Ok(());
+            return Ok(Committed::Empty);
         }
         // The batch's records are durable before its commit record is
         // written, so a commit never survives a power loss that one of its
         // records did not: a readable commit after an unreadable record is
         // damage, never a torn write.
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let written = self
-            .flush()
-            .and_then(|()| self.sync_active())
-            .and_then(|()| {
-                format::encode_record(
-                    &mut self.active.wbuf,
-                    seq,
-                    Kind::Commit,
-                    0,
-                    0,
-                    0,
-                    &count.to_le_bytes(),
-                    &[],
-                );
-                self.active.len += (RECORD_HEADER_LEN + 8) as u64;
-                self.flush()?;
-                self.sync_active()
-            });
+        let seq = marks.take_seq();
+        let written = self.flush().and_then(|()| self.sync(opts)).and_then(|()| {
+            self.cur
+                .push_framing(seq, Kind::Commit, &count.to_le_bytes());
+            self.flush()?;
+            self.sync(opts)
+        });
         if let Err(e) = written {
             // Not acknowledged: cut the whole batch off again (best effort),
             // so the commit record cannot surface at the next open.
-            self.active.wbuf.clear();
-            if let Some(f) = self.active.file.as_deref() {
-                let _ = f.set_len(b.start);
-            }
+            self.cur.wbuf.clear();
+            self.cur.cut_file(b.start);
             return Err(e);
         }
-        // A large batch may leave the active segment over its threshold:
-        // seal now so the next open reads an index, not the whole batch.
-        if self.active.len > self.opts.segment_size {
-            self.seal()?;
-        } else {
-            self.maybe_checkpoint();
-        }
-        Ok(())
+        Ok(Committed::InActive)
     }
 
-    pub(crate) fn rollback_batch(&mut self) -> Result<()> {
+    /// After a commit in `active.seg` that did not seal: a checkpoint when
+    /// one is due.
+    pub fn after_commit(&mut self, opts: &Options, bind: Binding, marks: Marks) {
+        self.maybe_checkpoint(opts, bind, marks);
+    }
+
+    /// Rolls the batch back: `active.seg` is cut back to where the batch
+    /// started, or, for a spilled batch, its files go and `active.seg`
+    /// comes back. Returns the numbers of the spilled files the sealed set
+    /// must drop (and whose files are removed here, best effort).
+    pub fn rollback(&mut self, opts: &Options, marks: &mut Marks) -> Result<Vec<u64>> {
         let Some(mut b) = self.batch.take() else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         if let Some(spill) = b.spill.take() {
             // Sequence numbers stay where they are: the seal that started
             // the spill used some, and they only ever increase.
-            self.doc_hwm = b.doc_hwm;
-            return self.roll_back_spilled(spill);
+            marks.doc_hwm = b.marks.doc_hwm;
+            let Spill {
+                parked, members, ..
+            } = spill;
+            let current = std::mem::replace(&mut self.cur, parked);
+            // Best effort: what stays is an extra file the next write open
+            // removes.
+            let _ = opts.vfs.remove_file(&current.path);
+            return Ok(members.iter().map(|m| m.number).collect());
         }
-        self.active.wbuf.clear();
-        if self.active.flushed > b.start {
-            let file = self.active.file()?;
-            file.set_len(b.start).io("truncate", &self.active.path)?;
-            self.sync_active()?;
+        self.cur.wbuf.clear();
+        if self.cur.flushed > b.start {
+            let file = self.cur.file()?;
+            file.set_len(b.start).io("truncate", &self.cur.path)?;
+            self.sync(opts)?;
         }
-        self.active.len = b.start;
-        self.active.flushed = b.start;
-        for v in self.active.map.values_mut() {
-            v.retain(|e| e.offset < b.start);
+        self.cur.forget_from(b.start, b.records);
+        *marks = b.marks;
+        Ok(Vec::new())
+    }
+
+    /// Whether the batch's next `incoming` bytes would take the current file
+    /// past the segment size.
+    pub fn batch_full(&self, incoming: u64, segment_size: u64) -> bool {
+        self.batch.is_some() && self.cur.len + incoming > segment_size
+    }
+
+    /// Step 1 of [`Spill`]: copies the batch so far into a new file
+    /// numbered `number` and cuts it off `active.seg`, which is set aside.
+    /// `figures` are the members' figures now, when known.
+    pub fn spill(
+        &mut self,
+        opts: &Options,
+        store_id: u64,
+        number: u64,
+        figures: Option<Figures>,
+    ) -> Result<()> {
+        let Some(b) = self.batch.as_ref() else {
+            return Err(Error::internal("spilling outside a batch"));
+        };
+        let (start, records) = (b.start, b.records);
+        self.flush()?;
+        let mut head: Vec<IndexEntry> = self
+            .cur
+            .map
+            .values()
+            .flatten()
+            .filter(|e| e.offset >= start && e.doc < KEY_SPACE)
+            .copied()
+            .collect();
+        head.sort_unstable_by_key(|e| e.offset);
+        let mut file = create_spill_file(opts, store_id, number)?;
+        let moved = self
+            .copy_head(start, &head, &mut file)
+            .and_then(|()| self.cut_head(start, records));
+        if let Err(e) = moved {
+            let _ = opts.vfs.remove_file(&file.path);
+            return Err(e);
         }
-        self.active.map.retain(|_, v| !v.is_empty());
-        self.active.records = b.records;
-        self.next_seq = b.next_seq;
-        self.doc_hwm = b.doc_hwm;
+        let parked = std::mem::replace(&mut self.cur, file);
+        if let Some(b) = self.batch.as_mut() {
+            b.spill = Some(Spill {
+                parked,
+                members: Vec::new(),
+                figures,
+            });
+        }
         Ok(())
     }
+
+    /// Cuts the batch's records (from `start`) off `active.seg`, leaving
+    /// its in-memory state what it was before the batch.
+    fn cut_head(&mut self, start: u64, records: u64) -> Result<()> {
+        let cut = self
+            .cur
+            .file
+            .as_deref()
+            .ok_or_else(|| Error::internal("no active file"))
+            .and_then(|f| f.set_len(start).io("truncate", &self.cur.path));
+        self.poison(cut)?;
+        self.cur.forget_from(start, records);
+        Ok(())
+    }
+
+    /// Copies the batch's records so far into `file`, each checked by CRC
+    /// as it is read back and written without `FLAG_BATCH`.
+    fn copy_head(&self, start: u64, head: &[IndexEntry], file: &mut Active) -> Result<()> {
+        let mut expected = start;
+        for ie in head {
+            if ie.offset != expected {
+                return Err(Error::internal("a batch's records are not contiguous"));
+            }
+            expected += u64::from(ie.len);
+            let e = Entry::new(ie, self.cur.number);
+            let (h, payload) = self.cur.read(&e)?;
+            let flags = h.flags & !FLAG_BATCH;
+            let key = if h.kind == Kind::DocPut {
+                format::doc_key(&payload, h.flags).map(format::key_slot)
+            } else {
+                None
+            };
+            file.push(
+                h.seq,
+                h.kind,
+                flags,
+                h.doc,
+                h.node,
+                ie.aux,
+                &payload,
+                &[],
+                key,
+            );
+            if file.wbuf.len() >= BATCH_FLUSH {
+                file.flush()?;
+            }
+        }
+        file.flush()
+    }
+
+    /// Whether the spilled batch's current file is full for `incoming`
+    /// more bytes: then it is sealed and another started.
+    pub fn spill_file_full(&self, incoming: u64, segment_size: u64) -> bool {
+        self.cur.records > 0 && self.cur.len + incoming > segment_size
+    }
+
+    /// Seals the spilled batch's current file; it goes to `on_sealed`.
+    pub fn seal_spill_file(
+        &mut self,
+        opts: &Options,
+        bind: Binding,
+        marks: &mut Marks,
+        on_sealed: &mut OnSealed<'_>,
+    ) -> Result<()> {
+        let mut spill = self
+            .batch
+            .as_mut()
+            .and_then(|b| b.spill.take())
+            .ok_or_else(|| Error::internal("a spilled batch without its state"))?;
+        let r = self
+            .seal_spilled(opts, bind, marks, &mut spill)
+            .and_then(|f| {
+                let member = f.member;
+                on_sealed(f, spill.figures.as_mut())?;
+                // A member of the batch once it is in the sealed set: a
+                // rollback takes it out again.
+                spill.members.push(member);
+                Ok(())
+            });
+        if let Some(b) = self.batch.as_mut() {
+            b.spill = Some(spill);
+        }
+        r
+    }
+
+    /// A new file numbered `number` for the spilled batch to go on in
+    /// (step 2 of [`Spill`]).
+    pub fn start_spill_file(&mut self, opts: &Options, store_id: u64, number: u64) -> Result<()> {
+        self.cur = create_spill_file(opts, store_id, number)?;
+        Ok(())
+    }
+
+    /// Seals the file the batch is being written to: footer, fsync, index,
+    /// its own name (not yet in the manifest, nor in the sealed set).
+    fn seal_spilled(
+        &mut self,
+        opts: &Options,
+        bind: Binding,
+        marks: &mut Marks,
+        spill: &mut Spill,
+    ) -> Result<SealedFile> {
+        let seq = self.write_footer(marks)?;
+        let number = self.cur.number;
+        let (vfs, dir) = (&*opts.vfs, &opts.dir);
+        // Its own name once its bytes are durable: until the manifest lists
+        // it, an extra file of this store, which the next write open removes.
+        let path = dir.join(format::segment_name(number));
+        vfs.rename(&self.cur.path, &path).io("rename", &path)?;
+        self.cur.path.clone_from(&path);
+        let (member, index) = self.cur.write_index(opts, bind, seq, marks.doc_hwm)?;
+        let own = if spill.figures.is_some() {
+            self.cur
+                .docs()
+                .map(|(_, v)| v.iter().map(|e| Entry::new(e, number)).collect())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(SealedFile {
+            number,
+            version: self.cur.version,
+            path,
+            len: self.cur.len,
+            max_seq: seq,
+            doc_hwm: marks.doc_hwm,
+            member,
+            index,
+            own,
+        })
+    }
+}
+
+/// Creates the file for `seg_N.seg` under a temporary name, which the next
+/// open removes: a crash may leave it empty, and an empty file by a
+/// segment's name would be taken for another store's.
+fn create_spill_file(opts: &Options, store_id: u64, number: u64) -> Result<Active> {
+    let name = format!("{}{TMP_SUFFIX}", format::segment_name(number));
+    let path = opts.dir.join(name);
+    let file = opts.vfs.create_new(&path).io("create", &path)?;
+    let header = SegmentHeader::v2(number, store_id, 0);
+    let mut active = Active::empty(number, path);
+    active.wbuf.extend_from_slice(&header.encode());
+    active.flushed = 0;
+    active.file = Some(file);
+    Ok(active)
 }

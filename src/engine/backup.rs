@@ -21,11 +21,22 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
+use crate::engine::active::Active;
 use crate::engine::format::{self, ACTIVE_NAME, LOCK_NAME, TMP_SUFFIX};
-use crate::engine::store::{Options, Progress, Store};
+use crate::engine::options::{Options, Progress};
+use crate::engine::sealed::SealedSet;
 use crate::engine::verify;
 use crate::engine::vfs::{EntryKind, VFile, Vfs, copy_new};
 use crate::error::{Error, IoContext, Result};
+
+/// What a backup copies: the store's options, its members and the file
+/// `active.seg` stands for (its flushed bytes).
+#[derive(Clone, Copy)]
+pub(crate) struct Parts<'a> {
+    pub opts: &'a Options,
+    pub sealed: &'a SealedSet,
+    pub active: &'a Active,
+}
 
 /// How a backup takes the sealed files, which are never modified in place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,8 +66,8 @@ pub struct BackupReport {
 /// [`Error::InvalidInput`] when `dest` is not empty, [`Error::Io`], and
 /// [`Error::Corrupt`] when the finished backup does not verify. On any error
 /// `dest` is left as it was.
-pub fn backup(
-    store: &Store,
+pub(crate) fn backup(
+    store: Parts<'_>,
     dest: &Path,
     sealed: Sealed,
     progress: &mut dyn FnMut(Progress),
@@ -154,16 +165,16 @@ fn remove_build(vfs: &dyn Vfs, tmp: &Path) -> Result<()> {
 
 /// Writes the whole backup into `tmp`, fsyncs it and verifies it.
 fn build(
-    store: &Store,
+    store: Parts<'_>,
     tmp: &Path,
     sealed: Sealed,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<BackupReport> {
     let vfs = &*store.opts.vfs;
-    let total = store.total_bytes();
+    let total = store.sealed.total_len() + store.active.len();
     let mut report = BackupReport::default();
     let mut done = 0u64;
-    for s in &store.sealed {
+    for s in store.sealed.iter() {
         // `s.path` rather than a name built from the number: a segment whose
         // seal was interrupted is still called active.seg in a read-only open.
         for (from, name, len) in [
@@ -191,20 +202,20 @@ fn build(
         done += s.len;
         progress(Progress { done, total });
     }
-    if let Some(file) = store.active.file.as_deref() {
+    if let Some(file) = store.active.open_file() {
         copy(
             vfs,
             file,
-            &store.active.path,
+            store.active.path(),
             tmp,
             ACTIVE_NAME,
-            store.active.flushed,
+            store.active.flushed(),
         )?;
         report.copied += 1;
-        report.bytes += store.active.flushed;
+        report.bytes += store.active.flushed();
     }
     // A format-2 store's backup is the same store: same id, same members.
-    if let Some(m) = &store.manifest {
+    if let Some(m) = store.sealed.manifest() {
         crate::engine::manifest::write(vfs, tmp, m)?;
     }
     let lock = tmp.join(LOCK_NAME);

@@ -29,16 +29,21 @@
 
 use std::path::PathBuf;
 
+use crate::engine::active::{Active, Marks};
 use crate::engine::format::{
     self, DocFields, FLAG_BATCH, FLAG_EXTENDED, IndexEntry, IndexHeader, Kind, MAX_PAYLOAD,
     RECORD_HEADER_LEN, SEG_FLAG_COMPACTED, SEGMENT_HEADER_LEN, SealPayload, SegmentHeader,
     TMP_SUFFIX,
 };
-use crate::engine::index::{self, Entry, IndexWriter};
+use crate::engine::index::{self, Entry, IndexWriter, MemberStats};
 use crate::engine::live::Figures;
-use crate::engine::segment::Sealed;
-use crate::engine::store::{DocView, Progress, Store, resolve};
+use crate::engine::options::{Options, Progress};
+use crate::engine::reads::Reads;
+use crate::engine::sealed::SealedSet;
+use crate::engine::segment::{Handle, Sealed};
+use crate::engine::stats;
 use crate::engine::vfs::VFile;
+use crate::engine::view::{DocView, resolve};
 use crate::error::{Error, IoContext, Result};
 
 /// What a compaction would do, computed from the indexes alone.
@@ -101,26 +106,39 @@ fn live_size(view: &DocView) -> u64 {
     n
 }
 
-impl Store {
-    /// Bytes of segment and index files on disk now.
-    fn file_bytes(&self) -> u64 {
-        let size = |p: &std::path::Path| {
-            self.opts
-                .vfs
-                .open_read(p)
-                .and_then(|f| f.len())
-                .unwrap_or(0)
-        };
-        let idx: u64 = self.sealed.iter().map(|s| size(&s.idx_path())).sum();
-        let checkpoint = size(&self.opts.dir.join(format::ACTIVE_INDEX_NAME));
-        self.total_bytes() + idx + checkpoint
+/// Bytes of segment and index files on disk now.
+pub(crate) fn file_bytes(opts: &Options, sealed: &SealedSet, active: &Active) -> u64 {
+    let size = |p: &std::path::Path| opts.vfs.open_read(p).and_then(|f| f.len()).unwrap_or(0);
+    let idx: u64 = sealed.iter().map(|s| size(&s.idx_path())).sum();
+    let checkpoint = size(&opts.dir.join(format::ACTIVE_INDEX_NAME));
+    sealed.total_len() + active.len() + idx + checkpoint
+}
+
+/// What a compaction reads and writes its outputs with: the options, the
+/// read path over the sealed set and the active segment, and the id marks
+/// as they stand. It changes nothing of the store: the store seals and
+/// commits (see `Store::compact`).
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub opts: &'a Options,
+    pub reads: Reads<'a>,
+    pub marks: Marks,
+    pub store_id: u64,
+    /// The lowest number a new segment may take.
+    pub next_number: u64,
+}
+
+impl Ctx<'_> {
+    /// The file `active.seg` stands for.
+    fn active(&self) -> &Active {
+        self.reads.active.cur()
     }
 
     /// Bytes a full compaction writes, less the framing: every live
     /// document's records as it re-encodes them.
     fn full_live_bytes(&self) -> Result<u64> {
         let mut live = 0u64;
-        let mut merge = self.merge()?;
+        let mut merge = self.reads.merge()?;
         while let Some(entries) = merge.next_doc()? {
             if let Some(view) = resolve(&entries) {
                 live += live_size(&view);
@@ -129,61 +147,47 @@ impl Store {
         Ok(live)
     }
 
-    /// Merges all segments into new ones holding only live data; see the
-    /// module docs for the crash-safe protocol.
-    ///
-    /// # Errors
-    /// [`Error::NoSpace`] when the live data would not fit (nothing changed);
-    /// [`Error::Corrupt`] when a record it must copy is damaged (nothing
-    /// changed); [`Error::Io`].
-    pub fn compact(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<CompactReport> {
-        // A failed pass changes nothing, so one that met a stale index file
-        // (see `engine::stale`) starts again on the segment's scan.
-        self.retry_stale_mut(|store| store.compact_once(progress))
-    }
-
-    fn compact_once(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<CompactReport> {
-        let bytes_before = self.file_bytes();
-        let segments_before = self.sealed.len() + 1;
-        // Sealed only once every output is written (see the module docs), so
-        // a compaction that fails changes nothing; the seal footer's
-        // sequence number and the number of the empty active segment that
-        // follows the seal are set aside.
-        let seal_later = self.active.records > 0;
+    /// Step 2 of a full compaction (see the module docs): every live
+    /// document written to new outputs, nothing visible changed. With
+    /// `seal_later`, the seal footer's sequence number and the number of the
+    /// empty active segment that follows the seal are set aside. Returns the
+    /// outputs and the documents written; on failure the outputs are gone.
+    pub fn write_full(
+        &self,
+        seal_later: bool,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(Outputs, u64)> {
+        let (opts, dir) = (self.opts, &self.opts.dir);
         let live = self.full_live_bytes()?;
         // Live records plus their index (48 bytes per record of at least 36)
         // plus slack.
         let needed = live + live / 2 + (1 << 20);
-        let available = self
-            .opts
-            .vfs
-            .available_space(&self.opts.dir)
-            .io("statvfs", &self.opts.dir)?;
+        let available = opts.vfs.available_space(dir).io("statvfs", dir)?;
         if available < needed {
             return Err(Error::NoSpace {
-                path: self.opts.dir.clone(),
+                path: dir.clone(),
                 needed,
                 available,
             });
         }
-        let base = self.next_segment_number() + u64::from(seal_later);
+        let base = self.next_number + u64::from(seal_later);
         let mut out = Outputs {
             base,
             done: Vec::new(),
             cur: None,
-            seq: self.next_seq + u64::from(seal_later),
+            seq: self.marks.next_seq + u64::from(seal_later),
             figures: Figures::default(),
         };
         let total = live.max(1);
         let mut written = 0u64;
         let mut documents = 0u64;
-        let result = self.with_readahead(|| {
-            let mut merge = self.merge()?;
+        let result = self.reads.with_readahead(|| {
+            let mut merge = self.reads.merge()?;
             while let Some(entries) = merge.next_doc()? {
                 let Some(view) = resolve(&entries) else {
                     continue;
                 };
-                out.ensure(self)?;
+                out.ensure(opts, self.store_id)?;
                 self.copy_doc(&view, &mut out)?;
                 documents += 1;
                 written += live_size(&view);
@@ -191,42 +195,22 @@ impl Store {
                     done: written.min(total),
                     total,
                 });
-                if out
-                    .cur
-                    .as_ref()
-                    .is_some_and(|c| c.len >= self.opts.segment_size)
-                {
-                    out.close_current(self)?;
+                if out.cur.as_ref().is_some_and(|c| c.len >= opts.segment_size) {
+                    out.close_current(self.marks.doc_hwm)?;
                 }
             }
-            out.ensure(self)?;
-            out.close_current(self)
+            out.ensure(opts, self.store_id)?;
+            out.close_current(self.marks.doc_hwm)
         });
-        if let Err(e) = result.and_then(|()| {
-            if seal_later {
-                self.seal_counting(false)
-            } else {
-                Ok(())
-            }
-        }) {
-            out.discard(self);
+        if let Err(e) = result {
+            out.discard(opts);
             return Err(e);
         }
-        let written = out.done.iter().map(|o| o.len).sum();
-        self.commit(out, None)?;
-        Ok(CompactReport {
-            bytes_before,
-            bytes_after: self.file_bytes(),
-            segments_before,
-            segments_after: self.sealed.len() + 1,
-            documents,
-            merged: segments_before,
-            written,
-        })
+        Ok((out, documents))
     }
 
     fn copy_doc(&self, view: &DocView, out: &mut Outputs) -> Result<()> {
-        let doc = self.read_doc_record(&view.doc)?;
+        let doc = self.reads.read_doc_record(&view.doc)?;
         let (prefix, flags) = format::encode_doc_prefix(&DocFields {
             node_hwm: view.node_hwm,
             category: doc.category.as_deref(),
@@ -261,7 +245,9 @@ impl Store {
             });
         }
         for (n, (input, output)) in &view.nodes {
-            let node = self.read_node(input, output.as_ref(), view.metas.get(n))?;
+            let node = self
+                .reads
+                .read_node(input, output.as_ref(), view.metas.get(n))?;
             let out_text = node.output.as_ref().map(|j| j.as_str());
             let meta = node.meta.as_ref().map(|j| j.as_str());
             // Fold the output into the input's record, unless together they
@@ -304,117 +290,133 @@ impl Store {
         out.figures.account(&written, true);
         Ok(())
     }
+}
 
-    /// Makes the finished outputs members in place of `set` (every member
-    /// when `None`): fsync, rename, indexes, the manifest (the commit
-    /// point), then the old members' files go.
-    fn commit(&mut self, mut out: Outputs, set: Option<&[u64]>) -> Result<()> {
-        let vfs = self.opts.vfs.clone();
-        let dir = self.opts.dir.clone();
-        // Each output is durable before it is renamed into place.
-        for o in &out.done {
-            if let Err(e) = o.file.sync_data().io("fsync", &o.tmp) {
-                out.discard(self);
-                return Err(e);
-            }
+/// Steps 4–5 of the module docs: the outputs fsynced, renamed into place
+/// and indexed, the manifest that swaps the members in `set` (all for
+/// `None`) for them written (the commit point), the old members removed.
+/// A failed directory fsync or manifest write sets `poisoned`: membership
+/// on disk may then differ from memory.
+pub(crate) fn commit(
+    opts: &Options,
+    sealed: &mut SealedSet,
+    marks: &mut Marks,
+    poisoned: &mut bool,
+    mut out: Outputs,
+    set: Option<&[u64]>,
+) -> Result<()> {
+    let vfs = opts.vfs.clone();
+    let dir = opts.dir.clone();
+    // Each output is durable before it is renamed into place.
+    for o in &out.done {
+        if let Err(e) = o.file.sync_data().io("fsync", &o.tmp) {
+            out.discard(opts);
+            return Err(e);
         }
-        let mut renamed: Vec<PathBuf> = Vec::new();
-        for o in &out.done {
-            let dest = dir.join(format::segment_name(o.number));
-            if let Err(e) = vfs.rename(&o.tmp, &dest) {
-                // Not committed: the outputs are extra files. Undo.
-                for p in &renamed {
-                    let _ = vfs.remove_file(p);
-                }
-                out.discard(self);
-                return Err(Error::io("rename", &dest, e));
-            }
-            renamed.push(dest);
-        }
-        // From here a failure leaves extra files of this store, which the
-        // next write open removes (docs/FORMAT.md §8.4).
-        let bind = self.binding(format::FORMAT_VERSION);
-        let outputs = std::mem::take(&mut out.done);
-        let mut new_sealed = Vec::with_capacity(outputs.len());
-        let mut members = Vec::with_capacity(outputs.len());
-        for o in outputs {
-            members.push(
-                o.stats
-                    .member(o.number, o.len, format::FORMAT_VERSION, o.max_seq, 1),
-            );
-            o.index.finish(
-                &*vfs,
-                &dir,
-                IndexHeader {
-                    version: bind.version,
-                    store_id: bind.store_id,
-                    segment: o.number,
-                    segment_len: o.len,
-                    entries: 0,
-                    max_seq: o.max_seq,
-                    doc_hwm: self.doc_hwm,
-                },
-                true,
-            )?;
-            let path = dir.join(format::segment_name(o.number));
-            let idx_path = dir.join(format::index_name(o.number));
-            let index = index::reopen_written(&*vfs, idx_path, o.number, o.len, bind)?;
-            new_sealed.push(Sealed {
-                number: o.number,
-                version: format::FORMAT_VERSION,
-                path,
-                len: o.len,
-                max_seq: o.max_seq,
-                doc_hwm: self.doc_hwm,
-                generation: Some((o.number, 1)),
-                handle: crate::engine::segment::Handle::ready(o.file, index),
-                member: None,
-                lazy: None,
-            });
-        }
-        let next_number = out.base + members.len() as u64;
-        let max_seq = out.seq - 1;
-        let doc_hwm = self.doc_hwm;
-        let m = self
-            .manifest
-            .as_mut()
-            .ok_or_else(|| Error::internal("compaction of a store without a manifest"))?;
-        let replaced = |n: u64| set.is_none_or(|set| set.binary_search(&n).is_ok());
-        m.members.retain(|x| !replaced(x.number));
-        m.members.extend(members);
-        m.members.sort_by_key(|x| x.number);
-        m.next_number = m.next_number.max(next_number);
-        m.max_seq = m.max_seq.max(max_seq);
-        m.doc_hwm = doc_hwm;
-        crate::engine::manifest::set_figures(m, Some(&out.figures));
-        // The outputs and their indexes are durable under their names before
-        // the manifest that lists them can be.
-        self.sync_dir()?;
-        // The commit point: the old members become extra files.
-        self.write_manifest()?;
-        let (old, mut kept): (Vec<Sealed>, Vec<Sealed>) = std::mem::take(&mut self.sealed)
-            .into_iter()
-            .partition(|s| replaced(s.number));
-        kept.extend(new_sealed);
-        kept.sort_by_key(|s| s.number);
-        self.sealed = kept;
-        for s in &old {
-            for p in [s.path.clone(), s.idx_path()] {
-                match vfs.remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(Error::io("remove", &p, e)),
-                }
-            }
-        }
-        self.sync_dir()?;
-        self.next_seq = out.seq;
-        Ok(())
     }
+    let mut renamed: Vec<PathBuf> = Vec::new();
+    for o in &out.done {
+        let dest = dir.join(format::segment_name(o.number));
+        if let Err(e) = vfs.rename(&o.tmp, &dest) {
+            // Not committed: the outputs are extra files. Undo.
+            for p in &renamed {
+                let _ = vfs.remove_file(p);
+            }
+            out.discard(opts);
+            return Err(Error::io("rename", &dest, e));
+        }
+        renamed.push(dest);
+    }
+    // From here a failure leaves extra files of this store, which the
+    // next write open removes (docs/FORMAT.md §8.4).
+    let bind = sealed.binding(format::FORMAT_VERSION);
+    let outputs = std::mem::take(&mut out.done);
+    let mut new_sealed = Vec::with_capacity(outputs.len());
+    let mut members = Vec::with_capacity(outputs.len());
+    for o in outputs {
+        members.push(
+            o.stats
+                .member(o.number, o.len, format::FORMAT_VERSION, o.max_seq, 1),
+        );
+        o.index.finish(
+            &*vfs,
+            &dir,
+            IndexHeader {
+                version: bind.version,
+                store_id: bind.store_id,
+                segment: o.number,
+                segment_len: o.len,
+                entries: 0,
+                max_seq: o.max_seq,
+                doc_hwm: marks.doc_hwm,
+            },
+            true,
+        )?;
+        let path = dir.join(format::segment_name(o.number));
+        let idx_path = dir.join(format::index_name(o.number));
+        let index = index::reopen_written(&*vfs, idx_path, o.number, o.len, bind)?;
+        new_sealed.push(Sealed {
+            number: o.number,
+            version: format::FORMAT_VERSION,
+            path,
+            len: o.len,
+            max_seq: o.max_seq,
+            doc_hwm: marks.doc_hwm,
+            generation: Some((o.number, 1)),
+            handle: Handle::ready(o.file, index),
+            member: None,
+            lazy: None,
+        });
+    }
+    let next_number = out.base + members.len() as u64;
+    let max_seq = out.seq - 1;
+    let doc_hwm = marks.doc_hwm;
+    let m = sealed
+        .manifest_mut()
+        .ok_or_else(|| Error::internal("compaction of a store without a manifest"))?;
+    let replaced = |n: u64| set.is_none_or(|set| set.binary_search(&n).is_ok());
+    m.members.retain(|x| !replaced(x.number));
+    m.members.extend(members);
+    m.members.sort_by_key(|x| x.number);
+    m.next_number = m.next_number.max(next_number);
+    m.max_seq = m.max_seq.max(max_seq);
+    m.doc_hwm = doc_hwm;
+    crate::engine::live::set_in_manifest(m, Some(&out.figures));
+    // The outputs and their indexes are durable under their names before
+    // the manifest that lists them can be.
+    sync_dir(opts, poisoned)?;
+    // The commit point: the old members become extra files.
+    let written = sealed.write_manifest();
+    if written.is_err() {
+        *poisoned = true;
+    }
+    written?;
+    let old = sealed.replace(set, new_sealed);
+    for s in &old {
+        for p in [s.path.clone(), s.idx_path()] {
+            match vfs.remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove", &p, e)),
+            }
+        }
+    }
+    sync_dir(opts, poisoned)?;
+    marks.next_seq = out.seq;
+    Ok(())
+}
+
+/// fsync of the data directory; a failure sets `poisoned`.
+fn sync_dir(opts: &Options, poisoned: &mut bool) -> Result<()> {
+    let r = opts.vfs.sync_dir(&opts.dir).io("fsync", &opts.dir);
+    if r.is_err() {
+        *poisoned = true;
+    }
+    r
 }
 
 /// One compaction output being written.
-struct Output {
+pub(crate) struct Output {
     number: u64,
     tmp: PathBuf,
     file: Box<dyn VFile>,
@@ -427,7 +429,7 @@ struct Output {
     /// Key entries of the documents written so far.
     keys: Vec<IndexEntry>,
     /// Figures for its manifest entry.
-    stats: crate::engine::manifest::MemberStats,
+    stats: MemberStats,
 }
 
 impl Output {
@@ -479,7 +481,8 @@ impl Output {
     }
 }
 
-struct Outputs {
+/// The files a compaction writes, until they are committed.
+pub(crate) struct Outputs {
     /// Figures of the outputs, document by document.
     figures: Figures,
     base: u64,
@@ -489,22 +492,26 @@ struct Outputs {
 }
 
 impl Outputs {
-    fn ensure(&mut self, store: &Store) -> Result<()> {
+    /// Bytes of segment data written (the outputs' lengths).
+    pub fn written(&self) -> u64 {
+        self.done.iter().map(|o| o.len).sum()
+    }
+
+    fn ensure(&mut self, opts: &Options, store_id: u64) -> Result<()> {
         if self.cur.is_some() {
             return Ok(());
         }
         let number = self.base + self.done.len() as u64;
-        let vfs = &*store.opts.vfs;
-        let tmp = store
-            .opts
+        let vfs = &*opts.vfs;
+        let tmp = opts
             .dir
             .join(format!("{}{TMP_SUFFIX}", format::segment_name(number)));
         let _ = vfs.remove_file(&tmp);
         let file = vfs.create_new(&tmp).io("create", &tmp)?;
-        let header = SegmentHeader::v2(number, store.store_id(), SEG_FLAG_COMPACTED);
+        let header = SegmentHeader::v2(number, store_id, SEG_FLAG_COMPACTED);
         let mut buf = Vec::with_capacity(1 << 20);
         buf.extend_from_slice(&header.encode());
-        let index = IndexWriter::create(vfs, &store.opts.dir, format::index_name(number))?;
+        let index = IndexWriter::create(vfs, &opts.dir, format::index_name(number))?;
         self.cur = Some(Output {
             number,
             tmp,
@@ -516,12 +523,12 @@ impl Outputs {
             max_seq: 0,
             index,
             keys: Vec::new(),
-            stats: crate::engine::manifest::MemberStats::default(),
+            stats: MemberStats::default(),
         });
         Ok(())
     }
 
-    fn close_current(&mut self, store: &Store) -> Result<()> {
+    fn close_current(&mut self, doc_hwm: u64) -> Result<()> {
         let Some(mut o) = self.cur.take() else {
             return Ok(());
         };
@@ -536,7 +543,7 @@ impl Outputs {
         let footer = SealPayload {
             records: o.records,
             max_seq: s,
-            doc_hwm: store.doc_hwm,
+            doc_hwm,
         };
         format::encode_record(&mut o.buf, s, Kind::Seal, 0, 0, 0, &footer.encode(), &[]);
         o.len += format::SEAL_RECORD_LEN as u64;
@@ -550,12 +557,13 @@ impl Outputs {
     }
 
     /// Removes every temporary output; the old segments were never touched.
-    fn discard(&mut self, store: &Store) {
-        let vfs = &*store.opts.vfs;
+    /// Removes every output: a compaction that fails before its commit
+    /// point leaves nothing behind.
+    pub fn discard(&mut self, opts: &Options) {
+        let vfs = &*opts.vfs;
         for o in self.cur.take().into_iter().chain(self.done.drain(..)) {
             let _ = vfs.remove_file(&o.tmp);
-            let idx_tmp = store
-                .opts
+            let idx_tmp = opts
                 .dir
                 .join(format!("{}{TMP_SUFFIX}", format::index_name(o.number)));
             let _ = vfs.remove_file(&idx_tmp);
@@ -587,7 +595,7 @@ const FRAMING: u64 = (SEGMENT_HEADER_LEN + format::SEAL_RECORD_LEN) as u64;
 /// What a selective compaction of `set` keeps, found by a walk of every
 /// index: the kept records of the merged members in outputs of about the
 /// segment size, and the figures of the members afterwards.
-struct Walk {
+pub(crate) struct Walk {
     /// Each output's kept entries, in document order.
     outputs: Vec<Vec<Entry>>,
     /// Figures of the members once the outputs replace `set`.
@@ -596,7 +604,7 @@ struct Walk {
     documents: u64,
 }
 
-impl Store {
+impl Ctx<'_> {
     /// The members a selective compaction merges, by number: those whose
     /// reclaimable bytes (dead bytes less the framing every segment keeps)
     /// reach [`DEAD_SHARE`] of their length or [`DEAD_BYTES`], and the
@@ -607,11 +615,16 @@ impl Store {
     /// added), for its garbage only, so that a store that never reached the
     /// segment size is compacted too: when it is chosen, compaction seals
     /// it once the outputs are written.
-    fn choose(&self, f: &Figures) -> Vec<u64> {
-        let mut all: Vec<(u64, u64)> = self.sealed.iter().map(|s| (s.number, s.len)).collect();
-        if self.active.records > 0 {
-            let sealed_len = self.active.len + format::SEAL_RECORD_LEN as u64;
-            all.push((self.active.number, sealed_len));
+    pub fn choose(&self, f: &Figures) -> Vec<u64> {
+        let mut all: Vec<(u64, u64)> = self
+            .reads
+            .sealed
+            .iter()
+            .map(|s| (s.number, s.len))
+            .collect();
+        if self.active().records() > 0 {
+            let sealed_len = self.active().len() + format::SEAL_RECORD_LEN as u64;
+            all.push((self.active().number(), sealed_len));
         }
         let worth = |&(n, len): &(u64, u64)| {
             let r = len.saturating_sub(f.live_of(n) + FRAMING);
@@ -622,7 +635,7 @@ impl Store {
         // never for its size.
         let small: Vec<u64> = all
             .iter()
-            .filter(|m| m.1 < self.opts.segment_size / 4 && m.0 != self.active.number)
+            .filter(|m| m.1 < self.opts.segment_size / 4 && m.0 != self.active().number())
             .map(|m| m.0)
             .collect();
         // Small members are merged two or more at a time, or along with
@@ -638,44 +651,15 @@ impl Store {
         chosen
     }
 
-    /// Gives a manifest without figures (an earlier build's, or one whose
-    /// seal could not work them out) its counters and per-member figures,
-    /// from a merge of the members' indexes, so that `stats` stops merging.
-    /// Returns whether it wrote the manifest.
-    ///
-    /// # Errors
-    /// [`Error::Corrupt`], [`Error::Io`].
-    pub fn write_counters(&mut self) -> Result<bool> {
-        self.check_writable()?;
-        let known = self
-            .manifest
-            .as_ref()
-            .is_none_or(|m| crate::engine::manifest::figures(m).is_some());
-        if known {
-            return Ok(false);
-        }
-        let members = crate::engine::live::merged_members(self)?;
-        if let Some(m) = self.manifest.as_mut() {
-            crate::engine::manifest::set_figures(m, Some(&members));
-            self.write_manifest()?;
-        }
-        Ok(true)
-    }
-
-    /// What [`Store::compact_with`] would do, without changing anything.
-    /// `exact` walks every index to give the exact bytes a selective
-    /// compaction writes (what `--dry-run` shows); otherwise they are the
-    /// upper bound the figures give.
-    ///
-    /// # Errors
-    /// [`Error::Corrupt`], [`Error::Io`].
-    pub fn compact_plan(&self, mode: CompactMode, exact: bool) -> Result<CompactPlan> {
-        let f = crate::engine::live::current(self)?;
-        let stats = crate::engine::live::stats_from(self, &f);
+    /// What a compaction in `mode` would do (see `Store::compact_plan`).
+    pub fn plan(&self, mode: CompactMode, exact: bool) -> Result<CompactPlan> {
+        let (sealed, active) = (self.reads.sealed, self.reads.active);
+        let f = stats::current(sealed, active)?;
+        let stats = stats::stats_from(sealed, self.active(), self.marks, &f);
         let reclaimable = stats.total_bytes - stats.live_bytes;
         let (merge, write_bytes, outputs) = match mode {
             CompactMode::Full => {
-                let all: Vec<u64> = self.sealed.iter().map(|s| s.number).collect();
+                let all: Vec<u64> = sealed.iter().map(|s| s.number).collect();
                 (all, stats.live_bytes + FRAMING, 1)
             }
             CompactMode::Selective => {
@@ -683,7 +667,7 @@ impl Store {
                 if set.is_empty() {
                     (set, 0, 0)
                 } else if exact {
-                    let walk = self.walk(&set, self.next_segment_number())?;
+                    let walk = self.walk(&set, self.next_number)?;
                     let bytes = walk.outputs.iter().map(|o| output_len(o)).sum();
                     let n = walk.outputs.len();
                     (set, bytes, n)
@@ -693,15 +677,11 @@ impl Store {
                 }
             }
         };
-        let len_of = |n: u64| {
-            self.sealed
-                .binary_search_by_key(&n, |s| s.number)
-                .map_or(0, |i| self.sealed[i].len)
-        };
-        let active = self.active.number;
+        let len_of = |n: u64| sealed.get(n).map_or(0, |s| s.len);
+        let active = self.active().number();
         let len_of = |n: u64| {
             if n == active {
-                self.active.len + format::SEAL_RECORD_LEN as u64
+                self.active().len() + format::SEAL_RECORD_LEN as u64
             } else {
                 len_of(n)
             }
@@ -718,18 +698,17 @@ impl Store {
             })
             .collect();
         if mode == CompactMode::Full {
-            merge_bytes += self.active.len;
+            merge_bytes += self.active().len();
             merge_names.push(format::ACTIVE_NAME.to_owned());
         }
-        let counted = self
-            .manifest
-            .as_ref()
-            .and_then(crate::engine::manifest::figures)
+        let counted = sealed
+            .manifest()
+            .and_then(crate::engine::live::of_manifest)
             .is_some();
         Ok(CompactPlan {
             counted,
-            segments: self.sealed.len() + 1,
-            bytes_before: self.file_bytes(),
+            segments: sealed.len() + 1,
+            bytes_before: file_bytes(self.opts, sealed, self.active()),
             live_bytes: stats.live_bytes,
             reclaimable_bytes: reclaimable,
             garbage_ratio: stats.garbage_ratio,
@@ -741,66 +720,27 @@ impl Store {
         })
     }
 
-    /// Compacts as `mode` says: [`CompactMode::Full`] is [`Store::compact`];
-    /// [`CompactMode::Selective`] merges only the members worth merging and
-    /// leaves everything else alone, so with nothing to reclaim it writes
-    /// nothing (docs/FORMAT.md §8.4).
-    ///
-    /// # Errors
-    /// As [`Store::compact`].
-    pub fn compact_with(
-        &mut self,
-        mode: CompactMode,
+    /// Writes the outputs of a selective compaction of the members in
+    /// `set`, numbered from `base`, after a space check. With `seal_later`,
+    /// the seal footer's seq is set aside. Returns the outputs, the bytes
+    /// they hold and the documents they keep; on failure the outputs are
+    /// gone.
+    pub fn write_selective(
+        &self,
+        set: &[u64],
+        base: u64,
+        seal_later: bool,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<CompactReport> {
-        match mode {
-            CompactMode::Full => self.compact(progress),
-            // As a full compaction: a pass that met a stale index file has
-            // changed nothing, and starts again on the segment's scan.
-            CompactMode::Selective => {
-                self.retry_stale_mut(|store| store.compact_selective(progress))
-            }
-        }
-    }
-
-    fn compact_selective(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<CompactReport> {
-        self.check_writable()?;
-        let bytes_before = self.file_bytes();
-        let segments_before = self.sealed.len() + 1;
-        let f = crate::engine::live::current(self)?;
-        let set = self.choose(&f);
-        // A chosen `active.seg` is sealed once the outputs are written (as
-        // in a full compaction), so that a refused compaction changes
-        // nothing; the seal's footer seq and the number of the empty
-        // `active.seg` after it are set aside.
-        let seal_later = set.contains(&self.active.number);
-        let report = |store: &Store, merged: usize, written: u64, documents: u64| CompactReport {
-            bytes_before,
-            bytes_after: store.file_bytes(),
-            segments_before,
-            segments_after: store.sealed.len() + 1,
-            documents,
-            merged,
-            written,
-        };
-        if set.is_empty() {
-            // Nothing worth merging; figures are the one thing worth writing.
-            self.write_counters()?;
-            return Ok(report(self, 0, 0, 0));
-        }
-        let base = self.next_segment_number() + u64::from(seal_later);
-        let walk = self.walk(&set, base)?;
+    ) -> Result<(Outputs, u64, u64)> {
+        let walk = self.walk(set, base)?;
         let documents = walk.documents;
         let needed: u64 = walk.outputs.iter().map(|o| output_len(o)).sum();
         let space = needed + needed / 2 + (1 << 20);
-        let available = self
-            .opts
-            .vfs
-            .available_space(&self.opts.dir)
-            .io("statvfs", &self.opts.dir)?;
+        let dir = &self.opts.dir;
+        let available = self.opts.vfs.available_space(dir).io("statvfs", dir)?;
         if available < space {
             return Err(Error::NoSpace {
-                path: self.opts.dir.clone(),
+                path: dir.clone(),
                 needed: space,
                 available,
             });
@@ -810,11 +750,11 @@ impl Store {
             base,
             done: Vec::new(),
             cur: None,
-            seq: self.next_seq + u64::from(seal_later),
+            seq: self.marks.next_seq + u64::from(seal_later),
         };
         let total = needed.max(1);
         let mut written = 0u64;
-        let result = self.with_readahead(|| {
+        let result = self.reads.with_readahead(|| {
             for kept in walk.outputs {
                 written += output_len(&kept);
                 self.copy_raw(kept, &mut out)?;
@@ -825,36 +765,25 @@ impl Store {
             }
             Ok(())
         });
-        // The records of `active.seg` that supersede what the merge drops
-        // must outlive a power loss, `--no-sync` or not: sealing fsyncs it.
-        let sealed = result.and_then(|()| {
-            if seal_later {
-                self.seal_counting(false)
-            } else {
-                self.flush().and_then(|()| self.fsync_active())
-            }
-        });
-        if let Err(e) = sealed {
-            out.discard(self);
+        if let Err(e) = result {
+            out.discard(self.opts);
             return Err(e);
         }
-        let merged = set.len();
-        self.commit(out, Some(&set))?;
-        Ok(report(self, merged, needed, documents))
+        Ok((out, needed, documents))
     }
 
     /// Walks every index in document order and decides, by the rule of
     /// docs/FORMAT.md §8.4, which records of the members in `set` are kept;
     /// cuts them into outputs numbered from `base`.
-    fn walk(&self, set: &[u64], base: u64) -> Result<Walk> {
+    pub fn walk(&self, set: &[u64], base: u64) -> Result<Walk> {
         let merged = |seg: u64| set.binary_search(&seg).is_ok();
-        let active = self.active.number;
+        let active = self.active().number();
         let mut outputs: Vec<Vec<Entry>> = Vec::new();
         let mut cur: Vec<Entry> = Vec::new();
         let mut cur_len = FRAMING;
         let mut figures = Figures::default();
         let mut documents = 0u64;
-        let mut merge = self.merge()?;
+        let mut merge = self.reads.merge()?;
         while let Some(entries) = merge.next_doc()? {
             if entries.iter().all(|e| !merged(e.seg)) {
                 // Untouched: its figures stay what they are, but the whole
@@ -904,7 +833,7 @@ impl Store {
                 cur_len = FRAMING;
             }
         }
-        let others = self.sealed.iter().any(|s| !merged(s.number));
+        let others = self.reads.sealed.iter().any(|s| !merged(s.number));
         if !cur.is_empty() || (outputs.is_empty() && !others) {
             // When nothing else would remain, one output even if empty: some
             // member's footer carries the document high-water mark.
@@ -922,7 +851,7 @@ impl Store {
     /// `BATCH` flag (it is committed, and an output has no `Commit`).
     fn copy_raw(&self, mut kept: Vec<Entry>, out: &mut Outputs) -> Result<()> {
         kept.sort_unstable_by_key(|e| e.seq);
-        out.ensure(self)?;
+        out.ensure(self.opts, self.store_id)?;
         let cur = out
             .cur
             .as_mut()
@@ -981,7 +910,7 @@ impl Store {
             cur.index.push(e)?;
             cur.stats.add(&e);
         }
-        out.close_current(self)
+        out.close_current(self.marks.doc_hwm)
     }
 
     /// Calls `f` with the raw bytes of the sealed record `e` points at, its
@@ -989,20 +918,25 @@ impl Store {
     fn with_raw<T>(&self, e: &Entry, f: &mut RawRecordFn<'_, T>) -> Result<T> {
         let r = self.with_raw_once(e, f);
         if let Err(Error::Corrupt { .. }) = &r
-            && let Ok(i) = self.sealed.binary_search_by_key(&e.seg, |s| s.number)
+            && let Some(s) = self.reads.sealed.get(e.seg)
         {
             // Perhaps the index that named this record is stale: then the
             // segment answers from a scan and the caller starts again.
-            self.index_miss(&self.sealed[i], e)?;
+            self.reads.sealed.index_miss(s, e)?;
         }
         r
     }
 
     fn with_raw_once<T>(&self, e: &Entry, f: &mut RawRecordFn<'_, T>) -> Result<T> {
-        if e.seg == self.active.number {
+        if e.seg == self.active().number() {
             // Checked by CRC as it is read; its bytes are encoded again
             // exactly as they were.
-            let (h, payload) = self.read_active(e)?;
+            let (h, payload) = self
+                .reads
+                .active
+                .segment(e.seg)
+                .ok_or_else(|| Error::internal("entry for an unknown active segment"))?
+                .read(e)?;
             let mut raw = Vec::with_capacity(e.len as usize);
             format::encode_record(
                 &mut raw,
@@ -1016,11 +950,11 @@ impl Store {
             );
             return f(&raw, &h, &payload);
         }
-        let i = self
+        let s = self
+            .reads
             .sealed
-            .binary_search_by_key(&e.seg, |s| s.number)
-            .map_err(|_| Error::internal("entry for an unknown segment"))?;
-        let s = &self.sealed[i];
+            .get(e.seg)
+            .ok_or_else(|| Error::internal("entry for an unknown segment"))?;
         let max = format::RECORD_HEADER_LEN as u64 + u64::from(MAX_PAYLOAD);
         if u64::from(e.len) > max
             || (e.len as usize) < RECORD_HEADER_LEN
@@ -1034,35 +968,20 @@ impl Store {
                 "index entry points outside its segment",
             ));
         }
-        let mut own;
-        let mut ra = self.readahead.borrow_mut();
-        let raw: &[u8] = match ra.as_mut() {
-            Some(ra) => ra
-                .read(s.file()?, s.number, s.len, e)
-                .io("read", &s.path)?
-                .ok_or_else(|| {
-                    Error::corrupt(&s.path, e.offset, "record runs past the end of the file")
-                })?,
-            None => {
-                own = vec![0u8; e.len as usize];
-                s.file()?
-                    .read_exact_at(&mut own, e.offset)
-                    .io("read", &s.path)?;
-                &own
+        self.reads.sealed.with_raw(s, e, |raw| {
+            let (h, payload) = format::decode_record(raw)
+                .map_err(|why| Error::corrupt(&s.path, e.offset, why.to_string()))?;
+            if (h.doc, h.node, h.seq, h.kind) != (e.doc, e.node, e.seq, e.kind)
+                || h.total_len() != u64::from(e.len)
+            {
+                return Err(Error::corrupt(
+                    &s.path,
+                    e.offset,
+                    "record does not match its index entry",
+                ));
             }
-        };
-        let (h, payload) = format::decode_record(raw)
-            .map_err(|why| Error::corrupt(&s.path, e.offset, why.to_string()))?;
-        if (h.doc, h.node, h.seq, h.kind) != (e.doc, e.node, e.seq, e.kind)
-            || h.total_len() != u64::from(e.len)
-        {
-            return Err(Error::corrupt(
-                &s.path,
-                e.offset,
-                "record does not match its index entry",
-            ));
-        }
-        f(&raw[..e.len as usize], &h, payload)
+            f(&raw[..e.len as usize], &h, payload)
+        })
     }
 }
 

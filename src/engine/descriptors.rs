@@ -25,8 +25,6 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::engine::vfs::VFile;
-
 /// Descriptors of sealed files open at once, per process. The rest of a
 /// command needs only a handful (stdio, `LOCK`, `active.seg` and its
 /// checkpoint, the files a compaction or backup writes, a directory being
@@ -110,8 +108,27 @@ impl CachedFile {
         cache().open.iter().any(|(id, _)| *id == self.id)
     }
 
+    /// Reads up to `buf.len()` bytes at `offset` (retried on `EINTR`).
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let f = self.descriptor()?;
+        loop {
+            match f.read_at(buf, offset) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Its length at first open: checked at every reopen (with the rest of
+    /// its identity), and a sealed file does not change, so no fstat.
+    pub(crate) fn len(&self) -> u64 {
+        #[allow(clippy::cast_sign_loss)]
+        let len = self.identity[2] as u64;
+        len
+    }
+
     /// The open descriptor, opening the file again if it was closed.
-    fn descriptor(&self) -> io::Result<Arc<File>> {
+    pub(crate) fn descriptor(&self) -> io::Result<Arc<File>> {
         let mut c = cache();
         if let Some(i) = c.open.iter().position(|(id, _)| *id == self.id) {
             // Most recently used goes last.
@@ -152,33 +169,6 @@ impl Drop for CachedFile {
     }
 }
 
-impl VFile for CachedFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let f = self.descriptor()?;
-        loop {
-            match f.read_at(buf, offset) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return r,
-            }
-        }
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.descriptor()?.write_all_at(buf, offset)
-    }
-    fn len(&self) -> io::Result<u64> {
-        // Checked at every reopen (with the rest of its identity), and a
-        // sealed file does not change: no fstat needed.
-        #[allow(clippy::cast_sign_loss)]
-        Ok(self.identity[2] as u64)
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.descriptor()?.set_len(len)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.descriptor()?.sync_data()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,7 +189,8 @@ mod tests {
             for (i, f) in files.iter().enumerate() {
                 let want = format!("file {i}");
                 let mut buf = vec![0u8; want.len()];
-                f.read_exact_at(&mut buf, 0).unwrap();
+                let got = f.read_at(&mut buf, 0).unwrap();
+                assert_eq!(got, want.len());
                 assert_eq!(buf, want.as_bytes(), "round {round}");
                 assert!(open_now() <= OPEN_LIMIT);
             }
@@ -237,7 +228,7 @@ mod tests {
         std::fs::rename(&p, tmp.path().join("old")).unwrap();
         std::fs::write(&p, b"evil").unwrap();
         let mut buf = [0u8; 4];
-        let err = mine.read_exact_at(&mut buf, 0).unwrap_err();
+        let err = mine.read_at(&mut buf, 0).unwrap_err();
         assert!(err.to_string().contains("replaced"), "{err}");
     }
 }

@@ -17,10 +17,82 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::engine::format::{
     self, ENTRIES_PER_BLOCK, INDEX_BLOCK_LEN, INDEX_HEADER_LEN, IndexEntry, IndexHeader, Kind,
-    TMP_SUFFIX,
+    Member, TMP_SUFFIX,
 };
+use crate::engine::notice::StaleIndex;
 use crate::engine::vfs::{VFile, Vfs};
 use crate::error::{Error, IoContext, Result};
+
+/// Accumulates a member entry from a segment's index entries (any order)
+/// and its length, format version and footer seq.
+#[derive(Default)]
+pub(crate) struct MemberStats {
+    records: u64,
+    keys: u64,
+    min_seq: u64,
+    min_doc: u64,
+    max_doc: u64,
+}
+
+impl MemberStats {
+    /// Counts one index entry.
+    pub fn add(&mut self, e: &IndexEntry) {
+        if e.is_key() {
+            self.keys += 1;
+            return;
+        }
+        if self.records == 0 {
+            (self.min_doc, self.max_doc, self.min_seq) = (e.doc, e.doc, e.seq);
+        }
+        self.records += 1;
+        self.min_doc = self.min_doc.min(e.doc);
+        self.max_doc = self.max_doc.max(e.doc);
+        self.min_seq = self.min_seq.min(e.seq);
+    }
+
+    /// The member entry of segment `number`.
+    pub fn member(&self, number: u64, len: u64, version: u16, max_seq: u64, flags: u16) -> Member {
+        Member {
+            number,
+            len,
+            records: self.records,
+            min_seq: if self.records == 0 {
+                max_seq
+            } else {
+                self.min_seq
+            },
+            max_seq,
+            min_doc: self.min_doc,
+            max_doc: self.max_doc,
+            keys: self.keys,
+            live_bytes: format::UNKNOWN,
+            dead_bytes: format::UNKNOWN,
+            version,
+            flags,
+        }
+    }
+}
+
+/// Every entry of a sealed segment's index file, when it is readable and
+/// describes a segment of this length.
+pub(crate) fn index_entries(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    n: u64,
+    len: u64,
+    bind: Binding,
+) -> Option<Vec<IndexEntry>> {
+    let (file, header) = open_index(vfs, &dir.join(format::index_name(n)), n, len, bind).ok()??;
+    let blocks = header.entries.div_ceil(format::ENTRIES_PER_BLOCK as u64);
+    let mut buf = vec![0u8; format::INDEX_BLOCK_LEN];
+    let mut out = Vec::new();
+    for b in 0..blocks {
+        let at = format::INDEX_HEADER_LEN as u64 + b * format::INDEX_BLOCK_LEN as u64;
+        file.read_exact_at(&mut buf, at).ok()?;
+        out.extend(format::decode_block(&buf)?);
+    }
+    Some(out)
+}
 
 /// Which index files belong to a segment: its format version, and the store
 /// id a format-2 index header's CRC binds (docs/FORMAT.md §7.1).
@@ -101,8 +173,8 @@ pub(crate) struct SealedIndex {
     /// This index's name in the process-wide block cache ([`BLOCKS`]).
     id: u64,
     /// Set when the file was there but passed over at open as stale, and
-    /// why, for the store's notice (see `engine::stale`).
-    passed_over: std::cell::Cell<Option<crate::engine::stale::Why>>,
+    /// why, for the store's notice (see `engine::sealed`).
+    passed_over: std::cell::Cell<Option<StaleIndex>>,
 }
 
 /// Decoded index blocks of every index of the process, least recently used
@@ -192,18 +264,18 @@ impl SealedIndex {
     }
 
     /// Answers from `entries` (the segment's, sorted) from now on: the file
-    /// turned out stale (see `engine::stale`).
+    /// turned out stale (see `engine::sealed`).
     pub fn use_entries(&self, entries: Vec<IndexEntry>) {
         let _ = self.memory.set(entries);
     }
 
     /// Notes that the file was there but passed over as stale.
-    pub fn set_passed_over(&self, why: crate::engine::stale::Why) {
+    pub fn set_passed_over(&self, why: StaleIndex) {
         self.passed_over.set(Some(why));
     }
 
     /// The note [`SealedIndex::set_passed_over`] left, once.
-    pub fn take_passed_over(&self) -> Option<crate::engine::stale::Why> {
+    pub fn take_passed_over(&self) -> Option<StaleIndex> {
         self.passed_over.take()
     }
 
@@ -508,7 +580,7 @@ pub(crate) struct IndexWriter {
     blocks: u64,
     count: u64,
     last: Option<(u64, u64, u64)>,
-    stats: crate::engine::manifest::MemberStats,
+    stats: MemberStats,
 }
 
 impl IndexWriter {
@@ -525,7 +597,7 @@ impl IndexWriter {
             blocks: 0,
             count: 0,
             last: None,
-            stats: crate::engine::manifest::MemberStats::default(),
+            stats: MemberStats::default(),
         })
     }
 
@@ -555,7 +627,7 @@ impl IndexWriter {
     }
 
     /// Figures for the manifest entry of the segment being indexed.
-    pub fn stats(&self) -> &crate::engine::manifest::MemberStats {
+    pub fn stats(&self) -> &MemberStats {
         &self.stats
     }
 

@@ -19,11 +19,10 @@
 
 use std::collections::HashMap;
 
+use crate::engine::format::Manifest;
 use crate::engine::format::{self, FLAG_HAS_OUTPUT, Kind};
-use crate::engine::index::{Entry, Merge};
-use crate::engine::manifest;
-use crate::engine::store::{DocView, SegmentStats, Stats, Store, resolve};
-use crate::error::Result;
+use crate::engine::index::Entry;
+use crate::engine::view::{DocView, resolve};
 
 /// Store-wide counters plus live bytes per segment number. Additions and
 /// subtractions wrap: a difference of two figures is applied to a third.
@@ -179,155 +178,45 @@ fn carries_output(e: &Entry) -> bool {
         || (e.kind == Kind::InputPut && e.flags & FLAG_HAS_OUTPUT != 0)
 }
 
-/// Every entry of document `id` in the sealed members (not `active.seg`).
-fn member_entries(store: &Store, id: u64) -> Result<Vec<Entry>> {
-    let mut out = Vec::new();
-    for s in store.sealed.iter().filter(|s| s.may_hold(id)) {
-        for ie in s.index()?.lookup(id, &|| s.scan_entries())? {
-            out.push(Entry::new(&ie, s.number));
+/// The figures the manifest holds (its members alone, as if `active.seg`
+/// were empty), or `None` when any of them is "not known".
+pub(crate) fn of_manifest(m: &Manifest) -> Option<Figures> {
+    let [documents, inputs, outputs, tombstones] = m.counters;
+    if m.counters.contains(&format::UNKNOWN) {
+        return None;
+    }
+    let mut live = std::collections::HashMap::with_capacity(m.members.len());
+    for x in &m.members {
+        if x.live_bytes == format::UNKNOWN || x.dead_bytes == format::UNKNOWN {
+            return None;
+        }
+        live.insert(x.number, x.live_bytes);
+    }
+    Some(Figures {
+        documents,
+        inputs,
+        outputs,
+        tombstones,
+        live,
+    })
+}
+
+/// Stores `f` (figures of exactly the members, as if `active.seg` were
+/// empty) in `m`; `None` marks every figure "not known".
+pub(crate) fn set_in_manifest(m: &mut Manifest, f: Option<&Figures>) {
+    match f {
+        Some(f) => {
+            m.counters = [f.documents, f.inputs, f.outputs, f.tombstones];
+            for x in &mut m.members {
+                let live = f.live_of(x.number).min(x.len);
+                (x.live_bytes, x.dead_bytes) = (live, x.len - live);
+            }
+        }
+        None => {
+            m.counters = [format::UNKNOWN; 4];
+            for x in &mut m.members {
+                (x.live_bytes, x.dead_bytes) = (format::UNKNOWN, format::UNKNOWN);
+            }
         }
     }
-    Ok(out)
-}
-
-/// The whole store's figures from a merge of every index: the fallback when
-/// the manifest's are not known, and the reference the tests compare with.
-pub(crate) fn merged(store: &Store) -> Result<Figures> {
-    let mut f = Figures::default();
-    let mut merge = store.merge()?;
-    while let Some(entries) = merge.next_doc()? {
-        f.account(&entries, true);
-    }
-    Ok(f)
-}
-
-/// The members' figures alone (as if `active.seg` were empty), from a
-/// merge of their indexes: what a manifest without figures is given.
-pub(crate) fn merged_members(store: &Store) -> Result<Figures> {
-    let mut f = Figures::default();
-    let mut sources = Vec::with_capacity(store.sealed.len());
-    for s in &store.sealed {
-        sources.push((
-            s.index()?.cursor(Box::new(move || s.scan_entries()))?,
-            s.number,
-        ));
-    }
-    let mut merge = Merge { sources };
-    while let Some(entries) = merge.next_doc()? {
-        f.account(&entries, true);
-    }
-    Ok(f)
-}
-
-/// The whole store's figures from the manifest's, plus what the records of
-/// `active.seg` change: their own bytes and counts, and what they supersede
-/// in the members. Costs a lookup per document `active.seg` touches, not a
-/// pass over the store. `None` when the manifest's figures are not known.
-pub(crate) fn counted(store: &Store) -> Result<Option<Figures>> {
-    let Some(mut f) = store.manifest.as_ref().and_then(manifest::figures) else {
-        return Ok(None);
-    };
-    if store.sealed.len() != f.live.len() {
-        return Ok(None);
-    }
-    let mut merge = Merge {
-        sources: store.active_sources()?,
-    };
-    while let Some(own) = merge.next_doc()? {
-        if own.first().is_none_or(|e| e.doc >= format::KEY_SPACE) {
-            continue;
-        }
-        absorb(store, &mut f, own)?;
-    }
-    Ok(Some(f))
-}
-
-/// Adds to `f` (figures of the sealed members) what one document's records
-/// `own`, in a segment not among them, change: their own share, and what
-/// they supersede in the members.
-pub(crate) fn absorb(store: &Store, f: &mut Figures, own: Vec<Entry>) -> Result<()> {
-    let Some(id) = own.first().map(|e| e.doc) else {
-        return Ok(());
-    };
-    let mut all = member_entries(store, id)?;
-    if !all.is_empty() {
-        f.account(&all, false);
-    }
-    all.extend(own);
-    f.account(&all, true);
-    Ok(())
-}
-
-/// The figures as they stand: counted when the manifest has them, merged
-/// otherwise.
-pub(crate) fn current(store: &Store) -> Result<Figures> {
-    match counted(store)? {
-        Some(f) => Ok(f),
-        None => merged(store),
-    }
-}
-
-/// Whole-store figures for `stats`, from `f`.
-pub(crate) fn stats_from(store: &Store, f: &Figures) -> Stats {
-    let seg = |name: String, number: u64, bytes: u64| {
-        let live_bytes = f.live_of(number).min(bytes);
-        SegmentStats {
-            name,
-            bytes,
-            live_bytes,
-            dead_bytes: bytes - live_bytes,
-        }
-    };
-    let mut segs: Vec<SegmentStats> = store
-        .sealed
-        .iter()
-        .map(|s| seg(format::segment_name(s.number), s.number, s.len))
-        .collect();
-    segs.push(seg(
-        format::ACTIVE_NAME.to_owned(),
-        store.active.number,
-        store.active.len,
-    ));
-    let total_bytes: u64 = segs.iter().map(|s| s.bytes).sum();
-    let live_bytes: u64 = segs.iter().map(|s| s.live_bytes).sum();
-    Stats {
-        segments: segs,
-        documents: f.documents,
-        inputs: f.inputs,
-        outputs: f.outputs,
-        tombstones: f.tombstones,
-        total_bytes,
-        live_bytes,
-        garbage_ratio: if total_bytes == 0 {
-            0.0
-        } else {
-            1.0 - live_bytes as f64 / total_bytes as f64
-        },
-        last_seq: store.next_seq - 1,
-        doc_id_high_water: store.doc_hwm,
-        format_version: store.format_version(),
-        last_compaction: last_compaction(store),
-    }
-}
-
-/// The compaction outputs still on disk: the first one's name and how many
-/// there are. In format 2 every member compaction wrote carries the flag;
-/// in format 1 the newest generation says the same.
-fn last_compaction(store: &Store) -> Option<(String, u32)> {
-    if store.manifest.is_none() {
-        return store
-            .sealed
-            .iter()
-            .filter_map(|s| s.generation)
-            .max()
-            .map(|(base, count)| (format::segment_name(base), count));
-    }
-    let outputs: Vec<u64> = store
-        .sealed
-        .iter()
-        .filter(|s| s.generation.is_some())
-        .map(|s| s.number)
-        .collect();
-    let first = outputs.iter().min()?;
-    Some((format::segment_name(*first), outputs.len() as u32))
 }

@@ -73,7 +73,7 @@ pub(crate) fn without_lock(vfs: &dyn Vfs, dir: &Path) -> Result<Error> {
             path: dir.to_path_buf(),
         });
     }
-    let l = crate::engine::replay::list_dir(vfs, dir)?;
+    let l = crate::engine::listing::list_dir(vfs, dir)?;
     Ok(
         if l.active || !l.segments.is_empty() || !l.indexes.is_empty() {
             Error::LockMissing {

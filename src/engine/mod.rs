@@ -9,6 +9,24 @@
 //! directory, one header per sealed segment and the active segment only; a
 //! `get` binary-searches each sealed index and reads the records it needs.
 //!
+//! # Who owns what
+//! Each piece of an open store's state has one owner, with private fields;
+//! `Store` (store.rs) holds the owners and is the only door.
+//! - `active.rs`: the active segment (its file, write buffer, in-memory
+//!   index, checkpoint) and the batch in progress, with a spilled batch's
+//!   parked `active.seg`; also the id marks' type (the store holds them).
+//! - `sealed.rs`: the sealed segments and their indexes, the manifest that
+//!   lists them, and what this open found out about stale index files.
+//! - `options.rs`: how the store was opened, the caller's.
+//!
+//! The rest own no state of an open store. Recovery (`recover.rs`,
+//! `replay.rs`) returns the parts a store is assembled from; reads go
+//! through `reads.rs` over the two owners; compaction (`compact.rs`),
+//! `stats` (`stats.rs`, with the rule of `live.rs`), `verify` and `backup`
+//! take the owners they need; the file formats, scans and index files are
+//! `format.rs`, `segment.rs`, `salvage.rs`, `index.rs`, `manifest.rs` and
+//! `listing.rs`.
+//!
 //! # Invariants
 //! - Sealed segments and their index files are never modified in place.
 //! - Newest wins by sequence number; sequence numbers strictly increase.
@@ -31,26 +49,35 @@ mod backup;
 mod compact;
 mod descriptors;
 mod index;
+mod listing;
 mod live;
 mod lock;
 mod manifest;
 mod notice;
+mod options;
+mod reads;
 mod recover;
 mod repair;
 mod replay;
+mod salvage;
+mod sealed;
 mod segment;
-mod spill;
-mod stale;
+mod stats;
+
 mod store;
 mod verify;
 pub(crate) mod version;
+mod view;
 
-pub use backup::{BackupReport, Sealed, backup};
+pub use backup::{BackupReport, Sealed};
 pub use compact::{CompactMode, CompactPlan, CompactReport, DEAD_BYTES, DEAD_SHARE};
 pub use format::MAX_ID;
 pub use notice::{Notice, StaleIndex};
+pub use options::{Options, Progress};
 pub use repair::{QUARANTINE_DIR, RepairReport, SalvageReport, repair, salvage};
-pub use stale::NoticeHook;
+pub use sealed::NoticeHook;
+pub use segment::RecordInfo;
+pub use stats::{SegmentStats, Stats};
 pub(crate) use store::{DocFilter, Shape};
-pub use store::{Docs, Ids, Mode, Options, Progress, RecordInfo, SegmentStats, Stats, Store};
+pub use store::{Docs, Ids, ReadOnlyStore, Store, backup};
 pub use verify::{FileReport, Problem, ProblemKind, VerifyReport, verify};

@@ -1,5 +1,8 @@
-//! Recovery of a format-2 store at open: an inventory that only reads, a
-//! pure plan that decides, and (write opens only) an apply step that acts.
+//! Opening a store: the directory, the lock, then recovery as its format
+//! calls for, handing back the parts `Store::open` assembles (format 1 is
+//! `engine::replay`'s). Recovery of a format-2 store: an inventory that
+//! only reads, a pure plan that decides, and (write opens only) an apply
+//! step that acts.
 //!
 //! The plan is a function of the inventory alone, so it is tested without a
 //! file system (below), and a read-only open stops after it. Nothing is
@@ -9,18 +12,117 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::engine::active::{Active, create_active};
+use crate::engine::active::{Active, Replayed, create_active};
 use crate::engine::format::{
-    self, ACTIVE_NAME, FORMAT_VERSION, Manifest, Member, SEGMENT_HEADER_LEN, SegmentHeader,
+    self, ACTIVE_NAME, FORMAT_VERSION, LOCK_NAME, Manifest, Member, SEGMENT_HEADER_LEN,
+    SegmentHeader,
 };
+use crate::engine::index::MemberStats;
 use crate::engine::index::{Binding, SealedIndex};
-use crate::engine::manifest::{self, MemberStats};
+use crate::engine::listing::{Listing, list_dir};
+use crate::engine::lock;
+use crate::engine::manifest;
 use crate::engine::notice::Notice;
-use crate::engine::replay::{self, Listing};
-use crate::engine::segment::{self, Handle, Lazy, Sealed};
-use crate::engine::store::{Mode, Options, Store};
-use crate::engine::vfs::{LockGuard, VFile, Vfs};
+use crate::engine::options::{Mode, Options};
+use crate::engine::replay::{self, Finish, Parts};
+use crate::engine::segment::{self, Lazy, Sealed};
+use crate::engine::vfs::{EntryKind, LockGuard, VFile, Vfs};
 use crate::error::{Error, IoContext, Result};
+
+/// Opens the store in `opts.dir`: the lock, the listing, then the
+/// recovery its format calls for. Returns the lock and the parts of the
+/// store, which `Store::open` assembles.
+pub(crate) fn open(opts: &Options, mode: Mode) -> Result<(Box<dyn LockGuard>, Parts)> {
+    let vfs = opts.vfs.clone();
+    let dir = opts.dir.clone();
+    let write = mode == Mode::Write;
+    match vfs.kind(&dir).io("stat", &dir)? {
+        None if write => create_dirs(&*vfs, &dir)?,
+        None => return Err(Error::NoStore { path: dir }),
+        Some(EntryKind::Dir) => {}
+        // A symlink to the store (`/srv/problems -> /mnt/disk2/problems`) is
+        // followed for the directory itself; names inside it never are.
+        Some(EntryKind::Other)
+            if vfs.kind(&dir.join(".")).ok().flatten() == Some(EntryKind::Dir) => {}
+        Some(_) => {
+            return Err(Error::io(
+                "open",
+                &dir,
+                std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            ));
+        }
+    }
+    let lock_path = dir.join(LOCK_NAME);
+    let has_lock =
+        || -> Result<bool> { Ok(vfs.kind(&lock_path).io("stat", &lock_path)?.is_some()) };
+    let mut lock_existed = has_lock()?;
+    if !lock_existed {
+        // LOCK is made only with a new store: recreating a deleted one
+        // while a writer still holds the old inode would let a second
+        // writer in beside it.
+        let err = lock::without_lock(&*vfs, &dir)?;
+        let entries = vfs.read_dir(&dir).io("list", &dir)?;
+        // A concurrent first write may have made the store since the
+        // first look; it creates LOCK before any other file, so a second
+        // look after the listing tells that from a deleted LOCK.
+        lock_existed = has_lock()?;
+        if !lock_existed {
+            if !write || matches!(err, Error::LockMissing { .. }) {
+                return Err(err);
+            }
+            if entries.iter().any(|(name, _)| name != "lost+found") {
+                return Err(Error::NotAStore { path: dir });
+            }
+        }
+    }
+    let guard = lock::acquire_with(
+        &*vfs,
+        &lock_path,
+        write,
+        write && !lock_existed,
+        opts.lock_timeout,
+    )
+    .map_err(|e| lock::vanished(e, &*vfs, &dir))?;
+    if write && !lock_existed {
+        // LOCK must be durable before any other file of the new store: after
+        // a power loss the directory may keep later entries and lose earlier
+        // ones, and a store's files without LOCK are refused as a deleted
+        // lock (docs/FORMAT.md §10).
+        vfs.sync_dir(&dir).io("fsync", &dir)?;
+    }
+    let listing = list_dir(&*vfs, &dir)?;
+    let parts = match manifest::read(&*vfs, &dir)? {
+        Some(m) => open_v2(opts, mode, &listing, m)?,
+        None if write && listing.is_empty() => create(opts)?,
+        None => replay::open_v1(opts, mode, listing)?,
+    };
+    Ok((guard, parts))
+}
+
+/// Creates the data directory and every missing parent, fsyncing the parent
+/// of each one created so that the new entries survive a power loss.
+fn create_dirs(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let parent_of = |p: &Path| match p.parent() {
+        Some(q) if !q.as_os_str().is_empty() => q.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut missing = Vec::new();
+    let mut p = dir.to_path_buf();
+    while vfs.kind(&p).io("stat", &p)?.is_none() {
+        let parent = parent_of(&p);
+        missing.push(p);
+        if parent == Path::new(".") || parent.parent().is_none() {
+            break;
+        }
+        p = parent;
+    }
+    vfs.create_dir_all(dir).io("create directory", dir)?;
+    for created in missing.iter().rev() {
+        let parent = parent_of(created);
+        vfs.sync_dir(&parent).io("fsync", &parent)?;
+    }
+    Ok(())
+}
 
 /// What a segment file's header says about who owns it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,21 +310,6 @@ pub(crate) fn plan(m: &Manifest, inv: &Inventory) -> Result<Plan, Refusal> {
 // ---------------------------------------------------------------------------
 // Inventory and apply: the parts that touch the file system.
 
-/// A member file must have the length the manifest lists.
-fn check_len(path: &Path, len: u64, member: &Member) -> Result<()> {
-    if len == member.len {
-        return Ok(());
-    }
-    Err(Error::corrupt(
-        path,
-        0,
-        format!(
-            "member is {len} bytes long, the manifest says {} (replaced or truncated)",
-            member.len
-        ),
-    ))
-}
-
 /// Reads what [`plan`] needs. Members are not opened here.
 fn inventory(
     vfs: &dyn Vfs,
@@ -296,13 +383,7 @@ fn inventory(
 }
 
 /// Opens a format-2 store: inventory, plan, and in write mode apply.
-pub(crate) fn open_v2(
-    opts: Options,
-    mode: Mode,
-    guard: Box<dyn LockGuard>,
-    listing: &Listing,
-    mut m: Manifest,
-) -> Result<Store> {
+fn open_v2(opts: &Options, mode: Mode, listing: &Listing, mut m: Manifest) -> Result<Parts> {
     let mut dir_dirty = false;
     let vfs = opts.vfs.clone();
     let dir = opts.dir.clone();
@@ -328,7 +409,7 @@ pub(crate) fn open_v2(
     if write {
         for member in &m.members {
             let path = dir.join(format::segment_name(member.number));
-            check_len(&path, vfs.file_len(&path).io("stat", &path)?, member)?;
+            segment::check_len(&path, vfs.file_len(&path).io("stat", &path)?, member)?;
         }
     }
     // Every check has passed: from here on, a write open may change things.
@@ -349,7 +430,7 @@ pub(crate) fn open_v2(
     }
     let mut adopted = None;
     if let Some(n) = plan.adopt {
-        let (s, member) = adopt(&opts, mode, n, bind2, &mut dir_dirty)?;
+        let (s, member) = adopt(opts, mode, n, bind2, &mut dir_dirty)?;
         // Its footer knows the ids it handed out (deleted ones included).
         m.doc_hwm = m.doc_hwm.max(s.doc_hwm);
         adopted = Some(s);
@@ -367,7 +448,7 @@ pub(crate) fn open_v2(
             }
             continue;
         }
-        sealed.push(lazy_member(&opts, mode, member, &m));
+        sealed.push(lazy_member(opts, mode, member, &m));
     }
     let active_path = dir.join(ACTIVE_NAME);
     let mut active = Active::empty(plan.active, active_path.clone());
@@ -383,7 +464,7 @@ pub(crate) fn open_v2(
                 None => (file.len().io("stat", &active_path)?, None),
             };
             let (scan, checkpoint) =
-                replay::scan_active(&opts, &*file, &active_path, len, header, bind2)?;
+                replay::scan_active(opts, &*file, &active_path, len, header, bind2)?;
             if let Some(err) = scan.damage {
                 return Err(err);
             }
@@ -415,39 +496,27 @@ pub(crate) fn open_v2(
             } else {
                 scan.end
             };
-            let mut map: std::collections::HashMap<u64, Vec<format::IndexEntry>> =
-                std::collections::HashMap::new();
-            for e in &scan.entries {
-                map.entry(e.doc).or_default().push(*e);
-            }
-            let (prefix, prefix_len, prefix_records) = match checkpoint {
+            let checkpoint = match checkpoint {
                 Some((f, h)) => {
                     ckpt_marks = (h.max_seq, h.doc_hwm);
-                    (
-                        Some(SealedIndex::on_disk(
-                            dir.join(format::ACTIVE_INDEX_NAME),
-                            f,
-                            h,
-                        )),
+                    Some((
+                        SealedIndex::on_disk(dir.join(format::ACTIVE_INDEX_NAME), f, h),
                         h.segment_len,
                         h.entries,
-                    )
+                    ))
                 }
-                None => (None, SEGMENT_HEADER_LEN as u64, 0),
+                None => None,
             };
-            active = Active {
-                number: scan.header.number,
-                version: scan.header.version,
+            let prefix_records = checkpoint.as_ref().map_or(0, |c| c.2);
+            active = Active::recovered(Replayed {
+                file,
+                header: scan.header,
                 path: active_path.clone(),
-                file: Some(file),
-                len: end,
-                flushed: end,
-                wbuf: Vec::new(),
-                map,
+                end,
+                entries: scan.entries,
                 records: scan.records + prefix_records,
-                prefix,
-                prefix_len,
-            };
+                checkpoint: checkpoint.map(|(index, len, _)| (index, len)),
+            });
         }
         (_, Some(n)) if write => {
             if dir_dirty {
@@ -465,62 +534,18 @@ pub(crate) fn open_v2(
         m.max_seq.max(ckpt_marks.0).max(active_max_seq),
         m.doc_hwm.max(ckpt_marks.1),
     );
-    let changed = plan.adopt.is_some();
-    let mut store = Store::recovered(opts, mode, guard, sealed, active, marks, notices, Some(m));
-    if write && changed {
-        store.write_manifest()?;
-    }
-    if reseal {
-        store.seal()?;
-    }
-    Ok(store)
-}
-
-/// Opens one member, checking it is the file the manifest lists: its
-/// header's version, number and store id, and its length. A missing or
-/// stale index is a cache miss: the segment is scanned, and a write open
-/// writes the index again.
-pub(crate) fn open_member(lazy: &Lazy, member: &Member) -> Result<Handle> {
-    let (opts, mode, store_id) = (&lazy.opts, lazy.mode, lazy.store_id);
-    let n = member.number;
-    let path = opts.dir.join(format::segment_name(n));
-    let file = opts.vfs.open_read(&path).io("open", &path)?;
-    let h = replay::read_header(&*file, &path)?;
-    let want_id = if member.version == FORMAT_VERSION {
-        store_id
-    } else {
-        0
-    };
-    if h.version != member.version || h.store_id != want_id {
-        return Err(Error::corrupt(
-            &path,
-            0,
-            "member belongs to another store (its header does not carry this store's id)",
-        ));
-    }
-    if h.number != n {
-        return Err(Error::corrupt(
-            &path,
-            0,
-            format!("header says segment {}, the file name says {n}", h.number),
-        ));
-    }
-    check_len(&path, file.len().io("stat", &path)?, member)?;
-    let bind = Binding {
-        version: member.version,
-        store_id: want_id,
-    };
-    let mut rebuilt = false;
-    // An index listing another number of entries than the manifest counted
-    // for this segment is stale (issue 9 item 6).
-    let counted = (member.records != format::UNKNOWN).then(|| member.records + member.keys);
-    let s = replay::open_sealed(opts, mode, n, file, &mut rebuilt, bind, counted)?;
-    if rebuilt {
-        opts.vfs.sync_dir(&opts.dir).io("fsync", &opts.dir)?;
-    }
-    s.handle
-        .into_inner()
-        .ok_or_else(|| Error::internal("an opened segment without its handle"))
+    Ok(Parts {
+        sealed,
+        active,
+        marks,
+        notices,
+        manifest: Some(m),
+        finish: Finish {
+            manifest: write && plan.adopt.is_some(),
+            reseal,
+            upgrade: false,
+        },
+    })
 }
 
 /// A member that is opened only when first needed.
@@ -568,7 +593,7 @@ fn adopt(
     if mode == Mode::Write {
         let _ = opts.vfs.remove_file(&idx);
     }
-    let mut s = replay::open_sealed(opts, mode, n, file, dir_dirty, bind, None)?;
+    let mut s = segment::open_sealed(opts, mode, n, file, dir_dirty, bind, None)?;
     s.member = Some(member);
     Ok((s, member))
 }
@@ -576,7 +601,7 @@ fn adopt(
 /// Creates a new, empty format-2 store in a directory holding none of
 /// stratum's files: `active.seg` number 1 with a new store id, then the
 /// first manifest (docs/FORMAT.md §8.3, last paragraph).
-pub(crate) fn create(opts: Options, guard: Box<dyn LockGuard>) -> Result<Store> {
+fn create(opts: &Options) -> Result<Parts> {
     let vfs = opts.vfs.clone();
     let dir = opts.dir.clone();
     let store_id = vfs.new_store_id();
@@ -592,79 +617,14 @@ pub(crate) fn create(opts: Options, guard: Box<dyn LockGuard>) -> Result<Store> 
         members: Vec::new(),
     };
     manifest::write(&*vfs, &dir, &m)?;
-    Ok(Store {
-        opts,
-        mode: Mode::Write,
-        _lock: guard,
+    Ok(Parts {
         sealed: Vec::new(),
         active,
-        next_seq: 1,
-        doc_hwm: 0,
-        opened_doc_hwm: 0,
+        marks: (0, 0),
         notices: Vec::new(),
-        stale: Default::default(),
-        batch: None,
-        poisoned: false,
-        readahead: std::cell::RefCell::new(None),
         manifest: Some(m),
+        finish: Finish::default(),
     })
-}
-
-/// Upgrades a format-1 store opened for writing (docs/FORMAT.md §8.7): its
-/// active segment is sealed as format 1, a format-2 `active.seg` takes its
-/// place, and the first manifest lists every format-1 segment.
-pub(crate) fn upgrade(store: &mut Store) -> Result<()> {
-    let vfs = store.opts.vfs.clone();
-    let dir = store.opts.dir.clone();
-    if store.active.version == FORMAT_VERSION && store.active.records > 0 {
-        return Err(Error::corrupt(
-            &store.active.path,
-            0,
-            "a format-2 active segment with records in a store without a manifest",
-        ));
-    }
-    if store.active.version == format::FORMAT_V1 && store.active.records > 0 {
-        store.seal()?;
-    }
-    // A format-2 active segment left by an upgrade (or a creation) that did
-    // not get to write its manifest: adopt its id and number.
-    let (store_id, number) = match store.active.file.as_deref() {
-        Some(f) if store.active.version == FORMAT_VERSION => {
-            let h = replay::read_header(f, &store.active.path)?;
-            (h.store_id, h.number)
-        }
-        _ => (vfs.new_store_id(), store.next_segment_number()),
-    };
-    if store.active.version != FORMAT_VERSION || store.active.file.is_none() {
-        store.active = create_active(&dir, &*vfs, number, store_id)?;
-    }
-    let mut members = Vec::with_capacity(store.sealed.len());
-    for s in &store.sealed {
-        let mut stats = MemberStats::default();
-        let mut c = s.index()?.cursor(Box::new(move || s.scan_entries()))?;
-        while let Some(e) = c.peek()? {
-            stats.add(&e);
-            c.advance();
-        }
-        let flags = u16::from(s.generation.is_some());
-        members.push(stats.member(s.number, s.len, s.version, s.max_seq, flags));
-    }
-    let max_seq = store.next_seq - 1;
-    let m = Manifest {
-        store_id,
-        serial: 1,
-        active: number,
-        next_number: (number + 1).max(store.next_segment_number()),
-        doc_hwm: store.doc_hwm,
-        max_seq,
-        counters: [format::UNKNOWN; 4],
-        members,
-    };
-    manifest::write(&*vfs, &dir, &m)?;
-    store.manifest = Some(m);
-    // The format-1 checkpoint named the segment just sealed.
-    let _ = vfs.remove_file(&dir.join(format::ACTIVE_INDEX_NAME));
-    Ok(())
 }
 
 #[cfg(test)]

@@ -19,14 +19,14 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::engine::format::{
-    self, ACTIVE_NAME, FLAG_BATCH, IndexEntry, Kind, RECORD_HEADER_LEN, SEG_FLAG_COMPACTED,
-    SEGMENT_HEADER_LEN, SealPayload, SegmentHeader, TMP_SUFFIX,
+    self, ACTIVE_NAME, FLAG_BATCH, Kind, SEG_FLAG_COMPACTED, SEGMENT_HEADER_LEN, SealPayload,
+    SegmentHeader, TMP_SUFFIX,
 };
 use crate::engine::index::Entry;
 use crate::engine::lock;
-use crate::engine::replay;
-use crate::engine::segment::{self, Reader};
-use crate::engine::store::{Mode, Options, Progress, Store, resolve};
+use crate::engine::salvage::{Salvaged, salvage_scan};
+use crate::engine::segment::{self};
+use crate::engine::store::{Options, Progress, Store, resolve};
 use crate::engine::vfs::{VFile, Vfs, copy_new};
 use crate::error::{Error, IoContext, Result};
 use crate::json::Json;
@@ -34,103 +34,6 @@ use crate::model::{DocId, Document, Node, NodeId};
 
 /// Directory inside the store where `repair` moves damaged files.
 pub const QUARANTINE_DIR: &str = "quarantine";
-
-/// What a salvage scan of one file found.
-pub(crate) struct Salvaged {
-    /// The header, when it decoded.
-    header: Option<SegmentHeader>,
-    /// Valid, committed data records, in file order.
-    pub entries: Vec<IndexEntry>,
-    /// Byte ranges that could not be read.
-    pub damaged: Vec<(u64, u64)>,
-    /// Records (data, commit and seal) that passed their check.
-    good_records: u64,
-    /// The seal footer, when it survived.
-    seal: Option<SealPayload>,
-    /// Intact records of a batch with no commit at the end of the file
-    /// (never acknowledged), left out.
-    pub uncommitted: u64,
-}
-
-/// Reads every record of `file` that passes its check, resynchronising
-/// past damage (see the module docs).
-///
-/// # Errors
-/// [`Error::Io`] when the file cannot be read.
-pub(crate) fn salvage_scan(file: &dyn VFile, path: &Path) -> Result<Salvaged> {
-    let len = file.len().io("stat", path)?;
-    let mut rd = Reader::new(file, len);
-    let head = rd.get(0, SEGMENT_HEADER_LEN, path)?;
-    let header = SegmentHeader::decode(head).ok();
-    let mut out = Salvaged {
-        header,
-        entries: Vec::new(),
-        damaged: Vec::new(),
-        good_records: 0,
-        seal: None,
-        uncommitted: 0,
-    };
-    if header.is_none() {
-        out.damaged
-            .push((0, SEGMENT_HEADER_LEN.min(len as usize) as u64));
-    }
-    let mut pending: Vec<IndexEntry> = Vec::new();
-    let mut last_seq = 0u64;
-    let mut bad_from: Option<u64> = None;
-    let mut at = SEGMENT_HEADER_LEN as u64;
-    while at < len {
-        let b = rd.get(at, RECORD_HEADER_LEN, path)?;
-        let decoded = format::decode_header(b).ok().and_then(|h| {
-            if h.seq <= last_seq || at + h.total_len() > len {
-                return None;
-            }
-            let rec = rd.get(at, h.total_len() as usize, path).ok()?;
-            let (h, payload) = format::decode_record(rec).ok()?;
-            let aux = if h.kind == Kind::DocPut {
-                format::doc_node_hwm(payload)?
-            } else {
-                0
-            };
-            Some((h, aux))
-        });
-        let Some((h, aux)) = decoded else {
-            if bad_from.is_none() {
-                bad_from = Some(at);
-            }
-            at += 1;
-            continue;
-        };
-        if let Some(from) = bad_from.take() {
-            out.damaged.push((from, at));
-        }
-        out.good_records += 1;
-        last_seq = h.seq;
-        match h.kind {
-            Kind::Seal => {
-                let p = rd.get(at + RECORD_HEADER_LEN as u64, h.payload_len as usize, path)?;
-                out.seal = SealPayload::decode(p);
-            }
-            Kind::Commit => out.entries.append(&mut pending),
-            _ => {
-                let e = IndexEntry::from_header(&h, at, aux);
-                if h.flags & FLAG_BATCH == 0 {
-                    // A write after an open batch: its commit was lost to
-                    // damage, not to a crash (see the module docs).
-                    out.entries.append(&mut pending);
-                    out.entries.push(e);
-                } else {
-                    pending.push(e);
-                }
-            }
-        }
-        at += h.total_len();
-    }
-    if let Some(from) = bad_from {
-        out.damaged.push((from, len));
-    }
-    out.uncommitted = pending.len() as u64;
-    Ok(out)
-}
 
 /// A segment file found by [`segment_files`].
 struct SegFile {
@@ -155,7 +58,7 @@ fn segment_files(
     dir: &Path,
     manifest: Option<&format::Manifest>,
 ) -> Result<Vec<SegFile>> {
-    let listing = replay::list_dir(vfs, dir)?;
+    let listing = crate::engine::listing::list_dir(vfs, dir)?;
     let mut decoded = BTreeMap::new();
     let mut files = BTreeMap::new();
     for &n in listing.segments.keys() {
@@ -200,7 +103,7 @@ fn segment_files(
         });
         headers.insert(n, h);
     }
-    let (mut current, _) = replay::current_segments(&headers);
+    let (mut current, _) = crate::engine::listing::current_segments(&headers);
     if let Some(m) = manifest {
         current = m
             .members
@@ -398,7 +301,7 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
     // store every other command sees. A store that refuses to open is
     // repaired as it is.
     if crate::engine::manifest::read(vfs, dir).is_ok_and(|m| m.is_some()) {
-        drop(Store::open(opts.clone(), Mode::Write));
+        drop(Store::open(opts.clone()));
     }
     {
         let _guard = lock::acquire_existing(vfs, dir, true, opts.lock_timeout)?;
@@ -495,7 +398,7 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
     }
     // Every file now reads cleanly; a compaction drops what lost its parent
     // (an output whose input was damaged, nodes of a lost document).
-    let mut store = Store::open(opts.clone(), Mode::Write)?;
+    let mut store = Store::open(opts.clone())?;
     store.compact(progress)?;
     Ok(report)
 }
@@ -521,12 +424,12 @@ fn reindex_if_stale(
     let mut entries = scan.entries;
     entries.sort_unstable_by_key(crate::engine::index::key);
     let on_disk =
-        crate::engine::verify::index_entries(&*opts.vfs, &opts.dir, h.number, scan.file_len, bind);
+        crate::engine::index::index_entries(&*opts.vfs, &opts.dir, h.number, scan.file_len, bind);
     if on_disk.as_ref() == Some(&entries) {
         return Ok(());
     }
     let n = h.number;
-    replay::write_index(
+    segment::write_index(
         opts,
         n,
         scan.file_len,
@@ -575,7 +478,7 @@ fn relist_members(
         if let Some(err) = scan.damage {
             return Err(err);
         }
-        let mut stats = crate::engine::manifest::MemberStats::default();
+        let mut stats = crate::engine::index::MemberStats::default();
         for e in &scan.entries {
             stats.add(e);
         }

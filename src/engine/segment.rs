@@ -4,14 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use crate::engine::format::{
-    self, IndexEntry, Kind, RECORD_HEADER_LEN, RecordError, RecordHeader, SEGMENT_HEADER_LEN,
-    SealPayload, SegmentHeader,
+    self, FORMAT_VERSION, IndexEntry, IndexHeader, Kind, RECORD_HEADER_LEN, RecordError,
+    RecordHeader, SEGMENT_HEADER_LEN, SealPayload, SegmentHeader,
 };
 use std::cell::OnceCell;
 
 use crate::engine::format::Member;
-use crate::engine::index::{Entry, SealedIndex};
-use crate::engine::store::{Mode, Options, RecordInfo, Store};
+use crate::engine::index::{self, Binding, Entry, IndexWriter, SealedIndex};
+use crate::engine::listing::read_header;
+use crate::engine::notice::StaleIndex;
+use crate::engine::options::{Mode, Options};
 use crate::engine::vfs::VFile;
 use crate::error::{Error, IoContext, Result};
 
@@ -67,7 +69,7 @@ impl Sealed {
         let (Some(lazy), Some(member)) = (&self.lazy, &self.member) else {
             return Err(Error::internal("a sealed segment with no way to open it"));
         };
-        let h = crate::engine::recover::open_member(lazy, member)?;
+        let h = open_member(lazy, member)?;
         let _ = self.handle.set(h);
         self.handle
             .get()
@@ -657,18 +659,33 @@ pub(crate) fn check_record(buf: &[u8], path: &Path, e: &Entry) -> Result<(Record
     Ok((h, payload.to_vec()))
 }
 
+/// One raw record of the log, for `dump --records`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordInfo {
+    /// File name of the segment.
+    pub segment: String,
+    /// Byte offset of the record in the segment.
+    pub offset: u64,
+    /// Sequence number.
+    pub seq: u64,
+    /// Record kind name, e.g. `doc-put`.
+    pub kind: &'static str,
+    /// Document id (0 for records that belong to no document).
+    pub doc: u64,
+    /// Node id (0 for document-level records).
+    pub node: u64,
+    /// Total bytes of the record, header included.
+    pub size: u64,
+    /// Whether the record's CRC matched.
+    pub crc_ok: bool,
+}
+
 /// `dump --records`: every record of every segment in file order.
+/// `files` are the segments, oldest first.
 pub(crate) fn list_records(
-    store: &Store,
+    files: Vec<(&dyn VFile, &Path)>,
     f: &mut dyn FnMut(RecordInfo) -> Result<()>,
 ) -> Result<()> {
-    let mut files: Vec<(&dyn VFile, &Path)> = Vec::with_capacity(store.sealed.len() + 1);
-    for s in &store.sealed {
-        files.push((s.file()?, s.path.as_path()));
-    }
-    if let Some(file) = store.active.file.as_deref() {
-        files.push((file, store.active.path.as_path()));
-    }
     for (file, path) in files {
         let name = path
             .file_name()
@@ -712,4 +729,175 @@ pub(crate) fn list_records(
         }
     }
     Ok(())
+}
+
+/// A member file must have the length the manifest lists.
+pub(crate) fn check_len(path: &Path, len: u64, member: &Member) -> Result<()> {
+    if len == member.len {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        path,
+        0,
+        format!(
+            "member is {len} bytes long, the manifest says {} (replaced or truncated)",
+            member.len
+        ),
+    ))
+}
+
+/// Opens one member, checking it is the file the manifest lists: its
+/// header's version, number and store id, and its length. A missing or
+/// stale index is a cache miss: the segment is scanned, and a write open
+/// writes the index again.
+pub(crate) fn open_member(lazy: &Lazy, member: &Member) -> Result<Handle> {
+    let (opts, mode, store_id) = (&lazy.opts, lazy.mode, lazy.store_id);
+    let n = member.number;
+    let path = opts.dir.join(format::segment_name(n));
+    let file = opts.vfs.open_read(&path).io("open", &path)?;
+    let h = read_header(&*file, &path)?;
+    let want_id = if member.version == FORMAT_VERSION {
+        store_id
+    } else {
+        0
+    };
+    if h.version != member.version || h.store_id != want_id {
+        return Err(Error::corrupt(
+            &path,
+            0,
+            "member belongs to another store (its header does not carry this store's id)",
+        ));
+    }
+    if h.number != n {
+        return Err(Error::corrupt(
+            &path,
+            0,
+            format!("header says segment {}, the file name says {n}", h.number),
+        ));
+    }
+    check_len(&path, file.len().io("stat", &path)?, member)?;
+    let bind = Binding {
+        version: member.version,
+        store_id: want_id,
+    };
+    let mut rebuilt = false;
+    // An index listing another number of entries than the manifest counted
+    // for this segment is stale (issue 9 item 6).
+    let counted = (member.records != format::UNKNOWN).then(|| member.records + member.keys);
+    let s = open_sealed(opts, mode, n, file, &mut rebuilt, bind, counted)?;
+    if rebuilt {
+        opts.vfs.sync_dir(&opts.dir).io("fsync", &opts.dir)?;
+    }
+    s.handle
+        .into_inner()
+        .ok_or_else(|| Error::internal("an opened segment without its handle"))
+}
+
+/// Opens one sealed segment with its index; rebuilds a missing or stale
+/// index (write mode) or builds it in memory (read mode). With `counted`
+/// (the manifest's count of the segment's entries), an index listing
+/// another number is stale too.
+pub(crate) fn open_sealed(
+    opts: &Options,
+    mode: Mode,
+    n: u64,
+    file: Box<dyn VFile>,
+    dir_dirty: &mut bool,
+    bind: crate::engine::index::Binding,
+    counted: Option<u64>,
+) -> Result<Sealed> {
+    let vfs = &*opts.vfs;
+    let path = opts.dir.join(format::segment_name(n));
+    let idx_path = opts.dir.join(format::index_name(n));
+    let len = file.len().io("stat", &path)?;
+    let mut stale = None;
+    let found = match index::open_index(vfs, &idx_path, n, len, bind)? {
+        Some((_, h)) if counted.is_some_and(|c| c != h.entries) => {
+            stale = counted.map(|counted| StaleIndex::Count {
+                listed: h.entries,
+                counted,
+            });
+            None
+        }
+        // There, but not this segment's (another segment's, another
+        // length's, or a damaged header): stale, not merely missing.
+        None if vfs.kind(&idx_path).ok().flatten().is_some() => {
+            stale = Some(StaleIndex::Header);
+            None
+        }
+        found => found,
+    };
+    if let Some((idx_file, header)) = found {
+        return Ok(Sealed {
+            number: n,
+            version: bind.version,
+            path,
+            len,
+            max_seq: header.max_seq,
+            doc_hwm: header.doc_hwm,
+            generation: None,
+            handle: crate::engine::segment::Handle::ready(
+                file,
+                SealedIndex::on_disk(idx_path, idx_file, header),
+            ),
+            member: None,
+            lazy: None,
+        });
+    }
+    let scan = scan(&*file, &path, true)?;
+    if let Some(err) = scan.damage {
+        return Err(err);
+    }
+    let mut entries = scan.entries;
+    entries.sort_unstable_by_key(index::key);
+    if mode == Mode::Write {
+        write_index(opts, n, len, scan.max_seq, scan.doc_hwm, &entries, bind)?;
+        *dir_dirty = true;
+    }
+    let index = SealedIndex::in_memory(idx_path, entries);
+    if let Some(why) = stale {
+        index.set_passed_over(why);
+    }
+    Ok(Sealed {
+        number: n,
+        version: bind.version,
+        path,
+        len,
+        max_seq: scan.max_seq,
+        doc_hwm: scan.doc_hwm,
+        generation: None,
+        handle: crate::engine::segment::Handle::ready(file, index),
+        member: None,
+        lazy: None,
+    })
+}
+
+pub(crate) fn write_index(
+    opts: &Options,
+    n: u64,
+    segment_len: u64,
+    max_seq: u64,
+    doc_hwm: u64,
+    entries: &[IndexEntry],
+    bind: crate::engine::index::Binding,
+) -> Result<()> {
+    let vfs = &*opts.vfs;
+    let mut w = IndexWriter::create(vfs, &opts.dir, format::index_name(n))?;
+    for e in entries {
+        w.push(*e)?;
+    }
+    w.finish(
+        vfs,
+        &opts.dir,
+        IndexHeader {
+            version: bind.version,
+            store_id: bind.store_id,
+            segment: n,
+            segment_len,
+            entries: 0,
+            max_seq,
+            doc_hwm,
+        },
+        true,
+    )
 }

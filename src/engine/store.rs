@@ -1,89 +1,45 @@
-//! `Store`: the open data directory and every operation on it.
+//! `Store`: the open data directory and every operation on it, the only
+//! door to the engine's state.
 //!
-//! A `Store` is opened for reading (shared lock, creates nothing) or writing
-//! (exclusive lock, recovers from a crash, creates the directory on first
-//! use). It holds the active segment's in-memory index and a handle per
-//! sealed segment; reads resolve one document from those, writes append.
+//! A `Store` is opened for writing (exclusive lock, recovers from a crash,
+//! creates the directory on first use); a [`ReadOnlyStore`] for reading
+//! (shared lock, creates nothing), and it serves the reads only. The store
+//! holds the two owners of its state, the active segment
+//! (`engine::active`) and the sealed set with its manifest
+//! (`engine::sealed`), plus the id marks and the lock; its fields are
+//! private. Reads resolve one document through both owners
+//! (`engine::reads`); writes ask the active segment to append; what spans
+//! the owners (sealing, a spilled batch's members, compaction's commit) is
+//! coordinated here.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::path::Path;
 
-use crate::engine::active::Active;
-use crate::engine::format::{
-    self, DocFields, DocPayload, FLAG_EXTENDED, Kind, MAX_ID, RecordHeader,
-};
-use crate::engine::index::{Cursor, Entry, Merge};
+use crate::engine::active::{ActiveSegment, Committed, Marks, create_active};
+use crate::engine::backup::{self, BackupReport, Sealed as BackupSealed};
+use crate::engine::compact::{self, CompactMode, CompactPlan, CompactReport};
+use crate::engine::format::{self, DocFields, DocPayload, FLAG_EXTENDED, Kind, MAX_ID};
+use crate::engine::format::{ACTIVE_INDEX_NAME, FORMAT_VERSION, MAX_PAYLOAD, Manifest};
+use crate::engine::index::MemberStats;
+use crate::engine::index::{Binding, Entry, Merge};
+use crate::engine::live::Figures;
+use crate::engine::manifest;
 use crate::engine::notice::Notice;
-use crate::engine::segment;
-use crate::engine::vfs::{OsFs, Vfs};
+pub(crate) use crate::engine::options::{Mode, Options, Progress};
+use crate::engine::reads::Reads;
+use crate::engine::recover;
+use crate::engine::replay::{Finish, Parts};
+use crate::engine::sealed::{NoticeHook, SealedSet};
+use crate::engine::segment::RecordInfo;
+use crate::engine::segment::{self, Handle, Sealed};
+use crate::engine::stats::{self, Stats};
+use crate::engine::verify::{self, VerifyReport};
+use crate::engine::vfs::LockGuard;
+pub(crate) use crate::engine::view::{DocView, resolve};
 use crate::error::{Error, IoContext, Result};
 use crate::json::Json;
 use crate::model::{
     DocId, DocPatch, DocSummary, Document, NewDoc, Node, NodeId, ParsedDoc, check_key, check_meta,
 };
-
-/// How to open a store.
-#[derive(Clone)]
-pub struct Options {
-    /// The data directory.
-    pub dir: PathBuf,
-    /// Seal `active.seg` once it would grow past this many bytes.
-    pub segment_size: u64,
-    /// fsync before acknowledging a write. Off keeps everything across a
-    /// killed process but not across a power loss, which may leave the
-    /// active segment needing `repair` (sealing and compaction still fsync).
-    pub sync: bool,
-    /// How long to wait for another process's lock.
-    pub lock_timeout: Duration,
-    /// The file system to use; [`OsFs`] unless testing.
-    pub vfs: Arc<dyn Vfs>,
-}
-
-impl Options {
-    /// Defaults: 64 MiB segments, fsync on, 10 s lock timeout, the real
-    /// file system.
-    pub fn new(dir: impl Into<PathBuf>) -> Options {
-        Options {
-            dir: dir.into(),
-            segment_size: 64 * 1024 * 1024,
-            sync: true,
-            lock_timeout: Duration::from_secs(10),
-            vfs: Arc::new(OsFs),
-        }
-    }
-
-    /// Seals `active.seg` once it would grow past `bytes`.
-    #[must_use]
-    pub fn segment_size(mut self, bytes: u64) -> Options {
-        self.segment_size = bytes;
-        self
-    }
-
-    /// Acknowledges writes without fsync (see [`Options::sync`]): what a
-    /// bulk job that can rerun itself after a power loss may choose.
-    #[must_use]
-    pub fn without_sync(mut self) -> Options {
-        self.sync = false;
-        self
-    }
-
-    /// Waits this long for another process's lock before giving up.
-    #[must_use]
-    pub fn lock_timeout(mut self, wait: Duration) -> Options {
-        self.lock_timeout = wait;
-        self
-    }
-
-    /// Uses this file system instead of the real one (for tests that
-    /// simulate crashes and faults).
-    #[must_use]
-    pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Options {
-        self.vfs = vfs;
-        self
-    }
-}
 
 /// Where [`Store::load_doc`] takes a document's ids from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,89 +49,6 @@ pub enum Ids {
     /// Keep the ids the document carries (`load --keep-ids`), to copy a
     /// store with its ids.
     Keep,
-}
-
-/// Read-only (shared lock) or read-write (exclusive lock).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Shared lock; never creates or changes a file.
-    Read,
-    /// Exclusive lock; creates the store if needed and repairs a torn tail.
-    Write,
-}
-
-/// Progress of a long operation: `done` of `total` bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Progress {
-    /// Bytes processed so far.
-    pub done: u64,
-    /// Bytes to process in all.
-    pub total: u64,
-}
-
-/// One raw record of the log, for `dump --records`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordInfo {
-    /// File name of the segment.
-    pub segment: String,
-    /// Byte offset of the record in the segment.
-    pub offset: u64,
-    /// Sequence number.
-    pub seq: u64,
-    /// Record kind name, e.g. `doc-put`.
-    pub kind: &'static str,
-    /// Document id (0 for records that belong to no document).
-    pub doc: u64,
-    /// Node id (0 for document-level records).
-    pub node: u64,
-    /// Total bytes of the record, header included.
-    pub size: u64,
-    /// Whether the record's CRC matched.
-    pub crc_ok: bool,
-}
-
-/// Per-segment figures for `stats`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SegmentStats {
-    /// File name.
-    pub name: String,
-    /// File size in bytes.
-    pub bytes: u64,
-    /// Bytes of records that are the newest version of a live item.
-    pub live_bytes: u64,
-    /// Everything else: old versions, deleted items, tombstones, framing.
-    pub dead_bytes: u64,
-}
-
-/// Whole-store figures for `stats`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Stats {
-    /// One entry per segment, oldest first, `active.seg` last.
-    pub segments: Vec<SegmentStats>,
-    /// Live documents.
-    pub documents: u64,
-    /// Live input nodes.
-    pub inputs: u64,
-    /// Live nodes with an expected output.
-    pub outputs: u64,
-    /// Tombstone records (document and node deletions) still on disk.
-    pub tombstones: u64,
-    /// Sum of segment sizes.
-    pub total_bytes: u64,
-    /// Sum of live bytes.
-    pub live_bytes: u64,
-    /// `1 - live/total`, 0 for an empty store.
-    pub garbage_ratio: f64,
-    /// Sequence number of the newest record.
-    pub last_seq: u64,
-    /// Highest document id ever assigned.
-    pub doc_id_high_water: u64,
-    /// Format version of the store.
-    pub format_version: u16,
-    /// The newest compaction still on disk: the file name of its first
-    /// segment and how many segments it wrote. `None` if the store was
-    /// never compacted.
-    pub last_compaction: Option<(String, u32)>,
 }
 
 /// Every live document of a [`Store`], in id order: see [`Store::docs`].
@@ -203,11 +76,11 @@ impl DocFilter<'_> {
         if !(self.shape)(&sh) {
             return Ok(None);
         }
-        let rec = store.read_doc_record(&view.doc)?;
+        let rec = store.reads().read_doc_record(&view.doc)?;
         if !(self.keep)(&summary(&sh, &rec)) {
             return Ok(None);
         }
-        store.materialize_from(view, rec).map(Some)
+        store.reads().materialize_from(view, rec).map(Some)
     }
 }
 
@@ -226,7 +99,7 @@ impl Iterator for Docs<'_> {
                         .visit(&mut self.merge, entries, &mut |store, view| {
                             doc = match filter {
                                 Some(f) => f.read(store, &view)?,
-                                None => Some(store.materialize(&view)?),
+                                None => Some(store.reads().materialize(&view)?),
                             };
                             Ok(())
                         });
@@ -255,32 +128,91 @@ impl Iterator for Docs<'_> {
 
 impl Drop for Docs<'_> {
     fn drop(&mut self) {
-        self.store.readahead.replace(self.outer.take());
+        self.store.sealed.end_readahead(self.outer.take());
     }
 }
 
 /// An open store. See the module docs.
 pub struct Store {
-    pub(crate) opts: Options,
-    pub(crate) mode: Mode,
-    pub(crate) _lock: Box<dyn crate::engine::vfs::LockGuard>,
-    pub(crate) sealed: Vec<crate::engine::segment::Sealed>,
-    pub(crate) active: crate::engine::active::Active,
-    pub(crate) next_seq: u64,
-    pub(crate) doc_hwm: u64,
-    pub(crate) opened_doc_hwm: u64,
-    pub(crate) notices: Vec<Notice>,
-    /// Index files found stale while open, and where their notices go.
-    pub(crate) stale: crate::engine::stale::StaleIndexes,
-    pub(crate) batch: Option<crate::engine::active::BatchState>,
+    opts: Options,
+    mode: Mode,
+    _lock: Box<dyn crate::engine::vfs::LockGuard>,
+    sealed: SealedSet,
+    active: ActiveSegment,
+    /// The next sequence number and the document id high-water mark.
+    marks: Marks,
+    opened_doc_hwm: u64,
+    notices: Vec<Notice>,
     /// Set when a write or fsync failed: the in-memory state may be ahead
     /// of the file, so further writes are refused.
-    pub(crate) poisoned: bool,
-    /// Read-ahead windows, during whole-store passes only.
-    pub(crate) readahead: std::cell::RefCell<Option<segment::ReadAhead>>,
-    /// The manifest as last written; `None` for a format-1 store opened
-    /// read-only (a write open upgrades it first).
-    pub(crate) manifest: Option<format::Manifest>,
+    poisoned: bool,
+}
+
+/// A store opened read-only: a shared lock, so readers do not queue behind
+/// each other; nothing on disk is created or changed (a torn tail or an
+/// interrupted seal is read around, not repaired). It serves every read of
+/// [`Store`], to which it dereferences, and has no write: writes take
+/// `&mut Store`, which a `ReadOnlyStore` never hands out.
+///
+/// ```
+/// # use stratum::{NewDoc, Options, ReadOnlyStore, Store};
+/// # fn main() -> stratum::Result<()> {
+/// # let dir = std::env::temp_dir().join(format!("stratum-ro-{}", std::process::id()));
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// let id = Store::open(Options::new(&dir))?.create_doc(&NewDoc::default())?;
+/// let store = ReadOnlyStore::open(Options::new(&dir))?;
+/// assert_eq!(store.get(id)?.id, id);
+/// # drop(store);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok(())
+/// # }
+/// ```
+///
+/// A write does not compile:
+///
+/// ```compile_fail,E0596
+/// # use stratum::{NewDoc, Options, ReadOnlyStore};
+/// # fn main() -> stratum::Result<()> {
+/// let mut store = ReadOnlyStore::open(Options::new("/srv/problems"))?;
+/// store.create_doc(&NewDoc::default())?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct ReadOnlyStore {
+    store: Store,
+}
+
+impl ReadOnlyStore {
+    /// Opens the store in `opts.dir` for reading only.
+    ///
+    /// # Errors
+    /// [`Error::NoStore`] when there is none, [`Error::LockTimeout`],
+    /// [`Error::Corrupt`] / [`Error::UnsupportedVersion`] on damage,
+    /// [`Error::Io`].
+    pub fn open(opts: Options) -> Result<ReadOnlyStore> {
+        Ok(ReadOnlyStore {
+            store: Store::open_as(opts, Mode::Read)?,
+        })
+    }
+
+    /// As [`Store::take_notices`].
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        self.store.take_notices()
+    }
+
+    /// As [`Store::on_notice`].
+    pub fn on_notice(&mut self, f: NoticeHook) {
+        self.store.on_notice(f);
+    }
+}
+
+// Reads only: there is no `DerefMut`, so no `&mut Store`, so no write.
+impl std::ops::Deref for ReadOnlyStore {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        &self.store
+    }
 }
 
 // A `Store` may move to another thread (a binding that releases its
@@ -289,6 +221,7 @@ pub struct Store {
 const _: () = {
     const fn assert_send<T: Send>() {}
     assert_send::<Store>();
+    assert_send::<ReadOnlyStore>();
 };
 
 /// What the index alone says of a live document: its id and how many of
@@ -324,73 +257,145 @@ fn summary(sh: &Shape, rec: &DocPayload) -> DocSummary {
     }
 }
 
-/// A document's live state, resolved from its index entries.
-pub(crate) struct DocView {
-    pub doc: Entry,
-    /// Highest node id ever assigned in this document.
-    pub node_hwm: u64,
-    /// Live nodes in chain order: the input entry and the entry holding the
-    /// newest output, if any (never an `OutputDelete`: a cleared output is
-    /// `None`).
-    pub nodes: BTreeMap<u64, (Entry, Option<Entry>)>,
-    /// Nodes whose newest meta is a `NodeMetaPut` rather than their
-    /// `InputPut`'s meta field.
-    pub metas: BTreeMap<u64, Entry>,
-}
-
 impl Store {
-    /// The store recovery hands over: the next seq and the document hwm are
-    /// the larger of the `(max seq, doc hwm)` marks recovery found and what
-    /// the active segment's committed records hold. Both open paths (format
-    /// 1 and 2) end here, so the rule lives once.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn recovered(
-        opts: Options,
-        mode: Mode,
-        lock: Box<dyn crate::engine::vfs::LockGuard>,
-        sealed: Vec<segment::Sealed>,
-        active: crate::engine::active::Active,
-        marks: (u64, u64),
-        notices: Vec<Notice>,
-        manifest: Option<crate::engine::format::Manifest>,
-    ) -> Store {
-        let (mut max_seq, mut doc_hwm) = marks;
-        for e in active.map.values().flatten() {
-            max_seq = max_seq.max(e.seq);
-            if e.kind == Kind::DocPut && !e.is_key() {
-                doc_hwm = doc_hwm.max(e.doc);
-            }
+    /// The read path over this store's sealed set and active segment.
+    pub(crate) fn reads(&self) -> Reads<'_> {
+        Reads {
+            sealed: &self.sealed,
+            active: &self.active,
+            dir: &self.opts.dir,
         }
+    }
+
+    /// Assembles the store recovery left in `parts`: the next seq and the
+    /// document hwm are the larger of the `(max seq, doc hwm)` marks
+    /// recovery found and what the active segment's committed records hold.
+    /// Both open paths (format 1 and 2) end here, so the rule lives once.
+    fn assemble(opts: Options, mode: Mode, lock: Box<dyn LockGuard>, parts: Parts) -> Store {
+        let Parts {
+            sealed,
+            active,
+            marks,
+            notices,
+            manifest,
+            finish: _,
+        } = parts;
+        let own = active.own_marks();
+        let (max_seq, doc_hwm) = (marks.0.max(own.0), marks.1.max(own.1));
+        let sealed = SealedSet::new(sealed, manifest, opts.clone(), mode);
         Store {
             opts,
             mode,
             _lock: lock,
             sealed,
-            active,
-            next_seq: max_seq + 1,
-            doc_hwm,
+            active: ActiveSegment::new(active),
+            marks: Marks {
+                next_seq: max_seq + 1,
+                doc_hwm,
+            },
             opened_doc_hwm: doc_hwm,
             notices,
-            stale: Default::default(),
-            batch: None,
             poisoned: false,
-            readahead: std::cell::RefCell::new(None),
-            manifest,
         }
     }
 
-    /// Opens the store in `opts.dir`.
+    /// Opens the store in `opts.dir` for reading and writing: an exclusive
+    /// lock; creates the store if needed and recovers from a crash (a torn
+    /// tail, an interrupted seal or compaction). For a read-only open, see
+    /// [`ReadOnlyStore::open`].
     ///
     /// # Errors
-    /// [`Error::NoStore`] (read mode, nothing there), [`Error::LockTimeout`],
-    /// [`Error::Corrupt`] / [`Error::UnsupportedVersion`] on damage that
-    /// recovery may not repair by itself, [`Error::Io`].
-    pub fn open(opts: Options, mode: Mode) -> Result<Store> {
-        crate::engine::replay::open(opts, mode)
+    /// [`Error::LockTimeout`], [`Error::Corrupt`] /
+    /// [`Error::UnsupportedVersion`] on damage that recovery may not repair
+    /// by itself, [`Error::Io`].
+    pub fn open(opts: Options) -> Result<Store> {
+        Store::open_as(opts, Mode::Write)
     }
 
-    /// Opens an existing store for writing; unlike [`Store::open`] in
-    /// [`Mode::Write`] it never creates one, so a command that acts on an
+    fn open_as(opts: Options, mode: Mode) -> Result<Store> {
+        let (lock, parts) = recover::open(&opts, mode)?;
+        let Finish {
+            manifest,
+            reseal,
+            upgrade,
+        } = parts.finish;
+        let mut store = Store::assemble(opts, mode, lock, parts);
+        if upgrade {
+            store.upgrade()?;
+        }
+        if manifest {
+            store.write_manifest()?;
+        }
+        if reseal {
+            store.seal()?;
+        }
+        Ok(store)
+    }
+
+    /// Upgrades a format-1 store opened for writing (docs/FORMAT.md §8.7): its
+    /// active segment is sealed as format 1, a format-2 `active.seg` takes its
+    /// place, and the first manifest lists every format-1 segment.
+    fn upgrade(&mut self) -> Result<()> {
+        let store = self;
+        let vfs = store.opts.vfs.clone();
+        let dir = store.opts.dir.clone();
+        let active = store.active.cur();
+        if active.version() == FORMAT_VERSION && active.records() > 0 {
+            return Err(Error::corrupt(
+                active.path(),
+                0,
+                "a format-2 active segment with records in a store without a manifest",
+            ));
+        }
+        if active.version() == format::FORMAT_V1 && active.records() > 0 {
+            store.seal()?;
+        }
+        // A format-2 active segment left by an upgrade (or a creation) that did
+        // not get to write its manifest: adopt its id and number.
+        let active = store.active.cur();
+        let (store_id, number) = match active.open_file() {
+            Some(f) if active.version() == FORMAT_VERSION => {
+                let h = crate::engine::listing::read_header(f, active.path())?;
+                (h.store_id, h.number)
+            }
+            _ => (vfs.new_store_id(), store.next_segment_number()),
+        };
+        if active.version() != FORMAT_VERSION || active.open_file().is_none() {
+            let next = create_active(&dir, &*vfs, number, store_id)?;
+            // The old one is an empty format-1 segment (or none).
+            drop(store.active.replace(next));
+        }
+        let mut members = Vec::with_capacity(store.sealed.len());
+        for s in store.sealed.iter() {
+            let mut stats = MemberStats::default();
+            let mut c = s.index()?.cursor(Box::new(move || s.scan_entries()))?;
+            while let Some(e) = c.peek()? {
+                stats.add(&e);
+                c.advance();
+            }
+            let flags = u16::from(s.generation.is_some());
+            members.push(stats.member(s.number, s.len, s.version, s.max_seq, flags));
+        }
+        let max_seq = store.marks.last_seq();
+        let m = Manifest {
+            store_id,
+            serial: 1,
+            active: number,
+            next_number: (number + 1).max(store.next_segment_number()),
+            doc_hwm: store.marks.doc_hwm,
+            max_seq,
+            counters: [format::UNKNOWN; 4],
+            members,
+        };
+        manifest::write(&*vfs, &dir, &m)?;
+        store.sealed.set_manifest(m);
+        // The format-1 checkpoint named the segment just sealed.
+        let _ = vfs.remove_file(&dir.join(format::ACTIVE_INDEX_NAME));
+        Ok(())
+    }
+
+    /// Opens an existing store for writing; unlike [`Store::open`] it
+    /// never creates one, so a command that acts on an
     /// existing document leaves an empty directory empty.
     ///
     /// # Errors
@@ -400,7 +405,7 @@ impl Store {
         if opts.vfs.kind(&lock).io("stat", &lock)?.is_none() {
             return Err(crate::engine::lock::without_lock(&*opts.vfs, &opts.dir)?);
         }
-        Store::open(opts, Mode::Write)
+        Store::open(opts)
     }
 
     /// The directory this store lives in.
@@ -424,7 +429,7 @@ impl Store {
     /// object; [`Error::Io`].
     pub fn create_doc(&mut self, doc: &NewDoc) -> Result<DocId> {
         self.check_new_fields(doc.key.as_deref(), doc.meta.as_ref(), None)?;
-        let id = DocId(next_id(self.doc_hwm, "document")?);
+        let id = DocId(next_id(self.marks.doc_hwm, "document")?);
         self.put_doc(id, doc, 0)?;
         Ok(id)
     }
@@ -435,8 +440,8 @@ impl Store {
     /// [`Error::DocNotFound`], [`Error::InvalidInput`], [`Error::Io`].
     pub fn update_doc(&mut self, id: DocId, patch: &DocPatch) -> Result<()> {
         let (view, current) = self.retry_stale(|| {
-            let view = self.view(id)?;
-            let current = self.read_doc_record(&view.doc)?;
+            let view = self.reads().view(id)?;
+            let current = self.reads().read_doc_record(&view.doc)?;
             Ok((view, current))
         })?;
         let meta = match &patch.meta {
@@ -462,7 +467,7 @@ impl Store {
     /// # Errors
     /// [`Error::DocNotFound`], [`Error::Io`].
     pub fn delete_doc(&mut self, id: DocId) -> Result<()> {
-        self.view(id)?;
+        self.reads().view(id)?;
         self.append(Kind::DocDelete, id.0, 0, 0, &[], &[])
     }
 
@@ -490,7 +495,7 @@ impl Store {
         if let Some(m) = meta {
             check_meta(m)?;
         }
-        let view = self.view(doc)?;
+        let view = self.reads().view(doc)?;
         let node = NodeId(next_id(view.node_hwm, "node")?);
         self.put_input(doc, node, input, meta, output)?;
         Ok(node)
@@ -561,7 +566,7 @@ impl Store {
     }
 
     fn find_key_once(&self, key: &str) -> Result<Option<DocId>> {
-        let mut candidates: Vec<Entry> = self.entries_of(format::key_slot(key))?;
+        let mut candidates: Vec<Entry> = self.reads().entries_of(format::key_slot(key))?;
         candidates.sort_unstable_by_key(|c| std::cmp::Reverse(c.seq));
         let mut seen = std::collections::HashSet::new();
         for c in candidates {
@@ -569,10 +574,10 @@ impl Store {
             if !seen.insert(doc) {
                 continue;
             }
-            let Some(view) = resolve(&self.entries_of(doc.0)?) else {
+            let Some(view) = resolve(&self.reads().entries_of(doc.0)?) else {
                 continue;
             };
-            let (h, payload) = self.read_entry(&view.doc)?;
+            let (h, payload) = self.reads().read_entry(&view.doc)?;
             if format::doc_key(&payload, h.flags) == Some(key) {
                 return Ok(Some(doc));
             }
@@ -606,7 +611,7 @@ impl Store {
 
     /// Fails unless `node` is a live node of `doc`.
     fn live_node(&self, doc: DocId, node: NodeId) -> Result<()> {
-        if self.view(doc)?.nodes.contains_key(&node.0) {
+        if self.reads().view(doc)?.nodes.contains_key(&node.0) {
             Ok(())
         } else {
             Err(Error::NodeNotFound { doc, node })
@@ -619,7 +624,7 @@ impl Store {
     /// [`Error::DocNotFound`], [`Error::Corrupt`] when a record it needs fails
     /// its check, [`Error::Io`].
     pub fn get(&self, id: DocId) -> Result<Document> {
-        self.retry_stale(|| self.materialize(&self.view(id)?))
+        self.retry_stale(|| self.reads().materialize(&self.reads().view(id)?))
     }
 
     /// Reads one node of a document.
@@ -628,12 +633,13 @@ impl Store {
     /// As [`Store::get`], plus [`Error::NodeNotFound`].
     pub fn get_node(&self, doc: DocId, node: NodeId) -> Result<Node> {
         self.retry_stale(|| {
-            let view = self.view(doc)?;
+            let view = self.reads().view(doc)?;
             let (input, output) = view
                 .nodes
                 .get(&node.0)
                 .ok_or(Error::NodeNotFound { doc, node })?;
-            self.read_node(input, output.as_ref(), view.metas.get(&node.0))
+            self.reads()
+                .read_node(input, output.as_ref(), view.metas.get(&node.0))
         })
     }
 
@@ -683,7 +689,7 @@ impl Store {
             }
             id
         } else {
-            DocId(next_id(self.doc_hwm, "document")?)
+            DocId(next_id(self.marks.doc_hwm, "document")?)
         };
         self.check_new_fields(parsed.doc.key.as_deref(), parsed.doc.meta.as_ref(), None)?;
         let mut last = 0u64;
@@ -727,7 +733,7 @@ impl Store {
     /// The highest document id this store ever assigned or was given,
     /// deleted documents included.
     pub fn doc_high_water(&self) -> DocId {
-        DocId(self.doc_hwm)
+        DocId(self.marks.doc_hwm)
     }
 
     /// Makes every document id up to `id` count as used, as in the store a
@@ -743,7 +749,7 @@ impl Store {
                 "document high-water mark {id} is above the highest id, {MAX_ID}"
             )));
         }
-        if id.0 <= self.doc_hwm || !self.entries_of(id.0)?.is_empty() {
+        if id.0 <= self.marks.doc_hwm || !self.reads().entries_of(id.0)?.is_empty() {
             return Ok(());
         }
         let empty = NewDoc::default();
@@ -772,7 +778,7 @@ impl Store {
             if !shape(&sh) {
                 return Ok(());
             }
-            let rec = store.read_doc_record(&view.doc)?;
+            let rec = store.reads().read_doc_record(&view.doc)?;
             f(summary(&sh, &rec))
         })
     }
@@ -798,11 +804,11 @@ impl Store {
     /// iterator ends after the first error it yields.
     ///
     /// ```
-    /// # use stratum::{Mode, NewDoc, Options, Store};
+    /// # use stratum::{NewDoc, Options, Store};
     /// # fn main() -> stratum::Result<()> {
     /// # let tmp = std::env::temp_dir().join(format!("stratum-docs-{}", std::process::id()));
     /// # let _ = std::fs::remove_dir_all(&tmp);
-    /// let mut store = Store::open(Options::new(&tmp), Mode::Write)?;
+    /// let mut store = Store::open(Options::new(&tmp))?;
     /// store.create_doc(&NewDoc { body: b"one".to_vec(), ..NewDoc::default() })?;
     /// store.create_doc(&NewDoc { body: b"two".to_vec(), ..NewDoc::default() })?;
     /// let bodies = store
@@ -825,8 +831,8 @@ impl Store {
 
     /// [`Store::docs`] through `filter`.
     pub(crate) fn docs_filtered<'s>(&'s self, filter: Option<DocFilter<'s>>) -> Result<Docs<'s>> {
-        let merge = self.merge()?;
-        let outer = self.readahead.replace(Some(segment::ReadAhead::default()));
+        let merge = self.reads().merge()?;
+        let outer = self.sealed.begin_readahead();
         Ok(Docs {
             store: self,
             merge,
@@ -859,7 +865,7 @@ impl Store {
         f: &mut dyn FnMut(&Document, NodeId) -> Result<()>,
     ) -> Result<()> {
         self.for_each_view(Some(progress), &mut |store, view| {
-            let doc = store.materialize(&view)?;
+            let doc = store.reads().materialize(&view)?;
             f(&doc, NodeId(view.node_hwm))
         })
     }
@@ -871,7 +877,16 @@ impl Store {
     /// [`Error::Io`], or what `f` returns. A damaged record is reported with
     /// `crc_ok: false` and ends that segment's listing.
     pub fn records(&self, f: &mut dyn FnMut(RecordInfo) -> Result<()>) -> Result<()> {
-        crate::engine::segment::list_records(self, f)
+        let mut files: Vec<(&dyn crate::engine::vfs::VFile, &Path)> =
+            Vec::with_capacity(self.sealed.len() + 1);
+        for s in self.sealed.iter() {
+            files.push((s.file()?, s.path.as_path()));
+        }
+        let active = self.active.cur();
+        if let Some(file) = active.open_file() {
+            files.push((file, active.path()));
+        }
+        segment::list_records(files, f)
     }
 
     /// Whole-store figures.
@@ -879,8 +894,13 @@ impl Store {
     /// # Errors
     /// [`Error::Corrupt`], [`Error::Io`].
     pub fn stats(&self) -> Result<Stats> {
-        let figures = crate::engine::live::current(self)?;
-        Ok(crate::engine::live::stats_from(self, &figures))
+        let figures = stats::current(&self.sealed, &self.active)?;
+        Ok(self.stats_from(&figures))
+    }
+
+    /// Whole-store figures for `stats`, from `f`.
+    pub(crate) fn stats_from(&self, f: &Figures) -> Stats {
+        stats::stats_from(&self.sealed, self.active.cur(), self.marks, f)
     }
 
     /// [`Store::stats`] from the manifest's counters alone, `None` when they
@@ -891,8 +911,8 @@ impl Store {
     /// [`Error::Corrupt`], [`Error::Io`].
     #[doc(hidden)]
     pub fn stats_counted(&self) -> Result<Option<Stats>> {
-        let figures = crate::engine::live::counted(self)?;
-        Ok(figures.map(|f| crate::engine::live::stats_from(self, &f)))
+        let figures = stats::counted(&self.sealed, &self.active)?;
+        Ok(figures.map(|f| self.stats_from(&f)))
     }
 
     /// [`Store::stats`] from a merge of every index, ignoring the counters
@@ -902,8 +922,8 @@ impl Store {
     /// [`Error::Corrupt`], [`Error::Io`].
     #[doc(hidden)]
     pub fn stats_by_merge(&self) -> Result<Stats> {
-        let figures = crate::engine::live::merged(self)?;
-        Ok(crate::engine::live::stats_from(self, &figures))
+        let figures = stats::merged(&self.sealed, &self.active)?;
+        Ok(self.stats_from(&figures))
     }
 
     pub(crate) fn put_doc(&mut self, id: DocId, doc: &NewDoc, node_hwm: u64) -> Result<()> {
@@ -945,252 +965,10 @@ impl Store {
         self.append_flags(kind, doc, node, aux, 0, a, b)
     }
 
-    /// Materializes a resolved document: one positioned read per record.
-    fn materialize(&self, view: &DocView) -> Result<Document> {
-        let rec = self.read_doc_record(&view.doc)?;
-        self.materialize_from(view, rec)
-    }
-
-    /// A document from its view and its own record, already read.
-    fn materialize_from(&self, view: &DocView, rec: DocPayload) -> Result<Document> {
-        let mut inputs = Vec::with_capacity(view.nodes.len());
-        for (n, (input, output)) in &view.nodes {
-            inputs.push(self.read_node(input, output.as_ref(), view.metas.get(n))?);
-        }
-        let meta = match rec.meta {
-            Some(m) => Some(self.json_at(&view.doc, m.as_bytes())?),
-            None => None,
-        };
-        Ok(Document {
-            id: DocId(view.doc.doc),
-            key: rec.key,
-            category: rec.category,
-            version: rec.version,
-            meta,
-            body: rec.body,
-            inputs,
-        })
-    }
-
-    /// Reads the record an entry points at, wherever it lives.
-    pub(crate) fn read_entry(&self, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
-        // An index entry is trusted for where to look, never for how much to
-        // allocate.
-        let max = format::RECORD_HEADER_LEN as u64 + u64::from(format::MAX_PAYLOAD);
-        let seg_len = match self.active_of(e.seg) {
-            Some(a) => a.len,
-            None => self
-                .sealed
-                .binary_search_by_key(&e.seg, |s| s.number)
-                .map_or(0, |i| self.sealed[i].len),
-        };
-        let why = if u64::from(e.len) > max || (e.len as usize) < format::RECORD_HEADER_LEN {
-            Some("index entry has an impossible record length")
-        } else if e
-            .offset
-            .checked_add(u64::from(e.len))
-            .is_none_or(|end| end > seg_len)
-        {
-            Some("index entry points past the end of its segment")
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            if let Ok(i) = self.sealed.binary_search_by_key(&e.seg, |s| s.number) {
-                self.index_miss(&self.sealed[i], e)?;
-            }
-            return Err(Error::corrupt(self.path_of(e), e.offset, why));
-        }
-        if let Some(a) = self.active_of(e.seg) {
-            return a.read(e);
-        }
-        let i = self
-            .sealed
-            .binary_search_by_key(&e.seg, |s| s.number)
-            .map_err(|_| Error::internal("entry for an unknown segment"))?;
-        let s = &self.sealed[i];
-        let read = self.read_sealed(s, e);
-        if let Err(Error::Corrupt { .. }) = &read {
-            // Stale: the caller reads again (see `engine::stale`).
-            self.index_miss(s, e)?;
-        }
-        read
-    }
-
-    fn read_sealed(&self, s: &segment::Sealed, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
-        if let Some(ra) = self.readahead.borrow_mut().as_mut() {
-            let buf = ra.read(s.file()?, s.number, s.len, e).io("read", &s.path)?;
-            return match buf {
-                Some(b) => segment::check_record(b, &s.path, e),
-                None => Err(Error::corrupt(
-                    &s.path,
-                    e.offset,
-                    "record runs past the end of the file (truncated)",
-                )),
-            };
-        }
-        segment::read_record(s.file()?, &s.path, e)
-    }
-
-    /// Runs `f` with sequential read-ahead on sealed segments: for whole-store
-    /// passes, which read records in nearly ascending offsets.
-    pub(crate) fn with_readahead<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let outer = self.readahead.replace(Some(segment::ReadAhead::default()));
-        let r = f();
-        self.readahead.replace(outer);
-        r
-    }
-
-    fn path_of(&self, e: &Entry) -> PathBuf {
-        if let Some(a) = self.active_of(e.seg) {
-            a.path.clone()
-        } else {
-            self.opts.dir.join(format::segment_name(e.seg))
-        }
-    }
-
-    pub(crate) fn read_doc_record(&self, e: &Entry) -> Result<DocPayload> {
-        let (h, payload) = self.read_entry(e)?;
-        format::decode_doc(&payload, h.flags)
-            .map_err(|why| Error::corrupt(self.path_of(e), e.offset, why))
-    }
-
-    /// Reads a node's input, meta and output values. `meta` is the node's
-    /// newest `NodeMetaPut`, when it is newer than its `InputPut`.
-    pub(crate) fn read_node(
-        &self,
-        input: &Entry,
-        output: Option<&Entry>,
-        meta: Option<&Entry>,
-    ) -> Result<Node> {
-        let (h, payload) = self.read_entry(input)?;
-        let (text, own_meta, embedded) = format::decode_input(&payload, h.flags)
-            .map_err(|why| Error::corrupt(self.path_of(input), input.offset, why))?;
-        let input_json = self.json_at(input, text)?;
-        let output = match output {
-            None => None,
-            Some(o) if o.seg == input.seg && o.offset == input.offset => {
-                if format::output_present(h.flags, embedded) {
-                    Some(self.json_at(input, embedded)?)
-                } else {
-                    None
-                }
-            }
-            Some(o) => {
-                let (oh, p) = self.read_entry(o)?;
-                if format::output_present(oh.flags, &p) {
-                    Some(self.json_at(o, &p)?)
-                } else {
-                    None
-                }
-            }
-        };
-        let meta = match meta {
-            Some(m) => {
-                let (_, p) = self.read_entry(m)?;
-                if p.is_empty() {
-                    None
-                } else {
-                    Some(self.json_at(m, &p)?)
-                }
-            }
-            None => match own_meta {
-                Some(m) => Some(self.json_at(input, m)?),
-                None => None,
-            },
-        };
-        Ok(Node {
-            id: NodeId(input.node),
-            input: input_json,
-            meta,
-            output,
-        })
-    }
-
-    /// A stored value, checked again before it is served: a CRC proves the
-    /// bytes are the ones written, not that a crafted file wrote JSON.
-    fn json_at(&self, e: &Entry, bytes: &[u8]) -> Result<Json> {
-        crate::json::check_stored(bytes)
-            .map_err(|why| Error::corrupt(self.path_of(e), e.offset, why))?;
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| Error::corrupt(self.path_of(e), e.offset, "stored value is not UTF-8"))?;
-        Ok(Json::from_trusted(text.to_owned()))
-    }
-
-    /// Every index entry of one document, from every segment.
-    pub(crate) fn entries_of(&self, id: u64) -> Result<Vec<Entry>> {
-        let mut out = Vec::new();
-        // Only the members whose document range holds `id`: after a load or
-        // a compaction that is one, whatever the number of segments.
-        for s in self.sealed.iter().filter(|s| s.may_hold(id)) {
-            for ie in self.index_of(s)?.lookup(id, &|| s.scan_entries())? {
-                out.push(Entry::new(&ie, s.number));
-            }
-        }
-        for a in self.actives() {
-            if let Some(p) = &a.prefix {
-                for ie in p.lookup(id, &|| a.prefix_entries())? {
-                    out.push(Entry::new(&ie, a.number));
-                }
-            }
-            if let Some(v) = a.map.get(&id) {
-                out.extend(v.iter().map(|ie| Entry::new(ie, a.number)));
-            }
-        }
-        Ok(out)
-    }
-
-    /// `active.seg`, and the one a spilled batch set aside
-    /// (src/engine/spill.rs): both serve reads.
-    pub(crate) fn actives(&self) -> impl Iterator<Item = &Active> {
-        let parked = self
-            .batch
-            .as_ref()
-            .and_then(|b| b.spill.as_ref())
-            .map(|s| &s.parked);
-        std::iter::once(&self.active).chain(parked)
-    }
-
-    /// The active segment numbered `seg`, if one is.
-    pub(crate) fn active_of(&self, seg: u64) -> Option<&Active> {
-        self.actives().find(|a| a.number == seg)
-    }
-
-    /// Cursors over the active segments' entries, for a merge.
-    pub(crate) fn active_sources(&self) -> Result<Vec<(Cursor<'_>, u64)>> {
-        let mut sources = Vec::with_capacity(4);
-        for a in self.actives() {
-            if let Some(p) = &a.prefix {
-                sources.push((p.cursor(Box::new(move || a.prefix_entries()))?, a.number));
-            }
-            sources.push((Cursor::owned(a.sorted_entries()), a.number));
-        }
-        Ok(sources)
-    }
-
-    /// The live state of a document.
-    pub(crate) fn view(&self, id: DocId) -> Result<DocView> {
-        resolve(&self.entries_of(id.0)?).ok_or(Error::DocNotFound(id))
-    }
-
     /// True if the id was ever used here, or may have been (at or below the
     /// high-water mark this store had when it was opened).
     fn doc_exists_ever(&self, id: DocId) -> Result<bool> {
-        Ok(id.0 <= self.opened_doc_hwm || !self.entries_of(id.0)?.is_empty())
-    }
-
-    /// A merge over every segment's entries, in document order.
-    pub(crate) fn merge(&self) -> Result<Merge<'_>> {
-        let mut sources = Vec::with_capacity(self.sealed.len() + 1);
-        for s in &self.sealed {
-            sources.push((
-                self.index_of(s)?
-                    .cursor(Box::new(move || s.scan_entries()))?,
-                s.number,
-            ));
-        }
-        sources.extend(self.active_sources()?);
-        Ok(Merge { sources })
+        Ok(id.0 <= self.opened_doc_hwm || !self.reads().entries_of(id.0)?.is_empty())
     }
 
     /// Calls `f` for every live document in id order; reports progress in
@@ -1200,7 +978,8 @@ impl Store {
         progress: Option<&mut dyn FnMut(Progress)>,
         f: &mut dyn FnMut(&Store, DocView) -> Result<()>,
     ) -> Result<()> {
-        self.with_readahead(|| self.for_each_view_inner(progress, f))
+        self.reads()
+            .with_readahead(|| self.for_each_view_inner(progress, f))
     }
 
     fn for_each_view_inner(
@@ -1210,7 +989,7 @@ impl Store {
     ) -> Result<()> {
         let total = self.total_bytes();
         let mut done = 0u64;
-        let mut merge = self.merge()?;
+        let mut merge = self.reads().merge()?;
         while let Some(entries) = merge.next_doc()? {
             if let Some(size) = self.visit(&mut merge, entries, f)? {
                 done += size;
@@ -1228,43 +1007,107 @@ impl Store {
         Ok(())
     }
 
-    /// The store's format version: 2 once it has a manifest.
-    pub(crate) fn format_version(&self) -> u16 {
-        if self.manifest.is_some() {
-            format::FORMAT_VERSION
-        } else {
-            format::FORMAT_V1
-        }
-    }
-
     /// The store id (0 for a format-1 store).
     pub(crate) fn store_id(&self) -> u64 {
-        self.manifest.as_ref().map_or(0, |m| m.store_id)
+        self.sealed.store_id()
     }
 
     /// Which index files belong to a segment of `version` in this store.
-    pub(crate) fn binding(&self, version: u16) -> crate::engine::index::Binding {
-        crate::engine::index::Binding {
-            version,
-            store_id: if version == format::FORMAT_V1 {
-                0
-            } else {
-                self.store_id()
-            },
-        }
+    pub(crate) fn binding(&self, version: u16) -> Binding {
+        self.sealed.binding(version)
     }
 
     /// The lowest number a new segment may take: above the active
     /// segment, every member and every number the manifest reserved.
     pub(crate) fn next_segment_number(&self) -> u64 {
-        let sealed = self.sealed.last().map_or(0, |s| s.number);
-        let reserved = self.manifest.as_ref().map_or(0, |m| m.next_number);
-        reserved.max(sealed + 1).max(self.active.number + 1)
+        let sealed = self.sealed.last_number();
+        let reserved = self.sealed.manifest().map_or(0, |m| m.next_number);
+        reserved.max(sealed + 1).max(self.active.cur().number() + 1)
     }
 
     /// Bytes of all segment files.
     pub(crate) fn total_bytes(&self) -> u64 {
-        self.sealed.iter().map(|s| s.len).sum::<u64>() + self.active.len
+        self.sealed.total_len() + self.active.cur().len()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reads that meet a stale index file (see `engine::sealed`) run again.
+
+impl Store {
+    /// Sends notices found from now on to `f` as they happen, instead of
+    /// queueing them for [`Store::take_notices`]. For a caller that reports
+    /// as it goes: an index found stale part-way through a command says so.
+    pub fn on_notice(&mut self, f: NoticeHook) {
+        self.sealed.on_notice(f);
+    }
+
+    /// Notices queued since the open (see [`Store::on_notice`]).
+    pub(crate) fn take_stale_notices(&mut self) -> Vec<Notice> {
+        self.sealed.take_notices()
+    }
+
+    /// Runs `f`, and once more each time it fails after an index turned out
+    /// stale (the failed read went through it; the segment now answers from
+    /// a scan). Bounded: each round takes one index out of use.
+    pub(crate) fn retry_stale<T>(&self, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+        loop {
+            let epoch = self.sealed.stale_epoch();
+            match f() {
+                Err(_) if self.sealed.stale_epoch() != epoch => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// The mutable form of [`Store::retry_stale`].
+    pub(crate) fn retry_stale_mut<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Store) -> Result<T>,
+    ) -> Result<T> {
+        loop {
+            let epoch = self.sealed.stale_epoch();
+            match f(self) {
+                Err(_) if self.sealed.stale_epoch() != epoch => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// Calls `f` with the live view of one document's `entries` from
+    /// `merge`, if it is live, and returns the bytes of the records it
+    /// holds. When an index turns out stale reading it, its segment answers
+    /// from a scan for this document and the rest of the pass, and `f` runs
+    /// again. `f` reads before it reports, so a failed call printed nothing.
+    pub(crate) fn visit<'a>(
+        &'a self,
+        merge: &mut Merge<'a>,
+        mut entries: Vec<Entry>,
+        f: &mut dyn FnMut(&Store, DocView) -> Result<()>,
+    ) -> Result<Option<u64>> {
+        let Some(doc) = entries.first().map(|e| e.doc) else {
+            return Ok(None);
+        };
+        loop {
+            let epoch = self.sealed.stale_epoch();
+            let Some(view) = resolve(&entries) else {
+                return Ok(None);
+            };
+            let size = u64::from(view.doc.len)
+                + view
+                    .nodes
+                    .values()
+                    .map(|(i, o)| u64::from(i.len) + o.map_or(0, |o| u64::from(o.len)))
+                    .sum::<u64>();
+            match f(self, view) {
+                Ok(()) => return Ok(Some(size)),
+                Err(_) if self.sealed.stale_epoch() != epoch => {
+                    self.sealed.refresh_merge(merge, doc)?;
+                    entries = self.reads().entries_of(doc)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
@@ -1278,68 +1121,536 @@ fn next_id(hwm: u64, what: &str) -> Result<u64> {
     }
 }
 
-/// Resolves a document's entries (any order) into its live state: `None`
-/// when it was deleted or never existed. Newest wins by sequence number.
-/// Key entries (docs/FORMAT.md §7.6) are not the document's own and are
-/// skipped.
-pub(crate) fn resolve(entries: &[Entry]) -> Option<DocView> {
-    let mut doc: Option<Entry> = None;
-    let mut node_hwm = 0u64;
-    let mut inputs: BTreeMap<u64, Entry> = BTreeMap::new();
-    let mut outputs: BTreeMap<u64, Entry> = BTreeMap::new();
-    let mut metas: BTreeMap<u64, Entry> = BTreeMap::new();
-    let mut deleted_nodes: Vec<u64> = Vec::new();
-    for e in entries.iter().filter(|e| e.doc < format::KEY_SPACE) {
-        match e.kind {
-            Kind::DocDelete => return None,
-            Kind::DocPut => {
-                node_hwm = node_hwm.max(e.aux);
-                if doc.is_none_or(|d| d.seq < e.seq) {
-                    doc = Some(*e);
+// ---------------------------------------------------------------------------
+// Writes: the store asks the active segment to append, and coordinates what
+// spans its parts (sealing, a spilled batch's members, the manifest).
+
+impl Store {
+    /// Which index files belong to the active segment's file in this store.
+    fn active_binding(&self) -> Binding {
+        self.binding(self.active.cur().version())
+    }
+
+    /// Appends one record. Outside a batch it is durable when this returns.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn append_flags(
+        &mut self,
+        kind: Kind,
+        doc: u64,
+        node: u64,
+        aux: u64,
+        flags: u8,
+        a: &[u8],
+        b: &[u8],
+    ) -> Result<()> {
+        self.check_writable()?;
+        let payload = a.len() + b.len();
+        if payload > MAX_PAYLOAD as usize {
+            return Err(Error::invalid(format!(
+                "a record of {payload} bytes exceeds the limit of {MAX_PAYLOAD} bytes"
+            )));
+        }
+        let total = (format::RECORD_HEADER_LEN + payload) as u64;
+        if !self.active.in_batch() {
+            if self.active.needs_seal(total, self.opts.segment_size) {
+                self.seal()?;
+            }
+        } else {
+            self.make_room_in_batch(total)?;
+        }
+        let bind = self.active_binding();
+        self.active.append(
+            &self.opts,
+            bind,
+            &mut self.marks,
+            kind,
+            doc,
+            node,
+            aux,
+            flags,
+            a,
+            b,
+        )
+    }
+
+    /// Seals `active.seg` as `seg_N.seg` with a footer and an index file, and
+    /// starts a fresh `active.seg`. See docs/FORMAT.md §Sealing.
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        self.seal_counting(true)
+    }
+
+    /// [`Store::seal`]; `count` false leaves the manifest's figures "not
+    /// known" instead of working them out (compaction, which replaces them
+    /// at once).
+    pub(crate) fn seal_counting(&mut self, count: bool) -> Result<()> {
+        // The members' figures once this segment is one are the whole
+        // store's now. They are a cache: when they cannot be had (a damaged
+        // index), they are written "not known" and `stats` merges instead.
+        let figures = if count && self.sealed.manifest().is_some() {
+            stats::current(&self.sealed, &self.active).ok()
+        } else {
+            None
+        };
+        let seq = self.active.write_footer(&mut self.marks)?;
+        let cur = self.active.cur();
+        let (number, seg_len, version) = (cur.number(), cur.len(), cur.version());
+        let from = cur.path().to_path_buf();
+        let dir = self.opts.dir.clone();
+        let vfs = self.opts.vfs.clone();
+        let seg_path = dir.join(format::segment_name(number));
+        vfs.rename(&from, &seg_path).io("rename", &seg_path)?;
+        self.sync_dir()?;
+        let bind = self.active_binding();
+        let (member, index) = self
+            .active
+            .write_index(&self.opts, bind, seq, self.marks.doc_hwm)?;
+        // Above every number in use: compaction outputs may be numbered
+        // above the active segment.
+        let next_number = self.next_segment_number();
+        let next = create_active(&dir, &*vfs, next_number, self.store_id())?;
+        let file = self.active.replace(next)?;
+        self.sealed.push(Sealed {
+            number,
+            version,
+            path: seg_path,
+            len: seg_len,
+            max_seq: seq,
+            doc_hwm: self.marks.doc_hwm,
+            generation: None,
+            handle: Handle::ready(file, index),
+            member: None,
+            lazy: None,
+        });
+        // The commit point (docs/FORMAT.md §8.3 step 11).
+        let doc_hwm = self.marks.doc_hwm;
+        if let Some(m) = self.sealed.manifest_mut() {
+            m.members.push(member);
+            m.members.sort_by_key(|x| x.number);
+            m.active = next_number;
+            m.next_number = m.next_number.max(next_number + 1);
+            m.doc_hwm = doc_hwm;
+            m.max_seq = seq;
+            crate::engine::live::set_in_manifest(m, figures.as_ref());
+            self.write_manifest()?;
+        }
+        // The checkpoint described the segment just sealed; its own index
+        // replaces it.
+        let _ = vfs.remove_file(&dir.join(ACTIVE_INDEX_NAME));
+        Ok(())
+    }
+
+    /// Replaces the manifest with the in-memory one (serial one above). A
+    /// failure poisons the store: membership on disk may now differ from
+    /// memory.
+    pub(crate) fn write_manifest(&mut self) -> Result<()> {
+        let r = self.sealed.write_manifest();
+        if r.is_err() {
+            self.poisoned = true;
+        }
+        r
+    }
+
+    /// fsync of the data directory. Always done, `--no-sync` or not: it
+    /// orders renames and removals, on which consistency rests.
+    pub(crate) fn sync_dir(&mut self) -> Result<()> {
+        let r = self
+            .opts
+            .vfs
+            .sync_dir(&self.opts.dir)
+            .io("fsync", &self.opts.dir);
+        if r.is_err() {
+            self.poisoned = true;
+        }
+        r
+    }
+
+    /// Refuses writes on a read-only store, and on one whose in-memory state
+    /// may be ahead of the file after a failed write.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.mode != Mode::Write {
+            return Err(Error::invalid(
+                "the store was opened read-only: writes need Mode::Write",
+            ));
+        }
+        if self.poisoned || self.active.failed() {
+            return Err(Error::Poisoned);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn begin_batch(&mut self) -> Result<()> {
+        if self.active.in_batch() {
+            return Err(Error::internal("nested batch"));
+        }
+        self.check_writable()?;
+        self.active.begin(self.marks)
+    }
+
+    pub(crate) fn commit_batch(&mut self) -> Result<()> {
+        let bind = self.active_binding();
+        let committed = {
+            let (sealed, opts) = (&mut self.sealed, &self.opts);
+            self.active
+                .commit(opts, bind, &mut self.marks, &mut |f, figures| {
+                    take_sealed_file(opts, sealed, f, figures)
+                })?
+        };
+        match committed {
+            Committed::Empty => Ok(()),
+            Committed::InActive => {
+                // A large batch may leave the active segment over its
+                // threshold: seal now so the next open reads an index, not
+                // the whole batch.
+                if self.active.cur().len() > self.opts.segment_size {
+                    self.seal()
+                } else {
+                    self.active.after_commit(&self.opts, bind, self.marks);
+                    Ok(())
                 }
             }
-            Kind::InputPut => {
-                node_hwm = node_hwm.max(e.node);
-                inputs.insert(e.node, *e);
-                if e.flags & format::FLAG_HAS_OUTPUT != 0 {
-                    newest(&mut outputs, e);
+            Committed::Spilled { members, figures } => {
+                // The files' names are durable before the manifest that
+                // lists them.
+                self.sync_dir()?;
+                let (doc_hwm, max_seq) = (self.marks.doc_hwm, self.marks.last_seq());
+                let m = self
+                    .sealed
+                    .manifest_mut()
+                    .ok_or_else(|| Error::internal("a spilled batch without a manifest"))?;
+                m.members.extend(members);
+                m.members.sort_by_key(|x| x.number);
+                m.doc_hwm = doc_hwm;
+                m.max_seq = m.max_seq.max(max_seq);
+                crate::engine::live::set_in_manifest(m, figures.as_ref());
+                self.write_manifest()?;
+                // The batch would have taken `active.seg` past the segment
+                // size: seal what it holds, as a write at the size does, so
+                // that the next open reads an index rather than replaying it.
+                if self.active.cur().records() > 0 {
+                    self.seal()?;
                 }
+                Ok(())
             }
-            Kind::OutputPut | Kind::OutputDelete => newest(&mut outputs, e),
-            Kind::NodeMetaPut => newest(&mut metas, e),
-            Kind::InputDelete => {
-                node_hwm = node_hwm.max(e.node);
-                deleted_nodes.push(e.node);
-            }
-            Kind::Commit | Kind::Seal => {}
         }
     }
-    for n in deleted_nodes {
-        inputs.remove(&n);
+
+    pub(crate) fn rollback_batch(&mut self) -> Result<()> {
+        let spilled = self.active.rollback(&self.opts, &mut self.marks)?;
+        let vfs = self.opts.vfs.clone();
+        let mut remove = Vec::new();
+        for n in spilled {
+            let s = self.sealed.remove(n)?;
+            remove.push(s.idx_path());
+            remove.push(s.path);
+        }
+        // Best effort: what stays is an extra file the next write open
+        // removes.
+        for p in remove {
+            let _ = vfs.remove_file(&p);
+        }
+        Ok(())
     }
-    // A node's own meta field counts unless a newer NodeMetaPut replaced it.
-    metas.retain(|n, m| inputs.get(n).is_some_and(|i| m.seq > i.seq));
-    let nodes = inputs
-        .into_iter()
-        .map(|(n, input)| {
-            let output = outputs
-                .get(&n)
-                .copied()
-                .filter(|o| o.kind != Kind::OutputDelete);
-            (n, (input, output))
-        })
-        .collect();
-    Some(DocView {
-        doc: doc?,
-        node_hwm,
-        nodes,
-        metas,
-    })
+
+    /// Before a batch appends `incoming` bytes: spills the batch, or seals
+    /// the file it spills into, when it would pass the segment size (see
+    /// `engine::active::Spill`).
+    fn make_room_in_batch(&mut self, incoming: u64) -> Result<()> {
+        if !self.active.batch_full(incoming, self.opts.segment_size) {
+            return Ok(());
+        }
+        // Only a format-1 store opened read-only has no manifest, and it
+        // takes no batch; were one to get here, it stays in `active.seg`.
+        if self.sealed.manifest().is_none() {
+            return Ok(());
+        }
+        if !self.active.spilled() {
+            // The batch so far is on disk before its copy takes a number.
+            self.active.flush()?;
+            let number = self.reserve_segment_number();
+            let figures = self
+                .sealed
+                .manifest()
+                .and_then(crate::engine::live::of_manifest);
+            let store_id = self.store_id();
+            self.active.spill(&self.opts, store_id, number, figures)?;
+        }
+        // The file the batch goes on in may be full already (the head just
+        // copied into it, and this record).
+        if self
+            .active
+            .spill_file_full(incoming, self.opts.segment_size)
+        {
+            let bind = self.binding(format::FORMAT_VERSION);
+            let (sealed, opts) = (&mut self.sealed, &self.opts);
+            self.active
+                .seal_spill_file(opts, bind, &mut self.marks, &mut |f, figures| {
+                    take_sealed_file(opts, sealed, f, figures)
+                })?;
+            let number = self.reserve_segment_number();
+            let store_id = self.store_id();
+            self.active.start_spill_file(&self.opts, store_id, number)?;
+        }
+        Ok(())
+    }
+
+    /// The lowest free segment number, reserved in the manifest.
+    fn reserve_segment_number(&mut self) -> u64 {
+        let number = self.next_segment_number();
+        if let Some(m) = self.sealed.manifest_mut() {
+            m.next_number = m.next_number.max(number + 1);
+        }
+        number
+    }
 }
 
-fn newest(map: &mut BTreeMap<u64, Entry>, e: &Entry) {
-    let slot = map.entry(e.node).or_insert(*e);
-    if slot.seq < e.seq {
-        *slot = *e;
+/// Takes a file a spilled batch sealed into the sealed set, first counting
+/// what its records supersede in the members into `figures` (as sealing
+/// does). Read through the descriptor cache from now on, like any member: a
+/// batch of many segments must not hold a descriptor for each.
+fn take_sealed_file(
+    opts: &Options,
+    sealed: &mut SealedSet,
+    f: crate::engine::active::SealedFile,
+    figures: Option<&mut crate::engine::live::Figures>,
+) -> Result<()> {
+    if let Some(figures) = figures {
+        for own in f.own {
+            stats::absorb(sealed, figures, own)?;
+        }
     }
+    let file = opts.vfs.open_read(&f.path).io("open", &f.path)?;
+    sealed.push(Sealed {
+        number: f.number,
+        version: f.version,
+        path: f.path,
+        len: f.len,
+        max_seq: f.max_seq,
+        doc_hwm: f.doc_hwm,
+        generation: None,
+        handle: Handle::ready(file, f.index),
+        member: Some(f.member),
+        lazy: None,
+    });
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Compaction: `engine::compact` writes the outputs from the read path; the
+// store seals `active.seg` when it was chosen and commits.
+
+impl Store {
+    /// What a compaction of this store works with.
+    fn compaction(&self) -> compact::Ctx<'_> {
+        compact::Ctx {
+            opts: &self.opts,
+            reads: self.reads(),
+            marks: self.marks,
+            store_id: self.store_id(),
+            next_number: self.next_segment_number(),
+        }
+    }
+
+    /// Bytes of segment and index files on disk now.
+    fn file_bytes(&self) -> u64 {
+        compact::file_bytes(&self.opts, &self.sealed, self.active.cur())
+    }
+
+    /// Merges all segments into new ones holding only live data; see
+    /// `engine::compact` for the crash-safe protocol.
+    ///
+    /// # Errors
+    /// [`Error::NoSpace`] when the live data would not fit (nothing changed);
+    /// [`Error::Corrupt`] when a record it must copy is damaged (nothing
+    /// changed); [`Error::Io`].
+    pub fn compact(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<CompactReport> {
+        // A failed pass changes nothing, so one that met a stale index file
+        // (see `engine::sealed`) starts again on the segment's scan.
+        self.retry_stale_mut(|store| store.compact_full(progress))
+    }
+
+    fn compact_full(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<CompactReport> {
+        let bytes_before = self.file_bytes();
+        let segments_before = self.sealed.len() + 1;
+        // Sealed only once every output is written, so a compaction that
+        // fails changes nothing.
+        let seal_later = self.active.cur().records() > 0;
+        let (mut out, documents) = self.compaction().write_full(seal_later, progress)?;
+        let sealed = if seal_later {
+            self.seal_counting(false)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = sealed {
+            out.discard(&self.opts);
+            return Err(e);
+        }
+        let written = out.written();
+        self.commit_compaction(out, None)?;
+        Ok(CompactReport {
+            bytes_before,
+            bytes_after: self.file_bytes(),
+            segments_before,
+            segments_after: self.sealed.len() + 1,
+            documents,
+            merged: segments_before,
+            written,
+        })
+    }
+
+    fn commit_compaction(&mut self, out: compact::Outputs, set: Option<&[u64]>) -> Result<()> {
+        compact::commit(
+            &self.opts,
+            &mut self.sealed,
+            &mut self.marks,
+            &mut self.poisoned,
+            out,
+            set,
+        )
+    }
+
+    /// Gives a manifest without figures (an earlier build's, or one whose
+    /// seal could not work them out) its counters and per-member figures,
+    /// from a merge of the members' indexes, so that `stats` stops merging.
+    /// Returns whether it wrote the manifest.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`], [`Error::Io`].
+    pub fn write_counters(&mut self) -> Result<bool> {
+        self.check_writable()?;
+        let known = self
+            .sealed
+            .manifest()
+            .is_none_or(|m| crate::engine::live::of_manifest(m).is_some());
+        if known {
+            return Ok(false);
+        }
+        let members = stats::merged_members(&self.sealed)?;
+        if let Some(m) = self.sealed.manifest_mut() {
+            crate::engine::live::set_in_manifest(m, Some(&members));
+            self.write_manifest()?;
+        }
+        Ok(true)
+    }
+
+    /// What [`Store::compact_with`] would do, without changing anything.
+    /// `exact` walks every index to give the exact bytes a selective
+    /// compaction writes (what `--dry-run` shows); otherwise they are the
+    /// upper bound the figures give.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`], [`Error::Io`].
+    pub fn compact_plan(&self, mode: CompactMode, exact: bool) -> Result<CompactPlan> {
+        self.compaction().plan(mode, exact)
+    }
+
+    /// Compacts as `mode` says: [`CompactMode::Full`] is [`Store::compact`];
+    /// [`CompactMode::Selective`] merges only the members worth merging and
+    /// leaves everything else alone, so with nothing to reclaim it writes
+    /// nothing (docs/FORMAT.md §8.4).
+    ///
+    /// # Errors
+    /// As [`Store::compact`].
+    pub fn compact_with(
+        &mut self,
+        mode: CompactMode,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<CompactReport> {
+        match mode {
+            CompactMode::Full => self.compact(progress),
+            // As a full compaction: a pass that met a stale index file has
+            // changed nothing, and starts again on the segment's scan.
+            CompactMode::Selective => {
+                self.retry_stale_mut(|store| store.compact_selective(progress))
+            }
+        }
+    }
+
+    fn compact_selective(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<CompactReport> {
+        self.check_writable()?;
+        let bytes_before = self.file_bytes();
+        let segments_before = self.sealed.len() + 1;
+        let f = stats::current(&self.sealed, &self.active)?;
+        let set = self.compaction().choose(&f);
+        // A chosen `active.seg` is sealed once the outputs are written (as
+        // in a full compaction), so that a refused compaction changes
+        // nothing; the seal's footer seq and the number of the empty
+        // `active.seg` after it are set aside.
+        let seal_later = set.contains(&self.active.cur().number());
+        let report = |store: &Store, merged: usize, written: u64, documents: u64| CompactReport {
+            bytes_before,
+            bytes_after: store.file_bytes(),
+            segments_before,
+            segments_after: store.sealed.len() + 1,
+            documents,
+            merged,
+            written,
+        };
+        if set.is_empty() {
+            // Nothing worth merging; figures are the one thing worth writing.
+            self.write_counters()?;
+            return Ok(report(self, 0, 0, 0));
+        }
+        let base = self.next_segment_number() + u64::from(seal_later);
+        let (mut out, needed, documents) = self
+            .compaction()
+            .write_selective(&set, base, seal_later, progress)?;
+        // The records of `active.seg` that supersede what the merge drops
+        // must outlive a power loss, `--no-sync` or not: sealing fsyncs it.
+        let sealed = if seal_later {
+            self.seal_counting(false)
+        } else {
+            self.active.flush().and_then(|()| self.active.fsync())
+        };
+        if let Err(e) = sealed {
+            out.discard(&self.opts);
+            return Err(e);
+        }
+        let merged = set.len();
+        self.commit_compaction(out, Some(&set))?;
+        Ok(report(self, merged, needed, documents))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Verify and backup: they read the store's files under the lock it holds.
+
+impl Store {
+    /// Checks this store as [`verify`](crate::engine::verify()) does, under
+    /// the lock the store already holds: a program with the store open
+    /// cannot take a second lock on it (locks are per open file, so it would
+    /// wait on itself).
+    ///
+    /// # Errors
+    /// As [`verify`](crate::engine::verify()), less the lock errors;
+    /// [`Error::InvalidInput`] inside [`Store::atomic`], whose records are
+    /// not all on disk yet.
+    pub fn verify(&self, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
+        if self.active.in_batch() {
+            return Err(Error::invalid("verify cannot run inside an atomic batch"));
+        }
+        verify::verify_locked(&self.opts, progress)
+    }
+}
+
+/// Copies the open store `store` to the new directory `dest` as a store of
+/// its own (see `engine::backup`): sealed files linked or copied, the
+/// flushed part of `active.seg` copied, the manifest written, the copy
+/// verified before it takes its name.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a destination that exists and is not an
+/// empty directory; [`Error::Corrupt`] when the copy does not verify
+/// (nothing is kept); [`Error::Io`].
+pub fn backup(
+    store: &Store,
+    dest: &Path,
+    sealed: BackupSealed,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<BackupReport> {
+    let parts = backup::Parts {
+        opts: &store.opts,
+        sealed: &store.sealed,
+        active: store.active.cur(),
+    };
+    backup::backup(parts, dest, sealed, progress)
 }

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::engine::format::{self, IndexEntry, Kind};
 use crate::engine::index;
+use crate::engine::listing::Listing;
 use crate::engine::lock;
-use crate::engine::replay::{self, Listing};
+use crate::engine::options::{Options, Progress};
 use crate::engine::segment::{self, Scan};
-use crate::engine::store::{Options, Progress, Store};
 use crate::engine::vfs::{VFile, Vfs};
 use crate::error::{Error, IoContext, Result};
 
@@ -105,28 +105,15 @@ pub fn verify(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Veri
     verify_locked(opts, progress)
 }
 
-impl Store {
-    /// Checks this store as [`verify`] does, under the lock the store
-    /// already holds: a program with the store open cannot take a second
-    /// lock on it (locks are per open file, so it would wait on itself).
-    ///
-    /// # Errors
-    /// As [`verify`], less the lock errors; [`Error::InvalidInput`] inside
-    /// [`Store::atomic`], whose records are not all on disk yet.
-    pub fn verify(&self, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
-        if self.batch.is_some() {
-            return Err(Error::invalid("verify cannot run inside an atomic batch"));
-        }
-        verify_locked(&self.opts, progress)
-    }
-}
-
 /// The checks of [`verify`], by a caller that holds the store's lock.
-fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<VerifyReport> {
+pub(crate) fn verify_locked(
+    opts: &Options,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<VerifyReport> {
     let vfs = &*opts.vfs;
     let dir = &opts.dir;
     let mut report = VerifyReport::default();
-    let listing: Listing = match replay::list_dir(vfs, dir) {
+    let listing: Listing = match crate::engine::listing::list_dir(vfs, dir) {
         Ok(l) => l,
         Err(Error::Corrupt { path, reason, .. }) => {
             report.damage(&file_name(&path), None, reason);
@@ -148,7 +135,7 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
         let name = format::segment_name(n);
         let path = dir.join(&name);
         let file = vfs.open_read(&path).io("open", &path)?;
-        match replay::read_header(&*file, &path) {
+        match crate::engine::listing::read_header(&*file, &path) {
             Ok(h) if h.number == n => {
                 headers.insert(n, h);
                 files.push((n, file, name));
@@ -158,7 +145,7 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
             Err(e) => report.damage(&name, Some(0), brief(&e)),
         }
     }
-    let (mut current, stale) = replay::current_segments(&headers);
+    let (mut current, stale) = crate::engine::listing::current_segments(&headers);
     for n in &stale {
         report.notice(
             &format::segment_name(*n),
@@ -423,7 +410,7 @@ fn verify_locked(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<V
             sources.push(Source::memory(&scan.entries));
             continue;
         };
-        let held = index_entries(vfs, dir, *n, scan.file_len, binding_of(&scan));
+        let held = index::index_entries(vfs, dir, *n, scan.file_len, binding_of(&scan));
         let found = report_damaged(
             &mut report,
             name,
@@ -571,7 +558,7 @@ fn report_damaged(
     err: &Error,
     held: Option<Vec<IndexEntry>>,
 ) -> Result<Damaged> {
-    let s = crate::engine::repair::salvage_scan(file, path)?;
+    let s = crate::engine::salvage::salvage_scan(file, path)?;
     let first = offset_of(err);
     let mut lost_docs = Vec::new();
     // A record that passes its CRC but fails a deeper check (its JSON) is
@@ -660,28 +647,6 @@ fn describe_records(hit: &[&IndexEntry]) -> String {
         text.push_str(&format!(" and {more} more records"));
     }
     text
-}
-
-/// Every entry of a sealed segment's index file, when it is readable and
-/// describes a segment of this length.
-pub(crate) fn index_entries(
-    vfs: &dyn Vfs,
-    dir: &Path,
-    n: u64,
-    len: u64,
-    bind: index::Binding,
-) -> Option<Vec<IndexEntry>> {
-    let (file, header) =
-        index::open_index(vfs, &dir.join(format::index_name(n)), n, len, bind).ok()??;
-    let blocks = header.entries.div_ceil(format::ENTRIES_PER_BLOCK as u64);
-    let mut buf = vec![0u8; format::INDEX_BLOCK_LEN];
-    let mut out = Vec::new();
-    for b in 0..blocks {
-        let at = format::INDEX_HEADER_LEN as u64 + b * format::INDEX_BLOCK_LEN as u64;
-        file.read_exact_at(&mut buf, at).ok()?;
-        out.extend(format::decode_block(&buf)?);
-    }
-    Some(out)
 }
 
 /// One file `verify` reads, and what it knows of it before reading.

@@ -195,6 +195,26 @@ fn not_regular() -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")
 }
 
+// The descriptor cache knows nothing of this trait; the file system that
+// hands its files out does.
+impl VFile for crate::engine::descriptors::CachedFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        crate::engine::descriptors::CachedFile::read_at(self, buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.descriptor()?.write_all_at(buf, offset)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(crate::engine::descriptors::CachedFile::len(self))
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.descriptor()?.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.descriptor()?.sync_data()
+    }
+}
+
 impl Vfs for OsFs {
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn VFile>> {
         let f = OpenOptions::new()

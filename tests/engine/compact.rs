@@ -3,14 +3,14 @@
 //! never handed out twice, and the plan is what the compaction then does.
 
 use stratum::engine::CompactMode;
-use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Options, Store};
+use stratum::{DocId, DocPatch, Error, Json, NewDoc, NodeId, Options, ReadOnlyStore, Store};
 
 const SEG: u64 = 4096;
 
 fn open(dir: &std::path::Path) -> Store {
     let mut o = Options::new(dir);
     o.segment_size = SEG;
-    Store::open(o, Mode::Write).unwrap()
+    Store::open(o).unwrap()
 }
 
 fn body(n: usize) -> NewDoc {
@@ -182,7 +182,7 @@ fn compaction_writes_what_it_reclaims() {
     let mut o = Options::new(&dir);
     o.segment_size = 64 << 10;
     o.sync = false;
-    let mut s = Store::open(o.clone(), Mode::Write).unwrap();
+    let mut s = Store::open(o.clone()).unwrap();
     let n = 2000;
     let ids: Vec<DocId> = (0..n).map(|i| s.create_doc(&body(i)).unwrap()).collect();
     for id in &ids {
@@ -195,7 +195,7 @@ fn compaction_writes_what_it_reclaims() {
     eprintln!("0% garbage: compact wrote {at_0} bytes of a {store_bytes}-byte store");
     assert_eq!(at_0, 0);
 
-    let mut s = Store::open(o.clone(), Mode::Write).unwrap();
+    let mut s = Store::open(o.clone()).unwrap();
     for id in ids.iter().step_by(100) {
         let patch = DocPatch {
             body: Some(b"changed".to_vec()),
@@ -208,14 +208,14 @@ fn compaction_writes_what_it_reclaims() {
     eprintln!("1% changed: compact wrote {at_1} bytes of a {store_bytes}-byte store");
     assert!(at_1 * 20 < store_bytes, "{at_1} of {store_bytes}");
 
-    let mut s = Store::open(o.clone(), Mode::Write).unwrap();
+    let mut s = Store::open(o.clone()).unwrap();
     for id in ids.iter().step_by(2) {
         s.delete_doc(*id).unwrap();
     }
     let before = s.stats().unwrap();
     drop(s);
     let at_50 = bytes_written(&dir, &["compact"]);
-    let s = Store::open(o, Mode::Read).unwrap();
+    let s = ReadOnlyStore::open(o).unwrap();
     let after = s.stats().unwrap();
     eprintln!(
         "50% deleted: compact wrote {at_50} bytes; segments {} -> {} bytes, live {}",

@@ -34,7 +34,7 @@ use stratum::engine::format::{
 };
 use stratum::engine::{ProblemKind, verify};
 use stratum::sim::{CrashFs, State};
-use stratum::{DocId, DocPatch, Document, Json, Mode, NewDoc, NodeId, Options, Store};
+use stratum::{DocId, DocPatch, Document, Json, NewDoc, NodeId, Options, ReadOnlyStore, Store};
 
 // ---------------------------------------------------------------------------
 // Allocation tracking: the largest single allocation made by this thread.
@@ -134,7 +134,7 @@ struct Fixture {
 /// records and a batch.
 fn fixture() -> Fixture {
     let fs = CrashFs::new();
-    let mut store = Store::open(options(&fs), Mode::Write).expect("create");
+    let mut store = Store::open(options(&fs)).expect("create");
     let mut model = Model::default();
     let mut history = vec![model.clone()];
     let mut run = |store: &mut Store, op: Op, history: &mut Vec<Model>| {
@@ -282,22 +282,21 @@ fn examine(fx: &Fixture, name: &str, bytes: &[u8]) -> Result<Verdict, String> {
             }
             Err(e) => return Err(format!("verify failed: {e}")),
         };
-        for mode in [Mode::Read, Mode::Write] {
-            let Ok(store) = Store::open(opts.clone(), mode) else {
-                continue;
-            };
-            if let Ok(docs) = model::dump(&store) {
+        // Read-only and read-write opens, in that order, each dropped
+        // before the next takes its lock.
+        let check = |mode: &str, store: &Store| -> Result<(), String> {
+            if let Ok(docs) = model::dump(store) {
                 let known = fx.history.iter().any(|m| m.diff(&docs).is_empty());
                 if !known {
                     return Err(format!(
-                        "{mode:?} open: dump is no state the store ever had: {:?}",
+                        "{mode} open: dump is no state the store ever had: {:?}",
                         fx.history.last().map(|m| m.diff(&docs))
                     ));
                 }
                 if name.ends_with(".idx")
                     && fx.history.last().is_some_and(|m| !m.diff(&docs).is_empty())
                 {
-                    return Err(format!("{mode:?} open: a damaged index changed the dump"));
+                    return Err(format!("{mode} open: a damaged index changed the dump"));
                 }
             }
             let top = fx.versions.keys().max().copied().unwrap_or(0);
@@ -305,10 +304,17 @@ fn examine(fx: &Fixture, name: &str, bytes: &[u8]) -> Result<Verdict, String> {
                 if let Ok(d) = store.get(DocId(id)) {
                     let written = fx.versions.get(&id).is_some_and(|v| v.contains(&d));
                     if !written {
-                        return Err(format!("{mode:?} open: get {id} returned {}", d.to_json()));
+                        return Err(format!("{mode} open: get {id} returned {}", d.to_json()));
                     }
                 }
             }
+            Ok(())
+        };
+        if let Ok(store) = ReadOnlyStore::open(opts.clone()) {
+            check("read-only", &store)?;
+        }
+        if let Ok(store) = Store::open(opts.clone()) {
+            check("read-write", &store)?;
         }
         Ok(verdict)
     }));
@@ -320,6 +326,40 @@ fn examine(fx: &Fixture, name: &str, bytes: &[u8]) -> Result<Verdict, String> {
             .unwrap_or_default();
         Err(format!("panic: {msg}"))
     })
+}
+
+/// How an attacked store is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Read,
+    Write,
+}
+
+/// A store opened as a [`Mode`] says: reads go through either handle,
+/// writes only through the read-write one.
+enum Opened {
+    Read(ReadOnlyStore),
+    Write(Store),
+}
+
+impl Opened {
+    fn open(opts: Options, mode: Mode) -> stratum::Result<Opened> {
+        Ok(match mode {
+            Mode::Read => Opened::Read(ReadOnlyStore::open(opts)?),
+            Mode::Write => Opened::Write(Store::open(opts)?),
+        })
+    }
+}
+
+impl std::ops::Deref for Opened {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        match self {
+            Opened::Read(s) => s,
+            Opened::Write(s) => s,
+        }
+    }
 }
 
 /// One damaged copy to examine.
@@ -900,7 +940,7 @@ fn attack(files: &[(String, Vec<u8>)]) -> Result<String, String> {
                 }
             };
             for mode in [Mode::Read, Mode::Write] {
-                let mut store = match Store::open(opts.clone(), mode) {
+                let mut store = match Opened::open(opts.clone(), mode) {
                     Ok(s) => s,
                     Err(e) if verified_clean && mode == Mode::Read => {
                         return Err(format!("verify found no damage, but open fails: {e}"));
@@ -940,7 +980,7 @@ fn attack(files: &[(String, Vec<u8>)]) -> Result<String, String> {
                     }
                     let _ = store.get_node(DocId(id), NodeId(1));
                 }
-                if mode == Mode::Write {
+                if let Opened::Write(store) = &mut store {
                     match store.create_doc(&new_doc(None, b"new")) {
                         Ok(id) if served.iter().any(|w| *w >= id.0) => {
                             return Err(format!("create_doc handed out {id} again"));

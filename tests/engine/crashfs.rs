@@ -45,7 +45,7 @@ use std::time::Instant;
 
 use crate::model::{self, Model, Op};
 use stratum::sim::{CrashFs, DataMode, DirMode, Rng, Snapshot, State, crash_image};
-use stratum::{DocPatch, Json, Mode, NewDoc, Options, Store};
+use stratum::{DocPatch, Json, NewDoc, Options, Store};
 
 const DIR: &str = "/store";
 
@@ -193,7 +193,7 @@ fn run_workload_with(seed: u64, sync: bool) -> Run {
     let mut models = vec![Model::default()];
     let mut steps = Vec::new();
     fs.set_tag(0);
-    let mut store = Store::open(opts.clone(), Mode::Write).expect("first open");
+    let mut store = Store::open(opts.clone()).expect("first open");
     models.push(Model::default());
     steps.push("open".to_owned());
     let len = 4 + rng.below(9);
@@ -245,7 +245,7 @@ fn run_workload_with(seed: u64, sync: bool) -> Run {
                 });
                 assert!(r.is_err());
                 drop(store);
-                store = Store::open(opts.clone(), Mode::Write).expect("reopen after abort");
+                store = Store::open(opts.clone()).expect("reopen after abort");
                 "abandoned batch, reopen".to_owned()
             }
             86..=89 => {
@@ -269,7 +269,7 @@ fn run_workload_with(seed: u64, sync: bool) -> Run {
                     eprintln!("step {}: reopen", steps.len());
                 }
                 drop(store);
-                store = Store::open(opts.clone(), Mode::Write).expect("reopen");
+                store = Store::open(opts.clone()).expect("reopen");
                 "reopen".to_owned()
             }
         };
@@ -304,7 +304,7 @@ fn run_script(segment_size: u64, record_from: usize, script: Vec<Scripted>) -> R
     if record_from == 0 {
         fs.start_recording();
     }
-    let mut store = Store::open(opts.clone(), Mode::Write).expect("first open");
+    let mut store = Store::open(opts.clone()).expect("first open");
     models.push(Model::default());
     let mut steps = vec!["open".to_owned()];
     for step in script {
@@ -331,7 +331,7 @@ fn run_script(segment_size: u64, record_from: usize, script: Vec<Scripted>) -> R
             }
             Scripted::Reopen => {
                 drop(store);
-                store = Store::open(opts.clone(), Mode::Write).expect("reopen");
+                store = Store::open(opts.clone()).expect("reopen");
                 "reopen".to_owned()
             }
         };
@@ -442,8 +442,7 @@ fn check_recovered(
 ) -> Result<(), String> {
     let before = &run.models[tag];
     let after = &run.models[(tag + 1).min(run.models.len() - 1)];
-    let mut store =
-        Store::open(opts.clone(), Mode::Write).map_err(|e| format!("I5: recovery failed: {e}"))?;
+    let mut store = Store::open(opts.clone()).map_err(|e| format!("I5: recovery failed: {e}"))?;
     // Recovery is over; the writes below are not part of it.
     *recovery = fs.take_recording();
     let temps: Vec<String> = fs
@@ -498,7 +497,7 @@ fn check_recovered(
     if !report.is_ok() {
         return Err(format!("verify after recovery: {:?}", report.problems));
     }
-    let store = Store::open(opts.clone(), Mode::Write)
+    let store = Store::open(opts.clone())
         .map_err(|e| format!("I5: reopen after the next write failed: {e}"))?;
     let got = model::dump(&store).map_err(|e| format!("dump after reopen: {e}"))?;
     let diff = model.diff(&got);
@@ -807,7 +806,7 @@ fn run_plan(plan: &[Kind3]) -> Run {
     let opts = options(&fs, 4096);
     let mut models = vec![Model::default()];
     let mut model = Model::default();
-    let mut store = Store::open(opts.clone(), Mode::Write).expect("first open");
+    let mut store = Store::open(opts.clone()).expect("first open");
     for op in [
         Op::Create(body_of(300, b's')),
         Op::AddInput(1, j("[1]"), Some(j("1"))),
@@ -850,7 +849,7 @@ fn run_plan(plan: &[Kind3]) -> Run {
                 let end = file.len().expect("len");
                 file.write_all_at(&[0x5a; 37], end).expect("garbage");
                 drop(file);
-                store = Store::open(opts.clone(), Mode::Write).expect("tail repair");
+                store = Store::open(opts.clone()).expect("tail repair");
             }
         }
         steps.push(format!("{kind:?}"));
@@ -1159,7 +1158,7 @@ fn workloads_are_deterministic() {
 // kept as a named case.
 
 fn open(fs: &CrashFs) -> stratum::Result<Store> {
-    Store::open(options(fs, 4096), Mode::Write)
+    Store::open(options(fs, 4096))
 }
 
 fn small_doc(body: &str) -> NewDoc {

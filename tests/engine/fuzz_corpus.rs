@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use stratum::engine::format::{self, Kind, SEGMENT_HEADER_LEN};
 use stratum::sim::CrashFs;
-use stratum::{DocId, Json, Mode, NewDoc, NodeId, Options, Store};
+use stratum::{DocId, Json, NewDoc, NodeId, Options, Store};
 
 fn corpus(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -103,14 +103,11 @@ fn seed_stores() -> Vec<(&'static str, Files)> {
         ..NewDoc::default()
     };
     let open = |fs: &CrashFs| {
-        Store::open(
-            Options {
-                vfs: Arc::new(fs.clone()),
-                segment_size: 1024,
-                ..Options::new("/store")
-            },
-            Mode::Write,
-        )
+        Store::open(Options {
+            vfs: Arc::new(fs.clone()),
+            segment_size: 1024,
+            ..Options::new("/store")
+        })
         .expect("open")
     };
     let mut out = Vec::new();

@@ -24,7 +24,7 @@ use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use stratum::engine::CompactMode;
 use stratum::sim::{CrashFs, DataMode, DirMode, Rng, crash_image};
-use stratum::{DocId, DocPatch, Json, Mode, NewDoc, Options, Store};
+use stratum::{DocId, DocPatch, Json, NewDoc, Options, Store};
 
 /// An operation with its targets given as positions among the live
 /// documents and nodes, resolved against the model when it runs; `None` aims
@@ -428,7 +428,7 @@ fn run_op(
 /// Runs `steps` on a fresh store and checks it after each.
 fn run(backend: Backend, segment_size: u64, steps: &[Step]) -> Result<(), TestCaseError> {
     let mut backend = backend;
-    let open = |b: &Backend| Store::open(b.options(segment_size), Mode::Write);
+    let open = |b: &Backend| Store::open(b.options(segment_size));
     let mut store = open(&backend).map_err(|e| TestCaseError::fail(format!("open: {e}")))?;
     let mut model = Model::default();
     for (i, step) in steps.iter().enumerate() {
@@ -572,8 +572,7 @@ fn compaction_round_trip(segment_size: u64, steps: &[Step]) -> Result<(), TestCa
         segment_size,
         ..Options::new("/store")
     };
-    let mut store =
-        Store::open(opts.clone(), Mode::Write).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let mut store = Store::open(opts.clone()).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let mut model = Model::default();
     for step in steps {
         if let Step::Batch(_)

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use stratum::engine::vfs::{EntryKind, LockGuard, OsFs, VFile, Vfs};
 use stratum::{
-    Created, DocId, DocPatch, Document, Error, Ids, Json, Loaded, Mode, NewDoc, NodeId, OnConflict,
-    Options, Selection, Store, merge_patch,
+    Created, DocId, DocPatch, Document, Error, Ids, Json, Loaded, NewDoc, NodeId, OnConflict,
+    Options, ReadOnlyStore, Selection, Store, merge_patch,
 };
 
 fn j(s: &str) -> Json {
@@ -63,7 +63,7 @@ const FIXTURES: [&str; 2] = [
 fn replace_keeps_ids_and_writes_nothing_for_what_is_equal() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
-    let mut s = Store::open(opts(&dir), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir)).unwrap();
     let first = load_all(&mut s, &FIXTURES, OnConflict::Fail).unwrap();
     assert_eq!(first, [Loaded::New(DocId(1)), Loaded::New(DocId(2))]);
     let before = dump(&s);
@@ -71,7 +71,7 @@ fn replace_keeps_ids_and_writes_nothing_for_what_is_equal() {
     let files = snapshot(&dir);
 
     // The same fixtures again: the same store, byte for byte.
-    let mut s = Store::open(opts(&dir), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir)).unwrap();
     let again = load_all(&mut s, &FIXTURES, OnConflict::Replace).unwrap();
     assert_eq!(
         again,
@@ -90,7 +90,7 @@ fn replace_keeps_ids_and_writes_nothing_for_what_is_equal() {
         r#"{"key":"two-sum","category":"easy","meta":{"tags":["array"],"n":1.0},"body":"Two sum","inputs":[{"input":[2,7],"output":[1,0]},{"input":[3,3],"output":null,"has_output":true},{"input":[2]},{"input":[3],"output":1.50}]}"#,
         FIXTURES[1],
     ];
-    let mut s = Store::open(opts(&dir), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir)).unwrap();
     load_all(&mut s, &regenerated, OnConflict::Replace).unwrap();
     let d = s.get(DocId(1)).unwrap();
     let nodes: Vec<(NodeId, &str, Option<&str>, Option<&str>)> = d
@@ -120,7 +120,7 @@ fn replace_keeps_ids_and_writes_nothing_for_what_is_equal() {
     // Skip leaves the holder as it is and writes nothing.
     drop(s);
     let files = snapshot(&dir);
-    let mut s = Store::open(opts(&dir), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir)).unwrap();
     let skipped = load_all(&mut s, &FIXTURES, OnConflict::Skip).unwrap();
     assert_eq!(
         skipped,
@@ -135,11 +135,11 @@ fn replace_keeps_ids_and_writes_nothing_for_what_is_equal() {
 fn fail_refuses_a_taken_key_and_the_batch_leaves_the_store_as_it_was() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
-    let mut s = Store::open(opts(&dir), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir)).unwrap();
     load_all(&mut s, &FIXTURES, OnConflict::Fail).unwrap();
     drop(s);
     let files = snapshot(&dir);
-    let mut s = Store::open(opts(&dir), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir)).unwrap();
     let fresh = r#"{"key":"new","body":"x"}"#;
     let e = load_all(&mut s, &[fresh, FIXTURES[1]], OnConflict::Fail).unwrap_err();
     assert!(
@@ -150,7 +150,7 @@ fn fail_refuses_a_taken_key_and_the_batch_leaves_the_store_as_it_was() {
     assert!(snapshot(&dir) == files);
 
     // Keeping ids and a policy that keeps the holder's id contradict.
-    let mut s = Store::open(opts(&dir), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir)).unwrap();
     let kept = Document::from_json(r#"{"id":9,"key":"two-sum","body":"x"}"#).unwrap();
     for on in [OnConflict::Replace, OnConflict::Skip] {
         let e = s.load_doc_or(&kept, Ids::Keep, on).unwrap_err();
@@ -166,7 +166,7 @@ fn fail_refuses_a_taken_key_and_the_batch_leaves_the_store_as_it_was() {
 #[test]
 fn a_replacement_takes_its_chain_node_by_node() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut s = Store::open(opts(tmp.path()), Mode::Write).unwrap();
+    let mut s = Store::open(opts(tmp.path())).unwrap();
     let new = NewDoc {
         key: Some("k".into()),
         body: b"v1".to_vec(),
@@ -212,7 +212,7 @@ fn a_replacement_takes_its_chain_node_by_node() {
 fn a_meta_patch_keeps_exact_text_in_one_write() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
-    let mut s = Store::open(opts(&dir), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir)).unwrap();
     let id = s
         .create_doc(&NewDoc {
             meta: Some(j(
@@ -267,7 +267,7 @@ fn a_meta_patch_keeps_exact_text_in_one_write() {
     // Refused: a patch that is not an object, a patch beside a new meta,
     // an unknown document or node; each leaves the store as it was.
     let files = snapshot(&dir);
-    let mut s = Store::open(opts(&dir), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir)).unwrap();
     let e = s
         .update_doc_merging_meta(id, &DocPatch::default(), &j("[1]"))
         .unwrap_err();
@@ -396,13 +396,13 @@ fn big_segments(dir: &Path) -> Options {
 }
 
 /// A read handle on `dir` whose reads are counted.
-fn counted(dir: &Path) -> (Store, Arc<Counting>) {
+fn counted(dir: &Path) -> (ReadOnlyStore, Arc<Counting>) {
     let counts = Arc::new(Counting::default());
     let o = Options {
         vfs: Arc::new(CountingFs(counts.clone())),
         ..big_segments(dir)
     };
-    (Store::open(o, Mode::Read).unwrap(), counts)
+    (ReadOnlyStore::open(o).unwrap(), counts)
 }
 
 /// Bytes `f` reads on a fresh handle, past what opening it read.
@@ -417,7 +417,7 @@ fn bytes_read(dir: &Path, f: impl FnOnce(&Store)) -> u64 {
 /// every seventh), category `c{i%3}`, meta level `1.0` or `1` by parity,
 /// and a node without an output on every fifth.
 fn selection_store(dir: &Path, n: u64) {
-    let mut s = Store::open(big_segments(dir), Mode::Write).unwrap();
+    let mut s = Store::open(big_segments(dir)).unwrap();
     for i in 1..=n {
         let id = s
             .create_doc(&NewDoc {
@@ -562,7 +562,7 @@ fn a_scanning_selection_reads_only_the_records_of_what_it_selects() {
     let missing = want(&Selection::new().missing_output());
     let easy = want(&Selection::new().category("c0"));
     let damage = |doc: u64, kind: &str| {
-        let s = Store::open(big_segments(&dir), Mode::Read).unwrap();
+        let s = ReadOnlyStore::open(big_segments(&dir)).unwrap();
         let mut at = Vec::new();
         s.records(&mut |r| {
             if r.doc == doc && r.kind == kind {
@@ -579,7 +579,7 @@ fn a_scanning_selection_reads_only_the_records_of_what_it_selects() {
         std::fs::write(&path, bytes).unwrap();
     };
     let whole_fails = || {
-        let s = Store::open(big_segments(&dir), Mode::Read).unwrap();
+        let s = ReadOnlyStore::open(big_segments(&dir)).unwrap();
         let whole = s.dump(&mut |_| {}, &mut |_| Ok(()));
         assert!(matches!(whole, Err(Error::Corrupt { .. })), "{whole:?}");
     };

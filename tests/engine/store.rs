@@ -6,7 +6,9 @@ use std::time::Duration;
 use stratum::engine::Sealed;
 
 use crate::run::{self, Out, names, reset_dir};
-use stratum::{DocId, DocPatch, Error, Json, Mode, NewDoc, NodeId, Notice, Options, Store};
+use stratum::{
+    DocId, DocPatch, Error, Json, NewDoc, NodeId, Notice, Options, ReadOnlyStore, Store,
+};
 
 fn opts(dir: &std::path::Path, seg: u64) -> Options {
     let mut o = Options::new(dir);
@@ -45,7 +47,7 @@ fn round_trip_across_rotation_reopen_and_compaction() {
     let dir = tmp.path().join("s");
     let mut expected = Vec::new();
     {
-        let mut s = Store::open(opts(&dir, 4096), Mode::Write).unwrap();
+        let mut s = Store::open(opts(&dir, 4096)).unwrap();
         for i in 0..200u64 {
             let id = s
                 .create_doc(&doc(
@@ -90,25 +92,24 @@ fn round_trip_across_rotation_reopen_and_compaction() {
         assert!(s.get(DocId(1)).is_err());
         assert!(!s.get(DocId(2)).unwrap().inputs.is_empty());
     }
-    let dump =
-        |dir: &std::path::Path| dump_lines(&Store::open(opts(dir, 4096), Mode::Read).unwrap());
+    let dump = |dir: &std::path::Path| dump_lines(&ReadOnlyStore::open(opts(dir, 4096)).unwrap());
     assert_eq!(dump(&dir), expected);
     let segs = std::fs::read_dir(&dir).unwrap().count();
     assert!(segs > 5, "rotation made {segs} files");
     {
-        let mut s = Store::open(opts(&dir, 1 << 20), Mode::Write).unwrap();
+        let mut s = Store::open(opts(&dir, 1 << 20)).unwrap();
         let r = s.compact(&mut |_| {}).unwrap();
         assert!(r.bytes_after < r.bytes_before, "{r:?}");
         assert_eq!(s.get(DocId(2)).unwrap().to_json(), expected[0]);
     }
     assert_eq!(dump(&dir), expected);
     {
-        let mut s = Store::open(opts(&dir, 4096), Mode::Write).unwrap();
+        let mut s = Store::open(opts(&dir, 4096)).unwrap();
         // The highest id was deleted (200 = 1 + 199, deleted since 199 % 5 != 0? no)
         s.delete_doc(DocId(200)).unwrap();
         s.compact(&mut |_| {}).unwrap();
     }
-    let mut s = Store::open(opts(&dir, 4096), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir, 4096)).unwrap();
     assert_eq!(s.create_doc(&doc("new", None)).unwrap(), DocId(201));
     let id = DocId(2);
     let before = s.get(id).unwrap();
@@ -125,7 +126,7 @@ fn torn_tail_is_discarded_on_write_and_ignored_on_read() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
     {
-        let mut s = Store::open(opts(&dir, 1 << 20), Mode::Write).unwrap();
+        let mut s = Store::open(opts(&dir, 1 << 20)).unwrap();
         s.create_doc(&doc("a", None)).unwrap();
         s.create_doc(&doc("b", None)).unwrap();
     }
@@ -133,11 +134,11 @@ fn torn_tail_is_discarded_on_write_and_ignored_on_read() {
     let full = std::fs::read(&active).unwrap();
     std::fs::write(&active, &full[..full.len() - 3]).unwrap();
     {
-        let s = Store::open(opts(&dir, 1 << 20), Mode::Read).unwrap();
+        let s = ReadOnlyStore::open(opts(&dir, 1 << 20)).unwrap();
         assert!(s.get(DocId(1)).is_ok());
         assert!(s.get(DocId(2)).is_err());
     }
-    let mut s = Store::open(opts(&dir, 1 << 20), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir, 1 << 20)).unwrap();
     match &s.take_notices()[..] {
         [
             Notice::DiscardedIncompleteWrite {
@@ -156,12 +157,12 @@ fn torn_tail_is_discarded_on_write_and_ignored_on_read() {
     }
     assert_eq!(s.create_doc(&doc("c", None)).unwrap(), DocId(2));
     drop(s);
-    let s = Store::open(opts(&dir, 1 << 20), Mode::Read).unwrap();
+    let s = ReadOnlyStore::open(opts(&dir, 1 << 20)).unwrap();
     assert_eq!(s.get(DocId(2)).unwrap().body, b"c");
 }
 
 fn build(dir: &std::path::Path) -> Vec<String> {
-    let mut s = Store::open(opts(dir, 2048), Mode::Write).unwrap();
+    let mut s = Store::open(opts(dir, 2048)).unwrap();
     for i in 0..40u64 {
         let id = s.create_doc(&doc(&format!("doc {i}"), None)).unwrap();
         s.add_input(id, &j(&format!("{i}")), Some(&j("[true]")))
@@ -224,11 +225,11 @@ fn repair_quarantines_damage_keeps_the_rest_and_verifies() {
             .unwrap()
             .is_ok()
     );
-    let s = Store::open(opts(&dir, 2048), Mode::Read).unwrap();
+    let s = ReadOnlyStore::open(opts(&dir, 2048)).unwrap();
     assert_eq!(dump_lines(&s), salvaged);
     drop(s);
     // Deleted id 40 stays retired.
-    let mut s = Store::open(opts(&dir, 2048), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir, 2048)).unwrap();
     assert_eq!(s.create_doc(&doc("x", None)).unwrap(), DocId(41));
 }
 
@@ -246,11 +247,11 @@ fn backup_is_a_verified_store_of_its_own() {
     std::io::Write::write_all(&mut f, &[1, 2, 3]).unwrap();
     drop(f);
     let dest = tmp.path().join("b");
-    let s = Store::open(opts(&dir, 2048), Mode::Read).unwrap();
+    let s = ReadOnlyStore::open(opts(&dir, 2048)).unwrap();
     let r = stratum::engine::backup(&s, &dest, Sealed::Link, &mut |_| {}).unwrap();
     assert!(r.linked > 0);
     drop(s);
-    let b = Store::open(opts(&dest, 2048), Mode::Read).unwrap();
+    let b = ReadOnlyStore::open(opts(&dest, 2048)).unwrap();
     assert_eq!(dump_lines(&b), all);
     let ab = std::fs::read(dest.join("active.seg")).unwrap();
     let asrc = std::fs::read(&active).unwrap();
@@ -269,7 +270,7 @@ fn active_checkpoint_bounds_replay_and_survives_damage() {
     o.sync = true;
     let body = "x".repeat(100_000);
     {
-        let mut s = Store::open(o.clone(), Mode::Write).unwrap();
+        let mut s = Store::open(o.clone()).unwrap();
         for _ in 0..60 {
             let id = s.create_doc(&doc(&body, None)).unwrap();
             s.add_input(id, &j("1"), None).unwrap();
@@ -280,7 +281,7 @@ fn active_checkpoint_bounds_replay_and_survives_damage() {
         "a checkpoint after 4 MiB of appends"
     );
     let dump = |o: &Options| {
-        let s = Store::open(o.clone(), Mode::Read).unwrap();
+        let s = ReadOnlyStore::open(o.clone()).unwrap();
         assert_eq!(s.get(DocId(3)).unwrap().inputs.len(), 1);
         dump_lines(&s)
     };
@@ -295,7 +296,7 @@ fn active_checkpoint_bounds_replay_and_survives_damage() {
     assert!(!stratum::engine::verify(&o, &mut |_| {}).unwrap().is_ok());
     assert_eq!(dump(&o), before);
     // Sealing folds the checkpoint into the segment's own index.
-    let mut s = Store::open(o.clone(), Mode::Write).unwrap();
+    let mut s = Store::open(o.clone()).unwrap();
     s.compact(&mut |_| {}).unwrap();
     drop(s);
     assert!(!idx.exists());
@@ -308,7 +309,7 @@ fn active_checkpoint_bounds_replay_and_survives_damage() {
 fn torn_multi_record_batch_is_a_torn_tail() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
-    let mut s = Store::open(opts(&dir, 1 << 20), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir, 1 << 20)).unwrap();
     s.create_doc(&doc("kept", None)).unwrap();
     s.atomic(|s| {
         for i in 0..3 {
@@ -324,10 +325,10 @@ fn torn_multi_record_batch_is_a_torn_tail() {
     std::fs::write(&active, &bytes[..bytes.len() - 44]).unwrap();
     let report = stratum::engine::verify(&opts(&dir, 1 << 20), &mut |_| {}).unwrap();
     assert!(report.is_ok(), "{report:?}");
-    let r = Store::open(opts(&dir, 1 << 20), Mode::Read).unwrap();
+    let r = ReadOnlyStore::open(opts(&dir, 1 << 20)).unwrap();
     assert!(r.get(DocId(2)).is_err());
     drop(r);
-    let mut s = Store::open(opts(&dir, 1 << 20), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir, 1 << 20)).unwrap();
     assert_eq!(s.take_notices().len(), 1);
     assert_eq!(s.create_doc(&doc("next", None)).unwrap(), DocId(2));
 }
@@ -338,7 +339,7 @@ fn torn_multi_record_batch_is_a_torn_tail() {
 fn compaction_never_writes_an_oversized_record() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
-    let mut s = Store::open(opts(&dir, 1 << 30), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir, 1 << 30)).unwrap();
     let id = s.create_doc(&doc("big", None)).unwrap();
     let big_in = j(&format!("\"{}\"", "i".repeat(40 << 20)));
     let big_out = j(&format!("\"{}\"", "o".repeat(30 << 20)));
@@ -346,7 +347,7 @@ fn compaction_never_writes_an_oversized_record() {
     s.set_output(id, n, &big_out).unwrap();
     s.compact(&mut |_| {}).unwrap();
     drop(s);
-    let s = Store::open(opts(&dir, 1 << 30), Mode::Read).unwrap();
+    let s = ReadOnlyStore::open(opts(&dir, 1 << 30)).unwrap();
     let d = s.get(id).unwrap();
     assert_eq!(d.inputs[0].input, big_in);
     assert_eq!(d.inputs[0].output.as_ref(), Some(&big_out));
@@ -364,7 +365,7 @@ fn compaction_never_writes_an_oversized_record() {
 fn repair_keeps_the_rest_of_a_compaction_generation() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
-    let mut s = Store::open(opts(&dir, 4096), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir, 4096)).unwrap();
     for i in 0..100 {
         s.create_doc(&doc(
             &format!("document number {i} {}", "x".repeat(100)),
@@ -388,7 +389,7 @@ fn repair_keeps_the_rest_of_a_compaction_generation() {
     b[mid] ^= 0x10;
     std::fs::write(&segs[1], &b).unwrap();
     stratum::engine::repair(&opts(&dir, 4096), &mut |_| {}).unwrap();
-    let s = Store::open(opts(&dir, 4096), Mode::Read).unwrap();
+    let s = ReadOnlyStore::open(opts(&dir, 4096)).unwrap();
     let mut n = 0;
     s.dump(&mut |_| {}, &mut |_| {
         n += 1;
@@ -404,10 +405,10 @@ fn repair_keeps_the_rest_of_a_compaction_generation() {
 fn a_write_after_a_batch_survives_reopen() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
-    let mut s = Store::open(opts(&dir, 1 << 20), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir, 1 << 20)).unwrap();
     s.atomic(|s| s.create_doc(&doc("x", None))).unwrap();
     drop(s);
-    let mut s = Store::open(opts(&dir, 1 << 20), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir, 1 << 20)).unwrap();
     assert_eq!(s.create_doc(&doc("y", None)).unwrap(), DocId(2));
     drop(s);
     assert!(
@@ -415,7 +416,7 @@ fn a_write_after_a_batch_survives_reopen() {
             .unwrap()
             .is_ok()
     );
-    let mut s = Store::open(opts(&dir, 1 << 20), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir, 1 << 20)).unwrap();
     assert!(s.take_notices().is_empty());
     assert_eq!(s.get(DocId(2)).unwrap().body, b"y");
     assert_eq!(s.create_doc(&doc("z", None)).unwrap(), DocId(3));
@@ -471,7 +472,7 @@ fn the_library_alone_depends_on_no_cli_crate() {
 fn keys_meta_and_null_outputs_survive_rotation_reopen_and_compaction() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
-    let mut s = Store::open(opts(&dir, 4096), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir, 4096)).unwrap();
     let mut ids = Vec::new();
     for i in 0..60 {
         let id = s
@@ -582,13 +583,13 @@ fn keys_meta_and_null_outputs_survive_rotation_reopen_and_compaction() {
     check(&s);
     let before = dump_lines(&s);
     drop(s);
-    let mut s = Store::open(opts(&dir, 4096), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir, 4096)).unwrap();
     check(&s);
     s.compact(&mut |_| {}).unwrap();
     check(&s);
     assert_eq!(dump_lines(&s), before);
     drop(s);
-    let s = Store::open(opts(&dir, 4096), Mode::Read).unwrap();
+    let s = ReadOnlyStore::open(opts(&dir, 4096)).unwrap();
     check(&s);
     assert_eq!(dump_lines(&s), before);
 }
@@ -779,7 +780,7 @@ fn check_fixture(format: u16, name: &str, upgraded: impl Fn(&std::path::Path)) -
     );
     // Without counters in its manifest (or without a manifest), stats
     // merges every index; with them, they say the same.
-    let s = Store::open(Options::new(&dir), Mode::Read).unwrap();
+    let s = ReadOnlyStore::open(Options::new(&dir)).unwrap();
     let merged = s.stats_by_merge().unwrap();
     let counted = s.stats_counted().unwrap();
     if let Some(c) = &counted {
@@ -821,7 +822,7 @@ fn check_fixture(format: u16, name: &str, upgraded: impl Fn(&std::path::Path)) -
         "v{format} {name}: verify"
     );
     // The first manifest this build wrote filled the counters in.
-    let s = Store::open(Options::new(&dir), Mode::Read).unwrap();
+    let s = ReadOnlyStore::open(Options::new(&dir)).unwrap();
     let after = s.stats_counted().unwrap();
     assert_eq!(after, Some(s.stats_by_merge().unwrap()), "v{format} {name}");
     assert_eq!(
@@ -917,7 +918,7 @@ fn single_document_commands_cost_the_same_at_1000_segments() {
     run::require("strace", "strace");
     let tmp = tempfile::tempdir().unwrap();
     let build = |dir: &std::path::Path, seg: u64| {
-        let mut s = Store::open(opts(dir, seg), Mode::Write).unwrap();
+        let mut s = Store::open(opts(dir, seg)).unwrap();
         for i in 0..1010 {
             let id = s
                 .create_doc(&doc(
@@ -960,7 +961,7 @@ fn a_narrow_id_range_is_looked_up_not_scanned() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
     {
-        let mut s = Store::open(opts(&dir, 4096), Mode::Write).unwrap();
+        let mut s = Store::open(opts(&dir, 4096)).unwrap();
         for i in 0..200 {
             let id = s
                 .create_doc(&doc(&format!("document {i} {}", "x".repeat(3000)), None))
@@ -1073,17 +1074,18 @@ fn format_1_upgrade_survives_a_kill_at_every_mutating_call() {
     assert!(points > 100, "only {points} kill points");
 }
 
-/// A failed fsync poisons the open store with an error of its own, and a
-/// write on a read-only store is the caller's mistake, not a bug.
+/// A failed fsync poisons the open store with an error of its own. (A
+/// write on a read-only store no longer compiles: the `compile_fail`
+/// example on `ReadOnlyStore` shows it.)
 #[test]
 fn poisoned_and_read_only_writes_are_typed() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
-    drop(Store::open(opts(&dir, 1 << 20), Mode::Write).unwrap());
-    let mut r = Store::open(opts(&dir, 1 << 20), Mode::Read).unwrap();
+    drop(Store::open(opts(&dir, 1 << 20)).unwrap());
+    let r = ReadOnlyStore::open(opts(&dir, 1 << 20)).unwrap();
     assert!(matches!(
-        r.create_doc(&doc("x", None)),
-        Err(stratum::Error::InvalidInput(_))
+        r.get(stratum::DocId(1)),
+        Err(stratum::Error::DocNotFound(_))
     ));
     assert!(
         stratum::Error::Poisoned
@@ -1293,7 +1295,7 @@ impl stratum::engine::vfs::Vfs for NoSyncFs {
 fn many_segments(dir: &std::path::Path, n: usize) {
     let mut o = opts(dir, 4096);
     o.vfs = std::sync::Arc::new(NoSyncFs);
-    let mut s = Store::open(o, Mode::Write).unwrap();
+    let mut s = Store::open(o).unwrap();
     for i in 0..=n {
         let body = format!("document {i} {}", "x".repeat(3000));
         let id = s.create_doc(&doc(&body, Some("c"))).unwrap();
@@ -1599,7 +1601,7 @@ fn open_reads_the_active_header_once_and_stats_only_the_member_it_reads() {
 fn verify_runs_on_an_open_store_but_not_inside_a_batch() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("s");
-    let mut s = Store::open(opts(&dir, 4096).lock_timeout(Duration::ZERO), Mode::Write).unwrap();
+    let mut s = Store::open(opts(&dir, 4096).lock_timeout(Duration::ZERO)).unwrap();
     s.create_doc(&NewDoc {
         body: b"x".to_vec(),
         ..NewDoc::default()

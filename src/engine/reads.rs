@@ -1,0 +1,199 @@
+//! The read path: a record, a document or a merge of every index, read
+//! through the two owners that hold the entries, the sealed set and the
+//! active segment. [`Reads`] borrows them and changes nothing; `Store`'s
+//! reads and compaction go through it.
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::active::{Active, ActiveSegment};
+use crate::engine::format::{self, DocPayload, RecordHeader};
+use crate::engine::index::{Cursor, Entry, Merge};
+use crate::engine::sealed::SealedSet;
+use crate::engine::view::{DocView, resolve};
+use crate::error::{Error, Result};
+use crate::json::Json;
+use crate::model::{DocId, Document, Node, NodeId};
+
+/// A store's entries and records, read through its sealed set and active
+/// segment.
+#[derive(Clone, Copy)]
+pub(crate) struct Reads<'a> {
+    pub sealed: &'a SealedSet,
+    pub active: &'a ActiveSegment,
+    /// The data directory, to name a record's segment in an error.
+    pub dir: &'a Path,
+}
+
+impl<'a> Reads<'a> {
+    /// Materializes a resolved document: one positioned read per record.
+    pub fn materialize(&self, view: &DocView) -> Result<Document> {
+        let rec = self.read_doc_record(&view.doc)?;
+        self.materialize_from(view, rec)
+    }
+
+    /// A document from its view and its own record, already read.
+    pub fn materialize_from(&self, view: &DocView, rec: DocPayload) -> Result<Document> {
+        let mut inputs = Vec::with_capacity(view.nodes.len());
+        for (n, (input, output)) in &view.nodes {
+            inputs.push(self.read_node(input, output.as_ref(), view.metas.get(n))?);
+        }
+        let meta = match rec.meta {
+            Some(m) => Some(self.json_at(&view.doc, m.as_bytes())?),
+            None => None,
+        };
+        Ok(Document {
+            id: DocId(view.doc.doc),
+            key: rec.key,
+            category: rec.category,
+            version: rec.version,
+            meta,
+            body: rec.body,
+            inputs,
+        })
+    }
+
+    /// Reads the record an entry points at, wherever it lives.
+    pub fn read_entry(&self, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
+        match self.active.segment(e.seg) {
+            Some(a) => read_active(a, e),
+            None => self.sealed.read(e),
+        }
+    }
+
+    /// Runs `f` with sequential read-ahead on sealed segments: for whole-store
+    /// passes, which read records in nearly ascending offsets.
+    pub fn with_readahead<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let outer = self.sealed.begin_readahead();
+        let r = f();
+        self.sealed.end_readahead(outer);
+        r
+    }
+
+    pub fn path_of(&self, e: &Entry) -> PathBuf {
+        if let Some(a) = self.active.segment(e.seg) {
+            a.path().to_path_buf()
+        } else {
+            self.dir.join(format::segment_name(e.seg))
+        }
+    }
+
+    pub fn read_doc_record(&self, e: &Entry) -> Result<DocPayload> {
+        let (h, payload) = self.read_entry(e)?;
+        format::decode_doc(&payload, h.flags)
+            .map_err(|why| Error::corrupt(self.path_of(e), e.offset, why))
+    }
+
+    /// Reads a node's input, meta and output values. `meta` is the node's
+    /// newest `NodeMetaPut`, when it is newer than its `InputPut`.
+    pub fn read_node(
+        &self,
+        input: &Entry,
+        output: Option<&Entry>,
+        meta: Option<&Entry>,
+    ) -> Result<Node> {
+        let (h, payload) = self.read_entry(input)?;
+        let (text, own_meta, embedded) = format::decode_input(&payload, h.flags)
+            .map_err(|why| Error::corrupt(self.path_of(input), input.offset, why))?;
+        let input_json = self.json_at(input, text)?;
+        let output = match output {
+            None => None,
+            Some(o) if o.seg == input.seg && o.offset == input.offset => {
+                if format::output_present(h.flags, embedded) {
+                    Some(self.json_at(input, embedded)?)
+                } else {
+                    None
+                }
+            }
+            Some(o) => {
+                let (oh, p) = self.read_entry(o)?;
+                if format::output_present(oh.flags, &p) {
+                    Some(self.json_at(o, &p)?)
+                } else {
+                    None
+                }
+            }
+        };
+        let meta = match meta {
+            Some(m) => {
+                let (_, p) = self.read_entry(m)?;
+                if p.is_empty() {
+                    None
+                } else {
+                    Some(self.json_at(m, &p)?)
+                }
+            }
+            None => match own_meta {
+                Some(m) => Some(self.json_at(input, m)?),
+                None => None,
+            },
+        };
+        Ok(Node {
+            id: NodeId(input.node),
+            input: input_json,
+            meta,
+            output,
+        })
+    }
+
+    /// A stored value, checked again before it is served: a CRC proves the
+    /// bytes are the ones written, not that a crafted file wrote JSON.
+    pub fn json_at(&self, e: &Entry, bytes: &[u8]) -> Result<Json> {
+        crate::json::check_stored(bytes)
+            .map_err(|why| Error::corrupt(self.path_of(e), e.offset, why))?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| Error::corrupt(self.path_of(e), e.offset, "stored value is not UTF-8"))?;
+        Ok(Json::from_trusted(text.to_owned()))
+    }
+
+    /// Every index entry of one document, from every segment.
+    pub fn entries_of(&self, id: u64) -> Result<Vec<Entry>> {
+        let mut out = self.sealed.entries_of(id)?;
+        for a in self.active.segments() {
+            out.extend(a.lookup(id)?);
+        }
+        Ok(out)
+    }
+
+    /// Cursors over the active segments' entries, for a merge.
+    pub fn active_sources(&self) -> Result<Vec<(Cursor<'a>, u64)>> {
+        let mut sources = Vec::with_capacity(4);
+        for a in self.active.segments() {
+            sources.extend(a.cursors()?);
+        }
+        Ok(sources)
+    }
+
+    /// The live state of a document.
+    pub fn view(&self, id: DocId) -> Result<DocView> {
+        resolve(&self.entries_of(id.0)?).ok_or(Error::DocNotFound(id))
+    }
+
+    /// A merge over every segment's entries, in document order.
+    pub fn merge(&self) -> Result<Merge<'a>> {
+        let mut sources = self.sealed.cursors()?;
+        sources.extend(self.active_sources()?);
+        Ok(Merge { sources })
+    }
+}
+
+/// Reads the record an entry of an active segment points at.
+fn read_active(a: &Active, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
+    let max = format::RECORD_HEADER_LEN as u64 + u64::from(format::MAX_PAYLOAD);
+    // An index entry is trusted for where to look, never for how much to
+    // allocate.
+    let why = if u64::from(e.len) > max || (e.len as usize) < format::RECORD_HEADER_LEN {
+        Some("index entry has an impossible record length")
+    } else if e
+        .offset
+        .checked_add(u64::from(e.len))
+        .is_none_or(|end| end > a.len())
+    {
+        Some("index entry points past the end of its segment")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        return Err(Error::corrupt(a.path(), e.offset, why));
+    }
+    a.read(e)
+}
