@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 use crate::cli::conflict::OnConflictArg;
-use crate::cli::input::{self, STDIN, Source, at_line};
+use crate::cli::input::{self, STDIN, Source, Spool, at_line};
 use crate::cli::{DocArg, GlobalArgs, KEY_PREFIX, output};
 use stratum::shape::{self, Shape, Want};
 use stratum::{
@@ -524,8 +524,13 @@ pub fn run(g: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
     let mut store = g.open(Mode::Write)?;
     let mut current = 0u64;
     let on_conflict = OnConflict::from(args.on_conflict);
+    // The report is printed only once the batch is durable, so its lines
+    // wait here: in memory up to a few MiB, then in an unnamed file, never
+    // one struct per operation in memory.
+    let mut report = Spool::Memory(Vec::new());
+    let mut text_of = Vec::new();
     let result = store.atomic(|store| {
-        let mut done = Vec::new();
+        let mut count = 0u64;
         let mut batch = Batch::default();
         loop {
             current = 0;
@@ -534,19 +539,23 @@ pub fn run(g: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
             };
             current = line;
             let op = parse_op(text, line)?;
-            done.push(apply_op(store, op, line, on_conflict, &mut batch)?);
+            let done = apply_op(store, op, line, on_conflict, &mut batch)?;
+            // A failing temporary file is not this line's fault.
+            current = 0;
+            text_of.clear();
+            output::write_json_line(&mut text_of, &done)
+                .and_then(|()| report.write(&text_of, &g.dir))
+                .map_err(|e| Error::io("spool", "<temporary file>", e))?;
+            count += 1;
         }
         batch.finish(store)?;
-        Ok(done)
+        Ok(count)
     });
-    let done = result.map_err(|e| at_line(e, current))?;
+    let count = result.map_err(|e| at_line(e, current))?;
     drop(store);
     output::report_write(
-        || format!("all {} operations were applied", done.len()),
-        |out| {
-            done.iter()
-                .try_for_each(|d| output::write_json_line(&mut *out, d))
-        },
+        || format!("all {count} operations were applied"),
+        |out| std::io::copy(&mut report.into_reader()?.0, out).map(drop),
     )?;
     Ok(())
 }

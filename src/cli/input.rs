@@ -186,14 +186,20 @@ pub enum Source {
     Spooled(Box<dyn Read>, u64),
 }
 
-/// Where read-ahead input is kept: memory first, then an unnamed file.
-enum Spool {
+/// Where read-ahead input (or `apply`'s report, kept until its batch is
+/// committed) is kept: memory first, then an unnamed file.
+pub enum Spool {
     Memory(Vec<u8>),
     File(io::BufWriter<File>, u64),
 }
 
 impl Spool {
-    fn write(&mut self, bytes: &[u8], dir: &Path) -> io::Result<()> {
+    /// Appends `bytes`, moving to an unnamed file in `dir` (see
+    /// [`unnamed_file`]) past 8 MiB.
+    ///
+    /// # Errors
+    /// The temporary file's.
+    pub fn write(&mut self, bytes: &[u8], dir: &Path) -> io::Result<()> {
         if let Spool::Memory(buf) = self {
             if buf.len() + bytes.len() <= SPOOL_MEMORY {
                 buf.extend_from_slice(bytes);
@@ -210,18 +216,27 @@ impl Spool {
         Ok(())
     }
 
-    fn into_source(self) -> io::Result<Source> {
+    /// What was written, from its start, and its length.
+    ///
+    /// # Errors
+    /// The temporary file's.
+    pub fn into_reader(self) -> io::Result<(Box<dyn Read>, u64)> {
         Ok(match self {
             Spool::Memory(buf) => {
                 let len = buf.len() as u64;
-                Source::Spooled(Box::new(io::Cursor::new(buf)), len)
+                (Box::new(io::Cursor::new(buf)), len)
             }
             Spool::File(file, len) => {
                 let mut file = file.into_inner().map_err(io::IntoInnerError::into_error)?;
                 io::Seek::rewind(&mut file)?;
-                Source::Spooled(Box::new(file), len)
+                (Box::new(file), len)
             }
         })
+    }
+
+    fn into_source(self) -> io::Result<Source> {
+        let (r, len) = self.into_reader()?;
+        Ok(Source::Spooled(r, len))
     }
 }
 
