@@ -254,11 +254,14 @@ pub fn spool_stdin(dir: &Path) -> Result<File> {
     Ok(file)
 }
 
-/// A temporary file without a name (`O_TMPFILE`): in the data directory
-/// when it exists (the disk the data is going to), else in the system's
-/// temporary directory. Having no name, it can never be left behind, nor
-/// be taken for a file of the store.
-fn unnamed_file(dir: &Path) -> io::Result<File> {
+/// A temporary file without a name (`O_TMPFILE`): in `dir` (for input, the
+/// data directory: the disk the data is going to) when it exists, else in
+/// the system's temporary directory. Having no name, it can never be left
+/// behind, nor be taken for a file of the store.
+///
+/// # Errors
+/// The `open`'s, when neither directory takes one.
+pub fn unnamed_file(dir: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let open = |d: &Path| {
         std::fs::OpenOptions::new()

@@ -74,3 +74,64 @@ fn apply_report_does_not_grow_memory_with_the_batch() {
     assert!(s.snapshot() == before, "the store changed");
     assert_eq!(s.ok(&["get", "key:k", "--body"]), "body");
 }
+
+/// Documents on each side of the `diff` test, each with a long key: the
+/// pairing by key is what used to be held in memory.
+const DIFF_DOCS: usize = 80_000;
+
+/// The build before this one held every id and key of both sides, several
+/// times over, in hash maps: 111.8 MiB measured here. This one spills them
+/// to sorted runs: 18.0 MiB measured.
+const DIFF_BOUND_KIB: u64 = 48 * 1024;
+
+/// The fixtures of the `diff` test: `DIFF_DOCS` documents, every 1000th of
+/// them with its output changed to -1 when `changed`.
+fn keyed_fixtures(changed: bool) -> String {
+    let mut lines = String::new();
+    for i in 0..DIFF_DOCS {
+        let output = if changed && i % 1000 == 0 {
+            -1
+        } else {
+            i as i64
+        };
+        writeln!(
+            lines,
+            r#"{{"key":"fixtures/{i:08}/{}","body":"p","inputs":[{{"input":{i},"output":{output}}}]}}"#,
+            "x".repeat(180)
+        )
+        .unwrap();
+    }
+    lines
+}
+
+#[test]
+fn diff_memory_does_not_grow_with_the_stores() {
+    // The old side has an unrelated document first, so every id differs
+    // by one and only the keys pair the documents.
+    let old = TestStore::new();
+    old.ok(&["create-doc", "unrelated"]);
+    old.stdin_ok(&["-q", "load", "-"], Some(keyed_fixtures(false).as_bytes()));
+    let new = TestStore::new();
+    new.stdin_ok(&["-q", "load", "-"], Some(keyed_fixtures(true).as_bytes()));
+    let dump = new.tmp().join("old.jsonl");
+    std::fs::write(&dump, old.ok(&["dump"])).unwrap();
+    let expected: String = std::iter::once("{\"doc\":1,\"change\":\"removed\"}\n".to_owned())
+        .chain((0..DIFF_DOCS).step_by(1000).map(|i| {
+            format!(
+                "{{\"doc\":{},\"key\":\"fixtures/{i:08}/{}\",\"node\":1,\"change\":\"changed\",\"field\":\"output\",\"old\":{i},\"new\":-1}}\n",
+                i + 1,
+                "x".repeat(180)
+            )
+        }))
+        .collect();
+    for other in [old.data(), dump.as_path()] {
+        let (kib, code) = peak_rss_kib(&new, &["diff", other.to_str().unwrap()]);
+        assert_eq!(code, 1, "diff with {}", other.display());
+        assert!(
+            kib <= DIFF_BOUND_KIB,
+            "diff of {DIFF_DOCS} keyed documents with {} peaked at {kib} KiB (bound {DIFF_BOUND_KIB})",
+            other.display()
+        );
+        assert!(stdout_of(&new) == expected, "diff with {}", other.display());
+    }
+}

@@ -32,7 +32,11 @@ pub fn peak_rss_kib(s: &TestStore, args: &[&str]) -> (u64, i32) {
         .status()
         .expect("start /usr/bin/time");
     let text = std::fs::read_to_string(&out).expect("GNU time's report");
+    // After a non-zero exit, GNU time says so on a line before the figure.
     let kib = text
+        .lines()
+        .last()
+        .unwrap_or("")
         .trim()
         .parse()
         .unwrap_or_else(|e| panic!("GNU time's report {text:?}: {e}"));
