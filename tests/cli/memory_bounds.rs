@@ -6,8 +6,9 @@
 //! is in the test's comment.
 
 use std::fmt::Write as _;
+use std::process::Command;
 
-use crate::util::TestStore;
+use crate::util::{TestStore, bin, require};
 use crate::verify_bounds::peak_rss_kib;
 
 /// What a run left on stdout (see [`peak_rss_kib`]).
@@ -133,5 +134,40 @@ fn diff_memory_does_not_grow_with_the_stores() {
             other.display()
         );
         assert!(stdout_of(&new) == expected, "diff with {}", other.display());
+    }
+
+    // The runs went to unnamed files in $TMPDIR, which is empty after a
+    // diff that finished and after one that failed part-way (a bad last
+    // line of the old side: exit 4).
+    require("strace", "strace");
+    let tmpdir = new.tmp().join("tmpdir");
+    std::fs::create_dir(&tmpdir).unwrap();
+    let bad = new.tmp().join("bad.jsonl");
+    let mut text = std::fs::read_to_string(&dump).unwrap();
+    text.push_str("{\"id\":999999999,\"body\":1}\n");
+    std::fs::write(&bad, text).unwrap();
+    for (other, want) in [(&dump, 1), (&bad, 4)] {
+        let log = new.tmp().join("strace.log");
+        let mut cmd = Command::new("strace");
+        cmd.args(["--seccomp-bpf", "-f", "-qq", "-e", "trace=openat", "-o"])
+            .arg(&log)
+            .arg(bin())
+            .arg("--dir")
+            .arg(new.data())
+            .arg("diff")
+            .arg(other)
+            .env_remove("STRATUM_DIR")
+            .env("TMPDIR", &tmpdir);
+        let (shown, run) = TestStore::run_command(cmd, None);
+        assert_eq!(run.code, want, "{shown}: {}", run.stderr);
+        let trace = std::fs::read_to_string(&log).unwrap();
+        let runs = trace
+            .lines()
+            .filter(|l| l.contains(tmpdir.to_str().unwrap()) && l.contains("O_TMPFILE"))
+            .count();
+        // Two sides of about 20 MB of keys, in runs of 4 MiB: ten files.
+        assert!(runs >= 8, "{runs} unnamed files in $TMPDIR:\n{trace}");
+        let left: Vec<_> = std::fs::read_dir(&tmpdir).unwrap().collect();
+        assert!(left.is_empty(), "diff left {left:?} in $TMPDIR");
     }
 }
