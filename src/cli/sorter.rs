@@ -29,8 +29,9 @@ pub trait Record: Ord + Sized {
     fn decode(input: &mut impl Read) -> io::Result<Option<Self>>;
 }
 
-/// Memory a sorter fills before it writes a run.
-const RUN_BYTES: usize = 4 << 20;
+/// Memory a sorter fills before it writes a run. The unit tests take a few
+/// records a run, so that every sort in them goes through run files.
+const RUN_BYTES: usize = if cfg!(test) { 256 } else { 4 << 20 };
 
 /// Runs merged at once: more are first merged into longer runs, so a merge
 /// holds at most this many read buffers.
@@ -51,8 +52,6 @@ fn tmp_err(op: &'static str) -> impl Fn(io::Error) -> Error {
 pub struct Sorter<T> {
     items: Vec<T>,
     bytes: usize,
-    /// [`RUN_BYTES`], but in tests.
-    run_bytes: usize,
     runs: Vec<File>,
 }
 
@@ -61,7 +60,6 @@ impl<T: Record> Default for Sorter<T> {
         Sorter {
             items: Vec::new(),
             bytes: 0,
-            run_bytes: RUN_BYTES,
             runs: Vec::new(),
         }
     }
@@ -75,7 +73,7 @@ impl<T: Record> Sorter<T> {
     pub fn push(&mut self, item: T) -> Result<()> {
         self.bytes += size_of::<T>() + item.heap_bytes();
         self.items.push(item);
-        if self.bytes >= self.run_bytes {
+        if self.bytes >= RUN_BYTES {
             self.spill()?;
         }
         Ok(())
@@ -324,11 +322,8 @@ mod tests {
         }
     }
 
-    fn sorted(items: &[Keyed], run_bytes: usize) -> Vec<Keyed> {
-        let mut s = Sorter {
-            run_bytes,
-            ..Sorter::default()
-        };
+    fn sorted(items: &[Keyed]) -> Vec<Keyed> {
+        let mut s = Sorter::default();
         for i in items {
             s.push(i.clone()).unwrap();
         }
@@ -344,15 +339,14 @@ mod tests {
     fn sorts_in_memory_and_across_many_runs() {
         // None or a few stay in memory; many make more runs than one merge
         // takes, so the runs are merged twice.
-        let run_bytes = 4096;
-        let per_run = run_bytes / size_of::<Keyed>();
+        let per_run = RUN_BYTES / size_of::<Keyed>();
         for n in [0, 5, per_run * FAN_IN * 3 + 17] {
             let items: Vec<Keyed> = (0..n as u64)
                 .map(|i| Keyed(format!("k{}", (i * 7919) % 1000), i))
                 .collect();
             let mut want = items.clone();
             want.sort();
-            assert_eq!(sorted(&items, run_bytes), want, "{n} records");
+            assert_eq!(sorted(&items), want, "{n} records");
         }
     }
 
