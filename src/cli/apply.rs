@@ -394,6 +394,9 @@ enum Made {
 struct Batch {
     created: Vec<(u64, Made)>,
     replacing: Vec<Replacing>,
+    /// Where in `replacing` each document's first replacement is: the one
+    /// its add-input lines go to.
+    replacing_at: std::collections::HashMap<DocId, usize>,
 }
 
 impl Batch {
@@ -455,6 +458,10 @@ fn apply_op(
                 Created::Skipped(id) => (id, Made::Skipped(id), Some("skipped")),
                 Created::Replaced(r) => {
                     let id = r.id();
+                    batch
+                        .replacing_at
+                        .entry(id)
+                        .or_insert(batch.replacing.len());
                     batch.replacing.push(r);
                     (id, Made::Doc(id), Some("replaced"))
                 }
@@ -470,7 +477,8 @@ fn apply_op(
             done(id, None, None)
         }
         Op::AddInput(_, input, meta, output) => {
-            let node = match batch.replacing.iter_mut().find(|r| r.id() == id) {
+            let replacing = batch.replacing_at.get(&id).copied();
+            let node = match replacing.and_then(|i| batch.replacing.get_mut(i)) {
                 Some(r) => r.add(store, &input, meta.as_ref(), output.as_ref())?,
                 None => store.add_input_with_meta(id, &input, meta.as_ref(), output.as_ref())?,
             };
