@@ -610,6 +610,16 @@ def bench_main(cfg: Config, tools: Tools, log) -> tuple[list[Row], dict]:
             f()
     rows.append(row)
 
+    # What a process costs before it does any work: the floor under `get`.
+    row = Row("process start alone, no store opened (`stratum --version` vs `sqlite3 :memory: 'SELECT 1'`)")
+    log(f"start-up x {len(ids)}")
+    for i in range(len(ids)):
+        a = lambda: row.stratum.append(run([tools.stratum, "--version"])[0])  # noqa: E731
+        b = lambda: row.sqlite.append(run(tools.sq(Path(":memory:"), "SELECT 1"))[0])  # noqa: E731
+        for f in ordered(i, a, b):
+            f()
+    rows.append(row)
+
     # One durable input per invocation.
     row = Row("one durable input per invocation (`add-input` vs one INSERT)",
               target="≤ 1.0", limit=1.0)

@@ -99,7 +99,7 @@ complete -c stratum -n "__fish_stratum_using_subcommand get" -l lock-timeout -d 
 complete -c stratum -n "__fish_stratum_using_subcommand get" -l color -d 'When to use colour (bold table headers): auto uses it when stdout is a terminal, `NO_COLOR` is unset or empty and `TERM` is not `dumb`' -r -f -a "auto\t'Colour when stdout is a terminal, unless `NO_COLOR` or `TERM=dumb`'
 never\t'Never colour'
 always\t'Always colour, also into a pipe'"
-complete -c stratum -n "__fish_stratum_using_subcommand get" -l pretty -d 'Indent the JSON'
+complete -c stratum -n "__fish_stratum_using_subcommand get" -l pretty -d 'Indent the JSON, for reading (`load` and `diff` read one document per line)'
 complete -c stratum -n "__fish_stratum_using_subcommand get" -l json -d 'Accepted for scripts: the output is JSON already (not with --body or --table)'
 complete -c stratum -n "__fish_stratum_using_subcommand get" -l body -d 'Write the raw body bytes, nothing else'
 complete -c stratum -n "__fish_stratum_using_subcommand get" -l input -d 'With --node: print only the node\'s input value'

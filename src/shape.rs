@@ -94,7 +94,7 @@ fn syntax(e: &serde_json::Error, shape: &Shape) -> String {
     };
     if e.is_eof() {
         format!(
-            "the line ends inside the JSON value: {} must be on one line (`stratum get` without --pretty, or `jq -c`)",
+            "the line ends inside the JSON value: {} must be on one line (JSON Lines)",
             shape.what
         )
     } else {

@@ -41,7 +41,8 @@ pub struct GetArgs {
     /// The document: its id, or key:NAME.
     #[arg(value_name = "DOC", value_parser = parse_doc)]
     pub doc: DocArg,
-    /// Indent the JSON.
+    /// Indent the JSON, for reading (`load` and `diff` read one document
+    /// per line).
     #[arg(long, conflicts_with_all = ["body", "table"])]
     pub pretty: bool,
     /// Accepted for scripts: the output is JSON already (not with --body

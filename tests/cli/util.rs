@@ -143,22 +143,11 @@ impl TestStore {
     /// Runs `args` on this store under `strace -f -e trace=CALLS`, which
     /// must succeed, and returns strace's log.
     pub fn strace(&self, calls: &str, args: &[&str]) -> String {
-        let log = self.tmp().join("strace.log");
-        let mut cmd = Command::new("strace");
-        cmd.args(["-f", "-qq", "-e", &format!("trace={calls}"), "-o"])
-            .arg(&log)
-            .arg(bin())
-            .arg("--dir")
-            .arg(self.data())
-            .args(args)
-            .env_remove("STRATUM_DIR");
-        let (shown, run) = TestStore::run_command(cmd, None);
-        assert_eq!(
-            run.code, 0,
-            "{shown}: {} (is strace installed?)",
-            run.stderr
-        );
-        std::fs::read_to_string(&log).expect("read the strace log")
+        run::strace_log(
+            &["-f", "-qq", "-e", &format!("trace={calls}")],
+            &self.data,
+            args,
+        )
     }
 
     /// Creates `n` documents quickly through `load`, bodies `body(i)`.

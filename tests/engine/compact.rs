@@ -157,20 +157,15 @@ fn nothing_to_reclaim_writes_nothing_and_compaction_is_idempotent() {
 /// Bytes the binary writes to the store's files (not stdout or stderr)
 /// while it runs `args`, from strace's record of every write call.
 fn bytes_written(dir: &std::path::Path, args: &[&str]) -> u64 {
-    let log = dir.with_extension("strace");
-    let o = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=write,pwrite64,writev,pwritev"])
-        .arg("-o")
-        .arg(&log)
-        .arg(crate::run::bin())
-        .arg("--dir")
-        .arg(dir)
-        .args(["--segment-size", "64K"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let text = std::fs::read_to_string(&log).unwrap();
+    let args: Vec<&str> = ["--segment-size", "64K"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    let text = crate::run::strace_log(
+        &["-f", "-qq", "-e", "trace=write,pwrite64,writev,pwritev"],
+        dir,
+        &args,
+    );
     text.lines()
         .filter(|l| !l.contains("write(1,") && !l.contains("write(2,"))
         .filter_map(|l| l.rsplit("= ").next()?.trim().parse::<u64>().ok())

@@ -901,24 +901,7 @@ fn a_newer_manifest_version_is_refused() {
 
 /// `strace` counts of openat + read + pread64 of one command.
 fn io_calls(dir: &std::path::Path, args: &[&str]) -> usize {
-    let log = dir.with_extension("strace");
-    let o = std::process::Command::new("strace")
-        .arg("-f")
-        .arg("-o")
-        .arg(&log)
-        .args(["-e", "trace=openat,read,pread64"])
-        .arg(run::bin())
-        .arg("--dir")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = run::strace_log(&["-f", "-e", "trace=openat,read,pread64"], dir, args);
     // Only the store's files: not the dynamic loader, not stdin.
     text.lines()
         .filter(|l| l.contains(dir.to_str().unwrap()) || l.contains("pread64("))
@@ -1062,15 +1045,12 @@ fn format_1_upgrade_survives_a_kill_at_every_mutating_call() {
                 let tmp = tempfile::tempdir().unwrap();
                 let dir = tmp.path().join(name);
                 reset_dir(&fixture(1, name), &dir);
-                let o = std::process::Command::new("strace")
-                    .args(["-f", "-o", "/dev/null", "-e"])
-                    .arg(format!("inject={call}:signal=KILL:when={n}"))
-                    .arg(run::bin())
-                    .arg("--dir")
-                    .arg(&dir)
-                    .args(["create-doc", "during the upgrade"])
-                    .output()
-                    .unwrap();
+                let inject = format!("inject={call}:signal=KILL:when={n}");
+                let o = run::strace(
+                    ["-f", "-o", "/dev/null", "-e", &inject],
+                    &dir,
+                    &["create-doc", "during the upgrade"],
+                );
                 let killed = !o.status.success();
                 let dump = ok(&dir, &["dump"]);
                 assert!(
@@ -1172,19 +1152,13 @@ fn issue_9_a_read_error_is_an_io_error_and_truncates_nothing() {
             reset_dir(&tpl, &work);
             let before = snapshot(&work);
             // Only reads of the store's files (-P takes exact paths).
-            let mut cmd = std::process::Command::new("strace");
-            cmd.args(["-f", "-o", "/dev/null", "-e"])
-                .arg(format!("inject=pread64:error=EIO:when={n}"));
+            let mut opts: Vec<std::ffi::OsString> =
+                ["-f", "-o", "/dev/null", "-e"].map(Into::into).into();
+            opts.push(format!("inject=pread64:error=EIO:when={n}").into());
             for (name, _) in &before {
-                cmd.arg("-P").arg(work.join(name));
+                opts.extend(["-P".into(), work.join(name).into_os_string()]);
             }
-            let o = cmd
-                .arg(run::bin())
-                .arg("--dir")
-                .arg(&work)
-                .args(args)
-                .output()
-                .unwrap();
+            let o = run::strace(opts, &work, args);
             let err = String::from_utf8_lossy(&o.stderr);
             if o.status.success() {
                 break;
@@ -1555,19 +1529,11 @@ fn open_reads_the_active_header_once_and_stats_only_the_member_it_reads() {
         .filter(|n| n.ends_with(".seg") && n != "active.seg")
         .collect();
     assert_eq!(members.len(), 3, "{members:?}");
-    let log = tmp.path().join("trace");
-    let o = std::process::Command::new("strace")
-        .arg("-o")
-        .arg(&log)
-        .args(["-e", "trace=openat,close,pread64,statx,newfstatat,fstat"])
-        .arg(run::bin())
-        .arg("--dir")
-        .arg(&dir)
-        .args(["get", "1"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = run::strace_log(
+        &["-e", "trace=openat,close,pread64,statx,newfstatat,fstat"],
+        &dir,
+        &["get", "1"],
+    );
     // Each open of a file, by name, with the calls made on its descriptor
     // until it was closed (descriptor numbers are reused).
     let mut opens: Vec<(String, Vec<String>)> = Vec::new();

@@ -100,6 +100,35 @@ pub fn clean_env(cmd: &mut Command) {
     }
 }
 
+/// Runs the binary on the store `dir` with `args` under `strace OPTS`, in
+/// a clean environment. What a test wants of strace (a filter, a log file,
+/// a fault to inject, the paths to watch) is all in `opts`.
+pub fn strace<S: AsRef<std::ffi::OsStr>>(
+    opts: impl IntoIterator<Item = S>,
+    dir: &Path,
+    args: &[&str],
+) -> std::process::Output {
+    let mut cmd = Command::new("strace");
+    cmd.args(opts).arg(bin()).arg("--dir").arg(dir).args(args);
+    clean_env(&mut cmd);
+    cmd.output().expect("run strace (is it installed?)")
+}
+
+/// As [`strace`] with `-o LOG` added, for a run that must succeed: returns
+/// the log.
+pub fn strace_log(opts: &[&str], dir: &Path, args: &[&str]) -> String {
+    let log = dir.with_extension("strace");
+    let mut all: Vec<std::ffi::OsString> = opts.iter().map(Into::into).collect();
+    all.extend(["-o".into(), log.clone().into_os_string()]);
+    let o = strace(all, dir, args);
+    assert!(
+        o.status.success(),
+        "{args:?} under strace: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    fs::read_to_string(&log).expect("read the strace log")
+}
+
 /// What a process did.
 #[derive(Clone, Debug)]
 pub struct Out {
