@@ -6,9 +6,8 @@
 //! is in the test's comment.
 
 use std::fmt::Write as _;
-use std::process::Command;
 
-use crate::util::{TestStore, bin, require};
+use crate::util::{TestStore, require};
 use crate::verify_bounds::peak_rss_kib;
 
 /// What a run left on stdout (see [`peak_rss_kib`]).
@@ -170,18 +169,28 @@ fn diff_memory_does_not_grow_with_the_stores() {
     std::fs::write(&bad, text).unwrap();
     for (other, want) in [(&dump, 1), (&bad, 4)] {
         let log = new.tmp().join("strace.log");
-        let mut cmd = Command::new("strace");
-        cmd.args(["--seccomp-bpf", "-f", "-qq", "-e", "trace=openat", "-o"])
-            .arg(&log)
-            .arg(bin())
-            .arg("--dir")
-            .arg(new.data())
-            .arg("diff")
-            .arg(other)
-            .env_remove("STRATUM_DIR")
-            .env("TMPDIR", &tmpdir);
-        let (shown, run) = TestStore::run_command(cmd, None);
-        assert_eq!(run.code, want, "{shown}: {}", run.stderr);
+        let o = crate::run::strace(
+            [
+                "--seccomp-bpf".into(),
+                "-f".into(),
+                "-qq".into(),
+                "-e".into(),
+                "trace=openat".into(),
+                "-E".into(),
+                format!("TMPDIR={}", tmpdir.display()),
+                "-o".into(),
+                log.display().to_string(),
+            ],
+            new.data(),
+            &["diff", other.to_str().unwrap()],
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(want),
+            "diff with {}: {}",
+            other.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
         let trace = std::fs::read_to_string(&log).unwrap();
         let runs = trace
             .lines()
