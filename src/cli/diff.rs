@@ -422,9 +422,10 @@ impl Pairing {
             let Some(Listed { id, key }) = self.new.next()? else {
                 break;
             };
-            // Paired by id: the old document with this id, if any, was the
-            // last one decided (the old side runs ahead of this list by one
-            // id at most), and neither of the two is paired by key.
+            // The old document with this id, if there is one, is the last
+            // one decided: this list is drained below each old id before
+            // that document is decided. It took this one by id unless it
+            // was paired by key; one paired by key is not added either.
             let by_id = self.last_old == Some((id, false));
             if !by_id && !self.new_has_key_partner(id)? {
                 out(Change::doc(DocId(id), key.as_deref(), "added"))?;
