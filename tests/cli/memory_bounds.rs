@@ -22,9 +22,9 @@ fn stdout_of(s: &TestStore) -> String {
 const SKIPPED_LINES: usize = 1_000_000;
 
 /// The build before this one held every report line as a struct and every
-/// create-doc line's result until the commit: 92.1 MiB measured here (30.8
+/// create-doc line's result until the commit: 89.9 MiB measured here (30.0
 /// MiB with only the report spooled). This one keeps both in unnamed files
-/// past a few MiB: 17.1 MiB measured.
+/// past a few MiB: 16.7 MiB measured.
 const APPLY_BOUND_KIB: u64 = 24 * 1024;
 
 #[test]
@@ -102,8 +102,8 @@ fn apply_memory_does_not_grow_with_the_batch() {
 const DIFF_DOCS: usize = 80_000;
 
 /// The build before this one held every id and key of both sides, several
-/// times over, in hash maps: 111.8 MiB measured here. This one spills them
-/// to sorted runs: 18.0 MiB measured.
+/// times over, in hash maps: 109.2 MiB measured here. This one spills them
+/// to sorted runs: 17.5 MiB measured.
 const DIFF_BOUND_KIB: u64 = 48 * 1024;
 
 /// The fixtures of the `diff` test: `DIFF_DOCS` documents, every 1000th of
@@ -207,8 +207,8 @@ fn diff_memory_does_not_grow_with_the_stores() {
 const TABLE_ROWS: usize = 60_000;
 
 /// The build before this one kept every row of a table in memory until it
-/// was printed: 58.6 MiB measured here. This one keeps them in memory up to
-/// 8 MiB, then in an unnamed file: 17.1 MiB measured.
+/// was printed: 57.2 MiB measured here. This one keeps them in memory up to
+/// 8 MiB, then in an unnamed file: 16.7 MiB measured.
 const TABLE_BOUND_KIB: u64 = 40 * 1024;
 
 #[test]
