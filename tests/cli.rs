@@ -29,6 +29,8 @@ mod errors;
 mod holes;
 #[path = "cli/keys.rs"]
 mod keys;
+#[path = "cli/memory_bounds.rs"]
+mod memory_bounds;
 #[path = "cli/operator.rs"]
 mod operator;
 #[path = "cli/rescue.rs"]

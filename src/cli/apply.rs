@@ -1,5 +1,11 @@
 //! `stratum apply`: a batch of write operations from JSON Lines, applied
 //! as one atomic write.
+//!
+//! Nothing here grows with the batch in memory: lines are parsed one at a
+//! time, and what must wait for the commit (the report) or be looked up by
+//! later lines (what each create-doc made) moves to unnamed files past a
+//! few MiB. The documents being replaced are the exception: each holds its
+//! old chain until the batch ends (`stratum::Replacing`).
 
 use std::path::PathBuf;
 
@@ -8,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
 use crate::cli::conflict::OnConflictArg;
-use crate::cli::input::{self, STDIN, Source, at_line};
+use crate::cli::input::{self, STDIN, Source, Spool, at_line};
 use crate::cli::{DocArg, GlobalArgs, KEY_PREFIX, output};
 use stratum::shape::{self, Shape, Want};
 use stratum::{
@@ -382,37 +388,145 @@ fn doc_ref(raw: &RawValue, line: u64) -> Result<DocRef> {
 }
 
 /// What the create-doc lines of a batch came to, by line.
+#[derive(Clone, Copy)]
 enum Made {
     Doc(DocId),
     Skipped(DocId),
 }
 
+/// Create-doc lines kept in memory before they go to the batch's file.
+const RECENT_CREATED: usize = 1 << 16;
+
+/// What each create-doc line of a batch made, for the `$K` references of
+/// later lines: the latest [`RECENT_CREATED`] in memory, the earlier ones
+/// in an unnamed file of fixed-size records in line order, searched by
+/// `pread`. Most references name a recent line; memory stays flat however
+/// many documents a batch creates.
+struct CreatedLines {
+    recent: Vec<(u64, Made)>,
+    /// The earlier lines, and how many records it holds.
+    filed: Option<(std::fs::File, u64)>,
+    /// Where the file goes: the data directory.
+    dir: std::path::PathBuf,
+}
+
+/// One filed line: its number, the document's id, and 1 when skipped.
+const CREATED_RECORD: usize = 17;
+
+impl CreatedLines {
+    fn new(dir: &std::path::Path) -> CreatedLines {
+        CreatedLines {
+            recent: Vec::new(),
+            filed: None,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn push(&mut self, line: u64, made: Made) -> Result<()> {
+        if self.recent.len() >= RECENT_CREATED {
+            self.file_recent()
+                .map_err(|e| Error::io("spool", "<temporary file>", e))?;
+        }
+        self.recent.push((line, made));
+        Ok(())
+    }
+
+    fn file_recent(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut bytes = Vec::with_capacity(self.recent.len() * CREATED_RECORD);
+        for (line, made) in self.recent.drain(..) {
+            let (id, skipped) = match made {
+                Made::Doc(id) => (id, 0u8),
+                Made::Skipped(id) => (id, 1),
+            };
+            bytes.extend_from_slice(&line.to_le_bytes());
+            bytes.extend_from_slice(&id.0.to_le_bytes());
+            bytes.push(skipped);
+        }
+        let (file, n) = match &mut self.filed {
+            Some(f) => f,
+            None => self.filed.insert((input::unnamed_file(&self.dir)?, 0)),
+        };
+        file.write_all_at(&bytes, *n * CREATED_RECORD as u64)?;
+        *n += (bytes.len() / CREATED_RECORD) as u64;
+        Ok(())
+    }
+
+    /// What line `k` made, if it was a create-doc.
+    fn get(&self, k: u64) -> Result<Option<Made>> {
+        if self.recent.first().is_some_and(|(l, _)| *l <= k) || self.filed.is_none() {
+            return Ok(self
+                .recent
+                .binary_search_by_key(&k, |(l, _)| *l)
+                .ok()
+                .map(|i| self.recent[i].1));
+        }
+        let Some((file, n)) = &self.filed else {
+            return Ok(None);
+        };
+        Self::search_file(file, *n, k).map_err(|e| Error::io("read", "<temporary file>", e))
+    }
+
+    fn search_file(file: &std::fs::File, n: u64, k: u64) -> std::io::Result<Option<Made>> {
+        use std::os::unix::fs::FileExt;
+        let (mut lo, mut hi) = (0u64, n);
+        let mut rec = [0u8; CREATED_RECORD];
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            file.read_exact_at(&mut rec, mid * CREATED_RECORD as u64)?;
+            let u64_at = |at: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&rec[at..at + 8]);
+                u64::from_le_bytes(b)
+            };
+            match u64_at(0).cmp(&k) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    let id = DocId(u64_at(8));
+                    return Ok(Some(if rec[16] == 0 {
+                        Made::Doc(id)
+                    } else {
+                        Made::Skipped(id)
+                    }));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// The state of one batch: what its create-doc lines made, and the
 /// documents being replaced.
-#[derive(Default)]
 struct Batch {
-    created: Vec<(u64, Made)>,
+    created: CreatedLines,
     replacing: Vec<Replacing>,
+    /// Where in `replacing` each document's first replacement is: the one
+    /// its add-input lines go to.
+    replacing_at: std::collections::HashMap<DocId, usize>,
 }
 
 impl Batch {
+    fn new(dir: &std::path::Path) -> Batch {
+        Batch {
+            created: CreatedLines::new(dir),
+            replacing: Vec::new(),
+            replacing_at: std::collections::HashMap::new(),
+        }
+    }
+
     /// The document a reference names; `Err(id)` when it names a document
     /// whose create-doc was skipped.
     fn resolve(&self, store: &Store, r: &DocRef) -> Result<std::result::Result<DocId, DocId>> {
         match r {
             DocRef::Doc(d) => d.resolve(store).map(Ok),
-            DocRef::Line(k) => {
-                let i = self
-                    .created
-                    .binary_search_by_key(k, |(l, _)| *l)
-                    .map_err(|_| {
-                        Error::invalid(format!("\"doc\": \"${k}\": line {k} is not a create-doc"))
-                    })?;
-                Ok(match self.created[i].1 {
-                    Made::Doc(id) => Ok(id),
-                    Made::Skipped(id) => Err(id),
-                })
-            }
+            DocRef::Line(k) => match self.created.get(*k)? {
+                Some(Made::Doc(id)) => Ok(Ok(id)),
+                Some(Made::Skipped(id)) => Ok(Err(id)),
+                None => Err(Error::invalid(format!(
+                    "\"doc\": \"${k}\": line {k} is not a create-doc"
+                ))),
+            },
         }
     }
 
@@ -454,11 +568,15 @@ fn apply_op(
                 Created::Skipped(id) => (id, Made::Skipped(id), Some("skipped")),
                 Created::Replaced(r) => {
                     let id = r.id();
+                    batch
+                        .replacing_at
+                        .entry(id)
+                        .or_insert(batch.replacing.len());
                     batch.replacing.push(r);
                     (id, Made::Doc(id), Some("replaced"))
                 }
             };
-            batch.created.push((line, made));
+            batch.created.push(line, made)?;
             done(id, None, conflict)
         }
         Op::UpdateDoc(_, patch, meta_patch) => {
@@ -469,7 +587,8 @@ fn apply_op(
             done(id, None, None)
         }
         Op::AddInput(_, input, meta, output) => {
-            let node = match batch.replacing.iter_mut().find(|r| r.id() == id) {
+            let replacing = batch.replacing_at.get(&id).copied();
+            let node = match replacing.and_then(|i| batch.replacing.get_mut(i)) {
                 Some(r) => r.add(store, &input, meta.as_ref(), output.as_ref())?,
                 None => store.add_input_with_meta(id, &input, meta.as_ref(), output.as_ref())?,
             };
@@ -523,9 +642,14 @@ pub fn run(g: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
     let mut store = g.open()?;
     let mut current = 0u64;
     let on_conflict = OnConflict::from(args.on_conflict);
+    // The report is printed only once the batch is durable, so its lines
+    // wait here: in memory up to a few MiB, then in an unnamed file, never
+    // one struct per operation in memory.
+    let mut report = Spool::Memory(Vec::new());
+    let mut text_of = Vec::new();
     let result = store.atomic(|store| {
-        let mut done = Vec::new();
-        let mut batch = Batch::default();
+        let mut count = 0u64;
+        let mut batch = Batch::new(&g.dir);
         loop {
             current = 0;
             let Some((line, text)) = lines.next_line()? else {
@@ -533,19 +657,23 @@ pub fn run(g: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<()> {
             };
             current = line;
             let op = parse_op(text, line)?;
-            done.push(apply_op(store, op, line, on_conflict, &mut batch)?);
+            let done = apply_op(store, op, line, on_conflict, &mut batch)?;
+            // A failing temporary file is not this line's fault.
+            current = 0;
+            text_of.clear();
+            output::write_json_line(&mut text_of, &done)
+                .and_then(|()| report.write(&text_of, &g.dir))
+                .map_err(|e| Error::io("spool", "<temporary file>", e))?;
+            count += 1;
         }
         batch.finish(store)?;
-        Ok(done)
+        Ok(count)
     });
-    let done = result.map_err(|e| at_line(e, current))?;
+    let count = result.map_err(|e| at_line(e, current))?;
     drop(store);
     output::report_write(
-        || format!("all {} operations were applied", done.len()),
-        |out| {
-            done.iter()
-                .try_for_each(|d| output::write_json_line(&mut *out, d))
-        },
+        || format!("all {count} operations were applied"),
+        |out| std::io::copy(&mut report.into_reader()?.0, out).map(drop),
     )?;
     Ok(())
 }

@@ -186,14 +186,20 @@ pub enum Source {
     Spooled(Box<dyn Read>, u64),
 }
 
-/// Where read-ahead input is kept: memory first, then an unnamed file.
-enum Spool {
+/// Where read-ahead input (or `apply`'s report, kept until its batch is
+/// committed) is kept: memory first, then an unnamed file.
+pub enum Spool {
     Memory(Vec<u8>),
     File(io::BufWriter<File>, u64),
 }
 
 impl Spool {
-    fn write(&mut self, bytes: &[u8], dir: &Path) -> io::Result<()> {
+    /// Appends `bytes`, moving to an unnamed file in `dir` (see
+    /// [`unnamed_file`]) past 8 MiB.
+    ///
+    /// # Errors
+    /// The temporary file's.
+    pub fn write(&mut self, bytes: &[u8], dir: &Path) -> io::Result<()> {
         if let Spool::Memory(buf) = self {
             if buf.len() + bytes.len() <= SPOOL_MEMORY {
                 buf.extend_from_slice(bytes);
@@ -210,18 +216,27 @@ impl Spool {
         Ok(())
     }
 
-    fn into_source(self) -> io::Result<Source> {
+    /// What was written, from its start, and its length.
+    ///
+    /// # Errors
+    /// The temporary file's.
+    pub fn into_reader(self) -> io::Result<(Box<dyn Read>, u64)> {
         Ok(match self {
             Spool::Memory(buf) => {
                 let len = buf.len() as u64;
-                Source::Spooled(Box::new(io::Cursor::new(buf)), len)
+                (Box::new(io::Cursor::new(buf)), len)
             }
             Spool::File(file, len) => {
                 let mut file = file.into_inner().map_err(io::IntoInnerError::into_error)?;
                 io::Seek::rewind(&mut file)?;
-                Source::Spooled(Box::new(file), len)
+                (Box::new(file), len)
             }
         })
+    }
+
+    fn into_source(self) -> io::Result<Source> {
+        let (r, len) = self.into_reader()?;
+        Ok(Source::Spooled(r, len))
     }
 }
 
@@ -239,11 +254,14 @@ pub fn spool_stdin(dir: &Path) -> Result<File> {
     Ok(file)
 }
 
-/// A temporary file without a name (`O_TMPFILE`): in the data directory
-/// when it exists (the disk the data is going to), else in the system's
-/// temporary directory. Having no name, it can never be left behind, nor
-/// be taken for a file of the store.
-fn unnamed_file(dir: &Path) -> io::Result<File> {
+/// A temporary file without a name (`O_TMPFILE`): in `dir` (for input, the
+/// data directory: the disk the data is going to) when it exists, else in
+/// the system's temporary directory. Having no name, it can never be left
+/// behind, nor be taken for a file of the store.
+///
+/// # Errors
+/// The `open`'s, when neither directory takes one.
+pub fn unnamed_file(dir: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let open = |d: &Path| {
         std::fs::OpenOptions::new()

@@ -35,6 +35,7 @@ pub mod output;
 pub mod repair;
 pub mod select;
 pub mod set_output;
+pub mod sorter;
 pub mod stats;
 pub mod summary;
 pub mod update_doc;

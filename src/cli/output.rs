@@ -202,14 +202,23 @@ pub fn table(headers: &[&str]) -> Table {
 /// Rows per comfy-table page of a [`LongTable`].
 const PAGE_ROWS: usize = 512;
 
-/// A table whose row count grows with the store (`list`). comfy-table holds
-/// about 2 KB per row while it renders, so rows are kept here as plain
-/// strings and rendered in pages that share one set of column widths: the
-/// output is one seamless table, and memory stays near the size of the text.
+/// A table whose row count grows with the store (`list`, `diff`).
+/// comfy-table holds about 2 KB per row while it renders, so rows are kept
+/// here as plain text (in memory up to a few MiB, then in an unnamed file
+/// in the system's temporary directory) with the widest cell of each column
+/// so far, and rendered in pages that share one set of column widths: the
+/// output is one seamless table, and memory stays flat however many rows.
 pub struct LongTable {
     headers: Vec<&'static str>,
     right: Vec<usize>,
-    rows: Vec<Vec<String>>,
+    /// The widest cell of each column so far, headers included.
+    widest: Vec<usize>,
+    /// The rows, each cell as a `u32` length and its text.
+    rows: crate::cli::input::Spool,
+    count: usize,
+    /// The first error from the spool's file, returned by
+    /// [`LongTable::write`].
+    failed: Option<io::Error>,
 }
 
 impl LongTable {
@@ -218,26 +227,39 @@ impl LongTable {
         LongTable {
             headers: headers.to_vec(),
             right: right.to_vec(),
-            rows: Vec::new(),
+            widest: headers.iter().map(|h| h.chars().count()).collect(),
+            rows: crate::cli::input::Spool::Memory(Vec::new()),
+            count: 0,
+            failed: None,
         }
     }
 
-    /// Adds a row (one string per column); control characters in a cell
-    /// are escaped ([`escape_controls`]).
+    /// Adds a row (one string per column, as many as the headers);
+    /// control characters in a cell are escaped ([`escape_controls`]).
     pub fn push(&mut self, row: Vec<String>) {
-        self.rows
-            .push(row.iter().map(|c| escape_controls(c)).collect());
+        if self.failed.is_some() {
+            return;
+        }
+        let mut bytes = Vec::new();
+        for (i, cell) in (0..self.headers.len()).map(|i| (i, row.get(i).map_or("", String::as_str)))
+        {
+            let cell = escape_controls(cell);
+            if let Some(w) = self.widest.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+            bytes.extend_from_slice(&u32::try_from(cell.len()).unwrap_or(u32::MAX).to_le_bytes());
+            bytes.extend_from_slice(cell.as_bytes());
+        }
+        match self.rows.write(&bytes, &std::env::temp_dir()) {
+            Ok(()) => self.count += 1,
+            Err(e) => self.failed = Some(e),
+        }
     }
 
     /// Column widths: the widest cell of each column, narrowed (widest
     /// column first) until the table fits the terminal, if stdout is one.
     fn widths(&self) -> Vec<usize> {
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
-        for row in &self.rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
+        let mut widths = self.widest.clone();
         if io::stdout().is_terminal()
             && let Some(term) = terminal_width()
         {
@@ -260,11 +282,15 @@ impl LongTable {
     /// Writes the table.
     ///
     /// # Errors
-    /// The write error.
+    /// The write error, or one from the rows' temporary file.
     pub fn write(self, out: &mut impl Write) -> io::Result<()> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
         let widths = self.widths();
-        let pages = self.rows.len().div_ceil(PAGE_ROWS).max(1);
-        let mut rows = self.rows.into_iter();
+        let pages = self.count.div_ceil(PAGE_ROWS).max(1);
+        let mut rows = io::BufReader::new(self.rows.into_reader()?.0);
+        let mut left = self.count;
         for page in 0..pages {
             let mut st = style();
             if page > 0 {
@@ -283,13 +309,19 @@ impl LongTable {
             if page == 0 {
                 t.set_header(header_cells(&self.headers));
             }
-            for row in rows.by_ref().take(PAGE_ROWS) {
-                let cells: Vec<String> = row
-                    .iter()
-                    .zip(&widths)
-                    .map(|(c, &w)| shorten(c, w))
-                    .collect();
+            for _ in 0..left.min(PAGE_ROWS) {
+                let mut cells = Vec::with_capacity(widths.len());
+                for &w in &widths {
+                    let mut len = [0u8; 4];
+                    io::Read::read_exact(&mut rows, &mut len)?;
+                    let mut text = vec![0u8; u32::from_le_bytes(len) as usize];
+                    io::Read::read_exact(&mut rows, &mut text)?;
+                    let text = String::from_utf8(text)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    cells.push(shorten(&text, w));
+                }
                 t.add_row(cells);
+                left -= 1;
             }
             let constraints = widths.iter().map(|&w| {
                 ColumnConstraint::Absolute(Width::Fixed(u16::try_from(w + 2).unwrap_or(u16::MAX)))
@@ -502,5 +534,47 @@ mod tests {
             body_preview(&[0xff, 0], 40),
             "(2 bytes, not UTF-8; see `get --body`)"
         );
+    }
+}
+
+#[cfg(test)]
+mod long_table_tests {
+    use super::*;
+
+    fn render(rows: usize, cell: impl Fn(usize) -> String) -> Vec<String> {
+        let mut t = LongTable::new(&["n", "text"], &[0]);
+        for i in 0..rows {
+            t.push(vec![i.to_string(), cell(i)]);
+        }
+        let mut out = Vec::new();
+        t.write(&mut out).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn a_long_table_from_its_file_is_one_seamless_table() {
+        // About 12 MB of cells: past the spool's memory, so the rows are
+        // read back from its file.
+        let rows = 100_000;
+        let cell = |i: usize| format!("row {i} {}\tend", "x".repeat(i % 97 + 20));
+        let lines = render(rows, cell);
+        let small = render(3, cell);
+        // Borders, the header and one line a row, as with three rows.
+        assert_eq!(lines.len() - rows, small.len() - 3, "{:?}", &lines[..6]);
+        let width = lines[0].chars().count();
+        assert!(lines.iter().all(|l| l.chars().count() == width));
+        // The lines above the first row: the border, the header, the rule.
+        let above = small.len() - 4;
+        for i in [0, PAGE_ROWS - 1, PAGE_ROWS, rows - 1] {
+            let line = &lines[above + i];
+            assert!(line.contains(&format!(" {i} ")), "{i}: {line}");
+            assert!(line.contains(&escape_controls(&cell(i))), "{i}: {line}");
+        }
+        let bottom = lines.last().unwrap();
+        assert!(bottom.starts_with('+') && bottom.chars().all(|c| c == '+' || c == '-'));
     }
 }

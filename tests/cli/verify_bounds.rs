@@ -9,10 +9,11 @@ use std::process::{Command, Stdio};
 use crate::util::{TestStore, bin, json, require};
 
 /// Peak resident set of one run of the binary, in KiB, and its exit code,
-/// by GNU time (`%M`, the kernel's accounting of that process alone). Not
-/// `wait4` from here: a child spawned by this large, many-threaded test
-/// process inherits its peak at `exec`, GNU time's child only GNU time's.
-fn peak_rss_kib(s: &TestStore, args: &[&str]) -> (u64, i32) {
+/// by GNU time (`%M`, the kernel's accounting of that process alone); its
+/// stdout is left in `<tmp>/stdout`. Not `wait4` from here: a child
+/// spawned by this large, many-threaded test process inherits its peak at
+/// `exec`, GNU time's child only GNU time's.
+pub fn peak_rss_kib(s: &TestStore, args: &[&str]) -> (u64, i32) {
     require("/usr/bin/time", "time");
     let out = s.tmp().join("time.txt");
     let status = Command::new("/usr/bin/time")
@@ -26,12 +27,16 @@ fn peak_rss_kib(s: &TestStore, args: &[&str]) -> (u64, i32) {
         .args(args)
         .env_remove("STRATUM_DIR")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(s.tmp().join("stdout")).expect("create stdout file"))
         .stderr(Stdio::null())
         .status()
         .expect("start /usr/bin/time");
     let text = std::fs::read_to_string(&out).expect("GNU time's report");
+    // After a non-zero exit, GNU time says so on a line before the figure.
     let kib = text
+        .lines()
+        .last()
+        .unwrap_or("")
         .trim()
         .parse()
         .unwrap_or_else(|e| panic!("GNU time's report {text:?}: {e}"));

@@ -1,0 +1,256 @@
+//! `apply` and `diff` in bounded memory (issue 8 item 3, issue 11 item 5):
+//! what they hold does not grow with the batch or the stores. Each test
+//! makes the part the command owns the largest cost in the run, measures
+//! the child's peak resident set with GNU time, and fails against the build
+//! before this one (`STRATUM_TEST_BIN=/path/to/old/stratum`), whose figure
+//! is in the test's comment.
+
+use std::fmt::Write as _;
+
+use crate::util::{TestStore, require};
+use crate::verify_bounds::peak_rss_kib;
+
+/// What a run left on stdout (see [`peak_rss_kib`]).
+fn stdout_of(s: &TestStore) -> String {
+    std::fs::read_to_string(s.tmp().join("stdout")).expect("the run's stdout")
+}
+
+/// Lines of an `apply` batch that write nothing: create-docs skipped for
+/// their existing key, and a few lines naming them by `$K`, also skipped.
+/// Each line still has its line of report, printed once the batch is
+/// committed, and each create-doc its entry for later `$K` references.
+const SKIPPED_LINES: usize = 1_000_000;
+
+/// The build before this one held every report line as a struct and every
+/// create-doc line's result until the commit: 89.9 MiB measured here (30.0
+/// MiB with only the report spooled). This one keeps both in unnamed files
+/// past a few MiB: 16.7 MiB measured.
+const APPLY_BOUND_KIB: u64 = 24 * 1024;
+
+#[test]
+fn apply_memory_does_not_grow_with_the_batch() {
+    let s = TestStore::new();
+    s.ok(&["create-doc", "body", "--key", "k"]);
+    let create = "{\"op\":\"create-doc\",\"key\":\"k\",\"body\":\"new\"}\n";
+    let mut ops = format!("{create}{{\"op\":\"delete-doc\",\"doc\":\"$1\"}}\n");
+    for _ in 2..SKIPPED_LINES {
+        ops.push_str(create);
+    }
+    // References near and far back, to lines the batch no longer keeps in
+    // memory, then one to line 2, which is not a create-doc.
+    writeln!(
+        ops,
+        "{{\"op\":\"add-input\",\"doc\":\"${SKIPPED_LINES}\",\"input\":1}}"
+    )
+    .unwrap();
+    ops.push_str(
+        "{\"op\":\"delete-doc\",\"doc\":\"$3\"}\n{\"op\":\"delete-doc\",\"doc\":\"$2\"}\n",
+    );
+    let file = s.tmp().join("ops.jsonl");
+    std::fs::write(&file, ops).unwrap();
+    let before = s.snapshot();
+    let (kib, code) = peak_rss_kib(
+        &s,
+        &["apply", "--on-conflict", "skip", file.to_str().unwrap()],
+    );
+    // Line 2 is a delete-doc, not a create-doc: the batch fails on the last
+    // line, after every other was read, checked and reported into the spool.
+    assert_eq!(code, 4, "apply of skipped lines ending in a bad reference");
+    assert!(
+        kib <= APPLY_BOUND_KIB,
+        "apply of {} lines peaked at {kib} KiB (bound {APPLY_BOUND_KIB})",
+        SKIPPED_LINES + 3
+    );
+    assert!(s.snapshot() == before, "a failed batch changed the store");
+    // Without the bad line, every line's report comes back, in order,
+    // through the spool's file.
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.trim_end().rsplit_once('\n').unwrap().0).unwrap();
+    let (kib, code) = peak_rss_kib(
+        &s,
+        &["apply", "--on-conflict", "skip", file.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "apply of skipped lines");
+    assert!(
+        kib <= APPLY_BOUND_KIB,
+        "{kib} KiB (bound {APPLY_BOUND_KIB})"
+    );
+    let out = stdout_of(&s);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), SKIPPED_LINES + 2);
+    let skipped = |line: usize, op: &str| {
+        format!(r#"{{"line":{line},"op":"{op}","doc":1,"conflict":"skipped"}}"#)
+    };
+    assert_eq!(lines[0], skipped(1, "create-doc"));
+    assert_eq!(lines[1], skipped(2, "delete-doc"));
+    assert_eq!(lines[2], skipped(3, "create-doc"));
+    assert_eq!(
+        lines[SKIPPED_LINES],
+        skipped(SKIPPED_LINES + 1, "add-input")
+    );
+    assert_eq!(
+        lines[SKIPPED_LINES + 1],
+        skipped(SKIPPED_LINES + 2, "delete-doc")
+    );
+    // Skipped lines change nothing, and the spools left no file behind.
+    assert!(s.snapshot() == before, "the store changed");
+    assert_eq!(s.ok(&["get", "key:k", "--body"]), "body");
+}
+
+/// Documents on each side of the `diff` test, each with a long key: the
+/// pairing by key is what used to be held in memory.
+const DIFF_DOCS: usize = 80_000;
+
+/// The build before this one held every id and key of both sides, several
+/// times over, in hash maps: 109.2 MiB measured here. This one spills them
+/// to sorted runs: 17.5 MiB measured.
+const DIFF_BOUND_KIB: u64 = 48 * 1024;
+
+/// The fixtures of the `diff` test: `DIFF_DOCS` documents, every 1000th of
+/// them with its output changed to -1 when `changed`.
+fn keyed_fixtures(changed: bool) -> String {
+    let mut lines = String::new();
+    for i in 0..DIFF_DOCS {
+        let output = if changed && i % 1000 == 0 {
+            -1
+        } else {
+            i as i64
+        };
+        writeln!(
+            lines,
+            r#"{{"key":"fixtures/{i:08}/{}","body":"p","inputs":[{{"input":{i},"output":{output}}}]}}"#,
+            "x".repeat(180)
+        )
+        .unwrap();
+    }
+    lines
+}
+
+#[test]
+fn diff_memory_does_not_grow_with_the_stores() {
+    // The old side has an unrelated document first, so every id differs
+    // by one and only the keys pair the documents.
+    let old = TestStore::new();
+    old.ok(&["create-doc", "unrelated"]);
+    old.stdin_ok(&["-q", "load", "-"], Some(keyed_fixtures(false).as_bytes()));
+    let new = TestStore::new();
+    new.stdin_ok(&["-q", "load", "-"], Some(keyed_fixtures(true).as_bytes()));
+    let dump = new.tmp().join("old.jsonl");
+    std::fs::write(&dump, old.ok(&["dump"])).unwrap();
+    let expected: String = std::iter::once("{\"doc\":1,\"change\":\"removed\"}\n".to_owned())
+        .chain((0..DIFF_DOCS).step_by(1000).map(|i| {
+            format!(
+                "{{\"doc\":{},\"key\":\"fixtures/{i:08}/{}\",\"node\":1,\"change\":\"changed\",\"field\":\"output\",\"old\":{i},\"new\":-1}}\n",
+                i + 1,
+                "x".repeat(180)
+            )
+        }))
+        .collect();
+    for other in [old.data(), dump.as_path()] {
+        let (kib, code) = peak_rss_kib(&new, &["diff", other.to_str().unwrap()]);
+        assert_eq!(code, 1, "diff with {}", other.display());
+        assert!(
+            kib <= DIFF_BOUND_KIB,
+            "diff of {DIFF_DOCS} keyed documents with {} peaked at {kib} KiB (bound {DIFF_BOUND_KIB})",
+            other.display()
+        );
+        assert!(stdout_of(&new) == expected, "diff with {}", other.display());
+    }
+
+    // The runs went to unnamed files in $TMPDIR, which is empty after a
+    // diff that finished and after one that failed part-way (a bad last
+    // line of the old side: exit 4).
+    require("strace", "strace");
+    let tmpdir = new.tmp().join("tmpdir");
+    std::fs::create_dir(&tmpdir).unwrap();
+    let bad = new.tmp().join("bad.jsonl");
+    let mut text = std::fs::read_to_string(&dump).unwrap();
+    text.push_str("{\"id\":999999999,\"body\":1}\n");
+    std::fs::write(&bad, text).unwrap();
+    for (other, want) in [(&dump, 1), (&bad, 4)] {
+        let log = new.tmp().join("strace.log");
+        let o = crate::run::strace(
+            [
+                "--seccomp-bpf".into(),
+                "-f".into(),
+                "-qq".into(),
+                "-e".into(),
+                "trace=openat".into(),
+                "-E".into(),
+                format!("TMPDIR={}", tmpdir.display()),
+                "-o".into(),
+                log.display().to_string(),
+            ],
+            new.data(),
+            &["diff", other.to_str().unwrap()],
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(want),
+            "diff with {}: {}",
+            other.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let trace = std::fs::read_to_string(&log).unwrap();
+        let runs = trace
+            .lines()
+            .filter(|l| l.contains(tmpdir.to_str().unwrap()) && l.contains("O_TMPFILE"))
+            .count();
+        // Two sides of about 20 MB of keys, in runs of 4 MiB: ten files.
+        assert!(runs >= 8, "{runs} unnamed files in $TMPDIR:\n{trace}");
+        let left: Vec<_> = std::fs::read_dir(&tmpdir).unwrap().collect();
+        assert!(left.is_empty(), "diff left {left:?} in $TMPDIR");
+    }
+}
+
+/// Documents of the `diff` table test, each with an output changed.
+const TABLE_ROWS: usize = 60_000;
+
+/// The build before this one kept every row of a table in memory until it
+/// was printed: 57.2 MiB measured here. This one keeps them in memory up to
+/// 8 MiB, then in an unnamed file: 16.7 MiB measured.
+const TABLE_BOUND_KIB: u64 = 40 * 1024;
+
+#[test]
+fn a_diff_table_on_a_terminal_does_not_grow_memory_with_the_differences() {
+    crate::util::require("script", "bsdutils");
+    require("/usr/bin/time", "time");
+    let value = |i: usize, tag: &str| format!("\"{tag} {i} {}\"", "v".repeat(200));
+    let fixtures = |tag: &str| {
+        let mut lines = String::new();
+        for i in 0..TABLE_ROWS {
+            writeln!(
+                lines,
+                r#"{{"body":"p","inputs":[{{"input":{i},"output":{}}}]}}"#,
+                value(i, tag)
+            )
+            .unwrap();
+        }
+        lines
+    };
+    let old = TestStore::new();
+    old.stdin_ok(&["-q", "load", "-"], Some(fixtures("old").as_bytes()));
+    let new = TestStore::new();
+    new.stdin_ok(&["-q", "load", "-"], Some(fixtures("new").as_bytes()));
+    let report = new.tmp().join("time.txt");
+    let line = format!(
+        "/usr/bin/time -f %M -o {} {} --dir {} diff {}",
+        report.display(),
+        crate::util::bin(),
+        new.data().display(),
+        old.data().display()
+    );
+    let (shown, run) = crate::util::in_terminal_run(&new, &line);
+    assert_eq!(run.code, 1, "{shown}: {}", run.stderr);
+    let screen = String::from_utf8_lossy(&run.stdout);
+    // One row a difference, in one table.
+    let rows = screen.lines().filter(|l| l.contains("changed")).count();
+    assert_eq!(rows, TABLE_ROWS, "{}", &screen[..screen.len().min(2000)]);
+    assert!(screen.contains(&format!("\"old {} v", TABLE_ROWS - 1)));
+    let text = std::fs::read_to_string(&report).unwrap();
+    let kib: u64 = text.lines().last().unwrap_or("").trim().parse().unwrap();
+    assert!(
+        kib <= TABLE_BOUND_KIB,
+        "a diff table of {TABLE_ROWS} rows peaked at {kib} KiB (bound {TABLE_BOUND_KIB})"
+    );
+}
