@@ -63,7 +63,8 @@ impl Store {
                 "give either a new meta or a meta patch, not both",
             ));
         }
-        let current = self.get(id)?.meta;
+        // The meta is in the document's own record: no input is read.
+        let current = self.summary(id)?.meta;
         let merged = merge_patch(current.as_ref(), meta_patch)?;
         let patch = DocPatch {
             meta: Some(Some(merged)),

@@ -4,7 +4,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, output, parse_size, summary};
-use stratum::engine::{CompactMode, CompactPlan, DEAD_SHARE};
+use stratum::engine::{CompactMode, CompactPlan, DEAD_SHARE, Estimate};
 
 /// Merge the segments worth merging, keeping only live data.
 ///
@@ -176,7 +176,12 @@ pub fn run(g: &GlobalArgs, args: CompactArgs) -> anyhow::Result<()> {
     // Decide under a shared lock: a nightly run that finds nothing worth
     // doing never blocks writers, and a missing store is reported, not
     // created. A dry run works out exactly what would be written.
-    let plan = g.open_read()?.compact_plan(mode, args.dry_run)?;
+    let estimate = if args.dry_run {
+        Estimate::Exact
+    } else {
+        Estimate::Figures
+    };
+    let plan = g.open_read()?.compact_plan(mode, estimate)?;
     if let Some(why) = not_worth_it(&args, &plan) {
         // A manifest an earlier build wrote has no counters: the first
         // compaction that gets this far writes them, merging or not.
@@ -200,7 +205,7 @@ pub fn run(g: &GlobalArgs, args: CompactArgs) -> anyhow::Result<()> {
     }
     let mut store = g.open()?;
     // The store may have changed between the two opens; decide again.
-    let plan = store.compact_plan(mode, false)?;
+    let plan = store.compact_plan(mode, Estimate::Figures)?;
     if let Some(why) = not_worth_it(&args, &plan) {
         let human = format!("not compacting: {why} (garbage {})", garbage(&plan));
         let report = Report::from_plan(&plan, false, Some(why));

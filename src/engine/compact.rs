@@ -581,6 +581,17 @@ pub enum CompactMode {
     Full,
 }
 
+/// How closely [`Store::compact_plan`](crate::Store::compact_plan) works out
+/// the bytes a selective compaction would write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Estimate {
+    /// The upper bound the manifest's figures give, at no cost.
+    Figures,
+    /// The exact bytes, from a walk of every index of the chosen members
+    /// (what `compact --dry-run` shows).
+    Exact,
+}
+
 /// A member whose reclaimable bytes are at least this share of its length
 /// is merged: Bitcask's fragmentation threshold (`frag_threshold`, 40 %).
 pub const DEAD_SHARE: f64 = 0.4;
@@ -652,7 +663,7 @@ impl Ctx<'_> {
     }
 
     /// What a compaction in `mode` would do (see `Store::compact_plan`).
-    pub fn plan(&self, mode: CompactMode, exact: bool) -> Result<CompactPlan> {
+    pub fn plan(&self, mode: CompactMode, estimate: Estimate) -> Result<CompactPlan> {
         let (sealed, active) = (self.reads.sealed, self.reads.active);
         let f = stats::current(sealed, active)?;
         let stats = stats::stats_from(sealed, self.active(), self.marks, &f);
@@ -666,7 +677,7 @@ impl Ctx<'_> {
                 let set = self.choose(&f);
                 if set.is_empty() {
                     (set, 0, 0)
-                } else if exact {
+                } else if estimate == Estimate::Exact {
                     let walk = self.walk(&set, self.next_number)?;
                     let bytes = walk.outputs.iter().map(|o| output_len(o)).sum();
                     let n = walk.outputs.len();

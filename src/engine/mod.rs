@@ -5,9 +5,11 @@
 //! Every write appends one record (or one atomic batch) to `active.seg`. Full
 //! active segments are sealed as `seg_NNNNNN.seg`, each with a sorted index
 //! file `seg_NNNNNN.idx` (Bitcask's hint file, sorted so that it can be
-//! searched on disk instead of loaded). Opening a store therefore reads the
-//! directory, one header per sealed segment and the active segment only; a
-//! `get` binary-searches each sealed index and reads the records it needs.
+//! searched on disk instead of loaded). The `MANIFEST` lists the members
+//! with their document-id ranges, so opening a store reads the directory,
+//! the manifest and the active segment only, and a `get` binary-searches
+//! the index of the member whose range holds the document (each one that
+//! does) and reads the records it needs.
 //!
 //! # Who owns what
 //! Each piece of an open store's state has one owner, with private fields;
@@ -70,7 +72,7 @@ pub(crate) mod version;
 mod view;
 
 pub use backup::{BackupReport, Sealed};
-pub use compact::{CompactMode, CompactPlan, CompactReport, DEAD_BYTES, DEAD_SHARE};
+pub use compact::{CompactMode, CompactPlan, CompactReport, DEAD_BYTES, DEAD_SHARE, Estimate};
 pub use format::MAX_ID;
 pub use notice::{Notice, StaleIndex};
 pub use options::{Options, Progress};

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use crate::engine::active::{ActiveSegment, Committed, Marks, create_active};
 use crate::engine::backup::{self, BackupReport, Sealed as BackupSealed};
-use crate::engine::compact::{self, CompactMode, CompactPlan, CompactReport};
+use crate::engine::compact::{self, CompactMode, CompactPlan, CompactReport, Estimate};
 use crate::engine::format::{self, DocFields, DocPayload, FLAG_EXTENDED, Kind, MAX_ID};
 use crate::engine::format::{ACTIVE_INDEX_NAME, FORMAT_VERSION, MAX_PAYLOAD, Manifest};
 use crate::engine::index::MemberStats;
@@ -625,6 +625,23 @@ impl Store {
     /// its check, [`Error::Io`].
     pub fn get(&self, id: DocId) -> Result<Document> {
         self.retry_stale(|| self.reads().materialize(&self.reads().view(id)?))
+    }
+
+    /// A document's listing row, as [`Store::list`] gives it: its fields,
+    /// meta and node counts, from its own record and the index, without
+    /// reading its inputs or outputs.
+    ///
+    /// # Errors
+    /// As [`Store::get`].
+    pub fn summary(&self, id: DocId) -> Result<DocSummary> {
+        self.retry_stale(|| {
+            let reads = self.reads();
+            let view = reads.view(id)?;
+            Ok(summary(
+                &Shape::of(&view),
+                &reads.read_doc_record(&view.doc)?,
+            ))
+        })
     }
 
     /// Reads one node of a document.
@@ -1268,9 +1285,7 @@ impl Store {
     /// may be ahead of the file after a failed write.
     pub(crate) fn check_writable(&self) -> Result<()> {
         if self.mode != Mode::Write {
-            return Err(Error::invalid(
-                "the store was opened read-only: writes need Mode::Write",
-            ));
+            return Err(Error::invalid("the store was opened read-only"));
         }
         if self.poisoned || self.active.failed() {
             return Err(Error::Poisoned);
@@ -1532,15 +1547,13 @@ impl Store {
         Ok(true)
     }
 
-    /// What [`Store::compact_with`] would do, without changing anything.
-    /// `exact` walks every index to give the exact bytes a selective
-    /// compaction writes (what `--dry-run` shows); otherwise they are the
-    /// upper bound the figures give.
+    /// What [`Store::compact_with`] would do, without changing anything,
+    /// with the bytes it would write worked out as `estimate` says.
     ///
     /// # Errors
     /// [`Error::Corrupt`], [`Error::Io`].
-    pub fn compact_plan(&self, mode: CompactMode, exact: bool) -> Result<CompactPlan> {
-        self.compaction().plan(mode, exact)
+    pub fn compact_plan(&self, mode: CompactMode, estimate: Estimate) -> Result<CompactPlan> {
+        self.compaction().plan(mode, estimate)
     }
 
     /// Compacts as `mode` says: [`CompactMode::Full`] is [`Store::compact`];

@@ -2,7 +2,7 @@
 //! are merged, tombstones survive while what they hide does, node ids are
 //! never handed out twice, and the plan is what the compaction then does.
 
-use stratum::engine::CompactMode;
+use stratum::engine::{CompactMode, Estimate};
 use stratum::{DocId, DocPatch, Error, Json, NewDoc, NodeId, Options, ReadOnlyStore, Store};
 
 const SEG: u64 = 4096;
@@ -40,7 +40,9 @@ fn churn(s: &mut Store, id: DocId, seals: usize) {
 }
 
 fn selective(s: &mut Store) -> stratum::engine::CompactReport {
-    let plan = s.compact_plan(CompactMode::Selective, true).unwrap();
+    let plan = s
+        .compact_plan(CompactMode::Selective, Estimate::Exact)
+        .unwrap();
     let done = s.compact_with(CompactMode::Selective, &mut |_| {}).unwrap();
     assert_eq!(plan.merge.len(), done.merged, "the plan's segments");
     assert_eq!(plan.write_bytes, done.written, "the plan's bytes");
@@ -59,7 +61,9 @@ fn a_tombstone_outlives_a_partial_merge() {
     let victim = ids[0];
     s.delete_doc(victim).unwrap();
     churn(&mut s, ids[29], 2);
-    let plan = s.compact_plan(CompactMode::Selective, true).unwrap();
+    let plan = s
+        .compact_plan(CompactMode::Selective, Estimate::Exact)
+        .unwrap();
     let victim_seg = "seg_000001.seg".to_owned();
     assert!(
         !plan.merge.contains(&victim_seg),

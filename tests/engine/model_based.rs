@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::model::{self, Model, Op};
 use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
-use stratum::engine::CompactMode;
+use stratum::engine::{CompactMode, Estimate};
 use stratum::sim::{CrashFs, DataMode, DirMode, Rng, crash_image};
 use stratum::{DocId, DocPatch, Json, NewDoc, Options, Store};
 
@@ -461,7 +461,7 @@ fn run(backend: Backend, segment_size: u64, steps: &[Step]) -> Result<(), TestCa
             }
             Step::CompactSelective => {
                 let plan = store
-                    .compact_plan(CompactMode::Selective, true)
+                    .compact_plan(CompactMode::Selective, Estimate::Exact)
                     .map_err(|e| TestCaseError::fail(format!("plan: {e}")))?;
                 let done = store
                     .compact_with(CompactMode::Selective, &mut |_| {})
