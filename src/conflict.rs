@@ -141,11 +141,11 @@ impl Store {
     /// ```
     ///
     /// # Errors
-    /// As [`Store::load_doc`]; [`Error::InvalidInput`] for [`Ids::Keep`]
-    /// with a policy other than [`OnConflict::Fail`] (a replaced document
+    /// As [`Store::load_doc`]; [`Error::InvalidInput`] for kept ids
+    /// ([`Ids::keeps`]) with a policy other than [`OnConflict::Fail`] (a replaced document
     /// keeps its own id, not the one given).
     pub fn load_doc_or(&mut self, parsed: &ParsedDoc, ids: Ids, on: OnConflict) -> Result<Loaded> {
-        if ids == Ids::Keep && on != OnConflict::Fail {
+        if ids.keeps() && on != OnConflict::Fail {
             return Err(Error::invalid(format!(
                 "keeping the given ids and the conflict policy {on} do not go together: a replaced or skipped document keeps its own id"
             )));

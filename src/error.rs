@@ -75,6 +75,15 @@ pub enum Error {
     /// The caller's input was rejected: bad JSON, too large, an id already
     /// taken, and so on. Nothing was written.
     InvalidInput(String),
+    /// An id to keep ([`Ids::Keep`](crate::Ids::Keep)) leaves fewer than
+    /// [`ID_HEADROOM`](crate::engine::ID_HEADROOM) ids above it, so id
+    /// creation could run out. Nothing was written.
+    IdTooHigh {
+        /// Which id: "document id", "node id" or "document high-water mark".
+        what: &'static str,
+        /// The id.
+        id: u64,
+    },
     /// Another process held the lock for longer than the timeout.
     LockTimeout {
         /// The lock file.
@@ -170,6 +179,11 @@ impl fmt::Display for Error {
                 write!(f, "input node {node} not found in document {doc}")
             }
             Error::InvalidInput(msg) => f.write_str(msg),
+            Error::IdTooHigh { what, id } => write!(
+                f,
+                "{what} {id} leaves fewer than 2^32 ids above it (the highest is {}), so ids could run out",
+                crate::engine::MAX_ID
+            ),
             Error::Internal(msg) => write!(f, "internal error (a bug in stratum): {msg}"),
             Error::Poisoned => f.write_str(
                 "an earlier write to this store failed; reopen the store before writing again",

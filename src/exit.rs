@@ -74,7 +74,7 @@ fn classify(err: &anyhow::Error) -> Outcome {
                 | Error::DocNotFound(_)
                 | Error::KeyNotFound(_)
                 | Error::NodeNotFound { .. } => Code::NotFound,
-                Error::InvalidInput(_) => Code::InvalidInput,
+                Error::InvalidInput(_) | Error::IdTooHigh { .. } => Code::InvalidInput,
                 Error::LockTimeout { .. } => Code::LockTimeout,
                 _ => Code::Other,
             });
@@ -218,6 +218,7 @@ fn hint(e: &Error) -> Option<&'static str> {
         }
         Error::NotAStore { .. } => " (give --dir a new or empty directory)",
         Error::LockTimeout { .. } => "; retry, or raise --lock-timeout",
+        Error::IdTooHigh { .. } => "; pass --allow-high-ids to keep it anyway",
         _ => return None,
     })
 }
@@ -337,6 +338,13 @@ mod tests {
                     waited_secs: 0.5,
                 },
                 "raise --lock-timeout",
+            ),
+            (
+                Error::IdTooHigh {
+                    what: "document id",
+                    id: (1 << 53) - 1,
+                },
+                "--allow-high-ids",
             ),
         ];
         for (e, cli_words) in cases {

@@ -127,7 +127,7 @@ pub(crate) fn from_lib_at(py: Python<'_>, e: stratum::Error, at: Option<String>)
         | E::DocNotFound(_)
         | E::KeyNotFound(_)
         | E::NodeNotFound { .. } => |c| &c.not_found,
-        E::InvalidInput(_) => |c| &c.invalid,
+        E::InvalidInput(_) | E::IdTooHigh { .. } => |c| &c.invalid,
         E::LockTimeout { .. } => |c| &c.locked,
         _ => |c| &c.error,
     };

@@ -9,9 +9,7 @@ use clap::Args;
 use crate::cli::conflict::OnConflictArg;
 use crate::cli::input::{self, STDIN, Source, at_line};
 use crate::cli::{GlobalArgs, output};
-use stratum::engine::MAX_ID;
-use stratum::model::ParsedDoc;
-use stratum::{DocId, Document, Error, Ids};
+use stratum::{DocId, Document, Ids};
 
 /// Load documents from JSON Lines in the `get` shape, all or nothing.
 ///
@@ -70,49 +68,6 @@ pub struct LoadArgs {
     pub allow_high_ids: bool,
 }
 
-/// Fewest ids `load --keep-ids` leaves free above a kept id unless told
-/// otherwise: one line with id 2^53-1 would otherwise make every later
-/// `create-doc` fail with "no document ids left".
-const ID_HEADROOM: u64 = 1 << 32;
-
-/// Checks a marks line as [`check_doc`] checks a document's ids.
-fn check_marks(hwm: DocId, keep_ids: bool, allow_high_ids: bool) -> stratum::Result<()> {
-    if keep_ids && !allow_high_ids && hwm.0 > MAX_ID - ID_HEADROOM {
-        return Err(Error::invalid(format!(
-            "document high-water mark {hwm} leaves fewer than 2^32 ids above it (the highest is {MAX_ID}); pass --allow-high-ids to keep it anyway"
-        )));
-    }
-    Ok(())
-}
-
-/// Checks what `load` can check of a line without the store.
-fn check_doc(parsed: &ParsedDoc, keep_ids: bool, allow_high_ids: bool) -> stratum::Result<()> {
-    if !keep_ids || allow_high_ids {
-        return Ok(());
-    }
-    let ceiling = MAX_ID - ID_HEADROOM;
-    let high = |what: &str, id: u64| {
-        Error::invalid(format!(
-            "{what} id {id} leaves fewer than 2^32 ids above it (the highest is {MAX_ID}), so ids could run out; pass --allow-high-ids to keep it anyway"
-        ))
-    };
-    if let Some(id) = parsed.id.filter(|id| id.0 > ceiling) {
-        return Err(high("document", id.0));
-    }
-    if let Some(n) = parsed.node_high_water.filter(|n| n.0 > ceiling) {
-        return Err(high("node", n.0));
-    }
-    if let Some(n) = parsed
-        .inputs
-        .iter()
-        .filter_map(|n| n.id)
-        .find(|n| n.0 > ceiling)
-    {
-        return Err(high("node", n.0));
-    }
-    Ok(())
-}
-
 /// Runs `load`.
 ///
 /// # Errors
@@ -126,16 +81,19 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
         .as_ref()
         .filter(|p| p.as_os_str() != "-")
         .map_or_else(|| STDIN.to_owned(), |p| p.display().to_string());
-    let (keep_ids, allow_high) = (args.keep_ids, args.allow_high_ids);
     let on_conflict = stratum::OnConflict::from(args.on_conflict);
-    let id_source = if keep_ids { Ids::Keep } else { Ids::Assign };
+    let id_source = match (args.keep_ids, args.allow_high_ids) {
+        (false, _) => Ids::Assign,
+        (true, false) => Ids::Keep,
+        (true, true) => Ids::KeepHigh,
+    };
     let source =
         Source::open(args.file.as_deref())?.read_ahead(&name, &g.dir, &mut |line, text| {
             if let Some(hwm) = input::high_water_marks(text) {
-                return check_marks(hwm, keep_ids, allow_high).map_err(|e| at_line(e, line));
+                return id_source.check_marks(hwm).map_err(|e| at_line(e, line));
             }
             Document::from_json(text)
-                .and_then(|p| check_doc(&p, keep_ids, allow_high))
+                .and_then(|p| id_source.check(&p))
                 .map_err(|e| at_line(e, line))
         })?;
     let bar = output::Bar::new(g.quiet, "load", source.total_bytes());
@@ -152,14 +110,12 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
             };
             current = number;
             if let Some(hwm) = input::high_water_marks(text) {
-                check_marks(hwm, keep_ids, allow_high)?;
-                if keep_ids {
-                    store.reserve_doc_ids(hwm)?;
+                if id_source.keeps() {
+                    store.reserve_doc_ids(hwm, id_source)?;
                 }
                 continue;
             }
             let parsed = Document::from_json(text)?;
-            check_doc(&parsed, keep_ids, allow_high)?;
             let id = store.load_doc_or(&parsed, id_source, on_conflict)?.id();
             ids.push(id);
             bar.set(lines.bytes());

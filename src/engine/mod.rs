@@ -81,5 +81,5 @@ pub use sealed::NoticeHook;
 pub use segment::RecordInfo;
 pub use stats::{SegmentStats, Stats};
 pub(crate) use store::{DocFilter, Shape};
-pub use store::{Docs, Ids, ReadOnlyStore, Store, backup};
+pub use store::{Docs, ID_HEADROOM, Ids, ReadOnlyStore, Store, backup};
 pub use verify::{FileReport, Problem, ProblemKind, VerifyReport, verify};

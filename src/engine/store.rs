@@ -47,8 +47,60 @@ pub enum Ids {
     /// Hand out new ids, as `create_doc` and `add_input` do.
     Assign,
     /// Keep the ids the document carries (`load --keep-ids`), to copy a
-    /// store with its ids.
+    /// store with its ids; an id that leaves fewer than [`ID_HEADROOM`]
+    /// ids above it is refused ([`Error::IdTooHigh`]).
     Keep,
+    /// As [`Ids::Keep`], however high the ids (`load --allow-high-ids`).
+    KeepHigh,
+}
+
+/// Fewest ids [`Ids::Keep`] leaves free above a kept id: one document with
+/// id 2^53-1 would otherwise end document creation for good.
+pub const ID_HEADROOM: u64 = 1 << 32;
+
+impl Ids {
+    /// Whether the ids a document carries are kept.
+    #[must_use]
+    pub fn keeps(self) -> bool {
+        self != Ids::Assign
+    }
+
+    /// What can be checked of a document's ids without a store (a program
+    /// may check a whole input before it opens one): with [`Ids::Keep`],
+    /// none leaves fewer than [`ID_HEADROOM`] ids above it.
+    /// [`Store::load_doc`] checks it again.
+    ///
+    /// # Errors
+    /// [`Error::IdTooHigh`].
+    pub fn check(self, parsed: &ParsedDoc) -> Result<()> {
+        if let Some(id) = parsed.id {
+            self.check_id("document id", id.0)?;
+        }
+        if let Some(n) = parsed.node_high_water {
+            self.check_id("node id", n.0)?;
+        }
+        parsed
+            .inputs
+            .iter()
+            .filter_map(|n| n.id)
+            .try_for_each(|n| self.check_id("node id", n.0))
+    }
+
+    /// As [`Ids::check`], for a copy's document high-water mark (what
+    /// [`Store::reserve_doc_ids`] is given).
+    ///
+    /// # Errors
+    /// [`Error::IdTooHigh`].
+    pub fn check_marks(self, hwm: DocId) -> Result<()> {
+        self.check_id("document high-water mark", hwm.0)
+    }
+
+    fn check_id(self, what: &'static str, id: u64) -> Result<()> {
+        if self == Ids::Keep && id > MAX_ID - ID_HEADROOM {
+            return Err(Error::IdTooHigh { what, id });
+        }
+        Ok(())
+    }
 }
 
 /// Every live document of a [`Store`], in id order: see [`Store::docs`].
@@ -681,15 +733,17 @@ impl Store {
         }
     }
 
-    /// Stores a document read by `load`. With [`Ids::Keep`], the document
-    /// and node ids in `parsed` are used and must be free (never used in
-    /// this store); node ids must ascend. With [`Ids::Assign`], new ids are
-    /// handed out.
+    /// Stores a document read by `load`. With [`Ids::Keep`] (or
+    /// [`Ids::KeepHigh`]), the document and node ids in `parsed` are used
+    /// and must be free (never used in this store); node ids must ascend.
+    /// With [`Ids::Assign`], new ids are handed out.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for a taken or missing id, [`Error::Io`].
+    /// [`Error::IdTooHigh`] ([`Ids::check`]); [`Error::InvalidInput`] for a
+    /// taken or missing id; [`Error::Io`].
     pub fn load_doc(&mut self, parsed: &ParsedDoc, ids: Ids) -> Result<DocId> {
-        let keep_ids = ids == Ids::Keep;
+        ids.check(parsed)?;
+        let keep_ids = ids.keeps();
         let id = if keep_ids {
             let id = parsed
                 .id
@@ -756,11 +810,15 @@ impl Store {
     /// Makes every document id up to `id` count as used, as in the store a
     /// copy came from (`load --keep-ids` of `dump --high-water`), so they
     /// are never handed out. Writes a document record and its deletion for
-    /// `id` when it is above the high-water mark; nothing otherwise.
+    /// `id` when it is above the high-water mark; nothing otherwise. `ids`
+    /// is the policy the copy's documents are loaded with: [`Ids::Keep`]
+    /// holds the mark to [`ID_HEADROOM`] as it holds their ids.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] for an id above [`MAX_ID`]; [`Error::Io`].
-    pub fn reserve_doc_ids(&mut self, id: DocId) -> Result<()> {
+    /// [`Error::IdTooHigh`]; [`Error::InvalidInput`] for an id above
+    /// [`MAX_ID`]; [`Error::Io`].
+    pub fn reserve_doc_ids(&mut self, id: DocId, ids: Ids) -> Result<()> {
+        ids.check_marks(id)?;
         if id.0 > MAX_ID {
             return Err(Error::invalid(format!(
                 "document high-water mark {id} is above the highest id, {MAX_ID}"

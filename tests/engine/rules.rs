@@ -593,3 +593,48 @@ fn a_scanning_selection_reads_only_the_records_of_what_it_selects() {
     damage(7, "doc-put");
     assert_eq!(want(&Selection::new().missing_output()), missing);
 }
+
+/// Kept ids leave room above them, in the library (the CLI and Python
+/// load through it): `Ids::Keep` refuses an id within `ID_HEADROOM` of the
+/// highest, document, node and high-water mark alike, and writes nothing;
+/// `Ids::KeepHigh` keeps it.
+#[test]
+fn kept_ids_leave_room_above_them_unless_told() {
+    use stratum::engine::{ID_HEADROOM, MAX_ID};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut s = Store::open(opts(dir)).unwrap();
+    s.create_doc(&NewDoc::default()).unwrap();
+    drop(s);
+    let files = snapshot(dir);
+    let high = MAX_ID - ID_HEADROOM + 1;
+    let lines = [
+        format!(r#"{{"id":{high},"body":"x"}}"#),
+        format!(r#"{{"id":5,"body":"x","inputs":[{{"node":{high},"input":1}}]}}"#),
+        format!(r#"{{"id":5,"body":"x","node_high_water":{high}}}"#),
+    ];
+    let mut s = Store::open(opts(dir)).unwrap();
+    for line in &lines {
+        let parsed = Document::from_json(line).unwrap();
+        assert!(
+            matches!(Ids::Keep.check(&parsed), Err(Error::IdTooHigh { .. })),
+            "{line}"
+        );
+        let e = s.load_doc(&parsed, Ids::Keep).unwrap_err();
+        assert!(
+            matches!(e, Error::IdTooHigh { id, .. } if id == high),
+            "{line}: {e}"
+        );
+        assert!(Ids::KeepHigh.check(&parsed).is_ok() && Ids::Assign.check(&parsed).is_ok());
+    }
+    let e = s.reserve_doc_ids(DocId(high), Ids::Keep).unwrap_err();
+    assert!(matches!(e, Error::IdTooHigh { .. }), "{e}");
+    drop(s);
+    assert!(snapshot(dir) == files, "a refused id wrote something");
+
+    let mut s = Store::open(opts(dir)).unwrap();
+    let below = Document::from_json(&format!(r#"{{"id":{},"body":"x"}}"#, high - 1)).unwrap();
+    assert_eq!(s.load_doc(&below, Ids::Keep).unwrap(), DocId(high - 1));
+    let parsed = Document::from_json(&lines[0]).unwrap();
+    assert_eq!(s.load_doc(&parsed, Ids::KeepHigh).unwrap(), DocId(high));
+}
