@@ -364,14 +364,28 @@ impl Active {
 
     /// Writes every entry (checkpointed and not) to `w`, in key order.
     fn write_entries(&self, w: &mut IndexWriter) -> Result<()> {
-        let tail = self.sorted_entries();
+        let tail = self.entries_in_order();
         match &self.prefix {
             Some(p) => {
                 let mut c = p.cursor(Box::new(|| self.prefix_entries()))?;
-                index::write_merged(w, Some(&mut c), &tail)
+                index::write_merged(w, Some(&mut c), tail)
             }
-            None => index::write_merged(w, None, &tail),
+            None => index::write_merged(w, None, tail),
         }
+    }
+
+    /// The entries after the checkpoint in key order, one document's at a
+    /// time: a sorted copy of them all was as large as the map itself at
+    /// the checkpoint or seal of a large batch (31.5 MB of `apply`'s peak
+    /// for 500,000 operations).
+    fn entries_in_order(&self) -> impl Iterator<Item = IndexEntry> + '_ {
+        let mut docs: Vec<u64> = self.map.keys().copied().collect();
+        docs.sort_unstable();
+        docs.into_iter().flat_map(|doc| {
+            let mut v = self.map.get(&doc).cloned().unwrap_or_default();
+            v.sort_unstable_by_key(index::key);
+            v
+        })
     }
 
     /// Writes this segment's index file, its footer (seq `seq`) written:

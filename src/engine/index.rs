@@ -522,20 +522,20 @@ impl<'a> Cursor<'a> {
 pub(crate) fn write_merged(
     w: &mut IndexWriter,
     a: Option<&mut Cursor<'_>>,
-    b: &[IndexEntry],
+    b: impl Iterator<Item = IndexEntry>,
 ) -> Result<()> {
-    let mut b = b.iter().peekable();
+    let mut b = b.peekable();
     if let Some(a) = a {
         while let Some(x) = a.peek()? {
             while let Some(y) = b.next_if(|y| key(y) < key(&x)) {
-                w.push(*y)?;
+                w.push(y)?;
             }
             w.push(x)?;
             a.advance();
         }
     }
     for y in b {
-        w.push(*y)?;
+        w.push(y)?;
     }
     Ok(())
 }
