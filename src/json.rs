@@ -10,6 +10,7 @@
 //! stays `1E400`, `"\u00e9"` stays `"\u00e9"`. Pretty printing re-indents
 //! that text without parsing it into a tree.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::error::{Error, Result};
@@ -94,7 +95,7 @@ const _: () = assert!(MAX_DEPTH <= 128);
 /// # Errors
 /// The reason, when it is not.
 pub(crate) fn check_stored(bytes: &[u8]) -> std::result::Result<(), String> {
-    match scan(bytes, false, &mut Discard) {
+    match scan_whole(bytes, false, &mut Discard) {
         Ok(()) => Ok(()),
         // The scan checks UTF-8 only where JSON allows other than ASCII (in
         // strings); which of the two a bad value fails first is settled
@@ -118,7 +119,7 @@ fn compact(text: &str) -> std::result::Result<Json, Stop> {
         kept: 0,
         out: String::with_capacity(text.len()),
     };
-    scan(text.as_bytes(), true, &mut sink)?;
+    scan_whole(text.as_bytes(), true, &mut sink)?;
     sink.cut(text.len(), text.len());
     Ok(Json(sink.out))
 }
@@ -130,7 +131,7 @@ fn refusal(text: &str, stop: Stop) -> Error {
     if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
         return Error::invalid(format!("invalid JSON value: {e}"));
     }
-    match (scan(text.as_bytes(), false, &mut Discard), stop) {
+    match (scan_whole(text.as_bytes(), false, &mut Discard), stop) {
         (Err(Stop::TooDeep(_)), _) | (_, Stop::TooDeep(_)) => too_deep(),
         (_, Stop::LoneSurrogate(at)) => Error::invalid(format!(
             "invalid JSON value: a string holds a lone surrogate escape ({}), which jq, Python and JavaScript cannot read back; escape the whole pair or the character itself",
@@ -146,6 +147,168 @@ fn too_deep() -> Error {
     Error::invalid(format!(
         "invalid JSON value: nested deeper than {MAX_DEPTH} levels"
     ))
+}
+
+/// A reader of one JSON text whose shape its caller knows (a line of
+/// `load`), taking each part as it comes in one pass: strings decoded,
+/// ids as `u64`, any other value as its compact [`Json`], with the same
+/// scanner as [`Json::parse`].
+///
+/// It refuses nothing on its own account. Every method returns `None` (or
+/// false) for anything but the plain case it reads: a repeated field, a
+/// number in another form, bad JSON. The caller then hands the whole text
+/// to serde_json, which decides, and words the message, as it always has.
+/// So this reader only has to agree with serde_json on what it accepts.
+pub(crate) struct Fields<'a> {
+    text: &'a str,
+    i: usize,
+}
+
+impl<'a> Fields<'a> {
+    /// A reader at the start of `text`.
+    pub(crate) fn new(text: &'a str) -> Fields<'a> {
+        Fields { text, i: 0 }
+    }
+
+    fn skip_ws(&mut self) {
+        self.i = ws(self.text.as_bytes(), self.i, &mut Discard);
+    }
+
+    /// Takes `c` (after whitespace), if it is next.
+    pub(crate) fn eat(&mut self, c: u8) -> bool {
+        self.skip_ws();
+        let ok = self.text.as_bytes().get(self.i) == Some(&c);
+        self.i += usize::from(ok);
+        ok
+    }
+
+    /// After an object's `{` or an array's `[`: whether a first member
+    /// follows (false: `close` came, and was taken).
+    pub(crate) fn first(&mut self, close: u8) -> bool {
+        !self.eat(close)
+    }
+
+    /// After a member: whether another follows (a comma, taken), or the
+    /// container ends (`close`, taken); `None` for anything else.
+    pub(crate) fn next(&mut self, close: u8) -> Option<bool> {
+        if self.eat(b',') {
+            Some(true)
+        } else {
+            self.eat(close).then_some(false)
+        }
+    }
+
+    /// An object member's name and its colon.
+    pub(crate) fn name(&mut self) -> Option<Cow<'a, str>> {
+        let name = self.string()?;
+        self.eat(b':').then_some(name)
+    }
+
+    /// Takes `null`, if it is next.
+    pub(crate) fn null(&mut self) -> bool {
+        self.skip_ws();
+        let ok = self.text.get(self.i..self.i + 4) == Some("null");
+        self.i += if ok { 4 } else { 0 };
+        ok
+    }
+
+    /// A string, decoded in the pass that checks it; borrowed when it
+    /// holds no escape.
+    pub(crate) fn string(&mut self) -> Option<Cow<'a, str>> {
+        self.skip_ws();
+        let (text, b) = (self.text, self.text.as_bytes());
+        if b.get(self.i) != Some(&b'"') {
+            return None;
+        }
+        let start = self.i + 1;
+        let mut i = start;
+        // The decoded text so far, once there is an escape, and where the
+        // bytes not yet copied into it start.
+        let mut out: Option<String> = None;
+        let mut run = start;
+        loop {
+            while let Some(w) = word(b, i) {
+                let m = specials(w);
+                if m != 0 {
+                    i += first(m);
+                    break;
+                }
+                i += 8;
+            }
+            match b.get(i)? {
+                b'"' => break,
+                b'\\' => {
+                    let o = out.get_or_insert_with(|| String::with_capacity(b.len() - start));
+                    o.push_str(text.get(run..i)?);
+                    let (c, len) = unescape(b, i)?;
+                    o.push(c);
+                    i += len;
+                    run = i;
+                }
+                0x80.. => i = utf8(b, i).ok()?,
+                0x20..=0x7f => i += 1,
+                // A control character: serde_json refuses it.
+                _ => return None,
+            }
+        }
+        self.i = i + 1;
+        Some(match out {
+            None => Cow::Borrowed(text.get(start..i)?),
+            Some(mut o) => {
+                o.push_str(text.get(run..i)?);
+                Cow::Owned(o)
+            }
+        })
+    }
+
+    /// A non-negative integer in plain digits that fits a `u64`.
+    pub(crate) fn u64(&mut self) -> Option<u64> {
+        self.skip_ws();
+        let b = self.text.as_bytes();
+        let end = digits(b, self.i);
+        // A fraction or exponent makes it a float to serde_json; a
+        // leading zero makes it no JSON number at all.
+        if matches!(b.get(end), Some(b'.' | b'e' | b'E'))
+            || (b.get(self.i) == Some(&b'0') && end > self.i + 1)
+        {
+            return None;
+        }
+        let n = self.text.get(self.i..end)?.parse().ok()?;
+        self.i = end;
+        Some(n)
+    }
+
+    /// `true` or `false`.
+    pub(crate) fn bool(&mut self) -> Option<bool> {
+        self.skip_ws();
+        for (word, v) in [("true", true), ("false", false)] {
+            if self.text.get(self.i..self.i + word.len()) == Some(word) {
+                self.i += word.len();
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// Any value, compact, refused as [`Json::parse`] refuses.
+    pub(crate) fn value(&mut self) -> Option<Json> {
+        self.skip_ws();
+        let mut sink = Compact {
+            src: self.text,
+            kept: self.i,
+            out: String::new(),
+        };
+        let end = scan(self.text.as_bytes(), self.i, true, &mut sink).ok()?;
+        sink.cut(end, end);
+        self.i = end;
+        Some(Json(sink.out))
+    }
+
+    /// Whether only whitespace is left.
+    pub(crate) fn end(&mut self) -> bool {
+        self.skip_ws();
+        self.i == self.text.len()
+    }
 }
 
 /// Where and why a scan stopped.
@@ -255,20 +418,36 @@ fn ws(b: &[u8], mut i: usize, sink: &mut impl Sink) -> usize {
     i
 }
 
-/// One strict pass over one JSON value (RFC 8259) with whitespace around
-/// it, the whole of `b`; `refuse_lone` refuses lone surrogate escapes (new
-/// values) or lets them pass (values already stored). No recursion and no
-/// allocation: the open containers are a bit stack in a u128. Runs of plain
-/// string bytes are skipped eight at a time, and UTF-8 is checked inside
-/// strings, the only place JSON allows other than ASCII, so a value is read
-/// once whatever it holds.
-fn scan(b: &[u8], refuse_lone: bool, sink: &mut impl Sink) -> std::result::Result<(), Stop> {
+/// [`scan`] of the whole of `b`: one value, whitespace around it, nothing
+/// else.
+fn scan_whole(b: &[u8], refuse_lone: bool, sink: &mut impl Sink) -> std::result::Result<(), Stop> {
+    let end = ws(b, scan(b, 0, refuse_lone, sink)?, sink);
+    if end == b.len() {
+        Ok(())
+    } else {
+        Err(Stop::Syntax(end))
+    }
+}
+
+/// One strict pass over the JSON value (RFC 8259) that starts at `from`
+/// (after any whitespace); where it ends. `refuse_lone` refuses lone
+/// surrogate escapes (new values) or lets them pass (values already
+/// stored). No recursion and no allocation: the open containers are a bit
+/// stack in a u128. Runs of plain string bytes are skipped eight at a
+/// time, and UTF-8 is checked inside strings, the only place JSON allows
+/// other than ASCII, so a value is read once whatever it holds.
+fn scan(
+    b: &[u8],
+    from: usize,
+    refuse_lone: bool,
+    sink: &mut impl Sink,
+) -> std::result::Result<usize, Stop> {
     // Whether each container around the innermost open one is an object,
     // the nearest in bit 0; and whether the innermost one is.
     let mut outer: u128 = 0;
     let mut object = false;
     let mut depth = 0usize;
-    let mut i = ws(b, 0, sink);
+    let mut i = ws(b, from, sink);
     'value: loop {
         match b.get(i) {
             Some(b'"') => i = string(b, i + 1, refuse_lone)?,
@@ -300,24 +479,26 @@ fn scan(b: &[u8], refuse_lone: bool, sink: &mut impl Sink) -> std::result::Resul
             }
             _ => return Err(Stop::Syntax(i)),
         }
-        // After a value: a comma, the close of its container, or (outside
-        // every container) the end of the text.
+        // After a value: a comma or the close of its container, unless it
+        // is the outermost.
         loop {
+            if depth == 0 {
+                return Ok(i);
+            }
             match b.get(i) {
-                Some(b',') if depth > 0 => {
+                Some(b',') => {
                     i = ws(b, i + 1, sink);
                     if object {
                         i = key(b, i, refuse_lone, sink)?;
                     }
                     continue 'value;
                 }
-                Some(b'}') if depth > 0 && object => {}
-                Some(b']') if depth > 0 && !object => {}
+                Some(b'}') if object => {}
+                Some(b']') if !object => {}
                 Some(b' ' | b'\t' | b'\n' | b'\r') => {
                     i = ws(b, i, sink);
                     continue;
                 }
-                None if depth == 0 => return Ok(()),
                 _ => return Err(Stop::Syntax(i)),
             }
             i += 1;
@@ -429,6 +610,38 @@ fn string(b: &[u8], mut i: usize, refuse_lone: bool) -> std::result::Result<usiz
             _ => return Err(Stop::Syntax(i)),
         }
     }
+}
+
+/// The character the escape at `at` stands for, and the escape's length;
+/// `None` for a bad escape or a lone surrogate, which serde_json refuses
+/// when it decodes.
+fn unescape(b: &[u8], at: usize) -> Option<(char, usize)> {
+    Some(match b.get(at + 1)? {
+        b'"' => ('"', 2),
+        b'\\' => ('\\', 2),
+        b'/' => ('/', 2),
+        b'b' => ('\u{8}', 2),
+        b'f' => ('\u{c}', 2),
+        b'n' => ('\n', 2),
+        b'r' => ('\r', 2),
+        b't' => ('\t', 2),
+        b'u' => match hex4(b, at + 2)? {
+            high @ 0xD800..=0xDBFF => {
+                if b.get(at + 6..at + 8)? != b"\\u" {
+                    return None;
+                }
+                let low = hex4(b, at + 8)?;
+                if !(0xDC00..=0xDFFF).contains(&low) {
+                    return None;
+                }
+                let c = 0x10000 + ((u32::from(high) - 0xD800) << 10) + (u32::from(low) - 0xDC00);
+                (char::from_u32(c)?, 12)
+            }
+            // A lone low surrogate is no char: `from_u32` refuses it.
+            unit => (char::from_u32(u32::from(unit))?, 6),
+        },
+        _ => return None,
+    })
 }
 
 fn hex4(b: &[u8], at: usize) -> Option<u16> {
