@@ -459,6 +459,184 @@ pub struct ParsedDoc {
     pub inputs: Vec<ParsedNode>,
 }
 
+impl ParsedDoc {
+    /// Appends this document to `out` in the form [`ParsedDoc::from_spool`]
+    /// reads back: for a program that reads its input ahead (before it
+    /// takes the store's lock, say) and keeps it in a temporary file of its
+    /// own, so that each line is parsed once. Fields are length-prefixed and
+    /// the whole is covered by a CRC-32; it is no format of the store, and
+    /// may change between builds.
+    pub fn spool_into(&self, out: &mut Vec<u8>) {
+        fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+            // Lines are at most `load`'s limit, far below 4 GiB.
+            out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_le_bytes());
+            out.extend_from_slice(b);
+        }
+        let start = out.len();
+        out.extend_from_slice(&[0; 4]);
+        let d = &self.doc;
+        let present = [
+            self.id.is_some(),
+            self.node_high_water.is_some(),
+            d.key.is_some(),
+            d.category.is_some(),
+            d.version.is_some(),
+            d.meta.is_some(),
+        ];
+        out.push(present.iter().rev().fold(0, |f, &p| f << 1 | u8::from(p)));
+        for n in [self.id.map(|i| i.0), self.node_high_water.map(|n| n.0)]
+            .into_iter()
+            .flatten()
+        {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        for s in [
+            d.key.as_deref(),
+            d.category.as_deref(),
+            d.version.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            bytes(out, s.as_bytes());
+        }
+        if let Some(m) = &d.meta {
+            bytes(out, m.as_str().as_bytes());
+        }
+        bytes(out, &d.body);
+        out.extend_from_slice(
+            &u32::try_from(self.inputs.len())
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        );
+        for n in &self.inputs {
+            let present = [n.id.is_some(), n.meta.is_some(), n.output.is_some()];
+            out.push(present.iter().rev().fold(0, |f, &p| f << 1 | u8::from(p)));
+            if let Some(id) = n.id {
+                out.extend_from_slice(&id.0.to_le_bytes());
+            }
+            bytes(out, n.input.as_str().as_bytes());
+            for v in [&n.meta, &n.output].into_iter().flatten() {
+                bytes(out, v.as_str().as_bytes());
+            }
+        }
+        let crc = crc32fast::hash(out.get(start + 4..).unwrap_or_default());
+        if let Some(head) = out.get_mut(start..start + 4) {
+            head.copy_from_slice(&crc.to_le_bytes());
+        }
+    }
+
+    /// A document that [`ParsedDoc::spool_into`] wrote: its CRC is checked,
+    /// and its values are taken as they were validated then, not parsed
+    /// again.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the bytes are not what it wrote (the temporary
+    /// file they were kept in was damaged).
+    pub fn from_spool(spooled: &[u8]) -> Result<ParsedDoc> {
+        let damaged = || {
+            Error::io(
+                "read",
+                "<temporary file>",
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "input read ahead came back damaged",
+                ),
+            )
+        };
+        let (crc, rest) = spooled.split_first_chunk::<4>().ok_or_else(damaged)?;
+        if crc32fast::hash(rest) != u32::from_le_bytes(*crc) {
+            return Err(damaged());
+        }
+        Unspool(rest).doc().ok_or_else(damaged)
+    }
+}
+
+/// Reads what [`ParsedDoc::spool_into`] wrote.
+struct Unspool<'a>(&'a [u8]);
+
+impl<'a> Unspool<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        self.take(1)?.first().copied()
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()?;
+        self.take(usize::try_from(n).ok()?)
+    }
+
+    fn string(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?.to_vec()).ok()
+    }
+
+    /// A value as it was validated before it was spooled.
+    fn json(&mut self) -> Option<Json> {
+        Some(Json::from_trusted(self.string()?))
+    }
+
+    /// `read` when bit `bit` of `flags` says the field is there.
+    fn opt<T>(
+        &mut self,
+        flags: u8,
+        bit: u8,
+        read: fn(&mut Self) -> Option<T>,
+    ) -> Option<Option<T>> {
+        if flags & (1 << bit) == 0 {
+            Some(None)
+        } else {
+            read(self).map(Some)
+        }
+    }
+
+    fn doc(mut self) -> Option<ParsedDoc> {
+        let f = self.byte()?;
+        let id = self.opt(f, 0, Self::u64)?.map(DocId);
+        let node_high_water = self.opt(f, 1, Self::u64)?.map(NodeId);
+        let key = self.opt(f, 2, Self::string)?;
+        let category = self.opt(f, 3, Self::string)?;
+        let version = self.opt(f, 4, Self::string)?;
+        let meta = self.opt(f, 5, Self::json)?;
+        let body = self.bytes()?.to_vec();
+        let count = self.u32()?;
+        let mut inputs = Vec::new();
+        for _ in 0..count {
+            let f = self.byte()?;
+            inputs.push(ParsedNode {
+                id: self.opt(f, 0, Self::u64)?.map(NodeId),
+                input: self.json()?,
+                meta: self.opt(f, 1, Self::json)?,
+                output: self.opt(f, 2, Self::json)?,
+            });
+        }
+        self.0.is_empty().then_some(ParsedDoc {
+            id,
+            node_high_water,
+            doc: NewDoc {
+                key,
+                category,
+                version,
+                meta,
+                body,
+            },
+            inputs,
+        })
+    }
+}
+
 /// One node of a [`ParsedDoc`].
 #[derive(Debug)]
 pub struct ParsedNode {
@@ -575,6 +753,32 @@ mod tests {
             }
         }
         assert!(cases > 5000 && taken > 100, "{cases} cases, {taken} taken");
+    }
+
+    /// A spooled document reads back as it was parsed, and a spool whose
+    /// bytes changed is refused, never read as another document.
+    #[test]
+    fn spooled_documents_read_back_exactly_and_damage_is_refused() {
+        for line in [
+            r#"{"id":7,"key":"k","node_high_water":9,"category":"c","version":"v","meta":{"a":1},"body":"b\n","inputs":[{"node":1,"input":[1],"meta":{"m":2},"output":3},{"input":null,"output":null,"has_output":true},{"input":"x"}]}"#,
+            r#"{"body_base64":"/wD+"}"#,
+            r#"{}"#,
+        ] {
+            let doc = Document::from_json(line).unwrap();
+            let mut spool = b"before".to_vec();
+            doc.spool_into(&mut spool);
+            let mine = &spool[6..];
+            assert_eq!(
+                format!("{:?}", ParsedDoc::from_spool(mine).unwrap()),
+                format!("{doc:?}")
+            );
+            for at in 0..mine.len() {
+                let mut bad = mine.to_vec();
+                bad[at] ^= 0x10;
+                assert!(ParsedDoc::from_spool(&bad).is_err(), "{line}: flip at {at}");
+            }
+            assert!(ParsedDoc::from_spool(&mine[..mine.len() - 1]).is_err());
+        }
     }
 
     #[test]

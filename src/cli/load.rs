@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::cli::conflict::OnConflictArg;
-use crate::cli::input::{self, STDIN, Source, at_line};
+use crate::cli::input::{self, Ahead, STDIN, Source, at_line};
 use crate::cli::{GlobalArgs, output};
 use stratum::engine::MAX_ID;
 use stratum::model::ParsedDoc;
@@ -113,6 +113,105 @@ fn check_doc(parsed: &ParsedDoc, keep_ids: bool, allow_high_ids: bool) -> stratu
     Ok(())
 }
 
+/// One line of input: a document, or the marks line of `dump --high-water`.
+enum Line {
+    Doc(ParsedDoc),
+    Marks(DocId),
+}
+
+impl Line {
+    /// Parses a line and checks what can be checked without the store.
+    fn parse(text: &str, keep_ids: bool, allow_high_ids: bool) -> stratum::Result<Line> {
+        match Document::from_json(text) {
+            Ok(doc) => {
+                check_doc(&doc, keep_ids, allow_high_ids)?;
+                Ok(Line::Doc(doc))
+            }
+            // The marks line is no document; looked for only here, so a
+            // document line is read once.
+            Err(e) => match input::high_water_marks(text) {
+                Some(hwm) => {
+                    check_marks(hwm, keep_ids, allow_high_ids)?;
+                    Ok(Line::Marks(hwm))
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Appends the line, its number first, to a read-ahead record.
+    fn spool_into(&self, number: u64, out: &mut Vec<u8>) {
+        out.extend_from_slice(&number.to_le_bytes());
+        match self {
+            Line::Marks(hwm) => {
+                out.push(0);
+                out.extend_from_slice(&hwm.0.to_le_bytes());
+            }
+            Line::Doc(doc) => {
+                out.push(1);
+                doc.spool_into(out);
+            }
+        }
+    }
+
+    /// A record [`Line::spool_into`] made, with its line number.
+    fn from_spool(record: &[u8]) -> stratum::Result<(u64, Line)> {
+        let damaged = || {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "input read ahead came back damaged",
+            );
+            Error::io("read", "<temporary file>", e)
+        };
+        let (number, rest) = record.split_first_chunk::<8>().ok_or_else(damaged)?;
+        let line = match rest.split_first() {
+            Some((0, hwm)) => {
+                let hwm = hwm.try_into().map_err(|_| damaged())?;
+                Line::Marks(DocId(u64::from_le_bytes(hwm)))
+            }
+            Some((1, doc)) => Line::Doc(ParsedDoc::from_spool(doc)?),
+            _ => return Err(damaged()),
+        };
+        Ok((u64::from_le_bytes(*number), line))
+    }
+}
+
+/// Where the pass under the lock takes its lines from.
+enum Input {
+    /// Parsed now (a regular file, which cannot stall).
+    Lines(input::Lines),
+    /// Parsed and checked already, ahead of the lock.
+    Records(input::Records),
+}
+
+impl Input {
+    /// The next line's number, and the line or why it was refused; the
+    /// outer error is one of reading.
+    fn next(
+        &mut self,
+        keep_ids: bool,
+        allow_high: bool,
+    ) -> stratum::Result<Option<(u64, stratum::Result<Line>)>> {
+        match self {
+            Input::Lines(lines) => Ok(lines
+                .next_line()?
+                .map(|(number, text)| (number, Line::parse(text, keep_ids, allow_high)))),
+            Input::Records(records) => match records.next_record()? {
+                Some(record) => Line::from_spool(record).map(|(n, line)| Some((n, Ok(line)))),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// Bytes read so far, for progress.
+    fn bytes(&self) -> u64 {
+        match self {
+            Input::Lines(lines) => lines.bytes(),
+            Input::Records(records) => records.progress().0,
+        }
+    }
+}
+
 /// Runs `load`.
 ///
 /// # Errors
@@ -129,17 +228,28 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
     let (keep_ids, allow_high) = (args.keep_ids, args.allow_high_ids);
     let on_conflict = stratum::OnConflict::from(args.on_conflict);
     let id_source = if keep_ids { Ids::Keep } else { Ids::Assign };
-    let source =
-        Source::open(args.file.as_deref())?.read_ahead(&name, &g.dir, &mut |line, text| {
-            if let Some(hwm) = input::high_water_marks(text) {
-                return check_marks(hwm, keep_ids, allow_high).map_err(|e| at_line(e, line));
-            }
-            Document::from_json(text)
-                .and_then(|p| check_doc(&p, keep_ids, allow_high))
-                .map_err(|e| at_line(e, line))
-        })?;
-    let bar = output::Bar::new(g.quiet, "load", source.total_bytes());
-    let mut lines = source.lines(&name);
+    // Input that could stall is read, parsed and checked before the lock,
+    // and kept parsed, so that each line is parsed once either way.
+    let ahead = Source::open(args.file.as_deref())?.read_ahead_records(
+        &name,
+        &g.dir,
+        &mut |number, text, record| {
+            let line = Line::parse(text, keep_ids, allow_high).map_err(|e| at_line(e, number))?;
+            line.spool_into(number, record);
+            Ok(())
+        },
+    )?;
+    let (mut input, total) = match ahead {
+        Ahead::Kept(records) => {
+            let total = records.progress().1;
+            (Input::Records(records), Some(total))
+        }
+        Ahead::Unread(source) => {
+            let total = source.total_bytes();
+            (Input::Lines(source.lines(&name)), total)
+        }
+    };
+    let bar = output::Bar::new(g.quiet, "load", total);
     let mut store = g.open(Mode::Write)?;
     let mut current = 0u64;
     let result = store.atomic(|store| {
@@ -147,22 +257,22 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
         loop {
             // Zero while reading: a read error names its own line, if any.
             current = 0;
-            let Some((number, text)) = lines.next_line()? else {
+            let Some((number, line)) = input.next(keep_ids, allow_high)? else {
                 break;
             };
             current = number;
-            if let Some(hwm) = input::high_water_marks(text) {
-                check_marks(hwm, keep_ids, allow_high)?;
-                if keep_ids {
-                    store.reserve_doc_ids(hwm)?;
+            match line? {
+                Line::Marks(hwm) => {
+                    if keep_ids {
+                        store.reserve_doc_ids(hwm)?;
+                    }
                 }
-                continue;
+                Line::Doc(parsed) => {
+                    let id = store.load_doc_or(&parsed, id_source, on_conflict)?.id();
+                    ids.push(id);
+                }
             }
-            let parsed = Document::from_json(text)?;
-            check_doc(&parsed, keep_ids, allow_high)?;
-            let id = store.load_doc_or(&parsed, id_source, on_conflict)?.id();
-            ids.push(id);
-            bar.set(lines.bytes());
+            bar.set(input.bytes());
         }
         Ok(ids)
     });
