@@ -110,6 +110,15 @@ pub(crate) fn check_stored(bytes: &[u8]) -> std::result::Result<(), String> {
     }
 }
 
+/// [`check_stored`], for the fuzz targets and harnesses (the `sim` feature).
+///
+/// # Errors
+/// As [`check_stored`].
+#[cfg(feature = "sim")]
+pub fn check_stored_value(bytes: &[u8]) -> std::result::Result<(), String> {
+    check_stored(bytes)
+}
+
 /// The compact form of `text`, in one pass: validated (RFC 8259, nesting
 /// within [`MAX_DEPTH`], no lone surrogate escape) and copied without the
 /// whitespace outside strings.

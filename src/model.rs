@@ -293,6 +293,14 @@ fn slow_doc(line: &str) -> Result<ParsedDoc> {
     })
 }
 
+/// Both readers of a document line, for the fuzz targets and harnesses
+/// (the `sim` feature): the one-pass reader's document, when it takes the
+/// line, and the serde_json reader's verdict.
+#[cfg(feature = "sim")]
+pub fn read_line_both_ways(line: &str) -> (Option<ParsedDoc>, Result<ParsedDoc>) {
+    (fast_doc(line), slow_doc(line))
+}
+
 /// Fields of a document line, one bit each, to refuse a repeated one.
 const ID: u16 = 1;
 const KEY: u16 = 1 << 1;
