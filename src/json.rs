@@ -378,8 +378,8 @@ const HIGH: u64 = 0x8080_8080_8080_8080;
 /// is bits `8k..8k+8`.
 #[inline(always)]
 fn word(b: &[u8], i: usize) -> Option<u64> {
-    let w = b.get(i..)?.first_chunk::<8>()?;
-    Some(u64::from_le_bytes(*w))
+    let w = b.get(i..i + 8)?;
+    Some(u64::from_le_bytes(w.try_into().ok()?))
 }
 
 /// The high bit of every byte of `w` that ends a run of plain string
@@ -536,9 +536,11 @@ fn key(
     Ok(ws(b, i + 1, sink))
 }
 
-fn literal(b: &[u8], i: usize, word: &[u8]) -> std::result::Result<usize, Stop> {
-    if b.get(i..i + word.len()) == Some(word) {
-        Ok(i + word.len())
+/// The letters `word` at `i`; where they end.
+#[inline(always)]
+fn literal<const N: usize>(b: &[u8], i: usize, word: &[u8; N]) -> std::result::Result<usize, Stop> {
+    if b.get(i..).and_then(|r| r.first_chunk::<N>()) == Some(word) {
+        Ok(i + N)
     } else {
         Err(Stop::Syntax(i))
     }
