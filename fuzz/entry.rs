@@ -344,3 +344,69 @@ pub fn index(data: &[u8]) {
         check("read-write", &store);
     }
 }
+
+/// `fuzz_targets/json.rs`: the JSON scanner and the one-pass reader of
+/// `load`'s lines, against serde_json.
+///
+/// Properties: a stored value passes the check exactly when it is UTF-8,
+/// serde_json accepts it and it nests at most 128 levels; `Json::parse`
+/// accepts what serde_json accepts (less lone surrogates and deeper
+/// nesting, with those messages), refuses the rest with serde_json's
+/// message, and keeps the text less the whitespace outside strings; a
+/// document line the one-pass reader takes, serde_json reads the same.
+pub fn json(data: &[u8]) {
+    let stored = stratum::json::check_stored_value(data);
+    let Ok(text) = std::str::from_utf8(data) else {
+        assert_eq!(stored, Err("stored value is not UTF-8".to_owned()));
+        return;
+    };
+    let serde = serde_json::from_str::<serde::de::IgnoredAny>(text);
+    let (compact, depth) = compact_and_depth(text);
+    let within = depth <= stratum::json::MAX_DEPTH;
+    assert_eq!(stored.is_ok(), serde.is_ok() && within, "check of {text:?}");
+    match (Json::parse(text), &serde) {
+        (Ok(j), Ok(_)) => assert_eq!(j.as_str(), compact, "compact {text:?}"),
+        (Err(e), Err(s)) => assert_eq!(e.to_string(), format!("invalid JSON value: {s}")),
+        (Err(e), Ok(_)) => {
+            let e = e.to_string();
+            let why = if within {
+                "lone surrogate"
+            } else {
+                "nested deeper"
+            };
+            assert!(e.contains(why), "{text:?}: {e}");
+        }
+        (Ok(_), Err(s)) => panic!("{text:?} parsed; serde_json says {s}"),
+    }
+    let (fast, slow) = stratum::model::read_line_both_ways(text);
+    if let Some(doc) = fast {
+        let slow = slow.unwrap_or_else(|e| panic!("{text:?} read; serde_json says {e}"));
+        assert_eq!(format!("{doc:?}"), format!("{slow:?}"), "line {text:?}");
+    }
+}
+
+/// `text` without the whitespace outside strings, and its deepest nesting
+/// (meaningful for valid JSON only).
+fn compact_and_depth(text: &str) -> (String, usize) {
+    let (mut out, mut in_string, mut escaped) = (String::new(), false, false);
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for c in text.chars() {
+        if in_string {
+            in_string = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+        } else {
+            match c {
+                ' ' | '\t' | '\n' | '\r' => continue,
+                '"' => in_string = true,
+                '[' | '{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        out.push(c);
+    }
+    (out, deepest)
+}

@@ -4,4 +4,4 @@
 
 mod entry;
 
-pub use entry::{index, index_fixture_file, join_store, record, split_store, store};
+pub use entry::{index, index_fixture_file, join_store, json, record, split_store, store};

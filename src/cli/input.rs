@@ -216,7 +216,7 @@ impl Spool {
         Ok(())
     }
 
-    /// What was written, from its start, and its length.
+    /// A reader over everything written, and its length.
     ///
     /// # Errors
     /// The temporary file's.
@@ -233,11 +233,6 @@ impl Spool {
             }
         })
     }
-
-    fn into_source(self) -> io::Result<Source> {
-        let (r, len) = self.into_reader()?;
-        Ok(Source::Spooled(r, len))
-    }
 }
 
 /// Standard input copied to an unnamed temporary file (see
@@ -247,10 +242,9 @@ impl Spool {
 /// # Errors
 /// [`Error::Io`].
 pub fn spool_stdin(dir: &Path) -> Result<File> {
-    let tmp = "<temporary file>";
-    let mut file = unnamed_file(dir).map_err(|e| Error::io("create", tmp, e))?;
+    let mut file = unnamed_file(dir).map_err(|e| Error::io("create", TMP, e))?;
     io::copy(&mut io::stdin().lock(), &mut file).map_err(|e| Error::io("spool", STDIN, e))?;
-    io::Seek::rewind(&mut file).map_err(|e| Error::io("seek", tmp, e))?;
+    io::Seek::rewind(&mut file).map_err(|e| Error::io("seek", TMP, e))?;
     Ok(file)
 }
 
@@ -340,18 +334,7 @@ impl Source {
         dir: &Path,
         check: &mut dyn FnMut(u64, &str) -> anyhow::Result<()>,
     ) -> anyhow::Result<Source> {
-        let stalls = match &self {
-            Source::Stdin => {
-                use std::os::fd::AsFd;
-                io::stdin()
-                    .as_fd()
-                    .try_clone_to_owned()
-                    .map_or(true, |fd| can_stall(&File::from(fd)))
-            }
-            Source::File(f, _) => can_stall(f),
-            Source::Spooled(..) => false,
-        };
-        if !stalls {
+        if !self.can_stall() {
             return Ok(self);
         }
         let mut lines = self.lines(name);
@@ -361,11 +344,127 @@ impl Source {
         }
         let spool = lines.spool.take().map(|(s, _)| s);
         match spool {
-            Some(s) => s
-                .into_source()
-                .map_err(|e| Error::io("spool", "<temporary file>", e).into()),
+            Some(s) => {
+                let (reader, len) = s.into_reader().map_err(|e| Error::io("spool", TMP, e))?;
+                Ok(Source::Spooled(reader, len))
+            }
             None => Ok(Source::Spooled(Box::new(io::empty()), 0)),
         }
+    }
+
+    /// As [`Source::read_ahead`], but what is kept of each line is the
+    /// record `keep` makes of it (`load` keeps the parsed document), so
+    /// the pass under the lock reads records instead of parsing the lines
+    /// again. A source that cannot stall is handed back unread.
+    ///
+    /// # Errors
+    /// What `keep` returns; reading errors as [`Lines::next_line`]; an I/O
+    /// error from the temporary file.
+    pub fn read_ahead_records(
+        self,
+        name: &str,
+        dir: &Path,
+        keep: &mut Keep<'_>,
+    ) -> anyhow::Result<Ahead> {
+        if !self.can_stall() {
+            return Ok(Ahead::Unread(self));
+        }
+        let mut lines = self.lines(name);
+        let mut spool = Spool::Memory(Vec::new());
+        let mut record = Vec::new();
+        while let Some((number, text)) = lines.next_line()? {
+            record.clear();
+            record.extend_from_slice(&[0; 4]);
+            keep(number, text, &mut record)?;
+            // A record holds one line, at most MAX_LINE bytes, and a little.
+            let len = u32::try_from(record.len() - 4).unwrap_or(u32::MAX);
+            record[..4].copy_from_slice(&len.to_le_bytes());
+            spool
+                .write(&record, dir)
+                .map_err(|e| Error::io("spool", TMP, e))?;
+        }
+        let (reader, total) = spool
+            .into_reader()
+            .map_err(|e| Error::io("spool", TMP, e))?;
+        Ok(Ahead::Kept(Records {
+            reader: io::BufReader::with_capacity(1 << 20, reader),
+            buf: Vec::new(),
+            bytes: 0,
+            total,
+        }))
+    }
+
+    /// Whether reads can wait on another process (see [`can_stall`]).
+    fn can_stall(&self) -> bool {
+        match self {
+            Source::Stdin => {
+                use std::os::fd::AsFd;
+                io::stdin()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_or(true, |fd| can_stall(&File::from(fd)))
+            }
+            Source::File(f, _) => can_stall(f),
+            Source::Spooled(..) => false,
+        }
+    }
+}
+
+/// What [`Source::read_ahead_records`] does with each line (number, text):
+/// appends the record to keep to the buffer, or refuses the line.
+pub type Keep<'a> = dyn FnMut(u64, &str, &mut Vec<u8>) -> anyhow::Result<()> + 'a;
+
+/// The name of the read-ahead file in messages.
+const TMP: &str = "<temporary file>";
+
+/// What [`Source::read_ahead_records`] did with its source.
+pub enum Ahead {
+    /// Read to the end, and kept as records.
+    Kept(Records),
+    /// Not read: it cannot stall.
+    Unread(Source),
+}
+
+/// The records of [`Source::read_ahead_records`], in order.
+pub struct Records {
+    reader: io::BufReader<Box<dyn Read>>,
+    buf: Vec<u8>,
+    bytes: u64,
+    total: u64,
+}
+
+impl Records {
+    /// The next record; `None` after the last.
+    ///
+    /// # Errors
+    /// [`Error::Io`] from the temporary file.
+    pub fn next_record(&mut self) -> Result<Option<&[u8]>> {
+        let mut len = [0; 4];
+        match self.reader.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(Error::io("read", TMP, e)),
+        }
+        let len = u32::from_le_bytes(len);
+        self.buf.clear();
+        (&mut self.reader)
+            .take(u64::from(len))
+            .read_to_end(&mut self.buf)
+            .map_err(|e| Error::io("read", TMP, e))?;
+        if self.buf.len() as u64 != u64::from(len) {
+            let e = io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "input read ahead came back short",
+            );
+            return Err(Error::io("read", TMP, e));
+        }
+        self.bytes += 4 + u64::from(len);
+        Ok(Some(&self.buf))
+    }
+
+    /// Bytes read so far, and in all, for progress.
+    pub fn progress(&self) -> (u64, u64) {
+        (self.bytes, self.total)
     }
 }
 
@@ -403,7 +502,7 @@ impl Lines {
             if let Some((spool, dir)) = &mut self.spool {
                 spool
                     .write(&self.buf, dir)
-                    .map_err(|e| Error::io("spool", "<temporary file>", e))?;
+                    .map_err(|e| Error::io("spool", TMP, e))?;
             }
             if self.buf.len() as u64 > MAX_LINE {
                 return Err(Error::invalid(format!(

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::cli::conflict::OnConflictArg;
-use crate::cli::input::{self, STDIN, Source, at_line};
+use crate::cli::input::{self, Ahead, STDIN, Source, at_line};
 use crate::cli::{GlobalArgs, output};
-use stratum::{DocId, Document, Ids};
+use stratum::model::ParsedDoc;
+use stratum::{DocId, Document, Error, Ids};
 
 /// Load documents from JSON Lines in the `get` shape, all or nothing.
 ///
@@ -68,6 +69,101 @@ pub struct LoadArgs {
     pub allow_high_ids: bool,
 }
 
+/// One line of input: a document, or the marks line of `dump --high-water`.
+enum Line {
+    Doc(ParsedDoc),
+    Marks(DocId),
+}
+
+impl Line {
+    /// Parses a line and checks what can be checked without the store.
+    fn parse(text: &str, ids: Ids) -> stratum::Result<Line> {
+        match Document::from_json(text) {
+            Ok(doc) => {
+                ids.check(&doc)?;
+                Ok(Line::Doc(doc))
+            }
+            // The marks line is no document; looked for only here, so a
+            // document line is read once.
+            Err(e) => match input::high_water_marks(text) {
+                Some(hwm) => {
+                    ids.check_marks(hwm)?;
+                    Ok(Line::Marks(hwm))
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Appends the line, its number first, to a read-ahead record.
+    fn spool_into(&self, number: u64, out: &mut Vec<u8>) {
+        out.extend_from_slice(&number.to_le_bytes());
+        match self {
+            Line::Marks(hwm) => {
+                out.push(0);
+                out.extend_from_slice(&hwm.0.to_le_bytes());
+            }
+            Line::Doc(doc) => {
+                out.push(1);
+                doc.spool_into(out);
+            }
+        }
+    }
+
+    /// A record [`Line::spool_into`] made, with its line number.
+    fn from_spool(record: &[u8]) -> stratum::Result<(u64, Line)> {
+        let damaged = || {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "input read ahead came back damaged",
+            );
+            Error::io("read", "<temporary file>", e)
+        };
+        let (number, rest) = record.split_first_chunk::<8>().ok_or_else(damaged)?;
+        let line = match rest.split_first() {
+            Some((0, hwm)) => {
+                let hwm = hwm.try_into().map_err(|_| damaged())?;
+                Line::Marks(DocId(u64::from_le_bytes(hwm)))
+            }
+            Some((1, doc)) => Line::Doc(ParsedDoc::from_spool(doc)?),
+            _ => return Err(damaged()),
+        };
+        Ok((u64::from_le_bytes(*number), line))
+    }
+}
+
+/// Where the pass under the lock takes its lines from.
+enum Input {
+    /// Parsed now (a regular file, which cannot stall).
+    Lines(input::Lines),
+    /// Parsed and checked already, ahead of the lock.
+    Records(input::Records),
+}
+
+impl Input {
+    /// The next line's number, and the line or why it was refused; the
+    /// outer error is one of reading.
+    fn next(&mut self, ids: Ids) -> stratum::Result<Option<(u64, stratum::Result<Line>)>> {
+        match self {
+            Input::Lines(lines) => Ok(lines
+                .next_line()?
+                .map(|(number, text)| (number, Line::parse(text, ids)))),
+            Input::Records(records) => match records.next_record()? {
+                Some(record) => Line::from_spool(record).map(|(n, line)| Some((n, Ok(line)))),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// Bytes read so far, for progress.
+    fn bytes(&self) -> u64 {
+        match self {
+            Input::Lines(lines) => lines.bytes(),
+            Input::Records(records) => records.progress().0,
+        }
+    }
+}
+
 /// Runs `load`.
 ///
 /// # Errors
@@ -87,17 +183,28 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
         (true, false) => Ids::Keep,
         (true, true) => Ids::KeepHigh,
     };
-    let source =
-        Source::open(args.file.as_deref())?.read_ahead(&name, &g.dir, &mut |line, text| {
-            if let Some(hwm) = input::high_water_marks(text) {
-                return id_source.check_marks(hwm).map_err(|e| at_line(e, line));
-            }
-            Document::from_json(text)
-                .and_then(|p| id_source.check(&p))
-                .map_err(|e| at_line(e, line))
-        })?;
-    let bar = output::Bar::new(g.quiet, "load", source.total_bytes());
-    let mut lines = source.lines(&name);
+    // Input that could stall is read, parsed and checked before the lock,
+    // and kept parsed, so that each line is parsed once either way.
+    let ahead = Source::open(args.file.as_deref())?.read_ahead_records(
+        &name,
+        &g.dir,
+        &mut |number, text, record| {
+            let line = Line::parse(text, id_source).map_err(|e| at_line(e, number))?;
+            line.spool_into(number, record);
+            Ok(())
+        },
+    )?;
+    let (mut input, total) = match ahead {
+        Ahead::Kept(records) => {
+            let total = records.progress().1;
+            (Input::Records(records), Some(total))
+        }
+        Ahead::Unread(source) => {
+            let total = source.total_bytes();
+            (Input::Lines(source.lines(&name)), total)
+        }
+    };
+    let bar = output::Bar::new(g.quiet, "load", total);
     let mut store = g.open()?;
     let mut current = 0u64;
     let result = store.atomic(|store| {
@@ -105,20 +212,22 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
         loop {
             // Zero while reading: a read error names its own line, if any.
             current = 0;
-            let Some((number, text)) = lines.next_line()? else {
+            let Some((number, line)) = input.next(id_source)? else {
                 break;
             };
             current = number;
-            if let Some(hwm) = input::high_water_marks(text) {
-                if id_source.keeps() {
-                    store.reserve_doc_ids(hwm, id_source)?;
+            match line? {
+                Line::Marks(hwm) => {
+                    if id_source.keeps() {
+                        store.reserve_doc_ids(hwm, id_source)?;
+                    }
                 }
-                continue;
+                Line::Doc(parsed) => {
+                    let id = store.load_doc_or(&parsed, id_source, on_conflict)?.id();
+                    ids.push(id);
+                }
             }
-            let parsed = Document::from_json(text)?;
-            let id = store.load_doc_or(&parsed, id_source, on_conflict)?.id();
-            ids.push(id);
-            bar.set(lines.bytes());
+            bar.set(input.bytes());
         }
         Ok(ids)
     });

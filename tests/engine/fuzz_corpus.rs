@@ -62,6 +62,11 @@ fn index_corpus() {
 }
 
 #[test]
+fn json_corpus() {
+    replay("json", entry::json);
+}
+
+#[test]
 fn store_inputs_split_into_the_files_they_were_joined_from() {
     let files: Vec<(&str, &[u8])> = vec![("active.seg", b"abc"), ("seg_000001.idx", b"")];
     let joined = entry::join_store(&files);
