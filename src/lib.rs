@@ -62,6 +62,7 @@
 
 #![warn(missing_docs)]
 
+pub mod base64;
 pub mod conflict;
 pub mod engine;
 pub mod error;

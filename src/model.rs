@@ -162,7 +162,7 @@ fn body_field(body: &[u8], out: &mut String) {
         }
         Err(_) => {
             out.push_str("\"body_base64\":\"");
-            out.push_str(&json::base64_encode(body));
+            out.push_str(&crate::base64::encode(body));
             out.push('"');
         }
     }
@@ -257,7 +257,7 @@ fn slow_doc(line: &str) -> Result<ParsedDoc> {
             return Err(Error::invalid("give either body or body_base64, not both"));
         }
         (Some(s), None) => s.into_bytes(),
-        (None, Some(b)) => json::base64_decode(&b)?,
+        (None, Some(b)) => crate::base64::decode(&b)?,
         (None, None) => Vec::new(),
     };
     let mut inputs = Vec::with_capacity(raw.inputs.len());
@@ -386,7 +386,7 @@ fn fast_doc(line: &str) -> Option<ParsedDoc> {
     let body = match (body, body_base64) {
         (Some(_), Some(_)) => return None,
         (Some(s), None) => s.into_owned().into_bytes(),
-        (None, Some(b)) => json::base64_decode(&b).ok()?,
+        (None, Some(b)) => crate::base64::decode(&b).ok()?,
         (None, None) => Vec::new(),
     };
     if let Some(m) = &meta {

@@ -301,7 +301,7 @@ fn doc_line(item: &Bound<'_, PyAny>, at: &str) -> PyResult<String> {
             Ok(text) => dict.set_item("body", text)?,
             Err(e) => {
                 dict.del_item("body")?;
-                dict.set_item("body_base64", stratum::json::base64_encode(e.as_bytes()))?;
+                dict.set_item("body_base64", stratum::base64::encode(e.as_bytes()))?;
             }
         }
     }

@@ -283,7 +283,7 @@ fn parse_op(text: &str, line: u64) -> Result<Op> {
             return Err(Error::invalid("give either body or body_base64, not both"));
         }
         (Some(s), None) => Some(s.clone().into_bytes()),
-        (None, Some(b)) => Some(stratum::json::base64_decode(b)?),
+        (None, Some(b)) => Some(stratum::base64::decode(b)?),
         (None, None) => None,
     };
     if let Some(Some(k)) = &raw.key {

@@ -529,11 +529,12 @@ impl Lines {
     }
 }
 
-/// Names the line of `load` or `apply` input an error came from, unless it already does (line reading
-/// errors name it themselves).
+/// Names the line of `load` or `apply` input an error came from. `line` is
+/// 0 for an error met while reading, which is not one line's doing or
+/// names its line itself ([`Lines::next_line`]): the callers set it so, not
+/// this function by reading the message.
 pub fn at_line(e: Error, line: u64) -> anyhow::Error {
-    let named = matches!(&e, Error::InvalidInput(m) if m.starts_with("line "));
-    if named || line == 0 {
+    if line == 0 {
         e.into()
     } else {
         anyhow::Error::new(e).context(format!("line {line}"))

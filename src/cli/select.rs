@@ -213,7 +213,11 @@ impl Projection {
                         json::write_str_literal(s, out);
                     }
                     Err(_) => {
-                        let _ = write!(out, "\"body_base64\":\"{}\"", json::base64_encode(&d.body));
+                        let _ = write!(
+                            out,
+                            "\"body_base64\":\"{}\"",
+                            stratum::base64::encode(&d.body)
+                        );
                     }
                 },
                 DocField::Inputs => {
