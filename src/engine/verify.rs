@@ -718,14 +718,26 @@ impl Summary {
     /// each half took twelve in a chain.
     fn add(&mut self, e: &IndexEntry) {
         let tail = u64::from(e.len) | (u64::from(e.kind as u8) << 32) | (u64::from(e.flags) << 40);
-        let words = [e.doc, e.node, e.seq, e.offset, e.aux, tail];
-        let mut xor = 0x243f_6a88_85a3_08d3u64;
-        let mut sum = 0x1319_8a2e_0370_7344u64;
-        for (i, (&w, &key)) in words.iter().zip(&KEYS).enumerate() {
-            let m = mix(w ^ key);
-            xor ^= m;
-            sum = sum.wrapping_add(m.rotate_left(11 * i as u32));
-        }
+        let [k0, k1, k2, k3, k4, k5] = KEYS;
+        let m = [
+            mix(e.doc ^ k0),
+            mix(e.node ^ k1),
+            mix(e.seq ^ k2),
+            mix(e.offset ^ k3),
+            mix(e.aux ^ k4),
+            mix(tail ^ k5),
+        ];
+        let xor = m.iter().fold(0x243f_6a88_85a3_08d3, |h, &w| h ^ w);
+        // Rotations of 0, 11, .. 55 bits: written out, as a loop's counter
+        // kept the compiler from unrolling it.
+        let [m0, m1, m2, m3, m4, m5] = m;
+        let sum = 0x1319_8a2e_0370_7344u64
+            .wrapping_add(m0)
+            .wrapping_add(m1.rotate_left(11))
+            .wrapping_add(m2.rotate_left(22))
+            .wrapping_add(m3.rotate_left(33))
+            .wrapping_add(m4.rotate_left(44))
+            .wrapping_add(m5.rotate_left(55));
         let h = (u128::from(mix(xor)) << 64) | u128::from(mix(sum));
         self.count += 1;
         self.sum = self.sum.wrapping_add(h);
