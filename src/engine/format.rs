@@ -872,6 +872,17 @@ pub fn encode_block(entries: &[IndexEntry]) -> [u8; INDEX_BLOCK_LEN] {
 
 /// Decodes and checks one index block.
 pub fn decode_block(b: &[u8]) -> Option<Vec<IndexEntry>> {
+    let mut out = Vec::new();
+    decode_block_into(b, &mut out)?;
+    Some(out)
+}
+
+/// Decodes and checks one index block into `out`, replacing what it held:
+/// the form for a caller that reads many blocks, which then reuses one
+/// buffer rather than allocating one a block. `out` is left empty when the
+/// block fails its checks.
+pub fn decode_block_into(b: &[u8], out: &mut Vec<IndexEntry>) -> Option<()> {
+    out.clear();
     if b.len() != INDEX_BLOCK_LEN || u32_at(b, BLOCK_CRC_AT)? != crc32fast::hash(&b[..BLOCK_CRC_AT])
     {
         return None;
@@ -880,9 +891,14 @@ pub fn decode_block(b: &[u8]) -> Option<Vec<IndexEntry>> {
     if n == 0 || n > ENTRIES_PER_BLOCK {
         return None;
     }
-    (0..n)
-        .map(|i| IndexEntry::decode(b.get(i * INDEX_ENTRY_LEN..(i + 1) * INDEX_ENTRY_LEN)?))
-        .collect()
+    for raw in b[..n * INDEX_ENTRY_LEN].chunks_exact(INDEX_ENTRY_LEN) {
+        let Some(e) = IndexEntry::decode(raw) else {
+            out.clear();
+            return None;
+        };
+        out.push(e);
+    }
+    Some(())
 }
 
 /// A decoded index header.
@@ -1510,6 +1526,41 @@ mod tests {
         assert_eq!(decode_block(&b), Some(vec![doc, out]));
         b[7] ^= 1;
         assert_eq!(decode_block(&b), None);
+    }
+
+    #[test]
+    fn decode_block_into_replaces_what_the_buffer_held() {
+        let e = |doc| IndexEntry {
+            doc,
+            node: 1,
+            seq: doc,
+            offset: 40,
+            aux: 0,
+            len: 64,
+            kind: Kind::InputPut,
+            flags: 0,
+        };
+        let mut out = Vec::new();
+        let two = encode_block(&[e(1), e(2)]);
+        assert_eq!(decode_block_into(&two, &mut out), Some(()));
+        assert_eq!(out, [e(1), e(2)]);
+        let one = encode_block(&[e(3)]);
+        assert_eq!(decode_block_into(&one, &mut out), Some(()));
+        assert_eq!(out, [e(3)]);
+        // A block that fails its checks leaves nothing of the last one.
+        let mut bad = two;
+        bad[0] ^= 1;
+        assert_eq!(decode_block_into(&bad, &mut out), None);
+        assert!(out.is_empty());
+        // Nor does one whose CRC passes over an entry of no known kind.
+        let mut unknown = [0u8; INDEX_BLOCK_LEN];
+        unknown[..INDEX_BLOCK_LEN].copy_from_slice(&two);
+        unknown[INDEX_ENTRY_LEN + 34] = 0xff;
+        let crc = crc32fast::hash(&unknown[..BLOCK_CRC_AT]);
+        unknown[BLOCK_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+        out.push(e(9));
+        assert_eq!(decode_block_into(&unknown, &mut out), None);
+        assert!(out.is_empty());
     }
 
     #[test]

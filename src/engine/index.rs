@@ -84,12 +84,14 @@ pub(crate) fn index_entries(
 ) -> Option<Vec<IndexEntry>> {
     let (file, header) = open_index(vfs, &dir.join(format::index_name(n)), n, len, bind).ok()??;
     let blocks = header.entries.div_ceil(format::ENTRIES_PER_BLOCK as u64);
-    let mut buf = vec![0u8; format::INDEX_BLOCK_LEN];
+    let mut buf = [0u8; format::INDEX_BLOCK_LEN];
+    let mut block = Vec::with_capacity(format::ENTRIES_PER_BLOCK);
     let mut out = Vec::new();
     for b in 0..blocks {
         let at = format::INDEX_HEADER_LEN as u64 + b * format::INDEX_BLOCK_LEN as u64;
         file.read_exact_at(&mut buf, at).ok()?;
-        out.extend(format::decode_block(&buf)?);
+        format::decode_block_into(&buf, &mut block)?;
+        out.extend_from_slice(&block);
     }
     Some(out)
 }
@@ -291,7 +293,7 @@ impl SealedIndex {
             return Some(b);
         }
         let (file, _) = self.disk.as_ref()?;
-        let mut buf = vec![0u8; INDEX_BLOCK_LEN];
+        let mut buf = [0u8; INDEX_BLOCK_LEN];
         let at = INDEX_HEADER_LEN as u64 + i * INDEX_BLOCK_LEN as u64;
         file.read_exact_at(&mut buf, at).ok()?;
         let block = Arc::new(format::decode_block(&buf).filter(|b| sorted(b))?);
@@ -299,14 +301,16 @@ impl SealedIndex {
         Some(block)
     }
 
-    /// Reads a block for a sequential cursor, bypassing the cache (a full
-    /// scan would only evict the blocks lookups need).
-    fn read_block_uncached(&self, i: u64) -> Option<Vec<IndexEntry>> {
+    /// Reads a block for a sequential cursor into the cursor's own buffer,
+    /// bypassing the cache (a full scan would only evict the blocks lookups
+    /// need) and reusing the buffer from block to block.
+    fn read_block_uncached(&self, i: u64, out: &mut Vec<IndexEntry>) -> Option<()> {
+        out.clear();
         let (file, _) = self.disk.as_ref()?;
-        let mut buf = vec![0u8; INDEX_BLOCK_LEN];
+        let mut buf = [0u8; INDEX_BLOCK_LEN];
         let at = INDEX_HEADER_LEN as u64 + i * INDEX_BLOCK_LEN as u64;
         file.read_exact_at(&mut buf, at).ok()?;
-        format::decode_block(&buf)
+        format::decode_block_into(&buf, out)
     }
 
     /// All entries for `doc`, in key order. `fallback` scans the segment when
@@ -373,7 +377,7 @@ impl SealedIndex {
             Src::Disk {
                 index: self,
                 block: 0,
-                buf: Vec::new(),
+                buf: Vec::with_capacity(ENTRIES_PER_BLOCK),
                 pos: 0,
             }
         } else {
@@ -476,26 +480,22 @@ impl<'a> Cursor<'a> {
                     // A block out of order (only a crafted file can pass the
                     // CRC that way) is as unusable as a damaged one.
                     let last = self.last;
-                    let ordered = |b: &Vec<IndexEntry>| {
-                        sorted(b) && last.is_none_or(|l| b.first().is_some_and(|f| key(f) > l))
-                    };
-                    match index.read_block_uncached(*block).filter(ordered) {
-                        Some(b) => {
-                            *buf = b;
-                            *block += 1;
-                            *pos = 0;
-                        }
-                        None => {
-                            let at = INDEX_HEADER_LEN as u64 + *block * INDEX_BLOCK_LEN as u64;
-                            let path = index.path.clone();
-                            let fallback = self.fallback.take().ok_or_else(|| {
-                                Error::corrupt(&path, at, "index block fails its checksum")
-                            })?;
-                            let last = self.last;
-                            let mut entries = fallback()?;
-                            entries.retain(|e| last.is_none_or(|l| key(e) > l));
-                            self.src = Src::Owned { entries, pos: 0 };
-                        }
+                    *pos = 0;
+                    let ordered = index.read_block_uncached(*block, buf).is_some()
+                        && sorted(buf)
+                        && last.is_none_or(|l| buf.first().is_some_and(|f| key(f) > l));
+                    if ordered {
+                        *block += 1;
+                    } else {
+                        buf.clear();
+                        let at = INDEX_HEADER_LEN as u64 + *block * INDEX_BLOCK_LEN as u64;
+                        let path = index.path.clone();
+                        let fallback = self.fallback.take().ok_or_else(|| {
+                            Error::corrupt(&path, at, "index block fails its checksum")
+                        })?;
+                        let mut entries = fallback()?;
+                        entries.retain(|e| last.is_none_or(|l| key(e) > l));
+                        self.src = Src::Owned { entries, pos: 0 };
                     }
                 }
                 Src::Memory { entries, pos } => return Ok(entries.get(*pos).copied()),
