@@ -1145,3 +1145,56 @@ fn create_spill_file(opts: &Options, store_id: u64, number: u64) -> Result<Activ
     active.file = Some(file);
     Ok(active)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(doc: u64, offset: u64) -> IndexEntry {
+        IndexEntry {
+            doc,
+            node: offset,
+            seq: offset,
+            offset,
+            aux: 0,
+            len: 1,
+            kind: Kind::OutputPut,
+            flags: 0,
+        }
+    }
+
+    fn offsets(m: &DocMap, id: u64) -> Vec<u64> {
+        m.of(id).iter().map(|e| e.offset).collect()
+    }
+
+    #[test]
+    fn a_doc_map_keeps_each_ids_entries_in_order_and_rolls_back_exactly() {
+        let mut m = DocMap::default();
+        for (doc, offset) in [(1, 10), (2, 11), (1, 12), (3, 13), (2, 14), (1, 15)] {
+            m.push(entry(doc, offset));
+        }
+        assert_eq!(offsets(&m, 1), [10, 12, 15]);
+        assert_eq!(offsets(&m, 2), [11, 14]);
+        assert_eq!(offsets(&m, 3), [13]);
+        assert!(m.of(4).is_empty());
+        let offs: Vec<u64> = m.newest_first(1).map(|e| e.offset).collect();
+        assert_eq!(offs, [15, 12, 10]);
+
+        // Rolling back from offset 13 forgets document 3 and the newer
+        // entries of 1 and 2, and their newest are the older ones again.
+        m.forget_from(13);
+        assert_eq!(offsets(&m, 1), [10, 12]);
+        assert_eq!(offsets(&m, 2), [11]);
+        assert!(m.of(3).is_empty());
+        let mut ids: Vec<u64> = m.ids().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, [1, 2]);
+        assert_eq!(m.all().len(), 3);
+
+        // Appends after a rollback chain onto what is left.
+        m.push(entry(2, 13));
+        assert_eq!(offsets(&m, 2), [11, 13]);
+        m.forget_from(0);
+        assert!(m.all().is_empty() && m.ids().next().is_none());
+    }
+}
