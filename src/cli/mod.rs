@@ -223,15 +223,13 @@ pub fn command(color: clap::ColorChoice) -> clap::Command {
 /// Runs when clap builds a command, after the global options have been
 /// copied into it.
 fn hide_globals(sub: clap::Command) -> clap::Command {
-    let name = sub.get_name().to_owned();
+    let name = sub.get_name();
+    let storeless = STORELESS_COMMANDS.contains(&name);
+    let reads_only = READ_COMMANDS.contains(&name);
     let used: Vec<String> = sub
         .get_arguments()
-        .filter(|a| a.is_global_set())
-        .filter(|_| !STORELESS_COMMANDS.contains(&name.as_str()))
-        .filter(|a| {
-            !READ_COMMANDS.contains(&name.as_str())
-                || !matches!(a.get_id().as_str(), "segment_size" | "no_sync")
-        })
+        .filter(|a| a.is_global_set() && !storeless)
+        .filter(|a| !reads_only || !matches!(a.get_id().as_str(), "segment_size" | "no_sync"))
         .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
         .collect();
     let mut after = sub
