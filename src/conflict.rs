@@ -177,12 +177,22 @@ impl Store {
     /// to date now (nothing is written for those already equal), its chain
     /// by [`Replacing::add`] and [`Replacing::finish`].
     fn start_replacing(&mut self, id: DocId, new: &NewDoc) -> Result<Replacing> {
-        let old = self.get(id)?;
+        // The old chain is kept as node ids and each node read when the new
+        // chain reaches it: a batch replacing many documents holds ids until
+        // it commits, not every old value.
+        let (old, nodes) = self.retry_stale(|| {
+            let reads = self.reads();
+            let view = reads.view(id)?;
+            let old = reads.read_doc_record(&view.doc)?;
+            let nodes: Vec<NodeId> = view.nodes.keys().map(|&n| NodeId(n)).collect();
+            Ok((old, nodes))
+        })?;
         let patch = DocPatch {
             key: None,
             category: (old.category != new.category).then(|| new.category.clone()),
             version: (old.version != new.version).then(|| new.version.clone()),
-            meta: (old.meta != new.meta).then(|| new.meta.clone()),
+            meta: (old.meta.as_deref() != new.meta.as_ref().map(Json::as_str))
+                .then(|| new.meta.clone()),
             body: (old.body != new.body).then(|| new.body.clone()),
         };
         if !patch.is_empty() {
@@ -190,21 +200,21 @@ impl Store {
         }
         Ok(Replacing {
             doc: id,
-            old: old.inputs,
+            old: nodes,
             next: 0,
             diverged: false,
         })
     }
 }
 
-/// A document being replaced: its old chain, and how far the new chain has
-/// matched it. Give it the new chain's nodes in order with
+/// A document being replaced: its old chain's node ids, and how far the new
+/// chain has matched it. Give it the new chain's nodes in order with
 /// [`Replacing::add`], then end it with [`Replacing::finish`]; a
 /// replacement dropped before `finish` keeps the old nodes it did not reach.
 #[must_use = "a replacement deletes the old nodes it did not reach only in `finish`"]
 pub struct Replacing {
     doc: DocId,
-    old: Vec<Node>,
+    old: Vec<NodeId>,
     next: usize,
     diverged: bool,
 }
@@ -230,9 +240,9 @@ impl Replacing {
         output: Option<&Json>,
     ) -> Result<NodeId> {
         if !self.diverged
-            && let Some(old) = self.old.get(self.next)
+            && let Some(&id) = self.old.get(self.next)
+            && let Some(old) = live_node(store, self.doc, id)?
             && old.input == *input
-            && live(store, self.doc, old.id)?
         {
             self.next += 1;
             if old.output.as_ref() != output {
@@ -265,10 +275,10 @@ impl Replacing {
     }
 
     fn drop_rest(&mut self, store: &mut Store) -> Result<()> {
-        for old in &self.old[self.next..] {
+        for &id in &self.old[self.next..] {
             // A write earlier in the same batch may have deleted it.
-            if live(store, self.doc, old.id)? {
-                store.delete_input(self.doc, old.id)?;
+            if live_node(store, self.doc, id)?.is_some() {
+                store.delete_input(self.doc, id)?;
             }
         }
         self.next = self.old.len();
@@ -276,11 +286,11 @@ impl Replacing {
     }
 }
 
-/// Whether `node` is still a live node of `doc`.
-fn live(store: &Store, doc: DocId, node: NodeId) -> Result<bool> {
+/// Node `node` of `doc`, when it is still live.
+fn live_node(store: &Store, doc: DocId, node: NodeId) -> Result<Option<Node>> {
     match store.get_node(doc, node) {
-        Ok(_) => Ok(true),
-        Err(Error::NodeNotFound { .. }) => Ok(false),
+        Ok(n) => Ok(Some(n)),
+        Err(Error::NodeNotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     }
 }

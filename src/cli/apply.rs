@@ -4,8 +4,8 @@
 //! Nothing here grows with the batch in memory: lines are parsed one at a
 //! time, and what must wait for the commit (the report) or be looked up by
 //! later lines (what each create-doc made) moves to unnamed files past a
-//! few MiB. The documents being replaced are the exception: each holds its
-//! old chain until the batch ends (`stratum::Replacing`).
+//! few MiB. The documents being replaced hold their old chains' node ids
+//! until the batch ends (`stratum::Replacing`), 8 bytes a node.
 
 use std::path::PathBuf;
 

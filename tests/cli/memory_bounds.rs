@@ -165,6 +165,66 @@ fn apply_of_many_set_outputs_holds_about_their_entries() {
     }
 }
 
+/// Keyed documents replaced by one `apply`, each with two inputs of
+/// `REPLACED_VALUE` bytes: 60 MB of old chains.
+const REPLACED_DOCS: usize = 300;
+const REPLACED_VALUE: usize = 100_000;
+
+/// The build before this one held every replaced document's old chain
+/// until the batch committed: 65,248 KiB measured for this batch. This one
+/// holds their node ids and reads each old node when the new chain reaches
+/// it: 6,680 KiB measured.
+const REPLACE_BOUND_KIB: u64 = 24 * 1024;
+
+#[test]
+fn apply_replacing_documents_holds_their_node_ids_not_their_chains() {
+    let s = TestStore::new();
+    let big = "x".repeat(REPLACED_VALUE);
+    let mut lines = String::new();
+    for i in 0..REPLACED_DOCS {
+        writeln!(
+            lines,
+            r#"{{"key":"k{i}","body":"v1","inputs":[{{"input":"{big}"}},{{"input":"{i}{big}","output":1}}]}}"#
+        )
+        .unwrap();
+    }
+    s.stdin_ok(&["-q", "load", "-"], Some(lines.as_bytes()));
+    // Each document is replaced by one with a new body and the first input
+    // alone: the first node keeps its id, the second is deleted when the
+    // batch ends.
+    let mut ops = String::new();
+    for i in 0..REPLACED_DOCS {
+        writeln!(ops, r#"{{"op":"create-doc","key":"k{i}","body":"v2"}}"#).unwrap();
+        writeln!(
+            ops,
+            r#"{{"op":"add-input","doc":"${}","input":"{big}"}}"#,
+            2 * i + 1
+        )
+        .unwrap();
+    }
+    let file = s.tmp().join("ops.jsonl");
+    std::fs::write(&file, &ops).unwrap();
+    let (kib, code) = peak_rss_kib(
+        &s,
+        &["apply", "--on-conflict", "replace", file.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "apply replacing {REPLACED_DOCS} documents");
+    assert!(
+        kib <= REPLACE_BOUND_KIB,
+        "apply replacing {REPLACED_DOCS} documents peaked at {kib} KiB (bound {REPLACE_BOUND_KIB})"
+    );
+    for i in [0, REPLACED_DOCS - 1] {
+        let got = s.ok(&["get", &format!("key:k{i}"), "--json"]);
+        let want =
+            format!(r#","body":"v2","inputs":[{{"node":1,"input":"{big}","output":null}}]}}"#);
+        assert!(
+            got.trim_end().ends_with(&want),
+            "document k{i}: {}",
+            &got[..200.min(got.len())]
+        );
+    }
+}
+
 /// Documents on each side of the `diff` test, each with a long key: the
 /// pairing by key is what used to be held in memory.
 const DIFF_DOCS: usize = 80_000;
