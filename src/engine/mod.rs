@@ -51,6 +51,7 @@ mod backup;
 mod compact;
 mod descriptors;
 mod index;
+mod keys;
 mod listing;
 mod live;
 mod lock;
