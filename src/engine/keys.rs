@@ -592,36 +592,74 @@ fn write_pair(
         let departed = base_count.saturating_sub(live_in_base);
         let recent_big = recent.len() as u64 > (base_count / 8).max(RECENT_FLOOR);
         if !recent_big && departed * 4 <= base_count {
-            let h = header(KIND_RECENT, &bound, p.base.header.nonce, &recent);
-            write_file(vfs, dir, RECENT_NAME, &h, &recent)?;
+            let h = header(KIND_RECENT, &bound, p.base.header.nonce);
+            write_file(vfs, dir, RECENT_NAME, &h, &mut recent.into_iter().map(Ok))?;
             vfs.sync_dir(dir).io("fsync", dir)?;
             return Ok(Written::Recent);
         }
-        // Rebuilt from the pair itself: the base's entries that name
-        // listed members and the recent ones, no member read.
-        if let Some(mut all) = p.base.all()? {
-            all.retain(|e| listed(e.member));
-            all.extend(recent);
-            all.sort_unstable();
-            write_base(vfs, dir, &bound, &all)?;
+        // Rebuilt from the pair itself, streamed: the base's entries
+        // that name listed members merged with the recent ones, no
+        // member read and one block of the base held at a time.
+        let base = Blocks {
+            part: &p.base,
+            next: 0,
+            block: Vec::new().into_iter(),
+        }
+        .filter(|e| e.as_ref().map_or(true, |e| listed(e.member)));
+        let mut merged = Merged {
+            a: base.peekable(),
+            b: recent.into_iter().peekable(),
+        };
+        if write_base(vfs, dir, &bound, &mut merged).is_ok() {
             return Ok(Written::Base);
         }
+        // A damaged block of the base: built from the members below.
     }
-    let mut all = Vec::new();
+    // Every member's key entries in memory (32 bytes each), sorted: the
+    // only step whose memory grows with the keys, and only when the pair
+    // was not valid before the commit.
+    let total: u64 = keyed(m).map(|x| x.keys).sum();
+    let mut all = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
     for x in keyed(m) {
         all.extend(member_keys(m, x.number, keys_of, dir)?);
     }
     all.sort_unstable();
-    write_base(vfs, dir, &bound, &all)?;
+    write_base(vfs, dir, &bound, &mut all.into_iter().map(Ok))?;
     Ok(Written::Base)
 }
 
-fn header(kind: u16, bound: &Bound, nonce: u64, entries: &[KeyEntry]) -> Header {
+/// Two ascending streams merged into one (the base's and the recent
+/// file's entries, which never share an entry: each member's key entries
+/// are in exactly one of them).
+struct Merged<A: Iterator<Item = Result<KeyEntry>>, B: Iterator<Item = KeyEntry>> {
+    a: std::iter::Peekable<A>,
+    b: std::iter::Peekable<B>,
+}
+
+impl<A: Iterator<Item = Result<KeyEntry>>, B: Iterator<Item = KeyEntry>> Iterator for Merged<A, B> {
+    type Item = Result<KeyEntry>;
+
+    fn next(&mut self) -> Option<Result<KeyEntry>> {
+        let take_b = match (self.a.peek(), self.b.peek()) {
+            (Some(Ok(a)), Some(b)) => b < a,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if take_b {
+            self.b.next().map(Ok)
+        } else {
+            self.a.next()
+        }
+    }
+}
+
+/// A header for a file bound to `bound`; its count is set when written.
+fn header(kind: u16, bound: &Bound, nonce: u64) -> Header {
     Header {
         kind,
         store_id: bound.store_id,
         nonce,
-        entries: entries.len() as u64,
+        entries: 0,
         serial: bound.serial,
         max_seq: bound.max_seq,
         manifest_crc: bound.crc,
@@ -631,56 +669,111 @@ fn header(kind: u16, bound: &Bound, nonce: u64, entries: &[KeyEntry]) -> Header 
 /// A new base holding `all`, with a new nonce, and an empty recent file
 /// that names it. The base's name is durable (directory fsync) before the
 /// recent file that goes with it is written.
-fn write_base(vfs: &dyn Vfs, dir: &Path, bound: &Bound, all: &[KeyEntry]) -> Result<()> {
+fn write_base(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    bound: &Bound,
+    all: &mut dyn Iterator<Item = Result<KeyEntry>>,
+) -> Result<()> {
     let nonce = vfs.new_store_id();
-    write_file(
-        vfs,
-        dir,
-        BASE_NAME,
-        &header(KIND_BASE, bound, nonce, all),
-        all,
-    )?;
+    write_file(vfs, dir, BASE_NAME, &header(KIND_BASE, bound, nonce), all)?;
     vfs.sync_dir(dir).io("fsync", dir)?;
     write_file(
         vfs,
         dir,
         RECENT_NAME,
-        &header(KIND_RECENT, bound, nonce, &[]),
-        &[],
+        &header(KIND_RECENT, bound, nonce),
+        &mut std::iter::empty(),
     )?;
     vfs.sync_dir(dir).io("fsync", dir)
 }
 
-/// Writes `name` whole: temporary file, blocks, header, fsync, rename.
+/// Writes `name` whole: temporary file, blocks, header (with the count of
+/// `entries`, which must be strictly ascending), fsync, rename. Streams:
+/// a few blocks are held at a time, however many entries there are.
 fn write_file(
     vfs: &dyn Vfs,
     dir: &Path,
     name: &str,
     h: &Header,
-    entries: &[KeyEntry],
+    entries: &mut dyn Iterator<Item = Result<KeyEntry>>,
 ) -> Result<()> {
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let _ = vfs.remove_file(&tmp);
     let file = vfs.create_new(&tmp).io("create", &tmp)?;
     let mut at = HEADER_LEN as u64;
-    // A few blocks per write: the recent file is rewritten at every commit.
     let mut buf = Vec::with_capacity(BLOCK_LEN * 64);
-    for chunk in entries.chunks(PER_BLOCK) {
-        buf.extend_from_slice(&encode_block(chunk));
-        if buf.len() >= BLOCK_LEN * 64 {
+    let mut block = Vec::with_capacity(PER_BLOCK);
+    let mut count = 0u64;
+    let mut last: Option<KeyEntry> = None;
+    loop {
+        let next = entries.next().transpose()?;
+        if let Some(e) = next {
+            if last.is_some_and(|l| l >= e) {
+                return Err(Error::internal("key index entries out of order"));
+            }
+            last = Some(e);
+            block.push(e);
+            count += 1;
+        }
+        if block.len() == PER_BLOCK || (next.is_none() && !block.is_empty()) {
+            buf.extend_from_slice(&encode_block(&block));
+            block.clear();
+        }
+        if buf.len() >= BLOCK_LEN * 64 || (next.is_none() && !buf.is_empty()) {
             file.write_all_at(&buf, at).io("write", &tmp)?;
             at += buf.len() as u64;
             buf.clear();
         }
+        if next.is_none() {
+            break;
+        }
     }
-    if !buf.is_empty() {
-        file.write_all_at(&buf, at).io("write", &tmp)?;
-    }
+    let h = Header {
+        entries: count,
+        ..*h
+    };
     file.write_all_at(&h.encode(), 0).io("write", &tmp)?;
     file.sync_data().io("fsync", &tmp)?;
     drop(file);
     let path = dir.join(name);
     vfs.rename(&tmp, &path).io("rename", &path)
+}
+
+/// The entries of a file of the pair, a block at a time, each checked.
+struct Blocks<'a> {
+    part: &'a Part,
+    next: u64,
+    block: std::vec::IntoIter<KeyEntry>,
+}
+
+impl Iterator for Blocks<'_> {
+    type Item = Result<KeyEntry>;
+
+    fn next(&mut self) -> Option<Result<KeyEntry>> {
+        loop {
+            if let Some(e) = self.block.next() {
+                return Some(Ok(e));
+            }
+            if self.next >= self.part.header.blocks() {
+                return None;
+            }
+            let at = HEADER_LEN as u64 + self.next * BLOCK_LEN as u64;
+            let last = self.next + 1 == self.part.header.blocks();
+            match self.part.block(self.next) {
+                Ok(Some(b)) if b.len() == PER_BLOCK || last => self.block = b.into_iter(),
+                Ok(_) => {
+                    return Some(Err(Error::corrupt(
+                        &self.part.path,
+                        at,
+                        "key index block fails its checks",
+                    )));
+                }
+                Err(e) => return Some(Err(e)),
+            }
+            self.next += 1;
+        }
+    }
 }
 
 /// Removes both files (`repair`, which then rebuilds them by its
@@ -824,6 +917,121 @@ mod tests {
         let mut rev = es.clone();
         rev.swap(0, 1);
         assert!(decode_block(&encode_block(&rev)).is_none());
+    }
+
+    fn member(n: u64, keys: u64) -> crate::engine::format::Member {
+        crate::engine::format::Member {
+            number: n,
+            len: 100,
+            records: keys,
+            min_seq: 1,
+            max_seq: 1,
+            min_doc: 1,
+            max_doc: 1,
+            keys,
+            live_bytes: crate::engine::format::UNKNOWN,
+            dead_bytes: crate::engine::format::UNKNOWN,
+            version: FORMAT_VERSION,
+            flags: 0,
+        }
+    }
+
+    /// Member `n`'s key entries in this test: 200, interleaved by slot
+    /// with every other member's, so that a merge has work to do.
+    fn entries(n: u64) -> Vec<KeyEntry> {
+        (0..200)
+            .map(|i| KeyEntry {
+                slot: (1 << 63) + i * 1000 + n,
+                doc: n * 1000 + i,
+                seq: n * 1000 + i,
+                member: n,
+            })
+            .collect()
+    }
+
+    /// The recent file grows until it passes max(base / 8, 1,016 entries),
+    /// then the base is rebuilt from the pair; one whose entries mostly
+    /// name departed members is rebuilt too; a pair left bound to an older
+    /// manifest is rebuilt from the members. After every commit each
+    /// listed member's entries are found, and no departed one's.
+    #[test]
+    fn commits_follow_the_rebuild_rules_and_every_entry_is_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let vfs = crate::engine::vfs::OsFs;
+        let mut m = Manifest {
+            store_id: 7,
+            serial: 1,
+            active: 100,
+            next_number: 101,
+            doc_hwm: 0,
+            max_seq: 0,
+            counters: [0; 4],
+            members: Vec::new(),
+        };
+        let mut ki = KeyIndex::new(Some(&m));
+        let keys_of = |n: u64| Ok(entries(n));
+        let commit = |m: &mut Manifest, ki: &mut KeyIndex| {
+            m.serial += 1;
+            m.max_seq += 1;
+            let w = ki.commit(&vfs, dir, m, &keys_of).unwrap();
+            if w == Written::Nothing {
+                assert!(
+                    ki.lookup(&vfs, dir, m, entries(1)[0].slot)
+                        .unwrap()
+                        .is_none()
+                );
+                return w;
+            }
+            for x in 1..=20 {
+                let listed = m.members.iter().any(|y| y.number == x);
+                for e in entries(x).iter().step_by(37) {
+                    let got = ki.lookup(&vfs, dir, m, e.slot).unwrap().expect("valid");
+                    assert_eq!(got.contains(e), listed, "member {x}, {e:?}");
+                    assert!(got.iter().all(|g| g.slot == e.slot));
+                }
+            }
+            w
+        };
+        m.members.push(member(1, 200));
+        assert_eq!(commit(&mut m, &mut ki), Written::Base, "no pair before");
+        for n in 2..=6 {
+            m.members.push(member(n, 200));
+            assert_eq!(commit(&mut m, &mut ki), Written::Recent, "member {n}");
+        }
+        // 1,200 recent entries: past the floor and an eighth of the base.
+        m.members.push(member(7, 200));
+        assert_eq!(commit(&mut m, &mut ki), Written::Base);
+        // A commit that adds nothing rewrites the (empty) recent file.
+        assert_eq!(commit(&mut m, &mut ki), Written::Recent);
+        // Member 1 leaves (200 of 1,400): under a quarter, kept.
+        m.members.retain(|x| x.number > 1);
+        m.members.push(member(8, 200));
+        assert_eq!(commit(&mut m, &mut ki), Written::Recent);
+        // 2 and 3 leave too: 600 of 1,400 name departed members.
+        m.members.retain(|x| x.number > 3);
+        assert_eq!(commit(&mut m, &mut ki), Written::Base);
+        // A commit the key index did not see (an older build's): the pair
+        // is bound to the manifest before it, so not used, then rebuilt.
+        m.serial += 1;
+        m.members.push(member(9, 200));
+        assert!(
+            ki.lookup(&vfs, dir, &m, entries(9)[0].slot)
+                .unwrap()
+                .is_none()
+        );
+        let mut stale = KeyIndex::new(Some(&m));
+        assert!(
+            stale
+                .lookup(&vfs, dir, &m, entries(9)[0].slot)
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(commit(&mut m, &mut stale), Written::Base);
+        // No member with keys: no key index at all.
+        m.members.clear();
+        assert_eq!(commit(&mut m, &mut stale), Written::Nothing);
+        assert!(!dir.join(BASE_NAME).exists() && !dir.join(RECENT_NAME).exists());
     }
 
     #[test]
