@@ -615,17 +615,82 @@ fn write_pair(
         }
         // A damaged block of the base: built from the members below.
     }
-    // Every member's key entries in memory (32 bytes each), sorted: the
-    // only step whose memory grows with the keys, and only when the pair
-    // was not valid before the commit.
-    let total: u64 = keyed(m).map(|x| x.keys).sum();
-    let mut all = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-    for x in keyed(m) {
-        all.extend(member_keys(m, x.number, keys_of, dir)?);
-    }
-    all.sort_unstable();
-    write_base(vfs, dir, &bound, &mut all.into_iter().map(Ok))?;
+    build_from_members(vfs, dir, m, &bound, keys_of)?;
     Ok(Written::Base)
+}
+
+/// Entries sorted in memory at once while a base is built from the
+/// members (4 MiB); more go through sorted runs on disk.
+const RUN_ENTRIES: usize = if cfg!(test) { 500 } else { 1 << 17 };
+
+/// A new base from every member's key entries: sorted in memory up to
+/// [`RUN_ENTRIES`] (plus one member's), else sorted runs written as
+/// temporaries (`keys.runN.stratum-tmp`, deleted here or by the next write
+/// open) and merged a block of each at a time, so that memory does not
+/// grow with the store's keys.
+fn build_from_members(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    m: &Manifest,
+    bound: &Bound,
+    keys_of: &dyn Fn(u64) -> Result<Vec<KeyEntry>>,
+) -> Result<()> {
+    let mut runs: Vec<String> = Vec::new();
+    let built = (|| {
+        let mut chunk: Vec<KeyEntry> = Vec::new();
+        for x in keyed(m) {
+            chunk.extend(member_keys(m, x.number, keys_of, dir)?);
+            if chunk.len() >= RUN_ENTRIES {
+                chunk.sort_unstable();
+                let name = format!("keys.run{}{TMP_SUFFIX}", runs.len());
+                runs.push(name.clone());
+                let h = header(KIND_BASE, bound, 0);
+                write_file(vfs, dir, &name, &h, &mut chunk.drain(..).map(Ok))?;
+            }
+        }
+        chunk.sort_unstable();
+        if runs.is_empty() {
+            return write_base(vfs, dir, bound, &mut chunk.into_iter().map(Ok));
+        }
+        let mut parts = Vec::with_capacity(runs.len());
+        for name in &runs {
+            match Part::probe(vfs, dir, name, KIND_BASE)? {
+                Probe::Ok(p) => parts.push(p),
+                _ => return Err(Error::internal("a key index run did not read back")),
+            }
+        }
+        let mut streams: Vec<Box<dyn Iterator<Item = Result<KeyEntry>> + '_>> = parts
+            .iter()
+            .map(|part| {
+                Box::new(Blocks {
+                    part,
+                    next: 0,
+                    block: Vec::new().into_iter(),
+                }) as Box<dyn Iterator<Item = Result<KeyEntry>>>
+            })
+            .collect();
+        streams.push(Box::new(chunk.into_iter().map(Ok)));
+        let mut heap = std::collections::BinaryHeap::new();
+        for (i, s) in streams.iter_mut().enumerate() {
+            if let Some(e) = s.next().transpose()? {
+                heap.push(std::cmp::Reverse((e, i)));
+            }
+        }
+        let mut merged = std::iter::from_fn(|| {
+            let std::cmp::Reverse((e, i)) = heap.pop()?;
+            match streams[i].next().transpose() {
+                Ok(Some(next)) => heap.push(std::cmp::Reverse((next, i))),
+                Ok(None) => {}
+                Err(err) => return Some(Err(err)),
+            }
+            Some(Ok(e))
+        });
+        write_base(vfs, dir, bound, &mut merged)
+    })();
+    for name in &runs {
+        let _ = vfs.remove_file(&dir.join(name));
+    }
+    built
 }
 
 /// Two ascending streams merged into one (the base's and the recent
@@ -1027,7 +1092,14 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        // (1,200 entries: built through sorted runs, none left behind.)
         assert_eq!(commit(&mut m, &mut stale), Written::Base);
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().ends_with(TMP_SUFFIX))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
         // No member with keys: no key index at all.
         m.members.clear();
         assert_eq!(commit(&mut m, &mut stale), Written::Nothing);
