@@ -387,3 +387,70 @@ fn a_backup_carries_a_key_index_that_binds() {
     assert!(!out.contains("key index"), "{out}");
     all_found(&copy, &keys_of(&dir));
 }
+
+/// A key index that cannot be written after a commit (here a directory
+/// sits where `keys.recent` goes) does not fail the write: the command
+/// exits 0 with its write durable and one notice, and key lookups probe
+/// the members and stay right.
+#[test]
+fn a_key_index_that_cannot_be_written_does_not_fail_the_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    build(&dir, 4096, 10);
+    std::fs::remove_file(dir.join(RECENT)).unwrap();
+    std::fs::create_dir(dir.join(RECENT)).unwrap();
+    // Over the segment size: the create seals the segment before it.
+    let body = "w".repeat(5000);
+    let r = stratum(
+        &dir,
+        &[
+            "--segment-size",
+            "4096",
+            "create-doc",
+            "--key",
+            "late",
+            &body,
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.err());
+    assert_eq!(r.out().trim(), "11");
+    let err = r.err();
+    assert!(
+        err.contains("note: the key index was not updated") && err.lines().count() == 1,
+        "{err}"
+    );
+    let r = stratum(
+        &dir,
+        &[
+            "--segment-size",
+            "4096",
+            "create-doc",
+            "--key",
+            "later",
+            &body,
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.err());
+    let mut keys = keys_of(&dir);
+    assert_eq!(keys.len(), 12);
+    keys.sort();
+    all_found(&dir, &keys);
+    std::fs::remove_dir(dir.join(RECENT)).unwrap();
+    let r = stratum(
+        &dir,
+        &[
+            "--segment-size",
+            "4096",
+            "create-doc",
+            "--key",
+            "last",
+            &body,
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.err());
+    assert_eq!(r.err(), "", "written again once it can be");
+    let (code, out) = verify(&dir);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("key index"), "{out}");
+    all_found(&dir, &keys_of(&dir));
+}
