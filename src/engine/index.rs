@@ -183,8 +183,9 @@ pub(crate) struct SealedIndex {
 /// evicted first, so that the upper levels of the binary search are read
 /// once per invocation (a batch of thousands of lookups would otherwise
 /// re-read and re-check them every time), and a command that probes many
-/// members (a key lookup without a valid key index probes every one that holds keys; a large `load`
-/// makes many) keeps a constant amount, not an amount per member.
+/// members (a key lookup without a valid key index probes every one that
+/// holds keys; a large `load` makes many) keeps a constant amount, not an
+/// amount per member.
 struct BlockCache {
     /// (index, block) → the block and when it was last used.
     blocks: HashMap<(u64, u64), (Block, u64)>,
