@@ -432,6 +432,14 @@ impl KeyIndex {
         }
     }
 
+    /// Stops using the pair for the rest of the process, and has the next
+    /// commit build it again from the members: a member's index file, which
+    /// the pair was built from, turned out stale.
+    pub fn distrust(&self) {
+        *self.state.borrow_mut() = State::Invalid;
+        self.damaged.set(true);
+    }
+
     /// Whether the manifest `m` is the one the key index was checked
     /// against.
     fn bound_to(&self, m: &Manifest) -> bool {

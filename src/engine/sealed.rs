@@ -324,6 +324,8 @@ impl SealedSet {
     pub fn index_of<'a>(&self, s: &'a Sealed) -> Result<&'a SealedIndex> {
         let index = s.index()?;
         if let Some(why) = index.take_passed_over() {
+            // The key index was built from that file: not trusted either.
+            self.keys.distrust();
             self.stale.notice(notice(s, self.mode, why));
         }
         Ok(index)
@@ -509,6 +511,8 @@ impl SealedSet {
                 .io("fsync", &self.opts.dir)?;
         }
         s.index()?.use_entries(entries);
+        // The key index was built from the stale file: not trusted either.
+        self.keys.distrust();
         self.stale.epoch.set(self.stale.epoch.get() + 1);
         self.stale.notice(notice(s, self.mode, why));
         Ok(())
