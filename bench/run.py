@@ -974,10 +974,14 @@ def bench_segments(cfg: Config, tools: Tools, log) -> tuple[int, int, list[Segme
             while len(body.encode()) <= 4096:
                 body += make_body(rng, pool)
             value = dumps([i, make_value(rng, rng.choice(KINDS))])
-            f.write(dumps({"body": body, "category": CATEGORIES[i % 5],
+            # Every document has a key, so that a key lookup shows beside
+            # an id lookup (the key index keeps it flat, docs/FORMAT.md §7.8).
+            key = f"s-{i:05d}"
+            f.write(dumps({"key": key, "body": body, "category": CATEGORIES[i % 5],
                            "inputs": [{"input": json.loads(value), "output": i}]}) + "\n")
             _, out = run(tools.st(many, "--segment-size", "4096", "create-doc", body,
-                                  "--category", CATEGORIES[i % 5], sync=False), capture=True)
+                                  "--key", key, "--category", CATEGORIES[i % 5], sync=False),
+                         capture=True)
             run(tools.st(many, "--segment-size", "4096", "add-input", out.strip(), value,
                          "--output", str(i), sync=False))
     run(tools.st(one, "load", str(lines)))
@@ -991,6 +995,12 @@ def bench_segments(cfg: Config, tools: Tools, log) -> tuple[int, int, list[Segme
         pair = (("one", one), ("many", many))
         for which, store in pair if i % 2 == 0 else reversed(pair):
             getattr(cases[0], which).append(run(tools.st(store, "get", str(doc)))[0])
+    by_key = SegmentCase(f"`get key:NAME` (the same documents by key, {len(ids)} keys)")
+    for i, doc in enumerate(ids):
+        pair = (("one", one), ("many", many))
+        for which, store in pair if i % 2 == 0 else reversed(pair):
+            getattr(by_key, which).append(run(tools.st(store, "get", f"key:s-{doc:05d}"))[0])
+    cases.append(by_key)
     for args in (["stats"], ["list"], ["dump"], ["verify"]):
         case = SegmentCase(f"`{' '.join(args)}`")
         for rep in range(max(cfg.reps, 3)):
@@ -1363,7 +1373,7 @@ def render(cfg: Config, rows: list[Row], extra: dict, points: list[ScalePoint],
         docs, sealed, cases = extra["segments"]
         out.append("## stratum alone: history\n")
         out.append(
-            f"The same {docs:,} documents (one input and output each) in one segment, "
+            f"The same {docs:,} keyed documents (one input and output each) in one segment, "
             f"written by one `load`, and in {sealed:,} sealed segments, written one "
             "`create-doc` and `add-input` at a time with `--segment-size 4096` and bodies "
             "over 4 KB, so that every write seals the segment before it. Both stores "

@@ -11,6 +11,7 @@
 //! | `crashfs` | power loss at every mutating call of generated workloads | `… crashfs::` |
 //! | `corruption` | every truncation and bit flip of a small store; hostile records | `… corruption::` |
 //! | `fuzz_corpus` | the committed fuzz corpus through the fuzz targets' bodies | `… fuzz_corpus::` |
+//! | `keys` | the key index: flat key lookups at 1,000 members, a key index that does not bind ignored and rebuilt, verify and repair of it | `… keys::` |
 //! | `rules` | on-conflict, meta merge patch and selection as the library holds them, reads counted | `… rules::` |
 //!
 //! # Tiers
@@ -44,6 +45,8 @@ mod corruption;
 mod crashfs;
 #[path = "engine/fuzz_corpus.rs"]
 mod fuzz_corpus;
+#[path = "engine/keys.rs"]
+mod keys;
 #[path = "engine/model_based.rs"]
 mod model_based;
 #[path = "engine/rules.rs"]

@@ -145,6 +145,8 @@ fn remove_build(vfs: &dyn Vfs, tmp: &Path) -> Result<()> {
             n == LOCK_NAME
                 || n == ACTIVE_NAME
                 || n == format::MANIFEST_NAME
+                || n == crate::engine::keys::BASE_NAME
+                || n == crate::engine::keys::RECENT_NAME
                 || n.ends_with(TMP_SUFFIX)
                 || format::parse_segment_name(n).is_some()
         });
@@ -217,6 +219,23 @@ fn build(
     // A format-2 store's backup is the same store: same id, same members.
     if let Some(m) = store.sealed.manifest() {
         crate::engine::manifest::write(vfs, tmp, m)?;
+        // The same manifest, so the key index is bound to the copy as it
+        // is to the store, and a restored store finds keys as fast
+        // (docs/FORMAT.md §7.8). Copied whatever its state: a pair that
+        // does not check is not used there either.
+        for name in [
+            crate::engine::keys::BASE_NAME,
+            crate::engine::keys::RECENT_NAME,
+        ] {
+            let from = store.opts.dir.join(name);
+            if vfs.kind(&from).ok().flatten() != Some(EntryKind::File) {
+                continue;
+            }
+            let file = vfs.open_read(&from).io("open", &from)?;
+            let n = file.len().io("stat", &from)?;
+            copy(vfs, &*file, &from, tmp, name, n)?;
+            report.copied += 1;
+        }
     }
     let lock = tmp.join(LOCK_NAME);
     vfs.create_new(&lock).io("create", &lock)?;

@@ -392,6 +392,8 @@ pub(crate) fn commit(
     }
     written?;
     let old = sealed.replace(set, new_sealed);
+    // The members in memory are now the ones the manifest lists.
+    sealed.commit_keys();
     for s in &old {
         for p in [s.path.clone(), s.idx_path()] {
             match vfs.remove_file(&p) {

@@ -183,8 +183,9 @@ pub(crate) struct SealedIndex {
 /// evicted first, so that the upper levels of the binary search are read
 /// once per invocation (a batch of thousands of lookups would otherwise
 /// re-read and re-check them every time), and a command that probes many
-/// members (a key lookup probes every one that holds keys; a large `load`
-/// makes many) keeps a constant amount, not an amount per member.
+/// members (a key lookup without a valid key index probes every one that
+/// holds keys; a large `load` makes many) keeps a constant amount, not an
+/// amount per member.
 struct BlockCache {
     /// (index, block) → the block and when it was last used.
     blocks: HashMap<(u64, u64), (Block, u64)>,
@@ -328,6 +329,55 @@ impl SealedIndex {
             None => {
                 let entries = fallback()?;
                 let found = range(&entries, doc);
+                let _ = self.memory.set(entries);
+                Ok(found)
+            }
+        }
+    }
+
+    /// All entries whose document field is at least `doc`, in key order:
+    /// with `KEY_SPACE`, the key entries, which sort after every document
+    /// (the key index reads a member's this way, docs/FORMAT.md §7.8).
+    pub fn tail(
+        &self,
+        doc: u64,
+        fallback: &dyn Fn() -> Result<Vec<IndexEntry>>,
+    ) -> Result<Vec<IndexEntry>> {
+        let from = |sorted: &[IndexEntry]| {
+            let start = sorted.partition_point(|e| e.doc < doc);
+            sorted[start..].to_vec()
+        };
+        if let Some(mem) = self.memory.get() {
+            return Ok(from(mem));
+        }
+        let on_disk = (|| {
+            let (mut lo, mut hi) = (0u64, self.blocks());
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if self.read_block(mid)?.last()?.doc < doc {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            let mut out = Vec::new();
+            for b in lo..self.blocks() {
+                let block = self.read_block(b)?;
+                if out
+                    .last()
+                    .is_some_and(|l: &IndexEntry| block.first().is_none_or(|f| key(f) <= key(l)))
+                {
+                    return None;
+                }
+                out.extend(block.iter().filter(|e| e.doc >= doc));
+            }
+            Some(out)
+        })();
+        match on_disk {
+            Some(found) => Ok(found),
+            None => {
+                let entries = fallback()?;
+                let found = from(&entries);
                 let _ = self.memory.set(entries);
                 Ok(found)
             }
@@ -709,6 +759,45 @@ pub(crate) fn open_index(
     bind: Binding,
 ) -> Result<Option<(Box<dyn VFile>, IndexHeader)>> {
     open_index_covering(vfs, path, segment, segment_len..=segment_len, bind)
+}
+
+/// The key entries of sealed segment `segment`'s index file: its last
+/// `keys` entries (key entries sort after every document, docs/FORMAT.md
+/// §7.6), read from the first block that holds one. `Ok(None)` when the
+/// file is missing, stale or damaged, or they are not `keys` key entries.
+pub(crate) fn key_entries(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    segment: u64,
+    segment_len: u64,
+    bind: Binding,
+    keys: u64,
+) -> Result<Option<Vec<IndexEntry>>> {
+    let path = dir.join(format::index_name(segment));
+    let Some((file, header)) = open_index(vfs, &path, segment, segment_len, bind)? else {
+        return Ok(None);
+    };
+    let Some(first) = header.entries.checked_sub(keys) else {
+        return Ok(None);
+    };
+    let per = ENTRIES_PER_BLOCK as u64;
+    let mut out = Vec::new();
+    let mut block = Vec::with_capacity(ENTRIES_PER_BLOCK);
+    let mut last = None;
+    for b in first / per..header.entries.div_ceil(per) {
+        let mut buf = [0u8; INDEX_BLOCK_LEN];
+        let at = INDEX_HEADER_LEN as u64 + b * INDEX_BLOCK_LEN as u64;
+        file.read_exact_at(&mut buf, at).io("read", &path)?;
+        if format::decode_block_into(&buf, &mut block).is_none()
+            || !sorted(&block)
+            || last.is_some_and(|l| block.first().is_none_or(|f| key(f) <= l))
+        {
+            return Ok(None);
+        }
+        last = block.last().map(key);
+        out.extend(block.iter().filter(|e| e.is_key()));
+    }
+    Ok((out.len() as u64 == keys).then_some(out))
 }
 
 /// [`open_index`] for an index that may cover only a prefix of its segment

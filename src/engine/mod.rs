@@ -18,7 +18,10 @@
 //!   index, checkpoint) and the batch in progress, with a spilled batch's
 //!   parked `active.seg`; also the id marks' type (the store holds them).
 //! - `sealed.rs`: the sealed segments and their indexes, the manifest that
-//!   lists them, and what this open found out about stale index files.
+//!   lists them, and what this open found out about stale index files; it
+//!   holds the key index (`keys.rs`: `keys.base` and `keys.recent`, the
+//!   members' key entries in one sorted place, bound to the manifest), which
+//!   it brings up to date after every manifest commit.
 //! - `options.rs`: how the store was opened, the caller's.
 //!
 //! The rest own no state of an open store. Recovery (`recover.rs`,
@@ -51,6 +54,7 @@ mod backup;
 mod compact;
 mod descriptors;
 mod index;
+mod keys;
 mod listing;
 mod live;
 mod lock;

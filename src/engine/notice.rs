@@ -38,6 +38,14 @@ pub enum Notice {
         /// or the next write that reads it does.
         rebuilt: bool,
     },
+    /// The key index (`keys.base`, `keys.recent`) could not be brought up
+    /// to date after a manifest commit. The commit stands; key lookups
+    /// probe every member that holds keys until a later commit rebuilds
+    /// it (docs/FORMAT.md §7.8).
+    KeyIndexNotWritten {
+        /// What failed.
+        why: String,
+    },
 }
 
 /// What showed an index file to be stale.
@@ -74,6 +82,10 @@ impl fmt::Display for Notice {
             Notice::NotAMember { name } => {
                 write!(f, "{name} is not a member of this store and was left alone")
             }
+            Notice::KeyIndexNotWritten { why } => write!(
+                f,
+                "the key index was not updated ({why}); key lookups read every member until the next commit rebuilds it"
+            ),
             Notice::StaleIndex { path, why, rebuilt } => {
                 write!(f, "index file {} ", path.display())?;
                 match why {

@@ -312,6 +312,10 @@ pub fn repair(opts: &Options, progress: &mut dyn FnMut(Progress)) -> Result<Repa
             // foreign files without it.
             Err(e) => return Err(e),
         };
+        // The key index is derived from the members' indexes, which this
+        // repair may rewrite: dropped here, and rebuilt by the commit of
+        // the compaction below (docs/FORMAT.md §7.8).
+        crate::engine::keys::remove(vfs, dir)?;
         let files = segment_files(vfs, dir, manifest.as_ref())?;
         let mut rewritten = Vec::new();
         let top = files

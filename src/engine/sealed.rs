@@ -38,6 +38,7 @@ use crate::engine::format::{
     RecordHeader,
 };
 use crate::engine::index::{self, Binding, Cursor, Entry, Merge, SealedIndex};
+use crate::engine::keys::{KeyEntry, KeyIndex};
 use crate::engine::manifest;
 use crate::engine::notice::{Notice, StaleIndex};
 use crate::engine::options::{Mode, Options};
@@ -87,6 +88,8 @@ pub(crate) struct SealedSet {
     /// The manifest as last written; `None` for a format-1 store opened
     /// read-only (a write open upgrades it first).
     manifest: Option<Manifest>,
+    /// The store-wide key index, checked against the manifest.
+    keys: KeyIndex,
     stale: StaleIndexes,
     /// Read-ahead windows, during whole-store passes only.
     readahead: RefCell<Option<ReadAhead>>,
@@ -105,6 +108,7 @@ impl SealedSet {
         members.sort_by_key(|s| s.number);
         SealedSet {
             members,
+            keys: KeyIndex::new(manifest.as_ref()),
             manifest,
             stale: StaleIndexes::default(),
             readahead: RefCell::new(None),
@@ -220,6 +224,75 @@ impl SealedSet {
         }
     }
 
+    /// The candidates for key slot `slot` in the members, as (seq,
+    /// document), from the key index when it is valid for the manifest:
+    /// its entries naming listed members, plus a probe of the members the
+    /// manifest does not list yet (a spilled batch's files). `Ok(None)`
+    /// when the key index cannot be used: the caller probes every member.
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::Corrupt`].
+    pub fn key_candidates(&self, slot: u64) -> Result<Option<Vec<(u64, u64)>>> {
+        let Some(m) = self.manifest.as_ref() else {
+            return Ok(None);
+        };
+        let Some(found) = self.keys.lookup(&*self.opts.vfs, &self.opts.dir, m, slot)? else {
+            return Ok(None);
+        };
+        let mut out: Vec<(u64, u64)> = found.iter().map(|e| (e.seq, e.doc)).collect();
+        let listed = |n: u64| m.members.binary_search_by_key(&n, |x| x.number).is_ok();
+        for s in self
+            .members
+            .iter()
+            .filter(|s| !listed(s.number) && s.may_hold(slot))
+        {
+            for ie in self.index_of(s)?.lookup(slot, &|| s.scan_entries())? {
+                out.push((ie.seq, ie.node));
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Member `n`'s key entries, from its index.
+    fn member_keys(&self, n: u64) -> Result<Vec<KeyEntry>> {
+        let s = self
+            .get(n)
+            .ok_or_else(|| Error::internal("a listed member not in the sealed set"))?;
+        let tail = self
+            .index_of(s)?
+            .tail(format::KEY_SPACE, &|| s.scan_entries())?;
+        Ok(tail
+            .iter()
+            .map(|e| KeyEntry {
+                slot: e.doc,
+                doc: e.node,
+                seq: e.seq,
+                member: n,
+            })
+            .collect())
+    }
+
+    /// Brings the key index up to date with the manifest just committed,
+    /// once the members in memory are the ones it lists. Never fails the
+    /// command: the manifest is durable, so the write stands, and the key
+    /// index is a cache. A failure is a notice, and lookups probe the
+    /// members until a later commit rebuilds it (docs/FORMAT.md §7.8).
+    pub fn commit_keys(&mut self) {
+        let Some(m) = self.manifest.take() else {
+            return;
+        };
+        let mut keys = std::mem::replace(&mut self.keys, KeyIndex::new(None));
+        let r = keys.commit(&*self.opts.vfs, &self.opts.dir, &m, &|n| {
+            self.member_keys(n)
+        });
+        self.keys = keys;
+        self.manifest = Some(m);
+        if let Err(e) = r {
+            self.stale
+                .notice(Notice::KeyIndexNotWritten { why: e.to_string() });
+        }
+    }
+
     /// Every entry of document (or key slot) `id` in the members: only the
     /// members whose document range holds it (after a load or a compaction
     /// that is one, whatever the number of segments).
@@ -251,6 +324,8 @@ impl SealedSet {
     pub fn index_of<'a>(&self, s: &'a Sealed) -> Result<&'a SealedIndex> {
         let index = s.index()?;
         if let Some(why) = index.take_passed_over() {
+            // The key index was built from that file: not trusted either.
+            self.keys.distrust();
             self.stale.notice(notice(s, self.mode, why));
         }
         Ok(index)
@@ -436,6 +511,8 @@ impl SealedSet {
                 .io("fsync", &self.opts.dir)?;
         }
         s.index()?.use_entries(entries);
+        // The key index was built from the stale file: not trusted either.
+        self.keys.distrust();
         self.stale.epoch.set(self.stale.epoch.get() + 1);
         self.stale.notice(notice(s, self.mode, why));
         Ok(())

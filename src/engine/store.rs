@@ -441,6 +441,7 @@ impl Store {
         };
         manifest::write(&*vfs, &dir, &m)?;
         store.sealed.set_manifest(m);
+        store.sealed.commit_keys();
         // The format-1 checkpoint named the segment just sealed.
         let _ = vfs.remove_file(&dir.join(format::ACTIVE_INDEX_NAME));
         Ok(())
@@ -618,11 +619,27 @@ impl Store {
     }
 
     fn find_key_once(&self, key: &str) -> Result<Option<DocId>> {
-        let mut candidates: Vec<Entry> = self.reads().entries_of(format::key_slot(key))?;
-        candidates.sort_unstable_by_key(|c| std::cmp::Reverse(c.seq));
+        let slot = format::key_slot(key);
+        // (seq, document) of every key entry of the slot: from the key
+        // index when it is valid (two binary searches whatever the member
+        // count), else from every member that holds keys; and from the
+        // active segment's own entries.
+        let mut candidates: Vec<(u64, u64)> = match self.sealed.key_candidates(slot)? {
+            Some(c) => c,
+            None => self
+                .sealed
+                .entries_of(slot)?
+                .iter()
+                .map(|e| (e.seq, e.node))
+                .collect(),
+        };
+        for a in self.active.segments() {
+            candidates.extend(a.lookup(slot)?.iter().map(|e| (e.seq, e.node)));
+        }
+        candidates.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
         let mut seen = std::collections::HashSet::new();
-        for c in candidates {
-            let doc = DocId(c.node);
+        for (_, doc) in candidates {
+            let doc = DocId(doc);
             if !seen.insert(doc) {
                 continue;
             }
@@ -1322,7 +1339,10 @@ impl Store {
         if r.is_err() {
             self.poisoned = true;
         }
-        r
+        r?;
+        // Every caller has the members in memory that the manifest lists.
+        self.sealed.commit_keys();
+        Ok(())
     }
 
     /// fsync of the data directory. Always done, `--no-sync` or not: it

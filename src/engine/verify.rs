@@ -505,8 +505,95 @@ pub(crate) fn verify_locked(
         }
     }
     check_structure(sources, &explained, &mut report)?;
+    if let Some(m) = &manifest {
+        check_key_index(vfs, dir, m, &current, &mut report)?;
+    }
     progress(Progress { done: total, total });
     Ok(report)
+}
+
+/// Checks the key index (docs/FORMAT.md §7.8) when it is bound to the
+/// manifest, and so would be used: every block's checksum and order, and
+/// that its entries naming listed members are exactly those members' key
+/// entries, compared as two order-independent summaries, so neither side
+/// is held. A pair bound to another manifest is never used; it is a
+/// notice. A bound pair that is damaged or wrong is damage (a lookup
+/// through it could miss a key); `repair` rebuilds it.
+fn check_key_index(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    m: &format::Manifest,
+    current: &[u64],
+    report: &mut VerifyReport,
+) -> Result<()> {
+    use crate::engine::keys;
+    let as_entry = |slot: u64, doc: u64, seq: u64, member: u64| IndexEntry {
+        doc: slot,
+        node: doc,
+        seq,
+        offset: member,
+        aux: 0,
+        len: 0,
+        kind: format::Kind::DocPut,
+        flags: 0,
+    };
+    let mut held = Summary::default();
+    let checked = keys::check(vfs, dir, m, &mut |e| {
+        held.add(&as_entry(e.slot, e.doc, e.seq, e.member));
+    })?;
+    if let Some((file, offset, message)) = checked.problem {
+        report.damage(&file, Some(offset), message);
+        return Ok(());
+    }
+    if !checked.valid {
+        if checked.present {
+            report.notice(
+                keys::RECENT_NAME,
+                None,
+                "the key index is not bound to this manifest: not used (key lookups read every member that holds keys) until the next write rebuilds it",
+            );
+        }
+        return Ok(());
+    }
+    let mut want = Summary::default();
+    for x in m.members.iter().filter(|x| x.keys > 0) {
+        let name = format::index_name(x.number);
+        // A member found damaged or missing is reported already.
+        if !current.contains(&x.number) {
+            return Ok(());
+        }
+        let bind = index::Binding {
+            version: x.version,
+            store_id: if x.version == format::FORMAT_V1 {
+                0
+            } else {
+                m.store_id
+            },
+        };
+        let entries = index::key_entries(vfs, dir, x.number, x.len, bind, x.keys)?;
+        let Some(entries) = entries else {
+            report.notice(
+                &name,
+                None,
+                "the key index was not compared with this member: its index file is not usable",
+            );
+            return Ok(());
+        };
+        for e in entries {
+            want.add(&as_entry(e.doc, e.node, e.seq, x.number));
+        }
+    }
+    if held != want {
+        report.damage(
+            keys::RECENT_NAME,
+            None,
+            format!(
+                "the key index holds {} entries for the listed members where their indexes hold {} key entries, or other ones; repair rebuilds it",
+                held.count, want.count
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Reports what follows the last valid record of `active.seg`, if anything:

@@ -1031,6 +1031,49 @@ fn power_loss_during_compaction_of_many_segments() {
     sweep_scripted("compaction of many segments", 1 << 40, &run);
 }
 
+/// The key index (docs/FORMAT.md §7.8): keyed documents over many 1 KiB
+/// segments, a re-key, a deletion, a compaction and the writes after it;
+/// power lost at every call, key-index writes included. After each image
+/// every key of the model is found (`check_gets`), whichever pair the
+/// crash left.
+#[test]
+fn power_loss_around_key_index_writes() {
+    let keyed = |i: u64, n: usize| NewDoc {
+        key: Some(format!("key-{i}")),
+        ..body_of(n, b'a' + (i % 26) as u8)
+    };
+    let mut script = Vec::new();
+    for i in 1..=12u64 {
+        script.push(Scripted::Op(Op::Create(keyed(i, 300))));
+    }
+    let record_from = script.len() - 3;
+    script.extend([
+        Scripted::Op(Op::Update(
+            4,
+            DocPatch {
+                key: Some(Some("key-4-renamed".into())),
+                ..DocPatch::default()
+            },
+        )),
+        Scripted::Op(Op::DeleteDoc(6)),
+        Scripted::Op(Op::Create(keyed(13, 900))),
+        Scripted::Compact,
+        Scripted::Op(Op::Create(keyed(14, 900))),
+        Scripted::Reopen,
+        Scripted::Op(Op::Create(keyed(15, 900))),
+    ]);
+    let run = run_script(1024, record_from, script);
+    let last = run.snapshots.last().expect("recorded");
+    assert!(
+        last.state
+            .names(std::path::Path::new(DIR))
+            .iter()
+            .any(|n| n == "keys.base"),
+        "the workload writes a key index"
+    );
+    sweep_scripted("key index writes", 1 << 41, &run);
+}
+
 /// The active segment's checkpoint (`active.idx`, written without fsync as
 /// a cache once 4 MiB were appended): power lost at every call from the
 /// write that triggers it to the writes and reopen after it.

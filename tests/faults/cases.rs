@@ -202,6 +202,49 @@ impl Cases {
         ]
     }
 
+    /// Commits that write the key index (docs/FORMAT.md §7.8): a keyed
+    /// `create-doc` that seals, a `load` of keyed documents that spills,
+    /// and a full compaction, on a store whose members hold keys.
+    pub fn keyed(&self) -> Vec<Case> {
+        let dir = self.root.join("keyed");
+        reset_dir(&self.base, &dir);
+        let mut m = self.base_model.clone();
+        for i in 0..6 {
+            let mut d = new_doc(&format!("keyed {i} {}", "k".repeat(1500)), None, None);
+            d.key = Some(format!("key-{i}"));
+            crate::history::exec(&self.run, &dir, "4096", &mut m, &create_doc(d));
+        }
+        let mut big = new_doc(&format!("keyed big {}", "b".repeat(3500)), None, None);
+        big.key = Some("key-big".into());
+        let mut loaded = fixtures::load_docs("kl", 4, 3, 300);
+        for (i, d) in loaded.iter_mut().enumerate() {
+            d.doc.key = Some(format!("loaded-{i}"));
+        }
+        vec![
+            Case::new(
+                "create-doc --key (rotation, keyed members)",
+                &dir,
+                &m,
+                create_doc(big),
+                "4096",
+            ),
+            Case::new(
+                "load (spill, keyed)",
+                &dir,
+                &m,
+                Command::Load(loaded),
+                "4096",
+            ),
+            Case::new(
+                "compact --full (keyed members)",
+                &dir,
+                &m,
+                Command::Compact,
+                "4096",
+            ),
+        ]
+    }
+
     /// A selective compaction of about ten sealed segments: the first two
     /// loads' segments lost half their data to a deleted document, so they
     /// are merged (the other document's records copied raw, the deletions

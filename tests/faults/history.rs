@@ -254,9 +254,14 @@ impl Command {
             Command::Load(docs) => {
                 let mut text_in = String::new();
                 for d in docs {
+                    if let Some(k) = &d.doc.key {
+                        let _ = write!(text_in, "{{\"key\":{},", js(k));
+                    } else {
+                        text_in.push('{');
+                    }
                     let _ = write!(
                         text_in,
-                        "{{\"body\":{},\"category\":{},\"version\":{},\"inputs\":[",
+                        "\"body\":{},\"category\":{},\"version\":{},\"inputs\":[",
                         js(text(&d.doc.body)),
                         d.doc.category.as_deref().map_or("null".into(), js),
                         d.doc.version.as_deref().map_or("null".into(), js)

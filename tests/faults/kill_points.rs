@@ -132,6 +132,16 @@ fn kill_at_every_boundary_of_rotation_and_compaction() {
     run_cases(cx, cases.rotation_and_compaction());
 }
 
+/// The key index's writes after a manifest commit: killed at each, the
+/// commit stands or not as before, and every key is still found.
+#[test]
+fn kill_at_every_boundary_of_key_index_commits() {
+    crate::support::require_tools(&["strace"]);
+    let cx = Ctx::new("kill-keys");
+    let cases = Cases::build(&cx);
+    run_cases(cx, cases.keyed());
+}
+
 #[test]
 fn kill_at_every_boundary_of_batches() {
     crate::support::require_tools(&["strace"]);

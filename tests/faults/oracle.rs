@@ -52,8 +52,31 @@ pub fn check_recovery(
             history::diff(&applied.docs, &got)
         ));
     };
+    check_keys(run, dir, &m)?;
     let m = probe_and_reverify(run, dir, seg, m)?;
+    check_keys(run, dir, &m)?;
     Ok((outcome, m))
+}
+
+/// Every key of the model is found by `get key:K` and names its document:
+/// whatever a fault left of the key index, a lookup never misses a key.
+pub fn check_keys(run: &Runner, dir: &Path, m: &Model) -> Result<(), String> {
+    for (id, d) in &m.docs {
+        let Some(k) = &d.key else { continue };
+        let out = run.stratum(dir, &["get", &format!("key:{k}")]);
+        let got: Option<u64> = out
+            .ok()
+            .then(|| serde_json::from_str::<serde_json::Value>(out.out().trim()).ok())
+            .flatten()
+            .and_then(|v| v["id"].as_u64());
+        if got != Some(*id) {
+            return Err(format!(
+                "get key:{k} found {got:?}, the store holds it in document {id}: {}",
+                out.describe()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The next write succeeds and gets an id past every id ever handed out;

@@ -127,7 +127,14 @@ pub fn max_segment(dir: &Path) -> u64 {
 pub fn watch_paths(dir: &Path) -> Vec<PathBuf> {
     let top = max_segment(dir) + 12;
     let mut v = vec![dir.to_path_buf()];
-    for n in ["LOCK", "active.seg", "active.idx"] {
+    for n in [
+        "LOCK",
+        "MANIFEST",
+        "active.seg",
+        "active.idx",
+        "keys.base",
+        "keys.recent",
+    ] {
         v.push(dir.join(n));
         v.push(dir.join(format!("{n}{TMP_SUFFIX}")));
     }

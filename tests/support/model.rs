@@ -355,5 +355,14 @@ pub fn check_gets(store: &Store, model: &Model) -> Result<(), String> {
             (Err(e), _) => return Err(format!("get {id}: {e}")),
         }
     }
+    // Every key names its document, through the key index when it is
+    // valid, whatever state a fault left it in.
+    for (id, d) in &model.docs {
+        let Some(k) = &d.key else { continue };
+        match store.find_key(k) {
+            Ok(Some(got)) if got == DocId(*id) => {}
+            other => return Err(format!("find_key {k:?}: want {id}, got {other:?}")),
+        }
+    }
     Ok(())
 }
