@@ -34,7 +34,7 @@ use crate::engine::segment::{self, Handle, Sealed};
 use crate::engine::stats::{self, Stats};
 use crate::engine::verify::{self, VerifyReport};
 use crate::engine::vfs::LockGuard;
-pub(crate) use crate::engine::view::{DocView, resolve};
+pub(crate) use crate::engine::view::{Outline, resolve, resolve_sorted};
 use crate::error::{Error, IoContext, Result};
 use crate::json::Json;
 use crate::model::{
@@ -107,6 +107,8 @@ impl Ids {
 pub struct Docs<'s> {
     store: &'s Store,
     merge: Merge<'s>,
+    /// The current document's entries, one vector for the whole walk.
+    entries: Vec<Entry>,
     /// The read-ahead state to put back when the walk ends.
     outer: Option<segment::ReadAhead>,
     done: bool,
@@ -122,17 +124,26 @@ pub(crate) struct DocFilter<'s> {
 }
 
 impl DocFilter<'_> {
-    /// The document `view` stands for, when the filter takes it.
-    fn read(&self, store: &Store, view: &DocView) -> Result<Option<Document>> {
-        let sh = Shape::of(view);
+    /// The document of `outline` and its `sorted` entries, when the filter
+    /// takes it: its nodes are resolved and read only then.
+    fn read(
+        &self,
+        reads: Reads<'_>,
+        outline: &Outline,
+        sorted: &[Entry],
+    ) -> Result<Option<Document>> {
+        let sh = Shape::of(outline);
         if !(self.shape)(&sh) {
             return Ok(None);
         }
-        let rec = store.reads().read_doc_record(&view.doc)?;
+        let rec = reads.read_doc_record(&outline.doc)?;
         if !(self.keep)(&summary(&sh, &rec)) {
             return Ok(None);
         }
-        store.reads().materialize_from(view, rec).map(Some)
+        let Some(view) = resolve_sorted(sorted) else {
+            return Ok(None);
+        };
+        reads.materialize_from(&view, rec).map(Some)
     }
 }
 
@@ -140,21 +151,27 @@ impl Iterator for Docs<'_> {
     type Item = Result<Document>;
 
     fn next(&mut self) -> Option<Result<Document>> {
+        let reads = self.store.reads();
         while !self.done {
-            match self.merge.next_doc() {
-                Ok(Some(entries)) => {
+            match reads.next_document(&mut self.merge, &mut self.entries) {
+                Ok(true) => {
                     // Through `visit`, which reads again past a stale index.
                     let mut doc = None;
                     let filter = &self.filter;
-                    let visited = self
-                        .store
-                        .visit(&mut self.merge, entries, &mut |store, view| {
+                    let visited = reads.visit(
+                        &mut self.merge,
+                        &mut self.entries,
+                        &mut |outline, sorted| {
                             doc = match filter {
-                                Some(f) => f.read(store, &view)?,
-                                None => Some(store.reads().materialize(&view)?),
+                                Some(f) => f.read(reads, outline, sorted)?,
+                                None => match resolve_sorted(sorted) {
+                                    Some(view) => Some(reads.materialize(&view)?),
+                                    None => None,
+                                },
                             };
                             Ok(())
-                        });
+                        },
+                    );
                     match visited {
                         Ok(_) => {
                             if let Some(d) = doc {
@@ -167,7 +184,7 @@ impl Iterator for Docs<'_> {
                         }
                     }
                 }
-                Ok(None) => self.done = true,
+                Ok(false) => self.done = true,
                 Err(e) => {
                     self.done = true;
                     return Some(Err(e));
@@ -285,11 +302,11 @@ pub(crate) struct Shape {
 }
 
 impl Shape {
-    fn of(view: &DocView) -> Shape {
+    fn of(outline: &Outline) -> Shape {
         Shape {
-            id: DocId(view.doc.doc),
-            inputs: view.nodes.len() as u64,
-            outputs: view.nodes.values().filter(|(_, o)| o.is_some()).count() as u64,
+            id: DocId(outline.doc.doc),
+            inputs: outline.inputs,
+            outputs: outline.outputs,
         }
     }
 }
@@ -688,10 +705,10 @@ impl Store {
     pub fn summary(&self, id: DocId) -> Result<DocSummary> {
         self.retry_stale(|| {
             let reads = self.reads();
-            let view = reads.view(id)?;
+            let outline = reads.outline(id)?;
             Ok(summary(
-                &Shape::of(&view),
-                &reads.read_doc_record(&view.doc)?,
+                &Shape::of(&outline),
+                &reads.read_doc_record(&outline.doc)?,
             ))
         })
     }
@@ -848,12 +865,13 @@ impl Store {
         shape: &dyn Fn(&Shape) -> bool,
         f: &mut dyn FnMut(DocSummary) -> Result<()>,
     ) -> Result<()> {
-        self.for_each_view(None, &mut |store, view| {
-            let sh = Shape::of(&view);
+        let reads = self.reads();
+        reads.walk(None, &mut |outline, _| {
+            let sh = Shape::of(outline);
             if !shape(&sh) {
                 return Ok(());
             }
-            let rec = store.reads().read_doc_record(&view.doc)?;
+            let rec = reads.read_doc_record(&outline.doc)?;
             f(summary(&sh, &rec))
         })
     }
@@ -865,13 +883,13 @@ impl Store {
         filter: &DocFilter<'_>,
         f: &mut dyn FnMut(&Document) -> Result<()>,
     ) -> Result<()> {
-        self.for_each_view(
-            Some(progress),
-            &mut |store, view| match filter.read(store, &view)? {
-                Some(d) => f(&d),
-                None => Ok(()),
-            },
-        )
+        let reads = self.reads();
+        reads.walk(Some(progress), &mut |outline, sorted| match filter
+            .read(reads, outline, sorted)?
+        {
+            Some(d) => f(&d),
+            None => Ok(()),
+        })
     }
 
     /// Every live document, in id order, read one at a time: memory holds
@@ -911,6 +929,7 @@ impl Store {
         Ok(Docs {
             store: self,
             merge,
+            entries: Vec::new(),
             outer,
             done: false,
             filter,
@@ -939,8 +958,12 @@ impl Store {
         progress: &mut dyn FnMut(Progress),
         f: &mut dyn FnMut(&Document, NodeId) -> Result<()>,
     ) -> Result<()> {
-        self.for_each_view(Some(progress), &mut |store, view| {
-            let doc = store.reads().materialize(&view)?;
+        let reads = self.reads();
+        reads.walk(Some(progress), &mut |_, sorted| {
+            let Some(view) = resolve_sorted(sorted) else {
+                return Ok(());
+            };
+            let doc = reads.materialize(&view)?;
             f(&doc, NodeId(view.node_hwm))
         })
     }
@@ -1045,43 +1068,6 @@ impl Store {
     fn doc_exists_ever(&self, id: DocId) -> Result<bool> {
         Ok(id.0 <= self.opened_doc_hwm || !self.reads().entries_of(id.0)?.is_empty())
     }
-
-    /// Calls `f` for every live document in id order; reports progress in
-    /// bytes of records read against the store's total size.
-    pub(crate) fn for_each_view(
-        &self,
-        progress: Option<&mut dyn FnMut(Progress)>,
-        f: &mut dyn FnMut(&Store, DocView) -> Result<()>,
-    ) -> Result<()> {
-        self.reads()
-            .with_readahead(|| self.for_each_view_inner(progress, f))
-    }
-
-    fn for_each_view_inner(
-        &self,
-        mut progress: Option<&mut dyn FnMut(Progress)>,
-        f: &mut dyn FnMut(&Store, DocView) -> Result<()>,
-    ) -> Result<()> {
-        let total = self.total_bytes();
-        let mut done = 0u64;
-        let mut merge = self.reads().merge()?;
-        while let Some(entries) = merge.next_doc()? {
-            if let Some(size) = self.visit(&mut merge, entries, f)? {
-                done += size;
-                if let Some(p) = progress.as_deref_mut() {
-                    p(Progress {
-                        done: done.min(total),
-                        total,
-                    });
-                }
-            }
-        }
-        if let Some(p) = progress {
-            p(Progress { done: total, total });
-        }
-        Ok(())
-    }
-
     /// The store id (0 for a format-1 store).
     pub(crate) fn store_id(&self) -> u64 {
         self.sealed.store_id()
@@ -1098,11 +1084,6 @@ impl Store {
         let sealed = self.sealed.last_number();
         let reserved = self.sealed.manifest().map_or(0, |m| m.next_number);
         reserved.max(sealed + 1).max(self.active.cur().number() + 1)
-    }
-
-    /// Bytes of all segment files.
-    pub(crate) fn total_bytes(&self) -> u64 {
-        self.sealed.total_len() + self.active.cur().len()
     }
 }
 
@@ -1145,42 +1126,6 @@ impl Store {
             match f(self) {
                 Err(_) if self.sealed.stale_epoch() != epoch => {}
                 r => return r,
-            }
-        }
-    }
-
-    /// Calls `f` with the live view of one document's `entries` from
-    /// `merge`, if it is live, and returns the bytes of the records it
-    /// holds. When an index turns out stale reading it, its segment answers
-    /// from a scan for this document and the rest of the pass, and `f` runs
-    /// again. `f` reads before it reports, so a failed call printed nothing.
-    pub(crate) fn visit<'a>(
-        &'a self,
-        merge: &mut Merge<'a>,
-        mut entries: Vec<Entry>,
-        f: &mut dyn FnMut(&Store, DocView) -> Result<()>,
-    ) -> Result<Option<u64>> {
-        let Some(doc) = entries.first().map(|e| e.doc) else {
-            return Ok(None);
-        };
-        loop {
-            let epoch = self.sealed.stale_epoch();
-            let Some(view) = resolve(&entries) else {
-                return Ok(None);
-            };
-            let size = u64::from(view.doc.len)
-                + view
-                    .nodes
-                    .values()
-                    .map(|(i, o)| u64::from(i.len) + o.map_or(0, |o| u64::from(o.len)))
-                    .sum::<u64>();
-            match f(self, view) {
-                Ok(()) => return Ok(Some(size)),
-                Err(_) if self.sealed.stale_epoch() != epoch => {
-                    self.sealed.refresh_merge(merge, doc)?;
-                    entries = self.reads().entries_of(doc)?;
-                }
-                Err(e) => return Err(e),
             }
         }
     }
