@@ -191,6 +191,11 @@ impl Selection {
             })
     }
 
+    /// The ids a scan for this selection walks: its range, or all.
+    fn id_span(&self) -> RangeInclusive<u64> {
+        self.ids.clone().unwrap_or(1..=u64::MAX)
+    }
+
     /// The ids of a narrow id range (ids above `high_water` were never
     /// handed out), to look up one by one; `None` when there is no range or
     /// it is wide enough that reading the store is cheaper.
@@ -257,7 +262,7 @@ impl Store {
                 }
                 Ok(())
             }
-            Plan::Scan => self.dump_where(progress, &sel.filter(), &mut |d| f(d)),
+            Plan::Scan => self.dump_where(sel.id_span(), progress, &sel.filter(), &mut |d| f(d)),
         }
     }
 
@@ -281,7 +286,7 @@ impl Store {
                 }
                 Ok(())
             }
-            Plan::Scan => self.list_where(&|sh| sel.shape(sh), &mut |s| {
+            Plan::Scan => self.list_where(sel.id_span(), &|sh| sel.shape(sh), &mut |s| {
                 if sel.matches_summary(&s) {
                     f(s)
                 } else {

@@ -333,11 +333,11 @@ impl SealedIndex {
         }
     }
 
-    /// Binary search over blocks by their last entry; `None` if a block is
-    /// damaged or the blocks are out of order.
-    fn lookup_disk(&self, doc: u64) -> Option<Vec<IndexEntry>> {
+    /// The first block whose last entry is of a document at or above
+    /// `doc` (the number of blocks when there is none), by binary search;
+    /// `None` if a block on the way is damaged.
+    fn first_block_reaching(&self, doc: u64) -> Option<u64> {
         let (mut lo, mut hi) = (0u64, self.blocks());
-        // First block whose last entry has doc >= `doc`.
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let block = self.read_block(mid)?;
@@ -347,6 +347,13 @@ impl SealedIndex {
                 hi = mid;
             }
         }
+        Some(lo)
+    }
+
+    /// Binary search over blocks by their last entry; `None` if a block is
+    /// damaged or the blocks are out of order.
+    fn lookup_disk(&self, doc: u64) -> Option<Vec<IndexEntry>> {
+        let lo = self.first_block_reaching(doc)?;
         let mut out = Vec::new();
         let mut b = lo;
         while b < self.blocks() {
@@ -473,6 +480,36 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
+    /// Moves to the first entry of a document at or above `doc`, reading
+    /// only the blocks a binary search for it touches (a pass over an id
+    /// range starts there, not at the first document). Only forward.
+    pub fn seek(&mut self, doc: u64) -> Result<()> {
+        if self.buf.last().is_some_and(|e| e.doc >= doc) {
+            return self.skip_through(doc.saturating_sub(1));
+        }
+        match &mut self.src {
+            Src::Disk { index, next, .. } => {
+                if let Some(b) = index.first_block_reaching(doc)
+                    && b > *next
+                {
+                    *next = b;
+                    self.buf.clear();
+                    self.pos = 0;
+                }
+            }
+            Src::Memory { entries, next } => {
+                let at = entries.partition_point(|e| e.doc < doc);
+                if at > *next {
+                    *next = at;
+                    self.buf.clear();
+                    self.pos = 0;
+                }
+            }
+            Src::Done => {}
+        }
+        self.skip_through(doc.saturating_sub(1))
+    }
+
     /// The next entry without consuming it.
     #[inline]
     pub fn peek(&mut self) -> Result<Option<IndexEntry>> {
@@ -590,6 +627,15 @@ impl Merge<'_> {
     pub fn next_doc(&mut self) -> Result<Option<Vec<Entry>>> {
         let mut out = Vec::new();
         Ok(self.next_doc_into(&mut out)?.then_some(out))
+    }
+
+    /// Moves every source to the first entry of a document at or above
+    /// `doc`.
+    pub fn seek(&mut self, doc: u64) -> Result<()> {
+        for (c, _) in &mut self.sources {
+            c.seek(doc)?;
+        }
+        Ok(())
     }
 
     /// [`Merge::next_doc`] into `out` (cleared first), so that a pass over

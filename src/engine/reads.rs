@@ -3,6 +3,7 @@
 //! active segment. [`Reads`] borrows them and changes nothing; `Store`'s
 //! reads and compaction go through it.
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use crate::engine::active::{Active, ActiveSegment};
@@ -184,13 +185,14 @@ impl<'a> Reads<'a> {
         Ok(Merge { sources })
     }
 
-    /// Calls `f` with the outline of every live document, in id order, and
+    /// Calls `f` with the outline of every live document in `ids`, in id order, and
     /// its entries in [`sort_entries`] order (from which
     /// [`crate::engine::view::resolve_sorted`] gives its whole view when
     /// `f` needs it), with read-ahead, through [`Reads::visit`]. One vector
     /// of entries serves the whole pass.
     pub fn walk(
         &self,
+        ids: RangeInclusive<u64>,
         mut progress: Option<&mut dyn FnMut(Progress)>,
         f: &mut dyn FnMut(&Outline, &[Entry]) -> Result<()>,
     ) -> Result<()> {
@@ -198,8 +200,11 @@ impl<'a> Reads<'a> {
             let total = self.sealed.total_len() + self.active.cur().len();
             let mut done = 0u64;
             let mut merge = self.merge()?;
+            if *ids.start() > 1 {
+                merge.seek(*ids.start())?;
+            }
             let mut entries = Vec::new();
-            while self.next_document(&mut merge, &mut entries)? {
+            while self.next_document(&mut merge, &mut entries, *ids.end())? {
                 if let Some(size) = self.visit(&mut merge, &mut entries, f)? {
                     done += size;
                     if let Some(p) = progress.as_deref_mut() {
@@ -218,10 +223,18 @@ impl<'a> Reads<'a> {
     }
 
     /// The entries of the next document of `merge` into `entries`; false
-    /// at the end of the documents. Key entries sort after every document
-    /// (docs/FORMAT.md §7.6): a pass over documents ends where they begin.
-    pub fn next_document(&self, merge: &mut Merge<'a>, entries: &mut Vec<Entry>) -> Result<bool> {
-        Ok(merge.next_doc_into(entries)? && entries[0].doc < format::KEY_SPACE)
+    /// past document `last` or at the end of the documents. Key entries
+    /// sort after every document (docs/FORMAT.md §7.6): a pass over
+    /// documents ends where they begin.
+    pub fn next_document(
+        &self,
+        merge: &mut Merge<'a>,
+        entries: &mut Vec<Entry>,
+        last: u64,
+    ) -> Result<bool> {
+        Ok(merge.next_doc_into(entries)?
+            && entries[0].doc < format::KEY_SPACE
+            && entries[0].doc <= last)
     }
 
     /// Calls `f` with the outline of one document's `entries` from `merge`

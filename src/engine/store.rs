@@ -12,6 +12,7 @@
 //! the owners (sealing, a spilled batch's members, compaction's commit) is
 //! coordinated here.
 
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use crate::engine::active::{ActiveSegment, Committed, Marks, create_active};
@@ -153,7 +154,7 @@ impl Iterator for Docs<'_> {
     fn next(&mut self) -> Option<Result<Document>> {
         let reads = self.store.reads();
         while !self.done {
-            match reads.next_document(&mut self.merge, &mut self.entries) {
+            match reads.next_document(&mut self.merge, &mut self.entries, u64::MAX) {
                 Ok(true) => {
                     // Through `visit`, which reads again past a stale index.
                     let mut doc = None;
@@ -854,19 +855,20 @@ impl Store {
     /// # Errors
     /// [`Error::Corrupt`], [`Error::Io`], or what `f` returns.
     pub fn list(&self, f: &mut dyn FnMut(DocSummary) -> Result<()>) -> Result<()> {
-        self.list_where(&|_| true, f)
+        self.list_where(1..=u64::MAX, &|_| true, f)
     }
 
-    /// [`Store::list`] of the documents `shape` accepts by their id and
-    /// node counts, which come from the index alone: the others' records
-    /// are not read.
+    /// [`Store::list`] of the documents in `ids` that `shape` accepts by
+    /// their id and node counts, which come from the index alone: the
+    /// others' records are not read.
     pub(crate) fn list_where(
         &self,
+        ids: RangeInclusive<u64>,
         shape: &dyn Fn(&Shape) -> bool,
         f: &mut dyn FnMut(DocSummary) -> Result<()>,
     ) -> Result<()> {
         let reads = self.reads();
-        reads.walk(None, &mut |outline, _| {
+        reads.walk(ids, None, &mut |outline, _| {
             let sh = Shape::of(outline);
             if !shape(&sh) {
                 return Ok(());
@@ -876,15 +878,16 @@ impl Store {
         })
     }
 
-    /// [`Store::dump`] of the documents `filter` takes.
+    /// [`Store::dump`] of the documents in `ids` that `filter` takes.
     pub(crate) fn dump_where(
         &self,
+        ids: RangeInclusive<u64>,
         progress: &mut dyn FnMut(Progress),
         filter: &DocFilter<'_>,
         f: &mut dyn FnMut(&Document) -> Result<()>,
     ) -> Result<()> {
         let reads = self.reads();
-        reads.walk(Some(progress), &mut |outline, sorted| match filter
+        reads.walk(ids, Some(progress), &mut |outline, sorted| match filter
             .read(reads, outline, sorted)?
         {
             Some(d) => f(&d),
@@ -959,7 +962,7 @@ impl Store {
         f: &mut dyn FnMut(&Document, NodeId) -> Result<()>,
     ) -> Result<()> {
         let reads = self.reads();
-        reads.walk(Some(progress), &mut |_, sorted| {
+        reads.walk(1..=u64::MAX, Some(progress), &mut |_, sorted| {
             let Some(view) = resolve_sorted(sorted) else {
                 return Ok(());
             };

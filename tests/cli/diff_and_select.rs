@@ -250,3 +250,91 @@ fn bad_selections_are_usage_errors_and_change_nothing() {
     }
     assert_eq!(s.snapshot(), before);
 }
+
+/// A store of 14,000 documents over many segments, wider than the id
+/// range `list` and `dump` look up id by id, so that a range is read by a
+/// pass that starts at its first id; some documents deleted, some rewritten
+/// into later segments, one without an output.
+fn wide() -> TestStore {
+    let s = TestStore::new();
+    let mut lines = String::new();
+    for i in 1..=14_000u32 {
+        lines.push_str(&format!(
+            "{{\"category\":\"c{}\",\"body\":\"b{i}\",\"inputs\":[{{\"input\":{i},\"output\":[{i}]}},{{\"input\":\"x\"{}}}]}}\n",
+            i % 3,
+            if i % 97 == 0 { "" } else { ",\"output\":1.0" }
+        ));
+    }
+    s.with_stdin(lines.as_bytes())
+        .ok(&["--segment-size", "64K", "load"]);
+    for id in ["5", "4000", "4001", "11999"] {
+        s.ok(&["delete-doc", id]);
+    }
+    s.ok(&["update-doc", "7000", "--category", "moved"]);
+    s.ok(&["set-output", "3000", "2", "null"]);
+    s
+}
+
+/// The lines of `out` whose "id" is in `ids`.
+fn with_ids(out: &str, ids: std::ops::RangeInclusive<u64>) -> Vec<String> {
+    out.lines()
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            ids.contains(&v["id"].as_u64().unwrap())
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_wide_id_range_reads_from_its_first_id_and_selects_as_a_filter_would() {
+    let s = wide();
+    let all = s.ok(&["list", "--json"]);
+    let dump = s.ok(&["dump"]);
+    assert_eq!(all.lines().count(), 13_996);
+    for (range, ids) in [
+        ("3000..", 3000..=u64::MAX),
+        ("4000..", 4000..=u64::MAX),
+        ("..11000", 1..=11_000),
+        ("1..14000", 1..=14_000),
+        ("3999..", 3999..=u64::MAX),
+    ] {
+        let listed = s.ok(&["list", "--json", "--id", range]);
+        let want = with_ids(&all, ids.clone());
+        // Wider than POINT_LOOKUPS ids: read by a pass, not id by id.
+        assert!(want.len() > 9_990, "{range} is not wide");
+        assert_eq!(
+            listed.lines().collect::<Vec<_>>(),
+            want,
+            "list --id {range}"
+        );
+        let dumped = s.ok(&["dump", "--id", range]);
+        assert_eq!(
+            dumped.lines().collect::<Vec<_>>(),
+            with_ids(&dump, ids),
+            "dump --id {range}"
+        );
+    }
+    // With the other filters: the documents past 2000 lacking an output.
+    let missing = s.ok(&["list", "--json", "--missing-output", "--id", "2000.."]);
+    let ids: Vec<u64> = missing
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let want: Vec<u64> = (2000..=14_000).filter(|i| i % 97 == 0).collect();
+    assert_eq!(ids, want);
+    let moved = s.ok(&[
+        "dump",
+        "--category",
+        "moved",
+        "--id",
+        "10..",
+        "--fields",
+        "id",
+    ]);
+    assert_eq!(moved, "{\"id\":7000}\n");
+}
