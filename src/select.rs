@@ -22,6 +22,11 @@ use crate::{DocId, Store};
 /// store: a lookup costs an index probe or two, a scan every record.
 pub const POINT_LOOKUPS: u64 = 10_000;
 
+/// Smallest store (bytes of segment files) whose scans [`Selection::halves`]
+/// splits: below it a scan takes a few milliseconds, about what a second
+/// open and a thread cost.
+pub const SPLIT_BYTES: u64 = 8 << 20;
+
 /// Which documents to select: every filter set must hold.
 ///
 /// ```
@@ -189,6 +194,32 @@ impl Selection {
             && self.meta.iter().all(|(field, value)| {
                 meta.and_then(|m| crate::patch::member(m, field)) == Some(value.as_str())
             })
+    }
+
+    /// This selection cut in two at an id, lower ids first, when reading it
+    /// means a scan of a store of at least [`SPLIT_BYTES`]: the halves can
+    /// then be read side by side (by two handles, on two threads) and their
+    /// documents put one after the other, in id order. `None` when the
+    /// selection is looked up (a key, a narrow id range) or the store is
+    /// small. The cut halves the ids from the lowest selected to the
+    /// highest ever handed out.
+    ///
+    /// # Errors
+    /// As [`Store::find_key`], for a selection by key.
+    pub fn halves(&self, store: &Store) -> Result<Option<(Selection, Selection)>> {
+        if !matches!(self.plan(store)?, Plan::Scan) || store.reads().bytes() < SPLIT_BYTES {
+            return Ok(None);
+        }
+        let span = self.id_span();
+        let (lo, hi) = (*span.start(), (*span.end()).min(store.doc_high_water().0));
+        if hi <= lo {
+            return Ok(None);
+        }
+        let mid = lo + (hi - lo) / 2;
+        let (mut low, mut high) = (self.clone(), self.clone());
+        low.ids = Some(lo..=mid);
+        high.ids = Some(mid + 1..=*span.end());
+        Ok(Some((low, high)))
     }
 
     /// The ids a scan for this selection walks: its range, or all.

@@ -371,6 +371,20 @@ impl GlobalArgs {
         Ok(store)
     }
 
+    /// Opens the store read-only once more, beside the handle the command
+    /// holds (a scan read in two halves, one per thread): its notices at
+    /// open are those of the first handle, already shown; later ones are
+    /// shown as they come.
+    ///
+    /// # Errors
+    /// As [`ReadOnlyStore::open`].
+    pub fn open_read_beside(&self) -> stratum::Result<ReadOnlyStore> {
+        let mut store = ReadOnlyStore::open(self.options())?;
+        drop(store.take_notices());
+        self.noted(Vec::new(), |hook| store.on_notice(hook));
+        Ok(store)
+    }
+
     /// Opens an existing store for writing; unlike [`GlobalArgs::open`] it
     /// never creates one. For commands that act on an existing document: on
     /// an empty directory they fail with "no store" and leave it empty.

@@ -518,6 +518,17 @@ fn opt_utf8(p: &[u8], at: &mut usize, what: &str) -> Result<Option<String>, Stri
 /// # Errors
 /// A reason string when the payload is malformed.
 pub fn decode_doc(p: &[u8], flags: u8) -> Result<DocPayload, String> {
+    let (mut doc, body) = decode_doc_fields(p, flags)?;
+    doc.body = body.to_vec();
+    Ok(doc)
+}
+
+/// [`decode_doc`] of the fields alone: the payload with an empty body, and
+/// the body within `p` (a listing needs only its length).
+///
+/// # Errors
+/// A reason string when the payload is malformed.
+pub fn decode_doc_fields(p: &[u8], flags: u8) -> Result<(DocPayload, &[u8]), String> {
     let node_hwm = u64_at(p, 0).ok_or("doc payload too short")?;
     let mut at = 8usize;
     let category = opt_utf8(p, &mut at, "category")?;
@@ -533,14 +544,15 @@ pub fn decode_doc(p: &[u8], flags: u8) -> Result<DocPayload, String> {
         }
         meta = opt_utf8(p, &mut at, "meta")?;
     }
-    Ok(DocPayload {
+    let doc = DocPayload {
         node_hwm,
         category,
         version,
         key,
         meta,
-        body: p.get(at..).unwrap_or_default().to_vec(),
-    })
+        body: Vec::new(),
+    };
+    Ok((doc, p.get(at..).unwrap_or_default()))
 }
 
 /// Checks a data record's payload without copying it: the `DocPut` layout

@@ -62,6 +62,36 @@ impl<'a> Reads<'a> {
         }
     }
 
+    /// [`Reads::read_entry`], lending the payload to `f` rather than
+    /// copying it where it can; `f` must not read records itself.
+    pub fn read_entry_with<T>(
+        &self,
+        e: &Entry,
+        f: impl FnOnce(RecordHeader, &[u8]) -> Result<T>,
+    ) -> Result<T> {
+        match self.active.segment(e.seg) {
+            Some(a) => {
+                let (h, payload) = read_active(a, e)?;
+                f(h, &payload)
+            }
+            None => self.sealed.read_with(e, f),
+        }
+    }
+
+    /// A document's own record, its fields decoded and its body lent to
+    /// `f` (which copies it only if it needs it).
+    pub fn with_doc_record<T>(
+        &self,
+        e: &Entry,
+        f: impl FnOnce(DocPayload, &[u8]) -> Result<T>,
+    ) -> Result<T> {
+        self.read_entry_with(e, |h, payload| {
+            let (rec, body) = format::decode_doc_fields(payload, h.flags)
+                .map_err(|why| Error::corrupt(self.path_of(e), e.offset, why))?;
+            f(rec, body)
+        })
+    }
+
     /// Runs `f` with sequential read-ahead on sealed segments: for whole-store
     /// passes, which read records in nearly ascending offsets.
     pub fn with_readahead<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
@@ -178,6 +208,11 @@ impl<'a> Reads<'a> {
         outline_sorted(&entries).ok_or(Error::DocNotFound(id))
     }
 
+    /// Bytes of every segment file.
+    pub fn bytes(&self) -> u64 {
+        self.sealed.total_len() + self.active.cur().len()
+    }
+
     /// A merge over every segment's entries, in document order.
     pub fn merge(&self) -> Result<Merge<'a>> {
         let mut sources = self.sealed.cursors()?;
@@ -197,7 +232,7 @@ impl<'a> Reads<'a> {
         f: &mut dyn FnMut(&Outline, &[Entry]) -> Result<()>,
     ) -> Result<()> {
         self.with_readahead(|| {
-            let total = self.sealed.total_len() + self.active.cur().len();
+            let total = self.bytes();
             let mut done = 0u64;
             let mut merge = self.merge()?;
             if *ids.start() > 1 {

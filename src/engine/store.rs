@@ -137,11 +137,16 @@ impl DocFilter<'_> {
         if !(self.shape)(&sh) {
             return Ok(None);
         }
-        let rec = reads.read_doc_record(&outline.doc)?;
-        if !(self.keep)(&summary(&sh, &rec)) {
-            return Ok(None);
-        }
-        let Some(view) = resolve_sorted(sorted) else {
+        // The body is copied only for a document the filter keeps.
+        let kept = reads.with_doc_record(&outline.doc, |rec, body| {
+            Ok(
+                (self.keep)(&summary(&sh, rec.clone(), body.len())).then(|| DocPayload {
+                    body: body.to_vec(),
+                    ..rec
+                }),
+            )
+        })?;
+        let (Some(rec), Some(view)) = (kept, resolve_sorted(sorted)) else {
             return Ok(None);
         };
         reads.materialize_from(&view, rec).map(Some)
@@ -312,18 +317,18 @@ impl Shape {
     }
 }
 
-/// A listing row from a document's shape and its own record (its small
-/// fields copied: the record may still be needed whole).
-fn summary(sh: &Shape, rec: &DocPayload) -> DocSummary {
+/// A listing row from a document's shape and its own record's fields (its
+/// body, `body_len` bytes, is not needed).
+fn summary(sh: &Shape, rec: DocPayload, body_len: usize) -> DocSummary {
     DocSummary {
         id: sh.id,
-        key: rec.key.clone(),
-        category: rec.category.clone(),
-        version: rec.version.clone(),
-        meta: rec.meta.clone().map(Json::from_trusted),
+        key: rec.key,
+        category: rec.category,
+        version: rec.version,
+        meta: rec.meta.map(Json::from_trusted),
         inputs: sh.inputs,
         outputs: sh.outputs,
-        body_len: rec.body.len() as u64,
+        body_len: body_len as u64,
     }
 }
 
@@ -707,10 +712,8 @@ impl Store {
         self.retry_stale(|| {
             let reads = self.reads();
             let outline = reads.outline(id)?;
-            Ok(summary(
-                &Shape::of(&outline),
-                &reads.read_doc_record(&outline.doc)?,
-            ))
+            let sh = Shape::of(&outline);
+            reads.with_doc_record(&outline.doc, |rec, body| Ok(summary(&sh, rec, body.len())))
         })
     }
 
@@ -873,8 +876,9 @@ impl Store {
             if !shape(&sh) {
                 return Ok(());
             }
-            let rec = reads.read_doc_record(&outline.doc)?;
-            f(summary(&sh, &rec))
+            let row = reads
+                .with_doc_record(&outline.doc, |rec, body| Ok(summary(&sh, rec, body.len())))?;
+            f(row)
         })
     }
 
