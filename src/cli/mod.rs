@@ -371,18 +371,19 @@ impl GlobalArgs {
         Ok(store)
     }
 
-    /// Opens the store read-only once more, beside the handle the command
-    /// holds (a scan read in two halves, one per thread): its notices at
-    /// open are those of the first handle, already shown; later ones are
-    /// shown as they come.
+    /// A second read-only handle on `store`, under its lock (a scan read in
+    /// two halves, one per thread): its notices at open are those of the
+    /// first handle, already shown; later ones are shown as they come.
     ///
     /// # Errors
-    /// As [`ReadOnlyStore::open`].
-    pub fn open_read_beside(&self) -> stratum::Result<ReadOnlyStore> {
-        let mut store = ReadOnlyStore::open(self.options())?;
-        drop(store.take_notices());
-        self.noted(Vec::new(), |hook| store.on_notice(hook));
-        Ok(store)
+    /// As [`ReadOnlyStore::beside`].
+    pub fn beside<'s>(
+        &self,
+        store: &'s ReadOnlyStore,
+    ) -> stratum::Result<stratum::engine::Beside<'s>> {
+        let mut beside = store.beside()?;
+        self.noted(Vec::new(), |hook| beside.on_notice(hook));
+        Ok(beside)
     }
 
     /// Opens an existing store for writing; unlike [`GlobalArgs::open`] it

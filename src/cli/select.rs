@@ -8,7 +8,7 @@ use std::sync::mpsc;
 
 use clap::Args;
 
-use stratum::{Document, Json, Node, Selection, Store, json};
+use stratum::{Document, Json, Node, ReadOnlyStore, Selection, Store, json};
 
 use crate::cli::GlobalArgs;
 
@@ -81,9 +81,9 @@ pub type Scan<'a, T> = dyn Fn(&Store, &Selection, &mut dyn FnMut(T) -> stratum::
 
 /// Reads `sel` with `scan`, giving each item to `emit` in id order. When
 /// the library cuts the selection in two ([`Selection::halves`]), the upper
-/// half is read on a second thread through a second read-only handle,
-/// opened while this one holds its shared lock (so no write comes between
-/// them: both see one state), and handed over in chunks of about
+/// half is read on a second thread through a second read-only handle
+/// under this one's lock ([`ReadOnlyStore::beside`]: both see one state),
+/// and handed over in chunks of about
 /// [`CHUNK_BYTES`] (`weight` sizes an item), at most [`CHUNKS_AHEAD`]
 /// ahead; the lower half is read here and emitted as it comes, then the
 /// upper. What is emitted, and the first error, are those of one pass:
@@ -94,7 +94,7 @@ pub type Scan<'a, T> = dyn Fn(&Store, &Selection, &mut dyn FnMut(T) -> stratum::
 /// What `scan` or `emit` returns; opening the second handle.
 pub fn in_halves<T: Send>(
     g: &GlobalArgs,
-    store: &Store,
+    store: &ReadOnlyStore,
     sel: &Selection,
     scan: &Scan<'_, T>,
     weight: fn(&T) -> usize,
@@ -103,7 +103,7 @@ pub fn in_halves<T: Send>(
     let Some((low, high)) = sel.halves(store)? else {
         return scan(store, sel, emit);
     };
-    let beside = g.open_read_beside()?;
+    let beside = g.beside(store)?;
     let (tx, rx) = mpsc::sync_channel::<Vec<T>>(CHUNKS_AHEAD);
     std::thread::scope(|scope| {
         let upper = scope.spawn(move || {

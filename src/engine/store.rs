@@ -281,6 +281,54 @@ impl ReadOnlyStore {
     }
 }
 
+impl ReadOnlyStore {
+    /// A second read-only handle on the same store, under this one's
+    /// shared lock (it takes none of its own, so a writer waiting for the
+    /// lock cannot come between the two, and both see one state): for
+    /// reading two parts of the store side by side, one per thread. Its
+    /// notices at open are this handle's.
+    ///
+    /// # Errors
+    /// As [`ReadOnlyStore::open`], but never [`Error::LockTimeout`].
+    pub fn beside(&self) -> Result<Beside<'_>> {
+        let opts = self.store.opts.clone();
+        let parts = recover::open_locked(&opts, Mode::Read)?;
+        let mut store = Store::assemble(opts, Mode::Read, Box::new(HeldLock), parts);
+        drop(store.take_notices());
+        Ok(Beside {
+            store,
+            _lock: std::marker::PhantomData,
+        })
+    }
+}
+
+/// The lock of a [`Beside`]: the one its first handle holds.
+struct HeldLock;
+
+impl LockGuard for HeldLock {}
+
+/// A second read-only handle, from [`ReadOnlyStore::beside`]: it lives
+/// within the first, whose lock it reads under.
+pub struct Beside<'a> {
+    store: Store,
+    _lock: std::marker::PhantomData<&'a ()>,
+}
+
+impl Beside<'_> {
+    /// As [`Store::on_notice`].
+    pub fn on_notice(&mut self, f: NoticeHook) {
+        self.store.on_notice(f);
+    }
+}
+
+impl std::ops::Deref for Beside<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
 // Reads only: there is no `DerefMut`, so no `&mut Store`, so no write.
 impl std::ops::Deref for ReadOnlyStore {
     type Target = Store;
@@ -297,6 +345,7 @@ const _: () = {
     const fn assert_send<T: Send>() {}
     assert_send::<Store>();
     assert_send::<ReadOnlyStore>();
+    assert_send::<Beside<'static>>();
 };
 
 /// What the index alone says of a live document: its id and how many of

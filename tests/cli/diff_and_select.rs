@@ -362,13 +362,16 @@ fn split_store() -> TestStore {
     s
 }
 
-/// How many times the command opens the store's LOCK file: once per handle.
+/// How many handles the command opens on the store (each reads the
+/// MANIFEST once); the lock is taken once whatever their number.
 fn handles(s: &TestStore, args: &[&str]) -> usize {
-    let lock = format!("\"{}\"", s.data().join("LOCK").display());
-    s.strace("openat", args)
-        .lines()
-        .filter(|l| l.contains(&lock))
-        .count()
+    let trace = s.strace("openat", args);
+    let opens = |name: &str| {
+        let path = format!("\"{}\"", s.data().join(name).display());
+        trace.lines().filter(|l| l.contains(&path)).count()
+    };
+    assert_eq!(opens("LOCK"), 1, "{args:?} took the lock more than once");
+    opens("MANIFEST")
 }
 
 #[test]
