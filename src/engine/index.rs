@@ -519,6 +519,22 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Moves every entry of document `doc` at the cursor into `out`, as
+    /// entries of segment `seg`: a run of the buffer at a time.
+    fn take_doc(&mut self, doc: u64, seg: u64, out: &mut Vec<Entry>) -> Result<()> {
+        loop {
+            let rest = &self.buf[self.pos.min(self.buf.len())..];
+            let n = rest.iter().take_while(|e| e.doc == doc).count();
+            out.extend(rest[..n].iter().map(|e| Entry::new(e, seg)));
+            self.pos += n;
+            // The run ended inside the buffer, or the buffer did: refill to
+            // see whether the document goes on in the next block.
+            if n < rest.len() || self.refill()?.is_none_or(|e| e.doc != doc) {
+                return Ok(());
+            }
+        }
+    }
+
     /// Consumes the entry `peek` returned.
     #[inline]
     pub fn advance(&mut self) {
@@ -652,12 +668,8 @@ impl Merge<'_> {
         }
         let Some(doc) = min else { return Ok(false) };
         for (c, seg) in &mut self.sources {
-            while let Some(e) = c.peek()? {
-                if e.doc != doc {
-                    break;
-                }
-                out.push(Entry::new(&e, *seg));
-                c.advance();
+            if c.peek()?.is_some_and(|e| e.doc == doc) {
+                c.take_doc(doc, *seg, out)?;
             }
         }
         Ok(true)
