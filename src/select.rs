@@ -8,7 +8,11 @@
 //! [`Store::docs_where`] take the cheap path when the selection names few
 //! documents: a key is looked up as [`Store::find_key`] does it (one
 //! document at most), and a narrow id range id by id as [`Store::get`]
-//! does; any other selection reads the store once.
+//! does; any other selection reads the index once, from the first id of
+//! its range to its last, and of the records only each document's own and
+//! the nodes of the documents selected. [`Selection::halves`] cuts such a
+//! pass in two, for two handles ([`crate::ReadOnlyStore::beside`]) to read
+//! side by side.
 
 use std::ops::{Bound, RangeBounds, RangeInclusive};
 
@@ -356,7 +360,7 @@ impl Store {
     pub fn docs_where(&self, sel: &Selection) -> Result<DocsWhere<'_>> {
         let reading = match sel.plan(self)? {
             Plan::Lookup(ids) => Reading::Lookup(ids),
-            Plan::Scan => Reading::Scan(self.docs_filtered(Some(sel.filter()))?),
+            Plan::Scan => Reading::Scan(self.docs_filtered(sel.id_span(), Some(sel.filter()))?),
         };
         Ok(DocsWhere {
             store: self,

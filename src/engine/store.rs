@@ -108,6 +108,8 @@ impl Ids {
 pub struct Docs<'s> {
     store: &'s Store,
     merge: Merge<'s>,
+    /// The last document id the walk reads.
+    last: u64,
     /// The current document's entries, one vector for the whole walk.
     entries: Vec<Entry>,
     /// The read-ahead state to put back when the walk ends.
@@ -159,7 +161,7 @@ impl Iterator for Docs<'_> {
     fn next(&mut self) -> Option<Result<Document>> {
         let reads = self.store.reads();
         while !self.done {
-            match reads.next_document(&mut self.merge, &mut self.entries, u64::MAX) {
+            match reads.next_document(&mut self.merge, &mut self.entries, self.last) {
                 Ok(true) => {
                     // Through `visit`, which reads again past a stale index.
                     let mut doc = None;
@@ -975,16 +977,24 @@ impl Store {
     /// [`Error::Corrupt`], [`Error::Io`], when the segments cannot be opened;
     /// the same, as an item, for a document that cannot be read.
     pub fn docs(&self) -> Result<Docs<'_>> {
-        self.docs_filtered(None)
+        self.docs_filtered(1..=u64::MAX, None)
     }
 
-    /// [`Store::docs`] through `filter`.
-    pub(crate) fn docs_filtered<'s>(&'s self, filter: Option<DocFilter<'s>>) -> Result<Docs<'s>> {
-        let merge = self.reads().merge()?;
+    /// [`Store::docs`] of the documents in `ids`, through `filter`.
+    pub(crate) fn docs_filtered<'s>(
+        &'s self,
+        ids: RangeInclusive<u64>,
+        filter: Option<DocFilter<'s>>,
+    ) -> Result<Docs<'s>> {
+        let mut merge = self.reads().merge()?;
+        if *ids.start() > 1 {
+            merge.seek(*ids.start())?;
+        }
         let outer = self.sealed.begin_readahead();
         Ok(Docs {
             store: self,
             merge,
+            last: *ids.end(),
             entries: Vec::new(),
             outer,
             done: false,
