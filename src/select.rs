@@ -16,6 +16,7 @@
 
 use std::ops::{Bound, RangeBounds, RangeInclusive};
 
+use crate::engine::format::DocFields;
 use crate::engine::{DocFilter, Docs, Progress, Shape};
 use crate::error::{Error, Result};
 use crate::json::Json;
@@ -150,7 +151,7 @@ impl Selection {
             d.id,
             d.key.as_deref(),
             d.category.as_deref(),
-            d.meta.as_ref(),
+            d.meta.as_ref().map(Json::as_str),
         ) && (!self.missing_output || d.inputs.iter().any(|n| n.output.is_none()))
     }
 
@@ -160,7 +161,7 @@ impl Selection {
             s.id,
             s.key.as_deref(),
             s.category.as_deref(),
-            s.meta.as_ref(),
+            s.meta.as_ref().map(Json::as_str),
         ) && (!self.missing_output || s.outputs < s.inputs)
     }
 
@@ -177,8 +178,13 @@ impl Selection {
         let (shape, keep) = (self.clone(), self.clone());
         DocFilter {
             shape: Box::new(move |sh| shape.shape(sh)),
-            keep: Box::new(move |s| keep.matches_summary(s)),
+            keep: Box::new(move |id, f| keep.matches_fields(id, f)),
         }
+    }
+
+    /// What the fields of a document's own record say of it.
+    fn matches_fields(&self, id: DocId, f: &DocFields<'_>) -> bool {
+        self.fields(id, f.key, f.category, f.meta)
     }
 
     fn fields(
@@ -186,7 +192,7 @@ impl Selection {
         id: DocId,
         key: Option<&str>,
         category: Option<&str>,
-        meta: Option<&Json>,
+        meta: Option<&str>,
     ) -> bool {
         self.ids.as_ref().is_none_or(|r| r.contains(&id.0))
             && self.key.as_deref().is_none_or(|k| key == Some(k))
@@ -196,7 +202,7 @@ impl Selection {
                 .is_none_or(|p| key.is_some_and(|k| k.starts_with(p)))
             && self.category.as_deref().is_none_or(|c| category == Some(c))
             && self.meta.iter().all(|(field, value)| {
-                meta.and_then(|m| crate::patch::member(m, field)) == Some(value.as_str())
+                meta.and_then(|m| crate::patch::member_text(m, field)) == Some(value.as_str())
             })
     }
 
@@ -321,13 +327,12 @@ impl Store {
                 }
                 Ok(())
             }
-            Plan::Scan => self.list_where(sel.id_span(), &|sh| sel.shape(sh), &mut |s| {
-                if sel.matches_summary(&s) {
-                    f(s)
-                } else {
-                    Ok(())
-                }
-            }),
+            Plan::Scan => self.list_where(
+                sel.id_span(),
+                &|sh| sel.shape(sh),
+                &|id, fields| sel.matches_fields(id, fields),
+                f,
+            ),
         }
     }
 

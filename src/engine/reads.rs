@@ -7,7 +7,7 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use crate::engine::active::{Active, ActiveSegment};
-use crate::engine::format::{self, DocPayload, RecordHeader};
+use crate::engine::format::{self, DocFields, DocPayload, RecordHeader};
 use crate::engine::index::{Cursor, Entry, Merge};
 use crate::engine::options::Progress;
 use crate::engine::sealed::SealedSet;
@@ -78,12 +78,12 @@ impl<'a> Reads<'a> {
         }
     }
 
-    /// A document's own record, its fields decoded and its body lent to
-    /// `f` (which copies it only if it needs it).
+    /// A document's own record, its fields and its body lent to `f` (which
+    /// copies what it needs).
     pub fn with_doc_record<T>(
         &self,
         e: &Entry,
-        f: impl FnOnce(DocPayload, &[u8]) -> Result<T>,
+        f: impl FnOnce(DocFields<'_>, &[u8]) -> Result<T>,
     ) -> Result<T> {
         self.read_entry_with(e, |h, payload| {
             let (rec, body) = format::decode_doc_fields(payload, h.flags)

@@ -119,12 +119,16 @@ pub struct Docs<'s> {
 }
 
 /// Which documents a walk reads whole: `shape` sees what the index says
-/// (no record read), `keep` the listing row (the document's own record
-/// read); inputs and outputs are read only for the documents both accept.
+/// (no record read), `keep` the fields of the document's own record, in
+/// the record; inputs and outputs are read only for the documents both
+/// accept.
 pub(crate) struct DocFilter<'s> {
     pub shape: Box<dyn Fn(&Shape) -> bool + 's>,
-    pub keep: Box<dyn Fn(&DocSummary) -> bool + 's>,
+    pub keep: Keep<'s>,
 }
+
+/// A filter on a document's id and the fields of its own record.
+pub(crate) type Keep<'s> = Box<dyn Fn(DocId, &DocFields<'_>) -> bool + 's>;
 
 impl DocFilter<'_> {
     /// The document of `outline` and its `sorted` entries, when the filter
@@ -139,14 +143,17 @@ impl DocFilter<'_> {
         if !(self.shape)(&sh) {
             return Ok(None);
         }
-        // The body is copied only for a document the filter keeps.
-        let kept = reads.with_doc_record(&outline.doc, |rec, body| {
-            Ok(
-                (self.keep)(&summary(&sh, rec.clone(), body.len())).then(|| DocPayload {
-                    body: body.to_vec(),
-                    ..rec
-                }),
-            )
+        // Fields and body are copied only for a document the filter keeps.
+        let kept = reads.with_doc_record(&outline.doc, |f, body| {
+            let own = |s: Option<&str>| s.map(str::to_owned);
+            Ok((self.keep)(sh.id, &f).then(|| DocPayload {
+                node_hwm: f.node_hwm,
+                category: own(f.category),
+                version: own(f.version),
+                key: own(f.key),
+                meta: own(f.meta),
+                body: body.to_vec(),
+            }))
         })?;
         let (Some(rec), Some(view)) = (kept, resolve_sorted(sorted)) else {
             return Ok(None);
@@ -370,13 +377,14 @@ impl Shape {
 
 /// A listing row from a document's shape and its own record's fields (its
 /// body, `body_len` bytes, is not needed).
-fn summary(sh: &Shape, rec: DocPayload, body_len: usize) -> DocSummary {
+fn summary(sh: &Shape, f: &DocFields<'_>, body_len: usize) -> DocSummary {
+    let own = |s: Option<&str>| s.map(str::to_owned);
     DocSummary {
         id: sh.id,
-        key: rec.key,
-        category: rec.category,
-        version: rec.version,
-        meta: rec.meta.map(Json::from_trusted),
+        key: own(f.key),
+        category: own(f.category),
+        version: own(f.version),
+        meta: f.meta.map(|m| Json::from_trusted(m.to_owned())),
         inputs: sh.inputs,
         outputs: sh.outputs,
         body_len: body_len as u64,
@@ -764,7 +772,7 @@ impl Store {
             let reads = self.reads();
             let outline = reads.outline(id)?;
             let sh = Shape::of(&outline);
-            reads.with_doc_record(&outline.doc, |rec, body| Ok(summary(&sh, rec, body.len())))
+            reads.with_doc_record(&outline.doc, |f, body| Ok(summary(&sh, &f, body.len())))
         })
     }
 
@@ -909,16 +917,18 @@ impl Store {
     /// # Errors
     /// [`Error::Corrupt`], [`Error::Io`], or what `f` returns.
     pub fn list(&self, f: &mut dyn FnMut(DocSummary) -> Result<()>) -> Result<()> {
-        self.list_where(1..=u64::MAX, &|_| true, f)
+        self.list_where(1..=u64::MAX, &|_| true, &|_, _| true, f)
     }
 
     /// [`Store::list`] of the documents in `ids` that `shape` accepts by
-    /// their id and node counts, which come from the index alone: the
-    /// others' records are not read.
+    /// their id and node counts, which come from the index alone (the
+    /// others' records are not read), and `keep` by the fields of their
+    /// own record (a row is made only for those).
     pub(crate) fn list_where(
         &self,
         ids: RangeInclusive<u64>,
         shape: &dyn Fn(&Shape) -> bool,
+        keep: &dyn Fn(DocId, &DocFields<'_>) -> bool,
         f: &mut dyn FnMut(DocSummary) -> Result<()>,
     ) -> Result<()> {
         let reads = self.reads();
@@ -927,9 +937,13 @@ impl Store {
             if !shape(&sh) {
                 return Ok(());
             }
-            let row = reads
-                .with_doc_record(&outline.doc, |rec, body| Ok(summary(&sh, rec, body.len())))?;
-            f(row)
+            let row = reads.with_doc_record(&outline.doc, |fields, body| {
+                Ok(keep(sh.id, &fields).then(|| summary(&sh, &fields, body.len())))
+            })?;
+            match row {
+                Some(row) => f(row),
+                None => Ok(()),
+            }
         })
     }
 
