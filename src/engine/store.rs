@@ -155,7 +155,10 @@ impl DocFilter<'_> {
                 body: body.to_vec(),
             }))
         })?;
-        let (Some(rec), Some(view)) = (kept, resolve_sorted(sorted)) else {
+        let Some(rec) = kept else {
+            return Ok(None);
+        };
+        let Some(view) = resolve_sorted(sorted) else {
             return Ok(None);
         };
         reads.materialize_from(&view, rec).map(Some)
