@@ -87,12 +87,40 @@ impl Store {
 }
 
 /// The text of the member called `name` (compared decoded, as RFC 7386
-/// does) of the compact JSON object `obj`, if it has one.
-pub(crate) fn member<'a>(obj: &'a Json, name: &str) -> Option<&'a str> {
-    members(obj.as_str())
-        .into_iter()
-        .find(|m| m.key == name)
-        .map(|m| m.value)
+/// does) of the compact JSON object whose stored text is `obj`, if it has
+/// one. A filter asks it of every document's meta: it decodes only a name
+/// with an escape in it, and collects nothing.
+pub(crate) fn member_text<'a>(obj: &'a str, name: &str) -> Option<&'a str> {
+    let bytes = obj.as_bytes();
+    let mut i = 1; // past '{'
+    while i < bytes.len() && bytes[i] != b'}' {
+        let key_end = string_end(bytes, i);
+        let value_start = key_end + 1; // past ':'
+        let value_end = value_end(bytes, value_start);
+        let raw_key = obj.get(i..key_end)?;
+        let value = obj.get(value_start..value_end)?;
+        let plain = raw_key
+            .strip_prefix('"')
+            .and_then(|k| k.strip_suffix('"'))
+            .filter(|k| !k.contains('\\'));
+        let same = match plain {
+            Some(k) => k == name,
+            None => decoded_key(raw_key) == name,
+        };
+        if same {
+            return Some(value);
+        }
+        i = value_end;
+        if bytes.get(i) == Some(&b',') {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// A member name's raw text decoded (itself, should it not decode).
+fn decoded_key(raw_key: &str) -> String {
+    serde_json::from_str(raw_key).unwrap_or_else(|_| raw_key.to_owned())
 }
 
 /// One member of a compact object: its key's raw text (quotes included),
@@ -160,7 +188,7 @@ fn members(obj: &str) -> Vec<Member<'_>> {
         };
         out.push(Member {
             raw_key,
-            key: serde_json::from_str(raw_key).unwrap_or_else(|_| raw_key.to_owned()),
+            key: decoded_key(raw_key),
             value,
         });
         i = value_end;
@@ -264,9 +292,15 @@ mod tests {
     #[test]
     fn members_are_found_by_decoded_name_at_the_top_level_only() {
         let obj = Json::parse(r#"{"a":{"level":1},"level":1.0,"\u006b":"v"}"#).unwrap();
-        assert_eq!(member(&obj, "level"), Some("1.0"));
-        assert_eq!(member(&obj, "k"), Some(r#""v""#));
-        assert_eq!(member(&obj, "missing"), None);
+        let member = |name| member_text(obj.as_str(), name);
+        assert_eq!(member("level"), Some("1.0"));
+        assert_eq!(member("k"), Some(r#""v""#));
+        assert_eq!(member("missing"), None);
+        // A name with an escape is compared decoded, one without as it is.
+        let escaped = Json::parse(r#"{"a\"b":1,"c\\d":2,"\u0065":3}"#).unwrap();
+        assert_eq!(member_text(escaped.as_str(), "a\"b"), Some("1"));
+        assert_eq!(member_text(escaped.as_str(), "c\\d"), Some("2"));
+        assert_eq!(member_text(escaped.as_str(), "e"), Some("3"));
     }
 
     #[test]

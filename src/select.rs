@@ -8,10 +8,15 @@
 //! [`Store::docs_where`] take the cheap path when the selection names few
 //! documents: a key is looked up as [`Store::find_key`] does it (one
 //! document at most), and a narrow id range id by id as [`Store::get`]
-//! does; any other selection reads the store once.
+//! does; any other selection reads the index once, from the first id of
+//! its range to its last, and of the records only each document's own and
+//! the nodes of the documents selected. [`Selection::halves`] cuts such a
+//! pass in two, for two handles ([`crate::ReadOnlyStore::beside`]) to read
+//! side by side.
 
 use std::ops::{Bound, RangeBounds, RangeInclusive};
 
+use crate::engine::format::DocFields;
 use crate::engine::{DocFilter, Docs, Progress, Shape};
 use crate::error::{Error, Result};
 use crate::json::Json;
@@ -21,6 +26,11 @@ use crate::{DocId, Store};
 /// Widest id range looked up id by id rather than by reading the whole
 /// store: a lookup costs an index probe or two, a scan every record.
 pub const POINT_LOOKUPS: u64 = 10_000;
+
+/// Smallest store (bytes of segment files) whose scans [`Selection::halves`]
+/// splits: below it a scan takes a few milliseconds, about what a second
+/// open and a thread cost.
+pub const SPLIT_BYTES: u64 = 8 << 20;
 
 /// Which documents to select: every filter set must hold.
 ///
@@ -141,7 +151,7 @@ impl Selection {
             d.id,
             d.key.as_deref(),
             d.category.as_deref(),
-            d.meta.as_ref(),
+            d.meta.as_ref().map(Json::as_str),
         ) && (!self.missing_output || d.inputs.iter().any(|n| n.output.is_none()))
     }
 
@@ -151,7 +161,7 @@ impl Selection {
             s.id,
             s.key.as_deref(),
             s.category.as_deref(),
-            s.meta.as_ref(),
+            s.meta.as_ref().map(Json::as_str),
         ) && (!self.missing_output || s.outputs < s.inputs)
     }
 
@@ -168,8 +178,13 @@ impl Selection {
         let (shape, keep) = (self.clone(), self.clone());
         DocFilter {
             shape: Box::new(move |sh| shape.shape(sh)),
-            keep: Box::new(move |s| keep.matches_summary(s)),
+            keep: Box::new(move |id, f| keep.matches_fields(id, f)),
         }
+    }
+
+    /// What the fields of a document's own record say of it.
+    fn matches_fields(&self, id: DocId, f: &DocFields<'_>) -> bool {
+        self.fields(id, f.key, f.category, f.meta)
     }
 
     fn fields(
@@ -177,7 +192,7 @@ impl Selection {
         id: DocId,
         key: Option<&str>,
         category: Option<&str>,
-        meta: Option<&Json>,
+        meta: Option<&str>,
     ) -> bool {
         self.ids.as_ref().is_none_or(|r| r.contains(&id.0))
             && self.key.as_deref().is_none_or(|k| key == Some(k))
@@ -187,8 +202,39 @@ impl Selection {
                 .is_none_or(|p| key.is_some_and(|k| k.starts_with(p)))
             && self.category.as_deref().is_none_or(|c| category == Some(c))
             && self.meta.iter().all(|(field, value)| {
-                meta.and_then(|m| crate::patch::member(m, field)) == Some(value.as_str())
+                meta.and_then(|m| crate::patch::member_text(m, field)) == Some(value.as_str())
             })
+    }
+
+    /// This selection cut in two at an id, lower ids first, when reading it
+    /// means a scan of a store of at least [`SPLIT_BYTES`]: the halves can
+    /// then be read side by side (by two handles, on two threads) and their
+    /// documents put one after the other, in id order. `None` when the
+    /// selection is looked up (a key, a narrow id range) or the store is
+    /// small. The cut halves the ids from the lowest selected to the
+    /// highest ever handed out.
+    ///
+    /// # Errors
+    /// As [`Store::find_key`], for a selection by key.
+    pub fn halves(&self, store: &Store) -> Result<Option<(Selection, Selection)>> {
+        if !matches!(self.plan(store)?, Plan::Scan) || store.reads().bytes() < SPLIT_BYTES {
+            return Ok(None);
+        }
+        let span = self.id_span();
+        let (lo, hi) = (*span.start(), (*span.end()).min(store.doc_high_water().0));
+        if hi <= lo {
+            return Ok(None);
+        }
+        let mid = lo + (hi - lo) / 2;
+        let (mut low, mut high) = (self.clone(), self.clone());
+        low.ids = Some(lo..=mid);
+        high.ids = Some(mid + 1..=*span.end());
+        Ok(Some((low, high)))
+    }
+
+    /// The ids a scan for this selection walks: its range, or all.
+    fn id_span(&self) -> RangeInclusive<u64> {
+        self.ids.clone().unwrap_or(1..=u64::MAX)
     }
 
     /// The ids of a narrow id range (ids above `high_water` were never
@@ -257,7 +303,7 @@ impl Store {
                 }
                 Ok(())
             }
-            Plan::Scan => self.dump_where(progress, &sel.filter(), &mut |d| f(d)),
+            Plan::Scan => self.dump_where(sel.id_span(), progress, &sel.filter(), &mut |d| f(d)),
         }
     }
 
@@ -281,13 +327,12 @@ impl Store {
                 }
                 Ok(())
             }
-            Plan::Scan => self.list_where(&|sh| sel.shape(sh), &mut |s| {
-                if sel.matches_summary(&s) {
-                    f(s)
-                } else {
-                    Ok(())
-                }
-            }),
+            Plan::Scan => self.list_where(
+                sel.id_span(),
+                &|sh| sel.shape(sh),
+                &|id, fields| sel.matches_fields(id, fields),
+                f,
+            ),
         }
     }
 
@@ -320,7 +365,7 @@ impl Store {
     pub fn docs_where(&self, sel: &Selection) -> Result<DocsWhere<'_>> {
         let reading = match sel.plan(self)? {
             Plan::Lookup(ids) => Reading::Lookup(ids),
-            Plan::Scan => Reading::Scan(self.docs_filtered(Some(sel.filter()))?),
+            Plan::Scan => Reading::Scan(self.docs_filtered(sel.id_span(), Some(sel.filter()))?),
         };
         Ok(DocsWhere {
             store: self,

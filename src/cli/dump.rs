@@ -5,7 +5,11 @@ use std::io::Write;
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::select::{Projection, SelectArgs, parse_projection};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use stratum::{Document, NodeId, Progress, Selection, Store};
+
+use crate::cli::select::{Projection, SelectArgs, in_halves, parse_projection};
 use crate::cli::{GlobalArgs, UsageError, output, summary};
 
 /// Print every live document as JSON Lines, in id order.
@@ -126,34 +130,44 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
         })?;
     } else {
         let bar = output::Bar::new(g.quiet, "dump", Some(0));
-        let mut line = String::new();
         let marks = args.high_water;
-        let mut print = |doc: &stratum::Document, node_hwm: Option<stratum::NodeId>| {
-            line.clear();
-            match &args.fields {
-                Some(p) => p.write(doc, &mut line),
-                None => doc.write_json(&mut line),
-            }
-            if let Some(hwm) = node_hwm {
-                // The object's closing brace makes way for one more field.
-                line.pop();
-                line.push_str(&format!(",\"node_high_water\":{hwm}}}"));
-            }
-            line.push('\n');
-            out.write_all(line.as_bytes()).map_err(output::write_err)
-        };
-        let mut progress = |p| bar.update(p);
+        let fields = args.fields.as_ref();
         if marks {
             // Each document's node mark comes from the full pass.
-            store.dump_with_node_high_water(&mut progress, &mut |doc, hwm| {
+            let mut line = String::new();
+            store.dump_with_node_high_water(&mut |p| bar.update(p), &mut |doc, hwm| {
                 if sel.matches(doc) {
-                    print(doc, Some(hwm))
+                    line.clear();
+                    write_doc(doc, fields, Some(hwm), &mut line);
+                    out.write_all(line.as_bytes()).map_err(output::write_err)
                 } else {
                     Ok(())
                 }
             })?;
         } else {
-            store.select(&sel, &mut progress, &mut |doc| print(doc, None))?;
+            // Bytes read by both halves, for the one bar.
+            let done = AtomicU64::new(0);
+            let scan = |store: &Store,
+                        sel: &Selection,
+                        f: &mut dyn FnMut(String) -> stratum::Result<()>| {
+                let mut last = 0;
+                let mut progress = |p: Progress| {
+                    let step = p.done.saturating_sub(std::mem::replace(&mut last, p.done));
+                    let all = done.fetch_add(step, Ordering::Relaxed) + step;
+                    bar.update(Progress {
+                        done: all.min(p.total),
+                        total: p.total,
+                    });
+                };
+                store.select(sel, &mut progress, &mut |doc| {
+                    let mut line = String::new();
+                    write_doc(doc, fields, None, &mut line);
+                    f(line)
+                })
+            };
+            in_halves(g, &store, &sel, &scan, String::len, &mut |line| {
+                out.write_all(line.as_bytes()).map_err(output::write_err)
+            })?;
         }
         if marks {
             let hwm = store.doc_high_water();
@@ -163,6 +177,26 @@ pub fn run(g: &GlobalArgs, args: DumpArgs) -> anyhow::Result<()> {
     }
     out.flush().map_err(output::write_err)?;
     Ok(())
+}
+
+/// One line of `dump`: the document, or the fields `--fields` keeps, and
+/// with `--high-water` its node mark.
+fn write_doc(
+    doc: &Document,
+    fields: Option<&Projection>,
+    node_hwm: Option<NodeId>,
+    line: &mut String,
+) {
+    match fields {
+        Some(p) => p.write(doc, line),
+        None => doc.write_json(line),
+    }
+    if let Some(hwm) = node_hwm {
+        // The object's closing brace makes way for one more field.
+        line.pop();
+        line.push_str(&format!(",\"node_high_water\":{hwm}}}"));
+    }
+    line.push('\n');
 }
 
 /// `dump --salvage`: no normal open (it may refuse a damaged store).

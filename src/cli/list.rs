@@ -4,8 +4,9 @@ use std::io::Write;
 
 use clap::Args;
 use serde::Serialize;
+use stratum::{DocSummary, Selection, Store};
 
-use crate::cli::select::SelectArgs;
+use crate::cli::select::{SelectArgs, in_halves};
 use crate::cli::{GlobalArgs, output};
 
 /// List live documents in id order: a table, or JSON Lines.
@@ -57,8 +58,15 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
     let store = g.open_read()?;
     let mut out = output::stdout();
     let sel = args.select.selection();
+    let scan =
+        |store: &Store, sel: &Selection, f: &mut dyn FnMut(DocSummary) -> stratum::Result<()>| {
+            store.select_summaries(sel, f)
+        };
+    let rows = |f: &mut dyn FnMut(DocSummary) -> stratum::Result<()>| {
+        in_halves(g, &store, &sel, &scan, weight, f)
+    };
     if args.json {
-        store.select_summaries(&sel, &mut |s| {
+        rows(&mut |s| {
             let row = Row {
                 id: s.id.0,
                 key: s.key.as_deref(),
@@ -83,7 +91,7 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
             ],
             &[0, 4, 5, 6],
         );
-        store.select_summaries(&sel, &mut |s| {
+        rows(&mut |s| {
             let text = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
             t.push(vec![
                 s.id.to_string(),
@@ -100,4 +108,13 @@ pub fn run(g: &GlobalArgs, args: ListArgs) -> anyhow::Result<()> {
     }
     out.flush().map_err(output::write_err)?;
     Ok(())
+}
+
+/// About what a listing row holds in memory, for [`in_halves`].
+fn weight(s: &DocSummary) -> usize {
+    let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+    64 + text(&s.key)
+        + text(&s.category)
+        + text(&s.version)
+        + s.meta.as_ref().map_or(0, |m| m.as_str().len())
 }

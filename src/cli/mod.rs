@@ -371,6 +371,21 @@ impl GlobalArgs {
         Ok(store)
     }
 
+    /// A second read-only handle on `store`, under its lock (a scan read in
+    /// two halves, one per thread): its notices at open are those of the
+    /// first handle, already shown; later ones are shown as they come.
+    ///
+    /// # Errors
+    /// As [`ReadOnlyStore::beside`].
+    pub fn beside<'s>(
+        &self,
+        store: &'s ReadOnlyStore,
+    ) -> stratum::Result<stratum::engine::Beside<'s>> {
+        let mut beside = store.beside()?;
+        self.noted(Vec::new(), |hook| beside.on_notice(hook));
+        Ok(beside)
+    }
+
     /// Opens an existing store for writing; unlike [`GlobalArgs::open`] it
     /// never creates one. For commands that act on an existing document: on
     /// an empty directory they fail with "no store" and leave it empty.

@@ -4,10 +4,13 @@
 
 use std::fmt::Write as _;
 use std::ops::RangeInclusive;
+use std::sync::mpsc;
 
 use clap::Args;
 
-use stratum::{Document, Json, Node, Selection, json};
+use stratum::{Document, Json, Node, ReadOnlyStore, Selection, Store, json};
+
+use crate::cli::GlobalArgs;
 
 /// The selection flags `list` and `dump` share.
 #[derive(Debug, Default, Args)]
@@ -60,6 +63,82 @@ impl SelectArgs {
         }
         sel
     }
+}
+
+/// What one half of a split scan sends at once: items of about this many
+/// bytes in all (or one larger item).
+const CHUNK_BYTES: usize = 256 << 10;
+
+/// Chunks the upper half may have ready before it waits for the lower
+/// half: what bounds the memory it holds.
+const CHUNKS_AHEAD: usize = 4;
+
+/// Reads a selection from a store, giving each item to the callback, in id
+/// order: what [`in_halves`] runs once per half.
+pub type Scan<'a, T> = dyn Fn(&Store, &Selection, &mut dyn FnMut(T) -> stratum::Result<()>) -> stratum::Result<()>
+    + Sync
+    + 'a;
+
+/// Reads `sel` with `scan`, giving each item to `emit` in id order. When
+/// the library cuts the selection in two ([`Selection::halves`]), the upper
+/// half is read on a second thread through a second read-only handle
+/// under this one's lock ([`ReadOnlyStore::beside`]: both see one state),
+/// and handed over in chunks of about
+/// [`CHUNK_BYTES`] (`weight` sizes an item), at most [`CHUNKS_AHEAD`]
+/// ahead; the lower half is read here and emitted as it comes, then the
+/// upper. What is emitted, and the first error, are those of one pass:
+/// a failure in the lower half ends the command before anything of the
+/// upper half is shown.
+///
+/// # Errors
+/// What `scan` or `emit` returns; opening the second handle.
+pub fn in_halves<T: Send>(
+    g: &GlobalArgs,
+    store: &ReadOnlyStore,
+    sel: &Selection,
+    scan: &Scan<'_, T>,
+    weight: fn(&T) -> usize,
+    emit: &mut dyn FnMut(T) -> stratum::Result<()>,
+) -> stratum::Result<()> {
+    let Some((low, high)) = sel.halves(store)? else {
+        return scan(store, sel, emit);
+    };
+    let beside = g.beside(store)?;
+    let (tx, rx) = mpsc::sync_channel::<Vec<T>>(CHUNKS_AHEAD);
+    std::thread::scope(|scope| {
+        let upper = scope.spawn(move || {
+            let (mut chunk, mut bytes) = (Vec::new(), 0usize);
+            let mut hung_up = false;
+            let r = scan(&beside, &high, &mut |item| {
+                bytes += weight(&item);
+                chunk.push(item);
+                if bytes >= CHUNK_BYTES {
+                    bytes = 0;
+                    if tx.send(std::mem::take(&mut chunk)).is_err() {
+                        // The lower half failed: nothing more is shown.
+                        hung_up = true;
+                        return Err(stratum::Error::internal("the lower half ended"));
+                    }
+                }
+                Ok(())
+            });
+            if !hung_up && !chunk.is_empty() {
+                let _ = tx.send(chunk);
+            }
+            r
+        });
+        let rx = rx;
+        let mut shown = scan(store, &low, emit);
+        if shown.is_ok() {
+            shown = rx.iter().flatten().try_for_each(&mut *emit);
+        }
+        // Hung up first, so that an upper half waiting to send ends.
+        drop(rx);
+        let upper = upper
+            .join()
+            .unwrap_or_else(|_| Err(stratum::Error::internal("the upper half's thread panicked")));
+        shown.and(upper)
+    })
 }
 
 /// A `--meta FIELD=JSON` filter.

@@ -507,9 +507,9 @@ fn opt_bytes<'a>(p: &'a [u8], at: &mut usize) -> Result<Option<&'a [u8]>, String
     Ok(Some(bytes))
 }
 
-fn opt_utf8(p: &[u8], at: &mut usize, what: &str) -> Result<Option<String>, String> {
+fn opt_utf8<'a>(p: &'a [u8], at: &mut usize, what: &str) -> Result<Option<&'a str>, String> {
     opt_bytes(p, at)?
-        .map(|b| String::from_utf8(b.to_vec()).map_err(|_| format!("{what} is not UTF-8")))
+        .map(|b| std::str::from_utf8(b).map_err(|_| format!("{what} is not UTF-8")))
         .transpose()
 }
 
@@ -518,6 +518,24 @@ fn opt_utf8(p: &[u8], at: &mut usize, what: &str) -> Result<Option<String>, Stri
 /// # Errors
 /// A reason string when the payload is malformed.
 pub fn decode_doc(p: &[u8], flags: u8) -> Result<DocPayload, String> {
+    let (f, body) = decode_doc_fields(p, flags)?;
+    let own = |s: Option<&str>| s.map(str::to_owned);
+    Ok(DocPayload {
+        node_hwm: f.node_hwm,
+        category: own(f.category),
+        version: own(f.version),
+        key: own(f.key),
+        meta: own(f.meta),
+        body: body.to_vec(),
+    })
+}
+
+/// [`decode_doc`] without a copy: the fields and the body within `p` (a
+/// listing or a filter needs the fields, and of the body its length).
+///
+/// # Errors
+/// A reason string when the payload is malformed.
+pub fn decode_doc_fields(p: &[u8], flags: u8) -> Result<(DocFields<'_>, &[u8]), String> {
     let node_hwm = u64_at(p, 0).ok_or("doc payload too short")?;
     let mut at = 8usize;
     let category = opt_utf8(p, &mut at, "category")?;
@@ -533,14 +551,14 @@ pub fn decode_doc(p: &[u8], flags: u8) -> Result<DocPayload, String> {
         }
         meta = opt_utf8(p, &mut at, "meta")?;
     }
-    Ok(DocPayload {
+    let doc = DocFields {
         node_hwm,
         category,
         version,
         key,
         meta,
-        body: p.get(at..).unwrap_or_default().to_vec(),
-    })
+    };
+    Ok((doc, p.get(at..).unwrap_or_default()))
 }
 
 /// Checks a data record's payload without copying it: the `DocPut` layout

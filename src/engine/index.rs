@@ -302,16 +302,15 @@ impl SealedIndex {
         Some(block)
     }
 
-    /// Reads a block for a sequential cursor into the cursor's own buffer,
-    /// bypassing the cache (a full scan would only evict the blocks lookups
-    /// need) and reusing the buffer from block to block.
-    fn read_block_uncached(&self, i: u64, out: &mut Vec<IndexEntry>) -> Option<()> {
-        out.clear();
+    /// Reads blocks `first..first + n` for a sequential cursor into its own
+    /// buffer, bypassing the cache (a full scan would only evict the blocks
+    /// lookups need): one positioned read for a run of blocks, not one per
+    /// 4 KiB block.
+    fn read_run(&self, first: u64, n: u64, out: &mut Vec<u8>) -> Option<()> {
         let (file, _) = self.disk.as_ref()?;
-        let mut buf = [0u8; INDEX_BLOCK_LEN];
-        let at = INDEX_HEADER_LEN as u64 + i * INDEX_BLOCK_LEN as u64;
-        file.read_exact_at(&mut buf, at).ok()?;
-        format::decode_block_into(&buf, out)
+        out.resize(usize::try_from(n).ok()? * INDEX_BLOCK_LEN, 0);
+        let at = INDEX_HEADER_LEN as u64 + first * INDEX_BLOCK_LEN as u64;
+        file.read_exact_at(out, at).ok()
     }
 
     /// All entries for `doc`, in key order. `fallback` scans the segment when
@@ -351,15 +350,7 @@ impl SealedIndex {
             return Ok(from(mem));
         }
         let on_disk = (|| {
-            let (mut lo, mut hi) = (0u64, self.blocks());
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                if self.read_block(mid)?.last()?.doc < doc {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
+            let lo = self.first_block_reaching(doc)?;
             let mut out = Vec::new();
             for b in lo..self.blocks() {
                 let block = self.read_block(b)?;
@@ -384,11 +375,11 @@ impl SealedIndex {
         }
     }
 
-    /// Binary search over blocks by their last entry; `None` if a block is
-    /// damaged or the blocks are out of order.
-    fn lookup_disk(&self, doc: u64) -> Option<Vec<IndexEntry>> {
+    /// The first block whose last entry is of a document at or above
+    /// `doc` (the number of blocks when there is none), by binary search;
+    /// `None` if a block on the way is damaged.
+    fn first_block_reaching(&self, doc: u64) -> Option<u64> {
         let (mut lo, mut hi) = (0u64, self.blocks());
-        // First block whose last entry has doc >= `doc`.
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let block = self.read_block(mid)?;
@@ -398,6 +389,13 @@ impl SealedIndex {
                 hi = mid;
             }
         }
+        Some(lo)
+    }
+
+    /// Binary search over blocks by their last entry; `None` if a block is
+    /// damaged or the blocks are out of order.
+    fn lookup_disk(&self, doc: u64) -> Option<Vec<IndexEntry>> {
+        let lo = self.first_block_reaching(doc)?;
         let mut out = Vec::new();
         let mut b = lo;
         while b < self.blocks() {
@@ -418,29 +416,29 @@ impl SealedIndex {
     /// A cursor over every entry in key order. `fallback` (a scan of the
     /// segment) takes over if a block turns out damaged part-way.
     pub fn cursor<'a>(&'a self, fallback: Fallback<'a>) -> Result<Cursor<'a>> {
-        let src = if let Some(mem) = self.memory.get() {
-            Src::Memory {
-                entries: mem,
-                pos: 0,
-            }
-        } else if self.disk.is_some() {
-            Src::Disk {
-                index: self,
-                block: 0,
-                buf: Vec::with_capacity(ENTRIES_PER_BLOCK),
-                pos: 0,
-            }
-        } else {
-            Src::Owned {
-                entries: fallback()?,
-                pos: 0,
-            }
-        };
         let mut c = Cursor {
-            src,
-            last: None,
+            buf: Vec::new(),
+            pos: 0,
+            src: Src::Done,
             fallback: Some(fallback),
         };
+        if let Some(mem) = self.memory.get() {
+            c.src = Src::Memory {
+                entries: mem,
+                next: 0,
+            };
+        } else if self.disk.is_some() {
+            c.buf.reserve(ENTRIES_PER_BLOCK);
+            c.src = Src::Disk {
+                index: self,
+                next: 0,
+                run: Vec::new(),
+                run_first: 0,
+                run_blocks: 0,
+            };
+        } else if let Some(f) = &c.fallback {
+            c.buf = f()?;
+        }
         // The first block now, while the file is open: a merge over more
         // members than the descriptor cache holds would otherwise open
         // each index again for it (engine::descriptors).
@@ -463,37 +461,50 @@ fn range(sorted: &[IndexEntry], doc: u64) -> Vec<IndexEntry> {
 pub(crate) type Fallback<'a> = Box<dyn Fn() -> Result<Vec<IndexEntry>> + 'a>;
 
 /// A forward cursor over sorted index entries.
+///
+/// The entries at hand are always in `buf` (a decoded block, a chunk of an
+/// in-memory index, or a fallback's whole list), so that [`Cursor::peek`]
+/// and [`Cursor::advance`], which a merge calls for every entry of the
+/// store, are an index into a vector; `src` refills it.
 pub(crate) struct Cursor<'a> {
+    buf: Vec<IndexEntry>,
+    pos: usize,
     src: Src<'a>,
-    /// Key of the last entry consumed, so a switch to the fallback resumes
-    /// after it.
-    last: Option<(u64, u64, u64)>,
     fallback: Option<Fallback<'a>>,
 }
 
+/// Index blocks a disk cursor reads at once (64 KiB).
+const RUN_BLOCKS: u64 = 16;
+
+/// Entries an in-memory cursor copies into its buffer at once.
+const MEMORY_CHUNK: usize = 1024;
+
 enum Src<'a> {
+    /// An index file: block `next` is the next to decode, from the run of
+    /// raw blocks `run_first..run_first + run_blocks` held in `run`.
     Disk {
         index: &'a SealedIndex,
-        block: u64,
-        buf: Vec<IndexEntry>,
-        pos: usize,
+        next: u64,
+        run: Vec<u8>,
+        run_first: u64,
+        run_blocks: u64,
     },
+    /// An index held in memory, copied out from `next` on.
     Memory {
         entries: &'a [IndexEntry],
-        pos: usize,
+        next: usize,
     },
-    Owned {
-        entries: Vec<IndexEntry>,
-        pos: usize,
-    },
+    /// Everything is in `buf`.
+    Done,
 }
 
 impl<'a> Cursor<'a> {
     /// A cursor over entries already sorted in memory.
     pub fn owned(entries: Vec<IndexEntry>) -> Cursor<'a> {
         Cursor {
-            src: Src::Owned { entries, pos: 0 },
-            last: None,
+            buf: entries,
+            pos: 0,
+            src: Src::Done,
             fallback: None,
         }
     }
@@ -511,60 +522,133 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
-    /// The next entry without consuming it.
-    pub fn peek(&mut self) -> Result<Option<IndexEntry>> {
-        loop {
-            match &mut self.src {
-                Src::Disk {
-                    index,
-                    block,
-                    buf,
-                    pos,
-                } => {
-                    if *pos < buf.len() {
-                        return Ok(buf.get(*pos).copied());
-                    }
-                    if *block >= index.blocks() {
-                        return Ok(None);
-                    }
-                    // A block out of order (only a crafted file can pass the
-                    // CRC that way) is as unusable as a damaged one.
-                    let last = self.last;
-                    *pos = 0;
-                    let ordered = index.read_block_uncached(*block, buf).is_some()
-                        && sorted(buf)
-                        && last.is_none_or(|l| buf.first().is_some_and(|f| key(f) > l));
-                    if ordered {
-                        *block += 1;
-                    } else {
-                        buf.clear();
-                        let at = INDEX_HEADER_LEN as u64 + *block * INDEX_BLOCK_LEN as u64;
-                        let path = index.path.clone();
-                        let fallback = self.fallback.take().ok_or_else(|| {
-                            Error::corrupt(&path, at, "index block fails its checksum")
-                        })?;
-                        let mut entries = fallback()?;
-                        entries.retain(|e| last.is_none_or(|l| key(e) > l));
-                        self.src = Src::Owned { entries, pos: 0 };
-                    }
+    /// Moves to the first entry of a document at or above `doc`, reading
+    /// only the blocks a binary search for it touches (a pass over an id
+    /// range starts there, not at the first document). Only forward.
+    pub fn seek(&mut self, doc: u64) -> Result<()> {
+        if self.buf.last().is_some_and(|e| e.doc >= doc) {
+            return self.skip_through(doc.saturating_sub(1));
+        }
+        match &mut self.src {
+            Src::Disk { index, next, .. } => {
+                if let Some(b) = index.first_block_reaching(doc)
+                    && b > *next
+                {
+                    *next = b;
+                    self.buf.clear();
+                    self.pos = 0;
                 }
-                Src::Memory { entries, pos } => return Ok(entries.get(*pos).copied()),
-                Src::Owned { entries, pos } => return Ok(entries.get(*pos).copied()),
+            }
+            Src::Memory { entries, next } => {
+                let at = entries.partition_point(|e| e.doc < doc);
+                if at > *next {
+                    *next = at;
+                    self.buf.clear();
+                    self.pos = 0;
+                }
+            }
+            Src::Done => {}
+        }
+        self.skip_through(doc.saturating_sub(1))
+    }
+
+    /// The next entry without consuming it.
+    #[inline]
+    pub fn peek(&mut self) -> Result<Option<IndexEntry>> {
+        match self.buf.get(self.pos) {
+            Some(e) => Ok(Some(*e)),
+            None => self.refill(),
+        }
+    }
+
+    /// Moves every entry of document `doc` at the cursor into `out`, as
+    /// entries of segment `seg`: a run of the buffer at a time.
+    fn take_doc(&mut self, doc: u64, seg: u64, out: &mut Vec<Entry>) -> Result<()> {
+        loop {
+            let rest = &self.buf[self.pos.min(self.buf.len())..];
+            let n = rest.iter().take_while(|e| e.doc == doc).count();
+            out.extend(rest[..n].iter().map(|e| Entry::new(e, seg)));
+            self.pos += n;
+            // The run ended inside the buffer, or the buffer did: refill to
+            // see whether the document goes on in the next block.
+            if n < rest.len() || self.refill()?.is_none_or(|e| e.doc != doc) {
+                return Ok(());
             }
         }
     }
 
     /// Consumes the entry `peek` returned.
+    #[inline]
     pub fn advance(&mut self) {
-        let (current, pos) = match &mut self.src {
-            Src::Disk { buf, pos, .. } => (buf.get(*pos).copied(), pos),
-            Src::Memory { entries, pos } => (entries.get(*pos).copied(), pos),
-            Src::Owned { entries, pos } => (entries.get(*pos).copied(), pos),
-        };
-        if let Some(e) = current {
-            self.last = Some(key(&e));
-            *pos += 1;
+        if self.pos < self.buf.len() {
+            self.pos += 1;
         }
+    }
+
+    /// Refills `buf` once it is consumed; the next entry, if any.
+    #[cold]
+    fn refill(&mut self) -> Result<Option<IndexEntry>> {
+        // Every entry of `buf` is consumed: the last is where a switch to
+        // the fallback resumes after.
+        let last = self.buf.last().map(key);
+        match &mut self.src {
+            Src::Done => return Ok(None),
+            Src::Memory { entries, next } => {
+                let take = MEMORY_CHUNK.min(entries.len() - *next);
+                self.buf.clear();
+                self.buf.extend_from_slice(&entries[*next..*next + take]);
+                *next += take;
+                if take == 0 {
+                    self.src = Src::Done;
+                }
+            }
+            Src::Disk {
+                index,
+                next,
+                run,
+                run_first,
+                run_blocks,
+            } => {
+                let blocks = index.blocks();
+                if *next >= blocks {
+                    self.buf.clear();
+                    self.src = Src::Done;
+                    return Ok(None);
+                }
+                let mut ok = true;
+                if *next >= *run_first + *run_blocks {
+                    let n = RUN_BLOCKS.min(blocks - *next);
+                    ok = index.read_run(*next, n, run).is_some();
+                    (*run_first, *run_blocks) = if ok { (*next, n) } else { (0, 0) };
+                }
+                // A block out of order (only a crafted file can pass the
+                // CRC that way) is as unusable as a damaged one.
+                let ordered = ok && {
+                    let i = usize::try_from(*next - *run_first).unwrap_or(usize::MAX);
+                    let raw = run.get(i * INDEX_BLOCK_LEN..(i + 1) * INDEX_BLOCK_LEN);
+                    raw.and_then(|raw| format::decode_block_into(raw, &mut self.buf))
+                        .is_some()
+                        && sorted(&self.buf)
+                        && last.is_none_or(|l| self.buf.first().is_some_and(|f| key(f) > l))
+                };
+                if ordered {
+                    *next += 1;
+                } else {
+                    self.buf.clear();
+                    let at = INDEX_HEADER_LEN as u64 + *next * INDEX_BLOCK_LEN as u64;
+                    let path = index.path.clone();
+                    let fallback = self.fallback.take().ok_or_else(|| {
+                        Error::corrupt(&path, at, "index block fails its checksum")
+                    })?;
+                    let mut entries = fallback()?;
+                    entries.retain(|e| last.is_none_or(|l| key(e) > l));
+                    self.buf = entries;
+                    self.src = Src::Done;
+                }
+            }
+        }
+        self.pos = 0;
+        Ok(self.buf.first().copied())
     }
 }
 
@@ -599,24 +683,38 @@ pub(crate) struct Merge<'a> {
 impl Merge<'_> {
     /// Entries of the next document (lowest id first) from every source.
     pub fn next_doc(&mut self) -> Result<Option<Vec<Entry>>> {
+        let mut out = Vec::new();
+        Ok(self.next_doc_into(&mut out)?.then_some(out))
+    }
+
+    /// Moves every source to the first entry of a document at or above
+    /// `doc`.
+    pub fn seek(&mut self, doc: u64) -> Result<()> {
+        for (c, _) in &mut self.sources {
+            c.seek(doc)?;
+        }
+        Ok(())
+    }
+
+    /// [`Merge::next_doc`] into `out` (cleared first), so that a pass over
+    /// the store reuses one vector; false at the end.
+    pub fn next_doc_into(&mut self, out: &mut Vec<Entry>) -> Result<bool> {
+        out.clear();
         let mut min: Option<u64> = None;
         for (c, _) in &mut self.sources {
-            if let Some(e) = c.peek()? {
-                min = Some(min.map_or(e.doc, |m: u64| m.min(e.doc)));
+            if let Some(e) = c.peek()?
+                && min.is_none_or(|m| e.doc < m)
+            {
+                min = Some(e.doc);
             }
         }
-        let Some(doc) = min else { return Ok(None) };
-        let mut out = Vec::new();
+        let Some(doc) = min else { return Ok(false) };
         for (c, seg) in &mut self.sources {
-            while let Some(e) = c.peek()? {
-                if e.doc != doc {
-                    break;
-                }
-                out.push(Entry::new(&e, *seg));
-                c.advance();
+            if c.peek()?.is_some_and(|e| e.doc == doc) {
+                c.take_doc(doc, *seg, out)?;
             }
         }
-        Ok(Some(out))
+        Ok(true)
     }
 }
 

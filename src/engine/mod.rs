@@ -84,6 +84,6 @@ pub use repair::{QUARANTINE_DIR, RepairReport, SalvageReport, repair, salvage};
 pub use sealed::NoticeHook;
 pub use segment::RecordInfo;
 pub use stats::{SegmentStats, Stats};
+pub use store::{Beside, Docs, ID_HEADROOM, Ids, ReadOnlyStore, Store, backup};
 pub(crate) use store::{DocFilter, Shape};
-pub use store::{Docs, ID_HEADROOM, Ids, ReadOnlyStore, Store, backup};
 pub use verify::{FileReport, Problem, ProblemKind, VerifyReport, verify};

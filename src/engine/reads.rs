@@ -3,13 +3,15 @@
 //! active segment. [`Reads`] borrows them and changes nothing; `Store`'s
 //! reads and compaction go through it.
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use crate::engine::active::{Active, ActiveSegment};
-use crate::engine::format::{self, DocPayload, RecordHeader};
+use crate::engine::format::{self, DocFields, DocPayload, RecordHeader};
 use crate::engine::index::{Cursor, Entry, Merge};
+use crate::engine::options::Progress;
 use crate::engine::sealed::SealedSet;
-use crate::engine::view::{DocView, resolve};
+use crate::engine::view::{DocView, Outline, outline_sorted, resolve, sort_entries};
 use crate::error::{Error, Result};
 use crate::json::Json;
 use crate::model::{DocId, Document, Node, NodeId};
@@ -58,6 +60,36 @@ impl<'a> Reads<'a> {
             Some(a) => read_active(a, e),
             None => self.sealed.read(e),
         }
+    }
+
+    /// [`Reads::read_entry`], lending the payload to `f` rather than
+    /// copying it where it can; `f` must not read records itself.
+    pub fn read_entry_with<T>(
+        &self,
+        e: &Entry,
+        f: impl FnOnce(RecordHeader, &[u8]) -> Result<T>,
+    ) -> Result<T> {
+        match self.active.segment(e.seg) {
+            Some(a) => {
+                let (h, payload) = read_active(a, e)?;
+                f(h, &payload)
+            }
+            None => self.sealed.read_with(e, f),
+        }
+    }
+
+    /// A document's own record, its fields and its body lent to `f` (which
+    /// copies what it needs).
+    pub fn with_doc_record<T>(
+        &self,
+        e: &Entry,
+        f: impl FnOnce(DocFields<'_>, &[u8]) -> Result<T>,
+    ) -> Result<T> {
+        self.read_entry_with(e, |h, payload| {
+            let (rec, body) = format::decode_doc_fields(payload, h.flags)
+                .map_err(|why| Error::corrupt(self.path_of(e), e.offset, why))?;
+            f(rec, body)
+        })
     }
 
     /// Runs `f` with sequential read-ahead on sealed segments: for whole-store
@@ -168,11 +200,108 @@ impl<'a> Reads<'a> {
         resolve(&self.entries_of(id.0)?).ok_or(Error::DocNotFound(id))
     }
 
+    /// The outline of a document: its own record's entry and node counts.
+    pub fn outline(&self, id: DocId) -> Result<Outline> {
+        let mut entries = self.entries_of(id.0)?;
+        entries.retain(|e| e.doc < format::KEY_SPACE);
+        sort_entries(&mut entries);
+        outline_sorted(&entries).ok_or(Error::DocNotFound(id))
+    }
+
+    /// Bytes of every segment file.
+    pub fn bytes(&self) -> u64 {
+        self.sealed.total_len() + self.active.cur().len()
+    }
+
     /// A merge over every segment's entries, in document order.
     pub fn merge(&self) -> Result<Merge<'a>> {
         let mut sources = self.sealed.cursors()?;
         sources.extend(self.active_sources()?);
         Ok(Merge { sources })
+    }
+
+    /// Calls `f` with the outline of every live document in `ids`, in id order, and
+    /// its entries in [`sort_entries`] order (from which
+    /// [`crate::engine::view::resolve_sorted`] gives its whole view when
+    /// `f` needs it), with read-ahead, through [`Reads::visit`]. One vector
+    /// of entries serves the whole pass.
+    pub fn walk(
+        &self,
+        ids: RangeInclusive<u64>,
+        mut progress: Option<&mut dyn FnMut(Progress)>,
+        f: &mut dyn FnMut(&Outline, &[Entry]) -> Result<()>,
+    ) -> Result<()> {
+        self.with_readahead(|| {
+            let total = self.bytes();
+            let mut done = 0u64;
+            let mut merge = self.merge()?;
+            if *ids.start() > 1 {
+                merge.seek(*ids.start())?;
+            }
+            let mut entries = Vec::new();
+            while self.next_document(&mut merge, &mut entries, *ids.end())? {
+                if let Some(size) = self.visit(&mut merge, &mut entries, f)? {
+                    done += size;
+                    if let Some(p) = progress.as_deref_mut() {
+                        p(Progress {
+                            done: done.min(total),
+                            total,
+                        });
+                    }
+                }
+            }
+            if let Some(p) = progress {
+                p(Progress { done: total, total });
+            }
+            Ok(())
+        })
+    }
+
+    /// The entries of the next document of `merge` into `entries`; false
+    /// past document `last` or at the end of the documents. Key entries
+    /// sort after every document (docs/FORMAT.md §7.6): a pass over
+    /// documents ends where they begin.
+    pub fn next_document(
+        &self,
+        merge: &mut Merge<'a>,
+        entries: &mut Vec<Entry>,
+        last: u64,
+    ) -> Result<bool> {
+        Ok(merge.next_doc_into(entries)?
+            && entries[0].doc < format::KEY_SPACE
+            && entries[0].doc <= last)
+    }
+
+    /// Calls `f` with the outline of one document's `entries` from `merge`
+    /// and the entries sorted, if it is live, and returns the bytes of the
+    /// records it holds. When an index turns out stale reading it, its
+    /// segment answers from a scan for this document and the rest of the
+    /// pass, and `f` runs again. `f` reads before it reports, so a failed
+    /// call printed nothing.
+    pub fn visit(
+        &self,
+        merge: &mut Merge<'a>,
+        entries: &mut Vec<Entry>,
+        f: &mut dyn FnMut(&Outline, &[Entry]) -> Result<()>,
+    ) -> Result<Option<u64>> {
+        let Some(doc) = entries.first().map(|e| e.doc) else {
+            return Ok(None);
+        };
+        loop {
+            let epoch = self.sealed.stale_epoch();
+            sort_entries(entries);
+            let Some(outline) = outline_sorted(entries) else {
+                return Ok(None);
+            };
+            match f(&outline, entries) {
+                Ok(()) => return Ok(Some(outline.bytes)),
+                Err(_) if self.sealed.stale_epoch() != epoch => {
+                    self.sealed.refresh_merge(merge, doc)?;
+                    *entries = self.entries_of(doc)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 

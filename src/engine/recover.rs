@@ -90,13 +90,19 @@ pub(crate) fn open(opts: &Options, mode: Mode) -> Result<(Box<dyn LockGuard>, Pa
         // lock (docs/FORMAT.md §10).
         vfs.sync_dir(&dir).io("fsync", &dir)?;
     }
-    let listing = list_dir(&*vfs, &dir)?;
-    let parts = match manifest::read(&*vfs, &dir)? {
+    Ok((guard, open_locked(opts, mode)?))
+}
+
+/// The store's state from its files, read under a lock the caller holds
+/// (taken by [`open`], or held by another handle of this process).
+pub(crate) fn open_locked(opts: &Options, mode: Mode) -> Result<Parts> {
+    let (vfs, dir) = (&*opts.vfs, &opts.dir);
+    let listing = list_dir(vfs, dir)?;
+    Ok(match manifest::read(vfs, dir)? {
         Some(m) => open_v2(opts, mode, &listing, m)?,
-        None if write && listing.is_empty() => create(opts)?,
+        None if mode == Mode::Write && listing.is_empty() => create(opts)?,
         None => replay::open_v1(opts, mode, listing)?,
-    };
-    Ok((guard, parts))
+    })
 }
 
 /// Creates the data directory and every missing parent, fsyncing the parent

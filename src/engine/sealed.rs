@@ -336,6 +336,17 @@ impl SealedSet {
     /// stale index: the member is checked (see the module docs) and the
     /// caller reads again when it was.
     pub fn read(&self, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
+        self.read_with(e, |h, payload| Ok((h, payload.to_vec())))
+    }
+
+    /// [`SealedSet::read`], lending the checked payload to `f` instead of
+    /// copying it (from the read-ahead window, in a whole-store pass): `f`
+    /// takes what it needs of a record it may mostly skip.
+    pub fn read_with<T>(
+        &self,
+        e: &Entry,
+        f: impl FnOnce(RecordHeader, &[u8]) -> Result<T>,
+    ) -> Result<T> {
         let s = self.get(e.seg);
         // An index entry is trusted for where to look, never for how much to
         // allocate.
@@ -363,27 +374,40 @@ impl SealedSet {
             ));
         }
         let s = s.ok_or_else(|| Error::internal("entry for an unknown segment"))?;
-        let read = self.read_sealed(s, e);
+        let read = self.read_sealed(s, e, f);
         if let Err(Error::Corrupt { .. }) = &read {
             // Stale: the caller reads again (see the module docs).
             self.index_miss(s, e)?;
         }
-        read
+        read?
     }
 
-    fn read_sealed(&self, s: &Sealed, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
-        if let Some(ra) = self.readahead.borrow_mut().as_mut() {
+    /// Reads and checks the record `e` points at in member `s`, and lends
+    /// its payload to `f`: the outer result is the read's, which a stale
+    /// index explains, the inner one `f`'s. `f` runs while the read-ahead
+    /// windows are borrowed, so it must not read records itself.
+    fn read_sealed<T>(
+        &self,
+        s: &Sealed,
+        e: &Entry,
+        f: impl FnOnce(RecordHeader, &[u8]) -> Result<T>,
+    ) -> Result<Result<T>> {
+        let mut ra = self.readahead.borrow_mut();
+        if let Some(ra) = ra.as_mut() {
             let buf = ra.read(s.file()?, s.number, s.len, e).io("read", &s.path)?;
-            return match buf {
-                Some(b) => segment::check_record(b, &s.path, e),
-                None => Err(Error::corrupt(
+            let Some(b) = buf else {
+                return Err(Error::corrupt(
                     &s.path,
                     e.offset,
                     "record runs past the end of the file (truncated)",
-                )),
+                ));
             };
+            let (h, payload) = segment::check_record_in(b, &s.path, e)?;
+            return Ok(f(h, payload));
         }
-        segment::read_record(s.file()?, &s.path, e)
+        drop(ra);
+        let (h, payload) = segment::read_record(s.file()?, &s.path, e)?;
+        Ok(f(h, &payload))
     }
 
     /// Calls `f` with the bytes of the record `e` points at in member `s`,

@@ -647,6 +647,15 @@ pub(crate) fn read_record(
 
 /// Checks encoded record bytes against the entry that pointed at them.
 pub(crate) fn check_record(buf: &[u8], path: &Path, e: &Entry) -> Result<(RecordHeader, Vec<u8>)> {
+    check_record_in(buf, path, e).map(|(h, payload)| (h, payload.to_vec()))
+}
+
+/// [`check_record`] without a copy: the payload within `buf`.
+pub(crate) fn check_record_in<'b>(
+    buf: &'b [u8],
+    path: &Path,
+    e: &Entry,
+) -> Result<(RecordHeader, &'b [u8])> {
     let (h, payload) = format::decode_record(buf)
         .map_err(|why| Error::corrupt(path, e.offset, why.to_string()))?;
     if (h.doc, h.node, h.seq, h.kind) != (e.doc, e.node, e.seq, e.kind) {
@@ -656,7 +665,7 @@ pub(crate) fn check_record(buf: &[u8], path: &Path, e: &Entry) -> Result<(Record
             "record does not match its index entry",
         ));
     }
-    Ok((h, payload.to_vec()))
+    Ok((h, payload))
 }
 
 /// One raw record of the log, for `dump --records`.

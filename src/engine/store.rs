@@ -12,6 +12,7 @@
 //! the owners (sealing, a spilled batch's members, compaction's commit) is
 //! coordinated here.
 
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use crate::engine::active::{ActiveSegment, Committed, Marks, create_active};
@@ -34,7 +35,7 @@ use crate::engine::segment::{self, Handle, Sealed};
 use crate::engine::stats::{self, Stats};
 use crate::engine::verify::{self, VerifyReport};
 use crate::engine::vfs::LockGuard;
-pub(crate) use crate::engine::view::{DocView, resolve};
+pub(crate) use crate::engine::view::{Outline, resolve, resolve_sorted};
 use crate::error::{Error, IoContext, Result};
 use crate::json::Json;
 use crate::model::{
@@ -107,6 +108,10 @@ impl Ids {
 pub struct Docs<'s> {
     store: &'s Store,
     merge: Merge<'s>,
+    /// The last document id the walk reads.
+    last: u64,
+    /// The current document's entries, one vector for the whole walk.
+    entries: Vec<Entry>,
     /// The read-ahead state to put back when the walk ends.
     outer: Option<segment::ReadAhead>,
     done: bool,
@@ -114,25 +119,49 @@ pub struct Docs<'s> {
 }
 
 /// Which documents a walk reads whole: `shape` sees what the index says
-/// (no record read), `keep` the listing row (the document's own record
-/// read); inputs and outputs are read only for the documents both accept.
+/// (no record read), `keep` the fields of the document's own record, in
+/// the record; inputs and outputs are read only for the documents both
+/// accept.
 pub(crate) struct DocFilter<'s> {
     pub shape: Box<dyn Fn(&Shape) -> bool + 's>,
-    pub keep: Box<dyn Fn(&DocSummary) -> bool + 's>,
+    pub keep: Keep<'s>,
 }
 
+/// A filter on a document's id and the fields of its own record.
+pub(crate) type Keep<'s> = Box<dyn Fn(DocId, &DocFields<'_>) -> bool + 's>;
+
 impl DocFilter<'_> {
-    /// The document `view` stands for, when the filter takes it.
-    fn read(&self, store: &Store, view: &DocView) -> Result<Option<Document>> {
-        let sh = Shape::of(view);
+    /// The document of `outline` and its `sorted` entries, when the filter
+    /// takes it: its nodes are resolved and read only then.
+    fn read(
+        &self,
+        reads: Reads<'_>,
+        outline: &Outline,
+        sorted: &[Entry],
+    ) -> Result<Option<Document>> {
+        let sh = Shape::of(outline);
         if !(self.shape)(&sh) {
             return Ok(None);
         }
-        let rec = store.reads().read_doc_record(&view.doc)?;
-        if !(self.keep)(&summary(&sh, &rec)) {
+        // Fields and body are copied only for a document the filter keeps.
+        let kept = reads.with_doc_record(&outline.doc, |f, body| {
+            let own = |s: Option<&str>| s.map(str::to_owned);
+            Ok((self.keep)(sh.id, &f).then(|| DocPayload {
+                node_hwm: f.node_hwm,
+                category: own(f.category),
+                version: own(f.version),
+                key: own(f.key),
+                meta: own(f.meta),
+                body: body.to_vec(),
+            }))
+        })?;
+        let Some(rec) = kept else {
             return Ok(None);
-        }
-        store.reads().materialize_from(view, rec).map(Some)
+        };
+        let Some(view) = resolve_sorted(sorted) else {
+            return Ok(None);
+        };
+        reads.materialize_from(&view, rec).map(Some)
     }
 }
 
@@ -140,21 +169,27 @@ impl Iterator for Docs<'_> {
     type Item = Result<Document>;
 
     fn next(&mut self) -> Option<Result<Document>> {
+        let reads = self.store.reads();
         while !self.done {
-            match self.merge.next_doc() {
-                Ok(Some(entries)) => {
+            match reads.next_document(&mut self.merge, &mut self.entries, self.last) {
+                Ok(true) => {
                     // Through `visit`, which reads again past a stale index.
                     let mut doc = None;
                     let filter = &self.filter;
-                    let visited = self
-                        .store
-                        .visit(&mut self.merge, entries, &mut |store, view| {
+                    let visited = reads.visit(
+                        &mut self.merge,
+                        &mut self.entries,
+                        &mut |outline, sorted| {
                             doc = match filter {
-                                Some(f) => f.read(store, &view)?,
-                                None => Some(store.reads().materialize(&view)?),
+                                Some(f) => f.read(reads, outline, sorted)?,
+                                None => match resolve_sorted(sorted) {
+                                    Some(view) => Some(reads.materialize(&view)?),
+                                    None => None,
+                                },
                             };
                             Ok(())
-                        });
+                        },
+                    );
                     match visited {
                         Ok(_) => {
                             if let Some(d) = doc {
@@ -167,7 +202,7 @@ impl Iterator for Docs<'_> {
                         }
                     }
                 }
-                Ok(None) => self.done = true,
+                Ok(false) => self.done = true,
                 Err(e) => {
                     self.done = true;
                     return Some(Err(e));
@@ -258,6 +293,54 @@ impl ReadOnlyStore {
     }
 }
 
+impl ReadOnlyStore {
+    /// A second read-only handle on the same store, under this one's
+    /// shared lock (it takes none of its own, so a writer waiting for the
+    /// lock cannot come between the two, and both see one state): for
+    /// reading two parts of the store side by side, one per thread. Its
+    /// notices at open are this handle's.
+    ///
+    /// # Errors
+    /// As [`ReadOnlyStore::open`], but never [`Error::LockTimeout`].
+    pub fn beside(&self) -> Result<Beside<'_>> {
+        let opts = self.store.opts.clone();
+        let parts = recover::open_locked(&opts, Mode::Read)?;
+        let mut store = Store::assemble(opts, Mode::Read, Box::new(HeldLock), parts);
+        drop(store.take_notices());
+        Ok(Beside {
+            store,
+            _lock: std::marker::PhantomData,
+        })
+    }
+}
+
+/// The lock of a [`Beside`]: the one its first handle holds.
+struct HeldLock;
+
+impl LockGuard for HeldLock {}
+
+/// A second read-only handle, from [`ReadOnlyStore::beside`]: it lives
+/// within the first, whose lock it reads under.
+pub struct Beside<'a> {
+    store: Store,
+    _lock: std::marker::PhantomData<&'a ()>,
+}
+
+impl Beside<'_> {
+    /// As [`Store::on_notice`].
+    pub fn on_notice(&mut self, f: NoticeHook) {
+        self.store.on_notice(f);
+    }
+}
+
+impl std::ops::Deref for Beside<'_> {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
 // Reads only: there is no `DerefMut`, so no `&mut Store`, so no write.
 impl std::ops::Deref for ReadOnlyStore {
     type Target = Store;
@@ -274,6 +357,7 @@ const _: () = {
     const fn assert_send<T: Send>() {}
     assert_send::<Store>();
     assert_send::<ReadOnlyStore>();
+    assert_send::<Beside<'static>>();
 };
 
 /// What the index alone says of a live document: its id and how many of
@@ -285,27 +369,28 @@ pub(crate) struct Shape {
 }
 
 impl Shape {
-    fn of(view: &DocView) -> Shape {
+    fn of(outline: &Outline) -> Shape {
         Shape {
-            id: DocId(view.doc.doc),
-            inputs: view.nodes.len() as u64,
-            outputs: view.nodes.values().filter(|(_, o)| o.is_some()).count() as u64,
+            id: DocId(outline.doc.doc),
+            inputs: outline.inputs,
+            outputs: outline.outputs,
         }
     }
 }
 
-/// A listing row from a document's shape and its own record (its small
-/// fields copied: the record may still be needed whole).
-fn summary(sh: &Shape, rec: &DocPayload) -> DocSummary {
+/// A listing row from a document's shape and its own record's fields (its
+/// body, `body_len` bytes, is not needed).
+fn summary(sh: &Shape, f: &DocFields<'_>, body_len: usize) -> DocSummary {
+    let own = |s: Option<&str>| s.map(str::to_owned);
     DocSummary {
         id: sh.id,
-        key: rec.key.clone(),
-        category: rec.category.clone(),
-        version: rec.version.clone(),
-        meta: rec.meta.clone().map(Json::from_trusted),
+        key: own(f.key),
+        category: own(f.category),
+        version: own(f.version),
+        meta: f.meta.map(|m| Json::from_trusted(m.to_owned())),
         inputs: sh.inputs,
         outputs: sh.outputs,
-        body_len: rec.body.len() as u64,
+        body_len: body_len as u64,
     }
 }
 
@@ -705,11 +790,9 @@ impl Store {
     pub fn summary(&self, id: DocId) -> Result<DocSummary> {
         self.retry_stale(|| {
             let reads = self.reads();
-            let view = reads.view(id)?;
-            Ok(summary(
-                &Shape::of(&view),
-                &reads.read_doc_record(&view.doc)?,
-            ))
+            let outline = reads.outline(id)?;
+            let sh = Shape::of(&outline);
+            reads.with_doc_record(&outline.doc, |f, body| Ok(summary(&sh, &f, body.len())))
         })
     }
 
@@ -854,41 +937,51 @@ impl Store {
     /// # Errors
     /// [`Error::Corrupt`], [`Error::Io`], or what `f` returns.
     pub fn list(&self, f: &mut dyn FnMut(DocSummary) -> Result<()>) -> Result<()> {
-        self.list_where(&|_| true, f)
+        self.list_where(1..=u64::MAX, &|_| true, &|_, _| true, f)
     }
 
-    /// [`Store::list`] of the documents `shape` accepts by their id and
-    /// node counts, which come from the index alone: the others' records
-    /// are not read.
+    /// [`Store::list`] of the documents in `ids` that `shape` accepts by
+    /// their id and node counts, which come from the index alone (the
+    /// others' records are not read), and `keep` by the fields of their
+    /// own record (a row is made only for those).
     pub(crate) fn list_where(
         &self,
+        ids: RangeInclusive<u64>,
         shape: &dyn Fn(&Shape) -> bool,
+        keep: &dyn Fn(DocId, &DocFields<'_>) -> bool,
         f: &mut dyn FnMut(DocSummary) -> Result<()>,
     ) -> Result<()> {
-        self.for_each_view(None, &mut |store, view| {
-            let sh = Shape::of(&view);
+        let reads = self.reads();
+        reads.walk(ids, None, &mut |outline, _| {
+            let sh = Shape::of(outline);
             if !shape(&sh) {
                 return Ok(());
             }
-            let rec = store.reads().read_doc_record(&view.doc)?;
-            f(summary(&sh, &rec))
+            let row = reads.with_doc_record(&outline.doc, |fields, body| {
+                Ok(keep(sh.id, &fields).then(|| summary(&sh, &fields, body.len())))
+            })?;
+            match row {
+                Some(row) => f(row),
+                None => Ok(()),
+            }
         })
     }
 
-    /// [`Store::dump`] of the documents `filter` takes.
+    /// [`Store::dump`] of the documents in `ids` that `filter` takes.
     pub(crate) fn dump_where(
         &self,
+        ids: RangeInclusive<u64>,
         progress: &mut dyn FnMut(Progress),
         filter: &DocFilter<'_>,
         f: &mut dyn FnMut(&Document) -> Result<()>,
     ) -> Result<()> {
-        self.for_each_view(
-            Some(progress),
-            &mut |store, view| match filter.read(store, &view)? {
-                Some(d) => f(&d),
-                None => Ok(()),
-            },
-        )
+        let reads = self.reads();
+        reads.walk(ids, Some(progress), &mut |outline, sorted| match filter
+            .read(reads, outline, sorted)?
+        {
+            Some(d) => f(&d),
+            None => Ok(()),
+        })
     }
 
     /// Every live document, in id order, read one at a time: memory holds
@@ -918,16 +1011,25 @@ impl Store {
     /// [`Error::Corrupt`], [`Error::Io`], when the segments cannot be opened;
     /// the same, as an item, for a document that cannot be read.
     pub fn docs(&self) -> Result<Docs<'_>> {
-        self.docs_filtered(None)
+        self.docs_filtered(1..=u64::MAX, None)
     }
 
-    /// [`Store::docs`] through `filter`.
-    pub(crate) fn docs_filtered<'s>(&'s self, filter: Option<DocFilter<'s>>) -> Result<Docs<'s>> {
-        let merge = self.reads().merge()?;
+    /// [`Store::docs`] of the documents in `ids`, through `filter`.
+    pub(crate) fn docs_filtered<'s>(
+        &'s self,
+        ids: RangeInclusive<u64>,
+        filter: Option<DocFilter<'s>>,
+    ) -> Result<Docs<'s>> {
+        let mut merge = self.reads().merge()?;
+        if *ids.start() > 1 {
+            merge.seek(*ids.start())?;
+        }
         let outer = self.sealed.begin_readahead();
         Ok(Docs {
             store: self,
             merge,
+            last: *ids.end(),
+            entries: Vec::new(),
             outer,
             done: false,
             filter,
@@ -956,8 +1058,12 @@ impl Store {
         progress: &mut dyn FnMut(Progress),
         f: &mut dyn FnMut(&Document, NodeId) -> Result<()>,
     ) -> Result<()> {
-        self.for_each_view(Some(progress), &mut |store, view| {
-            let doc = store.reads().materialize(&view)?;
+        let reads = self.reads();
+        reads.walk(1..=u64::MAX, Some(progress), &mut |_, sorted| {
+            let Some(view) = resolve_sorted(sorted) else {
+                return Ok(());
+            };
+            let doc = reads.materialize(&view)?;
             f(&doc, NodeId(view.node_hwm))
         })
     }
@@ -1062,43 +1168,6 @@ impl Store {
     fn doc_exists_ever(&self, id: DocId) -> Result<bool> {
         Ok(id.0 <= self.opened_doc_hwm || !self.reads().entries_of(id.0)?.is_empty())
     }
-
-    /// Calls `f` for every live document in id order; reports progress in
-    /// bytes of records read against the store's total size.
-    pub(crate) fn for_each_view(
-        &self,
-        progress: Option<&mut dyn FnMut(Progress)>,
-        f: &mut dyn FnMut(&Store, DocView) -> Result<()>,
-    ) -> Result<()> {
-        self.reads()
-            .with_readahead(|| self.for_each_view_inner(progress, f))
-    }
-
-    fn for_each_view_inner(
-        &self,
-        mut progress: Option<&mut dyn FnMut(Progress)>,
-        f: &mut dyn FnMut(&Store, DocView) -> Result<()>,
-    ) -> Result<()> {
-        let total = self.total_bytes();
-        let mut done = 0u64;
-        let mut merge = self.reads().merge()?;
-        while let Some(entries) = merge.next_doc()? {
-            if let Some(size) = self.visit(&mut merge, entries, f)? {
-                done += size;
-                if let Some(p) = progress.as_deref_mut() {
-                    p(Progress {
-                        done: done.min(total),
-                        total,
-                    });
-                }
-            }
-        }
-        if let Some(p) = progress {
-            p(Progress { done: total, total });
-        }
-        Ok(())
-    }
-
     /// The store id (0 for a format-1 store).
     pub(crate) fn store_id(&self) -> u64 {
         self.sealed.store_id()
@@ -1115,11 +1184,6 @@ impl Store {
         let sealed = self.sealed.last_number();
         let reserved = self.sealed.manifest().map_or(0, |m| m.next_number);
         reserved.max(sealed + 1).max(self.active.cur().number() + 1)
-    }
-
-    /// Bytes of all segment files.
-    pub(crate) fn total_bytes(&self) -> u64 {
-        self.sealed.total_len() + self.active.cur().len()
     }
 }
 
@@ -1162,42 +1226,6 @@ impl Store {
             match f(self) {
                 Err(_) if self.sealed.stale_epoch() != epoch => {}
                 r => return r,
-            }
-        }
-    }
-
-    /// Calls `f` with the live view of one document's `entries` from
-    /// `merge`, if it is live, and returns the bytes of the records it
-    /// holds. When an index turns out stale reading it, its segment answers
-    /// from a scan for this document and the rest of the pass, and `f` runs
-    /// again. `f` reads before it reports, so a failed call printed nothing.
-    pub(crate) fn visit<'a>(
-        &'a self,
-        merge: &mut Merge<'a>,
-        mut entries: Vec<Entry>,
-        f: &mut dyn FnMut(&Store, DocView) -> Result<()>,
-    ) -> Result<Option<u64>> {
-        let Some(doc) = entries.first().map(|e| e.doc) else {
-            return Ok(None);
-        };
-        loop {
-            let epoch = self.sealed.stale_epoch();
-            let Some(view) = resolve(&entries) else {
-                return Ok(None);
-            };
-            let size = u64::from(view.doc.len)
-                + view
-                    .nodes
-                    .values()
-                    .map(|(i, o)| u64::from(i.len) + o.map_or(0, |o| u64::from(o.len)))
-                    .sum::<u64>();
-            match f(self, view) {
-                Ok(()) => return Ok(Some(size)),
-                Err(_) if self.sealed.stale_epoch() != epoch => {
-                    self.sealed.refresh_merge(merge, doc)?;
-                    entries = self.reads().entries_of(doc)?;
-                }
-                Err(e) => return Err(e),
             }
         }
     }

@@ -250,3 +250,224 @@ fn bad_selections_are_usage_errors_and_change_nothing() {
     }
     assert_eq!(s.snapshot(), before);
 }
+
+/// A store of 14,000 documents over many segments, wider than the id
+/// range `list` and `dump` look up id by id, so that a range is read by a
+/// pass that starts at its first id; some documents deleted, some rewritten
+/// into later segments, one without an output.
+fn wide() -> TestStore {
+    let s = TestStore::new();
+    let mut lines = String::new();
+    for i in 1..=14_000u32 {
+        lines.push_str(&format!(
+            "{{\"category\":\"c{}\",\"body\":\"b{i}\",\"inputs\":[{{\"input\":{i},\"output\":[{i}]}},{{\"input\":\"x\"{}}}]}}\n",
+            i % 3,
+            if i % 97 == 0 { "" } else { ",\"output\":1.0" }
+        ));
+    }
+    s.with_stdin(lines.as_bytes())
+        .ok(&["--segment-size", "64K", "load"]);
+    for id in ["5", "4000", "4001", "11999"] {
+        s.ok(&["delete-doc", id]);
+    }
+    s.ok(&["update-doc", "7000", "--category", "moved"]);
+    s.ok(&["set-output", "3000", "2", "null"]);
+    s
+}
+
+/// The lines of `out` whose "id" is in `ids`.
+fn with_ids(out: &str, ids: std::ops::RangeInclusive<u64>) -> Vec<String> {
+    out.lines()
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            ids.contains(&v["id"].as_u64().unwrap())
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_wide_id_range_reads_from_its_first_id_and_selects_as_a_filter_would() {
+    let s = wide();
+    let all = s.ok(&["list", "--json"]);
+    let dump = s.ok(&["dump"]);
+    assert_eq!(all.lines().count(), 13_996);
+    for (range, ids) in [
+        ("3000..", 3000..=u64::MAX),
+        ("4000..", 4000..=u64::MAX),
+        ("..11000", 1..=11_000),
+        ("1..14000", 1..=14_000),
+        ("3999..", 3999..=u64::MAX),
+    ] {
+        let listed = s.ok(&["list", "--json", "--id", range]);
+        let want = with_ids(&all, ids.clone());
+        // Wider than POINT_LOOKUPS ids: read by a pass, not id by id.
+        assert!(want.len() > 9_990, "{range} is not wide");
+        assert_eq!(
+            listed.lines().collect::<Vec<_>>(),
+            want,
+            "list --id {range}"
+        );
+        let dumped = s.ok(&["dump", "--id", range]);
+        assert_eq!(
+            dumped.lines().collect::<Vec<_>>(),
+            with_ids(&dump, ids),
+            "dump --id {range}"
+        );
+    }
+    // With the other filters: the documents past 2000 lacking an output.
+    let missing = s.ok(&["list", "--json", "--missing-output", "--id", "2000.."]);
+    let ids: Vec<u64> = missing
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let want: Vec<u64> = (2000..=14_000).filter(|i| i % 97 == 0).collect();
+    assert_eq!(ids, want);
+    let moved = s.ok(&[
+        "dump",
+        "--category",
+        "moved",
+        "--id",
+        "10..",
+        "--fields",
+        "id",
+    ]);
+    assert_eq!(moved, "{\"id\":7000}\n");
+}
+
+/// A store of 3,000 documents of 3 KiB bodies over several segments, large
+/// enough (over 8 MiB) that `list` and `dump` read a scan in two halves,
+/// with a few documents deleted and rewritten.
+fn split_store() -> TestStore {
+    let s = TestStore::new();
+    let mut lines = String::new();
+    for i in 1..=3_000u32 {
+        lines.push_str(&format!(
+            "{{\"category\":\"c{}\",\"body\":\"{}\",\"inputs\":[{{\"input\":{i},\"output\":[{i}]}},{{\"input\":\"x\"{}}}]}}\n",
+            i % 3,
+            format!("{i:05} ").repeat(512),
+            if i % 7 == 0 { "" } else { ",\"output\":1.0" }
+        ));
+    }
+    s.with_stdin(lines.as_bytes())
+        .ok(&["--segment-size", "1M", "load"]);
+    for id in ["1", "1499", "1500", "1501", "3000"] {
+        s.ok(&["delete-doc", id]);
+    }
+    s.ok(&["update-doc", "2000", "--category", "moved"]);
+    s
+}
+
+/// How many handles the command opens on the store (each reads the
+/// MANIFEST once); the lock is taken once whatever their number.
+fn handles(s: &TestStore, args: &[&str]) -> usize {
+    let trace = s.strace("openat", args);
+    let opens = |name: &str| {
+        let path = format!("\"{}\"", s.data().join(name).display());
+        trace.lines().filter(|l| l.contains(&path)).count()
+    };
+    assert_eq!(opens("LOCK"), 1, "{args:?} took the lock more than once");
+    opens("MANIFEST")
+}
+
+#[test]
+fn a_large_scan_is_read_in_two_halves_and_shown_as_one_pass() {
+    let s = split_store();
+    // The serial full pass of `dump --high-water` is the reference.
+    let reference: Vec<serde_json::Value> = s
+        .ok(&["dump", "--high-water"])
+        .lines()
+        .filter_map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let obj = v.as_object_mut().unwrap();
+            obj.remove("node_high_water")?;
+            Some(v)
+        })
+        .collect();
+    assert_eq!(reference.len(), 2_995);
+    let dumped: Vec<serde_json::Value> = s
+        .ok(&["dump"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dumped, reference);
+    let ids = |out: &str| -> Vec<u64> {
+        out.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let want: Vec<u64> = reference
+        .iter()
+        .map(|d| d["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids(&s.ok(&["list", "--json"])), want);
+    let missing: Vec<u64> = (1..=3000).filter(|i| i % 7 == 0).collect();
+    assert_eq!(ids(&s.ok(&["list", "--json", "--missing-output"])), missing);
+    let moved = s.ok(&["dump", "--category", "moved", "--fields", "id,category"]);
+    assert_eq!(moved, "{\"id\":2000,\"category\":\"moved\"}\n");
+    // The table holds both halves' rows in id order.
+    let table = s.ok(&["list", "--category", "c2"]);
+    let rows: Vec<u64> = table
+        .lines()
+        .filter_map(|l| l.strip_prefix('|')?.split('|').next()?.trim().parse().ok())
+        .collect();
+    let c2: Vec<u64> = want
+        .iter()
+        .copied()
+        .filter(|i| i % 3 == 2 && *i != 2000)
+        .collect();
+    assert_eq!(rows, c2);
+    // Two handles for a scan, one for a lookup.
+    assert_eq!(handles(&s, &["list", "--json", "--category", "c1"]), 2);
+    assert_eq!(handles(&s, &["dump", "--category", "c1"]), 2);
+    assert_eq!(handles(&s, &["list", "--json", "--id", "10..20"]), 1);
+}
+
+/// Flips a byte in the body of document `id` of [`split_store`].
+fn damage_body(s: &TestStore, id: u32) {
+    use std::os::unix::fs::FileExt;
+    let marker = format!("{id:05} {id:05} ").into_bytes();
+    for file in s.files().into_iter().filter(|f| f.ends_with(".seg")) {
+        let path = s.data().join(&file);
+        let bytes = std::fs::read(&path).unwrap();
+        if let Some(at) = bytes.windows(marker.len()).position(|w| w == marker) {
+            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.write_all_at(&[bytes[at] ^ 0x01], at as u64).unwrap();
+            return;
+        }
+    }
+    panic!("no body of document {id}");
+}
+
+#[test]
+fn a_damaged_record_in_either_half_ends_a_split_scan_where_one_pass_would() {
+    for id in [700u32, 2500] {
+        let s = split_store();
+        let args = ["list", "--json", "--category", "c1"];
+        let whole = s.ok(&args);
+        damage_body(&s, id);
+        let (shown, run) = s.run(&args, None);
+        assert_eq!(run.code, 6, "{shown}: {}", run.stderr);
+        assert!(run.stderr.starts_with("stratum: "), "{}", run.stderr);
+        // Every row before the damaged document, and nothing after it.
+        let before: String = whole
+            .lines()
+            .take_while(|l| !l.starts_with(&format!("{{\"id\":{id},")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(before.lines().count() > 200, "{id}");
+        assert_eq!(
+            String::from_utf8(run.stdout).unwrap(),
+            before,
+            "damage at {id}"
+        );
+    }
+}

@@ -240,8 +240,10 @@ fn first_line_then_close(s: &TestStore, args: &[&str]) -> (String, i32, String) 
 #[test]
 fn output_into_a_closed_pipe_exits_0_quietly() {
     let s = TestStore::new();
-    // Well over a pipe buffer of output, so the writer meets the closed end.
-    s.load_docs(3000, |i| format!("doc {i} {}", "p".repeat(200)));
+    // Well over a pipe buffer of output, so the writer meets the closed end,
+    // and over the 8 MiB from which `list` and `dump` read a scan in two
+    // halves (select::SPLIT_BYTES), so that both halves meet it.
+    s.load_docs(3000, |i| format!("doc {i} {}", "p".repeat(3000)));
     for args in [
         &["dump"][..],
         &["dump", "--records"],
