@@ -217,7 +217,12 @@ impl Selection {
     /// # Errors
     /// As [`Store::find_key`], for a selection by key.
     pub fn halves(&self, store: &Store) -> Result<Option<(Selection, Selection)>> {
-        if !matches!(self.plan(store)?, Plan::Scan) || store.reads().bytes() < SPLIT_BYTES {
+        // A key is always looked up: not worth finding here only for the
+        // read to find it again.
+        if self.key.is_some()
+            || !matches!(self.plan(store)?, Plan::Scan)
+            || store.reads().bytes() < SPLIT_BYTES
+        {
             return Ok(None);
         }
         let span = self.id_span();

@@ -45,6 +45,10 @@ use crate::engine::options::{Mode, Options};
 use crate::engine::segment::{self, ReadAhead, Sealed};
 use crate::error::{Error, IoContext, Result};
 
+/// Up to this many listed members holding keys, a key lookup probes them
+/// rather than read the key index (docs/FORMAT.md §7.8).
+const PROBE_AT_MOST: usize = 2;
+
 /// Where a store sends its notices (see `Store::on_notice`).
 pub type NoticeHook = Box<dyn Fn(&Notice) + Send>;
 
@@ -228,7 +232,9 @@ impl SealedSet {
     /// document), from the key index when it is valid for the manifest:
     /// its entries naming listed members, plus a probe of the members the
     /// manifest does not list yet (a spilled batch's files). `Ok(None)`
-    /// when the key index cannot be used: the caller probes every member.
+    /// when the key index cannot be used, or when at most
+    /// [`PROBE_AT_MOST`] listed members hold keys: the caller probes every
+    /// member.
     ///
     /// # Errors
     /// [`Error::Io`], [`Error::Corrupt`].
@@ -236,6 +242,17 @@ impl SealedSet {
         let Some(m) = self.manifest.as_ref() else {
             return Ok(None);
         };
+        // Probing one or two members costs no more than the pair's two
+        // searches, and shares their blocks with the id lookup that
+        // follows.
+        if m.members
+            .iter()
+            .filter(|x| x.keys > 0)
+            .nth(PROBE_AT_MOST)
+            .is_none()
+        {
+            return Ok(None);
+        }
         let Some(found) = self.keys.lookup(&*self.opts.vfs, &self.opts.dir, m, slot)? else {
             return Ok(None);
         };
