@@ -605,6 +605,15 @@ struct BatchState {
 /// whatever the batch's size. Reads inside the batch see its sealed files
 /// (in the sealed set, with their document ranges), the one being written
 /// (it stands in for `active.seg`) and `active.seg` set aside.
+///
+/// A batch expected to outgrow `active.seg` (a `load` of a file larger
+/// than the segment size) spills *ahead*, before its first record
+/// ([`ActiveSegment::spill_ahead`]), so that step 1 copies nothing: its
+/// records go to the new file as step 1 would have copied them. It stays
+/// tentative until it does outgrow `active.seg` where step 1 would have
+/// run; should it end smaller, its records move to `active.seg` at commit
+/// ([`ActiveSegment::commit`]), as a batch that never spilled writes them.
+/// Either way the files come out byte for byte as without the hint.
 struct Spill {
     /// `active.seg` as it was before the batch, set aside (still serving
     /// reads) while the owner's current file is the one being written.
@@ -615,6 +624,10 @@ struct Spill {
     /// The members' figures once those files are members, when the
     /// manifest's are known (the store keeps them up to date).
     figures: Option<Figures>,
+    /// Set while a spill ahead is tentative: the manifest's next free
+    /// segment number before the file took one, for the store to put back
+    /// if the batch ends in `active.seg` after all.
+    ahead: Option<u64>,
 }
 
 /// A file of a spilled batch, sealed: what the sealed set and the manifest
@@ -867,6 +880,9 @@ impl ActiveSegment {
         let Some(mut b) = self.batch.take() else {
             return Ok(Committed::Empty);
         };
+        if let Some(spill) = b.spill.take_if(|s| s.ahead.is_some()) {
+            self.unspill(opts, &b, spill)?;
+        }
         if let Some(mut spill) = b.spill.take() {
             if self.cur.records > 0 {
                 let f = self.seal_spilled(opts, bind, marks, &mut spill)?;
@@ -880,6 +896,7 @@ impl ActiveSegment {
                 parked,
                 members,
                 figures,
+                ..
             } = spill;
             self.cur = parked;
             // What `active.seg` holds is older than the batch: under
@@ -913,6 +930,30 @@ impl ActiveSegment {
         Ok(Committed::InActive)
     }
 
+    /// Moves the records of a batch that spilled ahead but never outgrew
+    /// `active.seg` back into it, marked as a batch's, exactly as they would
+    /// have been written there (see [`Spill`]); its file goes. On failure
+    /// `active.seg` is cut back to where the batch started.
+    fn unspill(&mut self, opts: &Options, b: &BatchState, spill: Spill) -> Result<()> {
+        let file = std::mem::replace(&mut self.cur, spill.parked);
+        let own: Vec<IndexEntry> = file
+            .map
+            .all()
+            .iter()
+            .filter(|e| e.doc < KEY_SPACE)
+            .copied()
+            .collect();
+        let start = format::SEGMENT_HEADER_LEN as u64;
+        let moved = copy_records(&file, start, &own, &mut self.cur, true);
+        let _ = opts.vfs.remove_file(&file.path);
+        if moved.is_err() {
+            self.failed = true;
+            self.cur.wbuf.clear();
+            self.cur.cut_file(b.start);
+        }
+        moved
+    }
+
     /// After a commit in `active.seg` that did not seal: a checkpoint when
     /// one is due.
     pub fn after_commit(&mut self, opts: &Options, bind: Binding, marks: Marks) {
@@ -927,6 +968,13 @@ impl ActiveSegment {
         let Some(mut b) = self.batch.take() else {
             return Ok(Vec::new());
         };
+        if let Some(spill) = b.spill.take_if(|s| s.ahead.is_some()) {
+            // Nothing reached `active.seg`, and no file was sealed.
+            let current = std::mem::replace(&mut self.cur, spill.parked);
+            let _ = opts.vfs.remove_file(&current.path);
+            *marks = b.marks;
+            return Ok(Vec::new());
+        }
         if let Some(spill) = b.spill.take() {
             // Sequence numbers stay where they are: the seal that started
             // the spill used some, and they only ever increase.
@@ -957,6 +1005,60 @@ impl ActiveSegment {
         self.batch.is_some() && self.cur.len + incoming > segment_size
     }
 
+    /// Spills the batch before its first record, tentatively (see
+    /// [`Spill`]): the store expects it to outgrow `active.seg`. `number`
+    /// names the file; `next_number` is the manifest's next free number
+    /// before `number` was taken; `figures` as for [`ActiveSegment::spill`].
+    pub fn spill_ahead(
+        &mut self,
+        opts: &Options,
+        store_id: u64,
+        number: u64,
+        figures: Option<Figures>,
+        next_number: u64,
+    ) -> Result<()> {
+        match &self.batch {
+            Some(b) if b.spill.is_none() && b.start == self.cur.len => {}
+            _ => return Err(Error::internal("spilling ahead of a batch under way")),
+        }
+        let file = create_spill_file(opts, store_id, number)?;
+        let parked = std::mem::replace(&mut self.cur, file);
+        if let Some(b) = self.batch.as_mut() {
+            b.spill = Some(Spill {
+                parked,
+                members: Vec::new(),
+                figures,
+                ahead: Some(next_number),
+            });
+        }
+        Ok(())
+    }
+
+    /// While a spill ahead is tentative: the manifest's next free segment
+    /// number before its file took one.
+    pub fn spilled_ahead(&self) -> Option<u64> {
+        self.batch
+            .as_ref()
+            .and_then(|b| b.spill.as_ref())
+            .and_then(|s| s.ahead)
+    }
+
+    /// Whether a batch that spilled ahead would now, had it not, take
+    /// `active.seg` past the segment size with `incoming` more bytes; from
+    /// then on the spill stands, as step 1 would have made it here.
+    pub fn settle_spill_ahead(&mut self, incoming: u64, segment_size: u64) -> bool {
+        let Some(spill) = self.batch.as_mut().and_then(|b| b.spill.as_mut()) else {
+            return false;
+        };
+        // The file's records are the batch's, after its header.
+        let batch = self.cur.len - format::SEGMENT_HEADER_LEN as u64;
+        let outgrows = spill.parked.len + batch + incoming > segment_size;
+        if outgrows {
+            spill.ahead = None;
+        }
+        outgrows
+    }
+
     /// Step 1 of [`Spill`]: copies the batch so far into a new file
     /// numbered `number` and cuts it off `active.seg`, which is set aside.
     /// `figures` are the members' figures now, when known.
@@ -982,8 +1084,7 @@ impl ActiveSegment {
             .collect();
         head.sort_unstable_by_key(|e| e.offset);
         let mut file = create_spill_file(opts, store_id, number)?;
-        let moved = self
-            .copy_head(start, &head, &mut file)
+        let moved = copy_records(&self.cur, start, &head, &mut file, false)
             .and_then(|()| self.cut_head(start, records));
         if let Err(e) = moved {
             let _ = opts.vfs.remove_file(&file.path);
@@ -995,6 +1096,7 @@ impl ActiveSegment {
                 parked,
                 members: Vec::new(),
                 figures,
+                ahead: None,
             });
         }
         Ok(())
@@ -1012,41 +1114,6 @@ impl ActiveSegment {
         self.poison(cut)?;
         self.cur.forget_from(start, records);
         Ok(())
-    }
-
-    /// Copies the batch's records so far into `file`, each checked by CRC
-    /// as it is read back and written without `FLAG_BATCH`.
-    fn copy_head(&self, start: u64, head: &[IndexEntry], file: &mut Active) -> Result<()> {
-        let mut expected = start;
-        for ie in head {
-            if ie.offset != expected {
-                return Err(Error::internal("a batch's records are not contiguous"));
-            }
-            expected += u64::from(ie.len);
-            let e = Entry::new(ie, self.cur.number);
-            let (h, payload) = self.cur.read(&e)?;
-            let flags = h.flags & !FLAG_BATCH;
-            let key = if h.kind == Kind::DocPut {
-                format::doc_key(&payload, h.flags).map(format::key_slot)
-            } else {
-                None
-            };
-            file.push(
-                h.seq,
-                h.kind,
-                flags,
-                h.doc,
-                h.node,
-                ie.aux,
-                &payload,
-                &[],
-                key,
-            );
-            if file.wbuf.len() >= BATCH_FLUSH {
-                file.flush()?;
-            }
-        }
-        file.flush()
     }
 
     /// Whether the spilled batch's current file is full for `incoming`
@@ -1129,6 +1196,53 @@ impl ActiveSegment {
             own,
         })
     }
+}
+
+/// Copies the records `entries` point at in `from` (in offset order, the
+/// first at `start`, with nothing between them) to the end of `to`, each
+/// checked by CRC as it is read back, and marked as a batch's (`batch`) or
+/// not: the two files of a spill, either way round.
+fn copy_records(
+    from: &Active,
+    start: u64,
+    entries: &[IndexEntry],
+    to: &mut Active,
+    batch: bool,
+) -> Result<()> {
+    let mut expected = start;
+    for ie in entries {
+        if ie.offset != expected {
+            return Err(Error::internal("a batch's records are not contiguous"));
+        }
+        expected += u64::from(ie.len);
+        let e = Entry::new(ie, from.number);
+        let (h, payload) = from.read(&e)?;
+        let flags = if batch {
+            h.flags | FLAG_BATCH
+        } else {
+            h.flags & !FLAG_BATCH
+        };
+        let key = if h.kind == Kind::DocPut {
+            format::doc_key(&payload, h.flags).map(format::key_slot)
+        } else {
+            None
+        };
+        to.push(
+            h.seq,
+            h.kind,
+            flags,
+            h.doc,
+            h.node,
+            ie.aux,
+            &payload,
+            &[],
+            key,
+        );
+        if to.wbuf.len() >= BATCH_FLUSH {
+            to.flush()?;
+        }
+    }
+    to.flush()
 }
 
 /// Creates the file for `seg_N.seg` under a temporary name, which the next
