@@ -162,7 +162,52 @@ impl Input {
             Input::Records(records) => records.progress().0,
         }
     }
+
+    /// Reads and parses the input on a thread of its own, handing its lines
+    /// to `consume` in order, so the second core parses while this one
+    /// writes. At most [`AHEAD`] batches of about [`BATCH_BYTES`] of input
+    /// wait between the two, so memory stays bounded; once `consume`
+    /// returns, the reader stops at its next batch.
+    fn pipe<T>(mut self, ids: Ids, consume: impl FnOnce(&mut dyn Iterator<Item = Read>) -> T) -> T {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Read>>(AHEAD);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut batch = Vec::new();
+                let mut from = self.bytes();
+                loop {
+                    let read = self.next(ids);
+                    // The writer stops at the end, a read error or a
+                    // refused line; so does the reader.
+                    let last = !matches!(read, Ok(Some((_, Ok(_)))));
+                    let bytes = self.bytes();
+                    batch.push(read.map(|r| r.map(|(n, line)| (n, line, bytes))));
+                    if last || bytes - from >= BATCH_BYTES {
+                        from = bytes;
+                        if tx.send(std::mem::take(&mut batch)).is_err() || last {
+                            return;
+                        }
+                    }
+                }
+            });
+            let mut lines = rx.iter().flatten();
+            let out = consume(&mut lines);
+            // The receiver goes: a reader waiting to send stops.
+            drop(lines);
+            out
+        })
+    }
 }
+
+/// What the reader hands on for one line: its number, the line or why it
+/// was refused, and the input's bytes read up to its end; `None` at the
+/// end of input; an error of reading.
+type Read = stratum::Result<Option<(u64, stratum::Result<Line>, u64)>>;
+
+/// Input bytes the reader puts in one batch for the writer.
+const BATCH_BYTES: u64 = 256 << 10;
+
+/// Batches the reader may have ready ahead of the writer.
+const AHEAD: usize = 2;
 
 /// Runs `load`.
 ///
@@ -194,7 +239,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
             Ok(())
         },
     )?;
-    let (mut input, total) = match ahead {
+    let (input, total) = match ahead {
         Ahead::Kept(records) => {
             let total = records.progress().1;
             (Input::Records(records), Some(total))
@@ -207,29 +252,34 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
     let bar = output::Bar::new(g.quiet, "load", total);
     let mut store = g.open()?;
     let mut current = 0u64;
-    let result = store.atomic(|store| {
-        let mut ids: Vec<DocId> = Vec::new();
-        loop {
-            // Zero while reading: a read error names its own line, if any.
-            current = 0;
-            let Some((number, line)) = input.next(id_source)? else {
-                break;
-            };
-            current = number;
-            match line? {
-                Line::Marks(hwm) => {
-                    if id_source.keeps() {
-                        store.reserve_doc_ids(hwm, id_source)?;
+    // About what the batch writes, so that one larger than a segment
+    // writes its segments from the first record.
+    let expected = total.unwrap_or(0);
+    let result = input.pipe(id_source, |lines| {
+        store.atomic_expecting(expected, |store| {
+            let mut ids: Vec<DocId> = Vec::new();
+            loop {
+                // Zero while reading: a read error names its own line, if any.
+                current = 0;
+                let Some((number, line, bytes)) = lines.next().unwrap_or(Ok(None))? else {
+                    break;
+                };
+                current = number;
+                match line? {
+                    Line::Marks(hwm) => {
+                        if id_source.keeps() {
+                            store.reserve_doc_ids(hwm, id_source)?;
+                        }
+                    }
+                    Line::Doc(parsed) => {
+                        let id = store.load_doc_or(&parsed, id_source, on_conflict)?.id();
+                        ids.push(id);
                     }
                 }
-                Line::Doc(parsed) => {
-                    let id = store.load_doc_or(&parsed, id_source, on_conflict)?.id();
-                    ids.push(id);
-                }
+                bar.set(bytes);
             }
-            bar.set(input.bytes());
-        }
-        Ok(ids)
+            Ok(ids)
+        })
     });
     bar.finish();
     let ids = result.map_err(|e| at_line(e, current))?;
