@@ -168,33 +168,93 @@ impl Input {
     /// writes. At most [`AHEAD`] batches of about [`BATCH_BYTES`] of input
     /// wait between the two, so memory stays bounded; once `consume`
     /// returns, the reader stops at its next batch.
-    fn pipe<T>(mut self, ids: Ids, consume: impl FnOnce(&mut dyn Iterator<Item = Read>) -> T) -> T {
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the thread cannot be started.
+    fn pipe<T>(mut self, ids: Ids, consume: impl FnOnce(&mut Feed) -> T) -> Result<T, Error> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Read>>(AHEAD);
+        let (back, used) = std::sync::mpsc::sync_channel::<Vec<Read>>(AHEAD + 2);
         std::thread::scope(|scope| {
-            scope.spawn(move || {
-                let mut batch = Vec::new();
-                let mut from = self.bytes();
-                loop {
-                    let read = self.next(ids);
-                    // The writer stops at the end, a read error or a
-                    // refused line; so does the reader.
-                    let last = !matches!(read, Ok(Some((_, Ok(_)))));
-                    let bytes = self.bytes();
-                    batch.push(read.map(|r| r.map(|(n, line)| (n, line, bytes))));
-                    if last || bytes - from >= BATCH_BYTES {
-                        from = bytes;
-                        if tx.send(std::mem::take(&mut batch)).is_err() || last {
-                            return;
+            std::thread::Builder::new()
+                .name("load-reader".into())
+                .spawn_scoped(scope, move || {
+                    let mut batch = Vec::new();
+                    let mut from = self.bytes();
+                    loop {
+                        let read = self.next(ids);
+                        // The writer stops at the end, a read error or a
+                        // refused line; so does the reader.
+                        let last = !matches!(read, Ok(Some((_, Ok(_)))));
+                        let bytes = self.bytes();
+                        batch.push(read.map(|r| r.map(|(n, line)| (n, line, bytes))));
+                        if last || bytes - from >= BATCH_BYTES {
+                            from = bytes;
+                            // What the writer is done with is freed here,
+                            // where it was allocated: freed there, it made
+                            // the two threads contend for the allocator.
+                            used.try_iter().for_each(drop);
+                            if tx.send(std::mem::take(&mut batch)).is_err() || last {
+                                return;
+                            }
                         }
                     }
-                }
-            });
-            let mut lines = rx.iter().flatten();
-            let out = consume(&mut lines);
+                })
+                .map_err(|e| Error::io("spawn", "<input reader thread>", e))?;
+            let mut feed = Feed {
+                batches: rx,
+                back,
+                batch: Vec::new(),
+                at: 0,
+            };
+            let out = consume(&mut feed);
             // The receiver goes: a reader waiting to send stops.
-            drop(lines);
-            out
+            drop(feed);
+            Ok(out)
         })
+    }
+}
+
+/// The writer's end of [`Input::pipe`]: the lines in order, lent one at a
+/// time; each batch goes back to the reader once it is used.
+struct Feed {
+    batches: std::sync::mpsc::Receiver<Vec<Read>>,
+    back: std::sync::mpsc::SyncSender<Vec<Read>>,
+    batch: Vec<Read>,
+    at: usize,
+}
+
+impl Feed {
+    /// The next line's number, the line or why it was refused, and the
+    /// input's bytes read up to its end; `None` at the end of input.
+    ///
+    /// # Errors
+    /// One of reading (naming its own line, if any).
+    fn next(&mut self) -> stratum::Result<Option<(u64, stratum::Result<&Line>, u64)>> {
+        while self.at == self.batch.len() {
+            let used = std::mem::take(&mut self.batch);
+            // A full return channel means the reader has stopped taking
+            // them: this one is freed here.
+            let _ = self.back.try_send(used);
+            self.at = 0;
+            match self.batches.recv() {
+                Ok(batch) => self.batch = batch,
+                Err(_) => return Ok(None),
+            }
+        }
+        let at = self.at;
+        self.at += 1;
+        if !matches!(self.batch[at], Ok(Some((_, Ok(_), _)))) {
+            // The end, or an error: the last item the writer takes.
+            return match std::mem::replace(&mut self.batch[at], Ok(None)) {
+                Ok(Some((number, Err(e), bytes))) => Ok(Some((number, Err(e), bytes))),
+                Ok(_) => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
+        match &self.batch[at] {
+            Ok(Some((number, Ok(line), bytes))) => Ok(Some((*number, Ok(line), *bytes))),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -255,24 +315,24 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
     // About what the batch writes, so that one larger than a segment
     // writes its segments from the first record.
     let expected = total.unwrap_or(0);
-    let result = input.pipe(id_source, |lines| {
+    let result = input.pipe(id_source, |feed| {
         store.atomic_expecting(expected, |store| {
             let mut ids: Vec<DocId> = Vec::new();
             loop {
                 // Zero while reading: a read error names its own line, if any.
                 current = 0;
-                let Some((number, line, bytes)) = lines.next().unwrap_or(Ok(None))? else {
+                let Some((number, line, bytes)) = feed.next()? else {
                     break;
                 };
                 current = number;
                 match line? {
                     Line::Marks(hwm) => {
                         if id_source.keeps() {
-                            store.reserve_doc_ids(hwm, id_source)?;
+                            store.reserve_doc_ids(*hwm, id_source)?;
                         }
                     }
                     Line::Doc(parsed) => {
-                        let id = store.load_doc_or(&parsed, id_source, on_conflict)?.id();
+                        let id = store.load_doc_or(parsed, id_source, on_conflict)?.id();
                         ids.push(id);
                     }
                 }
@@ -280,7 +340,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
             }
             Ok(ids)
         })
-    });
+    })?;
     bar.finish();
     let ids = result.map_err(|e| at_line(e, current))?;
     drop(store);
