@@ -227,12 +227,19 @@ fn a_failed_load_from_a_file_leaves_the_store_exactly_as_it_was() {
     // A file is parsed under the lock, so its bad last line is met after
     // the batch wrote: once it spilled (several segments), and once while
     // it was told it would spill but had not outgrown `active.seg` yet.
-    for (docs, inputs, pad) in [(60, 60, 400), (20, 5, 4000)] {
+    // A file of several reader batches (of about 256 KiB: the bad line is
+    // parsed by whichever thread has time) too.
+    let cases = [
+        (60, small_inputs(60, 60, 400, true)),
+        (20, small_inputs(20, 5, 4000, true)),
+        (2000, lines(2000, true)),
+    ];
+    for (docs, input) in cases {
         let mut s = TestStore::new();
         s.globals = vec!["--segment-size".into(), SEGMENT.to_string()];
         s.ok(&["create-doc", "before the load"]);
         let before = s.snapshot();
-        let (code, err) = load_file(&s, &small_inputs(docs, inputs, pad, true)).unwrap_err();
+        let (code, err) = load_file(&s, &input).unwrap_err();
         assert_eq!(code, 4, "{err}");
         assert!(err.contains(&format!("line {}", docs + 1)), "{err}");
         assert_eq!(s.snapshot(), before, "{docs} documents");
