@@ -198,8 +198,11 @@ impl Input {
                 .name("load-reader".into())
                 .spawn_scoped(scope, move || {
                     let mut last = false;
+                    // A batch's buffers, used again for the next.
+                    let mut spare: Option<Box<Raw>> = None;
                     while !last {
-                        let mut raw = Box::<Raw>::default();
+                        let mut raw = spare.take().unwrap_or_default();
+                        raw.clear();
                         while raw.end.is_none() && raw.len() < BATCH_BYTES {
                             match self.read_raw(&mut raw) {
                                 Ok(true) => {}
@@ -225,12 +228,18 @@ impl Input {
                                 }
                             }
                             parsed.extend(raw.end.take());
+                            spare = Some(raw);
                             Batch::Parsed(parsed)
                         };
                         // What the writer is done with is freed here,
-                        // where it was allocated: freed there, it made the
-                        // two threads contend for the allocator.
-                        used.try_iter().for_each(drop);
+                        // where it was allocated (freed there, it made the
+                        // two threads contend for the allocator), or used
+                        // again.
+                        for done in used.try_iter() {
+                            if let Batch::Raw(raw) = done {
+                                spare = Some(raw);
+                            }
+                        }
                         waiting.fetch_add(1, Ordering::AcqRel);
                         if tx.send(batch).is_err() {
                             return;
@@ -288,6 +297,14 @@ struct Raw {
 }
 
 impl Raw {
+    /// Empties it, keeping its buffers.
+    fn clear(&mut self) {
+        self.text.clear();
+        self.records.clear();
+        self.items.clear();
+        self.end = None;
+    }
+
     /// Bytes held.
     fn len(&self) -> u64 {
         (self.text.len() + self.records.len()) as u64
@@ -308,7 +325,7 @@ impl Raw {
 }
 
 /// The writer's end of [`Input::pipe`]: the lines in order, lent one at a
-/// time; each parsed batch goes back to the reader once it is used.
+/// time; each batch goes back to the reader once it is used.
 struct Feed<'a> {
     batches: mpsc::Receiver<Batch>,
     back: mpsc::SyncSender<Batch>,
@@ -329,11 +346,9 @@ impl Feed<'_> {
     fn next(&mut self) -> stratum::Result<Option<(u64, stratum::Result<&Line>, u64)>> {
         while self.at >= self.batch.len() {
             let used = std::mem::replace(&mut self.batch, Batch::Parsed(Vec::new()));
-            if matches!(used, Batch::Parsed(_)) {
-                // A full return channel means the reader has stopped
-                // taking them: this one is freed here.
-                let _ = self.back.try_send(used);
-            }
+            // A full return channel means the reader has stopped taking
+            // them: this one is freed here.
+            let _ = self.back.try_send(used);
             self.at = 0;
             match self.batches.recv() {
                 Ok(batch) => self.batch = batch,

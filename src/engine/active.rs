@@ -137,13 +137,6 @@ impl DocMap {
         })
     }
 
-    /// The entries of `id`, in append order.
-    fn of(&self, id: u64) -> Vec<IndexEntry> {
-        let mut v: Vec<IndexEntry> = self.newest_first(id).copied().collect();
-        v.reverse();
-        v
-    }
-
     /// Forgets every entry at `start` or after.
     fn forget_from(&mut self, start: u64) {
         while self.entries.last().is_some_and(|e| e.offset >= start) {
@@ -305,12 +298,20 @@ impl Active {
         Ok(sources)
     }
 
-    /// Each document's entries after the checkpoint (key slots left out).
-    pub fn docs(&self) -> impl Iterator<Item = (u64, Vec<IndexEntry>)> + '_ {
-        self.map
-            .ids()
-            .filter(|doc| *doc < KEY_SPACE)
-            .map(|doc| (doc, self.map.of(doc)))
+    /// Each document's entries after the checkpoint, in append order, as
+    /// entries of this segment (key slots left out). One allocation each:
+    /// they are all of a load's documents when its segment is sealed.
+    pub fn docs(&self) -> impl Iterator<Item = Vec<Entry>> + '_ {
+        self.map.ids().filter(|doc| *doc < KEY_SPACE).map(|doc| {
+            let mut v = Vec::with_capacity(self.map.newest_first(doc).count());
+            v.extend(
+                self.map
+                    .newest_first(doc)
+                    .map(|e| Entry::new(e, self.number)),
+            );
+            v.reverse();
+            v
+        })
     }
 
     /// Reads the record `e` points at, from the file or from the unflushed
@@ -1193,10 +1194,7 @@ impl ActiveSegment {
         self.cur.path.clone_from(&path);
         let (member, index) = self.cur.write_index(opts, bind, seq, marks.doc_hwm)?;
         let own = if spill.figures.is_some() {
-            self.cur
-                .docs()
-                .map(|(_, v)| v.iter().map(|e| Entry::new(e, number)).collect())
-                .collect()
+            self.cur.docs().collect()
         } else {
             Vec::new()
         };
@@ -1293,8 +1291,11 @@ mod tests {
         }
     }
 
+    /// The offsets of `id`'s entries, in append order.
     fn offsets(m: &DocMap, id: u64) -> Vec<u64> {
-        m.of(id).iter().map(|e| e.offset).collect()
+        let mut v: Vec<u64> = m.newest_first(id).map(|e| e.offset).collect();
+        v.reverse();
+        v
     }
 
     #[test]
@@ -1306,7 +1307,7 @@ mod tests {
         assert_eq!(offsets(&m, 1), [10, 12, 15]);
         assert_eq!(offsets(&m, 2), [11, 14]);
         assert_eq!(offsets(&m, 3), [13]);
-        assert!(m.of(4).is_empty());
+        assert!(offsets(&m, 4).is_empty());
         let offs: Vec<u64> = m.newest_first(1).map(|e| e.offset).collect();
         assert_eq!(offs, [15, 12, 10]);
 
@@ -1315,7 +1316,7 @@ mod tests {
         m.forget_from(13);
         assert_eq!(offsets(&m, 1), [10, 12]);
         assert_eq!(offsets(&m, 2), [11]);
-        assert!(m.of(3).is_empty());
+        assert!(offsets(&m, 3).is_empty());
         let mut ids: Vec<u64> = m.ids().collect();
         ids.sort_unstable();
         assert_eq!(ids, [1, 2]);
