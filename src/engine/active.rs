@@ -1039,16 +1039,22 @@ impl ActiveSegment {
             _ => return Err(Error::internal("spilling ahead of a batch under way")),
         }
         let file = create_spill_file(opts, store_id, number)?;
+        self.go_on_in(file, figures, Some(next_number));
+        Ok(())
+    }
+
+    /// Makes `file` the one the batch goes on in, `active.seg` set aside
+    /// (see [`Spill`]).
+    fn go_on_in(&mut self, file: Active, figures: Option<Figures>, ahead: Option<u64>) {
         let parked = std::mem::replace(&mut self.cur, file);
         if let Some(b) = self.batch.as_mut() {
             b.spill = Some(Spill {
                 parked,
                 members: Vec::new(),
                 figures,
-                ahead: Some(next_number),
+                ahead,
             });
         }
-        Ok(())
     }
 
     /// While a spill ahead is tentative: the manifest's next free segment
@@ -1107,15 +1113,7 @@ impl ActiveSegment {
             let _ = opts.vfs.remove_file(&file.path);
             return Err(e);
         }
-        let parked = std::mem::replace(&mut self.cur, file);
-        if let Some(b) = self.batch.as_mut() {
-            b.spill = Some(Spill {
-                parked,
-                members: Vec::new(),
-                figures,
-                ahead: None,
-            });
-        }
+        self.go_on_in(file, figures, None);
         Ok(())
     }
 

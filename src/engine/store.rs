@@ -1466,14 +1466,21 @@ impl Store {
         if bytes == 0 || self.active.cur().len().saturating_add(bytes) <= self.opts.segment_size {
             return Ok(());
         }
+        let (number, figures) = self.spill_number();
+        let store_id = self.store_id();
+        self.active
+            .spill_ahead(&self.opts, store_id, number, figures, next)
+    }
+
+    /// The number a batch's first file takes (reserved), and the members'
+    /// figures the batch starts from, when known.
+    fn spill_number(&mut self) -> (u64, Option<crate::engine::live::Figures>) {
         let number = self.reserve_segment_number();
         let figures = self
             .sealed
             .manifest()
             .and_then(crate::engine::live::of_manifest);
-        let store_id = self.store_id();
-        self.active
-            .spill_ahead(&self.opts, store_id, number, figures, next)
+        (number, figures)
     }
 
     /// Before a batch appends `incoming` bytes: spills the batch, or seals
@@ -1497,11 +1504,7 @@ impl Store {
         if !self.active.spilled() {
             // The batch so far is on disk before its copy takes a number.
             self.active.flush()?;
-            let number = self.reserve_segment_number();
-            let figures = self
-                .sealed
-                .manifest()
-                .and_then(crate::engine::live::of_manifest);
+            let (number, figures) = self.spill_number();
             let store_id = self.store_id();
             self.active.spill(&self.opts, store_id, number, figures)?;
         }

@@ -135,6 +135,16 @@ fn a_spilled_batch_that_fails_part_way_takes_back_every_file() {
     s.ok(&["verify"]);
 }
 
+/// Two stores with the same files (and so the same store id), a document
+/// in each, for two loads to be compared byte for byte.
+fn twins() -> (TestStore, TestStore) {
+    let mut s = TestStore::new();
+    s.globals = vec!["--segment-size".into(), SEGMENT.to_string()];
+    s.ok(&["create-doc", "before the load"]);
+    let t = twin(&s);
+    (s, t)
+}
+
 /// A second store with the same files (and so the same store id) as `s`,
 /// so that two loads into them can be compared byte for byte.
 fn twin(s: &TestStore) -> TestStore {
@@ -186,10 +196,7 @@ fn a_load_told_it_will_spill_writes_the_same_files_as_one_that_spills_late() {
     // once its records outgrow `active.seg` (copying them out of it); the
     // padded one is larger, so its load writes its own segments from the
     // first record. The stores come out byte for byte the same.
-    let mut late = TestStore::new();
-    late.globals = vec!["--segment-size".into(), SEGMENT.to_string()];
-    late.ok(&["create-doc", "before the load"]);
-    let ahead = twin(&late);
+    let (late, ahead) = twins();
     let compact = small_inputs(60, 60, 0, false);
     let padded = small_inputs(60, 60, 400, false);
     assert!((compact.len() as u64) < SEGMENT && padded.len() as u64 > SEGMENT);
@@ -206,10 +213,7 @@ fn a_load_told_it_will_spill_writes_the_same_files_as_one_that_spills_late() {
 fn a_load_told_it_will_spill_that_stays_small_is_written_to_active_seg() {
     // The padded file is larger than a segment, its records are not: they
     // end in `active.seg` under a commit record, as the compact file's do.
-    let mut plain = TestStore::new();
-    plain.globals = vec!["--segment-size".into(), SEGMENT.to_string()];
-    plain.ok(&["create-doc", "before the load"]);
-    let hinted = twin(&plain);
+    let (plain, hinted) = twins();
     let compact = small_inputs(20, 5, 0, false);
     let padded = small_inputs(20, 5, 4000, false);
     assert!(padded.len() as u64 > SEGMENT);
@@ -235,9 +239,7 @@ fn a_failed_load_from_a_file_leaves_the_store_exactly_as_it_was() {
         (2000, lines(2000, true)),
     ];
     for (docs, input) in cases {
-        let mut s = TestStore::new();
-        s.globals = vec!["--segment-size".into(), SEGMENT.to_string()];
-        s.ok(&["create-doc", "before the load"]);
+        let (s, _) = twins();
         let before = s.snapshot();
         let (code, err) = load_file(&s, &input).unwrap_err();
         assert_eq!(code, 4, "{err}");
