@@ -183,7 +183,7 @@ pub enum Source {
     /// A file, with its size for progress.
     File(File, u64),
     /// Input read ahead of the lock ([`Source::read_ahead`]), with its size.
-    Spooled(Box<dyn Read>, u64),
+    Spooled(Box<dyn Read + Send>, u64),
 }
 
 /// Where read-ahead input (or `apply`'s report, kept until its batch is
@@ -220,7 +220,7 @@ impl Spool {
     ///
     /// # Errors
     /// The temporary file's.
-    pub fn into_reader(self) -> io::Result<(Box<dyn Read>, u64)> {
+    pub fn into_reader(self) -> io::Result<(Box<dyn Read + Send>, u64)> {
         Ok(match self {
             Spool::Memory(buf) => {
                 let len = buf.len() as u64;
@@ -301,7 +301,7 @@ impl Source {
 
     /// A buffered line reader over the source; `name` is for messages.
     pub fn lines(self, name: &str) -> Lines {
-        let inner: Box<dyn Read> = match self {
+        let inner: Box<dyn Read + Send> = match self {
             Source::Stdin => Box::new(io::stdin()),
             Source::File(f, _) => Box::new(f),
             Source::Spooled(r, _) => r,
@@ -427,7 +427,7 @@ pub enum Ahead {
 
 /// The records of [`Source::read_ahead_records`], in order.
 pub struct Records {
-    reader: io::BufReader<Box<dyn Read>>,
+    reader: io::BufReader<Box<dyn Read + Send>>,
     buf: Vec<u8>,
     bytes: u64,
     total: u64,
@@ -470,7 +470,7 @@ impl Records {
 
 /// Reads a JSON Lines stream one line at a time, reusing one buffer.
 pub struct Lines {
-    reader: io::BufReader<Box<dyn Read>>,
+    reader: io::BufReader<Box<dyn Read + Send>>,
     buf: Vec<u8>,
     number: u64,
     bytes: u64,

@@ -3,6 +3,8 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use clap::Args;
 
@@ -141,18 +143,30 @@ enum Input {
 }
 
 impl Input {
-    /// The next line's number, and the line or why it was refused; the
-    /// outer error is one of reading.
-    fn next(&mut self, ids: Ids) -> stratum::Result<Option<(u64, stratum::Result<Line>)>> {
-        match self {
-            Input::Lines(lines) => Ok(lines
-                .next_line()?
-                .map(|(number, text)| (number, Line::parse(text, ids)))),
-            Input::Records(records) => match records.next_record()? {
-                Some(record) => Line::from_spool(record).map(|(n, line)| Some((n, Ok(line)))),
-                None => Ok(None),
+    /// Reads the next line (or record read ahead) into `raw`, unparsed;
+    /// false at the end of input.
+    ///
+    /// # Errors
+    /// One of reading.
+    fn read_raw(&mut self, raw: &mut Raw) -> stratum::Result<bool> {
+        let (number, end) = match self {
+            Input::Lines(lines) => match lines.next_line()? {
+                Some((number, text)) => {
+                    raw.text.push_str(text);
+                    (number, raw.text.len())
+                }
+                None => return Ok(false),
             },
-        }
+            Input::Records(records) => match records.next_record()? {
+                Some(record) => {
+                    raw.records.extend_from_slice(record);
+                    (0, raw.records.len())
+                }
+                None => return Ok(false),
+            },
+        };
+        raw.items.push((number, end, self.bytes()));
+        Ok(true)
     }
 
     /// Bytes read so far, for progress.
@@ -162,7 +176,223 @@ impl Input {
             Input::Records(records) => records.progress().0,
         }
     }
+
+    /// Reads and parses the input on a thread of its own, handing its lines
+    /// to `consume` in order, so the second core parses while this one
+    /// writes. A batch of about [`BATCH_BYTES`] of input that the writer
+    /// would otherwise wait for goes to it unparsed, to parse itself: the
+    /// two threads share the parsing as each has time. At most [`AHEAD`]
+    /// batches wait between them, so memory stays bounded; once `consume`
+    /// returns, the reader stops at its next batch.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the thread cannot be started.
+    fn pipe<T>(mut self, ids: Ids, consume: impl FnOnce(&mut Feed) -> T) -> Result<T, Error> {
+        let (tx, rx) = mpsc::sync_channel::<Batch>(AHEAD);
+        let (back, used) = mpsc::sync_channel::<Batch>(AHEAD + 2);
+        // Batches sent and not yet taken by the writer.
+        let waiting = AtomicUsize::new(0);
+        let waiting = &waiting;
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("load-reader".into())
+                .spawn_scoped(scope, move || {
+                    let mut last = false;
+                    // A batch's buffers, used again for the next.
+                    let mut spare: Option<Box<Raw>> = None;
+                    while !last {
+                        let mut raw = spare.take().unwrap_or_default();
+                        raw.clear();
+                        while raw.end.is_none() && raw.len() < BATCH_BYTES {
+                            match self.read_raw(&mut raw) {
+                                Ok(true) => {}
+                                Ok(false) => raw.end = Some(Ok(None)),
+                                Err(e) => raw.end = Some(Err(e)),
+                            }
+                        }
+                        last = raw.end.is_some();
+                        let batch = if waiting.load(Ordering::Acquire) == 0 && !raw.items.is_empty()
+                        {
+                            Batch::Raw(raw)
+                        } else {
+                            let mut parsed = Vec::with_capacity(raw.items.len() + 1);
+                            for i in 0..raw.items.len() {
+                                let read = raw.parse(i, ids);
+                                // The writer stops at a refused line; so
+                                // does the reader.
+                                let refused = !matches!(read, Ok(Some((_, Ok(_), _))));
+                                parsed.push(read);
+                                if refused {
+                                    last = true;
+                                    break;
+                                }
+                            }
+                            parsed.extend(raw.end.take());
+                            spare = Some(raw);
+                            Batch::Parsed(parsed)
+                        };
+                        // What the writer is done with is freed here,
+                        // where it was allocated (freed there, it made the
+                        // two threads contend for the allocator), or used
+                        // again.
+                        for done in used.try_iter() {
+                            if let Batch::Raw(raw) = done {
+                                spare = Some(raw);
+                            }
+                        }
+                        waiting.fetch_add(1, Ordering::AcqRel);
+                        if tx.send(batch).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|e| Error::io("spawn", "<input reader thread>", e))?;
+            let mut feed = Feed {
+                batches: rx,
+                back,
+                waiting,
+                batch: Batch::Parsed(Vec::new()),
+                at: 0,
+                ids,
+                parsed: Ok(None),
+            };
+            let out = consume(&mut feed);
+            // The receiver goes: a reader waiting to send stops.
+            drop(feed);
+            Ok(out)
+        })
+    }
 }
+
+/// A batch of input on its way from the reader to the writer.
+enum Batch {
+    /// Parsed by the reader, in order; after the last line, the end of
+    /// input or a read error, if the batch met one.
+    Parsed(Vec<Read>),
+    /// Read but not parsed, for the writer to parse.
+    Raw(Box<Raw>),
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        match self {
+            Batch::Parsed(v) => v.len(),
+            Batch::Raw(raw) => raw.items.len() + usize::from(raw.end.is_some()),
+        }
+    }
+}
+
+/// Lines (or records read ahead) as read, one after another.
+#[derive(Default)]
+struct Raw {
+    /// The lines' text.
+    text: String,
+    /// The records' bytes.
+    records: Vec<u8>,
+    /// Each one's line number (0 for a record, which holds its own), where
+    /// its bytes end, and the input's bytes read up to its end.
+    items: Vec<(u64, usize, u64)>,
+    /// After them, the end of input or a read error, if the batch met one.
+    end: Option<Read>,
+}
+
+impl Raw {
+    /// Empties it, keeping its buffers.
+    fn clear(&mut self) {
+        self.text.clear();
+        self.records.clear();
+        self.items.clear();
+        self.end = None;
+    }
+
+    /// Bytes held.
+    fn len(&self) -> u64 {
+        (self.text.len() + self.records.len()) as u64
+    }
+
+    /// Item `i` parsed (see [`Read`]).
+    fn parse(&self, i: usize, ids: Ids) -> Read {
+        let start = i.checked_sub(1).map_or(0, |j| self.items[j].1);
+        let (number, end, bytes) = self.items[i];
+        if number == 0 {
+            let record = self.records.get(start..end).unwrap_or_default();
+            Line::from_spool(record).map(|(n, line)| Some((n, Ok(line), bytes)))
+        } else {
+            let text = self.text.get(start..end).unwrap_or_default();
+            Ok(Some((number, Line::parse(text, ids), bytes)))
+        }
+    }
+}
+
+/// The writer's end of [`Input::pipe`]: the lines in order, lent one at a
+/// time; each batch goes back to the reader once it is used.
+struct Feed<'a> {
+    batches: mpsc::Receiver<Batch>,
+    back: mpsc::SyncSender<Batch>,
+    waiting: &'a AtomicUsize,
+    batch: Batch,
+    at: usize,
+    ids: Ids,
+    /// The line of a raw batch this side parsed last.
+    parsed: Read,
+}
+
+impl Feed<'_> {
+    /// The next line's number, the line or why it was refused, and the
+    /// input's bytes read up to its end; `None` at the end of input.
+    ///
+    /// # Errors
+    /// One of reading (naming its own line, if any).
+    fn next(&mut self) -> stratum::Result<Option<(u64, stratum::Result<&Line>, u64)>> {
+        while self.at >= self.batch.len() {
+            let used = std::mem::replace(&mut self.batch, Batch::Parsed(Vec::new()));
+            // A full return channel means the reader has stopped taking
+            // them: this one is freed here.
+            let _ = self.back.try_send(used);
+            self.at = 0;
+            match self.batches.recv() {
+                Ok(batch) => self.batch = batch,
+                Err(_) => return Ok(None),
+            }
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+        let at = self.at;
+        self.at += 1;
+        let slot = match &mut self.batch {
+            Batch::Parsed(v) => &mut v[at],
+            Batch::Raw(raw) => {
+                self.parsed = match raw.items.len() {
+                    n if at < n => raw.parse(at, self.ids),
+                    _ => raw.end.take().unwrap_or(Ok(None)),
+                };
+                &mut self.parsed
+            }
+        };
+        if !matches!(slot, Ok(Some((_, Ok(_), _)))) {
+            // The end, or an error: the last item the writer takes.
+            return match std::mem::replace(slot, Ok(None)) {
+                Ok(Some((number, Err(e), bytes))) => Ok(Some((number, Err(e), bytes))),
+                Ok(_) => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
+        match slot {
+            Ok(Some((number, Ok(line), bytes))) => Ok(Some((*number, Ok(&*line), *bytes))),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// What the reader hands on for one line: its number, the line or why it
+/// was refused, and the input's bytes read up to its end; `None` at the
+/// end of input; an error of reading.
+type Read = stratum::Result<Option<(u64, stratum::Result<Line>, u64)>>;
+
+/// Input bytes the reader puts in one batch for the writer.
+const BATCH_BYTES: u64 = 256 << 10;
+
+/// Batches the reader may have ready ahead of the writer.
+const AHEAD: usize = 2;
 
 /// Runs `load`.
 ///
@@ -194,7 +424,7 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
             Ok(())
         },
     )?;
-    let (mut input, total) = match ahead {
+    let (input, total) = match ahead {
         Ahead::Kept(records) => {
             let total = records.progress().1;
             (Input::Records(records), Some(total))
@@ -207,30 +437,35 @@ pub fn run(g: &GlobalArgs, args: LoadArgs) -> anyhow::Result<()> {
     let bar = output::Bar::new(g.quiet, "load", total);
     let mut store = g.open()?;
     let mut current = 0u64;
-    let result = store.atomic(|store| {
-        let mut ids: Vec<DocId> = Vec::new();
-        loop {
-            // Zero while reading: a read error names its own line, if any.
-            current = 0;
-            let Some((number, line)) = input.next(id_source)? else {
-                break;
-            };
-            current = number;
-            match line? {
-                Line::Marks(hwm) => {
-                    if id_source.keeps() {
-                        store.reserve_doc_ids(hwm, id_source)?;
+    // About what the batch writes, so that one larger than a segment
+    // writes its segments from the first record.
+    let expected = total.unwrap_or(0);
+    let result = input.pipe(id_source, |feed| {
+        store.atomic_expecting(expected, |store| {
+            let mut ids: Vec<DocId> = Vec::new();
+            loop {
+                // Zero while reading: a read error names its own line, if any.
+                current = 0;
+                let Some((number, line, bytes)) = feed.next()? else {
+                    break;
+                };
+                current = number;
+                match line? {
+                    Line::Marks(hwm) => {
+                        if id_source.keeps() {
+                            store.reserve_doc_ids(*hwm, id_source)?;
+                        }
+                    }
+                    Line::Doc(parsed) => {
+                        let id = store.load_doc_or(parsed, id_source, on_conflict)?.id();
+                        ids.push(id);
                     }
                 }
-                Line::Doc(parsed) => {
-                    let id = store.load_doc_or(&parsed, id_source, on_conflict)?.id();
-                    ids.push(id);
-                }
+                bar.set(bytes);
             }
-            bar.set(input.bytes());
-        }
-        Ok(ids)
-    });
+            Ok(ids)
+        })
+    })?;
     bar.finish();
     let ids = result.map_err(|e| at_line(e, current))?;
     drop(store);

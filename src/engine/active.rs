@@ -137,13 +137,6 @@ impl DocMap {
         })
     }
 
-    /// The entries of `id`, in append order.
-    fn of(&self, id: u64) -> Vec<IndexEntry> {
-        let mut v: Vec<IndexEntry> = self.newest_first(id).copied().collect();
-        v.reverse();
-        v
-    }
-
     /// Forgets every entry at `start` or after.
     fn forget_from(&mut self, start: u64) {
         while self.entries.last().is_some_and(|e| e.offset >= start) {
@@ -305,12 +298,20 @@ impl Active {
         Ok(sources)
     }
 
-    /// Each document's entries after the checkpoint (key slots left out).
-    pub fn docs(&self) -> impl Iterator<Item = (u64, Vec<IndexEntry>)> + '_ {
-        self.map
-            .ids()
-            .filter(|doc| *doc < KEY_SPACE)
-            .map(|doc| (doc, self.map.of(doc)))
+    /// Each document's entries after the checkpoint, in append order, as
+    /// entries of this segment (key slots left out). One allocation each:
+    /// they are all of a load's documents when its segment is sealed.
+    pub fn docs(&self) -> impl Iterator<Item = Vec<Entry>> + '_ {
+        self.map.ids().filter(|doc| *doc < KEY_SPACE).map(|doc| {
+            let mut v = Vec::with_capacity(self.map.newest_first(doc).count());
+            v.extend(
+                self.map
+                    .newest_first(doc)
+                    .map(|e| Entry::new(e, self.number)),
+            );
+            v.reverse();
+            v
+        })
     }
 
     /// Reads the record `e` points at, from the file or from the unflushed
@@ -458,10 +459,20 @@ impl Active {
     fn entries_in_order(&self) -> impl Iterator<Item = IndexEntry> + '_ {
         let mut docs: Vec<u64> = self.map.ids().collect();
         docs.sort_unstable();
-        docs.into_iter().flat_map(|doc| {
-            let mut v = self.map.of(doc);
-            v.sort_unstable_by_key(index::key);
-            v
+        let mut docs = docs.into_iter();
+        // One document's entries at a time, in one reused buffer: a `Vec`
+        // per document was a tenth of sealing a load's segment.
+        let (mut buf, mut at) = (Vec::new(), 0);
+        std::iter::from_fn(move || {
+            while at == buf.len() {
+                let doc = docs.next()?;
+                buf.clear();
+                buf.extend(self.map.newest_first(doc).copied());
+                buf.sort_unstable_by_key(index::key);
+                at = 0;
+            }
+            at += 1;
+            buf.get(at - 1).copied()
         })
     }
 
@@ -605,6 +616,15 @@ struct BatchState {
 /// whatever the batch's size. Reads inside the batch see its sealed files
 /// (in the sealed set, with their document ranges), the one being written
 /// (it stands in for `active.seg`) and `active.seg` set aside.
+///
+/// A batch expected to outgrow `active.seg` (a `load` of a file larger
+/// than the segment size) spills *ahead*, before its first record
+/// ([`ActiveSegment::spill_ahead`]), so that step 1 copies nothing: its
+/// records go to the new file as step 1 would have copied them. It stays
+/// tentative until it does outgrow `active.seg` where step 1 would have
+/// run; should it end smaller, its records move to `active.seg` at commit
+/// ([`ActiveSegment::commit`]), as a batch that never spilled writes them.
+/// Either way the files come out byte for byte as without the hint.
 struct Spill {
     /// `active.seg` as it was before the batch, set aside (still serving
     /// reads) while the owner's current file is the one being written.
@@ -615,6 +635,10 @@ struct Spill {
     /// The members' figures once those files are members, when the
     /// manifest's are known (the store keeps them up to date).
     figures: Option<Figures>,
+    /// Set while a spill ahead is tentative: the manifest's next free
+    /// segment number before the file took one, for the store to put back
+    /// if the batch ends in `active.seg` after all.
+    ahead: Option<u64>,
 }
 
 /// A file of a spilled batch, sealed: what the sealed set and the manifest
@@ -784,7 +808,13 @@ impl ActiveSegment {
             }
             self.maybe_checkpoint(opts, bind, *marks);
         } else if self.cur.wbuf.len() >= BATCH_FLUSH {
+            let from = self.cur.flushed;
             self.flush()?;
+            // A batch is synced when it commits or its file is sealed: the
+            // disk can be writing it meanwhile, while the input is parsed.
+            if let Some(f) = self.cur.file.as_deref() {
+                f.start_writeback(from, self.cur.flushed - from);
+            }
         }
         Ok(())
     }
@@ -867,6 +897,9 @@ impl ActiveSegment {
         let Some(mut b) = self.batch.take() else {
             return Ok(Committed::Empty);
         };
+        if let Some(spill) = b.spill.take_if(|s| s.ahead.is_some()) {
+            self.unspill(opts, &b, spill)?;
+        }
         if let Some(mut spill) = b.spill.take() {
             if self.cur.records > 0 {
                 let f = self.seal_spilled(opts, bind, marks, &mut spill)?;
@@ -880,6 +913,7 @@ impl ActiveSegment {
                 parked,
                 members,
                 figures,
+                ..
             } = spill;
             self.cur = parked;
             // What `active.seg` holds is older than the batch: under
@@ -913,6 +947,30 @@ impl ActiveSegment {
         Ok(Committed::InActive)
     }
 
+    /// Moves the records of a batch that spilled ahead but never outgrew
+    /// `active.seg` back into it, marked as a batch's, exactly as they would
+    /// have been written there (see [`Spill`]); its file goes. On failure
+    /// `active.seg` is cut back to where the batch started.
+    fn unspill(&mut self, opts: &Options, b: &BatchState, spill: Spill) -> Result<()> {
+        let file = std::mem::replace(&mut self.cur, spill.parked);
+        let own: Vec<IndexEntry> = file
+            .map
+            .all()
+            .iter()
+            .filter(|e| e.doc < KEY_SPACE)
+            .copied()
+            .collect();
+        let start = format::SEGMENT_HEADER_LEN as u64;
+        let moved = copy_records(&file, start, &own, &mut self.cur, true);
+        let _ = opts.vfs.remove_file(&file.path);
+        if moved.is_err() {
+            self.failed = true;
+            self.cur.wbuf.clear();
+            self.cur.cut_file(b.start);
+        }
+        moved
+    }
+
     /// After a commit in `active.seg` that did not seal: a checkpoint when
     /// one is due.
     pub fn after_commit(&mut self, opts: &Options, bind: Binding, marks: Marks) {
@@ -927,6 +985,13 @@ impl ActiveSegment {
         let Some(mut b) = self.batch.take() else {
             return Ok(Vec::new());
         };
+        if let Some(spill) = b.spill.take_if(|s| s.ahead.is_some()) {
+            // Nothing reached `active.seg`, and no file was sealed.
+            let current = std::mem::replace(&mut self.cur, spill.parked);
+            let _ = opts.vfs.remove_file(&current.path);
+            *marks = b.marks;
+            return Ok(Vec::new());
+        }
         if let Some(spill) = b.spill.take() {
             // Sequence numbers stay where they are: the seal that started
             // the spill used some, and they only ever increase.
@@ -957,6 +1022,66 @@ impl ActiveSegment {
         self.batch.is_some() && self.cur.len + incoming > segment_size
     }
 
+    /// Spills the batch before its first record, tentatively (see
+    /// [`Spill`]): the store expects it to outgrow `active.seg`. `number`
+    /// names the file; `next_number` is the manifest's next free number
+    /// before `number` was taken; `figures` as for [`ActiveSegment::spill`].
+    pub fn spill_ahead(
+        &mut self,
+        opts: &Options,
+        store_id: u64,
+        number: u64,
+        figures: Option<Figures>,
+        next_number: u64,
+    ) -> Result<()> {
+        match &self.batch {
+            Some(b) if b.spill.is_none() && b.start == self.cur.len => {}
+            _ => return Err(Error::internal("spilling ahead of a batch under way")),
+        }
+        let file = create_spill_file(opts, store_id, number)?;
+        self.go_on_in(file, figures, Some(next_number));
+        Ok(())
+    }
+
+    /// Makes `file` the one the batch goes on in, `active.seg` set aside
+    /// (see [`Spill`]).
+    fn go_on_in(&mut self, file: Active, figures: Option<Figures>, ahead: Option<u64>) {
+        let parked = std::mem::replace(&mut self.cur, file);
+        if let Some(b) = self.batch.as_mut() {
+            b.spill = Some(Spill {
+                parked,
+                members: Vec::new(),
+                figures,
+                ahead,
+            });
+        }
+    }
+
+    /// While a spill ahead is tentative: the manifest's next free segment
+    /// number before its file took one.
+    pub fn spilled_ahead(&self) -> Option<u64> {
+        self.batch
+            .as_ref()
+            .and_then(|b| b.spill.as_ref())
+            .and_then(|s| s.ahead)
+    }
+
+    /// Whether a batch that spilled ahead would now, had it not, take
+    /// `active.seg` past the segment size with `incoming` more bytes; from
+    /// then on the spill stands, as step 1 would have made it here.
+    pub fn settle_spill_ahead(&mut self, incoming: u64, segment_size: u64) -> bool {
+        let Some(spill) = self.batch.as_mut().and_then(|b| b.spill.as_mut()) else {
+            return false;
+        };
+        // The file's records are the batch's, after its header.
+        let batch = self.cur.len - format::SEGMENT_HEADER_LEN as u64;
+        let outgrows = spill.parked.len + batch + incoming > segment_size;
+        if outgrows {
+            spill.ahead = None;
+        }
+        outgrows
+    }
+
     /// Step 1 of [`Spill`]: copies the batch so far into a new file
     /// numbered `number` and cuts it off `active.seg`, which is set aside.
     /// `figures` are the members' figures now, when known.
@@ -982,21 +1107,13 @@ impl ActiveSegment {
             .collect();
         head.sort_unstable_by_key(|e| e.offset);
         let mut file = create_spill_file(opts, store_id, number)?;
-        let moved = self
-            .copy_head(start, &head, &mut file)
+        let moved = copy_records(&self.cur, start, &head, &mut file, false)
             .and_then(|()| self.cut_head(start, records));
         if let Err(e) = moved {
             let _ = opts.vfs.remove_file(&file.path);
             return Err(e);
         }
-        let parked = std::mem::replace(&mut self.cur, file);
-        if let Some(b) = self.batch.as_mut() {
-            b.spill = Some(Spill {
-                parked,
-                members: Vec::new(),
-                figures,
-            });
-        }
+        self.go_on_in(file, figures, None);
         Ok(())
     }
 
@@ -1012,41 +1129,6 @@ impl ActiveSegment {
         self.poison(cut)?;
         self.cur.forget_from(start, records);
         Ok(())
-    }
-
-    /// Copies the batch's records so far into `file`, each checked by CRC
-    /// as it is read back and written without `FLAG_BATCH`.
-    fn copy_head(&self, start: u64, head: &[IndexEntry], file: &mut Active) -> Result<()> {
-        let mut expected = start;
-        for ie in head {
-            if ie.offset != expected {
-                return Err(Error::internal("a batch's records are not contiguous"));
-            }
-            expected += u64::from(ie.len);
-            let e = Entry::new(ie, self.cur.number);
-            let (h, payload) = self.cur.read(&e)?;
-            let flags = h.flags & !FLAG_BATCH;
-            let key = if h.kind == Kind::DocPut {
-                format::doc_key(&payload, h.flags).map(format::key_slot)
-            } else {
-                None
-            };
-            file.push(
-                h.seq,
-                h.kind,
-                flags,
-                h.doc,
-                h.node,
-                ie.aux,
-                &payload,
-                &[],
-                key,
-            );
-            if file.wbuf.len() >= BATCH_FLUSH {
-                file.flush()?;
-            }
-        }
-        file.flush()
     }
 
     /// Whether the spilled batch's current file is full for `incoming`
@@ -1110,10 +1192,7 @@ impl ActiveSegment {
         self.cur.path.clone_from(&path);
         let (member, index) = self.cur.write_index(opts, bind, seq, marks.doc_hwm)?;
         let own = if spill.figures.is_some() {
-            self.cur
-                .docs()
-                .map(|(_, v)| v.iter().map(|e| Entry::new(e, number)).collect())
-                .collect()
+            self.cur.docs().collect()
         } else {
             Vec::new()
         };
@@ -1129,6 +1208,53 @@ impl ActiveSegment {
             own,
         })
     }
+}
+
+/// Copies the records `entries` point at in `from` (in offset order, the
+/// first at `start`, with nothing between them) to the end of `to`, each
+/// checked by CRC as it is read back, and marked as a batch's (`batch`) or
+/// not: the two files of a spill, either way round.
+fn copy_records(
+    from: &Active,
+    start: u64,
+    entries: &[IndexEntry],
+    to: &mut Active,
+    batch: bool,
+) -> Result<()> {
+    let mut expected = start;
+    for ie in entries {
+        if ie.offset != expected {
+            return Err(Error::internal("a batch's records are not contiguous"));
+        }
+        expected += u64::from(ie.len);
+        let e = Entry::new(ie, from.number);
+        let (h, payload) = from.read(&e)?;
+        let flags = if batch {
+            h.flags | FLAG_BATCH
+        } else {
+            h.flags & !FLAG_BATCH
+        };
+        let key = if h.kind == Kind::DocPut {
+            format::doc_key(&payload, h.flags).map(format::key_slot)
+        } else {
+            None
+        };
+        to.push(
+            h.seq,
+            h.kind,
+            flags,
+            h.doc,
+            h.node,
+            ie.aux,
+            &payload,
+            &[],
+            key,
+        );
+        if to.wbuf.len() >= BATCH_FLUSH {
+            to.flush()?;
+        }
+    }
+    to.flush()
 }
 
 /// Creates the file for `seg_N.seg` under a temporary name, which the next
@@ -1163,8 +1289,11 @@ mod tests {
         }
     }
 
+    /// The offsets of `id`'s entries, in append order.
     fn offsets(m: &DocMap, id: u64) -> Vec<u64> {
-        m.of(id).iter().map(|e| e.offset).collect()
+        let mut v: Vec<u64> = m.newest_first(id).map(|e| e.offset).collect();
+        v.reverse();
+        v
     }
 
     #[test]
@@ -1176,7 +1305,7 @@ mod tests {
         assert_eq!(offsets(&m, 1), [10, 12, 15]);
         assert_eq!(offsets(&m, 2), [11, 14]);
         assert_eq!(offsets(&m, 3), [13]);
-        assert!(m.of(4).is_empty());
+        assert!(offsets(&m, 4).is_empty());
         let offs: Vec<u64> = m.newest_first(1).map(|e| e.offset).collect();
         assert_eq!(offs, [15, 12, 10]);
 
@@ -1185,7 +1314,7 @@ mod tests {
         m.forget_from(13);
         assert_eq!(offsets(&m, 1), [10, 12]);
         assert_eq!(offsets(&m, 2), [11]);
-        assert!(m.of(3).is_empty());
+        assert!(offsets(&m, 3).is_empty());
         let mut ids: Vec<u64> = m.ids().collect();
         ids.sort_unstable();
         assert_eq!(ids, [1, 2]);

@@ -725,11 +725,18 @@ pub(crate) struct IndexWriter {
     tmp: PathBuf,
     file: Box<dyn VFile>,
     pending: Vec<IndexEntry>,
+    /// Encoded blocks not yet written, the first of them block `written`.
+    out: Vec<u8>,
+    written: u64,
     blocks: u64,
     count: u64,
     last: Option<(u64, u64, u64)>,
     stats: MemberStats,
 }
+
+/// Index blocks written to the file in one call: one call per 4 KiB block
+/// was most of a load's 10,064 pwrite calls at 100,000 x 10.
+const BLOCKS_PER_WRITE: usize = 64;
 
 impl IndexWriter {
     /// Starts the index file that [`IndexWriter::finish`] will call `name`.
@@ -742,6 +749,8 @@ impl IndexWriter {
             tmp,
             file,
             pending: Vec::with_capacity(ENTRIES_PER_BLOCK),
+            out: Vec::new(),
+            written: 0,
             blocks: 0,
             count: 0,
             last: None,
@@ -783,11 +792,24 @@ impl IndexWriter {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let block = format::encode_block(&self.pending);
-        let at = INDEX_HEADER_LEN as u64 + self.blocks * INDEX_BLOCK_LEN as u64;
-        self.file.write_all_at(&block, at).io("write", &self.tmp)?;
+        self.out
+            .extend_from_slice(&format::encode_block(&self.pending));
         self.blocks += 1;
         self.pending.clear();
+        if self.out.len() >= BLOCKS_PER_WRITE * INDEX_BLOCK_LEN {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the blocks encoded so far.
+    fn write_out(&mut self) -> Result<()> {
+        let at = INDEX_HEADER_LEN as u64 + self.written * INDEX_BLOCK_LEN as u64;
+        self.file
+            .write_all_at(&self.out, at)
+            .io("write", &self.tmp)?;
+        self.written = self.blocks;
+        self.out.clear();
         Ok(())
     }
 
@@ -801,6 +823,7 @@ impl IndexWriter {
         sync: bool,
     ) -> Result<()> {
         self.flush_block()?;
+        self.write_out()?;
         let header = IndexHeader {
             entries: self.count,
             ..header

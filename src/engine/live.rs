@@ -41,8 +41,27 @@ impl Figures {
     /// contribute, counting a record live when a compaction of its own
     /// segment alone would keep it.
     pub fn account(&mut self, entries: &[Entry], add: bool) {
-        let view = resolve(entries);
-        let keep = keep(entries, view.as_ref(), &|t, e| e.seg != t.seg);
+        // (documents, inputs, outputs, tombstones), and which records are
+        // live: all of them in a fresh chain (a load's every document),
+        // which needs no resolving.
+        let (counts, keep) = match fresh_chain(entries) {
+            Some((inputs, outputs)) => ([1, inputs, outputs, 0], None),
+            None => {
+                let view = resolve(entries);
+                let keep = keep(entries, view.as_ref(), &|t, e| e.seg != t.seg);
+                let (mut documents, mut inputs, mut outputs) = (0, 0, 0);
+                if let Some(v) = &view {
+                    documents = 1;
+                    inputs = v.nodes.len() as u64;
+                    outputs = v.nodes.values().filter(|(_, o)| o.is_some()).count() as u64;
+                }
+                let tombstones = entries
+                    .iter()
+                    .filter(|e| is_data(e) && matches!(e.kind, Kind::DocDelete | Kind::InputDelete))
+                    .count() as u64;
+                ([documents, inputs, outputs, tombstones], Some(keep))
+            }
+        };
         let op = |a: u64, b: u64| {
             if add {
                 a.wrapping_add(b)
@@ -50,22 +69,15 @@ impl Figures {
                 a.wrapping_sub(b)
             }
         };
-        if let Some(v) = &view {
-            self.documents = op(self.documents, 1);
-            self.inputs = op(self.inputs, v.nodes.len() as u64);
-            let outputs = v.nodes.values().filter(|(_, o)| o.is_some()).count();
-            self.outputs = op(self.outputs, outputs as u64);
-        }
-        let tombstones = entries
-            .iter()
-            .filter(|e| is_data(e) && matches!(e.kind, Kind::DocDelete | Kind::InputDelete))
-            .count();
-        self.tombstones = op(self.tombstones, tombstones as u64);
+        self.documents = op(self.documents, counts[0]);
+        self.inputs = op(self.inputs, counts[1]);
+        self.outputs = op(self.outputs, counts[2]);
+        self.tombstones = op(self.tombstones, counts[3]);
         // A document's records are in a segment or two: sum per segment
         // first, then touch the map once per segment.
         let mut per_seg: Vec<(u64, u64)> = Vec::with_capacity(2);
-        for (e, k) in entries.iter().zip(keep) {
-            if k {
+        for (i, e) in entries.iter().enumerate() {
+            if keep.as_ref().is_none_or(|k| k[i]) {
                 match per_seg.iter_mut().find(|(seg, _)| *seg == e.seg) {
                     Some((_, n)) => *n += u64::from(e.len),
                     None => per_seg.push((e.seg, u64::from(e.len))),
@@ -82,6 +94,26 @@ impl Figures {
     pub fn live_of(&self, seg: u64) -> u64 {
         self.live.get(&seg).copied().unwrap_or(0)
     }
+}
+
+/// For a document written once and never changed (its `DocPut`, then an
+/// `InputPut` of each node in ascending node order, no key entry among
+/// them), its (inputs, outputs): every record of it is live, none is a
+/// tombstone. `None` for anything else, which is resolved in full.
+fn fresh_chain(entries: &[Entry]) -> Option<(u64, u64)> {
+    let (doc, nodes) = entries.split_first()?;
+    if doc.kind != Kind::DocPut || doc.node != 0 || !is_data(doc) {
+        return None;
+    }
+    let (mut last, mut outputs) = (0u64, 0u64);
+    for e in nodes {
+        if e.kind != Kind::InputPut || e.node <= last || e.doc != doc.doc {
+            return None;
+        }
+        last = e.node;
+        outputs += u64::from(e.flags & FLAG_HAS_OUTPUT != 0);
+    }
+    Some((nodes.len() as u64, outputs))
 }
 
 /// A record of the document's own (not a key entry of §7.6, which points at
@@ -217,6 +249,81 @@ pub(crate) fn set_in_manifest(m: &mut Manifest, f: Option<&Figures>) {
             for x in &mut m.members {
                 (x.live_bytes, x.dead_bytes) = (format::UNKNOWN, format::UNKNOWN);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(kind: Kind, node: u64, seq: u64, seg: u64, flags: u8) -> Entry {
+        Entry {
+            doc: 7,
+            node,
+            seq,
+            offset: seq * 100,
+            aux: 0,
+            len: 40 + seq as u32,
+            kind,
+            flags,
+            seg,
+        }
+    }
+
+    /// The figures of `entries` as resolving them in full gives.
+    fn resolved(entries: &[Entry]) -> Figures {
+        let mut f = Figures::default();
+        let view = resolve(entries);
+        let keep = keep(entries, view.as_ref(), &|t, e| e.seg != t.seg);
+        if let Some(v) = &view {
+            f.documents = 1;
+            f.inputs = v.nodes.len() as u64;
+            f.outputs = v.nodes.values().filter(|(_, o)| o.is_some()).count() as u64;
+        }
+        for (e, k) in entries.iter().zip(keep) {
+            if k {
+                *f.live.entry(e.seg).or_insert(0) += u64::from(e.len);
+            }
+        }
+        f
+    }
+
+    #[test]
+    fn a_fresh_chain_counts_as_resolving_it_does() {
+        let doc = entry(Kind::DocPut, 0, 1, 3, 0);
+        let mut chain = vec![doc];
+        for node in 1..=5 {
+            let flags = if node % 2 == 0 { FLAG_HAS_OUTPUT } else { 0 };
+            // The last two in the next segment, as when a batch's file
+            // fills in the middle of a document.
+            let seg = if node > 3 { 4 } else { 3 };
+            chain.push(entry(Kind::InputPut, node, 1 + node, seg, flags));
+        }
+        assert_eq!(fresh_chain(&chain), Some((5, 2)));
+        let mut f = Figures::default();
+        f.account(&chain, true);
+        assert_eq!(f, resolved(&chain));
+        f.account(&chain, false);
+        assert_eq!(f.documents + f.inputs + f.outputs, 0);
+        assert!(f.live.values().all(|n| *n == 0));
+
+        // Anything else is resolved: a node twice, a node out of order, an
+        // output set later, no DocPut first.
+        let mut twice = chain.clone();
+        twice.push(entry(Kind::InputPut, 5, 20, 4, 0));
+        let mut later = chain.clone();
+        later.push(entry(Kind::OutputPut, 2, 21, 4, 0));
+        for other in [
+            twice,
+            later,
+            chain[1..].to_vec(),
+            chain.iter().rev().copied().collect(),
+        ] {
+            assert_eq!(fresh_chain(&other), None);
+            let mut f = Figures::default();
+            f.account(&other, true);
+            assert_eq!(f.live, resolved(&other).live);
         }
     }
 }

@@ -820,7 +820,28 @@ impl Store {
     /// # Errors
     /// Whatever `f` returns, or [`Error::Io`] from the commit.
     pub fn atomic<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+        self.atomic_expecting(0, f)
+    }
+
+    /// [`Store::atomic`] for a batch expected to write about `bytes` bytes
+    /// (a `load` of a file: its length). A batch expected to outgrow the
+    /// segment size writes its own segments from its first record, instead
+    /// of writing `active.seg` first and copying from it once it does. The
+    /// hint changes no byte of the store: a batch that ends smaller than
+    /// expected is written to `active.seg` at commit, as without the hint.
+    ///
+    /// # Errors
+    /// As [`Store::atomic`].
+    pub fn atomic_expecting<T>(
+        &mut self,
+        bytes: u64,
+        f: impl FnOnce(&mut Store) -> Result<T>,
+    ) -> Result<T> {
         self.begin_batch()?;
+        if let Err(e) = self.spill_ahead(bytes) {
+            self.rollback_batch()?;
+            return Err(e);
+        }
         match f(self) {
             Ok(v) => {
                 self.commit_batch()?;
@@ -1409,6 +1430,7 @@ impl Store {
 
     pub(crate) fn commit_batch(&mut self) -> Result<()> {
         let bind = self.active_binding();
+        let ahead = self.active.spilled_ahead();
         let committed = {
             let (sealed, opts) = (&mut self.sealed, &self.opts);
             self.active
@@ -1416,6 +1438,13 @@ impl Store {
                     take_sealed_file(opts, sealed, f, figures)
                 })?
         };
+        // A batch that spilled ahead but ended in `active.seg` never used
+        // its file's number.
+        if let (Some(next), Some(m)) = (ahead, self.sealed.manifest_mut())
+            && !matches!(committed, Committed::Spilled { .. })
+        {
+            m.next_number = next;
+        }
         match committed {
             Committed::Empty => Ok(()),
             Committed::InActive => {
@@ -1456,6 +1485,9 @@ impl Store {
     }
 
     pub(crate) fn rollback_batch(&mut self) -> Result<()> {
+        if let (Some(next), Some(m)) = (self.active.spilled_ahead(), self.sealed.manifest_mut()) {
+            m.next_number = next;
+        }
         let spilled = self.active.rollback(&self.opts, &mut self.marks)?;
         let vfs = self.opts.vfs.clone();
         let mut remove = Vec::new();
@@ -1472,11 +1504,44 @@ impl Store {
         Ok(())
     }
 
+    /// At the start of a batch expected to write `bytes`: spills it ahead
+    /// when that would take `active.seg` past the segment size (see
+    /// `engine::active::Spill`).
+    fn spill_ahead(&mut self, bytes: u64) -> Result<()> {
+        let Some(next) = self.sealed.manifest().map(|m| m.next_number) else {
+            return Ok(());
+        };
+        if bytes == 0 || self.active.cur().len().saturating_add(bytes) <= self.opts.segment_size {
+            return Ok(());
+        }
+        let (number, figures) = self.spill_number();
+        let store_id = self.store_id();
+        self.active
+            .spill_ahead(&self.opts, store_id, number, figures, next)
+    }
+
+    /// The number a batch's first file takes (reserved), and the members'
+    /// figures the batch starts from, when known.
+    fn spill_number(&mut self) -> (u64, Option<crate::engine::live::Figures>) {
+        let number = self.reserve_segment_number();
+        let figures = self
+            .sealed
+            .manifest()
+            .and_then(crate::engine::live::of_manifest);
+        (number, figures)
+    }
+
     /// Before a batch appends `incoming` bytes: spills the batch, or seals
     /// the file it spills into, when it would pass the segment size (see
     /// `engine::active::Spill`).
     fn make_room_in_batch(&mut self, incoming: u64) -> Result<()> {
-        if !self.active.batch_full(incoming, self.opts.segment_size) {
+        let size = self.opts.segment_size;
+        if self.active.spilled_ahead().is_some() {
+            // Tentative until the batch would have spilled here.
+            if !self.active.settle_spill_ahead(incoming, size) {
+                return Ok(());
+            }
+        } else if !self.active.batch_full(incoming, size) {
             return Ok(());
         }
         // Only a format-1 store opened read-only has no manifest, and it
@@ -1487,11 +1552,7 @@ impl Store {
         if !self.active.spilled() {
             // The batch so far is on disk before its copy takes a number.
             self.active.flush()?;
-            let number = self.reserve_segment_number();
-            let figures = self
-                .sealed
-                .manifest()
-                .and_then(crate::engine::live::of_manifest);
+            let (number, figures) = self.spill_number();
             let store_id = self.store_id();
             self.active.spill(&self.opts, store_id, number, figures)?;
         }

@@ -32,6 +32,11 @@ pub trait VFile: Send + Sync {
     /// Makes the file's data durable (`fdatasync`).
     fn sync_data(&self) -> io::Result<()>;
 
+    /// Starts writing `len` bytes at `offset` to the disk without waiting
+    /// for it, so that a later [`VFile::sync_data`] has less to wait for.
+    /// Only a hint, with nothing to report: by default it does nothing.
+    fn start_writeback(&self, _offset: u64, _len: u64) {}
+
     /// Reads exactly `buf.len()` bytes at `offset`; a short read is
     /// `UnexpectedEof`.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -167,6 +172,17 @@ impl VFile for OsFile {
     }
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
+    }
+    fn start_writeback(&self, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: a plain system call on a descriptor this file owns; it
+        // reads and writes no memory of this process.
+        unsafe {
+            libc::sync_file_range(self.0.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+        }
     }
 }
 

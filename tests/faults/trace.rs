@@ -44,8 +44,27 @@ pub struct Trace {
 /// Parses a log written by `strace -f -y -o`.
 pub fn parse(text: &str, cwd: &Path) -> Trace {
     let mut t = Trace::default();
+    // A call that another thread's call interrupts is printed in two
+    // lines, `name(args <unfinished ...>` and `<... name resumed>rest) = r`
+    // (`load` reads its input on a second thread): each thread's start,
+    // until its call resumes and is read as one line, where it ended.
+    let mut unfinished: BTreeMap<String, String> = BTreeMap::new();
+    let mut joined;
     for raw in text.lines() {
-        let line = strip_pid(raw);
+        let (pid, mut line) = split_pid(raw);
+        if let Some(start) = line.strip_suffix(" <unfinished ...>") {
+            unfinished.insert(pid.to_owned(), start.to_owned());
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("<... ") {
+            let (Some((_, tail)), Some(start)) =
+                (rest.split_once(" resumed>"), unfinished.remove(pid))
+            else {
+                continue;
+            };
+            joined = format!("{start}{tail}");
+            line = &joined;
+        }
         if let Some(rest) = line.strip_prefix("+++ exited with ") {
             t.exit = rest.trim_end_matches(" +++").trim().parse().ok();
             continue;
@@ -108,16 +127,19 @@ pub fn parse(text: &str, cwd: &Path) -> Trace {
     t
 }
 
-fn strip_pid(line: &str) -> &str {
+/// The pid a line of `strace -f` starts with (empty when none), and the rest.
+fn split_pid(line: &str) -> (&str, &str) {
     let l = line.trim_start();
     if let Some(rest) = l.strip_prefix("[pid") {
-        return rest.split_once(']').map_or(l, |x| x.1.trim_start());
+        return rest
+            .split_once(']')
+            .map_or(("", l), |(pid, r)| (pid.trim(), r.trim_start()));
     }
     match l.split_once(' ') {
         Some((num, rest)) if !num.is_empty() && num.chars().all(|c| c.is_ascii_digit()) => {
-            rest.trim_start()
+            (num, rest.trim_start())
         }
-        _ => l,
+        _ => ("", l),
     }
 }
 
@@ -383,4 +405,23 @@ pub fn audit(trace: &Trace, dir: &Path, existing: &BTreeSet<String>) -> Report {
         }
     }
     r
+}
+
+#[test]
+fn a_call_another_thread_interrupted_is_read_as_one_call() {
+    let log = "\
+7 fdatasync(5</d/seg_000002.seg.stratum-tmp> <unfinished ...>
+8 read(3</in.jsonl>, \"x\", 1) = 1
+7 <... fdatasync resumed>)             = 0
+7 rename(\"/d/seg_000002.seg.stratum-tmp\", \"/d/seg_000002.seg\") = 0
+";
+    let t = parse(log, Path::new("/"));
+    let names: Vec<&str> = t.calls.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["read", "fdatasync", "rename"]);
+    let sync = &t.calls[1];
+    assert_eq!(
+        sync.fd_path.as_deref(),
+        Some("/d/seg_000002.seg.stratum-tmp")
+    );
+    assert_eq!(sync.ret, 0);
 }
