@@ -90,6 +90,14 @@ pub(crate) struct Active {
 /// No entry: the end of a [`DocMap`] chain.
 const NONE: u32 = u32::MAX;
 
+/// Entries a batch's file holds in memory before it counts as full, as if
+/// it had reached the segment size: its entries are what a batch's memory
+/// grows with, and a segment of small records would otherwise hold a
+/// million of them (docs/FORMAT.md §8.2). About 50 bytes each. Two below
+/// a power of two: a record adds at most two entries (a keyed `DocPut`),
+/// so the list stops short of doubling its room.
+pub(crate) const BATCH_ENTRIES: usize = (1 << 17) - 2;
+
 /// The active segment's entries after the checkpoint, by document (or key
 /// slot). One flat list in append order, each entry linked to the previous
 /// one of its id, and each id's newest: about the entries' own size. A
@@ -153,6 +161,13 @@ impl DocMap {
 
     fn clear(&mut self) {
         *self = DocMap::default();
+    }
+
+    /// Gives back the room of entries forgotten.
+    fn shrink(&mut self) {
+        self.entries.shrink_to_fit();
+        self.prev.shrink_to_fit();
+        self.newest.shrink_to_fit();
     }
 }
 
@@ -231,6 +246,11 @@ impl Active {
     /// Logical length: on disk plus buffered.
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Entries held in memory (those after the checkpoint).
+    fn held(&self) -> usize {
+        self.map.entries.len()
     }
 
     /// Length of what is on disk.
@@ -1017,9 +1037,10 @@ impl ActiveSegment {
     }
 
     /// Whether the batch's next `incoming` bytes would take the current file
-    /// past the segment size.
+    /// past the segment size, or it holds [`BATCH_ENTRIES`] entries.
     pub fn batch_full(&self, incoming: u64, segment_size: u64) -> bool {
-        self.batch.is_some() && self.cur.len + incoming > segment_size
+        self.batch.is_some()
+            && (self.cur.len + incoming > segment_size || self.cur.held() >= BATCH_ENTRIES)
     }
 
     /// Spills the batch before its first record, tentatively (see
@@ -1075,7 +1096,8 @@ impl ActiveSegment {
         };
         // The file's records are the batch's, after its header.
         let batch = self.cur.len - format::SEGMENT_HEADER_LEN as u64;
-        let outgrows = spill.parked.len + batch + incoming > segment_size;
+        let outgrows = spill.parked.len + batch + incoming > segment_size
+            || spill.parked.held() + self.cur.held() >= BATCH_ENTRIES;
         if outgrows {
             spill.ahead = None;
         }
@@ -1106,6 +1128,10 @@ impl ActiveSegment {
             .copied()
             .collect();
         head.sort_unstable_by_key(|e| e.offset);
+        // The copy's entries are the batch's from now on: not held twice
+        // while it is written (the records are read through `head`).
+        self.cur.map.forget_from(start);
+        self.cur.map.shrink();
         let mut file = create_spill_file(opts, store_id, number)?;
         let moved = copy_records(&self.cur, start, &head, &mut file, false)
             .and_then(|()| self.cut_head(start, records));
@@ -1132,9 +1158,11 @@ impl ActiveSegment {
     }
 
     /// Whether the spilled batch's current file is full for `incoming`
-    /// more bytes: then it is sealed and another started.
+    /// more bytes, or by its [`BATCH_ENTRIES`] entries: then it is sealed
+    /// and another started.
     pub fn spill_file_full(&self, incoming: u64, segment_size: u64) -> bool {
-        self.cur.records > 0 && self.cur.len + incoming > segment_size
+        self.cur.records > 0
+            && (self.cur.len + incoming > segment_size || self.cur.held() >= BATCH_ENTRIES)
     }
 
     /// Seals the spilled batch's current file; it goes to `on_sealed`.

@@ -165,6 +165,49 @@ fn apply_of_many_set_outputs_holds_about_their_entries() {
     }
 }
 
+/// Small documents in one `load`: a record of about 60 bytes each, so a
+/// segment of the default size would hold over two million index entries.
+const SMALL_DOCS: usize = 1_000_000;
+
+/// The build before this one held a batch file's entries until it reached
+/// the segment size: 264,672 KiB measured here. This one counts a file as
+/// full at 2^17 entries: 57,468 KiB measured.
+const SMALL_BOUND_KIB: u64 = 64 * 1024;
+
+#[test]
+fn load_of_many_small_documents_holds_a_bounded_number_of_entries() {
+    let s = TestStore::new();
+    let mut lines = String::with_capacity(SMALL_DOCS * 64);
+    for i in 0..SMALL_DOCS {
+        writeln!(
+            lines,
+            r#"{{"body":"b{i}","inputs":[{{"input":{i},"output":{i}}}]}}"#
+        )
+        .unwrap();
+    }
+    let file = s.tmp().join("small.jsonl");
+    std::fs::write(&file, &lines).unwrap();
+    drop(lines);
+    let (kib, code) = peak_rss_kib(&s, &["-q", "load", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "load of {SMALL_DOCS} small documents");
+    assert!(
+        kib <= SMALL_BOUND_KIB,
+        "load of {SMALL_DOCS} small documents peaked at {kib} KiB (bound {SMALL_BOUND_KIB})"
+    );
+    assert_eq!(stdout_of(&s).lines().count(), SMALL_DOCS);
+    let last = SMALL_DOCS.to_string();
+    assert_eq!(
+        s.ok(&["get", &last, "--json"]).trim_end(),
+        format!(
+            r#"{{"id":{last},"category":null,"version":null,"body":"b{}","inputs":[{{"node":1,"input":{},"output":{}}}]}}"#,
+            SMALL_DOCS - 1,
+            SMALL_DOCS - 1,
+            SMALL_DOCS - 1
+        )
+    );
+    s.ok(&["verify"]);
+}
+
 /// Keyed documents replaced by one `apply`, each with two inputs of
 /// `REPLACED_VALUE` bytes: 60 MB of old chains.
 const REPLACED_DOCS: usize = 300;
