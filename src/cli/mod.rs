@@ -104,8 +104,9 @@ pub struct GlobalArgs {
     ///
     /// Plain bytes or a K, M or G suffix (binary multiples: 64M = 64 MiB).
     /// At least 4096. A batch (`load`, `apply`) that would take the active
-    /// segment past this size is written as segments of this size of its
-    /// own, all committed at once: it stays one atomic write.
+    /// segment past this size is written as segments of its own, each
+    /// sealed at this size or at 131,070 index entries, whichever comes
+    /// first, all committed at once: it stays one atomic write.
     #[arg(
         long,
         default_value = "64M",
