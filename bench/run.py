@@ -1105,18 +1105,18 @@ def every_command(tools: Tools, p: ScalePoint) -> dict[str, tuple[float, int]]:
     remove(copy)
     st = lambda *a: tools.st(store, *a)  # noqa: E731
     cases = [
-        ("`create-doc`", st("`create-doc`", "<p>one more</p>", "--category", "rss")),
+        ("`create-doc`", st("create-doc", "<p>one more</p>", "--category", "rss")),
         ("`get --node`", st("get", mid, "--node", "1")),
-        ("`set-output`", st("`set-output`", mid, "1", "42")),
-        ("`update-doc`", st("`update-doc`", mid, "--category", "rss")),
-        ("`update-input`", st("`update-input`", mid, "1", "--meta", '{"rss":1}')),
-        ("`delete-input`", st("`delete-input`", mid, "2")),
-        ("`delete-doc`", st("`delete-doc`", str(p.docs // 4))),
+        ("`set-output`", st("set-output", mid, "1", "42")),
+        ("`update-doc`", st("update-doc", mid, "--category", "rss")),
+        ("`update-input`", st("update-input", mid, "1", "--meta", '{"rss":1}')),
+        ("`delete-input`", st("delete-input", mid, "2")),
+        ("`delete-doc`", st("delete-doc", str(p.docs // 4))),
         ("`list --json`", st("list", "--json")),
         ("`list --category rss`", st("list", "--category", "rss", "--json")),
         ("`dump`", st("dump")),
         ("`stats --by category`", st("stats", "--by", "category")),
-        ("`backup`", st("`backup`", str(copy))),
+        ("`backup`", st("backup", str(copy))),
         ("`diff` (against its backup)", st("diff", str(copy))),
         ("`repair` (nothing to repair)", st("repair")),
     ]
