@@ -556,17 +556,35 @@ fn resync(rd: &mut Reader<'_>, from: u64, min_seq: u64, path: &Path) -> Result<b
 
 /// Read-ahead windows over sealed segments: a few per segment, because a
 /// whole-store pass reads a segment as several interleaved ascending streams
-/// (a loaded batch, then the outputs a later batch rewrote, and so on).
+/// (a loaded batch, then the outputs a later batch rewrote, and so on), and
+/// at most [`WINDOWS`] in all, so that a pass over many segments holds a
+/// constant: past that, the window used longest ago goes. A pass in id
+/// order over a compacted store reads one segment after another, so the
+/// windows it drops are those of segments it is done with.
 #[derive(Default)]
 pub(crate) struct ReadAhead {
-    windows: std::collections::HashMap<u64, Vec<(u64, Vec<u8>)>>,
+    windows: std::collections::HashMap<u64, Vec<Window>>,
+    /// Windows held, over every segment.
+    held: usize,
+    /// Counts reads, to find the window used longest ago.
+    clock: u64,
     scratch: Vec<u8>,
+}
+
+/// One window: where in its segment it starts, its bytes, and when it was
+/// last read.
+struct Window {
+    base: u64,
+    buf: Vec<u8>,
+    used: u64,
 }
 
 /// Bytes read ahead per window.
 const WINDOW: usize = 1 << 20;
 /// Windows per segment; past that many streams, records are read one by one.
 const WINDOWS_PER_SEGMENT: usize = 8;
+/// Windows in all (16 MiB).
+const WINDOWS: usize = 16;
 
 impl ReadAhead {
     /// The bytes of the record `e` points at in segment `seg` (of length
@@ -590,37 +608,87 @@ impl ReadAhead {
         else {
             return Ok(None);
         };
-        let ws = self.windows.entry(seg).or_default();
-        let covers =
-            |(base, buf): &(u64, Vec<u8>)| e.offset >= *base && end <= *base + buf.len() as u64;
-        let near = |(base, buf): &(u64, Vec<u8>)| {
-            e.offset >= *base && e.offset < *base + buf.len() as u64 + WINDOW as u64
+        self.clock += 1;
+        let covers = |w: &Window| e.offset >= w.base && end <= w.base + w.buf.len() as u64;
+        let near = |w: &Window| {
+            e.offset >= w.base && e.offset < w.base + w.buf.len() as u64 + WINDOW as u64
         };
+        // Out of the map while it changes, so that a window of another
+        // segment can be given up for it.
+        let mut ws = self.windows.remove(&seg).unwrap_or_default();
         let slot = match ws.iter().position(covers) {
-            Some(i) => i,
+            Some(i) => Some(i),
             None => {
                 let i = match ws.iter().position(near) {
-                    Some(i) => i,
+                    Some(i) => Some(i),
                     None if ws.len() < WINDOWS_PER_SEGMENT => {
-                        ws.push((0, Vec::new()));
-                        ws.len() - 1
+                        let buf = self.room();
+                        ws.push(Window {
+                            base: 0,
+                            buf,
+                            used: 0,
+                        });
+                        Some(ws.len() - 1)
                     }
-                    None => {
-                        self.scratch.resize(len, 0);
-                        file.read_exact_at(&mut self.scratch, e.offset)?;
-                        return Ok(Some(&self.scratch));
-                    }
+                    None => None,
                 };
-                let (base, buf) = &mut ws[i];
-                buf.resize(WINDOW.max(len).min((file_len - e.offset) as usize), 0);
-                file.read_exact_at(buf, e.offset)?;
-                *base = e.offset;
+                if let Some(w) = i.and_then(|i| ws.get_mut(i)) {
+                    w.buf
+                        .resize(WINDOW.max(len).min((file_len - e.offset) as usize), 0);
+                    if let Err(err) = file.read_exact_at(&mut w.buf, e.offset) {
+                        // Its bytes are no longer the ones at its base.
+                        if let Some(i) = i {
+                            ws.swap_remove(i);
+                            self.held -= 1;
+                        }
+                        self.windows.insert(seg, ws);
+                        return Err(err);
+                    }
+                    w.base = e.offset;
+                }
                 i
             }
         };
-        let (base, buf) = &ws[slot];
-        let start = (e.offset - *base) as usize;
-        Ok(buf.get(start..start + len))
+        let ws = self.windows.entry(seg).or_insert(ws);
+        match slot.and_then(|i| ws.get_mut(i)) {
+            Some(w) => {
+                w.used = self.clock;
+                let start = (e.offset - w.base) as usize;
+                Ok(w.buf.get(start..start + len))
+            }
+            None => {
+                self.scratch.resize(len, 0);
+                file.read_exact_at(&mut self.scratch, e.offset)?;
+                Ok(Some(&self.scratch))
+            }
+        }
+    }
+
+    /// A buffer for one more window: a new one while fewer than
+    /// [`WINDOWS`] are held, else that of the window (of another segment)
+    /// used longest ago, which goes.
+    fn room(&mut self) -> Vec<u8> {
+        let oldest = self
+            .windows
+            .iter()
+            .flat_map(|(&seg, ws)| ws.iter().enumerate().map(move |(i, w)| (w.used, seg, i)))
+            .min();
+        match oldest {
+            Some((_, seg, i)) if self.held >= WINDOWS => {
+                let Some(ws) = self.windows.get_mut(&seg) else {
+                    return Vec::new();
+                };
+                let w = ws.swap_remove(i);
+                if ws.is_empty() {
+                    self.windows.remove(&seg);
+                }
+                w.buf
+            }
+            _ => {
+                self.held += 1;
+                Vec::new()
+            }
+        }
     }
 }
 

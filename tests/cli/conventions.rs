@@ -753,7 +753,10 @@ fn a_batch_larger_than_the_segment_size_is_cut_into_segments_as_its_help_says() 
         .collect::<Vec<_>>()
         .join(" ");
     assert!(
-        help.contains("is written as segments of this size of its own, all committed at once"),
+        help.contains(
+            "is written as segments of its own, each sealed at this size or at 131,070 index \
+             entries, whichever comes first, all committed at once"
+        ),
         "{help}"
     );
     let load = s.ok(&["load", "--help"]);

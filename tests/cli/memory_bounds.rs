@@ -208,6 +208,48 @@ fn load_of_many_small_documents_holds_a_bounded_number_of_entries() {
     s.ok(&["verify"]);
 }
 
+/// Documents of about a kilobyte, loaded as segments of 1 MiB: a pass over
+/// the store reads some 65 segments.
+const WIDE_DOCS: usize = 60_000;
+
+/// The build before this one kept read-ahead windows of 1 MiB for every
+/// segment a pass had read: 69,836 KiB measured for this `dump`. This one
+/// keeps 16 in all per handle, the oldest given up: 33,336 KiB measured
+/// (a dump reads in two halves, through two handles).
+const WIDE_BOUND_KIB: u64 = 48 * 1024;
+
+#[test]
+fn a_pass_over_many_segments_holds_a_bounded_read_ahead() {
+    let s = TestStore::new();
+    let body = "x".repeat(1000);
+    let mut lines = String::new();
+    for i in 0..WIDE_DOCS {
+        writeln!(
+            lines,
+            r#"{{"body":"{body}","inputs":[{{"input":{i},"output":{i}}}]}}"#
+        )
+        .unwrap();
+    }
+    s.stdin_ok(
+        &["-q", "--segment-size", "1M", "load", "-"],
+        Some(lines.as_bytes()),
+    );
+    let segments = s.files().iter().filter(|f| f.ends_with(".seg")).count();
+    assert!(segments > 60, "{segments} segment files");
+    let (kib, code) = peak_rss_kib(&s, &["dump"]);
+    assert_eq!(code, 0, "dump of {segments} segments");
+    assert!(
+        kib <= WIDE_BOUND_KIB,
+        "dump of {segments} segments peaked at {kib} KiB (bound {WIDE_BOUND_KIB})"
+    );
+    let out = stdout_of(&s);
+    assert_eq!(out.lines().count(), WIDE_DOCS);
+    assert!(out.lines().last().is_some_and(|l| l.ends_with(&format!(
+        r#""inputs":[{{"node":1,"input":{0},"output":{0}}}]}}"#,
+        WIDE_DOCS - 1
+    ))));
+}
+
 /// Keyed documents replaced by one `apply`, each with two inputs of
 /// `REPLACED_VALUE` bytes: 60 MB of old chains.
 const REPLACED_DOCS: usize = 300;
