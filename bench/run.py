@@ -571,7 +571,7 @@ def bench_main(cfg: Config, tools: Tools, log) -> tuple[list[Row], dict]:
 
     # Bulk load: a fresh store and a fresh database each repetition.
     row = Row("bulk load of the whole workload (`load` vs one transaction of INSERTs)",
-              target="≤ 0.25", limit=0.25)
+              target="≤ 0.15", limit=0.15)
     rss: dict[str, list[int]] = {"stratum load": [], "sqlite3 load": [],
                                  "stratum compact": [], "sqlite3 VACUUM": []}
     for rep in range(cfg.reps):
