@@ -136,13 +136,13 @@ impl TryFrom<u8> for Kind {
     }
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+pub(crate) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+pub(crate) fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
@@ -443,6 +443,19 @@ pub struct DocFields<'a> {
 }
 
 impl DocFields<'_> {
+    /// The decoded payload these fields and `body` make, copied out.
+    pub fn to_payload(&self, body: &[u8]) -> DocPayload {
+        let own = |s: Option<&str>| s.map(str::to_owned);
+        DocPayload {
+            node_hwm: self.node_hwm,
+            category: own(self.category),
+            version: own(self.version),
+            key: own(self.key),
+            meta: own(self.meta),
+            body: body.to_vec(),
+        }
+    }
+
     /// Whether the record needs the format-2 layout (`FLAG_EXTENDED`).
     pub fn extended(&self) -> bool {
         self.key.is_some() || self.meta.is_some()
@@ -519,15 +532,7 @@ fn opt_utf8<'a>(p: &'a [u8], at: &mut usize, what: &str) -> Result<Option<&'a st
 /// A reason string when the payload is malformed.
 pub fn decode_doc(p: &[u8], flags: u8) -> Result<DocPayload, String> {
     let (f, body) = decode_doc_fields(p, flags)?;
-    let own = |s: Option<&str>| s.map(str::to_owned);
-    Ok(DocPayload {
-        node_hwm: f.node_hwm,
-        category: own(f.category),
-        version: own(f.version),
-        key: own(f.key),
-        meta: own(f.meta),
-        body: body.to_vec(),
-    })
+    Ok(f.to_payload(body))
 }
 
 /// [`decode_doc`] without a copy: the fields and the body within `p` (a

@@ -25,7 +25,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use crate::engine::format::{FORMAT_VERSION, Manifest, TMP_SUFFIX};
+use crate::engine::format::{FORMAT_VERSION, Manifest, TMP_SUFFIX, u16_at, u32_at, u64_at};
 use crate::engine::vfs::{VFile, Vfs};
 use crate::error::{Error, IoContext, Result};
 
@@ -90,18 +90,6 @@ impl KeyEntry {
             member: u64_at(b, 24)?,
         })
     }
-}
-
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
 /// Encodes one block of 1 to [`PER_BLOCK`] entries.

@@ -18,7 +18,7 @@ use std::path::Path;
 use crate::engine::active::{ActiveSegment, Committed, Marks, create_active};
 use crate::engine::backup::{self, BackupReport, Sealed as BackupSealed};
 use crate::engine::compact::{self, CompactMode, CompactPlan, CompactReport, Estimate};
-use crate::engine::format::{self, DocFields, DocPayload, FLAG_EXTENDED, Kind, MAX_ID};
+use crate::engine::format::{self, DocFields, FLAG_EXTENDED, Kind, MAX_ID};
 use crate::engine::format::{ACTIVE_INDEX_NAME, FORMAT_VERSION, MAX_PAYLOAD, Manifest};
 use crate::engine::index::MemberStats;
 use crate::engine::index::{Binding, Entry, Merge};
@@ -145,15 +145,7 @@ impl DocFilter<'_> {
         }
         // Fields and body are copied only for a document the filter keeps.
         let kept = reads.with_doc_record(&outline.doc, |f, body| {
-            let own = |s: Option<&str>| s.map(str::to_owned);
-            Ok((self.keep)(sh.id, &f).then(|| DocPayload {
-                node_hwm: f.node_hwm,
-                category: own(f.category),
-                version: own(f.version),
-                key: own(f.key),
-                meta: own(f.meta),
-                body: body.to_vec(),
-            }))
+            Ok((self.keep)(sh.id, &f).then(|| f.to_payload(body)))
         })?;
         let Some(rec) = kept else {
             return Ok(None);
