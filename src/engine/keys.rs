@@ -511,10 +511,13 @@ impl KeyIndex {
         m: &Manifest,
         keys_of: &dyn Fn(u64) -> Result<Vec<KeyEntry>>,
     ) -> Result<Written> {
-        let before = self.bound.take();
-        let valid = before.is_some()
+        // Checked against the manifest before this commit, which the pair
+        // was written for: a commit in a process that looked no key up
+        // opens it here.
+        let valid = self.bound.is_some()
             && !self.damaged.replace(false)
             && self.ensure(vfs, dir).unwrap_or(false);
+        let before = self.bound.take();
         let state = std::mem::replace(self.state.get_mut(), State::Invalid);
         self.bound = Some((Bound::of(m), m.members.iter().map(|x| x.number).collect()));
         let pair = match (valid, state) {

@@ -454,3 +454,25 @@ fn a_key_index_that_cannot_be_written_does_not_fail_the_write() {
     assert!(!out.contains("key index"), "{out}");
     all_found(&dir, &keys_of(&dir));
 }
+
+/// A seal by a command that looks no key up rewrites only the recent file:
+/// the pair it checks is the one bound to the manifest before the commit,
+/// not a base built again from every member.
+#[test]
+fn a_seal_without_a_key_lookup_keeps_the_base() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    assert!(
+        build(&dir, 4096, 10) > 2,
+        "more keyed members than a lookup probes"
+    );
+    let inode = |name: &str| std::fs::metadata(dir.join(name)).unwrap().ino();
+    let (base, recent) = (inode(BASE), inode(RECENT));
+    // Over the segment size: the input seals the segment before it.
+    let value = format!("\"{}\"", "v".repeat(5000));
+    ok(&dir, &["--segment-size", "4096", "add-input", "3", &value]);
+    assert_ne!(inode(RECENT), recent, "the commit rewrote the recent file");
+    assert_eq!(inode(BASE), base, "the base was built again");
+    assert_eq!(id_of(&dir, "k7"), Some(8));
+}
