@@ -7,12 +7,13 @@
 //! them. Every input a command takes is read and validated before the store
 //! is opened, so a refused command changes nothing on disk.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use stratum::{DocId, Notice, Options, ReadOnlyStore, Store};
 
@@ -168,32 +169,55 @@ pub enum ColorChoice {
     Always,
 }
 
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-// Clap takes each command's help (summary, details, examples) from the doc
-// comment of its `XxxArgs` struct only when the variant has none.
-#[allow(missing_docs)]
-pub enum Command {
-    CreateDoc(create_doc::CreateDocArgs),
-    AddInput(add_input::AddInputArgs),
-    SetOutput(set_output::SetOutputArgs),
-    Get(get::GetArgs),
-    UpdateDoc(update_doc::UpdateDocArgs),
-    UpdateInput(update_input::UpdateInputArgs),
-    DeleteDoc(delete_doc::DeleteDocArgs),
-    DeleteInput(delete_input::DeleteInputArgs),
-    List(list::ListArgs),
-    Compact(compact::CompactArgs),
-    Verify(verify::VerifyArgs),
-    Dump(dump::DumpArgs),
-    Stats(stats::StatsArgs),
-    Load(load::LoadArgs),
-    Apply(apply::ApplyArgs),
-    Diff(diff::DiffArgs),
-    Backup(backup::BackupArgs),
-    Repair(repair::RepairArgs),
-    Completions(generate::CompletionsArgs),
-    Man(generate::ManArgs),
+/// Declares [`Command`] and, from the same list, the parser of one command
+/// alone ([`one_command`]), so that neither can name a command the other
+/// lacks.
+macro_rules! commands {
+    ($($variant:ident($args:ty) = $name:literal,)*) => {
+        /// The subcommands.
+        #[derive(Debug, Subcommand)]
+        // Clap takes each command's help (summary, details, examples) from the doc
+        // comment of its `XxxArgs` struct only when the variant has none.
+        #[allow(missing_docs)]
+        pub enum Command {
+            $($variant($args),)*
+        }
+
+        /// Every command's name, as the command line spells it.
+        const COMMAND_NAMES: &[&str] = &[$($name,)*];
+
+        /// The arguments of the command called `name` alone, as a clap
+        /// command of that name.
+        fn command_named(name: &str) -> Option<clap::Command> {
+            match name {
+                $($name => Some(<$args as Args>::augment_args(clap::Command::new($name))),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+commands! {
+    CreateDoc(create_doc::CreateDocArgs) = "create-doc",
+    AddInput(add_input::AddInputArgs) = "add-input",
+    SetOutput(set_output::SetOutputArgs) = "set-output",
+    Get(get::GetArgs) = "get",
+    UpdateDoc(update_doc::UpdateDocArgs) = "update-doc",
+    UpdateInput(update_input::UpdateInputArgs) = "update-input",
+    DeleteDoc(delete_doc::DeleteDocArgs) = "delete-doc",
+    DeleteInput(delete_input::DeleteInputArgs) = "delete-input",
+    List(list::ListArgs) = "list",
+    Compact(compact::CompactArgs) = "compact",
+    Verify(verify::VerifyArgs) = "verify",
+    Dump(dump::DumpArgs) = "dump",
+    Stats(stats::StatsArgs) = "stats",
+    Load(load::LoadArgs) = "load",
+    Apply(apply::ApplyArgs) = "apply",
+    Diff(diff::DiffArgs) = "diff",
+    Backup(backup::BackupArgs) = "backup",
+    Repair(repair::RepairArgs) = "repair",
+    Completions(generate::CompletionsArgs) = "completions",
+    Man(generate::ManArgs) = "man",
 }
 
 /// Commands that only read the store: their help leaves out the options
@@ -250,21 +274,56 @@ fn hide_globals(sub: clap::Command) -> clap::Command {
         .after_help(after)
 }
 
-/// Parses the process's arguments with [`command`].
+/// Parses the process's arguments.
+///
+/// A command line that names its command is parsed first by a parser of
+/// that command alone ([`one_command`]): building all twenty commands'
+/// arguments, to use one, was a third of the start-up of a `get`. Anything
+/// that parser refuses (help, `--version`, every usage error) is parsed
+/// again by the whole [`command`], so messages and help are the whole
+/// parser's. Both hold the same definitions, so a line the first accepts
+/// means to the second what it means to the first.
 ///
 /// # Errors
 /// Clap's error, which `src/exit.rs` prints as one line (or prints help and
 /// version as they are).
 pub fn parse() -> Result<Cli, clap::Error> {
-    let matches: ArgMatches = command(help_color()).try_get_matches()?;
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if let Some(cli) = parse_alone(&args) {
+        return Ok(cli);
+    }
+    let matches = command(help_color()).try_get_matches_from(args)?;
     Cli::from_arg_matches(&matches)
 }
 
+/// `args` (the program name first) parsed by the parser of the command they
+/// name alone, when they name one and that parser accepts them.
+fn parse_alone(args: &[OsString]) -> Option<Cli> {
+    let words: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let matches = one_command(&subcommand_in(&words)?)?
+        .try_get_matches_from(args)
+        .ok()?;
+    Cli::from_arg_matches(&matches).ok()
+}
+
+/// A parser of the command `name` and the global options, without the
+/// settings that only help and errors show (those come from [`command`]).
+fn one_command(name: &str) -> Option<clap::Command> {
+    let top = GlobalArgs::augment_args(clap::Command::new("stratum"));
+    Some(
+        top.subcommand(command_named(name)?)
+            .subcommand_required(true),
+    )
+}
+
 /// The subcommand named in `args` (the process's arguments after the
-/// program name), for the hint of a usage error: the first argument that is
-/// a subcommand's name and not the value of a global option.
+/// program name): the first argument that is not an option or the value of
+/// a global option, when it is a command's name.
 pub fn subcommand_in(args: &[String]) -> Option<String> {
-    let cmd = Cli::command();
     let mut args = args.iter();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -272,14 +331,8 @@ pub fn subcommand_in(args: &[String]) -> Option<String> {
                 args.next();
             }
             "--" => return None,
-            name => {
-                if let Some(sub) = cmd.find_subcommand(name) {
-                    return Some(sub.get_name().to_owned());
-                }
-                if !name.starts_with('-') {
-                    return None;
-                }
-            }
+            option if option.starts_with('-') => {}
+            name => return COMMAND_NAMES.contains(&name).then(|| name.to_owned()),
         }
     }
     None
@@ -629,6 +682,116 @@ mod tests {
         Cli::command().debug_assert();
         // The command line as parsed, with the global options hidden.
         command(clap::ColorChoice::Never).debug_assert();
+    }
+
+    #[test]
+    fn every_command_alone_takes_the_arguments_it_takes_in_the_whole_parser() {
+        let whole = Cli::command();
+        let names: Vec<&str> = whole.get_subcommands().map(|c| c.get_name()).collect();
+        assert_eq!(names, COMMAND_NAMES);
+        for sub in whole.get_subcommands() {
+            let ids = |c: &clap::Command| {
+                let mut ids: Vec<String> =
+                    c.get_arguments().map(|a| a.get_id().to_string()).collect();
+                ids.sort();
+                ids
+            };
+            let alone = command_named(sub.get_name()).unwrap();
+            assert_eq!(ids(&alone), ids(sub), "{}", sub.get_name());
+        }
+    }
+
+    #[test]
+    fn a_line_the_parser_of_one_command_accepts_means_what_it_means_to_the_whole() {
+        let whole = |line: &[&str]| {
+            command(clap::ColorChoice::Never)
+                .try_get_matches_from(line)
+                .and_then(|m| Cli::from_arg_matches(&m))
+        };
+        let accepted: &[&[&str]] = &[
+            &["stratum", "get", "7"],
+            &["stratum", "-d", "/tmp/s", "get", "key:two-sum", "--pretty"],
+            &[
+                "stratum",
+                "--dir=/tmp/s",
+                "-q",
+                "get",
+                "7",
+                "--node",
+                "2",
+                "--output",
+            ],
+            &["stratum", "-d", "get", "get", "7"],
+            &["stratum", "-qd", "list", "get", "7"],
+            &[
+                "stratum",
+                "get",
+                "7",
+                "-d",
+                "/tmp/s",
+                "--lock-timeout",
+                "0.5",
+            ],
+            &[
+                "stratum",
+                "--color",
+                "never",
+                "list",
+                "--json",
+                "--category",
+                "easy",
+            ],
+            &[
+                "stratum",
+                "add-input",
+                "key:k",
+                "[1, 2]",
+                "--output",
+                "3",
+                "--no-sync",
+            ],
+            &[
+                "stratum",
+                "create-doc",
+                "<p>x</p>",
+                "--category",
+                "easy",
+                "--version",
+                "2",
+            ],
+            &["stratum", "--segment-size", "64K", "load", "-"],
+            &["stratum", "stats", "--json"],
+            &["stratum", "completions", "bash"],
+        ];
+        for line in accepted {
+            let expected = format!("{:?}", whole(line).unwrap());
+            let args: Vec<OsString> = line.iter().map(OsString::from).collect();
+            // `-qd list get 7`: the directory's name is taken for the command,
+            // so only the whole parser can read the line.
+            let alone = parse_alone(&args).map(|cli| format!("{cli:?}"));
+            if line[1] == "-qd" {
+                assert_eq!(alone, None);
+            } else {
+                assert_eq!(alone, Some(expected), "{line:?}");
+            }
+        }
+        let refused: &[&[&str]] = &[
+            &["stratum", "get"],
+            &["stratum", "get", "7", "--help"],
+            &["stratum", "get", "7", "--version"],
+            &["stratum", "get", "--body", "--table", "7"],
+            &["stratum", "get", "two-sum"],
+            &["stratum", "-qd", "get"],
+            &["stratum", "get", "7", "list"],
+            &["stratum", "--version"],
+            &["stratum", "-V", "get", "7"],
+            &["stratum", "--lock-timeout", "soon", "get", "7"],
+        ];
+        for line in refused {
+            let args: Vec<OsString> = line.iter().map(OsString::from).collect();
+            assert!(parse_alone(&args).is_none(), "{line:?}");
+            assert!(whole(line).is_err(), "{line:?}");
+        }
     }
 
     #[test]
