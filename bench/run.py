@@ -276,6 +276,9 @@ class Tools:
     stratum: str
     sqlite3: str
     gnu_time: str | None
+    # The plain `cargo build --release` binary, when the one measured is
+    # another build: `get` is also timed with it, for reference.
+    stratum_default: str | None = None
 
     def st(self, store: Path, *args: str, sync: bool = True) -> list[str]:
         cmd = [self.stratum, "--dir", str(store)]
@@ -539,9 +542,10 @@ class Config:
     quick: bool
 
 
-def ordered(rep: int, a, b):
-    """Alternates which tool runs first."""
-    return (a, b) if rep % 2 == 0 else (b, a)
+def ordered(rep: int, *fs):
+    """Rotates which tool runs first (for two: alternates)."""
+    k = rep % len(fs)
+    return fs[k:] + fs[:k]
 
 
 def same_doc(st_json: str, sq_json: str) -> bool:
@@ -600,15 +604,24 @@ def bench_main(cfg: Config, tools: Tools, log) -> tuple[list[Row], dict]:
     # One document per invocation.
     ids = [rng.randint(1, cfg.docs) for _ in range(cfg.gets)]
     row = Row(f"one document per invocation, {len(ids)} random ids (`get` vs SELECT json_object)",
-              target="≤ 1.0", limit=1.0)
+              target="≤ 0.5", limit=0.5)
     log(f"get x {len(ids)}")
+    default = Row(f"the same `get`s with the default build (`cargo build --release`: "
+                  f"dynamically linked) vs the same SELECTs", target="(reference)")
     for i, doc in enumerate(ids):
         a = lambda: row.stratum.append(run(tools.st(store, "get", str(doc)))[0])  # noqa: E731
         b = lambda: row.sqlite.append(  # noqa: E731
             run(tools.sq(db, f"{DOC_SELECT} WHERE d.id={doc}"))[0])
-        for f in ordered(i, a, b):
+        fs = [a, b]
+        if tools.stratum_default:
+            cmd = [tools.stratum_default, *tools.st(store, "get", str(doc))[1:]]
+            fs.append(lambda: default.stratum.append(run(cmd)[0]))  # noqa: E731
+        for f in ordered(i, *fs):
             f()
     rows.append(row)
+    if tools.stratum_default:
+        default.sqlite = row.sqlite
+        rows.append(default)
 
     # What a process costs before it does any work: the floor under `get`.
     row = Row("process start alone, no store opened (`stratum --version` vs `sqlite3 :memory: 'SELECT 1'`)")
@@ -1205,6 +1218,26 @@ def scale_verdicts(points: list[ScalePoint]) -> list[str]:
 
 # ---------------------------------------------------------------- main
 
+# README's install for x86-64 Linux: glibc linked statically, which spares
+# every invocation the dynamic loader. `--target` keeps the flag off clap's
+# build-time macros, which cannot be linked statically; `--target-dir` keeps
+# the build beside, not over, the one the tests use.
+STATIC_TRIPLE = "x86_64-unknown-linux-gnu"
+STATIC_RUSTFLAGS = "-C target-feature=+crt-static"
+STATIC_BUILD = ["--target", STATIC_TRIPLE, "--target-dir", str(ROOT / "target" / "static")]
+STATIC_EXE = ROOT / "target" / "static" / STATIC_TRIPLE / "release" / "stratum"
+
+
+def static_build_applies() -> bool:
+    return (sys.platform == "linux" and platform.machine() == "x86_64"
+            and platform.libc_ver()[0] == "glibc")
+
+
+def cargo_build(extra: list[str], env: dict[str, str] | None = None) -> int:
+    cmd = ["cargo", "build", "--release", "--locked", "--quiet", "--bin", "stratum", *extra]
+    return subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})}).returncode
+
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -1217,7 +1250,8 @@ def main() -> int:
     ap.add_argument("--no-scale", action="store_true", help="skip the stratum-alone scaling runs")
     ap.add_argument("--write-md", action="store_true", help=f"write {MD_PATH.relative_to(ROOT)}")
     ap.add_argument("--no-build", action="store_true", help="do not run cargo build --release")
-    ap.add_argument("--stratum", default=str(ROOT / "target" / "release" / "stratum"))
+    ap.add_argument("--stratum", help="the binary to measure (default: build it, statically "
+                    "linked on x86-64 Linux as README's install does)")
     ap.add_argument("--sqlite3", default=shutil.which("sqlite3") or "/usr/bin/sqlite3")
     ap.add_argument("--keep", action="store_true", help="keep the stores under bench/work/runs")
     args = ap.parse_args()
@@ -1238,13 +1272,21 @@ def main() -> int:
         cfg.scale = []
     cfg.scale = sorted(set(cfg.scale), key=lambda p: (p[1] != 10, p[0]))
 
-    if not args.no_build:
+    default_exe = str(ROOT / "target" / "release" / "stratum")
+    build_name = "as given by --stratum" if args.stratum else "cargo build --release"
+    if not args.no_build and not args.stratum:
         log("cargo build --release")
-        build = subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "stratum"],
-                               cwd=ROOT)
-        if build.returncode != 0:
+        if cargo_build([]) != 0:
             print("bench: cargo build --release failed", file=sys.stderr)
             return 1
+        if static_build_applies():
+            log(f"cargo build --release --target {STATIC_TRIPLE} (glibc linked statically)")
+            if cargo_build(STATIC_BUILD, {"RUSTFLAGS": STATIC_RUSTFLAGS}) != 0:
+                print("bench: the static build failed", file=sys.stderr)
+                return 1
+            args.stratum = str(STATIC_EXE)
+            build_name = "glibc linked statically, as README's install for x86-64 Linux"
+    args.stratum = args.stratum or default_exe
     for exe in (args.stratum, args.sqlite3):
         if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
             print(f"bench: {exe} is not an executable file", file=sys.stderr)
@@ -1256,8 +1298,12 @@ def main() -> int:
     stratum = WORK / "bin" / "stratum"
     shutil.copy2(args.stratum, stratum)
     tools = Tools(str(stratum), os.path.abspath(args.sqlite3), gnu_time)
+    if os.path.abspath(args.stratum) != default_exe and os.access(default_exe, os.X_OK):
+        tools.stratum_default = str(WORK / "bin" / "stratum-default")
+        shutil.copy2(default_exe, tools.stratum_default)
     started = time.perf_counter()
     machine = machine_info(tools, not args.no_build)
+    machine.append(("stratum build", build_name))
     load_start = loadavg()
     try:
         rows, extra = bench_main(cfg, tools, log)
