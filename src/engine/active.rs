@@ -291,7 +291,7 @@ impl Active {
     pub fn lookup(&self, id: u64) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         if let Some(p) = &self.prefix {
-            for ie in p.lookup(id, &|| self.prefix_entries())? {
+            for ie in p.lookup(id, None, &|| self.prefix_entries())? {
                 out.push(Entry::new(&ie, self.number));
             }
         }

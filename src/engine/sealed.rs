@@ -263,7 +263,10 @@ impl SealedSet {
             .iter()
             .filter(|s| !listed(s.number) && s.may_hold(slot))
         {
-            for ie in self.index_of(s)?.lookup(slot, &|| s.scan_entries())? {
+            for ie in self
+                .index_of(s)?
+                .lookup(slot, s.docs(), &|| s.scan_entries())?
+            {
                 out.push((ie.seq, ie.node));
             }
         }
@@ -316,7 +319,10 @@ impl SealedSet {
     pub fn entries_of(&self, id: u64) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         for s in self.members.iter().filter(|s| s.may_hold(id)) {
-            for ie in self.index_of(s)?.lookup(id, &|| s.scan_entries())? {
+            for ie in self
+                .index_of(s)?
+                .lookup(id, s.docs(), &|| s.scan_entries())?
+            {
                 out.push(Entry::new(&ie, s.number));
             }
         }

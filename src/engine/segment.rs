@@ -92,6 +92,15 @@ impl Sealed {
             .with_file_name(crate::engine::format::index_name(self.number))
     }
 
+    /// The lowest and highest document with records here, when the
+    /// manifest says.
+    pub fn docs(&self) -> Option<(u64, u64)> {
+        self.member
+            .as_ref()
+            .filter(|m| m.records > 0 && m.records != crate::engine::format::UNKNOWN)
+            .map(|m| (m.min_doc, m.max_doc))
+    }
+
     /// Whether document (or key slot) `doc` may have records here.
     pub fn may_hold(&self, doc: u64) -> bool {
         self.member.as_ref().is_none_or(|m| m.may_hold(doc))

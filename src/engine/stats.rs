@@ -58,7 +58,7 @@ pub struct Stats {
 fn member_entries(sealed: &SealedSet, id: u64) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     for s in sealed.iter().filter(|s| s.may_hold(id)) {
-        for ie in s.index()?.lookup(id, &|| s.scan_entries())? {
+        for ie in s.index()?.lookup(id, s.docs(), &|| s.scan_entries())? {
             out.push(Entry::new(&ie, s.number));
         }
     }
