@@ -1588,7 +1588,7 @@ fn take_sealed_file(
     figures: Option<&mut crate::engine::live::Figures>,
 ) -> Result<()> {
     if let Some(figures) = figures {
-        for own in f.own {
+        for own in f.own.chunk_by(|a, b| a.doc == b.doc) {
             stats::absorb(sealed, figures, own)?;
         }
     }
