@@ -150,9 +150,10 @@ impl Input {
     /// One of reading.
     fn read_raw(&mut self, raw: &mut Raw) -> stratum::Result<bool> {
         let (number, end) = match self {
-            Input::Lines(lines) => match lines.next_line()? {
+            // Checked to be UTF-8 where it is parsed (see [`Raw::parse`]).
+            Input::Lines(lines) => match lines.next_line_bytes()? {
                 Some((number, text)) => {
-                    raw.text.push_str(text);
+                    raw.text.extend_from_slice(text);
                     (number, raw.text.len())
                 }
                 None => return Ok(false),
@@ -215,7 +216,7 @@ impl Input {
                             }
                         }
                         last = raw.end.is_some();
-                        let batch = if waiting.load(Ordering::Acquire) == 0 && !raw.items.is_empty()
+                        let batch = if waiting.load(Ordering::Acquire) <= 1 && !raw.items.is_empty()
                         {
                             Batch::Raw(raw)
                         } else {
@@ -289,8 +290,8 @@ impl Batch {
 /// Lines (or records read ahead) as read, one after another.
 #[derive(Default)]
 struct Raw {
-    /// The lines' text.
-    text: String,
+    /// The lines' bytes, not yet checked to be UTF-8.
+    text: Vec<u8>,
     /// The records' bytes.
     records: Vec<u8>,
     /// Each one's line number (0 for a record, which holds its own), where
@@ -322,7 +323,10 @@ impl Raw {
             let record = self.records.get(start..end).unwrap_or_default();
             Line::from_spool(record).map(|(n, line)| Some((n, Ok(line), bytes)))
         } else {
-            let text = self.text.get(start..end).unwrap_or_default();
+            // Checked here, not as it was read: the writer takes a share
+            // of the batches to parse, and of this pass with them. A line
+            // that is not UTF-8 fails as a read error, naming itself.
+            let text = input::line_text(number, self.text.get(start..end).unwrap_or_default())?;
             Ok(Some((number, Line::parse(text, ids), bytes)))
         }
     }
