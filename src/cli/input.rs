@@ -488,6 +488,19 @@ impl Lines {
     /// [`Error::InvalidInput`] for a line that is not UTF-8 or longer than
     /// [`MAX_LINE`] (the message names the line); [`Error::Io`].
     pub fn next_line(&mut self) -> Result<Option<(u64, &str)>> {
+        match self.next_line_bytes()? {
+            Some((number, bytes)) => Ok(Some((number, line_text(number, bytes)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Lines::next_line`] with its text not yet checked to be UTF-8: for
+    /// `load`, which checks it with [`line_text`] on whichever thread
+    /// parses it.
+    ///
+    /// # Errors
+    /// As [`Lines::next_line`], but for UTF-8.
+    pub fn next_line_bytes(&mut self) -> Result<Option<(u64, &[u8])>> {
         loop {
             self.buf.clear();
             let n = (&mut self.reader)
@@ -516,10 +529,7 @@ impl Lines {
             if self.buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let number = self.number;
-            let text = std::str::from_utf8(&self.buf)
-                .map_err(|e| Error::invalid(format!("line {number}: not UTF-8 text: {e}")))?;
-            return Ok(Some((number, text)));
+            return Ok(Some((self.number, &self.buf)));
         }
     }
 
@@ -527,6 +537,16 @@ impl Lines {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
+}
+
+/// Line `number`'s bytes as text, or the error that names it: what
+/// [`Lines::next_line`] makes of a line [`Lines::next_line_bytes`] read.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a line that is not UTF-8.
+pub fn line_text(number: u64, bytes: &[u8]) -> Result<&str> {
+    std::str::from_utf8(bytes)
+        .map_err(|e| Error::invalid(format!("line {number}: not UTF-8 text: {e}")))
 }
 
 /// Names the line of `load` or `apply` input an error came from. `line` is

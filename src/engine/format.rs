@@ -667,15 +667,28 @@ pub fn encode_input<'a>(
     output: Option<&'a str>,
 ) -> (Vec<u8>, &'a [u8], u8) {
     let mut prefix = Vec::with_capacity(8 + input.len() + meta.map_or(0, str::len));
+    let (rest, flags) = encode_input_into(&mut prefix, input, meta, output);
+    (prefix, rest, flags)
+}
+
+/// [`encode_input`] with the prefix written to `prefix` (emptied first),
+/// for a writer of many records that keeps one buffer for them all.
+pub fn encode_input_into<'a>(
+    prefix: &mut Vec<u8>,
+    input: &str,
+    meta: Option<&str>,
+    output: Option<&'a str>,
+) -> (&'a [u8], u8) {
+    prefix.clear();
     prefix.extend_from_slice(&(input.len() as u32).to_le_bytes());
     prefix.extend_from_slice(input.as_bytes());
     let mut flags = if output.is_some() { FLAG_HAS_OUTPUT } else { 0 };
     // A format-1 `null` output means "none": a real null needs the flag.
     if meta.is_some() || output == Some("null") {
-        push_opt(&mut prefix, meta);
+        push_opt(prefix, meta);
         flags |= FLAG_EXTENDED;
     }
-    (prefix, output.map_or(&[][..], str::as_bytes), flags)
+    (output.map_or(&[][..], str::as_bytes), flags)
 }
 
 /// An `InputPut` payload's parts: input text, meta text, output text.

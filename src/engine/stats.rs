@@ -118,7 +118,7 @@ pub(crate) fn counted(sealed: &SealedSet, active: &ActiveSegment) -> Result<Opti
         if own.first().is_none_or(|e| e.doc >= format::KEY_SPACE) {
             continue;
         }
-        absorb(sealed, &mut f, own)?;
+        absorb(sealed, &mut f, &own)?;
     }
     Ok(Some(f))
 }
@@ -126,15 +126,19 @@ pub(crate) fn counted(sealed: &SealedSet, active: &ActiveSegment) -> Result<Opti
 /// Adds to `f` (figures of the sealed members) what one document's records
 /// `own`, in a segment not among them, change: their own share, and what
 /// they supersede in the members.
-pub(crate) fn absorb(sealed: &SealedSet, f: &mut Figures, own: Vec<Entry>) -> Result<()> {
+pub(crate) fn absorb(sealed: &SealedSet, f: &mut Figures, own: &[Entry]) -> Result<()> {
     let Some(id) = own.first().map(|e| e.doc) else {
         return Ok(());
     };
     let mut all = member_entries(sealed, id)?;
-    if !all.is_empty() {
-        f.account(&all, false);
+    if all.is_empty() {
+        // A new document (each of a load's): nothing superseded, nothing
+        // to copy.
+        f.account(own, true);
+        return Ok(());
     }
-    all.extend(own);
+    f.account(&all, false);
+    all.extend_from_slice(own);
     f.account(&all, true);
     Ok(())
 }

@@ -91,6 +91,40 @@ fn a_bad_line_fails_the_whole_load_naming_the_line() {
     assert_eq!(s.ok(&["create-doc"]), "2\n");
 }
 
+/// A line that is not UTF-8, in a file: refused with its line number and
+/// the same words as on stdin, wherever it falls (early, where the writer
+/// parses the first batch, or late, past many batches the reader read
+/// ahead and the line checked by whichever thread parses it), and nothing
+/// is loaded.
+#[test]
+fn load_from_a_file_refuses_a_line_that_is_not_utf8_wherever_it_is() {
+    let s = TestStore::new();
+    s.ok(&["create-doc", "a"]);
+    let good = format!(
+        "{{\"body\":\"{}\",\"inputs\":[{{\"input\":1}}]}}\n",
+        "x".repeat(3000)
+    );
+    for before_bad in [1usize, 3000] {
+        let mut input = good.repeat(before_bad).into_bytes();
+        input.extend_from_slice(b"{\"body\":\"\xff\"}\n");
+        input.extend_from_slice(good.repeat(10).as_bytes());
+        let file = s.tmp().join("bad.jsonl");
+        std::fs::write(&file, &input).unwrap();
+        let snapshot = s.snapshot();
+        let (code, err) = s.fails(&["load", file.to_str().unwrap()]);
+        assert_eq!(code, 4, "{err}");
+        assert_eq!(
+            err,
+            format!(
+                "stratum: line {}: not UTF-8 text: invalid utf-8 sequence of 1 bytes from index 9\n",
+                before_bad + 1
+            )
+        );
+        assert_eq!(s.snapshot(), snapshot, "{before_bad}");
+    }
+    assert_eq!(s.ok(&["create-doc"]), "2\n");
+}
+
 #[test]
 fn load_keep_ids_refuses_ids_in_use() {
     let s = TestStore::new();
