@@ -3,8 +3,9 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
 use clap::Args;
 
@@ -190,11 +191,14 @@ impl Input {
     /// # Errors
     /// [`Error::Io`] when the thread cannot be started.
     fn pipe<T>(mut self, ids: Ids, consume: impl FnOnce(&mut Feed) -> T) -> Result<T, Error> {
-        let (tx, rx) = mpsc::sync_channel::<Batch>(AHEAD);
+        let (tx, rx) = mpsc::sync_channel::<(Batch, u64)>(AHEAD);
         let (back, used) = mpsc::sync_channel::<Batch>(AHEAD + 2);
         // Batches sent and not yet taken by the writer.
         let waiting = AtomicUsize::new(0);
         let waiting = &waiting;
+        // Their input bytes.
+        let waiting_bytes = AtomicU64::new(0);
+        let waiting_bytes = &waiting_bytes;
         std::thread::scope(|scope| {
             std::thread::Builder::new()
                 .name("load-reader".into())
@@ -203,6 +207,16 @@ impl Input {
                     // A batch's buffers, used again for the next.
                     let mut spare: Option<Box<Raw>> = None;
                     while !last {
+                        // Bytes bound what waits, not only batches: sixteen
+                        // batches of one long line each would hold sixteen
+                        // of the largest value.
+                        while waiting_bytes.load(Ordering::Acquire) > AHEAD_BYTES {
+                            match used.recv_timeout(Duration::from_millis(1)) {
+                                Ok(Batch::Raw(raw)) => spare = Some(raw),
+                                Ok(Batch::Parsed(_)) | Err(RecvTimeoutError::Timeout) => {}
+                                Err(RecvTimeoutError::Disconnected) => return,
+                            }
+                        }
                         let mut raw = spare.take().unwrap_or_default();
                         raw.clear();
                         while raw.end.is_none()
@@ -216,6 +230,7 @@ impl Input {
                             }
                         }
                         last = raw.end.is_some();
+                        let size = raw.len();
                         let batch = if waiting.load(Ordering::Acquire) <= 1 && !raw.items.is_empty()
                         {
                             Batch::Raw(raw)
@@ -246,7 +261,8 @@ impl Input {
                             }
                         }
                         waiting.fetch_add(1, Ordering::AcqRel);
-                        if tx.send(batch).is_err() {
+                        waiting_bytes.fetch_add(size, Ordering::AcqRel);
+                        if tx.send((batch, size)).is_err() {
                             return;
                         }
                     }
@@ -256,6 +272,7 @@ impl Input {
                 batches: rx,
                 back,
                 waiting,
+                waiting_bytes,
                 batch: Batch::Parsed(Vec::new()),
                 at: 0,
                 ids,
@@ -335,9 +352,10 @@ impl Raw {
 /// The writer's end of [`Input::pipe`]: the lines in order, lent one at a
 /// time; each batch goes back to the reader once it is used.
 struct Feed<'a> {
-    batches: mpsc::Receiver<Batch>,
+    batches: mpsc::Receiver<(Batch, u64)>,
     back: mpsc::SyncSender<Batch>,
     waiting: &'a AtomicUsize,
+    waiting_bytes: &'a AtomicU64,
     batch: Batch,
     at: usize,
     ids: Ids,
@@ -359,7 +377,10 @@ impl Feed<'_> {
             let _ = self.back.try_send(used);
             self.at = 0;
             match self.batches.recv() {
-                Ok(batch) => self.batch = batch,
+                Ok((batch, size)) => {
+                    self.batch = batch;
+                    self.waiting_bytes.fetch_sub(size, Ordering::AcqRel);
+                }
                 Err(_) => return Ok(None),
             }
             self.waiting.fetch_sub(1, Ordering::AcqRel);
@@ -409,6 +430,10 @@ const BATCH_LINES: usize = 1024;
 /// synced, some 10 ms, in which the reader parses 5 MB), instead of
 /// waiting for it after two.
 const AHEAD: usize = 16;
+
+/// Input bytes of the batches waiting, past which the reader waits: as
+/// many as [`AHEAD`] full batches.
+const AHEAD_BYTES: u64 = AHEAD as u64 * BATCH_BYTES;
 
 /// Runs `load`.
 ///

@@ -208,6 +208,40 @@ fn load_of_many_small_documents_holds_a_bounded_number_of_entries() {
     s.ok(&["verify"]);
 }
 
+/// Documents of 4 MiB each: every batch of `load`'s reader is one line.
+const LARGE_DOCS: usize = 16;
+
+/// The reader once counted what waits for the writer in batches only: 16
+/// of them, here 16 whole documents, 67,360 KiB measured. Bounded by bytes
+/// too, 30,432 KiB.
+const LARGE_BOUND_KIB: u64 = 48 * 1024;
+
+#[test]
+fn load_of_large_documents_holds_a_few_of_them() {
+    let s = TestStore::new();
+    let body = "x".repeat(4 << 20);
+    let mut lines = String::with_capacity(LARGE_DOCS * (body.len() + 64));
+    for i in 0..LARGE_DOCS {
+        writeln!(
+            lines,
+            r#"{{"body":"{body}","inputs":[{{"input":{i},"output":{i}}}]}}"#
+        )
+        .unwrap();
+    }
+    let file = s.tmp().join("large.jsonl");
+    std::fs::write(&file, &lines).unwrap();
+    drop(lines);
+    let (kib, code) = peak_rss_kib(&s, &["-q", "load", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "load of {LARGE_DOCS} large documents");
+    assert!(
+        kib <= LARGE_BOUND_KIB,
+        "load of {LARGE_DOCS} documents of 4 MiB peaked at {kib} KiB (bound {LARGE_BOUND_KIB})"
+    );
+    assert_eq!(stdout_of(&s).lines().count(), LARGE_DOCS);
+    assert_eq!(s.ok(&["get", "16", "--body"]).len(), body.len());
+    s.ok(&["verify"]);
+}
+
 /// Documents of about a kilobyte, loaded as segments of 1 MiB: a pass over
 /// the store reads some 65 segments.
 const WIDE_DOCS: usize = 60_000;
