@@ -245,44 +245,48 @@ impl Ctx<'_> {
             });
         }
         for (n, (input, output)) in &view.nodes {
-            let node = self
-                .reads
-                .read_node(input, output.as_ref(), view.metas.get(n))?;
-            let out_text = node.output.as_ref().map(|j| j.as_str());
-            let meta = node.meta.as_ref().map(|j| j.as_str());
-            // Fold the output into the input's record, unless together they
-            // would pass the record size limit: then it keeps its own.
-            let folded = 8
-                + node.input.as_str().len()
-                + meta.map_or(0, str::len)
-                + out_text.map_or(0, str::len)
-                <= MAX_PAYLOAD as usize;
-            let (prefix, rest, flags) =
-                format::encode_input(node.input.as_str(), meta, out_text.filter(|_| folded));
-            let (doc, n) = (view.doc.doc, input.node);
-            written.push(cur.push(
-                &mut out.seq,
-                Kind::InputPut,
-                flags,
-                doc,
-                n,
-                0,
-                &prefix,
-                rest,
-            )?);
-            if let Some(text) = out_text.filter(|_| !folded) {
-                let flags = if text == "null" { FLAG_EXTENDED } else { 0 };
-                written.push(cur.push(
-                    &mut out.seq,
-                    Kind::OutputPut,
-                    flags,
-                    doc,
-                    n,
-                    0,
-                    text.as_bytes(),
-                    &[],
-                )?);
-            }
+            let (doc, node) = (view.doc.doc, input.node);
+            // The texts are copied as stored: their records' CRCs checked as
+            // they were read, and `verify` is what parses them again.
+            self.reads
+                .with_node_texts(input, output.as_ref(), view.metas.get(n), |t| {
+                    let (text, meta) = (t.input.1, t.meta.map(|m| m.1));
+                    let out_text = t.output.map(|o| o.1);
+                    // Fold the output into the input's record, unless
+                    // together they would pass the record size limit: then
+                    // it keeps its own.
+                    let folded = 8
+                        + text.len()
+                        + meta.map_or(0, <[u8]>::len)
+                        + out_text.map_or(0, <[u8]>::len)
+                        <= MAX_PAYLOAD as usize;
+                    let (prefix, rest, flags) =
+                        format::encode_input_bytes(text, meta, out_text.filter(|_| folded));
+                    written.push(cur.push(
+                        &mut out.seq,
+                        Kind::InputPut,
+                        flags,
+                        doc,
+                        node,
+                        0,
+                        &prefix,
+                        rest,
+                    )?);
+                    if let Some(text) = out_text.filter(|_| !folded) {
+                        let flags = if text == b"null" { FLAG_EXTENDED } else { 0 };
+                        written.push(cur.push(
+                            &mut out.seq,
+                            Kind::OutputPut,
+                            flags,
+                            doc,
+                            node,
+                            0,
+                            text,
+                            &[],
+                        )?);
+                    }
+                    Ok(())
+                })?;
         }
         // The store holds nothing else once the outputs replace every
         // segment: these are the document's figures.
