@@ -134,9 +134,16 @@ impl Ctx<'_> {
         self.reads.active.cur()
     }
 
-    /// Bytes a full compaction writes, less the framing: every live
-    /// document's records as it re-encodes them.
+    /// Bytes a full compaction writes at most, less the framing: the live
+    /// bytes the manifest's figures count when it has them (a bound from
+    /// above: a re-encoded node drops the output its own record held when a
+    /// newer one replaced it, and the header of an output it folds in), or
+    /// every live document's records as it re-encodes them, from a merge
+    /// of every index.
     fn full_live_bytes(&self) -> Result<u64> {
+        if let Some(f) = stats::counted(self.reads.sealed, self.reads.active)? {
+            return Ok(f.live.values().sum());
+        }
         let mut live = 0u64;
         let mut merge = self.reads.merge()?;
         while let Some(entries) = merge.next_doc()? {
