@@ -134,9 +134,16 @@ impl Ctx<'_> {
         self.reads.active.cur()
     }
 
-    /// Bytes a full compaction writes, less the framing: every live
-    /// document's records as it re-encodes them.
+    /// Bytes a full compaction writes at most, less the framing: the live
+    /// bytes the manifest's figures count when it has them (a bound from
+    /// above: a re-encoded node drops the output its own record held when a
+    /// newer one replaced it, and the header of an output it folds in), or
+    /// every live document's records as it re-encodes them, from a merge
+    /// of every index.
     fn full_live_bytes(&self) -> Result<u64> {
+        if let Some(f) = stats::counted(self.reads.sealed, self.reads.active)? {
+            return Ok(f.live.values().sum());
+        }
         let mut live = 0u64;
         let mut merge = self.reads.merge()?;
         while let Some(entries) = merge.next_doc()? {
@@ -245,44 +252,48 @@ impl Ctx<'_> {
             });
         }
         for (n, (input, output)) in &view.nodes {
-            let node = self
-                .reads
-                .read_node(input, output.as_ref(), view.metas.get(n))?;
-            let out_text = node.output.as_ref().map(|j| j.as_str());
-            let meta = node.meta.as_ref().map(|j| j.as_str());
-            // Fold the output into the input's record, unless together they
-            // would pass the record size limit: then it keeps its own.
-            let folded = 8
-                + node.input.as_str().len()
-                + meta.map_or(0, str::len)
-                + out_text.map_or(0, str::len)
-                <= MAX_PAYLOAD as usize;
-            let (prefix, rest, flags) =
-                format::encode_input(node.input.as_str(), meta, out_text.filter(|_| folded));
-            let (doc, n) = (view.doc.doc, input.node);
-            written.push(cur.push(
-                &mut out.seq,
-                Kind::InputPut,
-                flags,
-                doc,
-                n,
-                0,
-                &prefix,
-                rest,
-            )?);
-            if let Some(text) = out_text.filter(|_| !folded) {
-                let flags = if text == "null" { FLAG_EXTENDED } else { 0 };
-                written.push(cur.push(
-                    &mut out.seq,
-                    Kind::OutputPut,
-                    flags,
-                    doc,
-                    n,
-                    0,
-                    text.as_bytes(),
-                    &[],
-                )?);
-            }
+            let (doc, node) = (view.doc.doc, input.node);
+            // The texts are copied as stored: their records' CRCs checked as
+            // they were read, and `verify` is what parses them again.
+            self.reads
+                .with_node_texts(input, output.as_ref(), view.metas.get(n), |t| {
+                    let (text, meta) = (t.input.1, t.meta.map(|m| m.1));
+                    let out_text = t.output.map(|o| o.1);
+                    // Fold the output into the input's record, unless
+                    // together they would pass the record size limit: then
+                    // it keeps its own.
+                    let folded = 8
+                        + text.len()
+                        + meta.map_or(0, <[u8]>::len)
+                        + out_text.map_or(0, <[u8]>::len)
+                        <= MAX_PAYLOAD as usize;
+                    let (prefix, rest, flags) =
+                        format::encode_input_bytes(text, meta, out_text.filter(|_| folded));
+                    written.push(cur.push(
+                        &mut out.seq,
+                        Kind::InputPut,
+                        flags,
+                        doc,
+                        node,
+                        0,
+                        &prefix,
+                        rest,
+                    )?);
+                    if let Some(text) = out_text.filter(|_| !folded) {
+                        let flags = if text == b"null" { FLAG_EXTENDED } else { 0 };
+                        written.push(cur.push(
+                            &mut out.seq,
+                            Kind::OutputPut,
+                            flags,
+                            doc,
+                            node,
+                            0,
+                            text,
+                            &[],
+                        )?);
+                    }
+                    Ok(())
+                })?;
         }
         // The store holds nothing else once the outputs replace every
         // segment: these are the document's figures.

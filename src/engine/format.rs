@@ -462,11 +462,11 @@ impl DocFields<'_> {
     }
 }
 
-fn push_opt(out: &mut Vec<u8>, s: Option<&str>) {
+fn push_opt(out: &mut Vec<u8>, s: Option<&[u8]>) {
     match s {
         Some(s) => {
             out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-            out.extend_from_slice(s.as_bytes());
+            out.extend_from_slice(s);
         }
         None => out.extend_from_slice(&ABSENT.to_le_bytes()),
     }
@@ -479,13 +479,13 @@ pub fn encode_doc_prefix(f: &DocFields<'_>) -> (Vec<u8>, u8) {
     let mut out =
         Vec::with_capacity(24 + strs.iter().map(|s| s.map_or(0, str::len)).sum::<usize>());
     out.extend_from_slice(&f.node_hwm.to_le_bytes());
-    push_opt(&mut out, f.category);
-    push_opt(&mut out, f.version);
+    push_opt(&mut out, f.category.map(str::as_bytes));
+    push_opt(&mut out, f.version.map(str::as_bytes));
     if !f.extended() {
         return (out, 0);
     }
-    push_opt(&mut out, f.key);
-    push_opt(&mut out, f.meta);
+    push_opt(&mut out, f.key.map(str::as_bytes));
+    push_opt(&mut out, f.meta.map(str::as_bytes));
     (out, FLAG_EXTENDED)
 }
 
@@ -666,9 +666,11 @@ pub fn encode_input<'a>(
     meta: Option<&str>,
     output: Option<&'a str>,
 ) -> (Vec<u8>, &'a [u8], u8) {
-    let mut prefix = Vec::with_capacity(8 + input.len() + meta.map_or(0, str::len));
-    let (rest, flags) = encode_input_into(&mut prefix, input, meta, output);
-    (prefix, rest, flags)
+    encode_input_bytes(
+        input.as_bytes(),
+        meta.map(str::as_bytes),
+        output.map(str::as_bytes),
+    )
 }
 
 /// [`encode_input`] with the prefix written to `prefix` (emptied first),
@@ -679,16 +681,42 @@ pub fn encode_input_into<'a>(
     meta: Option<&str>,
     output: Option<&'a str>,
 ) -> (&'a [u8], u8) {
+    encode_input_bytes_into(
+        prefix,
+        input.as_bytes(),
+        meta.map(str::as_bytes),
+        output.map(str::as_bytes),
+    )
+}
+
+/// [`encode_input`] of texts already stored: a copy (compaction) takes
+/// them from records whose CRC checked, and need not prove them UTF-8 again.
+pub fn encode_input_bytes<'a>(
+    input: &[u8],
+    meta: Option<&[u8]>,
+    output: Option<&'a [u8]>,
+) -> (Vec<u8>, &'a [u8], u8) {
+    let mut prefix = Vec::with_capacity(8 + input.len() + meta.map_or(0, <[u8]>::len));
+    let (rest, flags) = encode_input_bytes_into(&mut prefix, input, meta, output);
+    (prefix, rest, flags)
+}
+
+fn encode_input_bytes_into<'a>(
+    prefix: &mut Vec<u8>,
+    input: &[u8],
+    meta: Option<&[u8]>,
+    output: Option<&'a [u8]>,
+) -> (&'a [u8], u8) {
     prefix.clear();
     prefix.extend_from_slice(&(input.len() as u32).to_le_bytes());
-    prefix.extend_from_slice(input.as_bytes());
+    prefix.extend_from_slice(input);
     let mut flags = if output.is_some() { FLAG_HAS_OUTPUT } else { 0 };
     // A format-1 `null` output means "none": a real null needs the flag.
-    if meta.is_some() || output == Some("null") {
+    if meta.is_some() || output == Some(b"null") {
         push_opt(prefix, meta);
         flags |= FLAG_EXTENDED;
     }
-    (output.map_or(&[][..], str::as_bytes), flags)
+    (output.unwrap_or_default(), flags)
 }
 
 /// An `InputPut` payload's parts: input text, meta text, output text.

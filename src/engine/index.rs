@@ -177,6 +177,22 @@ pub(crate) struct SealedIndex {
     /// Set when the file was there but passed over at open as stale, and
     /// why, for the store's notice (see `engine::sealed`).
     passed_over: std::cell::Cell<Option<StaleIndex>>,
+    /// The block the last search ended at, with the document fields of its
+    /// first and last entries: a batch looks documents up in ascending
+    /// order, and the next one is then in that block or the one after it,
+    /// found without a binary search.
+    finger: std::cell::Cell<Option<Finger>>,
+}
+
+/// A block of an index file that is the first to reach every document in
+/// `from..=last`: its last entry's document is `last`, the block before
+/// ends below `from` (the file does not change under a `SealedIndex`, so
+/// neither do they).
+#[derive(Clone, Copy)]
+struct Finger {
+    block: u64,
+    from: u64,
+    last: u64,
 }
 
 /// Decoded index blocks of every index of the process, least recently used
@@ -246,6 +262,7 @@ impl SealedIndex {
             memory: OnceCell::new(),
             id: NEXT_INDEX.fetch_add(1, Ordering::Relaxed),
             passed_over: std::cell::Cell::new(None),
+            finger: std::cell::Cell::new(None),
         }
     }
 
@@ -258,6 +275,7 @@ impl SealedIndex {
             memory,
             id: NEXT_INDEX.fetch_add(1, Ordering::Relaxed),
             passed_over: std::cell::Cell::new(None),
+            finger: std::cell::Cell::new(None),
         }
     }
 
@@ -378,8 +396,48 @@ impl SealedIndex {
     }
 
     /// The first block whose last entry is of a document at or above
-    /// `doc` (the number of blocks when there is none); `None` if a block
-    /// on the way is damaged. `docs` is as for [`SealedIndex::lookup`].
+    /// `doc` (the number of blocks when there is none): the last search's
+    /// block or the one after it when `doc` is there, by
+    /// [`SealedIndex::search_blocks`] otherwise; `None` if a block on the
+    /// way is damaged. `docs` is as for [`SealedIndex::lookup`].
+    fn first_block_reaching(&self, doc: u64, docs: Option<(u64, u64)>) -> Option<u64> {
+        let found = match self.finger.get() {
+            Some(f) if f.from <= doc && doc <= f.last => return Some(f.block),
+            Some(f) if f.last < doc && f.block + 1 < self.blocks() => {
+                let next = f.block + 1;
+                let last = self.read_block(next)?.last()?.doc;
+                (last >= doc).then_some(Finger {
+                    block: next,
+                    from: f.last + 1,
+                    last,
+                })
+            }
+            _ => None,
+        };
+        let finger = match found {
+            Some(f) => f,
+            None => {
+                let lo = self.search_blocks(doc, docs)?;
+                if lo == self.blocks() {
+                    return Some(lo);
+                }
+                // The search read it: a cache hit. The block before ends
+                // at or below its first entry, so documents above that are
+                // first reached here (the block before need not be read).
+                let block = self.read_block(lo)?;
+                let from = if lo == 0 { 0 } else { block.first()?.doc + 1 };
+                Finger {
+                    block: lo,
+                    from,
+                    last: block.last()?.doc,
+                }
+            }
+        };
+        self.finger.set(Some(finger));
+        Some(finger.block)
+    }
+
+    /// The first block whose last entry reaches `doc`, searched afresh.
     ///
     /// Ids are handed out in order, so a member's documents are mostly a
     /// dense run and the block holding `doc` is about where its id falls
@@ -388,7 +446,7 @@ impl SealedIndex {
     /// Guesses alternate with halving after the first two, so an uneven
     /// spread costs at most about twice the reads of a binary search. The
     /// span only steers the guesses: a wrong one costs reads, not answers.
-    fn first_block_reaching(&self, doc: u64, docs: Option<(u64, u64)>) -> Option<u64> {
+    fn search_blocks(&self, doc: u64, docs: Option<(u64, u64)>) -> Option<u64> {
         let (mut lo, mut hi) = (0u64, self.blocks());
         // Entries in blocks lo..hi are of documents in low..=high (key
         // entries, which sort last, aside). Without `docs` nothing is known
@@ -1155,5 +1213,67 @@ mod tests {
         }
         assert!(c.get((1, 1)).is_none(), "the oldest block was kept");
         assert!(c.get((1, 3 * CACHE_BLOCKS as u64)).is_some());
+    }
+
+    /// Lookups answer the same whatever their order, ascending (where the
+    /// finger serves them), descending or jumping, with documents that
+    /// span block boundaries, begin a block, or are missing.
+    #[test]
+    fn lookups_in_any_order_find_every_entry_of_a_document() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (vfs, dir) = (crate::engine::vfs::OsFs, tmp.path());
+        // Documents 2, 4, 6, …: document d has d % 7 * 9 + 1 entries, so
+        // some take several blocks and block starts fall everywhere.
+        let mut all = Vec::new();
+        for d in (2..=400u64).step_by(2) {
+            for node in 0..(d % 7 * 9 + 1) {
+                all.push(IndexEntry {
+                    doc: d,
+                    node,
+                    seq: all.len() as u64 + 1,
+                    offset: all.len() as u64 * 40,
+                    aux: 0,
+                    len: 40,
+                    kind: Kind::InputPut,
+                    flags: 0,
+                });
+            }
+        }
+        let mut w = IndexWriter::create(&vfs, dir, format::index_name(3)).unwrap();
+        for e in &all {
+            w.push(*e).unwrap();
+        }
+        let bind = Binding {
+            version: format::FORMAT_VERSION,
+            store_id: 9,
+        };
+        let len = all.len() as u64 * 40 + 100;
+        let header = IndexHeader {
+            version: bind.version,
+            store_id: bind.store_id,
+            segment: 3,
+            segment_len: len,
+            entries: 0,
+            max_seq: all.len() as u64,
+            doc_hwm: 400,
+        };
+        w.finish(&vfs, dir, header, false).unwrap();
+        let index = reopen_written(&vfs, dir.join(format::index_name(3)), 3, len, bind).unwrap();
+        assert!(index.blocks() > 10, "the entries fill several blocks");
+        let none = || -> Result<Vec<IndexEntry>> { panic!("the index file is whole") };
+        let expect =
+            |d: u64| -> Vec<IndexEntry> { all.iter().filter(|e| e.doc == d).copied().collect() };
+        let ascending: Vec<u64> = (0..=402).flat_map(|d| [d, d]).collect();
+        let descending: Vec<u64> = (0..=402).rev().collect();
+        let jumping: Vec<u64> = (0..=402).map(|i| i * 97 % 403).collect();
+        // With the manifest's span and without it (format 1, active.idx).
+        for span in [Some((2, 400)), None] {
+            for order in [&ascending, &descending, &jumping] {
+                for &d in order {
+                    let found = index.lookup(d, span, &none).unwrap();
+                    assert_eq!(found, expect(d), "document {d}");
+                }
+            }
+        }
     }
 }

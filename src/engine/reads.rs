@@ -123,45 +123,52 @@ impl<'a> Reads<'a> {
         output: Option<&Entry>,
         meta: Option<&Entry>,
     ) -> Result<Node> {
+        self.with_node_texts(input, output, meta, |t| {
+            let json = |(e, bytes): (&Entry, &[u8])| self.json_at(e, bytes);
+            Ok(Node {
+                id: NodeId(input.node),
+                input: json(t.input)?,
+                meta: t.meta.map(json).transpose()?,
+                output: t.output.map(json).transpose()?,
+            })
+        })
+    }
+
+    /// Lends `f` a node's stored texts (see [`Reads::read_node`]), each
+    /// with the entry of the record it came from, checked by CRC and no
+    /// further: a copy (compaction) keeps them as they are.
+    pub fn with_node_texts<T>(
+        &self,
+        input: &Entry,
+        output: Option<&Entry>,
+        meta: Option<&Entry>,
+        f: impl FnOnce(NodeTexts<'_>) -> Result<T>,
+    ) -> Result<T> {
         let (h, payload) = self.read_entry(input)?;
         let (text, own_meta, embedded) = format::decode_input(&payload, h.flags)
             .map_err(|why| Error::corrupt(self.path_of(input), input.offset, why))?;
-        let input_json = self.json_at(input, text)?;
+        let own_record;
         let output = match output {
             None => None,
             Some(o) if o.seg == input.seg && o.offset == input.offset => {
-                if format::output_present(h.flags, embedded) {
-                    Some(self.json_at(input, embedded)?)
-                } else {
-                    None
-                }
+                format::output_present(h.flags, embedded).then_some((input, embedded))
             }
             Some(o) => {
-                let (oh, p) = self.read_entry(o)?;
-                if format::output_present(oh.flags, &p) {
-                    Some(self.json_at(o, &p)?)
-                } else {
-                    None
-                }
+                own_record = self.read_entry(o)?;
+                let (oh, p) = &own_record;
+                format::output_present(oh.flags, p).then_some((o, &p[..]))
             }
         };
+        let meta_record;
         let meta = match meta {
             Some(m) => {
-                let (_, p) = self.read_entry(m)?;
-                if p.is_empty() {
-                    None
-                } else {
-                    Some(self.json_at(m, &p)?)
-                }
+                meta_record = self.read_entry(m)?.1;
+                (!meta_record.is_empty()).then_some((m, &meta_record[..]))
             }
-            None => match own_meta {
-                Some(m) => Some(self.json_at(input, m)?),
-                None => None,
-            },
+            None => own_meta.map(|t| (input, t)),
         };
-        Ok(Node {
-            id: NodeId(input.node),
-            input: input_json,
+        f(NodeTexts {
+            input: (input, text),
             meta,
             output,
         })
@@ -303,6 +310,14 @@ impl<'a> Reads<'a> {
             }
         }
     }
+}
+
+/// A node's stored texts, each with the entry of the record that holds it:
+/// what [`Reads::with_node_texts`] lends.
+pub struct NodeTexts<'t> {
+    pub input: (&'t Entry, &'t [u8]),
+    pub meta: Option<(&'t Entry, &'t [u8])>,
+    pub output: Option<(&'t Entry, &'t [u8])>,
 }
 
 /// Reads the record an entry of an active segment points at.

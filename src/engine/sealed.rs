@@ -85,6 +85,17 @@ fn notice(s: &Sealed, mode: Mode, why: StaleIndex) -> Notice {
     }
 }
 
+/// A document's entries in the members, as found under a stale epoch.
+struct LastLookup {
+    id: u64,
+    epoch: u64,
+    entries: Vec<Entry>,
+}
+
+/// Entries a document may have for [`SealedSet::entries_of`] to keep its
+/// answer: memory stays one small document's, whatever the largest.
+const LAST_LOOKUP_MAX: usize = 4096;
+
 /// The store's sealed segments and the manifest that lists them.
 pub(crate) struct SealedSet {
     /// Sorted by number: lookups binary-search it.
@@ -97,6 +108,10 @@ pub(crate) struct SealedSet {
     stale: StaleIndexes,
     /// Read-ahead windows, during whole-store passes only.
     readahead: RefCell<Option<ReadAhead>>,
+    /// The last [`SealedSet::entries_of`] answer, while the members and
+    /// the stale epoch it was found under stand: a batch's operations on
+    /// one document each look it up.
+    last_lookup: RefCell<Option<LastLookup>>,
     /// Where an index found stale is written again (write opens only).
     opts: Options,
     mode: Mode,
@@ -116,6 +131,7 @@ impl SealedSet {
             manifest,
             stale: StaleIndexes::default(),
             readahead: RefCell::new(None),
+            last_lookup: RefCell::new(None),
             opts,
             mode,
         }
@@ -151,12 +167,14 @@ impl SealedSet {
     /// Takes a new member in (sealing, a spilled batch's file), in order:
     /// compaction outputs may be numbered above it.
     pub fn push(&mut self, s: Sealed) {
+        self.last_lookup.take();
         self.members.push(s);
         self.members.sort_by_key(|s| s.number);
     }
 
     /// Takes member `n` out (a rolled-back batch's file).
     pub fn remove(&mut self, n: u64) -> Result<Sealed> {
+        self.last_lookup.take();
         let i = self
             .members
             .binary_search_by_key(&n, |s| s.number)
@@ -167,6 +185,7 @@ impl SealedSet {
     /// Swaps the members in `set` (all of them for `None`) for `outputs`;
     /// returns the ones taken out (compaction's commit).
     pub fn replace(&mut self, set: Option<&[u64]>, outputs: Vec<Sealed>) -> Vec<Sealed> {
+        self.last_lookup.take();
         let replaced = |n: u64| set.is_none_or(|set| set.binary_search(&n).is_ok());
         let (old, mut kept): (Vec<Sealed>, Vec<Sealed>) = std::mem::take(&mut self.members)
             .into_iter()
@@ -317,6 +336,12 @@ impl SealedSet {
     /// members whose document range holds it (after a load or a compaction
     /// that is one, whatever the number of segments).
     pub fn entries_of(&self, id: u64) -> Result<Vec<Entry>> {
+        let epoch = self.stale_epoch();
+        if let Some(last) = self.last_lookup.borrow().as_ref()
+            && (last.id, last.epoch) == (id, epoch)
+        {
+            return Ok(last.entries.clone());
+        }
         let mut out = Vec::new();
         for s in self.members.iter().filter(|s| s.may_hold(id)) {
             for ie in self
@@ -326,6 +351,13 @@ impl SealedSet {
                 out.push(Entry::new(&ie, s.number));
             }
         }
+        // Not kept when an index was found stale on the way.
+        let keep = out.len() <= LAST_LOOKUP_MAX && self.stale_epoch() == epoch;
+        *self.last_lookup.borrow_mut() = keep.then(|| LastLookup {
+            id,
+            epoch,
+            entries: out.clone(),
+        });
         Ok(out)
     }
 
