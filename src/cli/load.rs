@@ -4,8 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
+use std::sync::mpsc;
 
 use clap::Args;
 
@@ -209,12 +208,15 @@ impl Input {
                     while !last {
                         // Bytes bound what waits, not only batches: sixteen
                         // batches of one long line each would hold sixteen
-                        // of the largest value.
+                        // of the largest value. The writer hands a batch
+                        // back each time it has taken the next one (and
+                        // counted its bytes off), so each return is the
+                        // moment to look again.
                         while waiting_bytes.load(Ordering::Acquire) > AHEAD_BYTES {
-                            match used.recv_timeout(Duration::from_millis(1)) {
+                            match used.recv() {
                                 Ok(Batch::Raw(raw)) => spare = Some(raw),
-                                Ok(Batch::Parsed(_)) | Err(RecvTimeoutError::Timeout) => {}
-                                Err(RecvTimeoutError::Disconnected) => return,
+                                Ok(Batch::Parsed(_)) => {}
+                                Err(_) => return,
                             }
                         }
                         let mut raw = spare.take().unwrap_or_default();
@@ -371,19 +373,19 @@ impl Feed<'_> {
     /// One of reading (naming its own line, if any).
     fn next(&mut self) -> stratum::Result<Option<(u64, stratum::Result<&Line>, u64)>> {
         while self.at >= self.batch.len() {
-            let used = std::mem::replace(&mut self.batch, Batch::Parsed(Vec::new()));
-            // A full return channel means the reader has stopped taking
-            // them: this one is freed here.
-            let _ = self.back.try_send(used);
             self.at = 0;
-            match self.batches.recv() {
+            let used = match self.batches.recv() {
                 Ok((batch, size)) => {
-                    self.batch = batch;
                     self.waiting_bytes.fetch_sub(size, Ordering::AcqRel);
+                    std::mem::replace(&mut self.batch, batch)
                 }
                 Err(_) => return Ok(None),
-            }
+            };
             self.waiting.fetch_sub(1, Ordering::AcqRel);
+            // After the count, which a reader waiting on bytes looks at
+            // when this arrives. A full return channel means the reader has
+            // stopped taking them: this one is freed here.
+            let _ = self.back.try_send(used);
         }
         let at = self.at;
         self.at += 1;

@@ -478,8 +478,8 @@ impl SealedIndex {
         Some(lo)
     }
 
-    /// Binary search over blocks by their last entry; `None` if a block is
-    /// damaged or the blocks are out of order.
+    /// `doc`'s entries from the blocks ([`SealedIndex::first_block_reaching`]
+    /// onwards); `None` if a block is damaged or the blocks are out of order.
     fn lookup_disk(&self, doc: u64, docs: Option<(u64, u64)>) -> Option<Vec<IndexEntry>> {
         let lo = self.first_block_reaching(doc, docs)?;
         let mut out = Vec::new();
