@@ -64,6 +64,7 @@
 
 pub mod base64;
 pub mod conflict;
+mod crc;
 pub mod engine;
 pub mod error;
 mod id;

@@ -528,7 +528,7 @@ impl ParsedDoc {
                 bytes(out, v.as_str().as_bytes());
             }
         }
-        let crc = crc32fast::hash(out.get(start + 4..).unwrap_or_default());
+        let crc = crate::crc::crc32(out.get(start + 4..).unwrap_or_default());
         if let Some(head) = out.get_mut(start..start + 4) {
             head.copy_from_slice(&crc.to_le_bytes());
         }
@@ -553,7 +553,7 @@ impl ParsedDoc {
             )
         };
         let (crc, rest) = spooled.split_first_chunk::<4>().ok_or_else(damaged)?;
-        if crc32fast::hash(rest) != u32::from_le_bytes(*crc) {
+        if crate::crc::crc32(rest) != u32::from_le_bytes(*crc) {
             return Err(damaged());
         }
         Unspool(rest).doc().ok_or_else(damaged)

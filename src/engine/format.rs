@@ -198,7 +198,7 @@ impl SegmentHeader {
         } else {
             b[SH_STORE_ID..SH_GEN_COUNT].copy_from_slice(&self.store_id.to_le_bytes());
         }
-        let crc = crc32fast::hash(&b[..SH_CRC]);
+        let crc = crate::crc::crc32(&b[..SH_CRC]);
         b[SH_CRC..].copy_from_slice(&crc.to_le_bytes());
         b
     }
@@ -215,7 +215,7 @@ impl SegmentHeader {
             return Err(HeaderError::Bad("not a stratum segment (bad magic)"));
         }
         let crc = u32_at(b, SH_CRC).unwrap_or(0);
-        if crc != crc32fast::hash(&b[..SH_CRC]) {
+        if crc != crate::crc::crc32(&b[..SH_CRC]) {
             return Err(HeaderError::Bad("segment header checksum mismatch"));
         }
         let version = u16_at(b, SH_VERSION).unwrap_or(0);
@@ -388,7 +388,7 @@ pub fn decode_record(b: &[u8]) -> Result<(RecordHeader, &[u8]), RecordError> {
     let h = decode_header(b)?;
     let end = RECORD_HEADER_LEN + h.payload_len as usize;
     let rec = b.get(..end).ok_or(RecordError::Truncated)?;
-    let computed = crc32fast::hash(&rec[RH_LEN..]);
+    let computed = crate::crc::crc32(&rec[RH_LEN..]);
     if computed != h.crc {
         return Err(RecordError::Checksum {
             stored: h.crc,
@@ -423,7 +423,7 @@ pub fn encode_record(
     out.extend_from_slice(&node.to_le_bytes());
     out.extend_from_slice(a);
     out.extend_from_slice(b);
-    let crc = crc32fast::hash(&out[start + RH_LEN..]);
+    let crc = crate::crc::crc32(&out[start + RH_LEN..]);
     out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -929,7 +929,7 @@ pub fn encode_block(entries: &[IndexEntry]) -> [u8; INDEX_BLOCK_LEN] {
         e.encode_into(&mut b[i * INDEX_ENTRY_LEN..(i + 1) * INDEX_ENTRY_LEN]);
     }
     b[BLOCK_COUNT_AT..BLOCK_COUNT_AT + 4].copy_from_slice(&(entries.len() as u32).to_le_bytes());
-    let crc = crc32fast::hash(&b[..BLOCK_CRC_AT]);
+    let crc = crate::crc::crc32(&b[..BLOCK_CRC_AT]);
     b[BLOCK_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     b
 }
@@ -947,7 +947,8 @@ pub fn decode_block(b: &[u8]) -> Option<Vec<IndexEntry>> {
 /// block fails its checks.
 pub fn decode_block_into(b: &[u8], out: &mut Vec<IndexEntry>) -> Option<()> {
     out.clear();
-    if b.len() != INDEX_BLOCK_LEN || u32_at(b, BLOCK_CRC_AT)? != crc32fast::hash(&b[..BLOCK_CRC_AT])
+    if b.len() != INDEX_BLOCK_LEN
+        || u32_at(b, BLOCK_CRC_AT)? != crate::crc::crc32(&b[..BLOCK_CRC_AT])
     {
         return None;
     }
@@ -1030,12 +1031,11 @@ impl IndexHeader {
 
 /// The index header CRC: format 2 binds the store id into it.
 fn index_header_crc(head: &[u8], version: u16, store_id: u64) -> u32 {
-    let mut h = crc32fast::Hasher::new();
-    h.update(head);
-    if version != FORMAT_V1 {
-        h.update(&store_id.to_le_bytes());
+    let crc = crate::crc::crc32(head);
+    if version == FORMAT_V1 {
+        return crc;
     }
-    h.finalize()
+    crate::crc::update(crc, &store_id.to_le_bytes())
 }
 
 // The manifest. See docs/FORMAT.md §7.7.
@@ -1147,7 +1147,7 @@ impl Manifest {
             b.extend_from_slice(&m.flags.to_le_bytes());
             b.extend_from_slice(&[0u8; 4]);
         }
-        let crc = crc32fast::hash(&b);
+        let crc = crate::crc::crc32(&b);
         b.extend_from_slice(&crc.to_le_bytes());
         b
     }
@@ -1171,7 +1171,7 @@ impl Manifest {
             ));
         }
         let body = b.len() - 4;
-        if u32_at(b, body) != Some(crc32fast::hash(&b[..body])) {
+        if u32_at(b, body) != Some(crate::crc::crc32(&b[..body])) {
             return Err(HeaderError::Bad("manifest checksum mismatch"));
         }
         let version = u16_at(b, 8).unwrap_or(0);
@@ -1519,7 +1519,7 @@ mod tests {
         let mut d = b.clone();
         d[8] = 3;
         let body = d.len() - 4;
-        let crc = crc32fast::hash(&d[..body]);
+        let crc = crate::crc::crc32(&d[..body]);
         d[body..].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(Manifest::decode(&d), Err(HeaderError::Version(3)));
         assert!(member.may_hold(4) && !member.may_hold(5) && member.may_hold(KEY_SPACE + 1));
@@ -1541,7 +1541,7 @@ mod tests {
         let mut b = h2.encode();
         assert_eq!(SegmentHeader::decode(&b), Ok(h2));
         b[SH_VERSION] = 3;
-        let crc = crc32fast::hash(&b[..SH_CRC]);
+        let crc = crate::crc::crc32(&b[..SH_CRC]);
         b[SH_CRC..].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(SegmentHeader::decode(&b), Err(HeaderError::Version(3)));
         // A format-2 header must carry a store id.
@@ -1620,7 +1620,7 @@ mod tests {
         let mut unknown = [0u8; INDEX_BLOCK_LEN];
         unknown[..INDEX_BLOCK_LEN].copy_from_slice(&two);
         unknown[INDEX_ENTRY_LEN + 34] = 0xff;
-        let crc = crc32fast::hash(&unknown[..BLOCK_CRC_AT]);
+        let crc = crate::crc::crc32(&unknown[..BLOCK_CRC_AT]);
         unknown[BLOCK_CRC_AT..].copy_from_slice(&crc.to_le_bytes());
         out.push(e(9));
         assert_eq!(decode_block_into(&unknown, &mut out), None);

@@ -100,7 +100,7 @@ fn encode_block(entries: &[KeyEntry]) -> [u8; BLOCK_LEN] {
         e.encode_into(&mut b[i * ENTRY_LEN..(i + 1) * ENTRY_LEN]);
     }
     b[COUNT_AT..COUNT_AT + 4].copy_from_slice(&(entries.len() as u32).to_le_bytes());
-    let crc = crc32fast::hash(&b[..CRC_AT]);
+    let crc = crate::crc::crc32(&b[..CRC_AT]);
     b[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     b
 }
@@ -108,7 +108,7 @@ fn encode_block(entries: &[KeyEntry]) -> [u8; BLOCK_LEN] {
 /// Decodes and checks one block: its CRC, its count, the zero bytes and the
 /// strict order of its entries. `None` when any fails.
 fn decode_block(b: &[u8]) -> Option<Vec<KeyEntry>> {
-    if b.len() != BLOCK_LEN || u32_at(b, CRC_AT)? != crc32fast::hash(&b[..CRC_AT]) {
+    if b.len() != BLOCK_LEN || u32_at(b, CRC_AT)? != crate::crc::crc32(&b[..CRC_AT]) {
         return None;
     }
     let n = u32_at(b, COUNT_AT)? as usize;
@@ -151,7 +151,7 @@ impl Header {
         b[40..48].copy_from_slice(&self.serial.to_le_bytes());
         b[48..56].copy_from_slice(&self.max_seq.to_le_bytes());
         b[56..60].copy_from_slice(&self.manifest_crc.to_le_bytes());
-        let crc = crc32fast::hash(&b[..60]);
+        let crc = crate::crc::crc32(&b[..60]);
         b[60..64].copy_from_slice(&crc.to_le_bytes());
         b
     }
@@ -162,7 +162,7 @@ impl Header {
             || u16_at(b, 8)? != FORMAT_VERSION
             || u16_at(b, 10)? != kind
             || b.get(12..16)?.iter().any(|&x| x != 0)
-            || u32_at(b, 60)? != crc32fast::hash(&b[..60])
+            || u32_at(b, 60)? != crate::crc::crc32(&b[..60])
         {
             return None;
         }
