@@ -10,7 +10,6 @@
 //! a read: the reader has all it wanted (`stratum dump | head -1`).
 
 use std::io::{self, Write};
-use std::process::ExitCode;
 
 use crate::cli::diff::Differences;
 use crate::cli::{DamageFound, Unreported, UsageError};
@@ -116,7 +115,7 @@ fn one_line(err: &anyhow::Error) -> String {
 /// Handles what clap returned instead of a command line: help and version
 /// are printed as clap renders them; a usage error is printed as one line,
 /// `stratum: <what is wrong>; try 'stratum COMMAND --help'`, and exits 2.
-pub fn usage(err: &clap::Error) -> ExitCode {
+pub fn usage(err: &clap::Error) -> u8 {
     use clap::error::ErrorKind;
     if matches!(
         err.kind(),
@@ -126,7 +125,7 @@ pub fn usage(err: &clap::Error) -> ExitCode {
     ) {
         // Nothing more can be done if the stream is closed.
         let _ = err.print();
-        return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(Code::Usage as u8));
+        return u8::try_from(err.exit_code()).unwrap_or(Code::Usage as u8);
     }
     let text = if err.kind() == ErrorKind::InvalidValue && empty_dir_env(&process_args()) {
         "STRATUM_DIR is set but empty: set it to the data directory, or unset it to use ./stratum-data".to_owned()
@@ -134,7 +133,7 @@ pub fn usage(err: &clap::Error) -> ExitCode {
         usage_line(&err.render().to_string())
     };
     let _ = writeln!(io::stderr().lock(), "stratum: {text}; {}", help_hint());
-    ExitCode::from(Code::Usage as u8)
+    Code::Usage as u8
 }
 
 /// "try 'stratum COMMAND --help'" for the command on this process's command
@@ -225,16 +224,22 @@ fn hint(e: &Error) -> Option<&'static str> {
 
 /// Prints `stratum: <error and its causes>` on one line of stderr (unless
 /// the error is a closed stdout) and returns the exit code for it.
-pub fn report(err: &anyhow::Error) -> ExitCode {
+pub fn report(err: &anyhow::Error) -> u8 {
     match classify(err) {
-        Outcome::QuietSuccess => ExitCode::SUCCESS,
-        Outcome::Different => ExitCode::from(Code::Other as u8),
+        Outcome::QuietSuccess => 0,
+        Outcome::Different => Code::Other as u8,
         Outcome::Fail(code) => {
             // Nothing more can be done if stderr is closed too.
             let _ = writeln!(io::stderr().lock(), "stratum: {}", line(err, code));
-            ExitCode::from(code as u8)
+            code as u8
         }
     }
+}
+
+/// Reports a panic, which the hook has already described: it is a broken
+/// invariant like [`Error::Internal`], and exits the same way.
+pub fn panicked() -> u8 {
+    report(&Error::internal("a panic; please report it with the message above").into())
 }
 
 #[cfg(test)]

@@ -259,3 +259,38 @@ fn output_into_a_closed_pipe_exits_0_quietly() {
     assert!(first.starts_with("{\"id\":1,"), "{first}");
     assert_eq!((code, stderr.as_str()), (0, ""));
 }
+
+#[test]
+fn closed_standard_streams_never_become_store_files() {
+    // A cron line or a daemon may start stratum with stdout and stderr
+    // closed. The files a write opens would then take descriptors 1 and 2
+    // (LOCK, then active.seg), and the note printed at open about a stray
+    // file would overwrite active.seg's header, unless the process gives
+    // those numbers to /dev/null first.
+    let s = TestStore::new();
+    s.ok(&["create-doc", "first"]);
+    std::fs::write(s.data().join("seg_000099.seg"), [7u8; 100]).unwrap();
+    let closed = |args: &str, streams: &str| {
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec \"$0\" --dir \"$1\" {args} {streams}"))
+            .arg(crate::util::bin())
+            .arg(s.data())
+            .stdin(Stdio::null())
+            .status()
+            .expect("run sh");
+        status.code()
+    };
+    assert_eq!(closed("create-doc second", ">&- 2>&-"), Some(0));
+    assert_eq!(
+        closed("add-input 2 '[1,2]' --output 3", ">&- 2>&-"),
+        Some(0)
+    );
+    assert_eq!(closed("set-output 2 1 4", "<&- >&- 2>&-"), Some(0));
+    // An error's line has nowhere to go, but its exit code is kept.
+    assert_eq!(closed("get 99", ">&- 2>&-"), Some(3));
+    // `-q`: the stray file's note is not what is checked here.
+    assert_eq!(s.ok(&["-q", "get", "2", "--node", "1", "--output"]), "4\n");
+    assert_eq!(s.ok(&["-q", "get", "1", "--body"]), "first");
+    assert_eq!(s.ok(&["-q", "list", "--json"]).lines().count(), 2);
+}
