@@ -383,11 +383,20 @@ def copy_db(src: Path, dst: Path) -> None:
         side = src.with_name(src.name + suffix)
         if side.exists():
             shutil.copyfile(side, dst.with_name(dst.name + suffix))
+    settle()
 
 
 def copy_store(src: Path, dst: Path) -> None:
     remove(dst)
     shutil.copytree(src, dst)
+    settle()
+
+
+def settle() -> None:
+    """Writes a fresh copy back before the timed run that follows it: left
+    dirty, its hundreds of MB are flushed during that run, and an fsync there
+    (compaction's, VACUUM's) waits for them by chance."""
+    os.sync()
 
 
 # ---------------------------------------------------------------- results
@@ -582,6 +591,7 @@ def bench_main(cfg: Config, tools: Tools, log) -> tuple[list[Row], dict]:
         log(f"load {rep + 1}/{cfg.reps}")
         remove(store)
         remove(db)
+        settle()
 
         def st_load():
             t, kib = peak_rss_kib(tools, tools.st(store, "load", str(w.jsonl)))
