@@ -488,6 +488,10 @@ impl Output {
         self.file
             .write_all_at(&self.buf, self.flushed)
             .io("write", &self.tmp)?;
+        // The disk writes this while the next records are read and checked,
+        // so the fsync at the commit waits for the tail, not the whole file.
+        self.file
+            .start_writeback(self.flushed, self.buf.len() as u64);
         self.flushed += self.buf.len() as u64;
         self.buf.clear();
         Ok(())

@@ -346,3 +346,33 @@ fn a_held_lock_times_out_with_exit_5() {
     assert_eq!(s.snapshot(), before);
     assert_eq!(s.ok(&["--lock-timeout", "0.2", "create-doc", "y"]), "2\n");
 }
+
+#[test]
+fn compaction_starts_each_megabyte_writing_before_its_final_fsync() {
+    // A full rewrite flushes its output in 1 MiB writes and asks the disk to
+    // start on each (sync_file_range), so the fsync before the commit waits
+    // for the tail of the file, not for all of it.
+    let s = TestStore::new();
+    s.load_docs(600, |i| format!("doc {i} {}", "w".repeat(8 * 1024)));
+    let trace = s.strace("pwrite64,sync_file_range", &["compact", "--full"]);
+    let started: Vec<&str> = trace
+        .lines()
+        .filter(|l| l.contains("sync_file_range("))
+        .collect();
+    let big_writes = trace
+        .lines()
+        .filter(|l| l.contains("pwrite64("))
+        .filter_map(|l| l.rsplit("= ").next()?.trim().parse::<u64>().ok())
+        .filter(|&n| n >= 1 << 20)
+        .count();
+    assert!(big_writes >= 4, "expected several 1 MiB writes:\n{trace}");
+    assert!(
+        started.len() >= big_writes,
+        "{} of {big_writes} writes started:\n{trace}",
+        started.len()
+    );
+    assert!(
+        started.iter().all(|l| l.contains("SYNC_FILE_RANGE_WRITE")),
+        "{trace}"
+    );
+}
