@@ -393,9 +393,10 @@ def copy_store(src: Path, dst: Path) -> None:
 
 
 def settle() -> None:
-    """Writes a fresh copy back before the timed run that follows it: left
-    dirty, its hundreds of MB are flushed during that run, and an fsync there
-    (compaction's, VACUUM's) waits for them by chance."""
+    """Writes back what is dirty (a fresh copy, the other side's VACUUM)
+    before a timed run: left dirty, its hundreds of MB are flushed during
+    that run, and an fsync there (compaction's, VACUUM's) waits for them by
+    chance, and for the other tool's writes."""
     os.sync()
 
 
@@ -591,14 +592,15 @@ def bench_main(cfg: Config, tools: Tools, log) -> tuple[list[Row], dict]:
         log(f"load {rep + 1}/{cfg.reps}")
         remove(store)
         remove(db)
-        settle()
 
         def st_load():
+            settle()
             t, kib = peak_rss_kib(tools, tools.st(store, "load", str(w.jsonl)))
             row.stratum.append(t)
             rss["stratum load"].append(kib)
 
         def sq_load():
+            settle()
             t, kib = peak_rss_kib(tools, tools.sq(db), stdin=w.sql)
             row.sqlite.append(t)
             rss["sqlite3 load"].append(kib)
@@ -689,6 +691,7 @@ def bench_main(cfg: Config, tools: Tools, log) -> tuple[list[Row], dict]:
         copy_db(db, sq_work)
 
         def st_side():
+            settle()
             apply_row.stratum.append(run(tools.st(st_work, "apply", str(apply_file)))[0])
             pre_compact["stratum"] = dir_bytes(st_work)
             t, kib = peak_rss_kib(tools, tools.st(st_work, "compact", "--full"))
@@ -696,6 +699,7 @@ def bench_main(cfg: Config, tools: Tools, log) -> tuple[list[Row], dict]:
             rss["stratum compact"].append(kib)
 
         def sq_side():
+            settle()
             apply_row.sqlite.append(run(tools.sq(sq_work), stdin=update_sql)[0])
             pre_compact["sqlite3"] = db_bytes(sq_work)
             t, kib = peak_rss_kib(tools, tools.sq(sq_work, "VACUUM"))
@@ -807,6 +811,7 @@ def bench_garbage(cfg: Config, tools: Tools, log, store: Path, db: Path) -> list
             c = lambda: p.incremental.append(  # noqa: E731
                 timed_wchar(tools.sq(sq_i, "PRAGMA incremental_vacuum")))
             for f in (a, b, c) if rep % 2 == 0 else (c, b, a):
+                settle()
                 f()
         points.append(p)
     for path in (st_w, sq_w, sq_i, base_inc):
@@ -1368,7 +1373,9 @@ def render(cfg: Config, rows: list[Row], extra: dict, points: list[ScalePoint],
         f"apply + compact and dump, of {max(cfg.reps, 5)} for verify; of one invocation per "
         f"id for `get` and "
         f"`add-input`. Ratio = stratum / sqlite3 (lower is better for stratum). "
-        f"Warm cache: OS caches are not dropped between runs.\n"
+        f"Warm cache: OS caches are not dropped between runs, but dirty pages are "
+        f"written back (`sync`) before each load, `apply` and compaction of either tool, "
+        f"so neither pays for the writeback of the other's writes or of a fresh copy.\n"
     )
     out.append(results_table(rows))
     out.append("")
