@@ -29,8 +29,16 @@ pub(crate) struct Reads<'a> {
 impl<'a> Reads<'a> {
     /// Materializes a resolved document: one positioned read per record.
     pub fn materialize(&self, view: &DocView) -> Result<Document> {
-        let rec = self.read_doc_record(&view.doc)?;
-        self.materialize_from(view, rec)
+        let mut entries = vec![&view.doc];
+        for (input, output) in view.nodes.values() {
+            entries.push(input);
+            entries.extend(output.as_ref().filter(|o| o.offset != input.offset));
+        }
+        entries.extend(view.metas.values());
+        self.sealed.with_span(&entries, || {
+            let rec = self.read_doc_record(&view.doc)?;
+            self.materialize_from(view, rec)
+        })
     }
 
     /// A document from its view and its own record, already read.

@@ -96,6 +96,26 @@ struct LastLookup {
 /// answer: memory stays one small document's, whatever the largest.
 const LAST_LOOKUP_MAX: usize = 4096;
 
+/// The most bytes [`SealedSet::with_span`] reads at once: memory stays a
+/// small document's, and a larger one is read record by record.
+const SPAN_MAX: u64 = 256 * 1024;
+
+/// Bytes of member `seg` from `base`, holding one document's records.
+struct Span {
+    seg: u64,
+    base: u64,
+    buf: Vec<u8>,
+}
+
+impl Span {
+    /// The bytes of the record `e` points at, when it lies in the span.
+    fn record(&self, seg: u64, e: &Entry) -> Option<&[u8]> {
+        let from = usize::try_from(e.offset.checked_sub(self.base)?).ok()?;
+        (seg == self.seg && e.seg == seg).then_some(())?;
+        self.buf.get(from..from.checked_add(e.len as usize)?)
+    }
+}
+
 /// The store's sealed segments and the manifest that lists them.
 pub(crate) struct SealedSet {
     /// Sorted by number: lookups binary-search it.
@@ -108,6 +128,8 @@ pub(crate) struct SealedSet {
     stale: StaleIndexes,
     /// Read-ahead windows, during whole-store passes only.
     readahead: RefCell<Option<ReadAhead>>,
+    /// One document's records, read at once ([`SealedSet::with_span`]).
+    span: RefCell<Option<Span>>,
     /// The last [`SealedSet::entries_of`] answer, while the members and
     /// the stale epoch it was found under stand: a batch's operations on
     /// one document each look it up.
@@ -131,6 +153,7 @@ impl SealedSet {
             manifest,
             stale: StaleIndexes::default(),
             readahead: RefCell::new(None),
+            span: RefCell::new(None),
             last_lookup: RefCell::new(None),
             opts,
             mode,
@@ -447,6 +470,15 @@ impl SealedSet {
         e: &Entry,
         f: impl FnOnce(RecordHeader, &[u8]) -> Result<T>,
     ) -> Result<Result<T>> {
+        if let Some(b) = self
+            .span
+            .borrow()
+            .as_ref()
+            .and_then(|sp| sp.record(s.number, e))
+        {
+            let (h, payload) = segment::check_record_in(b, &s.path, e)?;
+            return Ok(f(h, payload));
+        }
         let mut ra = self.readahead.borrow_mut();
         if let Some(ra) = ra.as_mut() {
             let buf = ra.read(s.file()?, s.number, s.len, e).io("read", &s.path)?;
@@ -492,6 +524,54 @@ impl SealedSet {
             }
         };
         f(raw)
+    }
+
+    /// Runs `f` with the records `entries` point at read in one positioned
+    /// read, when they lie in one member close together (a document
+    /// written at once, as `load` and compaction write one) and come to at
+    /// most [`SPAN_MAX`] bytes; otherwise, and in a whole-store pass (which
+    /// reads ahead anyway), `f` reads them one by one. Each record is still
+    /// checked on its own, so a damaged or stale one fails as it would.
+    /// `f`'s reads of other records are unaffected.
+    pub fn with_span<T>(&self, entries: &[&Entry], f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let span = if self.readahead.borrow().is_some() {
+            None
+        } else {
+            self.read_span(entries)
+        };
+        let outer = self.span.replace(span);
+        let r = f();
+        self.span.replace(outer);
+        r
+    }
+
+    fn read_span(&self, entries: &[&Entry]) -> Option<Span> {
+        let (first, rest) = entries.split_first()?;
+        let s = self.get(first.seg)?;
+        let mut needed = 0u64;
+        let (mut base, mut end) = (u64::MAX, 0u64);
+        for e in entries {
+            let e_end = e.offset.checked_add(u64::from(e.len))?;
+            if e.seg != first.seg || e_end > s.len {
+                return None;
+            }
+            base = base.min(e.offset);
+            end = end.max(e_end);
+            needed += u64::from(e.len);
+        }
+        // A span mostly of other documents' records is not worth reading.
+        if rest.is_empty() || end - base > SPAN_MAX || end - base > 2 * needed {
+            return None;
+        }
+        let mut buf = vec![0u8; usize::try_from(end - base).ok()?];
+        // A failed read is left to the reads of the records themselves,
+        // which report it for the record they were after.
+        s.file().ok()?.read_exact_at(&mut buf, base).ok()?;
+        Some(Span {
+            seg: first.seg,
+            base,
+            buf,
+        })
     }
 
     /// Starts a whole-store pass's read-ahead; returns what to put back

@@ -951,6 +951,56 @@ fn single_document_commands_cost_the_same_at_1000_segments() {
     eprintln!("{}", figures.join("\n"));
 }
 
+/// A document written at once lies end to end in its segment, and `get`
+/// reads all of its records with one positioned read, not one per record
+/// (each is still checked by its own CRC: a flipped byte fails the read).
+#[test]
+fn a_document_written_at_once_is_read_with_one_positioned_read() {
+    run::require("strace", "strace");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("s");
+    {
+        let mut s = Store::open(opts(&dir, 1 << 30)).unwrap();
+        for d in 0..3 {
+            let id = s.create_doc(&doc(&format!("document {d}"), None)).unwrap();
+            for n in 0..10 {
+                s.add_input(id, &j(&format!("[{d}, {n}]")), Some(&j(&format!("{n}"))))
+                    .unwrap();
+            }
+        }
+        s.compact(&mut |_| {}).unwrap();
+    }
+    let record_reads = |args: &[&str]| {
+        let text = run::strace_log(&["-y", "-e", "trace=pread64"], &dir, args);
+        // Reads of a segment's records: not of its header at byte 0.
+        text.lines()
+            .filter(|l| l.contains(".seg>") && !l.trim_end().contains(", 0) ="))
+            .count()
+    };
+    assert_eq!(record_reads(&["get", "2"]), 1);
+    let got: serde_json::Value = serde_json::from_str(&ok(&dir, &["get", "2"])).unwrap();
+    let inputs = got["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 10);
+    assert_eq!(inputs[9]["input"], serde_json::json!([1, 9]));
+    assert_eq!(inputs[9]["output"], serde_json::json!(9));
+    // The records are still checked one by one: a byte flipped in the
+    // last node's input fails the read of the document.
+    let seg = names(&dir)
+        .into_iter()
+        .find(|n| n.ends_with(".seg") && n.starts_with("seg_"))
+        .unwrap();
+    let path = dir.join(seg);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(5)
+        .rposition(|w| w == b"[1,9]")
+        .expect("the input's text in the segment");
+    bytes[at + 1] = b'7';
+    std::fs::write(&path, bytes).unwrap();
+    let out = run::run(run::stratum(&dir, &["get", "2"]), None);
+    assert_eq!(out.code, Some(6), "{}", out.err());
+}
+
 /// `dump --id A..B` and `list --id A..B` over a narrow range look their
 /// documents up one by one, as `get` does, instead of reading the store:
 /// on a store of 200 sealed segments they make a small fraction of a full
