@@ -3,9 +3,9 @@
 //!
 //! `main` is the C entry point, not std's: std's start-up reads
 //! `/proc/self/maps` and sets up a guard-page handler for the main thread
-//! (seventeen system calls), about 3% of a `get` process on the benchmark's
-//! machine, and every command here is short-lived and shallow. What of it
-//! this binary relies on is done in `start` instead.
+//! (seventeen system calls): 4-6% of a `get` process on the benchmark's
+//! machine, where every command here is short-lived and shallow. What of
+//! it this binary relies on is done in `start` instead.
 
 // The test harness brings its own `main`.
 #![cfg_attr(not(test), no_main)]
