@@ -383,13 +383,11 @@ def copy_db(src: Path, dst: Path) -> None:
         side = src.with_name(src.name + suffix)
         if side.exists():
             shutil.copyfile(side, dst.with_name(dst.name + suffix))
-    settle()
 
 
 def copy_store(src: Path, dst: Path) -> None:
     remove(dst)
     shutil.copytree(src, dst)
-    settle()
 
 
 def settle() -> None:

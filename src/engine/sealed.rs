@@ -110,8 +110,10 @@ struct Span {
 impl Span {
     /// The bytes of the record `e` points at, when it lies in the span.
     fn record(&self, seg: u64, e: &Entry) -> Option<&[u8]> {
+        if seg != self.seg {
+            return None;
+        }
         let from = usize::try_from(e.offset.checked_sub(self.base)?).ok()?;
-        (seg == self.seg && e.seg == seg).then_some(())?;
         self.buf.get(from..from.checked_add(e.len as usize)?)
     }
 }

@@ -6,6 +6,7 @@
 //! is in the test's comment.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use crate::util::{TestStore, require};
 use crate::verify_bounds::peak_rss_kib;
@@ -165,6 +166,25 @@ fn apply_of_many_set_outputs_holds_about_their_entries() {
     }
 }
 
+/// Loads `n` documents of one input each (`i` as input and output), their
+/// bodies `body(i)`, from a file beside the store: the peak RSS in KiB and
+/// the exit code. The lines are streamed to the file, so the test holds
+/// none of them while the load runs.
+fn load_from_file(s: &TestStore, n: usize, body: impl Fn(usize) -> String) -> (u64, i32) {
+    let file = s.tmp().join("docs.jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    for i in 0..n {
+        let body = body(i);
+        writeln!(
+            out,
+            r#"{{"body":"{body}","inputs":[{{"input":{i},"output":{i}}}]}}"#
+        )
+        .unwrap();
+    }
+    out.flush().unwrap();
+    peak_rss_kib(s, &["-q", "load", file.to_str().unwrap()])
+}
+
 /// Small documents in one `load`: a record of about 60 bytes each, so a
 /// segment of the default size would hold over two million index entries.
 const SMALL_DOCS: usize = 1_000_000;
@@ -177,18 +197,7 @@ const SMALL_BOUND_KIB: u64 = 64 * 1024;
 #[test]
 fn load_of_many_small_documents_holds_a_bounded_number_of_entries() {
     let s = TestStore::new();
-    let mut lines = String::with_capacity(SMALL_DOCS * 64);
-    for i in 0..SMALL_DOCS {
-        writeln!(
-            lines,
-            r#"{{"body":"b{i}","inputs":[{{"input":{i},"output":{i}}}]}}"#
-        )
-        .unwrap();
-    }
-    let file = s.tmp().join("small.jsonl");
-    std::fs::write(&file, &lines).unwrap();
-    drop(lines);
-    let (kib, code) = peak_rss_kib(&s, &["-q", "load", file.to_str().unwrap()]);
+    let (kib, code) = load_from_file(&s, SMALL_DOCS, |i| format!("b{i}"));
     assert_eq!(code, 0, "load of {SMALL_DOCS} small documents");
     assert!(
         kib <= SMALL_BOUND_KIB,
@@ -220,18 +229,7 @@ const LARGE_BOUND_KIB: u64 = 48 * 1024;
 fn load_of_large_documents_holds_a_few_of_them() {
     let s = TestStore::new();
     let body = "x".repeat(4 << 20);
-    let mut lines = String::with_capacity(LARGE_DOCS * (body.len() + 64));
-    for i in 0..LARGE_DOCS {
-        writeln!(
-            lines,
-            r#"{{"body":"{body}","inputs":[{{"input":{i},"output":{i}}}]}}"#
-        )
-        .unwrap();
-    }
-    let file = s.tmp().join("large.jsonl");
-    std::fs::write(&file, &lines).unwrap();
-    drop(lines);
-    let (kib, code) = peak_rss_kib(&s, &["-q", "load", file.to_str().unwrap()]);
+    let (kib, code) = load_from_file(&s, LARGE_DOCS, |_| body.clone());
     assert_eq!(code, 0, "load of {LARGE_DOCS} large documents");
     assert!(
         kib <= LARGE_BOUND_KIB,
